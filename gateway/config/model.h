@@ -1,0 +1,102 @@
+#pragma once
+// The validated, immutable configuration. Built once by config/loader from YAML; the hot path
+// reads these plain structs (and what proxy/router compiles from them), never YAML.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gw::config {
+
+using Duration = std::chrono::milliseconds;
+
+// Where a value came from, so later checks (router, plugins) can report FILE:LINE:COL too.
+struct Location {
+  std::string file;
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+};
+
+struct Diagnostic {
+  Location where;
+  std::string message;
+  std::string format() const;  // "FILE:LINE:COL: message"
+};
+
+struct ListenerConfig {
+  std::string address = "0.0.0.0";
+  uint16_t port = 0;
+  Location where;
+};
+
+struct BackendConfig {
+  std::string host;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+  Location where;
+};
+
+struct PoolConfig {
+  uint32_t max_idle_per_backend = 64;  // per worker
+  Duration idle_timeout = std::chrono::seconds(60);
+};
+
+struct UpstreamTimeouts {
+  Duration connect = std::chrono::seconds(5);
+  Duration read = std::chrono::seconds(60);  // waiting for any byte of the response
+  Duration send = std::chrono::seconds(60);  // a blocked write to the backend
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<BackendConfig> backends;
+  PoolConfig pool;
+  UpstreamTimeouts timeouts;
+  Location where;
+};
+
+struct Limits {
+  std::size_t request_line_bytes = 8 * 1024;  // over -> 414
+  std::size_t header_bytes = 32 * 1024;       // request line + headers; over -> 431
+  std::size_t header_count = 100;             // over -> 431
+  std::size_t body_bytes = 1024 * 1024;       // over -> 413
+  Duration client_header_timeout = std::chrono::seconds(10);
+  Duration client_body_timeout = std::chrono::seconds(30);
+  Duration idle_timeout = std::chrono::seconds(60);
+};
+
+enum class PathMatch : uint8_t { Prefix, Exact };
+
+struct RouteMatch {
+  PathMatch kind = PathMatch::Prefix;
+  std::string path = "/";
+  std::optional<std::string> host;   // lower-case, no port; "*.example.com" matches subdomains
+  std::vector<std::string> methods;  // upper-case; empty = any method
+};
+
+struct RouteConfig {
+  std::string name;
+  RouteMatch match;
+  std::size_t upstream = 0;  // index into Config::upstreams
+  std::string strip_prefix;  // removed from the path before forwarding; empty = none
+  bool preserve_host = true;  // false: send Host = the backend's host:port
+  // Effective values: the route's own, else the upstream's / the global limits.
+  std::size_t body_bytes = 0;
+  UpstreamTimeouts timeouts;
+  Location where;
+};
+
+struct Config {
+  std::string source;  // file name, for messages
+  unsigned workers = 1;
+  std::vector<ListenerConfig> listeners;
+  std::vector<UpstreamConfig> upstreams;
+  std::vector<RouteConfig> routes;
+  Limits limits;
+  Duration drain_timeout = std::chrono::seconds(30);
+};
+
+}  // namespace gw::config

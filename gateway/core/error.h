@@ -1,0 +1,83 @@
+#pragma once
+// Typed operational errors. An Error says what went wrong (code), on which side (source) and
+// whether repeating the exchange could help (retryable). proxy/local_reply is the one place an
+// Error becomes an HTTP status and a JSON body; nothing else formats error responses.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace gw::core {
+
+// One line per code: enumerator, HTTP status, machine code on the wire.
+#define GW_ERROR_CODES(X)                                           \
+  X(BadRequest, 400, "BAD_REQUEST")                                 \
+  X(MissingHost, 400, "MISSING_HOST")                               \
+  X(InvalidPath, 400, "INVALID_PATH")                               \
+  X(RequestTimeout, 408, "REQUEST_TIMEOUT")                         \
+  X(PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE")                      \
+  X(UriTooLong, 414, "URI_TOO_LONG")                                \
+  X(HeadersTooLarge, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE")        \
+  X(MethodNotAllowed, 405, "METHOD_NOT_ALLOWED")                    \
+  X(RouteNotFound, 404, "ROUTE_NOT_FOUND")                          \
+  X(ExpectationFailed, 417, "EXPECTATION_FAILED")                   \
+  X(NotImplemented, 501, "NOT_IMPLEMENTED")                         \
+  X(UpstreamUnavailable, 502, "UPSTREAM_UNAVAILABLE")               \
+  X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT")        \
+  X(UpstreamTimeout, 504, "UPSTREAM_TIMEOUT")                       \
+  X(UpstreamReset, 502, "UPSTREAM_RESET")                           \
+  X(UpstreamProtocol, 502, "UPSTREAM_PROTOCOL_ERROR")               \
+  X(ServiceUnavailable, 503, "SERVICE_UNAVAILABLE")                 \
+  X(Internal, 500, "INTERNAL_ERROR")
+
+enum class ErrorCode : uint8_t {
+#define GW_ERROR_ENUM(name, status, wire) name,
+  GW_ERROR_CODES(GW_ERROR_ENUM)
+#undef GW_ERROR_ENUM
+};
+
+enum class ErrorSource : uint8_t { Downstream, Upstream, Internal };
+
+struct Error {
+  ErrorCode code = ErrorCode::Internal;
+  ErrorSource source = ErrorSource::Internal;
+  bool retryable = false;
+  std::string message;
+
+  static Error downstream(ErrorCode code, std::string message) {
+    return {code, ErrorSource::Downstream, false, std::move(message)};
+  }
+  static Error upstream(ErrorCode code, std::string message, bool retryable = false) {
+    return {code, ErrorSource::Upstream, retryable, std::move(message)};
+  }
+  static Error internal(std::string message) {
+    return {ErrorCode::Internal, ErrorSource::Internal, false, std::move(message)};
+  }
+};
+
+int httpStatus(ErrorCode code);
+std::string_view wireCode(ErrorCode code);
+
+// A value or an Error; the data plane returns these instead of throwing.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
+  Result(Error error) : v_(std::move(error)) {}      // NOLINT
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() { return std::get<0>(v_); }
+  const T& value() const { return std::get<0>(v_); }
+  T& operator*() { return value(); }
+  const T& operator*() const { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  const Error& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+}  // namespace gw::core

@@ -1,0 +1,120 @@
+#include "gateway/core/out_queue.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+namespace gw::core {
+
+namespace {
+constexpr std::size_t kMaxIov = 64;
+}
+
+void OutQueue::append(std::string_view bytes) {
+  if (bytes.empty()) return;
+  std::memcpy(appendRaw(bytes.size()), bytes.data(), bytes.size());
+}
+
+char* OutQueue::appendRaw(std::size_t n) {
+  std::size_t offset = owned_.size();
+  owned_.resize(offset + n);
+  pending_ += n;
+  if (segments_.size() > first_) {
+    Segment& last = segments_.back();
+    if (last.data == nullptr && last.offset + last.length == offset) {
+      last.length += static_cast<uint32_t>(n);
+      return owned_.data() + offset;
+    }
+  }
+  segments_.push_back({nullptr, static_cast<uint32_t>(offset), static_cast<uint32_t>(n)});
+  return owned_.data() + offset;
+}
+
+void OutQueue::borrow(const char* data, std::size_t n) {
+  if (n == 0) return;
+  segments_.push_back({data, 0, static_cast<uint32_t>(n)});
+  pending_ += n;
+}
+
+OutQueue::WriteStatus OutQueue::flush(int fd) {
+  while (pending_ > 0) {
+    iovec iov[kMaxIov];
+    std::size_t count = 0;
+    for (std::size_t i = first_; i < segments_.size() && count < kMaxIov; ++i, ++count) {
+      const Segment& s = segments_[i];
+      iov[count].iov_base = const_cast<char*>(s.data ? s.data : owned_.data() + s.offset);
+      iov[count].iov_len = s.length;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    ssize_t written = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return WriteStatus::Blocked;
+      return WriteStatus::Failed;
+    }
+    advance(static_cast<std::size_t>(written));
+    if (count == kMaxIov) continue;  // more segments than one call could carry
+    if (pending_ > 0) return WriteStatus::Blocked;  // short write: the socket buffer is full
+  }
+  return WriteStatus::Drained;
+}
+
+void OutQueue::advance(std::size_t written) {
+  pending_ -= written;
+  while (written > 0) {
+    Segment& s = segments_[first_];
+    if (written < s.length) {
+      if (s.data) {
+        s.data += written;
+      } else {
+        s.offset += static_cast<uint32_t>(written);
+      }
+      s.length -= static_cast<uint32_t>(written);
+      return;
+    }
+    written -= s.length;
+    ++first_;
+  }
+  if (pending_ == 0) {
+    segments_.clear();
+    owned_.clear();
+    first_ = 0;
+  }
+}
+
+void OutQueue::retainBorrowed() {
+  bool anyBorrowed = false;
+  for (std::size_t i = first_; i < segments_.size(); ++i) anyBorrowed |= segments_[i].data != nullptr;
+  if (!anyBorrowed) return;
+  // Rebuild as a single owned segment, preserving order.
+  std::string merged;
+  merged.reserve(pending_);
+  for (std::size_t i = first_; i < segments_.size(); ++i) {
+    const Segment& s = segments_[i];
+    merged.append(s.data ? s.data : owned_.data() + s.offset, s.length);
+  }
+  owned_ = std::move(merged);
+  segments_.clear();
+  first_ = 0;
+  segments_.push_back({nullptr, 0, static_cast<uint32_t>(owned_.size())});
+}
+
+void OutQueue::clear() {
+  segments_.clear();
+  owned_.clear();
+  first_ = 0;
+  pending_ = 0;
+}
+
+void OutQueue::shrink() {
+  if (pending_ != 0) return;
+  std::vector<Segment>().swap(segments_);
+  std::string().swap(owned_);
+  first_ = 0;
+}
+
+}  // namespace gw::core

@@ -1,0 +1,54 @@
+#pragma once
+// Bytes waiting to be written to one socket. Owned bytes (heads we build) are copied in; borrowed
+// bytes (body spans still sitting in the other side's input buffer) are referenced, so the common
+// case writes straight from where the bytes already are with one sendmsg. Whatever a write leaves
+// behind must be retained (copied) before the lender reuses its buffer: that copy only happens
+// when the peer is slow, and its size is what backpressure watches.
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gw::core {
+
+class OutQueue {
+ public:
+  enum class WriteStatus : uint8_t { Drained, Blocked, Failed };
+
+  void append(std::string_view bytes);
+  // Reserves n owned bytes at the tail and returns where to write them.
+  char* appendRaw(std::size_t n);
+  // References bytes owned by someone else; valid until retainBorrowed().
+  void borrow(const char* data, std::size_t n);
+
+  std::size_t pending() const { return pending_; }
+  bool empty() const { return pending_ == 0; }
+
+  // Writes as much as the socket takes. Failed leaves errno set.
+  WriteStatus flush(int fd);
+  // Copies unsent borrowed bytes into owned storage.
+  void retainBorrowed();
+  // Drops everything queued (connection is being closed or the exchange abandoned).
+  void clear();
+  // Gives memory back when idle.
+  void shrink();
+
+ private:
+  struct Segment {
+    const char* data;    // borrowed bytes, or nullptr for owned
+    uint32_t offset;     // into owned_ when data == nullptr
+    uint32_t length;
+  };
+  void advance(std::size_t written);
+
+  std::vector<Segment> segments_;
+  std::size_t first_ = 0;  // index of the first unsent segment
+  std::string owned_;
+  std::size_t pending_ = 0;
+};
+
+}  // namespace gw::core

@@ -1,0 +1,150 @@
+#include "gateway/core/worker.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "gateway/core/log.h"
+#include "gateway/proxy/connection.h"
+#include "gateway/proxy/router.h"
+
+namespace gw::core {
+
+namespace {
+// Accepts per readiness event, so one busy listener cannot starve the loop.
+constexpr int kAcceptBatch = 64;
+}  // namespace
+
+Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot)
+    : index_(index),
+      snapshot_(std::move(snapshot)),
+      graveyard_(reactor_.base()),
+      timeouts_(reactor_.base()) {
+  const config::Limits& limits = snapshot_->config.limits;
+  headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
+  headerTimeout_ = timeouts_.get(limits.client_header_timeout);
+  bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
+  idleTimeout_ = timeouts_.get(limits.idle_timeout);
+
+  for (const auto& address : snapshot_->listenerAddresses) {
+    auto fd = net::listenReusePort(address, listenError_);
+    if (!fd) break;
+    acceptEvents_.emplace_back(
+        event_new(base(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, this));
+    event_add(acceptEvents_.back().get(), nullptr);
+    listenFds_.push_back(std::move(*fd));
+  }
+  const auto& upstreams = snapshot_->config.upstreams;
+  for (std::size_t i = 0; i < upstreams.size(); ++i) {
+    clusters_.push_back(std::make_unique<upstream::Cluster>(upstreams[i], snapshot_->backendAddresses[i],
+                                                            base(), graveyard_, timeouts_, headLimits_));
+  }
+  for (const auto& route : snapshot_->config.routes) {
+    routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),
+                              timeouts_.get(route.timeouts.send)});
+  }
+  std::random_device random;
+  idPrefix_ = (random() & 0xffffff00u) | (index_ & 0xffu);
+}
+
+Worker::~Worker() {
+  reactor_.join();
+  stopNow();
+}
+
+bool Worker::listening(std::string& error) const {
+  error = listenError_;
+  return listenError_.empty();
+}
+
+void Worker::start() { reactor_.start(); }
+
+void Worker::drainAsync(std::function<void()> onDone) {
+  reactor_.post([this, onDone = std::move(onDone)]() mutable {
+    onDrained_ = std::move(onDone);
+    beginDrain();
+  });
+}
+
+void Worker::stopAsync() {
+  reactor_.post([this] {
+    stopNow();
+    reactor_.stop();
+  });
+}
+
+int64_t Worker::nowMs() const {
+  timeval now;
+  event_base_gettimeofday_cached(base(), &now);
+  return int64_t(now.tv_sec) * 1000 + now.tv_usec / 1000;
+}
+
+std::string Worker::formatRequestId(uint64_t seq) const {
+  char text[32];
+  int n = std::snprintf(text, sizeof text, "%08x%08llx", idPrefix_, static_cast<unsigned long long>(seq));
+  return {text, static_cast<std::size_t>(n)};
+}
+
+void Worker::onAccept(evutil_socket_t fd, short, void* arg) { static_cast<Worker*>(arg)->acceptAll(fd); }
+
+void Worker::acceptAll(int listenFd) {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    sockaddr_storage peer;
+    socklen_t length = sizeof peer;
+    int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        log::error("accept failed: out of file descriptors", {{"error", std::strerror(errno)}});
+      }
+      return;
+    }
+    net::setNoDelay(fd);
+    auto connection = std::make_unique<proxy::Connection>(*this, net::Fd(fd),
+                                                          reinterpret_cast<const sockaddr*>(&peer));
+    proxy::Connection& ref = *connection;
+    connections_.push_front(std::move(connection));
+    ref.registration = connections_.begin();
+    ref.start();
+  }
+}
+
+void Worker::connectionClosed(proxy::Connection& connection) {
+  std::unique_ptr<proxy::Connection> owned = std::move(*connection.registration);
+  connections_.erase(connection.registration);
+  graveyard_.bury(std::move(owned));
+  if (draining_) checkDrained();
+}
+
+void Worker::beginDrain() {
+  draining_ = true;
+  acceptEvents_.clear();
+  listenFds_.clear();
+  std::vector<proxy::Connection*> open;
+  for (auto& connection : connections_) open.push_back(connection.get());
+  for (proxy::Connection* connection : open) connection->drain();
+  for (auto& cluster : clusters_) cluster->closeAllIdle();
+  checkDrained();
+}
+
+void Worker::checkDrained() {
+  if (!connections_.empty() || !onDrained_) return;
+  for (auto& cluster : clusters_) cluster->closeAllIdle();
+  auto done = std::move(onDrained_);
+  onDrained_ = nullptr;
+  reactor_.stop();
+  done();
+}
+
+void Worker::stopNow() {
+  acceptEvents_.clear();
+  listenFds_.clear();
+  while (!connections_.empty()) connections_.front()->close();
+  for (auto& cluster : clusters_) cluster->closeAllIdle();
+  graveyard_.reap();
+}
+
+}  // namespace gw::core

@@ -1,0 +1,98 @@
+#pragma once
+// A worker thread: one event loop and everything reached from it — its listening sockets
+// (SO_REUSEPORT, one per listener), client connections, upstream clusters with their pools, and
+// scratch space reused by every request. Other threads talk to it only through post().
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/config/snapshot.h"
+#include "gateway/core/graveyard.h"
+#include "gateway/core/libevent_ptr.h"
+#include "gateway/core/reactor.h"
+#include "gateway/core/timeouts.h"
+#include "gateway/http/parser.h"
+#include "gateway/net/socket.h"
+#include "gateway/upstream/cluster.h"
+
+namespace gw::proxy {
+class Connection;
+class Router;
+}  // namespace gw::proxy
+
+namespace gw::core {
+
+class Worker {
+ public:
+  // Opens the worker's listening sockets (errors reported, nothing started).
+  Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  bool listening(std::string& error) const;
+  void start();
+  void join() { reactor_.join(); }
+  // From any thread: stop accepting, close idle connections, finish the rest, then stop.
+  void drainAsync(std::function<void()> onDone);
+  // From any thread: close everything now and stop.
+  void stopAsync();
+
+  // For the connections of this worker (its thread only).
+  event_base* base() const { return reactor_.base(); }
+  Graveyard& graveyard() { return graveyard_; }
+  TimeoutCache& timeouts() { return timeouts_; }
+  const config::Config& config() const { return snapshot_->config; }
+  const proxy::Router& router() const { return *snapshot_->router; }
+  upstream::Cluster& cluster(std::size_t upstreamIndex) { return *clusters_[upstreamIndex]; }
+  const upstream::Timeouts& routeTimeouts(std::size_t routeIndex) const { return routeTimeouts_[routeIndex]; }
+  const http::HeadLimits& headLimits() const { return headLimits_; }
+  const timeval* headerTimeout() const { return headerTimeout_; }
+  const timeval* bodyTimeout() const { return bodyTimeout_; }
+  const timeval* idleTimeout() const { return idleTimeout_; }
+  int64_t nowMs() const;
+  uint64_t nextRequestSeq() { return ++requestSeq_; }
+  std::string formatRequestId(uint64_t seq) const;
+  void connectionClosed(proxy::Connection& connection);
+
+  // Per-request scratch strings, reused so the hot path does not allocate.
+  struct Scratch {
+    std::string host;
+    std::string path;
+    std::string rewritten;
+  };
+  Scratch& scratch() { return scratch_; }
+
+ private:
+  static void onAccept(evutil_socket_t fd, short what, void* arg);
+  void acceptAll(int listenFd);
+  void beginDrain();
+  void checkDrained();
+  void stopNow();
+
+  unsigned index_;
+  std::shared_ptr<const config::Snapshot> snapshot_;
+  Reactor reactor_;
+  Graveyard graveyard_;
+  TimeoutCache timeouts_;
+  http::HeadLimits headLimits_;
+  const timeval* headerTimeout_;
+  const timeval* bodyTimeout_;
+  const timeval* idleTimeout_;
+  std::vector<net::Fd> listenFds_;
+  std::vector<EventPtr> acceptEvents_;
+  std::string listenError_;
+  std::vector<std::unique_ptr<upstream::Cluster>> clusters_;
+  std::vector<upstream::Timeouts> routeTimeouts_;
+  std::list<std::unique_ptr<proxy::Connection>> connections_;
+  Scratch scratch_;
+  uint64_t requestSeq_ = 0;
+  uint32_t idPrefix_;
+  bool draining_ = false;
+  std::function<void()> onDrained_;
+};
+
+}  // namespace gw::core

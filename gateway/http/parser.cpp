@@ -1,0 +1,147 @@
+#include "gateway/http/parser.h"
+
+namespace gw::http {
+
+namespace {
+Parser& self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
+}  // namespace
+
+Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits)
+    : handler_(handler), limits_(limits) {
+  llhttp_init(&parser_, type, settings());
+  parser_.data = this;
+}
+
+const llhttp_settings_t* Parser::settings() {
+  static const llhttp_settings_t kSettings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_message_begin = &Parser::onMessageBegin;
+    s.on_url = &Parser::onUrl;
+    s.on_status = &Parser::onStatus;
+    s.on_header_field = &Parser::onHeaderField;
+    s.on_header_value = &Parser::onHeaderValue;
+    s.on_header_value_complete = &Parser::onHeaderValueComplete;
+    s.on_headers_complete = &Parser::onHeadersCompleteCb;
+    s.on_body = &Parser::onBodyCb;
+    s.on_chunk_header = &Parser::onChunkHeaderCb;
+    s.on_chunk_complete = &Parser::onChunkCompleteCb;
+    s.on_message_complete = &Parser::onMessageCompleteCb;
+    return s;
+  }();
+  return &kSettings;
+}
+
+Parser::Outcome Parser::execute(const char* base, const char* data, std::size_t length) {
+  base_ = base;
+  if (!inHead_) headStart_ = static_cast<std::size_t>(data - base);
+  llhttp_errno_t err = llhttp_execute(&parser_, data, length);
+  if (err == HPE_OK) return {err, length};
+  const char* stop = llhttp_get_error_pos(&parser_);
+  std::size_t consumed = stop ? static_cast<std::size_t>(stop - data) : 0;
+  return {err, consumed};
+}
+
+void Parser::resume() {
+  if (parser_.error == HPE_PAUSED_UPGRADE) {
+    llhttp_resume_after_upgrade(&parser_);
+  } else {
+    llhttp_resume(&parser_);
+  }
+}
+
+llhttp_errno_t Parser::finish() { return llhttp_finish(&parser_); }
+
+void Parser::reset() {
+  llhttp_reset(&parser_);
+  inHead_ = false;
+  violation_ = HeadViolation::None;
+}
+
+void Parser::shrink() { std::vector<Field>().swap(fields_); }
+
+void Parser::extend(Span& span, const char* at, std::size_t length) {
+  if (span.length == 0) span.offset = static_cast<uint32_t>(at - base_);
+  span.length += static_cast<uint32_t>(length);
+}
+
+int Parser::violate(HeadViolation v) {
+  violation_ = v;
+  return HPE_USER;
+}
+
+int Parser::checkHeadSize(const char* at, std::size_t length) {
+  headBytes_ = static_cast<std::size_t>(at + length - base_) - headStart_;
+  if (headBytes_ > limits_.headerBytes) return violate(HeadViolation::HeadersTooLarge);
+  return 0;
+}
+
+int Parser::onMessageBegin(llhttp_t* p) {
+  Parser& s = self(p);
+  s.inHead_ = true;
+  s.inValue_ = false;
+  s.target_ = {};
+  s.status_ = {};
+  s.fields_.clear();
+  s.headBytes_ = 0;
+  return 0;
+}
+
+int Parser::onUrl(llhttp_t* p, const char* at, std::size_t length) {
+  Parser& s = self(p);
+  s.extend(s.target_, at, length);
+  if (s.target_.length + 16 > s.limits_.requestLineBytes) {
+    return s.violate(HeadViolation::RequestLineTooLong);
+  }
+  return 0;
+}
+
+int Parser::onStatus(llhttp_t* p, const char* at, std::size_t length) {
+  Parser& s = self(p);
+  s.extend(s.status_, at, length);
+  return s.checkHeadSize(at, length);
+}
+
+int Parser::onHeaderField(llhttp_t* p, const char* at, std::size_t length) {
+  Parser& s = self(p);
+  if (s.inValue_ || s.fields_.empty()) {
+    if (s.fields_.size() >= s.limits_.headerCount) return s.violate(HeadViolation::TooManyHeaders);
+    s.fields_.emplace_back();
+    s.inValue_ = false;
+  }
+  s.extend(s.fields_.back().name, at, length);
+  return s.checkHeadSize(at, length);
+}
+
+int Parser::onHeaderValue(llhttp_t* p, const char* at, std::size_t length) {
+  Parser& s = self(p);
+  s.inValue_ = true;
+  s.extend(s.fields_.back().value, at, length);
+  return s.checkHeadSize(at, length);
+}
+
+int Parser::onHeaderValueComplete(llhttp_t* p) {
+  // An empty value never triggers on_header_value; the next name still starts a new field.
+  self(p).inValue_ = true;
+  return 0;
+}
+
+int Parser::onHeadersCompleteCb(llhttp_t* p) {
+  Parser& s = self(p);
+  s.inHead_ = false;
+  return s.handler_->onHeadersComplete();
+}
+
+int Parser::onBodyCb(llhttp_t* p, const char* at, std::size_t length) {
+  return self(p).handler_->onBody(at, length);
+}
+
+int Parser::onChunkHeaderCb(llhttp_t* p) {
+  return self(p).handler_->onChunkHeader(p->content_length);
+}
+
+int Parser::onChunkCompleteCb(llhttp_t* p) { return self(p).handler_->onChunkComplete(); }
+
+int Parser::onMessageCompleteCb(llhttp_t* p) { return self(p).handler_->onMessageComplete(); }
+
+}  // namespace gw::http

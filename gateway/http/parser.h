@@ -1,0 +1,129 @@
+#pragma once
+// The only wrapper around llhttp (compiled in strict mode; no lenient flags are ever set).
+// It records where the start line and header fields lie in the caller's input buffer (as offsets,
+// so the buffer may grow while a head is incomplete), enforces the head limits, and hands body
+// bytes and message boundaries to a Handler. Views returned by the accessors are valid only while
+// the caller keeps the head's bytes in place — the proxy uses them during onHeadersComplete.
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace gw::http {
+
+struct HeadLimits {
+  std::size_t requestLineBytes = 8 * 1024;
+  std::size_t headerBytes = 32 * 1024;
+  std::size_t headerCount = 100;
+};
+
+// Why a head was refused beyond llhttp's own verdict.
+enum class HeadViolation : uint8_t { None, RequestLineTooLong, HeadersTooLarge, TooManyHeaders };
+
+class Parser {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    // Return 0 to go on, 1 for "this message has no body" (responses to HEAD), or HPE_PAUSED.
+    virtual int onHeadersComplete() = 0;
+    // Return 0, or HPE_USER to stop with an error the handler recorded.
+    virtual int onBody(const char* data, std::size_t length) = 0;
+    virtual int onChunkHeader(uint64_t /*length*/) { return 0; }
+    virtual int onChunkComplete() { return 0; }
+    // Return 0 or HPE_PAUSED.
+    virtual int onMessageComplete() = 0;
+  };
+
+  struct Outcome {
+    llhttp_errno_t error;
+    std::size_t consumed;  // bytes of the input taken (all of them unless paused or failed)
+  };
+
+  Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits);
+  Parser(const Parser&) = delete;
+  Parser& operator=(const Parser&) = delete;
+
+  // Parses [data, data + length). `base` is the start of the buffer holding data; the head
+  // offsets recorded are relative to it.
+  Outcome execute(const char* base, const char* data, std::size_t length);
+  // Continue after a pause returned by a callback.
+  void resume();
+  // Tells the parser the peer closed: completes close-delimited bodies or reports truncation.
+  llhttp_errno_t finish();
+  void reset();
+
+  // Message metadata, valid from onHeadersComplete on.
+  uint8_t versionMajor() const { return parser_.http_major; }
+  uint8_t versionMinor() const { return parser_.http_minor; }
+  bool keepAlive() const { return llhttp_should_keep_alive(&parser_) != 0; }
+  bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
+  bool hasContentLength() const { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
+  uint64_t contentLength() const { return parser_.content_length; }
+  llhttp_method_t method() const { return static_cast<llhttp_method_t>(parser_.method); }
+  int statusCode() const { return parser_.status_code; }
+  bool upgrade() const { return parser_.upgrade != 0; }
+  // True when the body ends only when the peer closes (responses without length).
+  bool bodyUntilEof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+  HeadViolation violation() const { return violation_; }
+  // A head has begun and is not complete yet: its bytes must stay where they are.
+  bool inHead() const { return inHead_; }
+  const char* reason() const { return llhttp_get_error_reason(&parser_); }
+  // Bytes of the current head seen so far (start line + fields), for limits and diagnostics.
+  std::size_t headBytes() const { return headBytes_; }
+
+  std::string_view target(const char* base) const { return view(base, target_); }
+  std::string_view statusText(const char* base) const { return view(base, status_); }
+  std::size_t fieldCount() const { return fields_.size(); }
+  std::string_view fieldName(const char* base, std::size_t i) const { return view(base, fields_[i].name); }
+  std::string_view fieldValue(const char* base, std::size_t i) const { return view(base, fields_[i].value); }
+  // Drops the per-message field list's memory (idle connections hold none).
+  void shrink();
+  // Response parsers live with a pooled connection; each exchange that leases it takes over.
+  void setHandler(Handler* handler) { handler_ = handler; }
+
+ private:
+  struct Span {
+    uint32_t offset = 0;
+    uint32_t length = 0;
+  };
+  struct Field {
+    Span name;
+    Span value;
+  };
+  static std::string_view view(const char* base, Span s) { return {base + s.offset, s.length}; }
+  void extend(Span& span, const char* at, std::size_t length);
+  int checkHeadSize(const char* at, std::size_t length);
+  int violate(HeadViolation v);
+
+  static int onMessageBegin(llhttp_t* p);
+  static int onUrl(llhttp_t* p, const char* at, std::size_t length);
+  static int onStatus(llhttp_t* p, const char* at, std::size_t length);
+  static int onHeaderField(llhttp_t* p, const char* at, std::size_t length);
+  static int onHeaderValue(llhttp_t* p, const char* at, std::size_t length);
+  static int onHeaderValueComplete(llhttp_t* p);
+  static int onHeadersCompleteCb(llhttp_t* p);
+  static int onBodyCb(llhttp_t* p, const char* at, std::size_t length);
+  static int onChunkHeaderCb(llhttp_t* p);
+  static int onChunkCompleteCb(llhttp_t* p);
+  static int onMessageCompleteCb(llhttp_t* p);
+  static const llhttp_settings_t* settings();
+
+  llhttp_t parser_;
+  Handler* handler_;
+  const HeadLimits& limits_;
+  const char* base_ = nullptr;
+  Span target_;
+  Span status_;
+  std::vector<Field> fields_;
+  bool inValue_ = false;
+  bool inHead_ = false;
+  HeadViolation violation_ = HeadViolation::None;
+  std::size_t headBytes_ = 0;
+  std::size_t headStart_ = 0;  // offset of the first byte of the current head
+};
+
+}  // namespace gw::http

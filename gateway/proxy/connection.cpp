@@ -1,0 +1,775 @@
+#include "gateway/proxy/connection.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "gateway/core/log.h"
+#include "gateway/core/worker.h"
+#include "gateway/http/headers.h"
+#include "gateway/http/path.h"
+#include "gateway/proxy/local_reply.h"
+#include "gateway/proxy/router.h"
+
+namespace gw::proxy {
+
+namespace {
+
+using core::Error;
+using core::ErrorCode;
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+// Pending bytes toward one side above which the other side is no longer read.
+constexpr std::size_t kHighWatermark = 256 * 1024;
+constexpr std::size_t kLowWatermark = 64 * 1024;
+constexpr std::chrono::milliseconds kLinger{2000};
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+void appendField(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
+Error badRequest(std::string message) {
+  return Error::downstream(ErrorCode::BadRequest, std::move(message));
+}
+
+}  // namespace
+
+Connection::Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer)
+    : worker_(worker),
+      fd_(std::move(fd)),
+      readEvent_(event_new(worker.base(), fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable,
+                           this)),
+      parser_(HTTP_REQUEST, this, worker.headLimits()) {
+  std::string ip = net::formatIp(peer);
+  std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
+}
+
+Connection::~Connection() { close(); }
+
+void Connection::start() { event_add(readEvent_.get(), worker_.headerTimeout()); }
+
+void Connection::drain() {
+  draining_ = true;
+  if (stream_) {
+    stream_->forceClose();
+  } else if (out_.empty()) {
+    close();
+  } else {
+    closeAfterFlush_ = true;
+  }
+}
+
+void Connection::close() {
+  if (!fd_.valid()) return;
+  stream_.reset();
+  event_del(readEvent_.get());
+  if (writeEvent_) event_del(writeEvent_.get());
+  fd_.reset();
+  out_.clear();
+  worker_.connectionClosed(*this);
+}
+
+void Connection::onReadable(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  try {
+    self->handleRead(what);
+  } catch (const std::exception& e) {
+    // A programmer error: log loudly, answer 500 if we still can, keep the worker alive.
+    core::log::error("unexpected exception on client connection",
+                     {{"what", e.what()}, {"client", self->clientIp_}});
+    if (self->fd_.valid()) self->reply(Error::internal("internal error"), true);
+  }
+}
+
+void Connection::onWritable(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  try {
+    self->handleWrite(what);
+  } catch (const std::exception& e) {
+    core::log::error("unexpected exception while writing to client",
+                     {{"what", e.what()}, {"client", self->clientIp_}});
+    self->close();
+  }
+}
+
+void Connection::handleRead(short what) {
+  if (what & EV_TIMEOUT) {
+    handleTimeout();
+    return;
+  }
+  if (lingering_) {
+    char sink[4096];
+    ssize_t n = ::recv(fd_.get(), sink, sizeof sink, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close();
+    return;
+  }
+  std::size_t maxInput = worker_.headLimits().headerBytes + kReadChunk;
+  if (!in_.reserve(kReadChunk, maxInput)) {
+    in_.compact();
+    if (!in_.reserve(1, maxInput)) {
+      // Pipelined bytes wait for the response in flight: stop reading until it is done.
+      pauseClientReads();
+      return;
+    }
+  }
+  ssize_t n = ::recv(fd_.get(), in_.writePtr(), in_.writable(), 0);
+  if (n > 0) {
+    in_.commit(static_cast<std::size_t>(n));
+    processInput();
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  // The client went away (or reset): whatever is in flight is abandoned.
+  close();
+}
+
+void Connection::handleTimeout() {
+  if (lingering_) {
+    close();
+  } else if (stream_ && !stream_->requestComplete) {
+    failExchange(Error::downstream(ErrorCode::RequestTimeout, "client body timeout"));
+  } else if (headPending_) {
+    reply(Error::downstream(ErrorCode::RequestTimeout, "client header timeout"), true);
+  } else if (!stream_) {
+    close();  // idle keep-alive connection
+  }
+}
+
+void Connection::processInput() {
+  bool runParser = true;
+  while (runParser && fd_.valid() && !lingering_ && !closeAfterFlush_) {
+    if (stream_ && stream_->requestComplete) break;  // pipelined bytes wait their turn
+    runParser = false;
+    auto outcome = parser_.execute(in_.base(), in_.readPtr(), in_.readable());
+    in_.consume(outcome.consumed);
+    if (outcome.error == HPE_OK) break;
+    if (outcome.error != HPE_PAUSED && outcome.error != HPE_PAUSED_UPGRADE) {
+      rejectRequest(outcome.error);
+      return;
+    }
+    Pause pause = pause_;
+    pause_ = Pause::None;
+    parser_.resume();
+    if (pause == Pause::HeadersComplete) {
+      headPending_ = false;
+      headDeadlineMs_ = 0;
+      startExchange();
+    }
+    // Run again even with nothing buffered: llhttp completes a body-less message only when
+    // executed past its head.
+    runParser = true;
+  }
+  if (!fd_.valid()) return;
+  headPending_ = parser_.inHead();
+  if (stream_) sendUpstream();
+  if (!fd_.valid()) return;
+  if (!headPending_) in_.compact();
+  if (headPending_ && !lingering_) {
+    // Slowloris: the whole head must arrive within client_header_timeout, however it trickles.
+    int64_t now = worker_.nowMs();
+    if (headDeadlineMs_ == 0) headDeadlineMs_ = now + worker_.config().limits.client_header_timeout.count();
+    int64_t left = std::max<int64_t>(headDeadlineMs_ - now, 1);
+    timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>((left % 1000) * 1000)};
+    event_add(readEvent_.get(), &tv);
+  }
+}
+
+int Connection::onHeadersComplete() {
+  pause_ = Pause::HeadersComplete;
+  return HPE_PAUSED;
+}
+
+int Connection::onBody(const char* data, std::size_t length) {
+  if (!stream_) return 0;
+  stream_->requestBodyBytes += length;
+  if (stream_->requestBodyBytes > stream_->route().body_bytes) {
+    bodyTooLarge_ = true;
+    return HPE_USER;
+  }
+  if (auto& lease = stream_->lease()) lease->output().borrow(data, length);
+  return 0;
+}
+
+// The request body is re-chunked from what llhttp decoded: chunk extensions and trailers never
+// reach the backend, only sizes we computed ourselves.
+int Connection::onChunkHeader(uint64_t length) {
+  if (!stream_ || length == 0 || !stream_->lease()) return 0;
+  char line[24];
+  int n = std::snprintf(line, sizeof line, "%llx\r\n", static_cast<unsigned long long>(length));
+  stream_->lease()->output().append({line, static_cast<std::size_t>(n)});
+  requestChunkOpen_ = true;
+  return 0;
+}
+
+int Connection::onChunkComplete() {
+  if (requestChunkOpen_ && stream_ && stream_->lease()) stream_->lease()->output().append("\r\n");
+  requestChunkOpen_ = false;
+  return 0;
+}
+
+int Connection::onMessageComplete() {
+  if (stream_) {
+    if (parser_.chunked()) {
+      if (auto& lease = stream_->lease()) lease->output().append("0\r\n\r\n");
+    }
+    stream_->requestComplete = true;
+  }
+  pause_ = Pause::MessageComplete;
+  return HPE_PAUSED;
+}
+
+void Connection::startExchange() {
+  const char* base = in_.base();
+  uint64_t seq = worker_.nextRequestSeq();
+  lastSeq_ = seq;
+  bool hasBody = parser_.chunked() || parser_.contentLength() > 0;
+  // A refused request whose body is still on the wire cannot keep the connection.
+  auto refuse = [&](const Error& error) { reply(error, hasBody || !parser_.keepAlive()); };
+
+  if (parser_.versionMajor() != 1) {
+    refuse(badRequest("unsupported HTTP version"));
+    return;
+  }
+  llhttp_method_t method = parser_.method();
+  std::string_view methodName = llhttp_method_name(method);
+  if (method == HTTP_CONNECT) {
+    reply(Error::downstream(ErrorCode::NotImplemented, "CONNECT is not supported"), true);
+    return;
+  }
+
+  // First pass: the fields that decide how the request is handled.
+  http::ConnectionTokens tokens;
+  std::string_view host;
+  int hostCount = 0;
+  bool expectContinue = false;
+  for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
+    std::string_view name = parser_.fieldName(base, i);
+    std::string_view value = parser_.fieldValue(base, i);
+    if (!http::isValidFieldValue(value)) {
+      refuse(badRequest("invalid character in header field value"));
+      return;
+    }
+    if (http::iequals(name, "host")) {
+      host = value;
+      ++hostCount;
+    } else if (http::iequals(name, "connection")) {
+      tokens.add(value);
+    } else if (http::iequals(name, "expect")) {
+      if (!http::hasToken(value, "100-continue")) {
+        reply(Error::downstream(ErrorCode::ExpectationFailed, "unsupported expectation"), true);
+        return;
+      }
+      expectContinue = true;
+    }
+  }
+  if (tokens.bad()) {
+    refuse(badRequest("invalid Connection header"));
+    return;
+  }
+
+  std::string_view target = parser_.target(base);
+  if (target.empty() || target.front() != '/') {
+    // absolute-form (RFC 9112 3.2.2): the authority in the target replaces Host.
+    constexpr std::string_view kHttp = "http://";
+    if (target.size() > kHttp.size() && http::iequals(target.substr(0, kHttp.size()), kHttp)) {
+      std::string_view rest = target.substr(kHttp.size());
+      std::size_t slash = rest.find_first_of("/?");
+      host = rest.substr(0, slash);
+      hostCount = 1;
+      target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+      if (target.front() == '?') {
+        refuse(badRequest("request target without a path"));
+        return;
+      }
+    } else {
+      refuse(Error::downstream(ErrorCode::InvalidPath, "unsupported request target form"));
+      return;
+    }
+  }
+  if (hostCount > 1 || (hostCount == 0 && parser_.versionMinor() >= 1)) {
+    refuse(Error::downstream(ErrorCode::MissingHost,
+                             hostCount ? "duplicate Host header" : "missing Host header"));
+    return;
+  }
+  std::string& hostLower = worker_.scratch().host;
+  if (hostCount == 1 && !http::normaliseHost(host, hostLower)) {
+    refuse(badRequest("invalid Host header"));
+    return;
+  }
+  if (hostCount == 0) hostLower.clear();
+
+  http::TargetParts parts = http::splitTarget(target);
+  std::string& path = worker_.scratch().path;
+  switch (http::normalisePath(parts.path, path)) {
+    case http::PathError::None: break;
+    case http::PathError::Invalid:
+      refuse(Error::downstream(ErrorCode::InvalidPath, "invalid request path"));
+      return;
+    case http::PathError::EscapesRoot:
+      refuse(Error::downstream(ErrorCode::InvalidPath, "request path escapes the root"));
+      return;
+  }
+
+  auto match = worker_.router().match(hostLower, path, methodName);
+  if (!match.route) {
+    if (match.miss == RouteMiss::MethodNotAllowed) {
+      refuse(Error::downstream(ErrorCode::MethodNotAllowed, "method not allowed on this route"));
+    } else {
+      refuse(Error::downstream(ErrorCode::RouteNotFound, "no route matches the request"));
+    }
+    return;
+  }
+  const config::RouteConfig& route = *match.route;
+  if (parser_.hasContentLength() && parser_.contentLength() > route.body_bytes) {
+    reply(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"), true);
+    return;
+  }
+
+  ClientView client;
+  client.versionMinor = parser_.versionMinor();
+  client.keepAlive = parser_.keepAlive() && !draining_;
+  client.headRequest = method == HTTP_HEAD;
+  std::size_t routeIndex = static_cast<std::size_t>(&route - worker_.config().routes.data());
+  stream_ = std::make_unique<Stream>(route, worker_.cluster(route.upstream),
+                                     worker_.routeTimeouts(routeIndex), out_, client, seq);
+  stream_->requestHasBody = hasBody;
+  std::string_view forwardedPath = rewritePath(route, path, worker_.scratch().rewritten);
+  buildUpstreamRequest(base, methodName, hostCount ? host : std::string_view(), forwardedPath,
+                       parts, tokens);
+  if (expectContinue && hasBody && client.versionMinor >= 1 && in_.readable() == 0) {
+    // The client waits for our go-ahead; the backend never sees the Expect.
+    out_.append(kContinue);
+    if (!flushClient()) return;
+  }
+  setReadTimeout(hasBody ? worker_.bodyTimeout() : nullptr);
+  connectUpstream();
+}
+
+void Connection::buildUpstreamRequest(const char* base, std::string_view method,
+                                      std::string_view host, std::string_view path,
+                                      const http::TargetParts& parts,
+                                      const http::ConnectionTokens& tokens) {
+  std::string& head = stream_->upstreamHead();
+  head.reserve(512);
+  head += method;
+  head += ' ';
+  head += path;
+  if (parts.has_query) {
+    head += '?';
+    head += parts.query;
+  }
+  head += " HTTP/1.1\r\n";
+  if (stream_->route().preserve_host && !host.empty()) {
+    appendField(head, "Host", host);
+  } else {
+    stream_->hostSplit = head.size();  // the backend's authority goes here once one is chosen
+  }
+  std::string_view forwardedFor;
+  std::string joinedForwardedFor;
+  for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
+    std::string_view name = parser_.fieldName(base, i);
+    if (http::isHopByHop(name) || tokens.nominates(name)) continue;
+    switch (name.size()) {
+      case 4:
+        if (http::iequals(name, "host")) continue;
+        break;
+      case 6:
+        if (http::iequals(name, "expect")) continue;
+        break;
+      case 15:
+        if (http::iequals(name, "x-forwarded-for")) {
+          std::string_view value = parser_.fieldValue(base, i);
+          if (forwardedFor.empty()) {
+            forwardedFor = value;
+          } else {
+            if (joinedForwardedFor.empty()) joinedForwardedFor = forwardedFor;
+            joinedForwardedFor += ", ";
+            joinedForwardedFor += value;
+            forwardedFor = joinedForwardedFor;
+          }
+          continue;
+        }
+        break;
+      case 16:
+        if (http::iequals(name, "x-forwarded-host")) continue;
+        break;
+      case 17:
+        if (http::iequals(name, "x-forwarded-proto")) continue;
+        break;
+      default:
+        break;
+    }
+    appendField(head, name, parser_.fieldValue(base, i));
+  }
+  head += "X-Forwarded-For: ";
+  if (!forwardedFor.empty()) {
+    head += forwardedFor;
+    head += ", ";
+  }
+  head += clientIp_;
+  head += "\r\nX-Forwarded-Proto: http\r\n";
+  if (!host.empty()) appendField(head, "X-Forwarded-Host", host);
+  head += "Via: 1.1 gatewayd\r\n";
+  if (parser_.chunked()) head += "Transfer-Encoding: chunked\r\n";
+  head += "\r\n";
+}
+
+void Connection::connectUpstream() {
+  Stream& stream = *stream_;
+  upstream::Cluster& cluster = stream.cluster();
+  // What an earlier attempt queued (head, body so far) moves to the next connection untouched.
+  core::OutQueue queued;
+  bool carryOver = false;
+  if (stream.lease()) {
+    std::swap(queued, stream.lease()->output());
+    carryOver = true;
+    cluster.retire(std::move(stream.lease()));
+  }
+  while (true) {
+    upstream::Backend* backend = cluster.pick(stream.triedBackends);
+    if (!backend) {
+      failExchange(stream.connectTimedOut
+                       ? Error::upstream(ErrorCode::UpstreamConnectTimeout, "upstream connect timed out")
+                       : Error::upstream(ErrorCode::UpstreamUnavailable, "no backend could be reached"));
+      return;
+    }
+    stream.triedBackends |= uint64_t(1) << (cluster.indexOf(*backend) & 63);
+    // After a stale pooled connection, the retry must not draw another pooled one.
+    std::unique_ptr<upstream::Connection> lease =
+        stream.retriedReuse ? nullptr : cluster.takeIdle(*backend);
+    bool fresh = !lease;
+    if (fresh) {
+      int err = 0;
+      lease = cluster.connect(*backend, err);
+      if (!lease) {
+        cluster.markDown(*backend);
+        continue;
+      }
+    }
+    lease->lease(*this, stream, stream.timeouts());
+    core::OutQueue& out = lease->output();
+    if (carryOver) {
+      std::swap(out, queued);
+      // The Host line was chosen for the previous backend; rebuild the head for this one.
+      if (stream.hostSplit != std::string::npos) {
+        out.clear();
+        carryOver = false;
+      }
+    }
+    if (!carryOver) {
+      const std::string& head = stream.upstreamHead();
+      if (stream.hostSplit == std::string::npos) {
+        out.borrow(head.data(), head.size());
+      } else {
+        out.borrow(head.data(), stream.hostSplit);
+        out.append("Host: ");
+        out.append(backend->authority);
+        out.append("\r\n");
+        out.borrow(head.data() + stream.hostSplit, head.size() - stream.hostSplit);
+      }
+    }
+    stream.lease() = std::move(lease);
+    if (fresh) {
+      stream.lease()->startConnect();
+    } else {
+      stream.lease()->watchReads(nullptr);
+      sendUpstream();
+    }
+    return;
+  }
+}
+
+void Connection::sendUpstream() {
+  if (!stream_ || !stream_->lease()) return;
+  upstream::Connection& up = *stream_->lease();
+  if (!up.connecting()) {
+    auto status = up.flush();
+    if (status == core::OutQueue::WriteStatus::Failed) {
+      onUpstreamFailure(upstream::Failure::Reset);
+      return;
+    }
+    if (status == core::OutQueue::WriteStatus::Drained && stream_->requestComplete) {
+      up.watchReads(stream_->timeouts().read);
+    }
+  }
+  up.output().retainBorrowed();
+  if (up.output().pending() > kHighWatermark) pauseClientReads();
+}
+
+void Connection::onUpstreamConnected() {
+  stream_->cluster().markUp(stream_->lease()->backend());
+  stream_->lease()->watchReads(nullptr);
+  sendUpstream();
+}
+
+void Connection::onUpstreamDrained() {
+  if (!stream_) return;
+  if (stream_->requestComplete) {
+    stream_->lease()->watchReads(stream_->timeouts().read);
+  } else if (readsPaused_ && stream_->lease()->output().pending() < kLowWatermark) {
+    resumeClientReads();
+  }
+}
+
+void Connection::onUpstreamRead() {
+  try {
+    readUpstreamResponse();
+  } catch (const std::exception& e) {
+    core::log::error("unexpected exception while proxying a response",
+                     {{"what", e.what()}, {"route", stream_ ? stream_->route().name : ""},
+                      {"request_id", requestId(lastSeq_)}});
+    failExchange(Error::internal("internal error"));
+  }
+}
+
+void Connection::readUpstreamResponse() {
+  upstream::Connection& up = *stream_->lease();
+  core::IoBuffer& in = up.input();
+  auto outcome = up.parser().execute(in.base(), in.readPtr(), in.readable());
+  in.consume(outcome.consumed);
+  if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
+    core::log::warn("invalid response from upstream",
+                    {{"route", stream_->route().name}, {"reason", up.parser().reason()}});
+    failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
+    return;
+  }
+  if (!up.parser().inHead()) in.compact();
+  if (!flushClient()) return;
+  out_.retainBorrowed();
+  if (stream_->responseComplete()) {
+    finishExchange();
+  } else if (out_.pending() > kHighWatermark) {
+    up.pauseReads();
+  }
+}
+
+void Connection::onUpstreamFailure(upstream::Failure failure) {
+  if (!stream_) return;
+  Stream& stream = *stream_;
+  upstream::Connection& up = *stream.lease();
+  using upstream::Failure;
+  switch (failure) {
+    case Failure::ConnectRefused:
+    case Failure::ConnectTimeout:
+      stream.cluster().markDown(up.backend());
+      stream.connectTimedOut = failure == Failure::ConnectTimeout;
+      connectUpstream();  // nothing was sent: try the next backend
+      return;
+    case Failure::Closed:
+      if (stream.responseStarted()) {
+        // A body delimited by the close ends here; any other response was cut short.
+        if (up.parser().finish() == HPE_OK && stream.responseComplete()) {
+          if (flushClient()) {
+            out_.retainBorrowed();
+            finishExchange();
+          }
+          return;
+        }
+      }
+      [[fallthrough]];
+    case Failure::Reset:
+      if (up.reused() && !stream.responseStarted() && !stream.requestHasBody && !stream.retriedReuse &&
+          up.input().readable() == 0) {
+        // A pooled connection the backend had already closed: one retry on a fresh one.
+        stream.retriedReuse = true;
+        stream.triedBackends &= ~(uint64_t(1) << stream.cluster().indexOf(up.backend()));
+        stream.lease()->output().clear();
+        stream.cluster().retire(std::move(stream.lease()));
+        connectUpstream();
+        return;
+      }
+      failExchange(Error::upstream(ErrorCode::UpstreamReset,
+                                   "upstream closed the connection before the response was complete"));
+      return;
+    case Failure::ReadTimeout:
+    case Failure::SendTimeout:
+      failExchange(Error::upstream(ErrorCode::UpstreamTimeout, "upstream timed out"));
+      return;
+    case Failure::Protocol:
+      failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
+      return;
+  }
+}
+
+void Connection::finishExchange() {
+  Stream& stream = *stream_;
+  std::unique_ptr<upstream::Connection> lease = std::move(stream.lease());
+  bool requestDone = stream.requestComplete;
+  if (stream.upstreamReusable() && requestDone && lease->output().empty() && lease->clean()) {
+    lease->parser().resume();
+    stream.cluster().release(std::move(lease));
+  } else {
+    stream.cluster().retire(std::move(lease));
+  }
+  // A response that came before the whole request leaves request bytes we will never parse.
+  bool close = stream.closeAfterResponse() || !requestDone || draining_;
+  stream_.reset();
+  if (close) {
+    closeAfterFlush_ = true;
+    if (out_.empty()) lingerThenClose();
+    return;
+  }
+  if (readsPaused_ && out_.pending() < kLowWatermark) resumeClientReads();
+  if (in_.readable() > 0) {
+    processInput();  // the next pipelined request
+  }
+  if (fd_.valid() && !stream_ && !headPending_) goIdle();
+}
+
+void Connection::failExchange(const Error& error) {
+  if (!stream_) return;
+  if (stream_->responseStarted()) {
+    // Part of the response is out: the only honest signal left is cutting the connection.
+    core::log::warn("response cut short", {{"route", stream_->route().name},
+                                           {"request_id", requestId(stream_->requestSeq())},
+                                           {"reason", error.message}});
+    close();
+    return;
+  }
+  bool requestDone = stream_->requestComplete;
+  bool keepAlive = !stream_->closeAfterResponse();
+  stream_.reset();
+  reply(error, !requestDone || !keepAlive || draining_);
+  if (fd_.valid() && !closeAfterFlush_ && in_.readable() > 0) processInput();
+  if (fd_.valid() && !stream_ && !closeAfterFlush_ && !headPending_) goIdle();
+}
+
+void Connection::reply(const Error& error, bool closeAfter) {
+  if (error.code == ErrorCode::Internal) {
+    core::log::error("internal error", {{"message", error.message}, {"request_id", requestId(lastSeq_)}});
+  }
+  appendLocalReply(out_, error, requestId(lastSeq_),
+                   {.closeConnection = closeAfter, .headRequest = parser_.method() == HTTP_HEAD});
+  if (closeAfter) {
+    closeAfterFlush_ = true;
+    stream_.reset();
+  }
+  if (!flushClient()) return;
+  if (closeAfter && out_.empty()) lingerThenClose();
+}
+
+void Connection::rejectRequest(llhttp_errno_t err) {
+  Error error = badRequest(std::string("malformed request: ") + parser_.reason());
+  if (err == HPE_USER) {
+    switch (parser_.violation()) {
+      case http::HeadViolation::RequestLineTooLong:
+        error = Error::downstream(ErrorCode::UriTooLong, "request line too long");
+        break;
+      case http::HeadViolation::HeadersTooLarge:
+        error = Error::downstream(ErrorCode::HeadersTooLarge, "request headers too large");
+        break;
+      case http::HeadViolation::TooManyHeaders:
+        error = Error::downstream(ErrorCode::HeadersTooLarge, "too many request headers");
+        break;
+      case http::HeadViolation::None:
+        if (bodyTooLarge_) error = Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit");
+        break;
+    }
+  }
+  headPending_ = false;
+  if (stream_ && stream_->responseStarted()) {
+    close();
+    return;
+  }
+  // The backend may hold part of this request; its connection goes, never back to the pool.
+  stream_.reset();
+  reply(error, true);
+}
+
+bool Connection::flushClient() {
+  auto status = out_.flush(fd_.get());
+  if (status == core::OutQueue::WriteStatus::Failed) {
+    close();
+    return false;
+  }
+  if (status == core::OutQueue::WriteStatus::Blocked) {
+    armClientWrite();
+  } else if (writeArmed_) {
+    writeArmed_ = false;
+    event_del(writeEvent_.get());
+  }
+  return true;
+}
+
+void Connection::armClientWrite() {
+  if (writeArmed_) return;
+  if (!writeEvent_) {
+    writeEvent_.reset(event_new(worker_.base(), fd_.get(), EV_WRITE | EV_PERSIST,
+                                &Connection::onWritable, this));
+  }
+  writeArmed_ = true;
+  event_add(writeEvent_.get(), worker_.idleTimeout());
+}
+
+void Connection::handleWrite(short what) {
+  if (what & EV_TIMEOUT) {
+    close();  // the client stopped reading
+    return;
+  }
+  if (!flushClient()) return;
+  if (!out_.empty()) return;
+  if (closeAfterFlush_) {
+    lingerThenClose();
+    return;
+  }
+  if (stream_) {
+    if (auto& lease = stream_->lease()) lease->resumeReads();
+    return;
+  }
+  if (readsPaused_) resumeClientReads();
+  if (in_.readable() > 0) processInput();
+  if (fd_.valid() && !stream_ && !headPending_) goIdle();
+}
+
+void Connection::pauseClientReads() {
+  if (readsPaused_) return;
+  readsPaused_ = true;
+  event_del(readEvent_.get());
+}
+
+void Connection::resumeClientReads() {
+  if (!readsPaused_) return;
+  readsPaused_ = false;
+  event_add(readEvent_.get(), stream_ && !stream_->requestComplete ? worker_.bodyTimeout() : nullptr);
+}
+
+void Connection::setReadTimeout(const timeval* timeout) {
+  if (readsPaused_) return;
+  event_add(readEvent_.get(), timeout);
+  if (!timeout) event_remove_timer(readEvent_.get());
+}
+
+void Connection::goIdle() {
+  if (draining_) {
+    if (out_.empty()) close();
+    else closeAfterFlush_ = true;
+    return;
+  }
+  in_.releaseIfEmpty();
+  parser_.shrink();
+  if (out_.empty()) out_.shrink();
+  setReadTimeout(worker_.idleTimeout());
+}
+
+void Connection::lingerThenClose() {
+  // Half-close and read what the client still sends for a moment, so our last response is not
+  // destroyed by a reset when unread request bytes meet close() (what nginx calls lingering close).
+  if (lingering_) return;
+  lingering_ = true;
+  stream_.reset();
+  ::shutdown(fd_.get(), SHUT_WR);
+  readsPaused_ = false;
+  event_add(readEvent_.get(), worker_.timeouts().get(kLinger));
+}
+
+std::string Connection::requestId(uint64_t seq) const { return worker_.formatRequestId(seq); }
+
+}  // namespace gw::proxy

@@ -1,0 +1,117 @@
+#pragma once
+// One client (downstream) connection: its socket, the request parser, the output queue toward
+// the client, keep-alive and pipelining, limits and timeouts, and the exchange in flight.
+// The socket is driven with a persistent EV_READ event; responses are written at once with one
+// sendmsg and EV_WRITE is armed only when the socket is full (see DESIGN.md, "Syscalls").
+// Backpressure: while the client's pending output is above the high watermark the upstream is
+// not read; while the upstream's pending output is above it the client is not read.
+
+#include <event2/event.h>
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "gateway/core/error.h"
+#include "gateway/core/graveyard.h"
+#include "gateway/core/io_buffer.h"
+#include "gateway/core/libevent_ptr.h"
+#include "gateway/core/out_queue.h"
+#include "gateway/http/headers.h"
+#include "gateway/http/parser.h"
+#include "gateway/http/path.h"
+#include "gateway/net/socket.h"
+#include "gateway/proxy/stream.h"
+#include "gateway/upstream/connection.h"
+
+namespace gw::core {
+class Worker;
+}
+
+namespace gw::proxy {
+
+class Connection final : public core::Retirable,
+                         public http::Parser::Handler,
+                         public upstream::Connection::Listener {
+ public:
+  Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer);
+  ~Connection() override;
+
+  void start();
+  // Drain: close now if idle, else after the response in flight.
+  void drain();
+  void close();
+  bool idle() const { return !stream_ && in_.readable() == 0 && out_.empty(); }
+
+  std::list<std::unique_ptr<Connection>>::iterator registration;
+
+  // http::Parser::Handler, for the client's requests.
+  int onHeadersComplete() override;
+  int onBody(const char* data, std::size_t length) override;
+  int onChunkHeader(uint64_t length) override;
+  int onChunkComplete() override;
+  int onMessageComplete() override;
+
+  // upstream::Connection::Listener
+  void onUpstreamConnected() override;
+  void onUpstreamDrained() override;
+  void onUpstreamRead() override;
+  void onUpstreamFailure(upstream::Failure failure) override;
+
+ private:
+  enum class Pause : uint8_t { None, HeadersComplete, MessageComplete };
+
+  static void onReadable(evutil_socket_t fd, short what, void* arg);
+  static void onWritable(evutil_socket_t fd, short what, void* arg);
+  void handleRead(short what);
+  void handleWrite(short what);
+  void handleTimeout();
+
+  // Parses what is buffered, as far as the exchange in flight allows.
+  void processInput();
+  void startExchange();
+  void buildUpstreamRequest(const char* base, std::string_view method, std::string_view host,
+                            std::string_view path, const http::TargetParts& parts,
+                            const http::ConnectionTokens& tokens);
+  void sendUpstream();
+  void connectUpstream();
+  void failExchange(const core::Error& error);
+  void finishExchange();
+  void readUpstreamResponse();
+
+  // Sends a gateway-made error response; `close` ends the connection after it.
+  void reply(const core::Error& error, bool close);
+  void rejectRequest(llhttp_errno_t err);
+  bool flushClient();
+  void armClientWrite();
+  void pauseClientReads();
+  void resumeClientReads();
+  void setReadTimeout(const timeval* timeout);
+  void goIdle();
+  void lingerThenClose();
+  std::string requestId(uint64_t seq) const;
+
+  core::Worker& worker_;
+  net::Fd fd_;
+  core::EventPtr readEvent_;
+  core::EventPtr writeEvent_;  // created on the first EAGAIN
+  core::IoBuffer in_;
+  core::OutQueue out_;
+  http::Parser parser_;
+  std::unique_ptr<Stream> stream_;
+  char clientIp_[46] = {};
+  int64_t headDeadlineMs_ = 0;
+  uint64_t lastSeq_ = 0;
+  Pause pause_ = Pause::None;
+  bool readsPaused_ = false;
+  bool writeArmed_ = false;
+  bool closeAfterFlush_ = false;
+  bool lingering_ = false;
+  bool draining_ = false;
+  bool headPending_ = false;  // bytes of a request head are buffered
+  bool requestChunkOpen_ = false;
+  bool bodyTooLarge_ = false;
+};
+
+}  // namespace gw::proxy

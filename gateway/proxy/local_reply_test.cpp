@@ -1,0 +1,46 @@
+#include "gateway/proxy/local_reply.h"
+
+#include <doctest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace {
+std::string drain(gw::core::OutQueue& out) {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  REQUIRE(out.flush(fds[0]) == gw::core::OutQueue::WriteStatus::Drained);
+  ::close(fds[0]);
+  std::string bytes;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[1], buf, sizeof buf)) > 0) bytes.append(buf, static_cast<size_t>(n));
+  ::close(fds[1]);
+  return bytes;
+}
+}  // namespace
+
+TEST_CASE("local reply renders status, JSON body and request id") {
+  gw::core::OutQueue out;
+  auto error = gw::core::Error::upstream(gw::core::ErrorCode::UpstreamUnavailable, "no \"backend\"");
+  gw::proxy::appendLocalReply(out, error, "abc123", {.closeConnection = true});
+  std::string bytes = drain(out);
+  std::string body =
+      "{\"error\":{\"code\":\"UPSTREAM_UNAVAILABLE\",\"message\":\"no \\\"backend\\\"\","
+      "\"request_id\":\"abc123\"}}\n";
+  CHECK(bytes.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
+  CHECK(bytes.find("Content-Type: application/json\r\n") != std::string::npos);
+  CHECK(bytes.find("Content-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
+  CHECK(bytes.find("Connection: close\r\n\r\n") != std::string::npos);
+  CHECK(bytes.ends_with("\r\n\r\n" + body));
+}
+
+TEST_CASE("local reply to HEAD has the head only") {
+  gw::core::OutQueue out;
+  gw::proxy::appendLocalReply(out, gw::core::Error::downstream(gw::core::ErrorCode::RouteNotFound, "x"),
+                              "id", {.headRequest = true});
+  std::string bytes = drain(out);
+  CHECK(bytes.starts_with("HTTP/1.1 404 Not Found\r\n"));
+  CHECK(bytes.ends_with("\r\n\r\n"));
+}

@@ -1,0 +1,151 @@
+#include "gateway/proxy/stream.h"
+
+#include <cstring>
+
+#include "gateway/http/headers.h"
+
+namespace gw::proxy {
+
+namespace {
+
+constexpr std::string_view kVia = "Via: 1.1 gatewayd\r\n";
+
+// Appends "<hex length>\r\n".
+void appendChunkSize(core::OutQueue& out, uint64_t length) {
+  char digits[20];
+  int n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[length & 0xf];
+    length >>= 4;
+  } while (length != 0);
+  char* dst = out.appendRaw(static_cast<std::size_t>(n) + 2);
+  for (int i = 0; i < n; ++i) dst[i] = digits[n - 1 - i];
+  dst[n] = '\r';
+  dst[n + 1] = '\n';
+}
+
+void appendField(core::OutQueue& out, std::string_view name, std::string_view value) {
+  char* dst = out.appendRaw(name.size() + value.size() + 4);
+  std::memcpy(dst, name.data(), name.size());
+  dst += name.size();
+  *dst++ = ':';
+  *dst++ = ' ';
+  std::memcpy(dst, value.data(), value.size());
+  dst += value.size();
+  *dst++ = '\r';
+  *dst = '\n';
+}
+
+}  // namespace
+
+Stream::Stream(const config::RouteConfig& route, upstream::Cluster& cluster,
+               const upstream::Timeouts& timeouts, core::OutQueue& clientOut, ClientView client,
+               uint64_t requestSeq)
+    : route_(route),
+      cluster_(cluster),
+      timeouts_(timeouts),
+      clientOut_(clientOut),
+      client_(client),
+      requestSeq_(requestSeq) {
+  closeAfter_ = !client.keepAlive;
+}
+
+Stream::~Stream() {
+  if (lease_) cluster_.retire(std::move(lease_));
+}
+
+int Stream::onHeadersComplete() {
+  const http::Parser& parser = lease_->parser();
+  status_ = parser.statusCode();
+  if (status_ < 200) {
+    // 100/102/103 are dropped: we already answered Expect ourselves, and a 101 was never asked
+    // for (Upgrade is hop-by-hop and stripped), so it is a protocol error.
+    informational_ = true;
+    return status_ == 101 ? -1 : 0;
+  }
+  informational_ = false;
+  responseStarted_ = true;
+  appendResponseHead(parser, lease_->input().base());
+  // A response to HEAD has no body whatever its headers say.
+  return client_.headRequest ? 1 : 0;
+}
+
+void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
+  http::ConnectionTokens connection;
+  for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
+    if (http::iequals(parser.fieldName(base, i), "connection")) {
+      connection.add(parser.fieldValue(base, i));
+    }
+  }
+  bool bodyless = client_.headRequest || status_ == 204 || status_ == 304;
+  if (bodyless) {
+    framing_ = BodyFraming::None;
+  } else if (parser.chunked() || !parser.hasContentLength()) {
+    framing_ = client_.versionMinor >= 1 ? BodyFraming::Chunked : BodyFraming::UntilClose;
+  } else {
+    framing_ = BodyFraming::Raw;
+  }
+  if (framing_ == BodyFraming::UntilClose) closeAfter_ = true;
+  // Reuse needs a framed response and a backend that did not ask to close.
+  upstreamReusable_ = parser.keepAlive() && !connection.close() && !parser.bodyUntilEof();
+
+  std::string_view reason = parser.statusText(base);
+  char statusLine[32];
+  int n = std::snprintf(statusLine, sizeof statusLine, "HTTP/1.1 %03d ", status_);
+  clientOut_.append({statusLine, static_cast<std::size_t>(n)});
+  clientOut_.append(reason);
+  clientOut_.append("\r\n");
+  for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
+    std::string_view name = parser.fieldName(base, i);
+    if (http::isHopByHop(name) || connection.nominates(name)) continue;
+    // Content-Length of a chunked response is ignored by llhttp; never pass it on beside our framing.
+    if (framing_ == BodyFraming::Chunked && http::iequals(name, "content-length")) continue;
+    appendField(clientOut_, name, parser.fieldValue(base, i));
+  }
+  clientOut_.append(kVia);
+  if (framing_ == BodyFraming::Chunked) clientOut_.append("Transfer-Encoding: chunked\r\n");
+  if (closeAfter_) {
+    clientOut_.append("Connection: close\r\n\r\n");
+  } else if (client_.versionMinor == 0) {
+    clientOut_.append("Connection: keep-alive\r\n\r\n");
+  } else {
+    clientOut_.append("\r\n");
+  }
+}
+
+int Stream::onBody(const char* data, std::size_t length) {
+  if (framing_ == BodyFraming::Chunked && !chunkOpen_) {
+    // A close-delimited upstream body: each piece becomes one chunk.
+    appendChunkSize(clientOut_, length);
+    clientOut_.borrow(data, length);
+    clientOut_.append("\r\n");
+    return 0;
+  }
+  clientOut_.borrow(data, length);
+  return 0;
+}
+
+int Stream::onChunkHeader(uint64_t length) {
+  if (informational_ || framing_ != BodyFraming::Chunked || length == 0) return 0;
+  appendChunkSize(clientOut_, length);
+  chunkOpen_ = true;
+  return 0;
+}
+
+int Stream::onChunkComplete() {
+  if (chunkOpen_) {
+    clientOut_.append("\r\n");
+    chunkOpen_ = false;
+  }
+  return 0;
+}
+
+int Stream::onMessageComplete() {
+  if (informational_) return 0;  // the real response follows on the same connection
+  if (framing_ == BodyFraming::Chunked) clientOut_.append("0\r\n\r\n");
+  responseComplete_ = true;
+  // Stop here: any byte after the response is not ours to parse.
+  return HPE_PAUSED;
+}
+
+}  // namespace gw::proxy

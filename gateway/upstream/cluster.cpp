@@ -1,0 +1,117 @@
+#include "gateway/upstream/cluster.h"
+
+#include <algorithm>
+#include <cerrno>
+
+namespace gw::upstream {
+
+namespace {
+// How long a backend that refused or timed out a connect is left out of the rotation.
+constexpr int64_t kDownBackoffMs = 1000;
+}  // namespace
+
+Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAddress> addresses,
+                 event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
+                 const http::HeadLimits& responseLimits)
+    : config_(config),
+      base_(base),
+      graveyard_(graveyard),
+      responseLimits_(responseLimits),
+      idleTimeout_(timeouts.get(config.pool.idle_timeout)),
+      backends_(config.backends.size()) {
+  for (std::size_t i = 0; i < backends_.size(); ++i) {
+    Backend& b = backends_[i];
+    b.config = &config.backends[i];
+    b.address = addresses[i];
+    const std::string& host = b.config->host;
+    bool ipv6 = host.find(':') != std::string::npos;
+    b.authority = (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(b.config->port);
+  }
+}
+
+Cluster::~Cluster() { closeAllIdle(); }
+
+int64_t Cluster::nowMs() const {
+  timeval now;
+  event_base_gettimeofday_cached(base_, &now);
+  return int64_t(now.tv_sec) * 1000 + now.tv_usec / 1000;
+}
+
+Backend* Cluster::pick(uint64_t tried) {
+  int64_t now = nowMs();
+  Backend* best = nullptr;
+  Backend* leastRecentlyDown = nullptr;
+  int64_t total = 0;
+  for (std::size_t i = 0; i < backends_.size(); ++i) {
+    Backend& b = backends_[i];
+    if (i < 64 && (tried & (uint64_t(1) << i))) continue;
+    if (b.downUntilMs > now) {
+      if (!leastRecentlyDown || b.downUntilMs < leastRecentlyDown->downUntilMs) leastRecentlyDown = &b;
+      continue;
+    }
+    b.currentWeight += b.config->weight;
+    total += b.config->weight;
+    if (!best || b.currentWeight > best->currentWeight) best = &b;
+  }
+  if (!best) return leastRecentlyDown;
+  best->currentWeight -= total;
+  return best;
+}
+
+std::size_t Cluster::indexOf(const Backend& backend) const {
+  return static_cast<std::size_t>(&backend - backends_.data());
+}
+
+std::unique_ptr<Connection> Cluster::takeIdle(Backend& backend) {
+  if (backend.idle.empty()) return nullptr;
+  std::unique_ptr<Connection> connection = std::move(backend.idle.back());
+  backend.idle.pop_back();
+  connection->markReused();
+  return connection;
+}
+
+std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
+  net::Fd fd = net::connectNonBlocking(backend.address, err);
+  if (err != 0) return nullptr;
+  return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_);
+}
+
+void Cluster::release(std::unique_ptr<Connection> connection) {
+  Backend& backend = connection->backend();
+  if (connection->closed() || !connection->clean() ||
+      backend.idle.size() >= config_.pool.max_idle_per_backend) {
+    retire(std::move(connection));
+    return;
+  }
+  connection->park();
+  backend.idle.push_back(std::move(connection));
+}
+
+void Cluster::retire(std::unique_ptr<Connection> connection) {
+  connection->close();
+  graveyard_.bury(std::move(connection));
+}
+
+void Cluster::dropIdle(Connection& connection) {
+  auto& idle = connection.backend().idle;
+  auto found = std::find_if(idle.begin(), idle.end(),
+                            [&](const auto& c) { return c.get() == &connection; });
+  if (found == idle.end()) return;
+  std::unique_ptr<Connection> owned = std::move(*found);
+  idle.erase(found);
+  retire(std::move(owned));
+}
+
+void Cluster::closeAllIdle() {
+  for (Backend& backend : backends_) {
+    while (!backend.idle.empty()) {
+      std::unique_ptr<Connection> owned = std::move(backend.idle.back());
+      backend.idle.pop_back();
+      retire(std::move(owned));
+    }
+  }
+}
+
+void Cluster::markDown(Backend& backend) { backend.downUntilMs = nowMs() + kDownBackoffMs; }
+
+}  // namespace gw::upstream
