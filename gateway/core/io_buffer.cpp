@@ -5,24 +5,27 @@
 
 namespace gw::core {
 
-namespace {
-constexpr std::size_t kInitialCapacity = 16 * 1024;
-}
-
 void IoBuffer::consume(std::size_t n) { begin_ += static_cast<uint32_t>(n); }
 
 bool IoBuffer::reserve(std::size_t n, std::size_t maxCapacity) {
   if (writable() >= n) return true;
-  // Reclaim consumed space at the front only when no offsets are pinned (begin_ == 0 means the
-  // caller may hold offsets into a partial message; compact() is its decision, not ours).
+  // Growing keeps every byte at its offset; reclaiming consumed space is compact(), which only
+  // the caller may decide (it knows whether a parser still holds offsets).
   std::size_t needed = end_ + n;
   if (needed > maxCapacity) return false;
-  std::size_t grown = std::max<std::size_t>({kInitialCapacity, needed, std::size_t(capacity_) * 2});
-  grown = std::min(grown, maxCapacity);
-  auto bigger = std::make_unique_for_overwrite<char[]>(grown);
+  std::size_t grown = std::max<std::size_t>({kBlockSize, needed, std::size_t(capacity_) * 2});
+  grown = std::max(std::min(grown, maxCapacity), needed);
+  std::unique_ptr<char[]> bigger;
+  if (grown == kBlockSize && blocks_) bigger = blocks_->take();
+  if (!bigger) bigger = std::make_unique_for_overwrite<char[]>(grown);
   if (end_ > 0) std::memcpy(bigger.get(), storage_.get(), end_);
+  uint32_t begin = begin_;
+  uint32_t end = end_;
+  release();
   storage_ = std::move(bigger);
   capacity_ = static_cast<uint32_t>(grown);
+  begin_ = begin;
+  end_ = end;
   return true;
 }
 
@@ -39,7 +42,13 @@ void IoBuffer::compact() {
 }
 
 void IoBuffer::releaseIfEmpty() {
-  if (readable() != 0) return;
+  if (readable() == 0) release();
+}
+
+void IoBuffer::release() {
+  if (storage_ && capacity_ == kBlockSize && blocks_) {
+    blocks_->give(std::move(storage_));
+  }
   storage_.reset();
   capacity_ = begin_ = end_ = 0;
 }

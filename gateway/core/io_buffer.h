@@ -7,11 +7,20 @@
 #include <cstdint>
 #include <memory>
 
+#include "gateway/core/recycler.h"
+
 namespace gw::core {
+
+// Storage blocks of IoBuffer's standard size, recycled per worker.
+using BlockRecycler = Recycler<std::unique_ptr<char[]>>;
 
 class IoBuffer {
  public:
-  IoBuffer() = default;
+  static constexpr std::size_t kBlockSize = 16 * 1024;
+
+  // Standard-size blocks come from and go back to `blocks` (may be null).
+  explicit IoBuffer(BlockRecycler* blocks = nullptr) : blocks_(blocks) {}
+  ~IoBuffer() { release(); }
   IoBuffer(const IoBuffer&) = delete;
   IoBuffer& operator=(const IoBuffer&) = delete;
 
@@ -39,6 +48,9 @@ class IoBuffer {
   void releaseIfEmpty();
 
  private:
+  void release();
+
+  BlockRecycler* blocks_;
   std::unique_ptr<char[]> storage_;
   uint32_t capacity_ = 0;
   uint32_t begin_ = 0;

@@ -13,7 +13,10 @@
 #include "gateway/core/graveyard.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/reactor.h"
+#include "gateway/core/recycler.h"
+#include "gateway/core/io_buffer.h"
 #include "gateway/core/timeouts.h"
+#include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
 #include "gateway/upstream/cluster.h"
@@ -27,6 +30,9 @@ namespace gw::core {
 
 class Worker {
  public:
+  // How many idle buffers / lists a worker keeps for reuse (16 KiB blocks: at most 4 MiB).
+  static constexpr std::size_t kRecycled = 256;
+
   // Opens the worker's listening sockets (errors reported, nothing started).
   Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot);
   ~Worker();
@@ -63,8 +69,12 @@ class Worker {
     std::string host;
     std::string path;
     std::string rewritten;
+    std::vector<http::FieldName> fieldKinds;  // classification of the request head's fields
   };
   Scratch& scratch() { return scratch_; }
+  BlockRecycler& blocks() { return blocks_; }
+  http::FieldListRecycler& fieldLists() { return fieldLists_; }
+  Recycler<std::string>& heads() { return heads_; }
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
@@ -76,6 +86,10 @@ class Worker {
   unsigned index_;
   std::shared_ptr<const config::Snapshot> snapshot_;
   Reactor reactor_;
+  // Before anything that returns objects to them on destruction.
+  BlockRecycler blocks_{kRecycled};
+  http::FieldListRecycler fieldLists_{kRecycled};
+  Recycler<std::string> heads_{kRecycled};
   Graveyard graveyard_;
   TimeoutCache timeouts_;
   http::HeadLimits headLimits_;

@@ -1,13 +1,16 @@
 #include "gateway/http/parser.h"
 
+#include <cstring>
+
 namespace gw::http {
 
 namespace {
 Parser& self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
 }  // namespace
 
-Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits)
-    : handler_(handler), limits_(limits) {
+Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits,
+               FieldListRecycler* fieldLists)
+    : handler_(handler), limits_(limits), fieldLists_(fieldLists) {
   llhttp_init(&parser_, type, settings());
   parser_.data = this;
 }
@@ -58,11 +61,22 @@ void Parser::reset() {
   violation_ = HeadViolation::None;
 }
 
-void Parser::shrink() { std::vector<Field>().swap(fields_); }
+void Parser::shrink() {
+  if (fields_.capacity() == 0) return;
+  if (fieldLists_) {
+    fields_.clear();
+    fieldLists_->give(std::move(fields_));
+  }
+  fields_ = {};
+}
 
 void Parser::extend(Span& span, const char* at, std::size_t length) {
-  if (span.length == 0) span.offset = static_cast<uint32_t>(at - base_);
-  span.length += static_cast<uint32_t>(length);
+  extend(span.offset, span.length, at, length);
+}
+
+void Parser::extend(uint32_t& offset, uint32_t& length, const char* at, std::size_t n) {
+  if (length == 0) offset = static_cast<uint32_t>(at - base_);
+  length += static_cast<uint32_t>(n);
 }
 
 int Parser::violate(HeadViolation v) {
@@ -83,6 +97,7 @@ int Parser::onMessageBegin(llhttp_t* p) {
   s.target_ = {};
   s.status_ = {};
   s.fields_.clear();
+  if (s.fields_.capacity() == 0 && s.fieldLists_) s.fields_ = s.fieldLists_->take();
   s.headBytes_ = 0;
   return 0;
 }
@@ -109,20 +124,30 @@ int Parser::onHeaderField(llhttp_t* p, const char* at, std::size_t length) {
     s.fields_.emplace_back();
     s.inValue_ = false;
   }
-  s.extend(s.fields_.back().name, at, length);
+  FieldSpan& field = s.fields_.back();
+  s.extend(field.nameOffset, field.nameLength, at, length);
   return s.checkHeadSize(at, length);
 }
 
 int Parser::onHeaderValue(llhttp_t* p, const char* at, std::size_t length) {
   Parser& s = self(p);
   s.inValue_ = true;
-  s.extend(s.fields_.back().value, at, length);
+  FieldSpan& field = s.fields_.back();
+  s.extend(field.valueOffset, field.valueLength, at, length);
   return s.checkHeadSize(at, length);
 }
 
 int Parser::onHeaderValueComplete(llhttp_t* p) {
+  Parser& s = self(p);
   // An empty value never triggers on_header_value; the next name still starts a new field.
-  self(p).inValue_ = true;
+  s.inValue_ = true;
+  if (s.fields_.empty()) return 0;
+  const FieldSpan& field = s.fields_.back();
+  // A folded value reaches us with its CRLF inside the span.
+  if (field.valueLength > 0 &&
+      std::memchr(s.base_ + field.valueOffset, '\n', field.valueLength) != nullptr) {
+    return s.violate(HeadViolation::LineFolding);
+  }
   return 0;
 }
 

@@ -12,7 +12,18 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/core/recycler.h"
+
 namespace gw::http {
+
+// Where one header field's name and value lie in the input buffer.
+struct FieldSpan {
+  uint32_t nameOffset = 0;
+  uint32_t nameLength = 0;
+  uint32_t valueOffset = 0;
+  uint32_t valueLength = 0;
+};
+using FieldListRecycler = core::Recycler<std::vector<FieldSpan>>;
 
 struct HeadLimits {
   std::size_t requestLineBytes = 8 * 1024;
@@ -21,7 +32,13 @@ struct HeadLimits {
 };
 
 // Why a head was refused beyond llhttp's own verdict.
-enum class HeadViolation : uint8_t { None, RequestLineTooLong, HeadersTooLarge, TooManyHeaders };
+enum class HeadViolation : uint8_t {
+  None,
+  RequestLineTooLong,
+  HeadersTooLarge,
+  TooManyHeaders,
+  LineFolding,  // obs-fold: llhttp 8 accepts it, RFC 9112 lets us refuse it, and we do
+};
 
 class Parser {
  public:
@@ -43,7 +60,9 @@ class Parser {
     std::size_t consumed;  // bytes of the input taken (all of them unless paused or failed)
   };
 
-  Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits);
+  // `fieldLists` (may be null) lends the per-message field list, so idle parsers hold none.
+  Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits,
+         FieldListRecycler* fieldLists = nullptr);
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
 
@@ -71,15 +90,23 @@ class Parser {
   HeadViolation violation() const { return violation_; }
   // A head has begun and is not complete yet: its bytes must stay where they are.
   bool inHead() const { return inHead_; }
-  const char* reason() const { return llhttp_get_error_reason(&parser_); }
+  // llhttp's description of the last error ("" when a callback stopped it).
+  const char* reason() const {
+    const char* text = llhttp_get_error_reason(&parser_);
+    return text ? text : "";
+  }
   // Bytes of the current head seen so far (start line + fields), for limits and diagnostics.
   std::size_t headBytes() const { return headBytes_; }
 
   std::string_view target(const char* base) const { return view(base, target_); }
   std::string_view statusText(const char* base) const { return view(base, status_); }
   std::size_t fieldCount() const { return fields_.size(); }
-  std::string_view fieldName(const char* base, std::size_t i) const { return view(base, fields_[i].name); }
-  std::string_view fieldValue(const char* base, std::size_t i) const { return view(base, fields_[i].value); }
+  std::string_view fieldName(const char* base, std::size_t i) const {
+    return {base + fields_[i].nameOffset, fields_[i].nameLength};
+  }
+  std::string_view fieldValue(const char* base, std::size_t i) const {
+    return {base + fields_[i].valueOffset, fields_[i].valueLength};
+  }
   // Drops the per-message field list's memory (idle connections hold none).
   void shrink();
   // Response parsers live with a pooled connection; each exchange that leases it takes over.
@@ -90,12 +117,9 @@ class Parser {
     uint32_t offset = 0;
     uint32_t length = 0;
   };
-  struct Field {
-    Span name;
-    Span value;
-  };
   static std::string_view view(const char* base, Span s) { return {base + s.offset, s.length}; }
   void extend(Span& span, const char* at, std::size_t length);
+  void extend(uint32_t& offset, uint32_t& length, const char* at, std::size_t n);
   int checkHeadSize(const char* at, std::size_t length);
   int violate(HeadViolation v);
 
@@ -118,7 +142,8 @@ class Parser {
   const char* base_ = nullptr;
   Span target_;
   Span status_;
-  std::vector<Field> fields_;
+  FieldListRecycler* fieldLists_;
+  std::vector<FieldSpan> fields_;
   bool inValue_ = false;
   bool inHead_ = false;
   HeadViolation violation_ = HeadViolation::None;

@@ -22,7 +22,8 @@ namespace {
 using core::Error;
 using core::ErrorCode;
 
-constexpr std::size_t kReadChunk = 16 * 1024;
+// Read whenever this much room is free; a standard block then takes a whole read.
+constexpr std::size_t kMinRead = 4 * 1024;
 // Pending bytes toward one side above which the other side is no longer read.
 constexpr std::size_t kHighWatermark = 256 * 1024;
 constexpr std::size_t kLowWatermark = 64 * 1024;
@@ -47,7 +48,8 @@ Connection::Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer)
       fd_(std::move(fd)),
       readEvent_(event_new(worker.base(), fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable,
                            this)),
-      parser_(HTTP_REQUEST, this, worker.headLimits()) {
+      in_(&worker.blocks()),
+      parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()) {
   std::string ip = net::formatIp(peer);
   std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
 }
@@ -111,8 +113,8 @@ void Connection::handleRead(short what) {
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close();
     return;
   }
-  std::size_t maxInput = worker_.headLimits().headerBytes + kReadChunk;
-  if (!in_.reserve(kReadChunk, maxInput)) {
+  std::size_t maxInput = worker_.headLimits().headerBytes + core::IoBuffer::kBlockSize;
+  if (!in_.reserve(kMinRead, maxInput)) {
     in_.compact();
     if (!in_.reserve(1, maxInput)) {
       // Pipelined bytes wait for the response in flight: stop reading until it is done.
@@ -231,8 +233,10 @@ void Connection::startExchange() {
   uint64_t seq = worker_.nextRequestSeq();
   lastSeq_ = seq;
   bool hasBody = parser_.chunked() || parser_.contentLength() > 0;
-  // A refused request whose body is still on the wire cannot keep the connection.
-  auto refuse = [&](const Error& error) { reply(error, hasBody || !parser_.keepAlive()); };
+  // A malformed request ends the connection: whatever follows it cannot be trusted.
+  auto refuse = [&](const Error& error) { reply(error, true); };
+  // A well-formed request we do not serve keeps it, unless its body is still on the wire.
+  auto decline = [&](const Error& error) { reply(error, hasBody || !parser_.keepAlive() || draining_); };
 
   if (parser_.versionMajor() != 1) {
     refuse(badRequest("unsupported HTTP version"));
@@ -250,24 +254,29 @@ void Connection::startExchange() {
   std::string_view host;
   int hostCount = 0;
   bool expectContinue = false;
+  // llhttp (strict) already refused control bytes, bare CR/LF and obs-fold in every field.
+  auto& kinds = worker_.scratch().fieldKinds;
+  kinds.resize(parser_.fieldCount());
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
-    std::string_view name = parser_.fieldName(base, i);
-    std::string_view value = parser_.fieldValue(base, i);
-    if (!http::isValidFieldValue(value)) {
-      refuse(badRequest("invalid character in header field value"));
-      return;
-    }
-    if (http::iequals(name, "host")) {
-      host = value;
-      ++hostCount;
-    } else if (http::iequals(name, "connection")) {
-      tokens.add(value);
-    } else if (http::iequals(name, "expect")) {
-      if (!http::hasToken(value, "100-continue")) {
-        reply(Error::downstream(ErrorCode::ExpectationFailed, "unsupported expectation"), true);
-        return;
-      }
-      expectContinue = true;
+    http::FieldName kind = http::classifyField(parser_.fieldName(base, i));
+    kinds[i] = kind;
+    switch (kind) {
+      case http::FieldName::Host:
+        host = parser_.fieldValue(base, i);
+        ++hostCount;
+        break;
+      case http::FieldName::Connection:
+        tokens.add(parser_.fieldValue(base, i));
+        break;
+      case http::FieldName::Expect:
+        if (!http::hasToken(parser_.fieldValue(base, i), "100-continue")) {
+          reply(Error::downstream(ErrorCode::ExpectationFailed, "unsupported expectation"), true);
+          return;
+        }
+        expectContinue = true;
+        break;
+      default:
+        break;
     }
   }
   if (tokens.bad()) {
@@ -321,9 +330,9 @@ void Connection::startExchange() {
   auto match = worker_.router().match(hostLower, path, methodName);
   if (!match.route) {
     if (match.miss == RouteMiss::MethodNotAllowed) {
-      refuse(Error::downstream(ErrorCode::MethodNotAllowed, "method not allowed on this route"));
+      decline(Error::downstream(ErrorCode::MethodNotAllowed, "method not allowed on this route"));
     } else {
-      refuse(Error::downstream(ErrorCode::RouteNotFound, "no route matches the request"));
+      decline(Error::downstream(ErrorCode::RouteNotFound, "no route matches the request"));
     }
     return;
   }
@@ -339,7 +348,8 @@ void Connection::startExchange() {
   client.headRequest = method == HTTP_HEAD;
   std::size_t routeIndex = static_cast<std::size_t>(&route - worker_.config().routes.data());
   stream_ = std::make_unique<Stream>(route, worker_.cluster(route.upstream),
-                                     worker_.routeTimeouts(routeIndex), out_, client, seq);
+                                     worker_.routeTimeouts(routeIndex), out_, client, seq,
+                                     worker_.heads());
   stream_->requestHasBody = hasBody;
   std::string_view forwardedPath = rewritePath(route, path, worker_.scratch().rewritten);
   buildUpstreamRequest(base, methodName, hostCount ? host : std::string_view(), forwardedPath,
@@ -349,7 +359,9 @@ void Connection::startExchange() {
     out_.append(kContinue);
     if (!flushClient()) return;
   }
-  setReadTimeout(hasBody ? worker_.bodyTimeout() : nullptr);
+  // Without a body the running header/idle timer is left alone: its expiry is ignored while a
+  // response is awaited (the upstream read timeout governs), and goIdle() re-arms it.
+  if (hasBody) setReadTimeout(worker_.bodyTimeout());
   connectUpstream();
 }
 
@@ -374,40 +386,33 @@ void Connection::buildUpstreamRequest(const char* base, std::string_view method,
   }
   std::string_view forwardedFor;
   std::string joinedForwardedFor;
+  const auto& kinds = worker_.scratch().fieldKinds;
+  bool nominated = !tokens.others().empty();
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     std::string_view name = parser_.fieldName(base, i);
-    if (http::isHopByHop(name) || tokens.nominates(name)) continue;
-    switch (name.size()) {
-      case 4:
-        if (http::iequals(name, "host")) continue;
-        break;
-      case 6:
-        if (http::iequals(name, "expect")) continue;
-        break;
-      case 15:
-        if (http::iequals(name, "x-forwarded-for")) {
-          std::string_view value = parser_.fieldValue(base, i);
-          if (forwardedFor.empty()) {
-            forwardedFor = value;
-          } else {
-            if (joinedForwardedFor.empty()) joinedForwardedFor = forwardedFor;
-            joinedForwardedFor += ", ";
-            joinedForwardedFor += value;
-            forwardedFor = joinedForwardedFor;
-          }
-          continue;
+    switch (kinds[i]) {
+      case http::FieldName::Other:
+      case http::FieldName::ContentLength:
+        if (nominated && tokens.nominates(name)) continue;
+        appendField(head, name, parser_.fieldValue(base, i));
+        continue;
+      case http::FieldName::XForwardedFor: {
+        std::string_view value = parser_.fieldValue(base, i);
+        if (forwardedFor.empty()) {
+          forwardedFor = value;
+        } else {
+          if (joinedForwardedFor.empty()) joinedForwardedFor = forwardedFor;
+          joinedForwardedFor += ", ";
+          joinedForwardedFor += value;
+          forwardedFor = joinedForwardedFor;
         }
-        break;
-      case 16:
-        if (http::iequals(name, "x-forwarded-host")) continue;
-        break;
-      case 17:
-        if (http::iequals(name, "x-forwarded-proto")) continue;
-        break;
+        continue;
+      }
       default:
-        break;
+        // Host and X-Forwarded-Host/-Proto are rewritten below, Expect was answered here,
+        // and hop-by-hop fields end at this hop.
+        continue;
     }
-    appendField(head, name, parser_.fieldValue(base, i));
   }
   head += "X-Forwarded-For: ";
   if (!forwardedFor.empty()) {
@@ -477,12 +482,9 @@ void Connection::connectUpstream() {
       }
     }
     stream.lease() = std::move(lease);
-    if (fresh) {
-      stream.lease()->startConnect();
-    } else {
-      stream.lease()->watchReads(nullptr);
-      sendUpstream();
-    }
+    // A pooled connection already watches reads (idle timeout until the request is out); the
+    // caller's sendUpstream() writes the head together with whatever body is already here.
+    if (fresh) stream.lease()->startConnect();
     return;
   }
 }
@@ -562,6 +564,7 @@ void Connection::onUpstreamFailure(upstream::Failure failure) {
       stream.cluster().markDown(up.backend());
       stream.connectTimedOut = failure == Failure::ConnectTimeout;
       connectUpstream();  // nothing was sent: try the next backend
+      sendUpstream();
       return;
     case Failure::Closed:
       if (stream.responseStarted()) {
@@ -584,6 +587,7 @@ void Connection::onUpstreamFailure(upstream::Failure failure) {
         stream.lease()->output().clear();
         stream.cluster().retire(std::move(stream.lease()));
         connectUpstream();
+        sendUpstream();
         return;
       }
       failExchange(Error::upstream(ErrorCode::UpstreamReset,
@@ -668,6 +672,9 @@ void Connection::rejectRequest(llhttp_errno_t err) {
         break;
       case http::HeadViolation::TooManyHeaders:
         error = Error::downstream(ErrorCode::HeadersTooLarge, "too many request headers");
+        break;
+      case http::HeadViolation::LineFolding:
+        error = badRequest("obsolete line folding in a header field");
         break;
       case http::HeadViolation::None:
         if (bodyTooLarge_) error = Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit");

@@ -40,18 +40,22 @@ void appendField(core::OutQueue& out, std::string_view name, std::string_view va
 
 Stream::Stream(const config::RouteConfig& route, upstream::Cluster& cluster,
                const upstream::Timeouts& timeouts, core::OutQueue& clientOut, ClientView client,
-               uint64_t requestSeq)
+               uint64_t requestSeq, core::Recycler<std::string>& heads)
     : route_(route),
       cluster_(cluster),
       timeouts_(timeouts),
       clientOut_(clientOut),
       client_(client),
-      requestSeq_(requestSeq) {
+      requestSeq_(requestSeq),
+      heads_(heads),
+      upstreamHead_(heads.take()) {
   closeAfter_ = !client.keepAlive;
 }
 
 Stream::~Stream() {
   if (lease_) cluster_.retire(std::move(lease_));
+  upstreamHead_.clear();
+  heads_.give(std::move(upstreamHead_));
 }
 
 int Stream::onHeadersComplete() {
@@ -71,11 +75,17 @@ int Stream::onHeadersComplete() {
 }
 
 void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
+  // Pass 1: classify once (on the stack for any sane head), and collect Connection options.
+  constexpr std::size_t kClassified = 128;
+  http::FieldName kinds[kClassified];
+  auto kindOf = [&](std::size_t i) {
+    return i < kClassified ? kinds[i] : http::classifyField(parser.fieldName(base, i));
+  };
   http::ConnectionTokens connection;
   for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
-    if (http::iequals(parser.fieldName(base, i), "connection")) {
-      connection.add(parser.fieldValue(base, i));
-    }
+    http::FieldName kind = http::classifyField(parser.fieldName(base, i));
+    if (i < kClassified) kinds[i] = kind;
+    if (kind == http::FieldName::Connection) connection.add(parser.fieldValue(base, i));
   }
   bool bodyless = client_.headRequest || status_ == 204 || status_ == 304;
   if (bodyless) {
@@ -89,17 +99,15 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
   // Reuse needs a framed response and a backend that did not ask to close.
   upstreamReusable_ = parser.keepAlive() && !connection.close() && !parser.bodyUntilEof();
 
-  std::string_view reason = parser.statusText(base);
-  char statusLine[32];
-  int n = std::snprintf(statusLine, sizeof statusLine, "HTTP/1.1 %03d ", status_);
-  clientOut_.append({statusLine, static_cast<std::size_t>(n)});
-  clientOut_.append(reason);
-  clientOut_.append("\r\n");
+  appendStatusLine(status_, parser.statusText(base));
+  bool nominated = !connection.others().empty();
   for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
+    http::FieldName kind = kindOf(i);
+    if (http::isHopByHop(kind)) continue;
     std::string_view name = parser.fieldName(base, i);
-    if (http::isHopByHop(name) || connection.nominates(name)) continue;
-    // Content-Length of a chunked response is ignored by llhttp; never pass it on beside our framing.
-    if (framing_ == BodyFraming::Chunked && http::iequals(name, "content-length")) continue;
+    if (nominated && connection.nominates(name)) continue;
+    // llhttp ignores Content-Length beside chunked; never pass it on beside our own framing.
+    if (kind == http::FieldName::ContentLength && framing_ == BodyFraming::Chunked) continue;
     appendField(clientOut_, name, parser.fieldValue(base, i));
   }
   clientOut_.append(kVia);
@@ -111,6 +119,18 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
   } else {
     clientOut_.append("\r\n");
   }
+}
+
+void Stream::appendStatusLine(int status, std::string_view reason) {
+  char* dst = clientOut_.appendRaw(15 + reason.size());
+  std::memcpy(dst, "HTTP/1.1 ", 9);
+  dst[9] = static_cast<char>('0' + status / 100);
+  dst[10] = static_cast<char>('0' + status / 10 % 10);
+  dst[11] = static_cast<char>('0' + status % 10);
+  dst[12] = ' ';
+  std::memcpy(dst + 13, reason.data(), reason.size());
+  dst[13 + reason.size()] = '\r';
+  dst[14 + reason.size()] = '\n';
 }
 
 int Stream::onBody(const char* data, std::size_t length) {

@@ -10,6 +10,7 @@
 
 #include "gateway/config/model.h"
 #include "gateway/core/out_queue.h"
+#include "gateway/core/recycler.h"
 #include "gateway/http/parser.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/upstream/connection.h"
@@ -34,7 +35,7 @@ class Stream final : public http::Parser::Handler {
  public:
   Stream(const config::RouteConfig& route, upstream::Cluster& cluster,
          const upstream::Timeouts& timeouts, core::OutQueue& clientOut, ClientView client,
-         uint64_t requestSeq);
+         uint64_t requestSeq, core::Recycler<std::string>& heads);
   ~Stream() override;
 
   const config::RouteConfig& route() const { return route_; }
@@ -74,6 +75,7 @@ class Stream final : public http::Parser::Handler {
 
  private:
   void appendResponseHead(const http::Parser& parser, const char* base);
+  void appendStatusLine(int status, std::string_view reason);
 
   const config::RouteConfig& route_;
   upstream::Cluster& cluster_;
@@ -81,6 +83,7 @@ class Stream final : public http::Parser::Handler {
   core::OutQueue& clientOut_;
   ClientView client_;
   uint64_t requestSeq_;
+  core::Recycler<std::string>& heads_;
   std::string upstreamHead_;
   std::unique_ptr<upstream::Connection> lease_;
   BodyFraming framing_ = BodyFraming::None;

@@ -12,11 +12,12 @@ constexpr int64_t kDownBackoffMs = 1000;
 
 Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAddress> addresses,
                  event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
-                 const http::HeadLimits& responseLimits)
+                 const http::HeadLimits& responseLimits, core::BlockRecycler& blocks)
     : config_(config),
       base_(base),
       graveyard_(graveyard),
       responseLimits_(responseLimits),
+      blocks_(blocks),
       idleTimeout_(timeouts.get(config.pool.idle_timeout)),
       backends_(config.backends.size()) {
   for (std::size_t i = 0; i < backends_.size(); ++i) {
@@ -73,7 +74,7 @@ std::unique_ptr<Connection> Cluster::takeIdle(Backend& backend) {
 std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
   net::Fd fd = net::connectNonBlocking(backend.address, err);
   if (err != 0) return nullptr;
-  return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_);
+  return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_, blocks_);
 }
 
 void Cluster::release(std::unique_ptr<Connection> connection) {

@@ -31,7 +31,7 @@ class Cluster {
  public:
   Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAddress> addresses,
           event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
-          const http::HeadLimits& responseLimits);
+          const http::HeadLimits& responseLimits, core::BlockRecycler& blocks);
   ~Cluster();
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
@@ -68,6 +68,7 @@ class Cluster {
   event_base* base_;
   core::Graveyard& graveyard_;
   const http::HeadLimits& responseLimits_;
+  core::BlockRecycler& blocks_;
   const timeval* idleTimeout_;
   std::vector<Backend> backends_;
 };

@@ -9,16 +9,18 @@
 namespace gw::upstream {
 
 namespace {
-constexpr std::size_t kReadChunk = 16 * 1024;
+// Read whenever this much room is free; a standard block then takes a whole read.
+constexpr std::size_t kMinRead = 4 * 1024;
 }
 
 Connection::Connection(Cluster& cluster, Backend& backend, net::Fd fd, event_base* base,
-                       const http::HeadLimits& limits)
+                       const http::HeadLimits& limits, core::BlockRecycler& blocks)
     : cluster_(cluster),
       backend_(backend),
       fd_(std::move(fd)),
       readEvent_(event_new(base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable, this)),
       writeEvent_(event_new(base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWritable, this)),
+      in_(&blocks),
       parser_(HTTP_RESPONSE, nullptr, limits),
       limits_(limits) {}
 
@@ -93,7 +95,7 @@ void Connection::handleRead(short what) {
     fail(Failure::ReadTimeout);
     return;
   }
-  if (!in_.reserve(kReadChunk, limits_.headerBytes + kReadChunk)) {
+  if (!in_.reserve(kMinRead, limits_.headerBytes + core::IoBuffer::kBlockSize)) {
     fail(Failure::Protocol);
     return;
   }

@@ -52,7 +52,7 @@ class Connection final : public core::Retirable {
   };
 
   Connection(Cluster& cluster, Backend& backend, net::Fd fd, event_base* base,
-             const http::HeadLimits& limits);
+             const http::HeadLimits& limits, core::BlockRecycler& blocks);
   ~Connection() override;
 
   void lease(Listener& listener, http::Parser::Handler& handler, const Timeouts& timeouts);
