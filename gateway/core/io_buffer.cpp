@@ -13,10 +13,10 @@ bool IoBuffer::reserve(std::size_t n, std::size_t maxCapacity) {
   // the caller may decide (it knows whether a parser still holds offsets).
   std::size_t needed = end_ + n;
   if (needed > maxCapacity) return false;
-  std::size_t grown = std::max<std::size_t>({kBlockSize, needed, std::size_t(capacity_) * 2});
+  std::size_t grown = std::max<std::size_t>({std::size_t(blockSize_), needed, std::size_t(capacity_) * 2});
   grown = std::max(std::min(grown, maxCapacity), needed);
   std::unique_ptr<char[]> bigger;
-  if (grown == kBlockSize && blocks_) bigger = blocks_->take();
+  if (grown == blockSize_ && blocks_) bigger = blocks_->take();
   if (!bigger) bigger = std::make_unique_for_overwrite<char[]>(grown);
   if (end_ > 0) std::memcpy(bigger.get(), storage_.get(), end_);
   uint32_t begin = begin_;
@@ -46,7 +46,7 @@ void IoBuffer::releaseIfEmpty() {
 }
 
 void IoBuffer::release() {
-  if (storage_ && capacity_ == kBlockSize && blocks_) {
+  if (storage_ && capacity_ == blockSize_ && blocks_) {
     blocks_->give(std::move(storage_));
   }
   storage_.reset();

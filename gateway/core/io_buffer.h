@@ -16,10 +16,13 @@ using BlockRecycler = Recycler<std::unique_ptr<char[]>>;
 
 class IoBuffer {
  public:
-  static constexpr std::size_t kBlockSize = 16 * 1024;
+  static constexpr std::size_t kClientBlockSize = 16 * 1024;
+  // Upstream responses carry most of the bytes; bigger reads mean fewer syscalls per body.
+  static constexpr std::size_t kUpstreamBlockSize = 64 * 1024;
 
-  // Standard-size blocks come from and go back to `blocks` (may be null).
-  explicit IoBuffer(BlockRecycler* blocks = nullptr) : blocks_(blocks) {}
+  // Blocks of `blockSize` come from and go back to `blocks` (may be null).
+  explicit IoBuffer(BlockRecycler* blocks = nullptr, std::size_t blockSize = kClientBlockSize)
+      : blocks_(blocks), blockSize_(static_cast<uint32_t>(blockSize)) {}
   ~IoBuffer() { release(); }
   IoBuffer(const IoBuffer&) = delete;
   IoBuffer& operator=(const IoBuffer&) = delete;
@@ -35,6 +38,7 @@ class IoBuffer {
   char* writePtr() { return storage_.get() + end_; }
   std::size_t writable() const { return capacity_ - end_; }
   std::size_t capacity() const { return capacity_; }
+  std::size_t blockSize() const { return blockSize_; }
   bool allocated() const { return storage_ != nullptr; }
 
   void commit(std::size_t n) { end_ += static_cast<uint32_t>(n); }
@@ -51,6 +55,7 @@ class IoBuffer {
   void release();
 
   BlockRecycler* blocks_;
+  uint32_t blockSize_;
   std::unique_ptr<char[]> storage_;
   uint32_t capacity_ = 0;
   uint32_t begin_ = 0;

@@ -41,7 +41,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot)
   const auto& upstreams = snapshot_->config.upstreams;
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
     clusters_.push_back(std::make_unique<upstream::Cluster>(upstreams[i], snapshot_->backendAddresses[i],
-                                                            base(), graveyard_, timeouts_, headLimits_, blocks_));
+                                                            base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_));
   }
   for (const auto& route : snapshot_->config.routes) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),

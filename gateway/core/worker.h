@@ -30,7 +30,8 @@ namespace gw::core {
 
 class Worker {
  public:
-  // How many idle buffers / lists a worker keeps for reuse (16 KiB blocks: at most 4 MiB).
+  // How many idle buffers / lists a worker keeps for reuse (at most 4 MiB of client blocks and
+  // 4 MiB of upstream blocks).
   static constexpr std::size_t kRecycled = 256;
 
   // Opens the worker's listening sockets (errors reported, nothing started).
@@ -73,6 +74,7 @@ class Worker {
   };
   Scratch& scratch() { return scratch_; }
   BlockRecycler& blocks() { return blocks_; }
+  BlockRecycler& upstreamBlocks() { return upstreamBlocks_; }
   http::FieldListRecycler& fieldLists() { return fieldLists_; }
   Recycler<std::string>& heads() { return heads_; }
 
@@ -88,6 +90,7 @@ class Worker {
   Reactor reactor_;
   // Before anything that returns objects to them on destruction.
   BlockRecycler blocks_{kRecycled};
+  BlockRecycler upstreamBlocks_{kRecycled / 4};
   http::FieldListRecycler fieldLists_{kRecycled};
   Recycler<std::string> heads_{kRecycled};
   Graveyard graveyard_;

@@ -113,7 +113,7 @@ void Connection::handleRead(short what) {
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close();
     return;
   }
-  std::size_t maxInput = worker_.headLimits().headerBytes + core::IoBuffer::kBlockSize;
+  std::size_t maxInput = worker_.headLimits().headerBytes + core::IoBuffer::kClientBlockSize;
   if (!in_.reserve(kMinRead, maxInput)) {
     in_.compact();
     if (!in_.reserve(1, maxInput)) {
@@ -146,6 +146,24 @@ void Connection::handleTimeout() {
 }
 
 void Connection::processInput() {
+  // Re-entry (an exchange failing synchronously inside startExchange) is left to the outer loop.
+  if (processing_) return;
+  processing_ = true;
+  parseBuffered();
+  processing_ = false;
+  if (!fd_.valid()) return;
+  headPending_ = parser_.inHead();
+  if (stream_) sendUpstream();
+  if (!fd_.valid()) return;
+  if (headPending_) {
+    armHeadDeadline();
+  } else {
+    in_.compact();
+    if (!stream_ && !lingering_ && !closeAfterFlush_) goIdle();
+  }
+}
+
+void Connection::parseBuffered() {
   bool runParser = true;
   while (runParser && fd_.valid() && !lingering_ && !closeAfterFlush_) {
     if (stream_ && stream_->requestComplete) break;  // pipelined bytes wait their turn
@@ -169,19 +187,18 @@ void Connection::processInput() {
     // executed past its head.
     runParser = true;
   }
-  if (!fd_.valid()) return;
-  headPending_ = parser_.inHead();
-  if (stream_) sendUpstream();
-  if (!fd_.valid()) return;
-  if (!headPending_) in_.compact();
-  if (headPending_ && !lingering_) {
-    // Slowloris: the whole head must arrive within client_header_timeout, however it trickles.
-    int64_t now = worker_.nowMs();
-    if (headDeadlineMs_ == 0) headDeadlineMs_ = now + worker_.config().limits.client_header_timeout.count();
-    int64_t left = std::max<int64_t>(headDeadlineMs_ - now, 1);
-    timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>((left % 1000) * 1000)};
-    event_add(readEvent_.get(), &tv);
+}
+
+void Connection::armHeadDeadline() {
+  if (lingering_ || readsPaused_) return;
+  // Slowloris: the whole head must arrive within client_header_timeout, however it trickles.
+  int64_t now = worker_.nowMs();
+  if (headDeadlineMs_ == 0) {
+    headDeadlineMs_ = now + worker_.config().limits.client_header_timeout.count();
   }
+  int64_t left = std::max<int64_t>(headDeadlineMs_ - now, 1);
+  timeval tv{static_cast<time_t>(left / 1000), static_cast<suseconds_t>((left % 1000) * 1000)};
+  event_add(readEvent_.get(), &tv);
 }
 
 int Connection::onHeadersComplete() {
@@ -622,10 +639,16 @@ void Connection::finishExchange() {
     return;
   }
   if (readsPaused_ && out_.pending() < kLowWatermark) resumeClientReads();
+  continueAfterExchange();
+}
+
+void Connection::continueAfterExchange() {
+  if (processing_ || !fd_.valid() || closeAfterFlush_) return;
   if (in_.readable() > 0) {
     processInput();  // the next pipelined request
+  } else {
+    goIdle();
   }
-  if (fd_.valid() && !stream_ && !headPending_) goIdle();
 }
 
 void Connection::failExchange(const Error& error) {
@@ -638,12 +661,12 @@ void Connection::failExchange(const Error& error) {
     close();
     return;
   }
-  bool requestDone = stream_->requestComplete;
+  // A body-less request is as good as read: its message completes without more bytes.
+  bool requestDone = stream_->requestComplete || !stream_->requestHasBody;
   bool keepAlive = !stream_->closeAfterResponse();
   stream_.reset();
   reply(error, !requestDone || !keepAlive || draining_);
-  if (fd_.valid() && !closeAfterFlush_ && in_.readable() > 0) processInput();
-  if (fd_.valid() && !stream_ && !closeAfterFlush_ && !headPending_) goIdle();
+  continueAfterExchange();
 }
 
 void Connection::reply(const Error& error, bool closeAfter) {
@@ -732,8 +755,7 @@ void Connection::handleWrite(short what) {
     return;
   }
   if (readsPaused_) resumeClientReads();
-  if (in_.readable() > 0) processInput();
-  if (fd_.valid() && !stream_ && !headPending_) goIdle();
+  continueAfterExchange();
 }
 
 void Connection::pauseClientReads() {

@@ -68,8 +68,12 @@ class Connection final : public core::Retirable,
   void handleWrite(short what);
   void handleTimeout();
 
-  // Parses what is buffered, as far as the exchange in flight allows.
+  // Parses what is buffered, as far as the exchange in flight allows, then sends upstream.
   void processInput();
+  void parseBuffered();
+  void armHeadDeadline();
+  // After an exchange: the next pipelined request, or idle.
+  void continueAfterExchange();
   void startExchange();
   void buildUpstreamRequest(const char* base, std::string_view method, std::string_view host,
                             std::string_view path, const http::TargetParts& parts,
@@ -105,6 +109,7 @@ class Connection final : public core::Retirable,
   uint64_t lastSeq_ = 0;
   Pause pause_ = Pause::None;
   bool readsPaused_ = false;
+  bool processing_ = false;
   bool writeArmed_ = false;
   bool closeAfterFlush_ = false;
   bool lingering_ = false;

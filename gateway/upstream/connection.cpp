@@ -20,7 +20,7 @@ Connection::Connection(Cluster& cluster, Backend& backend, net::Fd fd, event_bas
       fd_(std::move(fd)),
       readEvent_(event_new(base, fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable, this)),
       writeEvent_(event_new(base, fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWritable, this)),
-      in_(&blocks),
+      in_(&blocks, core::IoBuffer::kUpstreamBlockSize),
       parser_(HTTP_RESPONSE, nullptr, limits),
       limits_(limits) {}
 
@@ -95,7 +95,7 @@ void Connection::handleRead(short what) {
     fail(Failure::ReadTimeout);
     return;
   }
-  if (!in_.reserve(kMinRead, limits_.headerBytes + core::IoBuffer::kBlockSize)) {
+  if (!in_.reserve(kMinRead, limits_.headerBytes + core::IoBuffer::kUpstreamBlockSize)) {
     fail(Failure::Protocol);
     return;
   }

@@ -1,0 +1,733 @@
+#include "gateway/config/loader.h"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "gateway/config/units.h"
+#include "gateway/http/path.h"
+
+namespace gw::config {
+namespace {
+
+using Keys = std::initializer_list<std::string_view>;
+
+constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                             "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+constexpr unsigned kMaxWorkers = 1024;
+constexpr uint32_t kMaxWeight = 1000;
+constexpr uint32_t kMaxPoolIdle = 100'000;
+constexpr std::size_t kMaxHeaderCount = 65'535;
+constexpr Duration kMinTimeout{1};
+
+std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+std::string toString(const Location& where) {
+  return where.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
+}
+
+// What a node holds, for "must be X, got Y" messages.
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return quote(node.Scalar());
+    default:
+      return "nothing";
+  }
+}
+
+unsigned autoWorkers() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+bool isNameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+}
+
+bool isValidName(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), isNameChar);
+}
+
+// A DNS-style name: dot-separated non-empty labels of letters, digits, '-' and '_'.
+bool isValidHostName(std::string_view host) {
+  if (host.empty() || host.front() == '.' || host.back() == '.') return false;
+  if (host.find("..") != std::string_view::npos) return false;
+  return std::all_of(host.begin(), host.end(), isNameChar);
+}
+
+// The IP literal in canonical text form ("::0:1" -> "::1"), so equal addresses compare equal.
+std::optional<std::string> canonicalIp(const std::string& text) {
+  unsigned char bytes[16];
+  char out[INET6_ADDRSTRLEN];
+  for (int family : {AF_INET, AF_INET6}) {
+    if (inet_pton(family, text.c_str(), bytes) == 1 &&
+        inet_ntop(family, bytes, out, sizeof(out)) != nullptr) {
+      return std::string(out);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string hostPort(const std::string& host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+template <typename Int>
+std::optional<Int> parseInt(std::string_view text, Int min, Int max) {
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  if (value < static_cast<uint64_t>(min) || value > static_cast<uint64_t>(max)) return std::nullopt;
+  return static_cast<Int>(value);
+}
+
+// "host:port", "[v6]:port"; the host is kept without brackets so it can be resolved directly.
+std::optional<std::string> splitHostPort(std::string_view text, BackendConfig& out) {
+  std::string_view host;
+  std::string_view port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") {
+      return "backend address must look like [::1]:9000";
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    if (!canonicalIp(std::string(host))) return "invalid IPv6 address " + quote(host);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return "backend address must be host:port";
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return "IPv6 backend addresses must be bracketed, e.g. \"[::1]:9000\"";
+    }
+    if (!isValidHostName(host)) return "invalid backend host " + quote(host);
+  }
+  const auto portNumber = parseInt<uint16_t>(port, 1, 65535);
+  if (!portNumber) return "backend port must be an integer from 1 to 65535, got " + quote(port);
+  out.host = std::string(host);
+  out.port = *portNumber;
+  return std::nullopt;
+}
+
+// Requests are routed by their normalised path (http::normalisePath), so a match path that is not
+// in normal form would never match, or would match something other than it reads.
+std::optional<std::string> checkMatchPath(std::string_view path) {
+  if (!path.starts_with('/')) return "must start with '/'";
+  std::string normal;
+  switch (http::normalisePath(path, normal)) {
+    case http::PathError::None:
+      break;
+    case http::PathError::EscapesRoot:
+      return "must not climb above '/' with '..'";
+    case http::PathError::Invalid:
+      return "is not a valid path (spaces, control characters, '?', '#', '\\', non-ASCII bytes "
+             "and malformed %-escapes are refused)";
+  }
+  if (normal != path) {
+    return "must be written in normal form, " + quote(normal) +
+           " (request paths are normalised before matching)";
+  }
+  return std::nullopt;
+}
+
+bool sameMethods(std::vector<std::string> a, std::vector<std::string> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  return a == b;
+}
+
+// Would every request `later` accepts be taken by `earlier` first?
+bool covers(const RouteMatch& earlier, const RouteMatch& later) {
+  bool hostCovered = !earlier.host || earlier.host == later.host;
+  if (!hostCovered && later.host && earlier.host->starts_with("*.")) {
+    const std::string_view domain = std::string_view(*earlier.host).substr(1);  // ".example.com"
+    hostCovered = later.host->size() > domain.size() && later.host->ends_with(domain);
+  }
+  const bool methodsCovered =
+      earlier.methods.empty() ||
+      (!later.methods.empty() &&
+       std::all_of(later.methods.begin(), later.methods.end(), [&](const std::string& m) {
+         return std::find(earlier.methods.begin(), earlier.methods.end(), m) !=
+                earlier.methods.end();
+       }));
+  const bool pathCovered = earlier.kind == PathMatch::Prefix
+                               ? http::pathHasPrefix(later.path, earlier.path)
+                               : later.kind == PathMatch::Exact && later.path == earlier.path;
+  return hostCovered && methodsCovered && pathCovered;
+}
+
+bool duplicates(const RouteMatch& a, const RouteMatch& b) {
+  return a.host == b.host && a.kind == b.kind && a.path == b.path &&
+         sameMethods(a.methods, b.methods);
+}
+
+// A key/value pair found in a mapping. Values that are empty (`key:`) have no useful position of
+// their own, so they are reported at the key.
+struct Field {
+  YAML::Node key;
+  YAML::Node value;
+  const YAML::Node& anchor() const { return value.IsNull() ? key : value; }
+};
+
+std::optional<Field> findField(const YAML::Node& map, std::string_view key) {
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == key) return Field{it->first, it->second};
+  }
+  return std::nullopt;
+}
+
+class Loader {
+ public:
+  explicit Loader(const std::string& source) { config_.source = source; }
+
+  LoadResult load(std::string_view yaml) {
+    try {
+      const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+      if (documents.empty() || documents.front().IsNull()) {
+        errors_.push_back({locate(YAML::Mark()), "the configuration is empty"});
+      } else {
+        if (documents.size() > 1) error(documents[1], "only one YAML document is allowed");
+        parseRoot(documents.front());
+      }
+    } catch (const YAML::ParserException& e) {
+      errors_.push_back({locate(e.mark), "invalid YAML: " + e.msg});
+    } catch (const YAML::Exception& e) {
+      errors_.push_back({locate(e.mark), "cannot read the configuration: " + e.msg});
+    }
+    const auto byPosition = [](const Diagnostic& a, const Diagnostic& b) {
+      return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
+    };
+    std::stable_sort(errors_.begin(), errors_.end(), byPosition);
+    std::stable_sort(warnings_.begin(), warnings_.end(), byPosition);
+    LoadResult result{std::nullopt, std::move(errors_), std::move(warnings_)};
+    if (result.errors.empty()) result.config = std::move(config_);
+    return result;
+  }
+
+ private:
+  // ---- diagnostics ----
+
+  Location locate(const YAML::Mark& mark) const {
+    return {config_.source, mark.line + 1, mark.column + 1};
+  }
+  Location locate(const YAML::Node& node) const { return locate(node.Mark()); }
+  void error(const YAML::Node& at, std::string message) {
+    errors_.push_back({locate(at), std::move(message)});
+  }
+  void warn(const YAML::Node& at, std::string message) {
+    warnings_.push_back({locate(at), std::move(message)});
+  }
+
+  // ---- shape checks: each reports a mismatch and returns false ----
+
+  bool expectMap(const YAML::Node& node, std::string_view what) {
+    if (node.IsMap()) return true;
+    error(node, std::string(what) + " must be a mapping, got " + describe(node));
+    return false;
+  }
+
+  // Reports keys of `map` not in `allowed`, non-string keys and keys given twice.
+  void checkKeys(const YAML::Node& map, std::string_view what, Keys allowed) {
+    std::map<std::string, Location> seen;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) {
+        error(key, "keys must be plain names, got " + describe(key));
+        continue;
+      }
+      const std::string& name = key.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string expected;
+        for (std::string_view k : allowed)
+          expected += (expected.empty() ? "" : ", ") + std::string(k);
+        error(key, "unknown key " + quote(name) + " in " + std::string(what) +
+                       "; expected one of: " + expected);
+      } else if (const auto [first, inserted] = seen.emplace(name, locate(key)); !inserted) {
+        error(key, "duplicate key " + quote(name) + " (first at " + toString(first->second) + ")");
+      }
+    }
+  }
+
+  bool require(const YAML::Node& map, std::string_view what, std::string_view key) {
+    if (findField(map, key)) return true;
+    error(map, std::string(what) + " is missing required key " + quote(key));
+    return false;
+  }
+
+  // The entries of the required, non-empty list `map[key]`, or nothing (reported) if it is not.
+  std::optional<YAML::Node> requireList(const YAML::Node& map, std::string_view what,
+                                        std::string_view key) {
+    if (!require(map, what, key)) return std::nullopt;
+    const Field field = *findField(map, key);
+    if (!field.value.IsSequence()) {
+      error(field.anchor(), quote(key) + " must be a list, got " + describe(field.value));
+    } else if (field.value.size() == 0) {
+      error(field.anchor(), quote(key) + " must have at least one entry");
+    } else {
+      return field.value;
+    }
+    return std::nullopt;
+  }
+
+  // The optional mapping `map[key]`; absent or empty (`key:`) means "all defaults".
+  std::optional<YAML::Node> optionalMap(const YAML::Node& map, std::string_view key) {
+    const auto field = findField(map, key);
+    if (!field || field->value.IsNull()) return std::nullopt;
+    if (!expectMap(field->value, quote(key))) return std::nullopt;
+    return field->value;
+  }
+
+  // ---- typed readers for map[key] ----
+  // An absent key leaves `out` untouched, so it keeps its default; so does a bad value, which is
+  // reported. Each returns true when it set `out`.
+
+  // The text of a scalar value, or nothing (reported) when the value is not a scalar.
+  std::optional<std::string> scalar(const Field& field, std::string_view expected) {
+    if (field.value.IsScalar()) return field.value.Scalar();
+    error(field.anchor(), quote(field.key.Scalar()) + " must be " + std::string(expected) +
+                              ", got " + describe(field.value));
+    return std::nullopt;
+  }
+
+  // Reads through `convert(text, why)`, which returns the value or leaves `why` set.
+  template <typename T, typename Convert>
+  bool read(const YAML::Node& map, std::string_view key, std::string_view expected, T& out,
+            Convert convert) {
+    const auto field = findField(map, key);
+    if (!field) return false;
+    const auto text = scalar(*field, expected);
+    if (!text) return false;
+    std::string why;
+    std::optional<T> value = convert(*text, why);
+    if (!value) {
+      error(field->anchor(), quote(key) + ": " + why);
+      return false;
+    }
+    out = std::move(*value);
+    return true;
+  }
+
+  bool readString(const YAML::Node& map, std::string_view key, std::string& out) {
+    return read(map, key, "a string", out,
+                [](const std::string& text, std::string&) { return std::optional(text); });
+  }
+
+  bool readName(const YAML::Node& map, std::string_view key, std::string& out) {
+    return read(map, key, "a name", out, [](const std::string& text, std::string& why) {
+      if (isValidName(text)) return std::optional(text);
+      why = "expected only letters, digits, '_', '.' and '-', got " + quote(text);
+      return std::optional<std::string>();
+    });
+  }
+
+  template <typename Int>
+  bool readInt(const YAML::Node& map, std::string_view key, Int& out, std::type_identity_t<Int> min,
+               std::type_identity_t<Int> max) {
+    const std::string expected =
+        "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+    return read(map, key, expected, out, [&](const std::string& text, std::string& why) {
+      const auto value = parseInt<Int>(text, min, max);
+      if (!value) why = "expected " + expected + ", got " + quote(text);
+      return value;
+    });
+  }
+
+  bool readBool(const YAML::Node& map, std::string_view key, bool& out) {
+    return read(map, key, "true or false", out, [](const std::string& text, std::string& why) {
+      if (text == "true" || text == "false") return std::optional(text == "true");
+      why = "expected true or false, got " + quote(text);
+      return std::optional<bool>();
+    });
+  }
+
+  // A duration or size through `parse` (parseDuration, parseSize), refusing values below `min`.
+  template <typename T>
+  bool readMeasure(const YAML::Node& map, std::string_view key, std::string_view expected, T& out,
+                   std::type_identity_t<T> min, const std::string& minText,
+                   std::optional<T> (*parse)(std::string_view, std::string&)) {
+    return read(map, key, expected, out, [&](const std::string& text, std::string& why) {
+      auto value = parse(text, why);
+      if (value && *value < min) {
+        why = "expected at least " + minText + ", got " + quote(text);
+        value.reset();
+      }
+      return value;
+    });
+  }
+
+  bool readDuration(const YAML::Node& map, std::string_view key, Duration& out, Duration min) {
+    return readMeasure(map, key, "a duration such as 5s", out, min,
+                       std::to_string(min.count()) + "ms", parseDuration);
+  }
+
+  bool readSize(const YAML::Node& map, std::string_view key, std::size_t& out, std::size_t min) {
+    return readMeasure(map, key, "a size such as 64KiB", out, min, std::to_string(min) + "B",
+                       parseSize);
+  }
+
+  // ---- sections ----
+
+  void parseRoot(const YAML::Node& root) {
+    if (!expectMap(root, "the configuration")) return;
+    checkKeys(root, "the configuration",
+              {"workers", "listeners", "limits", "shutdown", "upstreams", "routes"});
+    parseWorkers(root);
+    parseListeners(root);
+    parseLimits(root);
+    if (const auto shutdown = optionalMap(root, "shutdown")) {
+      checkKeys(*shutdown, "shutdown", {"drain_timeout"});
+      readDuration(*shutdown, "drain_timeout", config_.drain_timeout, Duration(0));
+    }
+    parseUpstreams(root);
+    parseRoutes(root);  // after upstreams and limits: routes inherit from both
+    warnUnusedUpstreams();
+  }
+
+  void parseWorkers(const YAML::Node& root) {
+    const std::string expected = "'auto' or an integer from 1 to " + std::to_string(kMaxWorkers);
+    config_.workers = autoWorkers();
+    read(root, "workers", expected, config_.workers,
+         [&](const std::string& text, std::string& why) {
+           auto value = text == "auto" ? autoWorkers() : parseInt<unsigned>(text, 1, kMaxWorkers);
+           if (!value) why = "expected " + expected + ", got " + quote(text);
+           return value;
+         });
+  }
+
+  void parseListeners(const YAML::Node& root) {
+    const auto list = requireList(root, "the configuration", "listeners");
+    if (!list) return;
+    std::map<std::string, Location> seen;  // canonical address:port -> first listener
+    for (const YAML::Node& node : *list) {
+      if (!expectMap(node, "a listener")) continue;
+      checkKeys(node, "listener", {"address", "port"});
+      ListenerConfig listener;
+      listener.where = locate(node);
+      std::optional<std::string> ip = canonicalIp(listener.address);
+      if (readString(node, "address", listener.address)) {
+        ip = canonicalIp(listener.address);
+        if (!ip) {
+          error(findField(node, "address")->anchor(),
+                "listener address must be an IPv4 or IPv6 address, got " + quote(listener.address));
+        }
+      }
+      const bool hasPort =
+          require(node, "listener", "port") && readInt(node, "port", listener.port, 1, 65535);
+      if (ip && hasPort) {
+        const auto [first, inserted] = seen.emplace(hostPort(*ip, listener.port), listener.where);
+        if (!inserted) {
+          error(node, "duplicate listener " + hostPort(*ip, listener.port) + " (first at " +
+                          toString(first->second) + ")");
+        }
+      }
+      config_.listeners.push_back(std::move(listener));
+    }
+  }
+
+  void parseLimits(const YAML::Node& root) {
+    const auto limits = optionalMap(root, "limits");
+    if (!limits) return;
+    checkKeys(*limits, "limits",
+              {"request_line_bytes", "header_bytes", "header_count", "body_bytes",
+               "client_header_timeout", "client_body_timeout", "idle_timeout"});
+    Limits& out = config_.limits;
+    readSize(*limits, "request_line_bytes", out.request_line_bytes, 1);
+    readSize(*limits, "header_bytes", out.header_bytes, 1);
+    readInt(*limits, "header_count", out.header_count, 1, kMaxHeaderCount);
+    readSize(*limits, "body_bytes", out.body_bytes, 0);
+    readDuration(*limits, "client_header_timeout", out.client_header_timeout, kMinTimeout);
+    readDuration(*limits, "client_body_timeout", out.client_body_timeout, kMinTimeout);
+    readDuration(*limits, "idle_timeout", out.idle_timeout, kMinTimeout);
+  }
+
+  // Shared by upstreams and routes: a route's timeouts start as its upstream's and override them.
+  void parseTimeouts(const YAML::Node& owner, UpstreamTimeouts& out) {
+    const auto timeouts = optionalMap(owner, "timeouts");
+    if (!timeouts) return;
+    checkKeys(*timeouts, "timeouts", {"connect", "read", "send"});
+    readDuration(*timeouts, "connect", out.connect, kMinTimeout);
+    readDuration(*timeouts, "read", out.read, kMinTimeout);
+    readDuration(*timeouts, "send", out.send, kMinTimeout);
+  }
+
+  void parseUpstreams(const YAML::Node& root) {
+    const auto list = requireList(root, "the configuration", "upstreams");
+    if (!list) return;
+    for (const YAML::Node& node : *list) {
+      if (!expectMap(node, "an upstream")) continue;
+      checkKeys(node, "upstream", {"name", "backends", "pool", "timeouts"});
+      UpstreamConfig upstream;
+      upstream.where = locate(node);
+      if (require(node, "upstream", "name") && readName(node, "name", upstream.name)) {
+        const auto [first, inserted] =
+            upstreamIndex_.emplace(upstream.name, config_.upstreams.size());
+        if (!inserted) {
+          error(findField(node, "name")->anchor(),
+                "duplicate upstream name " + quote(upstream.name) + " (first at " +
+                    toString(config_.upstreams[first->second].where) + ")");
+        }
+      }
+      if (const auto backends = requireList(node, "upstream", "backends")) {
+        for (const YAML::Node& backend : *backends) parseBackend(backend, upstream.backends);
+      }
+      if (const auto pool = optionalMap(node, "pool")) {
+        checkKeys(*pool, "pool", {"max_idle", "idle_timeout"});
+        readInt(*pool, "max_idle", upstream.pool.max_idle_per_backend, 0, kMaxPoolIdle);
+        readDuration(*pool, "idle_timeout", upstream.pool.idle_timeout, kMinTimeout);
+      }
+      parseTimeouts(node, upstream.timeouts);
+      config_.upstreams.push_back(std::move(upstream));
+      used_.push_back(false);
+    }
+  }
+
+  // A backend is "host:port" or {address: "host:port", weight: N}.
+  void parseBackend(const YAML::Node& node, std::vector<BackendConfig>& out) {
+    BackendConfig backend;
+    backend.where = locate(node);
+    Field address{node, node};
+    if (node.IsMap()) {
+      checkKeys(node, "backend", {"address", "weight"});
+      readInt(node, "weight", backend.weight, 1, kMaxWeight);
+      if (!require(node, "backend", "address")) return;
+      address = *findField(node, "address");
+    }
+    if (!address.value.IsScalar()) {
+      std::string message =
+          "backend must be host:port or a mapping with 'address' and 'weight', "
+          "got " +
+          describe(address.value);
+      if (address.value.IsSequence()) message += " (quote IPv6 addresses: \"[::1]:9000\")";
+      error(address.anchor(), std::move(message));
+      return;
+    }
+    if (const auto problem = splitHostPort(address.value.Scalar(), backend)) {
+      error(address.anchor(), *problem);
+      return;
+    }
+    out.push_back(std::move(backend));
+  }
+
+  void parseRoutes(const YAML::Node& root) {
+    const auto list = requireList(root, "the configuration", "routes");
+    if (!list) return;
+    std::map<std::string, Location> names;
+    std::vector<bool> comparable;  // routes whose match parsed cleanly take part in overlap checks
+    std::size_t index = 0;
+    for (const YAML::Node& node : *list) {
+      ++index;
+      if (!expectMap(node, "a route")) continue;
+      checkKeys(node, "route",
+                {"name", "match", "upstream", "strip_prefix", "preserve_host", "limits", "timeouts",
+                 "plugins"});
+      RouteConfig route;
+      route.where = locate(node);
+      route.name = "route-" + std::to_string(index);
+      readName(node, "name", route.name);
+      if (const auto [first, inserted] = names.emplace(route.name, route.where); !inserted) {
+        error(node, "duplicate route name " + quote(route.name) + " (first at " +
+                        toString(first->second) + ")");
+      }
+      const bool matchOk = parseMatch(node, route.match);
+      resolveUpstream(node, route);
+      route.body_bytes = config_.limits.body_bytes;
+      if (const auto limits = optionalMap(node, "limits")) {
+        checkKeys(*limits, "route limits", {"body_bytes"});
+        readSize(*limits, "body_bytes", route.body_bytes, 0);
+      }
+      parseTimeouts(node, route.timeouts);
+      if (readString(node, "strip_prefix", route.strip_prefix) && matchOk &&
+          !route.match.path.starts_with(route.strip_prefix)) {
+        error(findField(node, "strip_prefix")->anchor(),
+              "strip_prefix " + quote(route.strip_prefix) + " is not a prefix of the match path " +
+                  quote(route.match.path));
+      }
+      readBool(node, "preserve_host", route.preserve_host);
+      if (const auto plugins = findField(node, "plugins")) parsePlugins(*plugins);
+      checkOverlaps(node, route, matchOk, comparable);
+      config_.routes.push_back(std::move(route));
+      comparable.push_back(matchOk);
+    }
+  }
+
+  // Sets the upstream index and the timeouts the route inherits from it.
+  void resolveUpstream(const YAML::Node& node, RouteConfig& route) {
+    std::string name;
+    if (!require(node, "route", "upstream") || !readString(node, "upstream", name)) return;
+    const auto found = upstreamIndex_.find(name);
+    if (found == upstreamIndex_.end()) {
+      error(findField(node, "upstream")->anchor(), "unknown upstream " + quote(name));
+      return;
+    }
+    route.upstream = found->second;
+    route.timeouts = config_.upstreams[found->second].timeouts;
+    used_[found->second] = true;
+  }
+
+  // Returns whether the match is fully valid (a partly parsed one would be reported as overlapping
+  // routes it does not really overlap).
+  bool parseMatch(const YAML::Node& route, RouteMatch& out) {
+    const auto field = findField(route, "match");
+    if (!field || field->value.IsNull()) return true;  // default: prefix "/"
+    const auto match = optionalMap(route, "match");
+    if (!match) return false;
+    const std::size_t errorsBefore = errors_.size();
+    checkKeys(*match, "match", {"prefix", "exact", "methods", "host"});
+    const bool hasPrefix = findField(*match, "prefix").has_value();
+    const bool hasExact = findField(*match, "exact").has_value();
+    if (hasPrefix && hasExact) {
+      error(*match, "match must have only one of 'prefix' and 'exact'");
+    } else if (hasPrefix || hasExact) {
+      out.kind = hasExact ? PathMatch::Exact : PathMatch::Prefix;
+      const std::string_view key = hasExact ? "exact" : "prefix";
+      if (readString(*match, key, out.path)) {
+        if (const auto problem = checkMatchPath(out.path)) {
+          error(findField(*match, key)->anchor(), quote(key) + " " + *problem);
+        }
+      }
+    }
+    if (const auto methods = findField(*match, "methods")) parseMethods(*methods, out.methods);
+    std::string host;
+    if (readString(*match, "host", host)) {
+      std::transform(host.begin(), host.end(), host.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (host.ends_with('.')) host.pop_back();  // the fully qualified spelling, "example.com."
+      const std::string_view name =
+          host.starts_with("*.") ? std::string_view(host).substr(2) : host;
+      if (host.find(':') != std::string::npos) {
+        error(findField(*match, "host")->anchor(), "'host' must not include a port");
+      } else if (!isValidHostName(name)) {
+        error(findField(*match, "host")->anchor(),
+              "'host' must be a host name such as api.example.com or *.example.com, got " +
+                  quote(host));
+      }
+      out.host = std::move(host);
+    }
+    return errors_.size() == errorsBefore;
+  }
+
+  void parseMethods(const Field& field, std::vector<std::string>& out) {
+    if (!field.value.IsSequence() || field.value.size() == 0) {
+      const std::string message =
+          "'methods' must be a non-empty list (omit it to match any method)";
+      error(field.anchor(), message + ", got " + describe(field.value));
+      return;
+    }
+    for (const YAML::Node& entry : field.value) {
+      if (!entry.IsScalar()) {
+        error(entry, "HTTP method must be a name such as GET, got " + describe(entry));
+        continue;
+      }
+      const std::string& method = entry.Scalar();
+      if (std::find(std::begin(kHttpMethods), std::end(kHttpMethods), method) ==
+          std::end(kHttpMethods)) {
+        error(entry, "unknown HTTP method " + quote(method) +
+                         " (one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH; "
+                         "upper-case)");
+      } else if (std::find(out.begin(), out.end(), method) != out.end()) {
+        warn(entry, "method " + quote(method) + " is listed twice");
+      } else {
+        out.push_back(method);
+      }
+    }
+  }
+
+  // The one place plugin entries are read. No plugin types exist yet, so every entry is unknown;
+  // the plugin registry will look `name` up here and hand the entry's value to Factory::parse.
+  void parsePlugins(const Field& field) {
+    if (field.value.IsNull()) return;
+    if (!field.value.IsSequence()) {
+      error(field.anchor(), "'plugins' must be a list, got " + describe(field.value));
+      return;
+    }
+    for (const YAML::Node& entry : field.value) {
+      if (entry.IsScalar()) {
+        error(entry, "unknown plugin " + quote(entry.Scalar()));
+      } else if (entry.IsMap() && entry.size() == 1 && entry.begin()->first.IsScalar()) {
+        error(entry.begin()->first, "unknown plugin " + quote(entry.begin()->first.Scalar()));
+      } else {
+        error(entry,
+              "a plugin entry must be a plugin name or a mapping with one key, the plugin "
+              "name, got " +
+                  describe(entry));
+      }
+    }
+  }
+
+  // First match wins, so a route that an earlier route fully covers can never be chosen.
+  void checkOverlaps(const YAML::Node& node, const RouteConfig& route, bool matchOk,
+                     const std::vector<bool>& comparable) {
+    if (!matchOk) return;
+    for (std::size_t i = 0; i < config_.routes.size(); ++i) {
+      const RouteConfig& earlier = config_.routes[i];
+      if (!comparable[i]) continue;
+      const std::string other = quote(earlier.name) + " (" + toString(earlier.where) + ")";
+      if (duplicates(earlier.match, route.match)) {
+        error(node, "route " + quote(route.name) + " duplicates route " + other);
+        return;
+      }
+      if (covers(earlier.match, route.match)) {
+        error(node, "route " + quote(route.name) + " is unreachable: shadowed by route " + other);
+        return;
+      }
+    }
+  }
+
+  void warnUnusedUpstreams() {
+    for (std::size_t i = 0; i < config_.upstreams.size(); ++i) {
+      if (used_[i] || config_.upstreams[i].name.empty()) continue;
+      const UpstreamConfig& upstream = config_.upstreams[i];
+      warnings_.push_back(
+          {upstream.where, "upstream " + quote(upstream.name) + " is not used by any route"});
+    }
+  }
+
+  Config config_;
+  std::vector<Diagnostic> errors_;
+  std::vector<Diagnostic> warnings_;
+  std::map<std::string, std::size_t> upstreamIndex_;
+  std::vector<bool> used_;  // parallel to config_.upstreams
+};
+
+}  // namespace
+
+LoadResult loadString(std::string_view yaml, const std::string& sourceName) {
+  return Loader(sourceName).load(yaml);
+}
+
+LoadResult loadFile(const std::string& path) {
+  const auto cannotOpen = [&](std::string why) {
+    LoadResult result;
+    Diagnostic& diagnostic = result.errors.emplace_back();
+    diagnostic.where.file = path;  // line 0, column 0: the whole file
+    diagnostic.message = "cannot open configuration file: " + std::move(why);
+    return result;
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return cannotOpen("is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return cannotOpen(std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return cannotOpen("read error");
+  return loadString(text.str(), path);
+}
+
+}  // namespace gw::config

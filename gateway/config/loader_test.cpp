@@ -1,0 +1,578 @@
+#include "gateway/config/loader.h"
+
+#include <doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace doctest {
+// Prints diagnostics one per line when a comparison fails.
+template <>
+struct StringMaker<std::vector<std::string>> {
+  static String convert(const std::vector<std::string>& lines) {
+    std::string text = "{";
+    for (const std::string& line : lines) text += "\n  \"" + line + "\"";
+    return (text + "\n}").c_str();
+  }
+};
+}  // namespace doctest
+
+namespace gw::config {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Two valid lines so that a test only has to add the part it is about; its lines start at 3.
+constexpr std::string_view kHead =
+    "listeners: [{port: 8080}]\n"
+    "upstreams: [{name: u, backends: [127.0.0.1:9000]}]\n";
+
+std::vector<std::string> format(const std::vector<Diagnostic>& diagnostics) {
+  std::vector<std::string> lines;
+  for (const Diagnostic& d : diagnostics) lines.push_back(d.format());
+  return lines;
+}
+
+std::vector<std::string> errorsOf(std::string_view yaml) {
+  return format(loadString(yaml, "t.yaml").errors);
+}
+
+std::vector<std::string> routeErrors(std::string_view routes) {
+  return errorsOf(std::string(kHead) + std::string(routes));
+}
+
+Config load(std::string_view yaml) {
+  LoadResult result = loadString(yaml, "t.yaml");
+  INFO(format(result.errors));
+  REQUIRE(result.errors.empty());
+  REQUIRE(result.config);
+  return *result.config;
+}
+
+using Lines = std::vector<std::string>;
+
+TEST_CASE("Diagnostic::format is FILE:LINE:COL: message") {
+  CHECK(Diagnostic{{"a.yaml", 3, 7}, "boom"}.format() == "a.yaml:3:7: boom");
+}
+
+TEST_CASE("a full configuration fills every field") {
+  const Config config = load(R"(workers: 3
+listeners:
+  - address: 127.0.0.1
+    port: 8080
+  - address: "::1"
+    port: 8081
+limits:
+  request_line_bytes: 4KiB
+  header_bytes: 16KB
+  header_count: 50
+  body_bytes: 2MiB
+  client_header_timeout: 5s
+  client_body_timeout: 7s
+  idle_timeout: 2m
+shutdown:
+  drain_timeout: 250ms
+upstreams:
+  - name: api
+    backends:
+      - address: 127.0.0.1:9000
+        weight: 2
+      - 127.0.0.1:9001
+      - "[::1]:9002"
+      - backend.internal:80
+    pool:
+      max_idle: 0
+      idle_timeout: 1h
+    timeouts:
+      connect: 1s
+      read: 2s
+      send: 3s
+  - name: other
+    backends: [127.0.0.1:9100]
+routes:
+  - name: api
+    match:
+      prefix: /api/
+      methods: [GET, POST]
+      host: API.Example.com.
+    upstream: api
+    strip_prefix: /api
+    preserve_host: false
+    limits:
+      body_bytes: 10MiB
+    timeouts:
+      read: 5s
+    plugins: []
+  - match:
+      exact: /health
+    upstream: other
+)");
+  CHECK(config.source == "t.yaml");
+  CHECK(config.workers == 3);
+
+  REQUIRE(config.listeners.size() == 2);
+  CHECK(config.listeners[0].address == "127.0.0.1");
+  CHECK(config.listeners[0].port == 8080);
+  CHECK(config.listeners[0].where.file == "t.yaml");
+  CHECK(config.listeners[0].where.line == 3);
+  CHECK(config.listeners[0].where.column == 5);
+  CHECK(config.listeners[1].address == "::1");
+  CHECK(config.listeners[1].port == 8081);
+
+  CHECK(config.limits.request_line_bytes == 4096);
+  CHECK(config.limits.header_bytes == 16000);
+  CHECK(config.limits.header_count == 50);
+  CHECK(config.limits.body_bytes == 2 * 1024 * 1024);
+  CHECK(config.limits.client_header_timeout == seconds(5));
+  CHECK(config.limits.client_body_timeout == seconds(7));
+  CHECK(config.limits.idle_timeout == seconds(120));
+  CHECK(config.drain_timeout == milliseconds(250));
+
+  REQUIRE(config.upstreams.size() == 2);
+  const UpstreamConfig& api = config.upstreams[0];
+  CHECK(api.name == "api");
+  CHECK(api.where.line == 18);
+  REQUIRE(api.backends.size() == 4);
+  CHECK(api.backends[0].host == "127.0.0.1");
+  CHECK(api.backends[0].port == 9000);
+  CHECK(api.backends[0].weight == 2);
+  CHECK(api.backends[0].where.line == 20);
+  CHECK(api.backends[1].host == "127.0.0.1");
+  CHECK(api.backends[1].port == 9001);
+  CHECK(api.backends[1].weight == 1);
+  CHECK(api.backends[2].host == "::1");  // brackets removed: ready for getaddrinfo
+  CHECK(api.backends[2].port == 9002);
+  CHECK(api.backends[3].host == "backend.internal");
+  CHECK(api.backends[3].port == 80);
+  CHECK(api.pool.max_idle_per_backend == 0);
+  CHECK(api.pool.idle_timeout == seconds(3600));
+  CHECK(api.timeouts.connect == seconds(1));
+  CHECK(api.timeouts.read == seconds(2));
+  CHECK(api.timeouts.send == seconds(3));
+
+  REQUIRE(config.routes.size() == 2);
+  const RouteConfig& first = config.routes[0];
+  CHECK(first.name == "api");
+  CHECK(first.match.kind == PathMatch::Prefix);
+  CHECK(first.match.path == "/api/");
+  CHECK(first.match.methods == std::vector<std::string>{"GET", "POST"});
+  CHECK(first.match.host == "api.example.com");  // lower-cased, trailing dot dropped
+  CHECK(first.upstream == 0);
+  CHECK(first.strip_prefix == "/api");
+  CHECK_FALSE(first.preserve_host);
+  CHECK(first.body_bytes == 10 * 1024 * 1024);
+  CHECK(first.timeouts.connect == seconds(1));  // inherited from the upstream
+  CHECK(first.timeouts.read == seconds(5));     // overridden by the route
+  CHECK(first.timeouts.send == seconds(3));
+  CHECK(first.where.line == 35);
+
+  const RouteConfig& second = config.routes[1];
+  CHECK(second.name == "route-2");
+  CHECK(second.match.kind == PathMatch::Exact);
+  CHECK(second.match.path == "/health");
+  CHECK_FALSE(second.match.host);
+  CHECK(second.match.methods.empty());
+  CHECK(second.upstream == 1);
+  CHECK(second.strip_prefix.empty());
+  CHECK(second.preserve_host);
+  CHECK(second.body_bytes == 2 * 1024 * 1024);  // the global limit
+  CHECK(second.timeouts.read == seconds(60));   // upstream "other" has the defaults
+}
+
+TEST_CASE("omitted keys take their defaults") {
+  const Config config = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(config.workers == std::max(1u, std::thread::hardware_concurrency()));
+  CHECK(config.listeners[0].address == "0.0.0.0");
+  const Limits defaults;
+  CHECK(config.limits.request_line_bytes == defaults.request_line_bytes);
+  CHECK(config.limits.header_bytes == defaults.header_bytes);
+  CHECK(config.limits.header_count == defaults.header_count);
+  CHECK(config.limits.body_bytes == defaults.body_bytes);
+  CHECK(config.limits.client_header_timeout == defaults.client_header_timeout);
+  CHECK(config.limits.client_body_timeout == defaults.client_body_timeout);
+  CHECK(config.limits.idle_timeout == defaults.idle_timeout);
+  CHECK(config.drain_timeout == seconds(30));
+  const UpstreamConfig& upstream = config.upstreams[0];
+  CHECK(upstream.backends[0].weight == 1);
+  CHECK(upstream.pool.max_idle_per_backend == 64);
+  CHECK(upstream.pool.idle_timeout == seconds(60));
+  CHECK(upstream.timeouts.connect == seconds(5));
+  CHECK(upstream.timeouts.read == seconds(60));
+  CHECK(upstream.timeouts.send == seconds(60));
+  const RouteConfig& route = config.routes[0];
+  CHECK(route.name == "route-1");
+  CHECK(route.match.kind == PathMatch::Prefix);
+  CHECK(route.match.path == "/");
+  CHECK(route.preserve_host);
+  CHECK(route.body_bytes == defaults.body_bytes);
+}
+
+TEST_CASE("empty sections mean all defaults") {
+  const Config config =
+      load(std::string(kHead) + "limits:\nshutdown:\nroutes:\n  - upstream: u\n    match:\n");
+  CHECK(config.limits.body_bytes == Limits{}.body_bytes);
+  CHECK(config.routes[0].match.path == "/");
+}
+
+TEST_CASE("workers: auto and a number") {
+  CHECK(load(std::string(kHead) + "workers: auto\nroutes: [{upstream: u}]\n").workers ==
+        std::max(1u, std::thread::hardware_concurrency()));
+  CHECK(load(std::string(kHead) + "workers: 1\nroutes: [{upstream: u}]\n").workers == 1);
+}
+
+TEST_CASE("error: missing file") {
+  const LoadResult result = loadFile("/nonexistent/gw.yaml");
+  CHECK_FALSE(result.config);
+  CHECK(
+      format(result.errors) ==
+      Lines{"/nonexistent/gw.yaml:0:0: cannot open configuration file: No such file or directory"});
+}
+
+TEST_CASE("error: YAML syntax") {
+  CHECK(errorsOf("listeners:\n  port: 80: 1\n") ==
+        Lines{"t.yaml:2:11: invalid YAML: illegal map value"});
+}
+
+TEST_CASE("error: empty file and a non-mapping document") {
+  CHECK(errorsOf("") == Lines{"t.yaml:1:1: the configuration is empty"});
+  CHECK(errorsOf("# only a comment\n") == Lines{"t.yaml:1:1: the configuration is empty"});
+  CHECK(errorsOf("- a\n") == Lines{"t.yaml:1:1: the configuration must be a mapping, got a list"});
+}
+
+TEST_CASE("error: unknown key, with the allowed ones listed") {
+  CHECK(routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
+        Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
+              "listeners, limits, shutdown, upstreams, routes"});
+  CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
+                 "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port"});
+}
+
+TEST_CASE("error: a key given twice") {
+  CHECK(routeErrors("routes: [{upstream: u, upstream: u}]\n") ==
+        Lines{"t.yaml:3:24: duplicate key 'upstream' (first at t.yaml:3:11)"});
+}
+
+TEST_CASE("error: missing required keys") {
+  CHECK(errorsOf("workers: 1\n") ==
+        Lines{"t.yaml:1:1: the configuration is missing required key 'listeners'",
+              "t.yaml:1:1: the configuration is missing required key 'upstreams'",
+              "t.yaml:1:1: the configuration is missing required key 'routes'"});
+  CHECK(routeErrors("routes:\n  - match: {prefix: /}\n") ==
+        Lines{"t.yaml:4:5: route is missing required key 'upstream'"});
+  CHECK(errorsOf("listeners: [{address: 127.0.0.1}]\nupstreams: [{backends: [h:1]}]\n"
+                 "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:1:13: listener is missing required key 'port'",
+              "t.yaml:2:13: upstream is missing required key 'name'",
+              "t.yaml:3:21: unknown upstream 'u'"});
+}
+
+TEST_CASE("error: wrong types") {
+  CHECK(routeErrors("routes: {upstream: u}\n") ==
+        Lines{"t.yaml:3:9: 'routes' must be a list, got a mapping"});
+  CHECK(routeErrors("routes: [{upstream: u, preserve_host: yes}]\n") ==
+        Lines{"t.yaml:3:39: 'preserve_host': expected true or false, got 'yes'"});
+  CHECK(routeErrors("routes: [{upstream: [u]}]\n") ==
+        Lines{"t.yaml:3:21: 'upstream' must be a string, got a list"});
+  CHECK(routeErrors("routes: [{upstream: u, limits: 5}]\n") ==
+        Lines{"t.yaml:3:32: 'limits' must be a mapping, got '5'"});
+  CHECK(errorsOf("listeners: []\nupstreams: [{name: u, backends: [h:1]}]\n"
+                 "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:1:12: 'listeners' must have at least one entry"});
+  CHECK(routeErrors("routes: [{upstream: u}, 5]\n") ==
+        Lines{"t.yaml:3:25: a route must be a mapping, got '5'"});
+  // An empty value is reported at its key.
+  CHECK(routeErrors("routes:\n  - upstream:\n") ==
+        Lines{"t.yaml:4:5: 'upstream' must be a string, got nothing"});
+}
+
+TEST_CASE("error: numbers out of range") {
+  CHECK(errorsOf("listeners: [{port: 0}, {port: 65536}]\n"
+                 "upstreams: [{name: u, backends: [{address: 'h:1', weight: 1001}]}]\n"
+                 "routes: [{upstream: u}]\nworkers: 0\n") ==
+        Lines{"t.yaml:1:20: 'port': expected an integer from 1 to 65535, got '0'",
+              "t.yaml:1:31: 'port': expected an integer from 1 to 65535, got '65536'",
+              "t.yaml:2:59: 'weight': expected an integer from 1 to 1000, got '1001'",
+              "t.yaml:4:10: 'workers': expected 'auto' or an integer from 1 to 1024, got '0'"});
+  CHECK(routeErrors("routes: [{upstream: u}]\nlimits: {header_count: -1}\n") ==
+        Lines{"t.yaml:4:24: 'header_count': expected an integer from 1 to 65535, got '-1'"});
+}
+
+TEST_CASE("error: bad durations and sizes") {
+  CHECK(routeErrors("routes: [{upstream: u}]\n"
+                    "limits: {idle_timeout: 30, body_bytes: 1.5MiB, header_bytes: 0}\n"
+                    "shutdown: {drain_timeout: 5 s}\n") ==
+        Lines{"t.yaml:4:24: 'idle_timeout': duration '30' needs a unit (ms, s, m or h), e.g. '30s'",
+              "t.yaml:4:40: 'body_bytes': invalid size '1.5MiB': must be a whole number; use a "
+              "smaller unit instead of a fraction",
+              "t.yaml:4:62: 'header_bytes': expected at least 1B, got '0'",
+              "t.yaml:5:27: 'drain_timeout': invalid duration '5 s': unit must be ms, s, m or h"});
+  CHECK(routeErrors("routes: [{upstream: u, timeouts: {read: 0ms}}]\n") ==
+        Lines{"t.yaml:3:41: 'read': expected at least 1ms, got '0ms'"});
+}
+
+TEST_CASE("error: listener address and duplicate listener") {
+  CHECK(errorsOf("listeners:\n  - {address: localhost, port: 80}\n  - {port: 80}\n"
+                 "  - {address: 0.0.0.0, port: 80}\n  - {address: '::0', port: 80}\n"
+                 "  - {address: '::', port: 80}\n"
+                 "upstreams: [{name: u, backends: [h:1]}]\nroutes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:2:15: listener address must be an IPv4 or IPv6 address, got 'localhost'",
+              "t.yaml:4:5: duplicate listener 0.0.0.0:80 (first at t.yaml:3:5)",
+              "t.yaml:6:5: duplicate listener [::]:80 (first at t.yaml:5:5)"});
+}
+
+TEST_CASE("error: upstream names") {
+  CHECK(errorsOf("listeners: [{port: 1}]\nroutes: [{upstream: a}]\n"
+                 "upstreams:\n  - {name: a, backends: [h:1]}\n  - {name: a, backends: [h:1]}\n"
+                 "  - {name: 'a b', backends: [h:1]}\n") ==
+        Lines{"t.yaml:5:12: duplicate upstream name 'a' (first at t.yaml:4:5)",
+              "t.yaml:6:12: 'name': expected only letters, digits, '_', '.' and '-', got 'a b'"});
+}
+
+TEST_CASE("error: backends") {
+  CHECK(errorsOf("listeners: [{port: 1}]\nroutes: [{upstream: u}]\nupstreams:\n"
+                 "  - name: u\n    backends:\n"
+                 "      - ::1:80\n"
+                 "      - '[::1:80'\n"
+                 "      - host\n"
+                 "      - 'bad host:80'\n"
+                 "      - h:0\n"
+                 "      - [::1]\n"
+                 "      - {weight: 2}\n"
+                 "  - {name: v, backends: []}\n") ==
+        Lines{"t.yaml:6:9: IPv6 backend addresses must be bracketed, e.g. \"[::1]:9000\"",
+              "t.yaml:7:9: backend address must look like [::1]:9000",
+              "t.yaml:8:9: backend address must be host:port",
+              "t.yaml:9:9: invalid backend host 'bad host'",
+              "t.yaml:10:9: backend port must be an integer from 1 to 65535, got '0'",
+              "t.yaml:11:9: backend must be host:port or a mapping with 'address' and 'weight', "
+              "got a list (quote IPv6 addresses: \"[::1]:9000\")",
+              "t.yaml:12:9: backend is missing required key 'address'",
+              "t.yaml:13:25: 'backends' must have at least one entry"});
+}
+
+TEST_CASE("error: unknown upstream reference") {
+  CHECK(routeErrors("routes: [{upstream: nope}]\n") ==
+        Lines{"t.yaml:3:21: unknown upstream 'nope'"});
+}
+
+TEST_CASE("error: duplicate route names, including a default one") {
+  CHECK(routeErrors("routes:\n  - {upstream: u, match: {prefix: /a}}\n"
+                    "  - {name: a, upstream: u, match: {prefix: /b}}\n"
+                    "  - {name: route-1, upstream: u, match: {prefix: /c}}\n"
+                    "  - {name: a, upstream: u, match: {prefix: /d}}\n") ==
+        Lines{"t.yaml:6:5: duplicate route name 'route-1' (first at t.yaml:4:5)",
+              "t.yaml:7:5: duplicate route name 'a' (first at t.yaml:5:5)"});
+}
+
+TEST_CASE("error: match paths") {
+  CHECK(routeErrors("routes:\n"
+                    "  - {upstream: u, match: {prefix: /a, exact: /a}}\n"
+                    "  - {upstream: u, match: {prefix: api}}\n"
+                    "  - {upstream: u, match: {exact: /a/../b}}\n"
+                    "  - {upstream: u, match: {prefix: /a//b}}\n"
+                    "  - {upstream: u, match: {prefix: '/a b'}}\n"
+                    "  - {upstream: u, match: {exact: /../a}}\n"
+                    "  - {upstream: u, match: {prefix: /%7ea}}\n") ==
+        Lines{"t.yaml:4:26: match must have only one of 'prefix' and 'exact'",
+              "t.yaml:5:35: 'prefix' must start with '/'",
+              "t.yaml:6:34: 'exact' must be written in normal form, '/b' (request paths are "
+              "normalised before matching)",
+              "t.yaml:7:35: 'prefix' must be written in normal form, '/a/b' (request paths are "
+              "normalised before matching)",
+              "t.yaml:8:35: 'prefix' is not a valid path (spaces, control characters, '?', '#', "
+              "'\\', non-ASCII bytes and malformed %-escapes are refused)",
+              "t.yaml:9:34: 'exact' must not climb above '/' with '..'",
+              "t.yaml:10:35: 'prefix' must be written in normal form, '/~a' (request paths are "
+              "normalised before matching)"});
+}
+
+TEST_CASE("error: methods") {
+  CHECK(routeErrors("routes:\n"
+                    "  - {upstream: u, match: {prefix: /a, methods: [get, FETCH]}}\n"
+                    "  - {upstream: u, match: {prefix: /b, methods: []}}\n") ==
+        Lines{"t.yaml:4:49: unknown HTTP method 'get' (one of GET, HEAD, POST, PUT, DELETE, "
+              "CONNECT, OPTIONS, TRACE, PATCH; upper-case)",
+              "t.yaml:4:54: unknown HTTP method 'FETCH' (one of GET, HEAD, POST, PUT, DELETE, "
+              "CONNECT, OPTIONS, TRACE, PATCH; upper-case)",
+              "t.yaml:5:48: 'methods' must be a non-empty list (omit it to match any method), got "
+              "a list"});
+}
+
+TEST_CASE("error: host") {
+  CHECK(routeErrors("routes:\n"
+                    "  - {upstream: u, match: {host: 'a.com:80'}}\n"
+                    "  - {upstream: u, match: {host: 'a..com'}}\n"
+                    "  - {upstream: u, match: {host: '*'}}\n") ==
+        Lines{"t.yaml:4:33: 'host' must not include a port",
+              "t.yaml:5:33: 'host' must be a host name such as api.example.com or *.example.com, "
+              "got 'a..com'",
+              "t.yaml:6:33: 'host' must be a host name such as api.example.com or *.example.com, "
+              "got '*'"});
+}
+
+TEST_CASE("error: strip_prefix not a prefix of the match path") {
+  CHECK(routeErrors("routes: [{upstream: u, match: {prefix: /api/}, strip_prefix: /v1}]\n") ==
+        Lines{"t.yaml:3:62: strip_prefix '/v1' is not a prefix of the match path '/api/'"});
+}
+
+TEST_CASE("error: plugins") {
+  CHECK(routeErrors("routes:\n"
+                    "  - upstream: u\n"
+                    "    plugins:\n"
+                    "      - cors\n"
+                    "      - rate_limit: {rps: 5}\n"
+                    "      - {a: 1, b: 2}\n") ==
+        Lines{"t.yaml:6:9: unknown plugin 'cors'", "t.yaml:7:9: unknown plugin 'rate_limit'",
+              "t.yaml:8:9: a plugin entry must be a plugin name or a mapping with one key, the "
+              "plugin name, got a mapping"});
+  CHECK(routeErrors("routes: [{upstream: u, plugins: cors}]\n") ==
+        Lines{"t.yaml:3:33: 'plugins' must be a list, got 'cors'"});
+}
+
+TEST_CASE("error: duplicate routes") {
+  CHECK(routeErrors("routes:\n"
+                    "  - {name: a, upstream: u, match: {prefix: /x, methods: [GET, POST]}}\n"
+                    "  - {name: b, upstream: u, match: {prefix: /x, methods: [POST, GET]}}\n") ==
+        Lines{"t.yaml:5:5: route 'b' duplicates route 'a' (t.yaml:4:5)"});
+}
+
+TEST_CASE("error: unreachable routes") {
+  SUBCASE("an earlier prefix covers a later prefix") {
+    CHECK(routeErrors("routes:\n  - {name: all, upstream: u}\n"
+                      "  - {name: api, upstream: u, match: {prefix: /api/}}\n") ==
+          Lines{"t.yaml:5:5: route 'api' is unreachable: shadowed by route 'all' (t.yaml:4:5)"});
+  }
+  SUBCASE("prefixes cover whole segments") {
+    CHECK(routeErrors("routes:\n  - {name: a, upstream: u, match: {prefix: /api}}\n"
+                      "  - {name: b, upstream: u, match: {prefix: /api/v1}}\n") ==
+          Lines{"t.yaml:5:5: route 'b' is unreachable: shadowed by route 'a' (t.yaml:4:5)"});
+  }
+  SUBCASE("an earlier prefix covers a later exact path") {
+    CHECK(routeErrors("routes:\n  - {name: a, upstream: u, match: {prefix: /api}}\n"
+                      "  - {name: b, upstream: u, match: {exact: /api/health}}\n") ==
+          Lines{"t.yaml:5:5: route 'b' is unreachable: shadowed by route 'a' (t.yaml:4:5)"});
+  }
+  SUBCASE("equal exact paths, earlier takes any method") {
+    CHECK(routeErrors("routes:\n  - {name: a, upstream: u, match: {exact: /h}}\n"
+                      "  - {name: b, upstream: u, match: {exact: /h, methods: [GET]}}\n") ==
+          Lines{"t.yaml:5:5: route 'b' is unreachable: shadowed by route 'a' (t.yaml:4:5)"});
+  }
+  SUBCASE("earlier methods are a superset, earlier host equal") {
+    CHECK(routeErrors(
+              "routes:\n"
+              "  - {name: a, upstream: u, match: {host: x.io, methods: [GET, PUT]}}\n"
+              "  - {name: b, upstream: u, match: {host: X.io, prefix: /b, methods: [GET]}}\n") ==
+          Lines{"t.yaml:5:5: route 'b' is unreachable: shadowed by route 'a' (t.yaml:4:5)"});
+  }
+  SUBCASE("an earlier wildcard host covers a subdomain") {
+    CHECK(routeErrors("routes:\n  - {name: a, upstream: u, match: {host: '*.x.io'}}\n"
+                      "  - {name: b, upstream: u, match: {host: a.b.x.io}}\n") ==
+          Lines{"t.yaml:5:5: route 'b' is unreachable: shadowed by route 'a' (t.yaml:4:5)"});
+  }
+}
+
+TEST_CASE("reachable routes are not reported") {
+  load(std::string(kHead) +
+       "routes:\n"
+       "  - {upstream: u, match: {exact: /api}}\n"  // exact before prefix
+       "  - {upstream: u, match: {prefix: /api}}\n"
+       "  - {upstream: u, match: {prefix: /apix}}\n"  // "/api" is segment-aware
+       "  - {upstream: u, match: {prefix: /b/}}\n"    // "/b/" does not match "/b"
+       "  - {upstream: u, match: {exact: /b}}\n"
+       "  - {upstream: u, match: {prefix: /, methods: [GET]}}\n"  // later takes more methods
+       "  - {upstream: u, match: {prefix: /, methods: [GET, POST]}}\n"
+       "  - {upstream: u, match: {host: a.x.io}}\n"  // later is less specific
+       "  - {upstream: u, match: {host: '*.x.io'}}\n"
+       "  - {upstream: u, match: {host: x.io}}\n"  // wildcard excludes x.io
+       "  - {upstream: u}\n");
+}
+
+TEST_CASE("every problem is reported, in file order") {
+  const auto errors = errorsOf(
+      "routes: [{upstream: nope}]\n"
+      "listeners: [{port: 0}]\n"
+      "upstreams: [{name: u, backends: [h:1], pool: {max_idle: x}}]\n"
+      "extra: 1\n");
+  CHECK(errors.size() == 4);
+  CHECK(errors[0].starts_with("t.yaml:1:21: unknown upstream"));
+  CHECK(errors[1].starts_with("t.yaml:2:20: 'port'"));
+  CHECK(errors[2].starts_with("t.yaml:3:57: 'max_idle'"));
+  CHECK(errors[3].starts_with("t.yaml:4:1: unknown key 'extra'"));
+}
+
+TEST_CASE("warnings: unused upstream and repeated method") {
+  const LoadResult ok = loadString(
+      "listeners: [{port: 1}]\n"
+      "upstreams: [{name: u, backends: [h:1]}, {name: v, backends: [h:2]}]\n"
+      "routes: [{upstream: v, match: {methods: [GET, GET]}}]\n",
+      "t.yaml");
+  CHECK(ok.errors.empty());
+  CHECK(format(ok.warnings) == Lines{"t.yaml:2:13: upstream 'u' is not used by any route",
+                                     "t.yaml:3:47: method 'GET' is listed twice"});
+  REQUIRE(ok.config);
+  CHECK(ok.config->routes[0].match.methods == std::vector<std::string>{"GET"});
+}
+
+// Every shipped configuration must load cleanly, so none of them rots.
+// The repository root: GW_SOURCE_ROOT when the build defines it; else found from this file's path
+// (which meson gives relative to the build directory, where `meson test` runs) or by walking up
+// from the working directory, so running the binary from the repository root works too.
+std::filesystem::path sourceRoot() {
+#ifdef GW_SOURCE_ROOT
+  return GW_SOURCE_ROOT;
+#else
+  namespace fs = std::filesystem;
+  const auto isRoot = [](const fs::path& dir) {
+    return fs::exists(dir / "gateway" / "config" / "loader_test.cpp");
+  };
+  const fs::path fromThisFile = fs::path(__FILE__).parent_path().parent_path().parent_path();
+  if (isRoot(fromThisFile)) return fromThisFile;
+  for (fs::path dir = fs::current_path(); dir != dir.parent_path(); dir = dir.parent_path()) {
+    if (isRoot(dir)) return dir;
+  }
+  return fromThisFile;
+#endif
+}
+
+TEST_CASE("every file in conf/ and conf/examples/ loads without errors or warnings") {
+  const std::filesystem::path root = sourceRoot();
+  INFO("source root: " << root);
+  REQUIRE(std::filesystem::is_directory(root / "conf" / "examples"));
+  std::size_t files = 0;
+  for (const auto& dir : {root / "conf", root / "conf" / "examples"}) {
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".yaml") continue;
+      ++files;
+      const LoadResult result = loadFile(entry.path().string());
+      INFO(entry.path().string());
+      CHECK(format(result.errors) == Lines{});
+      CHECK(format(result.warnings) == Lines{});
+    }
+  }
+  CHECK(files >= 5);
+}
+
+TEST_CASE("the benchmark contract") {
+  const LoadResult result = loadFile((sourceRoot() / "conf/examples/bench.yaml").string());
+  REQUIRE(result.config);
+  const Config& config = *result.config;
+  CHECK(config.workers == 1);
+  REQUIRE(config.listeners.size() == 1);
+  CHECK(config.listeners[0].address == "127.0.0.1");
+  CHECK(config.listeners[0].port == 18090);
+  REQUIRE(config.upstreams.size() == 1);
+  REQUIRE(config.upstreams[0].backends.size() == 1);
+  CHECK(config.upstreams[0].backends[0].host == "127.0.0.1");
+  CHECK(config.upstreams[0].backends[0].port == 18081);
+  CHECK(config.upstreams[0].pool.max_idle_per_backend >= 256);
+  REQUIRE(config.routes.size() == 1);
+  CHECK(config.routes[0].match.kind == PathMatch::Prefix);
+  CHECK(config.routes[0].match.path == "/");
+  CHECK(config.routes[0].strip_prefix.empty());
+}
+
+}  // namespace
+}  // namespace gw::config
