@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 
+#include "gateway/core/guard.h"
 #include "gateway/core/log.h"
 #include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
@@ -81,25 +82,28 @@ void Connection::close() {
 
 void Connection::onReadable(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  try {
-    self->handleRead(what);
-  } catch (const std::exception& e) {
-    // A programmer error: log loudly, answer 500 if we still can, keep the worker alive.
-    core::log::error("unexpected exception on client connection",
-                     {{"what", e.what()}, {"client", self->clientIp_}});
-    if (self->fd_.valid()) self->reply(Error::internal("internal error"), true);
-  }
+  core::guarded([&] { self->handleRead(what); }, [&](const char* why) { self->recoverFromBug(why); });
 }
 
 void Connection::onWritable(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  try {
-    self->handleWrite(what);
-  } catch (const std::exception& e) {
-    core::log::error("unexpected exception while writing to client",
-                     {{"what", e.what()}, {"client", self->clientIp_}});
-    self->close();
+  core::guarded([&] { self->handleWrite(what); }, [&](const char* why) { self->recoverFromBug(why); });
+}
+
+void Connection::recoverFromBug(const char* what) {
+  core::log::error("programmer error while handling a request",
+                   {{"what", what},
+                    {"client", clientIp_},
+                    {"route", stream_ ? std::string_view(stream_->route().name) : std::string_view()},
+                    {"request_id", requestId(lastSeq_)}});
+  if (!fd_.valid()) return;
+  if (stream_ && stream_->responseStarted()) {
+    close();  // the client already has part of a response: cutting it is the only honest end
+    return;
   }
+  stream_.reset();
+  out_.clear();
+  reply(Error::internal("internal error"), true);
 }
 
 void Connection::handleRead(short what) {
@@ -512,7 +516,7 @@ void Connection::sendUpstream() {
   if (!up.connecting()) {
     auto status = up.flush();
     if (status == core::OutQueue::WriteStatus::Failed) {
-      onUpstreamFailure(upstream::Failure::Reset);
+      upstreamFailed(upstream::Failure::Reset);
       return;
     }
     if (status == core::OutQueue::WriteStatus::Drained && stream_->requestComplete) {
@@ -524,12 +528,24 @@ void Connection::sendUpstream() {
 }
 
 void Connection::onUpstreamConnected() {
+  core::guarded([&] { upstreamConnected(); }, [&](const char* why) { recoverFromBug(why); });
+}
+
+void Connection::onUpstreamDrained() {
+  core::guarded([&] { upstreamDrained(); }, [&](const char* why) { recoverFromBug(why); });
+}
+
+void Connection::onUpstreamFailure(upstream::Failure failure) {
+  core::guarded([&] { upstreamFailed(failure); }, [&](const char* why) { recoverFromBug(why); });
+}
+
+void Connection::upstreamConnected() {
   stream_->cluster().markUp(stream_->lease()->backend());
   stream_->lease()->watchReads(nullptr);
   sendUpstream();
 }
 
-void Connection::onUpstreamDrained() {
+void Connection::upstreamDrained() {
   if (!stream_) return;
   if (stream_->requestComplete) {
     stream_->lease()->watchReads(stream_->timeouts().read);
@@ -539,14 +555,7 @@ void Connection::onUpstreamDrained() {
 }
 
 void Connection::onUpstreamRead() {
-  try {
-    readUpstreamResponse();
-  } catch (const std::exception& e) {
-    core::log::error("unexpected exception while proxying a response",
-                     {{"what", e.what()}, {"route", stream_ ? stream_->route().name : ""},
-                      {"request_id", requestId(lastSeq_)}});
-    failExchange(Error::internal("internal error"));
-  }
+  core::guarded([&] { readUpstreamResponse(); }, [&](const char* why) { recoverFromBug(why); });
 }
 
 void Connection::readUpstreamResponse() {
@@ -570,7 +579,7 @@ void Connection::readUpstreamResponse() {
   }
 }
 
-void Connection::onUpstreamFailure(upstream::Failure failure) {
+void Connection::upstreamFailed(upstream::Failure failure) {
   if (!stream_) return;
   Stream& stream = *stream_;
   upstream::Connection& up = *stream.lease();

@@ -67,6 +67,8 @@ class Connection final : public core::Retirable,
   void handleRead(short what);
   void handleWrite(short what);
   void handleTimeout();
+  // An exception escaped our code: log it, answer 500 (or cut a started response), close.
+  void recoverFromBug(const char* what);
 
   // Parses what is buffered, as far as the exchange in flight allows, then sends upstream.
   void processInput();
@@ -83,6 +85,9 @@ class Connection final : public core::Retirable,
   void failExchange(const core::Error& error);
   void finishExchange();
   void readUpstreamResponse();
+  void upstreamConnected();
+  void upstreamDrained();
+  void upstreamFailed(upstream::Failure failure);
 
   // Sends a gateway-made error response; `close` ends the connection after it.
   void reply(const core::Error& error, bool close);
