@@ -1,0 +1,134 @@
+// Downstream connection handling: keep-alive, pipelining in order, Connection: close, HTTP/1.0.
+#include <doctest.h>
+
+#include "test/support/harness.h"
+
+using namespace gw::it;
+
+TEST_CASE("keep-alive: many requests on one client connection") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  Client c(gw.port());
+  for (int i = 0; i < 20; ++i) {
+    Response r = c.roundTrip(get("/echo?n=" + std::to_string(i)));
+    INFO("request " << i << ": " << r.error);
+    REQUIRE(r.complete);
+    CHECK(r.status == 200);
+    CHECK_FALSE(r.closed);
+    CHECK(parseEcho(r.body).target == "/echo?n=" + std::to_string(i));
+  }
+}
+
+TEST_CASE("pipelining: requests sent in one write are answered in order") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  Client c(gw.port());
+  // The slow one goes first: a proxy answering out of order would return /echo?n=2 first.
+  REQUIRE(c.send(get("/delay/300") + get("/echo?n=2") + get("/bytes/5000") +
+                 request("HEAD", "/head-test") + get("/chunked/3000?chunk=100") +
+                 request("POST", "/echo?n=6", {}, "posted")));
+  Response r1 = c.read();
+  REQUIRE_MESSAGE(r1.complete, r1.error);
+  CHECK(r1.body == "delayed /delay/300\n");
+  Response r2 = c.read();
+  REQUIRE_MESSAGE(r2.complete, r2.error);
+  CHECK(parseEcho(r2.body).target == "/echo?n=2");
+  Response r3 = c.read();
+  REQUIRE_MESSAGE(r3.complete, r3.error);
+  CHECK(r3.body.size() == 5000);
+  ReadOptions head;
+  head.head = true;
+  Response r4 = c.read(head);
+  REQUIRE_MESSAGE(r4.complete, r4.error);
+  CHECK(r4.status == 200);
+  CHECK(r4.header("Content-Length") == "100");
+  Response r5 = c.read();
+  REQUIRE_MESSAGE(r5.complete, r5.error);
+  CHECK(r5.body.size() == 3000);
+  CHECK(r5.body.substr(0, 26) == "abcdefghijklmnopqrstuvwxyz");
+  Response r6 = c.read();
+  REQUIRE_MESSAGE(r6.complete, r6.error);
+  Echo e6 = parseEcho(r6.body);
+  CHECK(e6.target == "/echo?n=6");
+  CHECK(e6.body == "posted");
+  // Nothing extra after the last response (e.g. a HEAD body sent by mistake).
+  CHECK(c.readRaw(200ms).empty());
+}
+
+TEST_CASE("pipelining: a burst of 50 requests in one write") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  Client c(gw.port());
+  std::string burst;
+  for (int i = 0; i < 50; ++i) burst += get("/echo?i=" + std::to_string(i));
+  REQUIRE(c.send(burst));
+  for (int i = 0; i < 50; ++i) {
+    Response r = c.read();
+    INFO("response " << i << ": " << r.error);
+    REQUIRE(r.complete);
+    CHECK(parseEcho(r.body).target == "/echo?i=" + std::to_string(i));
+  }
+}
+
+TEST_CASE("Connection: close from the client closes after the response") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  Client c(gw.port());
+  Response r = c.roundTrip(get("/echo", "Connection: close\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  CHECK(c.waitClosed(2000ms));
+}
+
+TEST_CASE("HTTP/1.0 client: answered, then the connection is closed") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  Client c(gw.port());
+  REQUIRE(c.send("GET /echo?v=10 HTTP/1.0\r\n\r\n"));
+  Response r = c.read();
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  CHECK(r.http_major == 1);
+  CHECK(parseEcho(r.body).target == "/echo?v=10");
+  CHECK(c.waitClosed(2000ms));
+}
+
+TEST_CASE("HTTP/1.0 client: a chunked backend response is not sent chunked to a 1.0 client") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  Client c(gw.port());
+  REQUIRE(c.send("GET /chunked/1000?chunk=10 HTTP/1.0\r\nHost: gw.test\r\n\r\n"));
+  Response r = c.read();
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  CHECK_FALSE(r.header("Transfer-Encoding").has_value());
+  CHECK(r.body.size() == 1000);
+}
+
+TEST_CASE("pipelining: nothing after a Connection: close request is answered or forwarded") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  b.reset();
+  Client c(gw.port());
+  REQUIRE(c.send(get("/echo?first", "Connection: close\r\n") + get("/echo?after-close")));
+  Response r = c.read();
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(parseEcho(r.body).target == "/echo?first");
+  CHECK(c.readRaw(1000ms).empty());  // no second response, just the close
+  CHECK(c.waitClosed(0ms));
+  std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].target == "/echo?first");
+}
+
+TEST_CASE("absolute-form request target is accepted and forwarded in origin-form") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  Client c(gw.port());
+  Response r = c.roundTrip("GET http://gw.test/echo?abs=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n");
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  Echo e = parseEcho(r.body);
+  CHECK(e.target == "/echo?abs=1");
+  CHECK(e.header("Host") == "gw.test");
+}

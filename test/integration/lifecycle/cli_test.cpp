@@ -1,0 +1,153 @@
+// The command line: -t validates a config (exit 0 / exit 1 with FILE:LINE:COL errors),
+// --version and --help.
+#include <doctest.h>
+
+#include <regex>
+
+#include "test/support/harness.h"
+
+using namespace gw::it;
+
+namespace {
+
+struct Run {
+  int exit_code = -1;
+  std::string out;  // stdout + stderr
+  std::string err;  // stderr only
+};
+
+Run runGatewayd(std::vector<std::string> args) {
+  TempDir dir;
+  std::string err_path = dir.path() + "/stderr";
+  args.insert(args.begin(), gatewaydPath());
+  Process p(args, err_path);
+  Run run;
+  while (auto line = p.readLine(5000ms)) run.out += *line + "\n";
+  auto code = p.waitExit(5000ms);
+  REQUIRE_MESSAGE(code.has_value(), "gatewayd did not exit");
+  run.exit_code = *code;
+  run.err = readFile(err_path);
+  run.out += run.err;
+  return run;
+}
+
+constexpr const char* kGood = R"(workers: 1
+listeners:
+  - address: 127.0.0.1
+    port: 18999
+upstreams:
+  - name: main
+    backends:
+      - 127.0.0.1:9
+routes:
+  - match: {prefix: /}
+    upstream: main
+)";
+
+// Two independent mistakes: an unknown key (line 5) and a duration without a unit (line 11).
+constexpr const char* kBad = R"(workers: 1
+listeners:
+  - address: 127.0.0.1
+    port: 18999
+    bogus_key: 1
+upstreams:
+  - name: main
+    backends:
+      - 127.0.0.1:9
+    timeouts:
+      connect: 5
+routes:
+  - match: {prefix: /}
+    upstream: main
+)";
+
+}  // namespace
+
+TEST_CASE("cli: -t accepts a valid config with exit 0") {
+  TempDir dir;
+  std::string path = dir.write("good.yaml", kGood);
+  Run run = runGatewayd({"-t", "-c", path});
+  INFO(run.out);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("configuration ok") != std::string::npos);
+  CHECK(run.out.find(path) != std::string::npos);
+}
+
+TEST_CASE("cli: -t rejects a bad config with exit 1 and FILE:LINE:COL for every error") {
+  TempDir dir;
+  std::string path = dir.write("bad.yaml", kBad);
+  Run run = runGatewayd({"-t", "-c", path});
+  INFO(run.out);
+  CHECK(run.exit_code == 1);
+  std::string quoted = std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)");
+  CHECK(std::regex_search(run.err, std::regex("(^|\n)" + quoted + R"(:5:\d+: [^\n]*bogus_key)")));
+  CHECK(std::regex_search(run.err, std::regex("(^|\n)" + quoted + R"(:11:\d+: )")));
+  CHECK(run.out.find("configuration ok") == std::string::npos);
+}
+
+TEST_CASE("cli: -t reports unreachable and duplicate routes and unknown upstreams where they are") {
+  constexpr const char* kHead = R"(workers: 1
+listeners:
+  - address: 127.0.0.1
+    port: 18999
+upstreams:
+  - name: main
+    backends:
+      - 127.0.0.1:9
+routes:
+  - match: {prefix: /}
+    upstream: main
+)";
+  struct Bad {
+    std::string name;
+    std::string routes;  // appended after the catch-all route of kHead (line 10)
+  };
+  const std::vector<Bad> cases = {
+      {"unreachable (shadowed by the catch-all)",
+       "  - match: {prefix: /api/}\n    upstream: main\n"},
+      {"duplicate of the catch-all", "  - match: {prefix: /}\n    upstream: main\n"},
+      {"unknown upstream", "  - match: {exact: /x}\n    upstream: nope\n"},
+  };
+  for (const Bad& bad : cases) {
+    INFO(bad.name);
+    TempDir dir;
+    std::string path = dir.write("routes.yaml", std::string(kHead) + bad.routes);
+    Run run = runGatewayd({"-t", "-c", path});
+    INFO(run.out);
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.find(path + ":12:") != std::string::npos);  // the offending route's line
+  }
+}
+
+TEST_CASE("cli: a missing config file is an error, not a crash") {
+  Run run = runGatewayd({"-t", "-c", "/nonexistent/gatewayd.yaml"});
+  INFO(run.out);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find("/nonexistent/gatewayd.yaml") != std::string::npos);
+}
+
+TEST_CASE("cli: running with a bad config exits 1 without listening") {
+  TempDir dir;
+  std::string path = dir.write("bad.yaml", kBad);
+  Run run = runGatewayd({"-c", path});
+  INFO(run.out);
+  CHECK(run.exit_code == 1);
+}
+
+TEST_CASE("cli: --version and --help") {
+  Run version = runGatewayd({"--version"});
+  INFO(version.out);
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.find("0.1.0") != std::string::npos);
+
+  Run help = runGatewayd({"--help"});
+  INFO(help.out);
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("-c") != std::string::npos);
+  CHECK(help.out.find("-t") != std::string::npos);
+
+  Run unknown = runGatewayd({"--no-such-flag"});
+  INFO(unknown.out);
+  CHECK(unknown.exit_code != 0);
+  CHECK(unknown.exit_code < 128);  // an error exit, not a crash
+}

@@ -1,0 +1,226 @@
+// Request smuggling and malformed input: each case must get a JSON 4xx, the connection must be
+// closed, and the backend must receive nothing of it (checked against the backend's own counters
+// and request log, not the gateway's word).
+#include <doctest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "test/support/harness.h"
+
+using namespace gw::it;
+
+namespace {
+
+constexpr const char* kLimits = R"(limits:
+  request_line_bytes: 1KiB
+  header_bytes: 4KiB
+  header_count: 20
+  body_bytes: 1KiB
+)";
+
+struct Case {
+  std::string name;
+  std::string bytes;
+  int status;
+  std::vector<std::string> codes;  // acceptable error.code values
+  bool headers_valid = false;      // the head was fine, the body was not: the backend may see
+                                   // the start of the request, never a complete one
+};
+
+void expectRejected(Backend& b, Gateway& gw, const Case& c) {
+  INFO("case: " << c.name);
+  b.reset();
+  Client client(gw.port());
+  client.send(c.bytes);
+  Response r = client.read(2000ms);
+  INFO("client saw: status " << r.status << ", body '" << r.body << "', error '" << r.error << "'");
+  CHECK_MESSAGE(r.complete, "no complete error response");
+  if (r.complete) {
+    CHECK(r.status == c.status);
+    std::string code = errorCode(r.body);
+    bool known = std::find(c.codes.begin(), c.codes.end(), code) != c.codes.end();
+    CHECK_MESSAGE(known, "error.code '" << code << "'");
+    CHECK(r.header("Content-Type").value_or("").find("application/json") == 0);
+  }
+  CHECK_MESSAGE(client.waitClosed(1000ms), "connection left open after a " << r.status);
+
+  BackendStats s = b.stats();
+  std::vector<Echo> seen = b.requests();
+  CHECK(s.requests == 0);
+  CHECK(seen.empty());
+  for (const Echo& e : seen) INFO("backend received " << e.method << " " << e.target);
+  CHECK(s.parse_errors == 0);
+  if (!c.headers_valid) CHECK_MESSAGE(s.bytes == 0, "backend received " << s.bytes << " bytes");
+  // A crash shows up as a cut connection; give the exit a moment to be seen.
+  auto exit_code = gw.process().waitExit(r.complete ? 0ms : 300ms);
+  CHECK_MESSAGE(!exit_code, "gatewayd died with " << exit_code.value_or(0) << "\n" << gw.log());
+}
+
+std::string headerBlock(int count, std::size_t value_size) {
+  std::string h;
+  for (int i = 0; i < count; ++i)
+    h += "X-Filler-" + std::to_string(i) + ": " + std::string(value_size, 'v') + "\r\n";
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("smuggling: malformed and ambiguous requests are refused before any upstream") {
+  Backend b("main");
+  Gateway gw(simpleConfig({&b}, kLimits));
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n";
+  const std::vector<std::string> bad = {"BAD_REQUEST"};
+
+  const std::vector<Case> cases = {
+      {"Content-Length with Transfer-Encoding",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 4\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+           smuggled,
+       400, bad},
+      {"Transfer-Encoding then Content-Length",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n"
+       "Content-Length: 40\r\n\r\n0\r\n\r\n" +
+           smuggled,
+       400, bad},
+      {"two different Content-Length",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+       "hello!",
+       400, bad},
+      {"Content-Length list",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5, 6\r\n\r\nhello!", 400, bad},
+      {"Transfer-Encoding not ending in chunked",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
+       "5\r\nhello\r\n0\r\n\r\n",
+       400, bad},
+      {"obs-fold", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n b\r\n\r\n", 400, bad},
+      {"bare CR in a header value", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\rb\r\n\r\n",
+       400, bad},
+      {"bare CR as line end", "GET /echo HTTP/1.1\r\nHost: gw.test\rX-Bad: 1\r\n\r\n", 400, bad},
+      {"NUL in a header value",
+       std::string("GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a") + '\0' + "b\r\n\r\n", 400,
+       bad},
+      {"control byte in a header value",
+       "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\x01"
+       "b\r\n\r\n",
+       400, bad},
+      {"space before the colon", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad : 1\r\n\r\n", 400,
+       bad},
+      {"missing Host on HTTP/1.1",
+       "GET /echo HTTP/1.1\r\nX-A: 1\r\n\r\n",
+       400,
+       {"MISSING_HOST", "BAD_REQUEST"}},
+      {"duplicate Host",
+       "GET /echo HTTP/1.1\r\nHost: gw.test\r\nHost: evil.test\r\n\r\n",
+       400,
+       {"BAD_REQUEST", "MISSING_HOST"}},
+      {"oversize request line",
+       "GET /" + std::string(2000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+       414,
+       {"URI_TOO_LONG"}},
+      {"oversize header section",
+       get("/echo", headerBlock(5, 1000)),
+       431,
+       {"REQUEST_HEADER_FIELDS_TOO_LARGE"}},
+      {"too many headers",
+       get("/echo", headerBlock(30, 4)),
+       431,
+       {"REQUEST_HEADER_FIELDS_TOO_LARGE"}},
+      {"Content-Length over the body limit",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 2048\r\n\r\n" +
+           std::string(2048, 'x'),
+       413,
+       {"PAYLOAD_TOO_LARGE"}},
+      {"invalid HTTP version",
+       "GET /echo HTTP/1.7\r\nHost: gw.test\r\n\r\n",
+       400,
+       {"BAD_REQUEST", "NOT_IMPLEMENTED"}},
+  };
+  // One subcase each (a fresh gateway per case), so a crash in one case hides no other.
+  for (const Case& c : cases) {
+    SUBCASE(c.name.c_str()) { expectRejected(b, gw, c); }
+  }
+
+  // The body is where it goes wrong: the head may already be on its way upstream, but the
+  // backend must never see a complete request, nor the request hidden after the bad chunk.
+  const std::vector<Case> body_cases = {
+      {"invalid chunk size",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "zz\r\nhello\r\n0\r\n\r\n" +
+           smuggled,
+       400, bad, true},
+      {"chunk size overflow",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "fffffffffffffffff1\r\nhello\r\n0\r\n\r\n" +
+           smuggled,
+       400, bad, true},
+      {"chunked body over the body limit",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "800\r\n" +
+           std::string(2048, 'x') + "\r\n0\r\n\r\n",
+       413,
+       {"PAYLOAD_TOO_LARGE"},
+       true},
+  };
+  for (const Case& c : body_cases) {
+    SUBCASE(c.name.c_str()) { expectRejected(b, gw, c); }
+  }
+
+  // The gateway is still healthy and the backend gets well-formed traffic.
+  REQUIRE_MESSAGE(gw.process().running(), "gatewayd is gone");
+  Client c(gw.port());
+  Response r = c.roundTrip(get("/echo?still=ok"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+}
+
+TEST_CASE("smuggling: routing uses the normalised path") {
+  Backend admin("admin"), pub("public");
+  Gateway gw(subst(R"(workers: 1
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+upstreams:
+  - name: admin
+    backends:
+      - ${ADMIN}
+  - name: public
+    backends:
+      - ${PUBLIC}
+routes:
+  - match: {prefix: /admin}
+    upstream: admin
+  - match: {prefix: /}
+    upstream: public
+)",
+                   {{"ADMIN", admin.address()}, {"PUBLIC", pub.address()}}));
+
+  struct Expect {
+    std::string sent;
+    std::string backend;
+    std::string target;
+  };
+  for (const Expect& x : {
+           Expect{"/admin/../public", "public", "/public"},
+           Expect{"/admin/./../public/x", "public", "/public/x"},
+           Expect{"/public/../admin/secret", "admin", "/admin/secret"},
+           Expect{"/public/%2e%2e/admin/secret", "admin", "/admin/secret"},
+           Expect{"/public/%2E%2E/admin/secret", "admin", "/admin/secret"},
+           Expect{"/public/.%2e/admin/secret", "admin", "/admin/secret"},
+           Expect{"/%61dmin/secret", "admin", "/admin/secret"},
+       }) {
+    INFO("sent " << x.sent);
+    Client c(gw.port());
+    Response r = c.roundTrip(get(x.sent));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);  // test_backend echoes any path it has no script for
+    CHECK(r.header("X-Backend-Id") == x.backend);
+    Backend& which = x.backend == "admin" ? admin : pub;
+    std::vector<Echo> seen = which.requests();
+    REQUIRE(!seen.empty());
+    CHECK(seen.back().target == x.target);
+    admin.reset();
+    pub.reset();
+  }
+}

@@ -1,0 +1,78 @@
+#pragma once
+// An in-memory plugin::Context for plugin unit tests: a plugin is driven hook by hook and the test
+// reads what it did (headers changed, reply or error, buffering asked, resume called). The real
+// Context is the proxy's stream; integration tests in test/integration/plugins/ cover that.
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gateway/http/headers.h"
+#include "gateway/plugin/plugin.h"
+
+namespace gw::test {
+
+class TestHeaderMap final : public plugin::HeaderMap {
+ public:
+  std::vector<std::pair<std::string, std::string>> fields;
+
+  std::optional<std::string_view> get(std::string_view name) const override {
+    for (const auto& [n, v] : fields) {
+      if (http::iequals(n, name)) return std::string_view(v);
+    }
+    return std::nullopt;
+  }
+  void set(std::string_view name, std::string_view value) override {
+    remove(name);
+    add(name, value);
+  }
+  void add(std::string_view name, std::string_view value) override {
+    fields.emplace_back(std::string(name), std::string(value));
+  }
+  void remove(std::string_view name) override {
+    std::erase_if(fields, [&](const auto& f) { return http::iequals(f.first, name); });
+  }
+  std::size_t size() const override { return fields.size(); }
+  std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
+    return {fields[i].first, fields[i].second};
+  }
+};
+
+class TestContext final : public plugin::Context {
+ public:
+  plugin::RequestInfo info{"GET", "/", "", "example.test", "192.0.2.1", "route"};
+  TestHeaderMap request;
+  TestHeaderMap response;
+  int status = 0;
+  std::string id = "test-request-id";
+  // What the plugin asked for.
+  std::optional<int> repliedStatus;
+  std::string repliedBody;
+  std::string repliedContentType;
+  std::optional<core::Error> failedWith;
+  std::optional<std::size_t> bufferLimit;
+  int resumes = 0;
+  int64_t now = 1'000'000;  // tests move time by hand
+
+  const plugin::RequestInfo& request() const override { return info; }
+  plugin::HeaderMap& requestHeaders() override { return request; }
+  plugin::HeaderMap& responseHeaders() override { return response; }
+  int responseStatus() const override { return status; }
+  std::string_view requestId() const override { return id; }
+  void setRequestId(std::string newId) override { id = std::move(newId); }
+  void reply(int s, std::string body, std::string_view contentType) override {
+    repliedStatus = s;
+    repliedBody = std::move(body);
+    repliedContentType = contentType;
+  }
+  void fail(core::Error error) override { failedWith = std::move(error); }
+  void bufferRequestBody(std::size_t limit) override { bufferLimit = limit; }
+  void resume() override { ++resumes; }
+  core::Worker& worker() override { throw std::logic_error("no worker in unit tests"); }
+  int64_t nowMs() const override { return now; }
+};
+
+}  // namespace gw::test
