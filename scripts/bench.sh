@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# gatewayd's own benchmark: throughput and latency of gatewayd against nginx (both as reverse
+# proxies with upstream keep-alive and the same worker count) in front of the same nginx backend,
+# plus the backend measured directly as the reference. wrk runs against each target in turn,
+# the order rotating each round; the table shows medians over the rounds.
+#   scripts/bench.sh [--body small|big] [--rounds N] [--duration S] [--workers N] [--config FILE]
+#     --body small   100-byte JSON responses (default);  big = 64 KiB responses
+#     --rounds N     rounds (default $ROUNDS or 3);  --duration S  seconds per wrk run ($DURATION or 8)
+#     --workers N    workers of gatewayd and of the nginx proxy (default 1)
+#     --config FILE  gatewayd config (default conf/examples/bench.yaml); it must listen on
+#                    127.0.0.1:18090 (or --gateway-port) and proxy every path to 127.0.0.1:18081
+# Everything binds 127.0.0.1 (ports 18081 backend, 18082 nginx, 18090 gatewayd), runs in a temp
+# dir under /tmp and is stopped by PID at exit. Build: release, in build/ (or $BUILD_DIR).
+# For comparisons with HAProxy/h2o, instructions and syscalls per request, see README.md.
+set -euo pipefail
+GW_SCRIPT=bench
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+body=small
+rounds="${ROUNDS:-3}"
+duration="${DURATION:-8}"
+workers=1
+config="$GW_ROOT/conf/examples/bench.yaml"
+backend_port=18081
+nginx_port=18082
+gateway_port=18090
+warmup=2
+conns=64
+
+need_arg() { (($# >= 2)) || gw_die "$1 needs a value"; }
+while (($#)); do
+  case "$1" in
+    --body) need_arg "$@"; body="$2"; shift ;;
+    --rounds) need_arg "$@"; rounds="$2"; shift ;;
+    --duration) need_arg "$@"; duration="$2"; shift ;;
+    --workers) need_arg "$@"; workers="$2"; shift ;;
+    --config) need_arg "$@"; config="$2"; shift ;;
+    --gateway-port) need_arg "$@"; gateway_port="$2"; shift ;;
+    -h | --help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) gw_die "unknown option: $1 (see --help)" ;;
+  esac
+  shift
+done
+case "$body" in
+  small) path=/ body_len=100 ;;
+  big) path=/big body_len=65536 ;;
+  *) gw_die "--body must be small or big" ;;
+esac
+for v in rounds duration workers gateway_port; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || gw_die "--${v//_/-} must be a positive integer"
+done
+((duration <= 120 && rounds <= 20)) || gw_die "keep it bounded: --duration <= 120, --rounds <= 20"
+[[ -f "$config" ]] || gw_die "no such config: $config"
+
+"$GW_ROOT/scripts/setup.sh" --bench
+dir="${BUILD_DIR:-$GW_ROOT/build}"
+gw_build "$dir" || gw_die "build failed"
+if [[ "$(meson introspect --buildoptions "$dir" | python3 -c \
+  'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"))')" != release ]]; then
+  gw_log "warning: $dir is not a release build; figures will not be representative"
+fi
+gatewayd="$dir/gatewayd"
+[[ -x "$gatewayd" ]] || gw_die "$gatewayd was not built"
+
+for port in "$backend_port" "$nginx_port" "$gateway_port"; do
+  ! gw_port_in_use "$port" || gw_die "127.0.0.1:$port is already in use"
+done
+
+tmp="$(mktemp -d /tmp/gwbench-own.XXXXXX)"
+chmod 0755 "$tmp"  # nginx workers run as "nobody" when started by root
+mkdir -m 0755 "$tmp/backend" "$tmp/backend/www" "$tmp/backend/tmp" "$tmp/nginx" "$tmp/nginx/tmp"
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  local p
+  for p in "${pids[@]}"; do gw_pid_stop "$p" 15; done
+  if [[ "${BENCH_KEEP_TMP:-0}" == 1 ]]; then gw_log "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'gw_log "interrupted"; exit 130' INT TERM
+
+# nginx.conf "http" block shared by the backend and the nginx proxy.
+http_common() {
+  cat <<CONF
+    access_log off;
+    server_tokens off;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path $1/tmp/client_body;
+    proxy_temp_path       $1/tmp/proxy;
+    fastcgi_temp_path     $1/tmp/fastcgi;
+    uwsgi_temp_path       $1/tmp/uwsgi;
+    scgi_temp_path        $1/tmp/scgi;
+CONF
+}
+# $1 run dir, $2 worker count, $3 the http block's own part.
+nginx_conf() {
+  cat <<CONF
+daemon off;
+master_process on;
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+http {
+$(http_common "$1")
+$3
+}
+CONF
+}
+
+# The backend: one nginx worker; 100-byte JSON from memory at /, a 64 KiB JSON file at /big.
+python3 - "$tmp/backend/www/big.json" <<'PY'
+import sys
+item = '{"id":%06d,"name":"item-%06d","tags":["a","b","c"],"price":123.45},'
+body, i = '{"items":[', 0
+while len(body) < 65536 - 200:
+    body += item % (i, i)
+    i += 1
+body = body.rstrip(",") + '],"pad":"'
+body += "x" * (65536 - len(body) - 2) + '"}'
+open(sys.argv[1], "w").write(body)
+PY
+chmod 0644 "$tmp/backend/www/big.json"
+nginx_conf "$tmp/backend" 1 "
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=16 inactive=300s;
+    server {
+        listen 127.0.0.1:$backend_port backlog=4096;
+        default_type application/json;
+        location / {
+            return 200 '{\"status\":\"ok\",\"service\":\"bench-backend\",\"request_id\":\"0123456789abcde\",\"items\":[1,2,3,4],\"ok\":true}';
+        }
+        location = /big { root $tmp/backend/www; try_files /big.json =404; }
+    }" >"$tmp/backend/nginx.conf"
+
+# The reference proxy: nginx with an upstream keep-alive pool.
+nginx_conf "$tmp/nginx" "$workers" "
+    upstream backend {
+        server 127.0.0.1:$backend_port;
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$nginx_port backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_max_temp_file_size 0;
+        }
+    }" >"$tmp/nginx/nginx.conf"
+
+# gatewayd: the given config with its top-level worker count set to --workers.
+gw_conf="$tmp/gateway.yaml"
+if grep -q '^workers:' "$config"; then
+  sed "s/^workers:.*/workers: $workers/" "$config" >"$gw_conf"
+else
+  { echo "workers: $workers"; cat "$config"; } >"$gw_conf"
+fi
+
+start() {  # name cmd...; logs in $tmp/name.log
+  local name="$1"
+  shift
+  "$@" >"$tmp/$name.log" 2>&1 &
+  pids+=($!)
+}
+ready() {  # name port pid: a 200 with the expected body length within 30 s
+  local code
+  code="$(gw_wait_http "$3" "$2" "$path" 30)" || { cat "$tmp/$1.log" >&2; gw_die "$1 did not start"; }
+  [[ "$code" == 200 ]] || gw_die "$1 answered $path with $code, not 200"
+  local len
+  len="$(curl -s --max-time 5 "http://127.0.0.1:$2$path" | wc -c)"
+  ((len == body_len)) || gw_die "$1 returned $len body bytes for $path, expected $body_len"
+}
+
+start backend nginx -p "$tmp/backend" -c "$tmp/backend/nginx.conf" -e "$tmp/backend/error.log"
+ready backend "$backend_port" "${pids[-1]}"
+start nginx nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log"
+ready nginx "$nginx_port" "${pids[-1]}"
+start gatewayd "$gatewayd" -c "$gw_conf"
+gateway_pid="${pids[-1]}"
+ready gatewayd "$gateway_port" "$gateway_pid"
+
+names=(direct gatewayd nginx)
+ports=("$backend_port" "$gateway_port" "$nginx_port")
+
+# One wrk run; prints "rps p50_ms p99_ms errors".
+wrk_run() {
+  local out
+  out="$(timeout $(($2 + 30)) wrk -t1 -c"$conns" -d"$2"s --latency "http://127.0.0.1:$1$path")" ||
+    gw_die "wrk against port $1 failed"
+  awk '
+    function ms(s) {
+      if (s ~ /us$/) return substr(s, 1, length(s) - 2) / 1000
+      if (s ~ /ms$/) return substr(s, 1, length(s) - 2) + 0
+      if (s ~ /s$/) return substr(s, 1, length(s) - 1) * 1000
+      return s + 0
+    }
+    /^ +50% / { p50 = ms($2) }
+    /^ +99% / { p99 = ms($2) }
+    /^Requests\/sec:/ { rps = $2 }
+    /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+    /Non-2xx or 3xx responses:/ { err += $5 }
+    END { printf "%s %s %s %d\n", rps, p50, p99, err }' <<<"$out"
+}
+
+gw_log "warm-up: ${warmup}s per target"
+for i in "${!names[@]}"; do wrk_run "${ports[$i]}" "$warmup" >/dev/null; done
+
+results="$tmp/results.txt"  # round target rps p50 p99 errors
+: >"$results"
+n=${#names[@]}
+for ((r = 0; r < rounds; r++)); do
+  for ((k = 0; k < n; k++)); do
+    i=$(((r + k) % n))
+    line="$(wrk_run "${ports[$i]}" "$duration")"
+    echo "$r ${names[$i]} $line" >>"$results"
+    gw_log "round $((r + 1))/$rounds ${names[$i]}: $line (req/s p50ms p99ms errors)"
+  done
+  kill -0 "$gateway_pid" 2>/dev/null || { cat "$tmp/gatewayd.log" >&2; gw_die "gatewayd died"; }
+done
+
+python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" <<'PY'
+import statistics as st, sys
+path, body, body_len, workers, rounds, duration, conns = sys.argv[1:]
+rows = [l.split() for l in open(path) if l.strip()]
+by = {}
+for r, name, rps, p50, p99, err in rows:
+    by.setdefault(name, []).append((int(r), float(rps), float(p50), float(p99), int(err)))
+def col(name, i): return [x[i] for x in by[name]]
+per_round = {name: {x[0]: x[1] for x in v} for name, v in by.items()}
+ratios = [per_round["gatewayd"][r] / per_round["nginx"][r] for r in per_round["gatewayd"]
+          if per_round["nginx"].get(r)]
+print(f"\n# scripts/bench.sh  body={body} ({body_len} B)  workers={workers}  "
+      f"wrk -t1 -c{conns} -d{duration}s  x{rounds} rounds, medians")
+print(f"{'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+for name in ("direct", "nginx", "gatewayd"):
+    print(f"{name:<10} {st.median(col(name, 1)):>10.0f} {st.median(col(name, 2)):>8.3f} "
+          f"{st.median(col(name, 3)):>8.3f} {sum(col(name, 4)):>7d}")
+print(f"\ngatewayd / nginx throughput: {st.median(ratios):.2f}x  "
+      f"(median of per-round ratios; min {min(ratios):.2f}, max {max(ratios):.2f})")
+print("direct = wrk straight to the backend: the ceiling for any proxy on this machine.")
+PY

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs gatewayd as a systemd service:
+#   /usr/local/bin/gatewayd                   the release build (built first if needed)
+#   /etc/systemd/system/gatewayd.service      systemd/gatewayd.service
+#   /etc/gatewayd/gateway.yaml                conf/gateway.yaml, only if no config is there yet
+#   /usr/local/share/doc/gatewayd/            README.md and docs/
+# Then: edit /etc/gatewayd/gateway.yaml, `systemctl enable --now gatewayd`.
+#   scripts/install.sh [--config FILE]        FILE instead of conf/gateway.yaml as the initial config
+# DESTDIR=/some/dir installs under that root instead (for packaging; no systemctl then).
+set -euo pipefail
+GW_SCRIPT=install
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+config="$GW_ROOT/conf/gateway.yaml"
+while (($#)); do
+  case "$1" in
+    --config) (($# >= 2)) || gw_die "--config needs a value"; config="$2"; shift ;;
+    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) gw_die "unknown option: $1 (see --help)" ;;
+  esac
+  shift
+done
+destdir="${DESTDIR:-}"
+[[ -n "$destdir" || $EUID -eq 0 ]] || gw_die "run as root (or set DESTDIR)"
+[[ -f "$config" ]] || gw_die "no such config: $config"
+
+"$GW_ROOT/scripts/setup.sh"
+dir="${BUILD_DIR:-$GW_ROOT/build}"
+gw_build "$dir" || gw_die "build failed"
+"$dir/gatewayd" -t -c "$config" || gw_die "$config does not validate; not installing it"
+
+install -D -m 0755 "$dir/gatewayd" "$destdir/usr/local/bin/gatewayd"
+install -D -m 0644 "$GW_ROOT/systemd/gatewayd.service" "$destdir/etc/systemd/system/gatewayd.service"
+install -d -m 0755 "$destdir/etc/gatewayd"
+target="$destdir/etc/gatewayd/gateway.yaml"
+if [[ -e "$target" ]]; then
+  # Never overwrite an operator's config; leave the new one beside it to compare.
+  install -m 0644 "$config" "$target.new"
+  gw_log "kept the existing $target; the shipped one is at $target.new"
+else
+  # World-readable: the service runs as a dynamic (unprivileged) user.
+  install -m 0644 "$config" "$target"
+fi
+install -d -m 0755 "$destdir/usr/local/share/doc/gatewayd"
+install -m 0644 "$GW_ROOT/README.md" "$destdir/usr/local/share/doc/gatewayd/"
+for f in "$GW_ROOT"/docs/*.md; do
+  [[ -e "$f" ]] && install -m 0644 "$f" "$destdir/usr/local/share/doc/gatewayd/"
+done
+
+if [[ -z "$destdir" ]] && [[ -d /run/systemd/system ]]; then
+  systemctl daemon-reload
+  gw_log "installed. Start it with: systemctl enable --now gatewayd   (logs: journalctl -u gatewayd)"
+else
+  gw_log "installed under ${destdir:-/} (systemd not running: no daemon-reload)"
+fi

@@ -1,0 +1,70 @@
+# Shared helpers for the scripts in this folder. Source it; it defines functions only.
+# shellcheck shell=bash
+
+GW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+gw_log() { printf '%s: %s\n' "${GW_SCRIPT:-gatewayd}" "$*" >&2; }
+gw_die() { gw_log "error: $*"; exit 1; }
+
+# gw_build DIR [MESON_ARGS...]
+# Configures DIR on first use (release unless the arguments say otherwise), applies any
+# arguments to an existing DIR with `meson configure` (so e.g. a changed -D option takes
+# effect), then builds with ninja. ninja re-runs meson by itself when a meson.build changed.
+gw_build() {
+  local dir="$1"
+  shift
+  if [[ ! -f "$dir/meson-private/coredata.dat" ]]; then
+    local has_buildtype=0 a
+    for a in "$@"; do [[ "$a" == --buildtype=* ]] && has_buildtype=1; done
+    local setup_args=()
+    ((has_buildtype)) || setup_args+=(--buildtype=release)
+    gw_log "configuring $dir: meson setup $dir ${setup_args[*]} $*"
+    # Also fine on a directory left by a setup that failed half-way (no coredata.dat yet).
+    meson setup "$dir" "$GW_ROOT" "${setup_args[@]}" "$@" || return 1
+  elif (($#)); then
+    meson configure "$dir" "$@" >/dev/null || return 1
+  fi
+  gw_log "building $dir"
+  ninja -C "$dir" || return 1
+}
+
+# gw_pid_stop PID [SECONDS]: SIGTERM, wait up to SECONDS (default 10) for it to go, then SIGKILL.
+# Only ever called with PIDs the calling script started itself.
+gw_pid_stop() {
+  local pid="$1" secs="${2:-10}" i
+  [[ -n "$pid" ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < secs * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    gw_log "pid $pid still running ${secs}s after SIGTERM; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# gw_port_in_use PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
+gw_port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# gw_wait_http PID PORT PATH SECONDS: wait until 127.0.0.1:PORT answers PATH with any HTTP
+# status (prints it), failing early if PID exits. Polls; never a fixed sleep.
+gw_wait_http() {
+  local pid="$1" port="$2" path="$3" secs="$4" code i
+  for ((i = 0; i < secs * 10; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      return 1
+    fi
+    code="$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' "http://127.0.0.1:$port$path" || true)"
+    if [[ -n "$code" && "$code" != 000 ]]; then
+      printf '%s\n' "$code"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite (unit + integration).
+#   scripts/test.sh                 release build in build/, `meson test`
+#   scripts/test.sh --sanitize      debug + AddressSanitizer + UBSan build in build-asan/ (also SANITIZE=1)
+#   scripts/test.sh -- ARGS         extra `meson test` arguments, e.g. -- unit   or   -- --suite integration
+# BUILD_DIR overrides the build directory. Exits non-zero if anything fails; the last line is
+# "release: N passed, N failed" (or "sanitized: ..."), N counting doctest test cases.
+set -euo pipefail
+GW_SCRIPT="test"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+sanitize="${SANITIZE:-0}"
+test_args=()
+while (($#)); do
+  case "$1" in
+    --sanitize) sanitize=1 ;;
+    --) shift; test_args+=("$@"); break ;;
+    -h | --help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) gw_die "unknown option: $1 (see --help)" ;;
+  esac
+  shift
+done
+
+if [[ "$sanitize" == 1 ]]; then
+  pass=sanitized
+  dir="${BUILD_DIR:-$GW_ROOT/build-asan}"
+  build_args=(--buildtype=debug -Dsanitize_debug=true)
+  # Sanitized code runs several times slower; the per-test timeouts are set for release.
+  test_args=(--timeout-multiplier 4 "${test_args[@]}")
+  # meson test adds halt_on_error/abort_on_error itself; keep leak checking explicit.
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=1:print_summary=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1}"
+else
+  pass=release
+  dir="${BUILD_DIR:-$GW_ROOT/build}"
+  build_args=()
+fi
+
+started=$SECONDS
+"$GW_ROOT/scripts/setup.sh"
+if ! gw_build "$dir" "${build_args[@]}"; then
+  echo "$pass: build failed in $dir"
+  exit 1
+fi
+built=$SECONDS
+
+gw_log "running the suite ($pass) in $dir"
+rc=0
+rm -f "$dir/meson-logs/testlog.json"  # so a run that never started cannot be read as a stale pass
+meson test -C "$dir" --print-errorlogs "${test_args[@]}" || rc=$?
+
+# meson's own summary ("Ok: 2 Fail: 0 ...") is not a line CI tools read, and it counts test
+# binaries, not tests. So count from the log meson just wrote: a test binary that printed a
+# doctest tally contributes its test cases; one that failed without a failing case (a crash, a
+# sanitizer report at exit, a timeout) counts one more failure; any other test counts as one.
+# Nothing run at all is a failure: a suite that silently ran nothing must not pass.
+read -r passed failed skipped binaries <<<"$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, re, sys
+passed = failed = skipped = binaries = 0
+try:
+    lines = open(sys.argv[1]).read().splitlines()
+except OSError:
+    lines = []
+for line in lines:
+    if not line.strip():
+        continue
+    t = json.loads(line)
+    binaries += 1
+    result = t.get("result")
+    ok = result in ("OK", "EXPECTEDFAIL")
+    # "[doctest] test cases: 42 | 41 passed | 1 failed | 0 skipped"
+    m = re.search(r"test cases:\s*\d+\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed(?:\s*\|\s*(\d+) skipped)?",
+                  t.get("stdout") or "")
+    if result == "SKIP":
+        skipped += 1
+    elif m:
+        p, f, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        passed, failed, skipped = passed + p, failed + f, skipped + s
+        if not ok and f == 0:
+            failed += 1
+    elif ok:
+        passed += 1
+    else:
+        failed += 1
+print(passed, failed, skipped, binaries)
+PY
+)"
+gw_log "$pass: $binaries test binaries, build $((built - started))s, tests $((SECONDS - built))s"
+if ((passed + failed == 0)); then
+  echo "$pass: no test ran (0 passed, 0 failed) -- treating as failure"
+  exit 1
+fi
+line="$pass: $passed passed, $failed failed"
+((skipped == 0)) || line+=", $skipped skipped"
+echo "$line"
+if ((rc != 0 || failed != 0)); then
+  exit 1
+fi
