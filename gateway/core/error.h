@@ -23,6 +23,10 @@ namespace gw::core {
   X(MethodNotAllowed, 405, "METHOD_NOT_ALLOWED")                    \
   X(RouteNotFound, 404, "ROUTE_NOT_FOUND")                          \
   X(ExpectationFailed, 417, "EXPECTATION_FAILED")                   \
+  X(RateLimitExceeded, 429, "RATE_LIMIT_EXCEEDED")                  \
+  X(UnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE")            \
+  X(InvalidJson, 400, "INVALID_JSON")                               \
+  X(ValidationFailed, 400, "VALIDATION_FAILED")                     \
   X(NotImplemented, 501, "NOT_IMPLEMENTED")                         \
   X(UpstreamUnavailable, 502, "UPSTREAM_UNAVAILABLE")               \
   X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT")        \

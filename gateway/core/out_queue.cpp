@@ -90,14 +90,15 @@ void OutQueue::retainBorrowed() {
   bool anyBorrowed = false;
   for (std::size_t i = first_; i < segments_.size(); ++i) anyBorrowed |= segments_[i].data != nullptr;
   if (!anyBorrowed) return;
-  // Rebuild as a single owned segment, preserving order.
-  std::string merged;
-  merged.reserve(pending_);
+  // Rebuild as a single owned segment, preserving order. The spare string keeps its capacity,
+  // so a slow client costs copies but no allocation per round.
+  spare_.clear();
+  spare_.reserve(pending_);
   for (std::size_t i = first_; i < segments_.size(); ++i) {
     const Segment& s = segments_[i];
-    merged.append(s.data ? s.data : owned_.data() + s.offset, s.length);
+    spare_.append(s.data ? s.data : owned_.data() + s.offset, s.length);
   }
-  owned_ = std::move(merged);
+  owned_.swap(spare_);
   segments_.clear();
   first_ = 0;
   segments_.push_back({nullptr, 0, static_cast<uint32_t>(owned_.size())});
@@ -114,6 +115,7 @@ void OutQueue::shrink() {
   if (pending_ != 0) return;
   std::vector<Segment>().swap(segments_);
   std::string().swap(owned_);
+  std::string().swap(spare_);
   first_ = 0;
 }
 

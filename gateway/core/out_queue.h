@@ -48,6 +48,7 @@ class OutQueue {
   std::vector<Segment> segments_;
   std::size_t first_ = 0;  // index of the first unsent segment
   std::string owned_;
+  std::string spare_;  // the other half of retainBorrowed()'s double buffer
   std::size_t pending_ = 0;
 };
 

@@ -38,8 +38,19 @@ const llhttp_settings_t* Parser::settings() {
 Parser::Outcome Parser::execute(const char* base, const char* data, std::size_t length) {
   base_ = base;
   if (!inHead_) headStart_ = static_cast<std::size_t>(data - base);
+  begunInExecute_ = false;
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);
+  // A second message began inside this call: restart there so its head is measured from its start.
+  while (err == HPE_PAUSED && pausedAtBegin_) {
+    pausedAtBegin_ = false;
+    const char* at = llhttp_get_error_pos(&parser_);
+    headStart_ = static_cast<std::size_t>(at - base);
+    llhttp_resume(&parser_);
+    err = llhttp_execute(&parser_, at, length - static_cast<std::size_t>(at - data));
+  }
   if (err == HPE_OK) return {err, length};
+  // A notification callback's refusal reaches us as HPE_CB_*: report every violation as HPE_USER.
+  if (violation_ != HeadViolation::None) err = HPE_USER;
   const char* stop = llhttp_get_error_pos(&parser_);
   std::size_t consumed = stop ? static_cast<std::size_t>(stop - data) : 0;
   return {err, consumed};
@@ -99,6 +110,11 @@ int Parser::onMessageBegin(llhttp_t* p) {
   s.fields_.clear();
   if (s.fields_.capacity() == 0 && s.fieldLists_) s.fields_ = s.fieldLists_->take();
   s.headBytes_ = 0;
+  if (s.begunInExecute_) {
+    s.pausedAtBegin_ = true;
+    return HPE_PAUSED;
+  }
+  s.begunInExecute_ = true;
   return 0;
 }
 
@@ -142,7 +158,12 @@ int Parser::onHeaderValueComplete(llhttp_t* p) {
   // An empty value never triggers on_header_value; the next name still starts a new field.
   s.inValue_ = true;
   if (s.fields_.empty()) return 0;
-  const FieldSpan& field = s.fields_.back();
+  FieldSpan& field = s.fields_.back();
+  // llhttp keeps trailing OWS in the value; RFC 9112 excludes it from the field value.
+  while (field.valueLength > 0 && (s.base_[field.valueOffset + field.valueLength - 1] == ' ' ||
+                                   s.base_[field.valueOffset + field.valueLength - 1] == '\t')) {
+    --field.valueLength;
+  }
   // A folded value reaches us with its CRLF inside the span.
   if (field.valueLength > 0 &&
       std::memchr(s.base_ + field.valueOffset, '\n', field.valueLength) != nullptr) {

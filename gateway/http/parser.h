@@ -149,6 +149,8 @@ class Parser {
   HeadViolation violation_ = HeadViolation::None;
   std::size_t headBytes_ = 0;
   std::size_t headStart_ = 0;  // offset of the first byte of the current head
+  bool begunInExecute_ = false;  // a message began in the current execute() call
+  bool pausedAtBegin_ = false;   // ...and then another one: execute() restarts at it
 };
 
 }  // namespace gw::http
