@@ -12,6 +12,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <type_traits>
@@ -193,9 +194,27 @@ std::optional<Field> findField(const YAML::Node& map, std::string_view key) {
   return std::nullopt;
 }
 
+// What a plugin does, for the order checks; a factory without a kind is its own kind.
+std::string_view kindOf(const PluginBinding& binding) {
+  const std::string_view kind = binding.factory->kind();
+  return kind.empty() ? binding.factory->name() : kind;
+}
+
+// Kinds that should run before every other plugin, and what goes wrong when one does not.
+struct FirstKind {
+  std::string_view kind;
+  std::string_view consequence;
+};
+constexpr FirstKind kFirstKinds[] = {
+    {"request_id", "its errors and logs will have no request id"},
+    {"logging", "requests it answers or rejects will be missing from that log"},
+};
+
 class Loader {
  public:
-  explicit Loader(const std::string& source) { config_.source = source; }
+  Loader(const std::string& source, const plugin::Registry& registry) : registry_(registry) {
+    config_.source = source;
+  }
 
   LoadResult load(std::string_view yaml) {
     try {
@@ -387,7 +406,7 @@ class Loader {
   void parseRoot(const YAML::Node& root) {
     if (!expectMap(root, "the configuration")) return;
     checkKeys(root, "the configuration",
-              {"workers", "listeners", "limits", "shutdown", "upstreams", "routes"});
+              {"workers", "listeners", "limits", "shutdown", "upstreams", "plugins", "routes"});
     parseWorkers(root);
     parseListeners(root);
     parseLimits(root);
@@ -396,6 +415,7 @@ class Loader {
       readDuration(*shutdown, "drain_timeout", config_.drain_timeout, Duration(0));
     }
     parseUpstreams(root);
+    if (const auto plugins = findField(root, "plugins")) parsePlugins(*plugins, config_.plugins);
     parseRoutes(root);  // after upstreams and limits: routes inherit from both
     warnUnusedUpstreams();
   }
@@ -560,7 +580,9 @@ class Loader {
                   quote(route.match.path));
       }
       readBool(node, "preserve_host", route.preserve_host);
-      if (const auto plugins = findField(node, "plugins")) parsePlugins(*plugins);
+      route.plugins = config_.plugins;
+      if (const auto plugins = findField(node, "plugins")) parsePlugins(*plugins, route.plugins);
+      warnPluginOrder(route.plugins);
       checkOverlaps(node, route, matchOk, comparable);
       config_.routes.push_back(std::move(route));
       comparable.push_back(matchOk);
@@ -649,24 +671,106 @@ class Loader {
     }
   }
 
-  // The one place plugin entries are read. No plugin types exist yet, so every entry is unknown;
-  // the plugin registry will look `name` up here and hand the entry's value to Factory::parse.
-  void parsePlugins(const Field& field) {
+  // The one place plugin entries are read: each is resolved in the registry and its settings
+  // parsed by its factory; the bindings are appended to `out` (which already holds the global
+  // list when a route's own list is read, so a repeat of a global plugin is caught too).
+  void parsePlugins(const Field& field, std::vector<PluginBinding>& out) {
     if (field.value.IsNull()) return;
     if (!field.value.IsSequence()) {
       error(field.anchor(), "'plugins' must be a list, got " + describe(field.value));
       return;
     }
     for (const YAML::Node& entry : field.value) {
+      YAML::Node name;
+      YAML::Node settings;  // null: no settings
       if (entry.IsScalar()) {
-        error(entry, "unknown plugin " + quote(entry.Scalar()));
+        name = entry;
       } else if (entry.IsMap() && entry.size() == 1 && entry.begin()->first.IsScalar()) {
-        error(entry.begin()->first, "unknown plugin " + quote(entry.begin()->first.Scalar()));
+        name = entry.begin()->first;
+        settings = entry.begin()->second;
       } else {
         error(entry,
               "a plugin entry must be a plugin name or a mapping with one key, the plugin "
               "name, got " +
                   describe(entry));
+        continue;
+      }
+      if (auto binding = parsePlugin(name, settings, out)) out.push_back(std::move(*binding));
+    }
+  }
+
+  std::optional<PluginBinding> parsePlugin(const YAML::Node& name, const YAML::Node& settings,
+                                           const std::vector<PluginBinding>& earlier) {
+    PluginBinding binding;
+    binding.name = name.Scalar();
+    binding.where = locate(name);
+    binding.factory = registry_.find(binding.name);
+    if (binding.factory == nullptr) {
+      std::string known;
+      for (std::string_view n : registry_.names()) known += (known.empty() ? "" : ", ") + quote(n);
+      error(name, "unknown plugin " + quote(binding.name) +
+                      " (known plugins: " + (known.empty() ? "none" : known) + ")");
+      return std::nullopt;
+    }
+    const auto first = std::find_if(earlier.begin(), earlier.end(),
+                                    [&](const PluginBinding& b) { return b.name == binding.name; });
+    if (first != earlier.end() && !binding.factory->allowsRepeats()) {
+      error(name, "plugin " + quote(binding.name) + " is listed twice (first at " +
+                      toString(first->where) + ")");
+      return std::nullopt;
+    }
+    std::vector<plugin::ConfigError> problems;
+    try {
+      binding.settings = binding.factory->parse(settings, problems);
+    } catch (const YAML::Exception& e) {
+      problems.push_back({e.mark.line + 1, e.mark.column + 1,
+                          "cannot read the settings of " + quote(binding.name) + ": " + e.msg});
+    }
+    for (plugin::ConfigError& problem : problems) {
+      // A problem without a position (settings absent altogether) is the entry's.
+      Location where =
+          problem.line > 0 ? Location{config_.source, problem.line, problem.column} : binding.where;
+      errors_.push_back({std::move(where), std::move(problem.message)});
+    }
+    if (!binding.settings) {
+      if (problems.empty()) error(name, "plugin " + quote(binding.name) + " refused its settings");
+      return std::nullopt;
+    }
+    return binding;
+  }
+
+  // The orders the plugin guide calls wrong. A global plugin is checked on every route, so the
+  // same warning is given once.
+  void warnPluginOrder(const std::vector<PluginBinding>& plugins) {
+    const auto warnOnce = [&](const PluginBinding& at, std::string message) {
+      if (pluginWarnings_.emplace(toString(at.where), message).second) {
+        warnings_.push_back({at.where, std::move(message)});
+      }
+    };
+    for (std::size_t i = 0; i < plugins.size(); ++i) {
+      const std::string_view kind = kindOf(plugins[i]);
+      const bool isFirstKind = std::any_of(std::begin(kFirstKinds), std::end(kFirstKinds),
+                                           [&](const FirstKind& f) { return f.kind == kind; });
+      for (const FirstKind& first : kFirstKinds) {
+        if (isFirstKind) break;
+        const auto later =
+            std::find_if(plugins.begin() + i + 1, plugins.end(),
+                         [&](const PluginBinding& b) { return kindOf(b) == first.kind; });
+        if (later != plugins.end()) {
+          warnOnce(plugins[i], "plugin " + quote(plugins[i].name) + " runs before " +
+                                   quote(later->name) + ": " + std::string(first.consequence));
+        }
+      }
+      // Authentication is the expensive check a flood aims at: a per-client limit goes before it
+      // (a per-key limit may follow it, the second tier).
+      if (kind != "auth") continue;
+      const auto isLimit = [](const PluginBinding& b) { return kindOf(b) == "rate_limit"; };
+      const auto later = std::find_if(plugins.begin() + i + 1, plugins.end(), isLimit);
+      if (later != plugins.end() && std::none_of(plugins.begin(), plugins.begin() + i, isLimit)) {
+        warnOnce(plugins[i], "plugin " + quote(plugins[i].name) + " (authentication) runs before " +
+                                 quote(later->name) +
+                                 ": requests that fail authentication are never limited; put a "
+                                 "per-client rate_limit first");
       }
     }
   }
@@ -704,15 +808,18 @@ class Loader {
   std::vector<Diagnostic> warnings_;
   std::map<std::string, std::size_t> upstreamIndex_;
   std::vector<bool> used_;  // parallel to config_.upstreams
+  const plugin::Registry& registry_;
+  std::set<std::pair<std::string, std::string>> pluginWarnings_;  // (where, message) given
 };
 
 }  // namespace
 
-LoadResult loadString(std::string_view yaml, const std::string& sourceName) {
-  return Loader(sourceName).load(yaml);
+LoadResult loadString(std::string_view yaml, const std::string& sourceName,
+                      const plugin::Registry& plugins) {
+  return Loader(sourceName, plugins).load(yaml);
 }
 
-LoadResult loadFile(const std::string& path) {
+LoadResult loadFile(const std::string& path, const plugin::Registry& plugins) {
   const auto cannotOpen = [&](std::string why) {
     LoadResult result;
     Diagnostic& diagnostic = result.errors.emplace_back();
@@ -727,7 +834,7 @@ LoadResult loadFile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return cannotOpen("read error");
-  return loadString(text.str(), path);
+  return loadString(text.str(), path, plugins);
 }
 
 }  // namespace gw::config

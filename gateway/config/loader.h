@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gateway/config/model.h"
+#include "gateway/plugin/registry.h"
 
 namespace gw::config {
 
@@ -18,9 +19,12 @@ struct LoadResult {
 };
 
 // Reads and validates the file at `path`; an unreadable file is reported as "PATH:0:0: ...".
-LoadResult loadFile(const std::string& path);
+// Plugin names are resolved in `plugins` (tests pass their own registry).
+LoadResult loadFile(const std::string& path,
+                    const plugin::Registry& plugins = plugin::Registry::builtin());
 
 // Same as loadFile for text already in memory; `sourceName` is used as FILE in diagnostics.
-LoadResult loadString(std::string_view yaml, const std::string& sourceName);
+LoadResult loadString(std::string_view yaml, const std::string& sourceName,
+                      const plugin::Registry& plugins = plugin::Registry::builtin());
 
 }  // namespace gw::config

@@ -5,9 +5,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace gw::plugin {
+class Factory;
+struct RouteConfig;
+}  // namespace gw::plugin
 
 namespace gw::config {
 
@@ -68,6 +74,14 @@ struct Limits {
   Duration idle_timeout = std::chrono::seconds(60);
 };
 
+// One entry of a `plugins:` list, parsed by its factory at load.
+struct PluginBinding {
+  std::string name;
+  const plugin::Factory* factory = nullptr;
+  std::shared_ptr<const plugin::RouteConfig> settings;
+  Location where;
+};
+
 enum class PathMatch : uint8_t { Prefix, Exact };
 
 struct RouteMatch {
@@ -86,6 +100,8 @@ struct RouteConfig {
   // Effective values: the route's own, else the upstream's / the global limits.
   std::size_t body_bytes = 0;
   UpstreamTimeouts timeouts;
+  // The global `plugins:` list followed by the route's own, in YAML order.
+  std::vector<PluginBinding> plugins;
   Location where;
 };
 
@@ -97,6 +113,7 @@ struct Config {
   std::vector<RouteConfig> routes;
   Limits limits;
   Duration drain_timeout = std::chrono::seconds(30);
+  std::vector<PluginBinding> plugins;  // the global list, applied before each route's own
 };
 
 }  // namespace gw::config

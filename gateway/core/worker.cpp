@@ -46,6 +46,11 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot)
   for (const auto& route : snapshot_->config.routes) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),
                               timeouts_.get(route.timeouts.send)});
+    auto& views = pluginStateViews_.emplace_back();
+    for (const auto& binding : route.plugins) {
+      pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, *this));
+      views.push_back(pluginStates_.back().get());
+    }
   }
   std::random_device random;
   idPrefix_ = (random() & 0xffffff00u) | (index_ & 0xffu);

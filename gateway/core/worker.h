@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <list>
+#include <span>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
+#include "gateway/plugin/plugin.h"
 #include "gateway/upstream/cluster.h"
 
 namespace gw::proxy {
@@ -57,6 +59,10 @@ class Worker {
   upstream::Cluster& cluster(std::size_t upstreamIndex) { return *clusters_[upstreamIndex]; }
   const upstream::Timeouts& routeTimeouts(std::size_t routeIndex) const { return routeTimeouts_[routeIndex]; }
   const http::HeadLimits& headLimits() const { return headLimits_; }
+  // This worker's state of each plugin binding of a route (null where a plugin keeps none).
+  std::span<plugin::WorkerState* const> pluginStates(std::size_t routeIndex) const {
+    return pluginStateViews_[routeIndex];
+  }
   const timeval* headerTimeout() const { return headerTimeout_; }
   const timeval* bodyTimeout() const { return bodyTimeout_; }
   const timeval* idleTimeout() const { return idleTimeout_; }
@@ -104,6 +110,8 @@ class Worker {
   std::string listenError_;
   std::vector<std::unique_ptr<upstream::Cluster>> clusters_;
   std::vector<upstream::Timeouts> routeTimeouts_;
+  std::vector<std::unique_ptr<plugin::WorkerState>> pluginStates_;
+  std::vector<std::vector<plugin::WorkerState*>> pluginStateViews_;
   std::list<std::unique_ptr<proxy::Connection>> connections_;
   Scratch scratch_;
   uint64_t requestSeq_ = 0;

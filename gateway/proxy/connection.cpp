@@ -31,13 +31,6 @@ constexpr std::size_t kLowWatermark = 64 * 1024;
 constexpr std::chrono::milliseconds kLinger{2000};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
-void appendField(std::string& out, std::string_view name, std::string_view value) {
-  out += name;
-  out += ": ";
-  out += value;
-  out += "\r\n";
-}
-
 Error badRequest(std::string message) {
   return Error::downstream(ErrorCode::BadRequest, std::move(message));
 }
@@ -95,7 +88,7 @@ void Connection::recoverFromBug(const char* what) {
                    {{"what", what},
                     {"client", clientIp_},
                     {"route", stream_ ? std::string_view(stream_->route().name) : std::string_view()},
-                    {"request_id", requestId(lastSeq_)}});
+                    {"request_id", currentRequestId()}});
   if (!fd_.valid()) return;
   if (stream_ && stream_->responseStarted()) {
     close();  // the client already has part of a response: cutting it is the only honest end
@@ -171,6 +164,7 @@ void Connection::parseBuffered() {
   bool runParser = true;
   while (runParser && fd_.valid() && !lingering_ && !closeAfterFlush_) {
     if (stream_ && stream_->requestComplete) break;  // pipelined bytes wait their turn
+    if (stream_ && stream_->waitingForPlugin) break;  // a plugin is still deciding
     runParser = false;
     auto outcome = parser_.execute(in_.base(), in_.readPtr(), in_.readable());
     in_.consume(outcome.consumed);
@@ -186,6 +180,8 @@ void Connection::parseBuffered() {
       headPending_ = false;
       headDeadlineMs_ = 0;
       startExchange();
+    } else if (stream_ && stream_->buffering() && !stream_->lease()) {
+      finishBufferedRequest();  // the whole body is here: plugins judge it, then it goes upstream
     }
     // Run again even with nothing buffered: llhttp completes a body-less message only when
     // executed past its head.
@@ -217,6 +213,13 @@ int Connection::onBody(const char* data, std::size_t length) {
     bodyTooLarge_ = true;
     return HPE_USER;
   }
+  if (stream_->buffering()) {
+    if (!stream_->bufferBody({data, length})) {
+      bodyTooLarge_ = true;
+      return HPE_USER;
+    }
+    return 0;
+  }
   if (auto& lease = stream_->lease()) lease->output().borrow(data, length);
   return 0;
 }
@@ -224,7 +227,7 @@ int Connection::onBody(const char* data, std::size_t length) {
 // The request body is re-chunked from what llhttp decoded: chunk extensions and trailers never
 // reach the backend, only sizes we computed ourselves.
 int Connection::onChunkHeader(uint64_t length) {
-  if (!stream_ || length == 0 || !stream_->lease()) return 0;
+  if (!stream_ || length == 0 || !stream_->lease() || stream_->buffering()) return 0;
   char line[24];
   int n = std::snprintf(line, sizeof line, "%llx\r\n", static_cast<unsigned long long>(length));
   stream_->lease()->output().append({line, static_cast<std::size_t>(n)});
@@ -240,7 +243,7 @@ int Connection::onChunkComplete() {
 
 int Connection::onMessageComplete() {
   if (stream_) {
-    if (parser_.chunked()) {
+    if (parser_.chunked() && !stream_->buffering()) {
       if (auto& lease = stream_->lease()) lease->output().append("0\r\n\r\n");
     }
     stream_->requestComplete = true;
@@ -368,84 +371,137 @@ void Connection::startExchange() {
   client.keepAlive = parser_.keepAlive() && !draining_;
   client.headRequest = method == HTTP_HEAD;
   std::size_t routeIndex = static_cast<std::size_t>(&route - worker_.config().routes.data());
-  stream_ = std::make_unique<Stream>(route, worker_.cluster(route.upstream),
-                                     worker_.routeTimeouts(routeIndex), out_, client, seq,
-                                     worker_.heads());
-  stream_->requestHasBody = hasBody;
-  std::string_view forwardedPath = rewritePath(route, path, worker_.scratch().rewritten);
-  buildUpstreamRequest(base, methodName, hostCount ? host : std::string_view(), forwardedPath,
-                       parts, tokens);
-  if (expectContinue && hasBody && client.versionMinor >= 1 && in_.readable() == 0) {
-    // The client waits for our go-ahead; the backend never sees the Expect.
-    out_.append(kContinue);
-    if (!flushClient()) return;
+  stream_ = std::make_unique<Stream>(worker_, *this, route, routeIndex, out_, client, seq);
+  Stream& stream = *stream_;
+  stream.requestHasBody = hasBody;
+  stream.expectContinue = expectContinue && hasBody && client.versionMinor >= 1;
+  std::string_view forwardHost = hostCount ? host : std::string_view();
+  if (!stream.hasPlugins()) {
+    // The fast path: the upstream head is written straight from the parsed fields.
+    ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
+                         parts.query, parts.has_query, std::nullopt};
+    ParserFields fields{parser_, base, worker_.scratch().fieldKinds, tokens};
+    buildUpstreamRequest(target, fields);
+    forwardRequest();
+    return;
   }
-  // Without a body the running header/idle timer is left alone: its expiry is ignored while a
-  // response is awaited (the upstream read timeout governs), and goIdle() re-arms it.
-  if (hasBody) setReadTimeout(worker_.bodyTimeout());
-  connectUpstream();
-}
-
-void Connection::buildUpstreamRequest(const char* base, std::string_view method,
-                                      std::string_view host, std::string_view path,
-                                      const http::TargetParts& parts,
-                                      const http::ConnectionTokens& tokens) {
-  std::string& head = stream_->upstreamHead();
-  head.reserve(512);
-  head += method;
-  head += ' ';
-  head += path;
-  if (parts.has_query) {
-    head += '?';
-    head += parts.query;
-  }
-  head += " HTTP/1.1\r\n";
-  if (stream_->route().preserve_host && !host.empty()) {
-    appendField(head, "Host", host);
-  } else {
-    stream_->hostSplit = head.size();  // the backend's authority goes here once one is chosen
-  }
-  std::string_view forwardedFor;
-  std::string joinedForwardedFor;
-  const auto& kinds = worker_.scratch().fieldKinds;
+  // Plugins may wait (Stop) while the input buffer moves on: they get their own copy.
+  stream.captureRequest(methodName, hostLower, path, parts.query, parts.has_query, forwardHost,
+                        clientIp_, worker_.formatRequestId(seq));
   bool nominated = !tokens.others().empty();
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     std::string_view name = parser_.fieldName(base, i);
-    switch (kinds[i]) {
-      case http::FieldName::Other:
-      case http::FieldName::ContentLength:
-        if (nominated && tokens.nominates(name)) continue;
-        appendField(head, name, parser_.fieldValue(base, i));
-        continue;
-      case http::FieldName::XForwardedFor: {
-        std::string_view value = parser_.fieldValue(base, i);
-        if (forwardedFor.empty()) {
-          forwardedFor = value;
-        } else {
-          if (joinedForwardedFor.empty()) joinedForwardedFor = forwardedFor;
-          joinedForwardedFor += ", ";
-          joinedForwardedFor += value;
-          forwardedFor = joinedForwardedFor;
+    if (http::isHopByHop(kinds[i]) || (nominated && tokens.nominates(name))) continue;
+    stream.requestFields().add(name, parser_.fieldValue(base, i));
+  }
+  runRequestHeadersPhase();
+}
+
+void Connection::runRequestHeadersPhase() {
+  Stream& stream = *stream_;
+  plugin::Status status;
+  stream.inRequestPhase = true;
+  do {
+    stream.resumeRequested = false;
+    status = stream.chain().runRequestHeaders(stream);
+  } while (status == plugin::Status::Stop && stream.resumeRequested);
+  stream.inRequestPhase = false;
+  switch (status) {
+    case plugin::Status::Continue:
+      forwardPluginRequest();
+      return;
+    case plugin::Status::Respond:
+      answerFromPlugin();
+      return;
+    case plugin::Status::Stop:
+      stream.waitingForPlugin = true;  // parsing waits too; resumeExchange() picks up from here
+      return;
+  }
+}
+
+void Connection::resumeExchange() {
+  core::guarded(
+      [&] {
+        if (!stream_) return;
+        if (stream_->inRequestPhase) {
+          stream_->resumeRequested = true;
+          return;
         }
-        continue;
-      }
-      default:
-        // Host and X-Forwarded-Host/-Proto are rewritten below, Expect was answered here,
-        // and hop-by-hop fields end at this hop.
-        continue;
-    }
+        if (!stream_->waitingForPlugin) return;
+        stream_->waitingForPlugin = false;
+        runRequestHeadersPhase();
+        if (fd_.valid() && stream_ && !stream_->waitingForPlugin) processInput();
+      },
+      [&](const char* why) { recoverFromBug(why); });
+}
+
+void Connection::forwardPluginRequest() {
+  Stream& stream = *stream_;
+  // A plugin that validates the body gets it whole before anything goes upstream; the head is
+  // then built with its length (see finishBufferedRequest()).
+  if (stream.buffering()) {
+    sendContinueIfExpected();
+    if (stream.requestHasBody) setReadTimeout(worker_.bodyTimeout());
+    return;
   }
-  head += "X-Forwarded-For: ";
-  if (!forwardedFor.empty()) {
-    head += forwardedFor;
-    head += ", ";
+  buildPluginUpstreamRequest(std::nullopt);
+  forwardRequest();
+}
+
+void Connection::buildPluginUpstreamRequest(std::optional<std::size_t> bodyLength) {
+  Stream& stream = *stream_;
+  const plugin::RequestInfo& info = stream.request();
+  ForwardTarget target{info.method, stream.forwardHost(),
+                       rewritePath(stream.route(), info.path, worker_.scratch().rewritten),
+                       info.query, stream.hasQuery(), bodyLength};
+  buildUpstreamRequest(target, ListFields{stream.requestFields()});
+}
+
+void Connection::finishBufferedRequest() {
+  Stream& stream = *stream_;
+  if (stream.chain().runRequestBody(stream, stream.bufferedBody(), true) == plugin::Status::Respond) {
+    answerFromPlugin();
+    return;
   }
-  head += clientIp_;
-  head += "\r\nX-Forwarded-Proto: http\r\n";
-  if (!host.empty()) appendField(head, "X-Forwarded-Host", host);
-  head += "Via: 1.1 gatewayd\r\n";
-  if (parser_.chunked()) head += "Transfer-Encoding: chunked\r\n";
-  head += "\r\n";
+  buildPluginUpstreamRequest(stream.bufferedBody().size());
+  connectUpstream();
+}
+
+void Connection::answerFromPlugin() {
+  Stream& stream = *stream_;
+  if (!stream.answer()) {
+    recoverFromBug("a plugin returned Respond without reply() or fail()");
+    return;
+  }
+  LocalResponse response = std::move(*stream.answer());
+  stream.answer().reset();
+  bool requestDone = stream.requestComplete || !stream.requestHasBody;
+  writeLocalResponse(std::move(response), !requestDone || stream.closeAfterResponse() || draining_);
+  stream_.reset();
+  continueAfterExchange();
+}
+
+void Connection::sendContinueIfExpected() {
+  if (stream_->expectContinue && in_.readable() == 0) {
+    // The client waits for our go-ahead; the backend never sees the Expect.
+    out_.append(kContinue);
+    flushClient();
+  }
+}
+
+void Connection::forwardRequest() {
+  sendContinueIfExpected();
+  if (!fd_.valid()) return;
+  // Without a body the running header/idle timer is left alone: its expiry is ignored while a
+  // response is awaited (the upstream read timeout governs), and goIdle() re-arms it.
+  if (stream_->requestHasBody) setReadTimeout(worker_.bodyTimeout());
+  connectUpstream();
+}
+
+template <typename Fields>
+void Connection::buildUpstreamRequest(const ForwardTarget& target, const Fields& fields) {
+  stream_->hostSplit = buildUpstreamHead(stream_->upstreamHead(), target, fields, clientIp_,
+                                         stream_->route().preserve_host, parser_.chunked());
 }
 
 void Connection::connectUpstream() {
@@ -501,6 +557,7 @@ void Connection::connectUpstream() {
         out.append("\r\n");
         out.borrow(head.data() + stream.hostSplit, head.size() - stream.hostSplit);
       }
+      if (stream.buffering()) out.borrow(stream.bufferedBody().data(), stream.bufferedBody().size());
     }
     stream.lease() = std::move(lease);
     // A pooled connection already watches reads (idle timeout until the request is out); the
@@ -595,7 +652,8 @@ void Connection::upstreamFailed(upstream::Failure failure) {
     case Failure::Closed:
       if (stream.responseStarted()) {
         // A body delimited by the close ends here; any other response was cut short.
-        if (up.parser().finish() == HPE_OK && stream.responseComplete()) {
+        llhttp_errno_t finished = up.parser().finish();  // runs onMessageComplete, which pauses
+        if ((finished == HPE_OK || finished == HPE_PAUSED) && stream.responseComplete()) {
           if (flushClient()) {
             out_.retainBorrowed();
             finishExchange();
@@ -665,7 +723,7 @@ void Connection::failExchange(const Error& error) {
   if (stream_->responseStarted()) {
     // Part of the response is out: the only honest signal left is cutting the connection.
     core::log::warn("response cut short", {{"route", stream_->route().name},
-                                           {"request_id", requestId(stream_->requestSeq())},
+                                           {"request_id", currentRequestId()},
                                            {"reason", error.message}});
     close();
     return;
@@ -673,17 +731,26 @@ void Connection::failExchange(const Error& error) {
   // A body-less request is as good as read: its message completes without more bytes.
   bool requestDone = stream_->requestComplete || !stream_->requestHasBody;
   bool keepAlive = !stream_->closeAfterResponse();
-  stream_.reset();
+  if (auto& lease = stream_->lease()) stream_->cluster().retire(std::move(lease));
   reply(error, !requestDone || !keepAlive || draining_);
+  stream_.reset();
   continueAfterExchange();
 }
 
 void Connection::reply(const Error& error, bool closeAfter) {
   if (error.code == ErrorCode::Internal) {
-    core::log::error("internal error", {{"message", error.message}, {"request_id", requestId(lastSeq_)}});
+    core::log::error("internal error", {{"message", error.message}, {"request_id", currentRequestId()}});
   }
-  appendLocalReply(out_, error, requestId(lastSeq_),
-                   {.closeConnection = closeAfter, .headRequest = parser_.method() == HTTP_HEAD});
+  writeLocalResponse(makeErrorResponse(error, currentRequestId()), closeAfter);
+}
+
+void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
+  // A route's response plugins see gateway-made answers too (a 429 gets security headers).
+  if (stream_ && stream_->hasPlugins() && !stream_->responseStarted()) {
+    stream_->runResponsePhase(response);
+  }
+  appendResponse(out_, response,
+                 {.closeConnection = closeAfter, .headRequest = parser_.method() == HTTP_HEAD});
   if (closeAfter) {
     closeAfterFlush_ = true;
     stream_.reset();
@@ -719,7 +786,7 @@ void Connection::rejectRequest(llhttp_errno_t err) {
     return;
   }
   // The backend may hold part of this request; its connection goes, never back to the pool.
-  stream_.reset();
+  if (stream_ && stream_->lease()) stream_->cluster().retire(std::move(stream_->lease()));
   reply(error, true);
 }
 
@@ -808,6 +875,9 @@ void Connection::lingerThenClose() {
   event_add(readEvent_.get(), worker_.timeouts().get(kLinger));
 }
 
-std::string Connection::requestId(uint64_t seq) const { return worker_.formatRequestId(seq); }
+std::string Connection::currentRequestId() const {
+  if (stream_ && !stream_->requestId().empty()) return std::string(stream_->requestId());
+  return worker_.formatRequestId(lastSeq_);
+}
 
 }  // namespace gw::proxy

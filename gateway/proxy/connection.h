@@ -22,7 +22,9 @@
 #include "gateway/http/parser.h"
 #include "gateway/http/path.h"
 #include "gateway/net/socket.h"
+#include "gateway/proxy/local_reply.h"
 #include "gateway/proxy/stream.h"
+#include "gateway/proxy/upstream_request.h"
 #include "gateway/upstream/connection.h"
 
 namespace gw::core {
@@ -33,7 +35,8 @@ namespace gw::proxy {
 
 class Connection final : public core::Retirable,
                          public http::Parser::Handler,
-                         public upstream::Connection::Listener {
+                         public upstream::Connection::Listener,
+                         public ExchangeOwner {
  public:
   Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer);
   ~Connection() override;
@@ -59,6 +62,9 @@ class Connection final : public core::Retirable,
   void onUpstreamRead() override;
   void onUpstreamFailure(upstream::Failure failure) override;
 
+  // ExchangeOwner: a plugin that returned Stop is done waiting.
+  void resumeExchange() override;
+
  private:
   enum class Pause : uint8_t { None, HeadersComplete, MessageComplete };
 
@@ -77,9 +83,15 @@ class Connection final : public core::Retirable,
   // After an exchange: the next pipelined request, or idle.
   void continueAfterExchange();
   void startExchange();
-  void buildUpstreamRequest(const char* base, std::string_view method, std::string_view host,
-                            std::string_view path, const http::TargetParts& parts,
-                            const http::ConnectionTokens& tokens);
+  template <typename Fields>
+  void buildUpstreamRequest(const ForwardTarget& target, const Fields& fields);
+  void runRequestHeadersPhase();
+  void forwardPluginRequest();
+  void buildPluginUpstreamRequest(std::optional<std::size_t> bodyLength);
+  void finishBufferedRequest();
+  void answerFromPlugin();
+  void sendContinueIfExpected();
+  void forwardRequest();
   void sendUpstream();
   void connectUpstream();
   void failExchange(const core::Error& error);
@@ -91,6 +103,7 @@ class Connection final : public core::Retirable,
 
   // Sends a gateway-made error response; `close` ends the connection after it.
   void reply(const core::Error& error, bool close);
+  void writeLocalResponse(LocalResponse response, bool close);
   void rejectRequest(llhttp_errno_t err);
   bool flushClient();
   void armClientWrite();
@@ -99,7 +112,7 @@ class Connection final : public core::Retirable,
   void setReadTimeout(const timeval* timeout);
   void goIdle();
   void lingerThenClose();
-  std::string requestId(uint64_t seq) const;
+  std::string currentRequestId() const;
 
   core::Worker& worker_;
   net::Fd fd_;

@@ -16,25 +16,39 @@ std::string errorBody(const core::Error& error, std::string_view requestId) {
   return body;
 }
 
-void appendLocalReply(core::OutQueue& out, const core::Error& error, std::string_view requestId,
-                      const LocalReplyOptions& options) {
-  int status = core::httpStatus(error.code);
-  std::string body = errorBody(error, requestId);
+LocalResponse makeResponse(int status, std::string body, std::string_view contentType,
+                           std::string_view requestId) {
+  LocalResponse response;
+  response.status = status;
+  response.headers.add("Content-Type", contentType);
+  response.headers.add("Content-Length", std::to_string(body.size()));
+  response.headers.add("Cache-Control", "no-store");
+  if (!requestId.empty()) response.headers.add("X-Request-Id", requestId);
+  response.body = std::move(body);
+  return response;
+}
+
+LocalResponse makeErrorResponse(const core::Error& error, std::string_view requestId) {
+  return makeResponse(core::httpStatus(error.code), errorBody(error, requestId), "application/json",
+                      requestId);
+}
+
+void appendResponse(core::OutQueue& out, const LocalResponse& response,
+                    const LocalReplyOptions& options) {
   std::string head = "HTTP/1.1 ";
-  head += std::to_string(status);
+  head += std::to_string(response.status);
   head += ' ';
-  head += http::reasonPhrase(status);
-  head += "\r\nContent-Type: application/json\r\nContent-Length: ";
-  head += std::to_string(body.size());
-  head += "\r\nCache-Control: no-store\r\n";
-  if (!requestId.empty()) {
-    head += "X-Request-Id: ";
-    head += requestId;
-    head += "\r\n";
-  }
+  head += http::reasonPhrase(response.status);
+  head += "\r\n";
+  response.headers.appendTo(head);
   head += options.closeConnection ? "Connection: close\r\n\r\n" : "\r\n";
   out.append(head);
-  if (!options.headRequest) out.append(body);
+  if (!options.headRequest) out.append(response.body);
+}
+
+void appendLocalReply(core::OutQueue& out, const core::Error& error, std::string_view requestId,
+                      const LocalReplyOptions& options) {
+  appendResponse(out, makeErrorResponse(error, requestId), options);
 }
 
 }  // namespace gw::proxy

@@ -8,6 +8,7 @@
 
 #include "gateway/core/error.h"
 #include "gateway/core/out_queue.h"
+#include "gateway/proxy/field_list.h"
 
 namespace gw::proxy {
 
@@ -15,6 +16,23 @@ struct LocalReplyOptions {
   bool closeConnection = false;
   bool headRequest = false;  // HEAD: same head, no body
 };
+
+// A response the gateway writes itself, before it is serialised: response-phase plugins (e.g.
+// security headers) get to change its headers first.
+struct LocalResponse {
+  int status = 500;
+  FieldList headers;
+  std::string body;
+};
+
+// The response for `error`: JSON body, Content-Type, Content-Length, Cache-Control, X-Request-Id.
+LocalResponse makeErrorResponse(const core::Error& error, std::string_view requestId);
+// A plugin's own answer with the standard framing headers.
+LocalResponse makeResponse(int status, std::string body, std::string_view contentType,
+                           std::string_view requestId);
+// Serialises a local response; HEAD gets the head only.
+void appendResponse(core::OutQueue& out, const LocalResponse& response,
+                    const LocalReplyOptions& options);
 
 // Appends the complete response for `error` to `out`.
 void appendLocalReply(core::OutQueue& out, const core::Error& error, std::string_view requestId,

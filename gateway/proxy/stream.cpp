@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
 
 namespace gw::proxy {
@@ -38,24 +39,73 @@ void appendField(core::OutQueue& out, std::string_view name, std::string_view va
 
 }  // namespace
 
-Stream::Stream(const config::RouteConfig& route, upstream::Cluster& cluster,
-               const upstream::Timeouts& timeouts, core::OutQueue& clientOut, ClientView client,
-               uint64_t requestSeq, core::Recycler<std::string>& heads)
-    : route_(route),
-      cluster_(cluster),
-      timeouts_(timeouts),
+Stream::Stream(core::Worker& worker, ExchangeOwner& owner, const config::RouteConfig& route,
+               std::size_t routeIndex, core::OutQueue& clientOut, ClientView client,
+               uint64_t requestSeq)
+    : worker_(worker),
+      owner_(owner),
+      route_(route),
+      cluster_(worker.cluster(route.upstream)),
+      timeouts_(worker.routeTimeouts(routeIndex)),
       clientOut_(clientOut),
       client_(client),
       requestSeq_(requestSeq),
-      heads_(heads),
-      upstreamHead_(heads.take()) {
+      heads_(worker.heads()),
+      upstreamHead_(heads_.take()) {
   closeAfter_ = !client.keepAlive;
+  if (!route.plugins.empty()) {
+    plugins_ = std::make_unique<PluginState>(route, worker.pluginStates(routeIndex));
+  }
 }
 
 Stream::~Stream() {
+  if (plugins_) plugins_->chain.finish(*this);
   if (lease_) cluster_.retire(std::move(lease_));
   upstreamHead_.clear();
   heads_.give(std::move(upstreamHead_));
+}
+
+void Stream::captureRequest(std::string_view method, std::string_view host, std::string_view path,
+                            std::string_view query, bool hasQuery, std::string_view forwardHost,
+                            std::string_view clientIp, std::string_view requestId) {
+  PluginState& p = *plugins_;
+  p.method = method;
+  p.host = host;
+  p.path = path;
+  p.query = query;
+  p.hasQuery = hasQuery;
+  p.forwardHost = forwardHost;
+  p.clientIp = clientIp;
+  p.requestId = requestId;
+  p.info = {p.method, p.path, p.query, p.host, p.clientIp, route_.name};
+}
+
+void Stream::reply(int status, std::string body, std::string_view contentType) {
+  plugins_->answer = makeResponse(status, std::move(body), contentType, plugins_->requestId);
+}
+
+void Stream::fail(core::Error error) {
+  plugins_->answer = makeErrorResponse(error, plugins_->requestId);
+}
+
+void Stream::bufferRequestBody(std::size_t limit) {
+  plugins_->bufferLimit = std::max<std::size_t>(1, std::min(limit, route_.body_bytes));
+}
+
+bool Stream::bufferBody(std::string_view bytes) {
+  std::string& body = plugins_->bufferedBody;
+  if (body.size() + bytes.size() > plugins_->bufferLimit) return false;
+  body += bytes;
+  return true;
+}
+
+int64_t Stream::nowMs() const { return worker_.nowMs(); }
+
+void Stream::runResponsePhase(LocalResponse& response) {
+  status_ = response.status;
+  plugins_->responseFields = &response.headers;
+  plugins_->chain.runResponseHeaders(*this);
+  plugins_->responseFields = &plugins_->upstreamResponseFields;
 }
 
 int Stream::onHeadersComplete() {
@@ -101,6 +151,8 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
 
   appendStatusLine(status_, parser.statusText(base));
   bool nominated = !connection.others().empty();
+  FieldList* edited = hasPlugins() ? &plugins_->upstreamResponseFields : nullptr;
+  if (edited) edited->clear();
   for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
     http::FieldName kind = kindOf(i);
     if (http::isHopByHop(kind)) continue;
@@ -108,8 +160,23 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
     if (nominated && connection.nominates(name)) continue;
     // llhttp ignores Content-Length beside chunked; never pass it on beside our own framing.
     if (kind == http::FieldName::ContentLength && framing_ == BodyFraming::Chunked) continue;
-    appendField(clientOut_, name, parser.fieldValue(base, i));
+    if (edited) {
+      edited->add(name, parser.fieldValue(base, i));
+    } else {
+      appendField(clientOut_, name, parser.fieldValue(base, i));
+    }
   }
+  if (edited) {
+    plugins_->chain.runResponseHeaders(*this);
+    for (std::size_t i = 0; i < edited->size(); ++i) {
+      auto [name, value] = edited->at(i);
+      appendField(clientOut_, name, value);
+    }
+  }
+  appendFraming();
+}
+
+void Stream::appendFraming() {
   clientOut_.append(kVia);
   if (framing_ == BodyFraming::Chunked) clientOut_.append("Transfer-Encoding: chunked\r\n");
   if (closeAfter_) {
@@ -134,6 +201,7 @@ void Stream::appendStatusLine(int status, std::string_view reason) {
 }
 
 int Stream::onBody(const char* data, std::size_t length) {
+  if (plugins_) plugins_->chain.runResponseBody(*this, {data, length}, false);
   if (framing_ == BodyFraming::Chunked && !chunkOpen_) {
     // A close-delimited upstream body: each piece becomes one chunk.
     appendChunkSize(clientOut_, length);
@@ -162,6 +230,7 @@ int Stream::onChunkComplete() {
 
 int Stream::onMessageComplete() {
   if (informational_) return 0;  // the real response follows on the same connection
+  if (plugins_) plugins_->chain.runResponseBody(*this, {}, true);
   if (framing_ == BodyFraming::Chunked) clientOut_.append("0\r\n\r\n");
   responseComplete_ = true;
   // Stop here: any byte after the response is not ours to parse.

@@ -6,16 +6,32 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 
 #include "gateway/config/model.h"
 #include "gateway/core/out_queue.h"
 #include "gateway/core/recycler.h"
 #include "gateway/http/parser.h"
+#include "gateway/proxy/field_list.h"
+#include "gateway/proxy/filter_chain.h"
+#include "gateway/proxy/local_reply.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/upstream/connection.h"
 
+namespace gw::core {
+class Worker;
+}
+
 namespace gw::proxy {
+
+// The client connection, as far as a plugin that waited (Stop) needs it.
+class ExchangeOwner {
+ public:
+  virtual ~ExchangeOwner() = default;
+  virtual void resumeExchange() = 0;
+};
 
 // How the response body travels to the client.
 enum class BodyFraming : uint8_t {
@@ -31,11 +47,10 @@ struct ClientView {
   bool headRequest = false;
 };
 
-class Stream final : public http::Parser::Handler {
+class Stream final : public http::Parser::Handler, public plugin::Context {
  public:
-  Stream(const config::RouteConfig& route, upstream::Cluster& cluster,
-         const upstream::Timeouts& timeouts, core::OutQueue& clientOut, ClientView client,
-         uint64_t requestSeq, core::Recycler<std::string>& heads);
+  Stream(core::Worker& worker, ExchangeOwner& owner, const config::RouteConfig& route,
+         std::size_t routeIndex, core::OutQueue& clientOut, ClientView client, uint64_t requestSeq);
   ~Stream() override;
 
   const config::RouteConfig& route() const { return route_; }
@@ -66,6 +81,45 @@ class Stream final : public http::Parser::Handler {
   bool upstreamReusable() const { return upstreamReusable_; }
   int status() const { return status_; }
 
+  // --- plugins ---
+  bool hasPlugins() const { return plugins_ != nullptr; }
+  FilterChain& chain() { return plugins_->chain; }
+  // Copies what plugins may read of the request (the input buffer moves on without them).
+  void captureRequest(std::string_view method, std::string_view host, std::string_view path,
+                      std::string_view query, bool hasQuery, std::string_view forwardHost,
+                      std::string_view clientIp, std::string_view requestId);
+  std::string_view forwardHost() const { return plugins_->forwardHost; }
+  bool hasQuery() const { return plugins_->hasQuery; }
+  FieldList& requestFields() { return plugins_->requestFields; }
+  // A plugin answered (reply/fail): the response to write instead of proxying.
+  std::optional<LocalResponse>& answer() { return plugins_->answer; }
+  bool buffering() const { return plugins_ && plugins_->bufferLimit > 0; }
+  // Appends to the buffered body; false once past the plugin's limit.
+  bool bufferBody(std::string_view bytes);
+  const std::string& bufferedBody() const { return plugins_->bufferedBody; }
+  // Response phase for a gateway-made response, before it is serialised.
+  void runResponsePhase(LocalResponse& response);
+  bool waitingForPlugin = false;
+  bool inRequestPhase = false;   // resume() during the phase itself only marks resumeRequested
+  bool resumeRequested = false;
+  bool expectContinue = false;   // the client sent Expect: 100-continue with a body
+
+  // plugin::Context
+  const plugin::RequestInfo& request() const override { return plugins_->info; }
+  plugin::HeaderMap& requestHeaders() override { return plugins_->requestFields; }
+  plugin::HeaderMap& responseHeaders() override { return *plugins_->responseFields; }
+  int responseStatus() const override { return status_; }
+  std::string_view requestId() const override {
+    return plugins_ ? std::string_view(plugins_->requestId) : std::string_view();
+  }
+  void setRequestId(std::string id) override { plugins_->requestId = std::move(id); }
+  void reply(int status, std::string body, std::string_view contentType) override;
+  void fail(core::Error error) override;
+  void bufferRequestBody(std::size_t limit) override;
+  void resume() override { owner_.resumeExchange(); }
+  core::Worker& worker() override { return worker_; }
+  int64_t nowMs() const override;
+
   // http::Parser::Handler, for the upstream response.
   int onHeadersComplete() override;
   int onBody(const char* data, std::size_t length) override;
@@ -76,7 +130,10 @@ class Stream final : public http::Parser::Handler {
  private:
   void appendResponseHead(const http::Parser& parser, const char* base);
   void appendStatusLine(int status, std::string_view reason);
+  void appendFraming();
 
+  core::Worker& worker_;
+  ExchangeOwner& owner_;
   const config::RouteConfig& route_;
   upstream::Cluster& cluster_;
   const upstream::Timeouts& timeouts_;
@@ -94,6 +151,23 @@ class Stream final : public http::Parser::Handler {
   bool chunkOpen_ = false;
   bool closeAfter_ = false;
   bool upstreamReusable_ = false;
+  // What only routes with plugins need, allocated only for them (the fast path stays small).
+  struct PluginState {
+    PluginState(const config::RouteConfig& route, std::span<plugin::WorkerState* const> states)
+        : chain(route.plugins, states) {}
+    FilterChain chain;
+    plugin::RequestInfo info;
+    std::string method, host, path, query, clientIp, forwardHost;
+    bool hasQuery = false;
+    std::string requestId;
+    FieldList requestFields;
+    FieldList upstreamResponseFields;
+    FieldList* responseFields = &upstreamResponseFields;  // or a local response's headers
+    std::optional<LocalResponse> answer;
+    std::size_t bufferLimit = 0;
+    std::string bufferedBody;
+  };
+  std::unique_ptr<PluginState> plugins_;
 };
 
 }  // namespace gw::proxy

@@ -44,8 +44,8 @@ class TestHeaderMap final : public plugin::HeaderMap {
 class TestContext final : public plugin::Context {
  public:
   plugin::RequestInfo info{"GET", "/", "", "example.test", "192.0.2.1", "route"};
-  TestHeaderMap request;
-  TestHeaderMap response;
+  TestHeaderMap requestFields;
+  TestHeaderMap responseFields;
   int status = 0;
   std::string id = "test-request-id";
   // What the plugin asked for.
@@ -58,8 +58,8 @@ class TestContext final : public plugin::Context {
   int64_t now = 1'000'000;  // tests move time by hand
 
   const plugin::RequestInfo& request() const override { return info; }
-  plugin::HeaderMap& requestHeaders() override { return request; }
-  plugin::HeaderMap& responseHeaders() override { return response; }
+  plugin::HeaderMap& requestHeaders() override { return requestFields; }
+  plugin::HeaderMap& responseHeaders() override { return responseFields; }
   int responseStatus() const override { return status; }
   std::string_view requestId() const override { return id; }
   void setRequestId(std::string newId) override { id = std::move(newId); }

@@ -1,0 +1,144 @@
+#pragma once
+// The plugin seam. A plugin type is a Factory (listed once in plugins/builtin.cpp) that parses its
+// YAML settings at load into an immutable RouteConfig, may keep per-worker state, and creates a
+// small per-request Plugin. Every hook passes through by default; control flow is the returned
+// Status. Plugins run in the order of the route's `plugins:` list (the global list first), in
+// every phase, so the YAML reads top to bottom as what happens (as in Kong, unlike Envoy's
+// reversed encoder chain).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gateway/core/error.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace gw::core {
+class Worker;
+}
+
+namespace gw::plugin {
+
+enum class Status : uint8_t {
+  Continue,  // next plugin in this phase
+  Stop,      // waiting (e.g. a Redis reply): the plugin calls ctx.resume() later, on the same worker
+  Respond,   // ctx.reply() or ctx.fail() was called: skip the upstream, still run response phases
+};
+
+// A header list a plugin may read and change. Names compare case-insensitively.
+class HeaderMap {
+ public:
+  virtual ~HeaderMap() = default;
+  virtual std::optional<std::string_view> get(std::string_view name) const = 0;
+  // Replaces every field of that name with one field.
+  virtual void set(std::string_view name, std::string_view value) = 0;
+  virtual void add(std::string_view name, std::string_view value) = 0;
+  virtual void remove(std::string_view name) = 0;
+  // Visits every field in order; return false from fn to stop.
+  template <typename Fn>
+  void forEach(Fn&& fn) const {
+    for (std::size_t i = 0; i < size(); ++i) {
+      auto [name, value] = at(i);
+      if (!fn(name, value)) return;
+    }
+  }
+  virtual std::size_t size() const = 0;
+  virtual std::pair<std::string_view, std::string_view> at(std::size_t i) const = 0;
+};
+
+struct RequestInfo {
+  std::string_view method;
+  std::string_view path;    // normalised, as routed (before strip_prefix)
+  std::string_view query;   // without '?'
+  std::string_view host;    // lower-case, no port ("" for HTTP/1.0 without Host)
+  std::string_view clientIp;
+  std::string_view routeName;
+};
+
+class Context {
+ public:
+  virtual ~Context() = default;
+  virtual const RequestInfo& request() const = 0;
+  virtual HeaderMap& requestHeaders() = 0;
+  // Valid in response phases (and after reply()).
+  virtual HeaderMap& responseHeaders() = 0;
+  virtual int responseStatus() const = 0;
+  virtual std::string_view requestId() const = 0;
+  virtual void setRequestId(std::string id) = 0;
+  // Answers locally with this status and body; return Status::Respond after calling it.
+  virtual void reply(int status, std::string body, std::string_view contentType) = 0;
+  // Answers locally with the error's status and the JSON error body (proxy/local_reply).
+  virtual void fail(core::Error error) = 0;
+  // Ask the core to buffer the whole request body (up to `limit` bytes, else 413) and hand it to
+  // onRequestBody in one piece with end = true.
+  virtual void bufferRequestBody(std::size_t limit) = 0;
+  // After returning Stop: continue the phase with the next plugin. Same worker thread only.
+  virtual void resume() = 0;
+  virtual core::Worker& worker() = 0;
+  // Milliseconds on a monotonic clock, cached per event-loop turn (cheap; use it for windows).
+  virtual int64_t nowMs() const = 0;
+};
+
+// Parsed and validated once at load; immutable; shared by all workers.
+struct RouteConfig {
+  virtual ~RouteConfig() = default;
+};
+// Per (route binding x worker); touched by that worker's thread only.
+struct WorkerState {
+  virtual ~WorkerState() = default;
+};
+
+using BodyView = std::string_view;
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  // Request head received and routed; the upstream has not been contacted.
+  virtual Status onRequestHeaders(Context&) { return Status::Continue; }
+  // A piece of the request body (the whole body if bufferRequestBody() was asked); end = last.
+  virtual Status onRequestBody(Context&, BodyView, bool /*end*/) { return Status::Continue; }
+  // Response head received (from the upstream or a local reply); headers may be changed.
+  virtual Status onResponseHeaders(Context&) { return Status::Continue; }
+  // A piece of the response body; end = last.
+  virtual Status onResponseBody(Context&, BodyView, bool /*end*/) { return Status::Continue; }
+  // The exchange is over: log / metrics enrichment.
+  virtual void onComplete(const Context&) noexcept {}
+  // The exchange is being torn down (also on errors): cancel async work before we are freed.
+  virtual void onDestroy() noexcept {}
+};
+
+// One error found while parsing a plugin's settings, located like every config error.
+struct ConfigError {
+  int line = 0;    // 1-based, from YAML::Node::Mark()
+  int column = 0;  // 1-based
+  std::string message;
+};
+
+class Factory {
+ public:
+  virtual ~Factory() = default;
+  virtual std::string_view name() const = 0;
+  // What the plugin does, for the loader's order checks ("auth", "request_id", "logging",
+  // "rate_limit", ...); empty means the plugin's name.
+  virtual std::string_view kind() const { return ""; }
+  // Whether one route may list the plugin more than once (e.g. two rate_limit tiers).
+  virtual bool allowsRepeats() const { return false; }
+  // Load time only (the loader's thread); YAML stops here. Returns null after adding at least
+  // one error. `settings` is the value under the plugin's name (null node: no settings).
+  virtual std::shared_ptr<const RouteConfig> parse(const YAML::Node& settings,
+                                                   std::vector<ConfigError>& errors) const = 0;
+  virtual std::unique_ptr<WorkerState> makeWorkerState(const RouteConfig&, core::Worker&) const {
+    return nullptr;
+  }
+  virtual std::unique_ptr<Plugin> create(const RouteConfig&, WorkerState*) const = 0;
+};
+
+}  // namespace gw::plugin

@@ -1,0 +1,26 @@
+#pragma once
+// The plugin types gatewayd knows, by name. Filled once from plugins/builtin.cpp (one explicit
+// line per plugin: static libraries drop self-registering objects), read-only afterwards.
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "gateway/plugin/plugin.h"
+
+namespace gw::plugin {
+
+class Registry {
+ public:
+  // The registry of built-in plugins (defined in plugins/builtin.cpp).
+  static const Registry& builtin();
+
+  void add(std::unique_ptr<Factory> factory);
+  const Factory* find(std::string_view name) const;
+  std::vector<std::string_view> names() const;
+
+ private:
+  std::vector<std::unique_ptr<Factory>> factories_;
+};
+
+}  // namespace gw::plugin

@@ -1,0 +1,60 @@
+#include "gateway/proxy/field_list.h"
+
+#include <algorithm>
+
+#include "gateway/http/headers.h"
+
+namespace gw::proxy {
+
+std::optional<std::string_view> FieldList::get(std::string_view name) const {
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    auto [n, v] = at(i);
+    if (http::iequals(n, name)) return v;
+  }
+  return std::nullopt;
+}
+
+void FieldList::set(std::string_view name, std::string_view value) {
+  remove(name);
+  add(name, value);
+}
+
+void FieldList::add(std::string_view name, std::string_view value) {
+  Entry entry;
+  entry.nameOffset = static_cast<uint32_t>(arena_.size());
+  entry.nameLength = static_cast<uint32_t>(name.size());
+  arena_ += name;
+  entry.valueOffset = static_cast<uint32_t>(arena_.size());
+  entry.valueLength = static_cast<uint32_t>(value.size());
+  arena_ += value;
+  entries_.push_back(entry);
+}
+
+void FieldList::remove(std::string_view name) {
+  std::erase_if(entries_, [&](const Entry& e) {
+    return http::iequals(std::string_view(arena_).substr(e.nameOffset, e.nameLength), name);
+  });
+}
+
+std::pair<std::string_view, std::string_view> FieldList::at(std::size_t i) const {
+  const Entry& e = entries_[i];
+  std::string_view arena = arena_;
+  return {arena.substr(e.nameOffset, e.nameLength), arena.substr(e.valueOffset, e.valueLength)};
+}
+
+void FieldList::clear() {
+  arena_.clear();
+  entries_.clear();
+}
+
+void FieldList::appendTo(std::string& out) const {
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    auto [name, value] = at(i);
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
+}
+
+}  // namespace gw::proxy

@@ -1,0 +1,146 @@
+#include "plugins/rate_limit/rate_limit.h"
+
+#include <charconv>
+#include <string_view>
+#include <utility>
+
+namespace gw::plugins::rate_limit {
+namespace {
+
+std::vector<Limit> bareLimits(const std::vector<NamedLimit>& limits) {
+  std::vector<Limit> out;
+  for (const NamedLimit& l : limits) out.push_back(l.limit);
+  return out;
+}
+
+// A fixed buffer for one header value: names are at most 64 bytes (config), numbers 20.
+class FieldWriter {
+ public:
+  FieldWriter& text(std::string_view s) {
+    for (char c : s) {
+      if (size_ < buffer_.size()) buffer_[size_++] = c;
+    }
+    return *this;
+  }
+  FieldWriter& number(int64_t n) {
+    const auto [end, ec] =
+        std::to_chars(buffer_.data() + size_, buffer_.data() + buffer_.size(), n);
+    if (ec == std::errc()) size_ = static_cast<std::size_t>(end - buffer_.data());
+    return *this;
+  }
+  std::string_view view() const { return {buffer_.data(), size_}; }
+
+ private:
+  std::array<char, 160> buffer_{};
+  std::size_t size_ = 0;
+};
+
+void setNumber(plugin::HeaderMap& headers, std::string_view name, int64_t n) {
+  FieldWriter w;
+  headers.set(name, w.number(n).view());
+}
+
+}  // namespace
+
+int64_t ceilSeconds(int64_t ms) { return ms <= 0 ? 0 : (ms + 999) / 1000; }
+
+Config::Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, MissingKey missingKey,
+               HeaderStyle headers, Mode mode, std::size_t maxKeys)
+    : limits_(std::move(limits)),
+      key_(std::move(key)),
+      missingKey_(missingKey),
+      headers_(headers),
+      mode_(mode),
+      table_(bareLimits(limits_), maxKeys) {
+  // The draft's w is whole seconds; a sub-second window is advertised rounded up, which claims
+  // a stricter policy than enforced, so a client pacing by it is never refused.
+  for (const NamedLimit& l : limits_) {
+    if (!policyField_.empty()) policyField_ += ", ";
+    policyField_ += '"' + l.name + "\";q=" + std::to_string(l.limit.requests) +
+                    ";w=" + std::to_string(ceilSeconds(l.limit.windowMs));
+  }
+}
+
+plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
+  const plugin::RequestInfo& request = ctx.request();
+  std::array<KeyPart, Config::kMaxKeyParts> parts;
+  std::size_t count = 0;
+  for (const KeySpec& spec : config_.key()) {
+    KeyPart& part = parts[count++];
+    switch (spec.kind) {
+      case KeyKind::ClientIp:
+        part = {static_cast<uint8_t>(KeyKind::ClientIp), request.clientIp};
+        break;
+      case KeyKind::Route:
+        part = {static_cast<uint8_t>(KeyKind::Route), request.routeName};
+        break;
+      case KeyKind::Header: {
+        const auto value = ctx.requestHeaders().get(spec.header);
+        if (value && !value->empty()) {
+          part = {static_cast<uint8_t>(KeyKind::Header), *value};
+        } else if (config_.missingKey() == MissingKey::ClientIp) {
+          // Tagged as an IP: a header whose value looks like an IP never shares its counter.
+          part = {static_cast<uint8_t>(KeyKind::ClientIp), request.clientIp};
+        } else {
+          ctx.fail(core::Error::downstream(
+              core::ErrorCode::BadRequest,
+              "the " + spec.header + " header is required (it keys the rate limit)"));
+          return plugin::Status::Respond;
+        }
+        break;
+      }
+    }
+  }
+
+  Counters& counters = config_.counters();
+  decision_ = config_.table().admit({parts.data(), count}, ctx.nowMs());
+  if (decision_->allowed) {
+    counters.admitted.fetch_add(1, std::memory_order_relaxed);
+    return plugin::Status::Continue;
+  }
+  if (config_.mode() == Mode::Shadow) {
+    counters.shadowRejected.fetch_add(1, std::memory_order_relaxed);
+    return plugin::Status::Continue;
+  }
+  counters.rejected.fetch_add(1, std::memory_order_relaxed);
+  refused_ = true;
+  ctx.fail(core::Error::downstream(core::ErrorCode::RateLimitExceeded,
+                                   "rate limit exceeded; retry after the Retry-After delay"));
+  return plugin::Status::Respond;
+}
+
+plugin::Status RateLimit::onResponseHeaders(plugin::Context& ctx) {
+  if (!decision_) return plugin::Status::Continue;
+  plugin::HeaderMap& headers = ctx.responseHeaders();
+  if (refused_) {
+    setNumber(headers, "Retry-After", std::max<int64_t>(1, ceilSeconds(decision_->retryAfterMs)));
+  }
+  const NamedLimit& binding = config_.limits()[decision_->limit];
+  const int64_t reset = ceilSeconds(decision_->resetMs);
+  switch (config_.headers()) {
+    case HeaderStyle::Draft: {
+      // draft-ietf-httpapi-ratelimit-headers-08 and later (checked against -08; -11, May 2026,
+      // is current): RateLimit-Policy lists every policy, RateLimit the most restrictive one.
+      headers.set("RateLimit-Policy", config_.policyField());
+      FieldWriter w;
+      w.text("\"").text(binding.name).text("\";r=").number(decision_->remaining);
+      headers.set("RateLimit", w.text(";t=").number(reset).view());
+      break;
+    }
+    case HeaderStyle::Legacy:
+      setNumber(headers, "RateLimit-Limit", binding.limit.requests);
+      setNumber(headers, "RateLimit-Remaining", decision_->remaining);
+      setNumber(headers, "RateLimit-Reset", reset);
+      break;
+    case HeaderStyle::X:
+      setNumber(headers, "X-RateLimit-Limit", binding.limit.requests);
+      setNumber(headers, "X-RateLimit-Remaining", decision_->remaining);
+      setNumber(headers, "X-RateLimit-Reset", reset);
+      break;
+    case HeaderStyle::Off:
+      break;
+  }
+  return plugin::Status::Continue;
+}
+
+}  // namespace gw::plugins::rate_limit

@@ -1,0 +1,95 @@
+#pragma once
+// rate_limit: admits a request only if every configured limit of its key admits it (sliding-window
+// counter, see window_table.h for the estimate and its error bound), answers 429
+// RATE_LIMIT_EXCEEDED with Retry-After otherwise, and reports the quota on every response.
+//
+// Admitted requests count toward all limits, refused ones toward none: a client that keeps
+// hammering while limited is not punished beyond the limit, and one limit refusing does not eat
+// the quota of the others. Shadow mode runs the exact same accounting (so what it reports is
+// what enforce would have done) but lets refused requests through.
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/plugin/plugin.h"
+#include "plugins/rate_limit/window_table.h"
+
+namespace gw::plugins::rate_limit {
+
+// Key part kinds; also KeyPart::kind in the table.
+enum class KeyKind : uint8_t { ClientIp = 1, Header = 2, Route = 3 };
+
+struct KeySpec {
+  KeyKind kind = KeyKind::ClientIp;
+  std::string header;  // KeyKind::Header only
+};
+
+enum class MissingKey : uint8_t { ClientIp, Reject };
+enum class HeaderStyle : uint8_t { Draft, Legacy, X, Off };
+enum class Mode : uint8_t { Enforce, Shadow };
+
+// What the observability work reads (per plugin instance, all workers together). Relaxed atomics:
+// counts, not synchronisation.
+struct Counters {
+  std::atomic<uint64_t> admitted{0};
+  std::atomic<uint64_t> rejected{0};        // answered 429
+  std::atomic<uint64_t> shadowRejected{0};  // would have been 429; let through in shadow mode
+};
+
+struct NamedLimit {
+  Limit limit;
+  std::string name;  // the policy name in RateLimit-Policy / RateLimit
+};
+
+class Config final : public plugin::RouteConfig {
+ public:
+  static constexpr std::size_t kMaxKeyParts = 8;
+  static constexpr std::size_t kDefaultMaxKeys = 100000;
+
+  Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, MissingKey missingKey,
+         HeaderStyle headers, Mode mode, std::size_t maxKeys);
+
+  const std::vector<NamedLimit>& limits() const { return limits_; }
+  const std::vector<KeySpec>& key() const { return key_; }
+  MissingKey missingKey() const { return missingKey_; }
+  HeaderStyle headers() const { return headers_; }
+  Mode mode() const { return mode_; }
+  // RateLimit-Policy's value, built once: `"name";q=10;w=1, ...`.
+  const std::string& policyField() const { return policyField_; }
+
+  // Shared mutable state of an otherwise immutable config: thread-safe by construction.
+  WindowTable& table() const { return table_; }
+  Counters& counters() const { return counters_; }
+
+ private:
+  std::vector<NamedLimit> limits_;
+  std::vector<KeySpec> key_;
+  MissingKey missingKey_;
+  HeaderStyle headers_;
+  Mode mode_;
+  std::string policyField_;
+  mutable WindowTable table_;
+  mutable Counters counters_;
+};
+
+class RateLimit final : public plugin::Plugin {
+ public:
+  explicit RateLimit(const Config& config) : config_(config) {}
+  plugin::Status onRequestHeaders(plugin::Context& ctx) override;
+  plugin::Status onResponseHeaders(plugin::Context& ctx) override;
+
+ private:
+  const Config& config_;
+  std::optional<Decision> decision_;  // none if an earlier plugin answered, or the key was missing
+  bool refused_ = false;              // we answered 429
+};
+
+// Whole seconds for a header, rounded up so a client waiting that long is never early.
+int64_t ceilSeconds(int64_t ms);
+
+}  // namespace gw::plugins::rate_limit

@@ -1,0 +1,180 @@
+#include "plugins/rate_limit/rate_limit_config.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "gateway/http/headers.h"
+#include "gateway/plugin/config_reader.h"
+#include "plugins/rate_limit/rate_limit.h"
+
+namespace gw::plugins::rate_limit {
+namespace {
+
+using plugin::ConfigReader;
+
+// Bounds that keep the window arithmetic (requests x window in ms) far inside int64.
+constexpr int64_t kMaxRequests = 1'000'000'000;
+constexpr config::Duration kMaxWindow = std::chrono::hours(24);
+constexpr std::size_t kMaxNameLength = 64;
+constexpr int64_t kMaxKeysCap = 100'000'000;
+
+// Policy names are sent inside a structured-field string: keep them to plain characters.
+bool isPolicyName(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxNameLength &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-';
+         });
+}
+
+void parseLimit(const YAML::Node& node, std::size_t index, std::size_t count,
+                std::vector<NamedLimit>& out, std::vector<plugin::ConfigError>& errors) {
+  const std::size_t errorsBefore = errors.size();
+  ConfigReader reader(node, "a rate_limit limit", errors);
+  if (!node.IsMap()) {
+    if (node.IsNull()) reader.error(node, "a rate_limit limit must be a mapping, got nothing");
+    return;
+  }
+  reader.allowKeys({"requests", "window", "name"});
+  NamedLimit limit;
+  // One limit is "default" (the draft's example name); several are told apart by position.
+  limit.name = count == 1 ? "default" : "limit" + std::to_string(index + 1);
+  for (std::string_view required : {"requests", "window"}) {
+    if (!reader.has(required)) {
+      reader.error(node,
+                   "a rate_limit limit is missing required key " + ConfigReader::quote(required));
+    }
+  }
+  reader.readInt("requests", limit.limit.requests, 1, kMaxRequests);
+  config::Duration window{0};
+  if (reader.readDuration("window", window, config::Duration(1))) {
+    if (window > kMaxWindow) {
+      reader.error(*reader.value("window"), "'window' must be at most 24h");
+    }
+    limit.limit.windowMs = window.count();
+  }
+  if (reader.readString("name", limit.name) && !isPolicyName(limit.name)) {
+    reader.error(*reader.value("name"),
+                 "'name' must be 1 to 64 letters, digits, '_', '.' or '-', got " +
+                     ConfigReader::quote(limit.name));
+  }
+  if (errors.size() == errorsBefore) out.push_back(std::move(limit));
+}
+
+void parseLimits(ConfigReader& reader, const YAML::Node& settings, std::vector<NamedLimit>& out,
+                 std::vector<plugin::ConfigError>& errors) {
+  const auto node = reader.value("limits");
+  if (!node) {
+    reader.error(settings, "rate_limit is missing required key 'limits'");
+    return;
+  }
+  if (!node->IsSequence() || node->size() == 0) {
+    reader.error(*node, "'limits' must be a non-empty list of {requests, window}, got " +
+                            ConfigReader::describe(*node));
+    return;
+  }
+  if (node->size() > WindowTable::kMaxLimits) {
+    reader.error(
+        *node, "'limits' may have at most " + std::to_string(WindowTable::kMaxLimits) + " entries");
+    return;
+  }
+  for (std::size_t i = 0; i < node->size(); ++i) {
+    parseLimit((*node)[i], i, node->size(), out, errors);
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (out[i].name == out[j].name) {
+        reader.error((*node)[i], "duplicate limit name " + ConfigReader::quote(out[i].name));
+      }
+    }
+  }
+}
+
+void parseKey(ConfigReader& reader, std::vector<KeySpec>& out) {
+  const auto node = reader.value("key");
+  if (!node) {
+    out.push_back({KeyKind::ClientIp, {}});
+    return;
+  }
+  if (!node->IsSequence() || node->size() == 0) {
+    reader.error(*node,
+                 "'key' must be a non-empty list of client_ip, route and {header: NAME}, "
+                 "got " +
+                     ConfigReader::describe(*node));
+    return;
+  }
+  if (node->size() > Config::kMaxKeyParts) {
+    reader.error(*node,
+                 "'key' may have at most " + std::to_string(Config::kMaxKeyParts) + " parts");
+    return;
+  }
+  for (const YAML::Node& entry : *node) {
+    KeySpec spec;
+    if (entry.IsScalar() && entry.Scalar() == "client_ip") {
+      spec.kind = KeyKind::ClientIp;
+    } else if (entry.IsScalar() && entry.Scalar() == "route") {
+      spec.kind = KeyKind::Route;
+    } else if (entry.IsMap() && entry.size() == 1 && entry.begin()->first.IsScalar() &&
+               entry.begin()->first.Scalar() == "header") {
+      const YAML::Node name = entry.begin()->second;
+      if (!name.IsScalar() || !http::isToken(name.Scalar())) {
+        reader.error(name.IsNull() ? entry : name,
+                     "'header' must be a header name (letters, digits and !#$%&'*+-.^_`|~), "
+                     "got " +
+                         ConfigReader::describe(name));
+        continue;
+      }
+      spec.kind = KeyKind::Header;
+      spec.header = name.Scalar();
+    } else {
+      reader.error(entry, "a key part must be client_ip, route or {header: NAME}, got " +
+                              ConfigReader::describe(entry));
+      continue;
+    }
+    const bool repeated = std::any_of(out.begin(), out.end(), [&](const KeySpec& other) {
+      return other.kind == spec.kind && http::iequals(other.header, spec.header);
+    });
+    if (repeated) {
+      reader.error(entry, "key part " + ConfigReader::describe(entry) + " is listed twice");
+      continue;
+    }
+    out.push_back(std::move(spec));
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const plugin::RouteConfig> Factory::parse(
+    const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
+  const std::size_t errorsBefore = errors.size();
+  ConfigReader reader(settings, "rate_limit", errors);
+  reader.allowKeys({"limits", "key", "missing_key", "headers", "mode", "max_keys"});
+  std::vector<NamedLimit> limits;
+  parseLimits(reader, settings, limits, errors);
+  std::vector<KeySpec> key;
+  parseKey(reader, key);
+  MissingKey missingKey = MissingKey::ClientIp;
+  reader.readEnum("missing_key", missingKey,
+                  {{"client_ip", MissingKey::ClientIp}, {"reject", MissingKey::Reject}});
+  HeaderStyle headers = HeaderStyle::Draft;
+  reader.readEnum("headers", headers,
+                  {{"draft", HeaderStyle::Draft},
+                   {"legacy", HeaderStyle::Legacy},
+                   {"x", HeaderStyle::X},
+                   {"off", HeaderStyle::Off}});
+  Mode mode = Mode::Enforce;
+  reader.readEnum("mode", mode, {{"enforce", Mode::Enforce}, {"shadow", Mode::Shadow}});
+  std::size_t maxKeys = Config::kDefaultMaxKeys;
+  reader.readInt("max_keys", maxKeys, 1, kMaxKeysCap);
+  if (errors.size() != errorsBefore) return nullptr;
+  return std::make_shared<Config>(std::move(limits), std::move(key), missingKey, headers, mode,
+                                  maxKeys);
+}
+
+std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
+                                                plugin::WorkerState*) const {
+  return std::make_unique<RateLimit>(static_cast<const Config&>(config));
+}
+
+}  // namespace gw::plugins::rate_limit

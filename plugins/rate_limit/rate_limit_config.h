@@ -1,0 +1,24 @@
+#pragma once
+// The rate_limit plugin type: settings `limits` (required: list of {requests, window, name}),
+// `key`, `missing_key`, `headers`, `mode`, `max_keys`. Each instance gets its own counter table,
+// so a route may list rate_limit twice (a per-IP tier before auth, a per-key tier after it).
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "gateway/plugin/plugin.h"
+
+namespace gw::plugins::rate_limit {
+
+class Factory final : public plugin::Factory {
+ public:
+  std::string_view name() const override { return "rate_limit"; }
+  bool allowsRepeats() const override { return true; }
+  std::shared_ptr<const plugin::RouteConfig> parse(
+      const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
+  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
+                                         plugin::WorkerState*) const override;
+};
+
+}  // namespace gw::plugins::rate_limit

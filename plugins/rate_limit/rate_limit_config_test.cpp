@@ -1,0 +1,128 @@
+#include "plugins/rate_limit/rate_limit_config.h"
+
+#include <doctest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <string>
+#include <vector>
+
+#include "plugins/rate_limit/rate_limit.h"
+
+namespace gw::plugins::rate_limit {
+namespace {
+
+using Lines = std::vector<std::string>;
+
+std::shared_ptr<const plugin::RouteConfig> parse(const std::string& yaml,
+                                                 std::vector<plugin::ConfigError>& errors) {
+  return Factory().parse(YAML::Load(yaml), errors);
+}
+
+const Config& parsed(const std::string& yaml) {
+  static std::vector<std::shared_ptr<const plugin::RouteConfig>> keep;
+  std::vector<plugin::ConfigError> errors;
+  auto config = parse(yaml, errors);
+  REQUIRE(errors.empty());
+  REQUIRE(config);
+  keep.push_back(config);
+  return static_cast<const Config&>(*config);
+}
+
+Lines errorsOf(const std::string& yaml) {
+  std::vector<plugin::ConfigError> errors;
+  CHECK(parse(yaml, errors) == nullptr);
+  Lines lines;
+  for (const auto& e : errors) {
+    lines.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message);
+  }
+  return lines;
+}
+
+TEST_CASE("rate_limit config: defaults") {
+  const Config& c = parsed("limits: [{requests: 10, window: 1s}]");
+  REQUIRE(c.limits().size() == 1);
+  CHECK(c.limits()[0].limit.requests == 10);
+  CHECK(c.limits()[0].limit.windowMs == 1000);
+  CHECK(c.limits()[0].name == "default");
+  REQUIRE(c.key().size() == 1);
+  CHECK(c.key()[0].kind == KeyKind::ClientIp);
+  CHECK(c.missingKey() == MissingKey::ClientIp);
+  CHECK(c.headers() == HeaderStyle::Draft);
+  CHECK(c.mode() == Mode::Enforce);
+  CHECK(c.policyField() == "\"default\";q=10;w=1");
+  CHECK(Factory().allowsRepeats());
+}
+
+TEST_CASE("rate_limit config: every setting") {
+  const Config& c = parsed(R"(
+limits:
+  - {requests: 10, window: 1s, name: burst}
+  - {requests: 500, window: 1m}
+key: [client_ip, {header: X-API-Key}, route]
+missing_key: reject
+headers: legacy
+mode: shadow
+max_keys: 5000
+)");
+  REQUIRE(c.limits().size() == 2);
+  CHECK(c.limits()[0].name == "burst");
+  CHECK(c.limits()[1].name == "limit2");
+  CHECK(c.limits()[1].limit.windowMs == 60000);
+  REQUIRE(c.key().size() == 3);
+  CHECK(c.key()[1].kind == KeyKind::Header);
+  CHECK(c.key()[1].header == "X-API-Key");
+  CHECK(c.key()[2].kind == KeyKind::Route);
+  CHECK(c.missingKey() == MissingKey::Reject);
+  CHECK(c.headers() == HeaderStyle::Legacy);
+  CHECK(c.mode() == Mode::Shadow);
+  CHECK(c.policyField() == "\"burst\";q=10;w=1, \"limit2\";q=500;w=60");
+}
+
+TEST_CASE("rate_limit config: errors carry line and column") {
+  CHECK(errorsOf("limits: [{requests: 0, window: 1s}]") ==
+        Lines{"1:21: 'requests': expected an integer from 1 to 1000000000, got '0'"});
+}
+
+TEST_CASE("rate_limit config: bad values are refused") {
+  auto hasError = [](const std::string& yaml, const std::string& part) {
+    const Lines lines = errorsOf(yaml);
+    std::string all;
+    for (const auto& l : lines) all += l + "\n";
+    CAPTURE(all);
+    CHECK(all.find(part) != std::string::npos);
+  };
+  hasError("key: [client_ip]", "missing required key 'limits'");
+  hasError("limits: []", "'limits' must be a non-empty list");
+  hasError("limits: [{window: 1s}]", "missing required key 'requests'");
+  hasError("limits: [{requests: 5}]", "missing required key 'window'");
+  hasError("limits: [{requests: 1, window: 0ms}]", "'window'");
+  hasError("limits: [{requests: 1, window: 10}]", "'window'");
+  hasError("limits: [{requests: 1, window: 25h}]", "at most 24h");
+  hasError("limits: [{requests: 1, window: 1s, burst: 3}]", "unknown key 'burst'");
+  hasError("limits: [{requests: 1, window: 1s, name: 'a b'}]", "'name' must be");
+  hasError("limits: [{requests: 1, window: 1s, name: a}, {requests: 2, window: 1m, name: a}]",
+           "duplicate limit name 'a'");
+  hasError("limits: [{requests: 1, window: 1s}]\nrate: 5", "unknown key 'rate'");
+  hasError("limits: [{requests: 1, window: 1s}]\nkey: [{header: 'X API'}]",
+           "'header' must be a header name");
+  hasError("limits: [{requests: 1, window: 1s}]\nkey: [{header: }]", "'header' must be");
+  hasError("limits: [{requests: 1, window: 1s}]\nkey: [cookie]", "a key part must be");
+  hasError("limits: [{requests: 1, window: 1s}]\nkey: [route, route]", "listed twice");
+  hasError("limits: [{requests: 1, window: 1s}]\nkey: [{header: a}, {header: A}]", "listed twice");
+  hasError("limits: [{requests: 1, window: 1s}]\nkey: client_ip", "'key' must be a non-empty list");
+  hasError("limits: [{requests: 1, window: 1s}]\nmode: dry", "'mode'");
+  hasError("limits: [{requests: 1, window: 1s}]\nheaders: ietf", "'headers'");
+  hasError("limits: [{requests: 1, window: 1s}]\nmissing_key: deny", "'missing_key'");
+  hasError("limits: [{requests: 1, window: 1s}]\nmax_keys: 0", "'max_keys'");
+  hasError("- 1", "must be a mapping");
+}
+
+TEST_CASE("rate_limit config: no settings at all is an error") {
+  std::vector<plugin::ConfigError> errors;
+  CHECK(Factory().parse(YAML::Node(), errors) == nullptr);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == "rate_limit is missing required key 'limits'");
+}
+
+}  // namespace
+}  // namespace gw::plugins::rate_limit

@@ -1,0 +1,31 @@
+#include "plugins/request_id/request_id_config.h"
+
+#include "gateway/http/headers.h"
+#include "gateway/plugin/config_reader.h"
+#include "plugins/request_id/request_id.h"
+
+namespace gw::plugins::request_id {
+
+std::shared_ptr<const plugin::RouteConfig> Factory::parse(
+    const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
+  const std::size_t errorsBefore = errors.size();
+  plugin::ConfigReader reader(settings, "request_id", errors);
+  reader.allowKeys({"header", "accept_incoming", "response_header"});
+  auto config = std::make_shared<Config>();
+  if (reader.readString("header", config->header) && !http::isToken(config->header)) {
+    reader.error(*reader.value("header"),
+                 "'header' must be a header name (letters, digits and !#$%&'*+-.^_`|~), got " +
+                     plugin::ConfigReader::quote(config->header));
+  }
+  reader.readBool("accept_incoming", config->acceptIncoming);
+  reader.readBool("response_header", config->responseHeader);
+  if (errors.size() != errorsBefore) return nullptr;
+  return config;
+}
+
+std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
+                                                plugin::WorkerState*) const {
+  return std::make_unique<RequestId>(static_cast<const Config&>(config));
+}
+
+}  // namespace gw::plugins::request_id

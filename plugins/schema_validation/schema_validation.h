@@ -1,0 +1,147 @@
+#pragma once
+// schema_validation: rejects requests whose JSON body does not match a JSON Schema (draft-04, via
+// RapidJSON's schema.h), or whose query parameters / headers break simple per-name rules, before
+// the upstream is contacted. A valid request passes untouched (the body byte for byte).
+//
+// Two RapidJSON 1.1.0 (Debian) defects shape this unit:
+// - Issue #825: in Schema::Key, a member that matches only a patternProperties pattern under
+//   `additionalProperties: false` leaves Context::valueSchema unset, so the validator pushes
+//   nothing (first member) or a stale schema (later members) for the value and its schema stack
+//   goes out of step: wrong verdicts, and a segfault once such a value is an object. Driving the
+//   validator through Document::Accept instead of the SAX reader emits the same events and crashes
+//   the same way. So compileSchema() rewrites that shape at load into the equivalent
+//   `additionalProperties: {"not": {}}`, which takes RapidJSON's well-trodden schema branch, and
+//   the verdict maps the "not" failure back to the keyword the author wrote.
+// - internal::GenericRegex::Search mutates `mutable` scratch members, so one compiled regex (and
+//   a SchemaDocument holding `pattern`s) must not be used by two threads. Compiled schemas and
+//   regexes therefore live in per-worker state (WorkerSchemas), built from the immutable Config.
+
+#include <rapidjson/document.h>
+#include <rapidjson/schema.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/plugin/plugin.h"
+
+namespace gw::plugins::schema_validation {
+
+using Regex = rapidjson::internal::GenericRegex<rapidjson::UTF8<>>;
+
+inline constexpr std::size_t kDefaultMaxBodyBytes = std::size_t{1} << 20;
+// Deep nesting costs stack in RapidJSON's parallel validators (allOf/anyOf/... under a recursive
+// $ref): bounded here so no body can exhaust a worker's stack.
+inline constexpr int kDefaultMaxDepth = 64;
+
+// A JSON Schema after the load-time checks and the #825 rewrite. Immutable; shared by workers.
+struct SchemaSource {
+  rapidjson::Document document;
+  // `additionalProperties` values rewritten from false to {"not": {}} (see the file comment).
+  std::vector<const rapidjson::Value*> rewritten;
+};
+
+// Parses and checks a draft-04 schema: JSON syntax, every `pattern` / patternProperties key
+// compiles with RapidJSON's regex dialect, $ref is local and resolves. Applies the #825 rewrite.
+// On failure returns null and says why in `error`.
+std::shared_ptr<const SchemaSource> compileSchema(std::string_view json, std::string& error);
+
+// One query parameter or header rule. `pattern` is kept as text: each worker compiles its own.
+struct ParamRule {
+  enum class Type : uint8_t { String, Integer };
+  std::string name;
+  Type type = Type::String;
+  bool required = false;
+  std::optional<int64_t> minimum;
+  std::optional<int64_t> maximum;
+  std::vector<std::string> allowed;  // enum; empty = any
+  std::string pattern;               // RapidJSON regex dialect, searched like JSON Schema's
+};
+
+struct Config final : plugin::RouteConfig {
+  std::shared_ptr<const SchemaSource> body;  // null: bodies are not checked
+  std::size_t maxBodyBytes = kDefaultMaxBodyBytes;
+  int maxDepth = kDefaultMaxDepth;
+  std::vector<ParamRule> query;
+  std::vector<ParamRule> headers;
+};
+
+// What the metrics issue will export; one list, counted per worker (no atomics needed).
+#define GW_SCHEMA_VALIDATION_COUNTERS(X) \
+  X(passed)                              \
+  X(unsupportedMediaType)                \
+  X(invalidJson)                         \
+  X(validationFailed)
+
+struct Counters {
+#define GW_SCHEMA_VALIDATION_COUNTER(name) uint64_t name = 0;
+  GW_SCHEMA_VALIDATION_COUNTERS(GW_SCHEMA_VALIDATION_COUNTER)
+#undef GW_SCHEMA_VALIDATION_COUNTER
+};
+
+// A body's verdict. Pointers are JSON Pointers in URI-fragment form ("#", "#/items/0/qty").
+struct BodyVerdict {
+  enum class Kind : uint8_t { Valid, InvalidJson, TooDeep, Invalid };
+  Kind kind = Kind::Valid;
+  std::size_t offset = 0;  // InvalidJson, TooDeep: byte offset into the body
+  std::string parseError;  // InvalidJson
+  std::string keyword;     // Invalid
+  std::string schemaPath;
+  std::string instancePath;
+};
+
+// The per-worker compiled form of a Config (see the file comment for why per worker).
+class WorkerSchemas final : public plugin::WorkerState {
+ public:
+  explicit WorkerSchemas(const Config& config);
+
+  BodyVerdict validateBody(std::string_view body) const;
+  // The first rule a query string / header set breaks, as an error message; nullopt if none.
+  std::optional<std::string> checkQuery(std::string_view query) const;
+  std::optional<std::string> checkHeaders(const plugin::HeaderMap& headers) const;
+
+  Counters counters;
+
+ private:
+  std::optional<std::string> checkValue(const ParamRule& rule, const Regex* regex,
+                                        std::string_view kind, std::string_view value) const;
+
+  const Config& config_;
+  std::unique_ptr<rapidjson::SchemaDocument> schema_;
+  std::vector<std::unique_ptr<Regex>> queryRegexes_;   // parallel to config_.query; null: none
+  std::vector<std::unique_ptr<Regex>> headerRegexes_;  // parallel to config_.headers
+};
+
+// application/json or application/<anything>+json, parameters allowed, case-insensitive.
+bool isJsonMediaType(std::string_view contentType);
+
+// Decodes %XX (and '+' as space, as forms send it). False on a malformed escape.
+bool percentDecode(std::string_view in, std::string& out);
+
+// The stable message texts (documented in docs/plugins.md).
+std::string describe(const BodyVerdict& verdict, int maxDepth);
+
+class SchemaValidationPlugin final : public plugin::Plugin {
+ public:
+  SchemaValidationPlugin(const Config& config, WorkerSchemas& schemas)
+      : config_(config), schemas_(schemas) {}
+
+  // Checks query and headers, then the Content-Type, then asks for the whole body.
+  plugin::Status onRequestHeaders(plugin::Context& ctx) override;
+  // Validates the buffered body (end = true); pieces before the end are collected.
+  plugin::Status onRequestBody(plugin::Context& ctx, plugin::BodyView body, bool end) override;
+
+ private:
+  plugin::Status reject(plugin::Context& ctx, core::ErrorCode code, std::string message);
+
+  const Config& config_;
+  WorkerSchemas& schemas_;
+  bool checkBody_ = false;
+  std::string pending_;  // only if the core hands the body over in several pieces
+};
+
+}  // namespace gw::plugins::schema_validation

@@ -1,0 +1,24 @@
+#pragma once
+// The schema_validation plugin type: the only file of the plugin that sees YAML. Settings:
+//   schema_file: conf/schemas/order.json   # or `schema:` inline, a YAML mapping (not both)
+//   max_body_bytes: 1MiB                    # bodies over this are the core's 413
+//   max_depth: 64                           # deeper JSON nesting -> 400 VALIDATION_FAILED
+//   query:   {page: {type: integer, minimum: 1, required: true}, sort: {enum: [asc, desc]}}
+//   headers: {X-Client: {pattern: "^[a-z]+$", required: true}}
+
+#include "gateway/plugin/plugin.h"
+
+namespace gw::plugins::schema_validation {
+
+class Factory final : public plugin::Factory {
+ public:
+  std::string_view name() const override { return "schema_validation"; }
+  std::shared_ptr<const plugin::RouteConfig> parse(
+      const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
+  std::unique_ptr<plugin::WorkerState> makeWorkerState(const plugin::RouteConfig& config,
+                                                       core::Worker& worker) const override;
+  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
+                                         plugin::WorkerState* state) const override;
+};
+
+}  // namespace gw::plugins::schema_validation
