@@ -4,7 +4,9 @@
 #include <memory>
 
 #include "gateway/plugin/registry.h"
+#include "plugins/rate_limit/rate_limit_config.h"
 #include "plugins/request_id/request_id_config.h"
+#include "plugins/schema_validation/schema_validation_config.h"
 #include "plugins/security_headers/security_headers_config.h"
 
 namespace gw::plugin {
@@ -14,8 +16,8 @@ const Registry& Registry::builtin() {
     Registry r;
     r.add(std::make_unique<plugins::request_id::Factory>());
     r.add(std::make_unique<plugins::security_headers::Factory>());
-    // Plugins being written in parallel join here, one line each:
-    //   rate_limit, schema_validation, cors, ip_filter
+    r.add(std::make_unique<plugins::rate_limit::Factory>());
+    r.add(std::make_unique<plugins::schema_validation::Factory>());
     return r;
   }();
   return registry;

@@ -37,6 +37,7 @@ constexpr const char* kUsage =
     "  /bad-framing (response with Content-Length and chunked)  /garbage (not HTTP)\n"
     "  /interim (103 Early Hints, then 200)\n"
     "  /close-now  /status/CODE  /head-test  /hop-response   (any other path: /echo)\n"
+    "  /powered-by (X-Powered-By: Express and X-Frame-Options: DENY)\n"
     "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n";
 
 constexpr std::size_t kEchoBodyCap = 1024 * 1024;
@@ -368,6 +369,10 @@ void startResponse(Conn& c) {
                    "Connection: X-Custom-Hop\r\nX-Custom-Hop: secret\r\n"
                    "Keep-Alive: timeout=30\r\nProxy-Connection: keep-alive\r\n"
                    "Trailer: X-Trailer\r\nUpgrade: foo/1\r\nX-End-To-End: kept\r\n");
+  }
+  if (path == "/powered-by") {  // an Express app: advertises itself, sets one helmet header
+    return respond(c, r, 200, "powered\n", "text/plain",
+                   "X-Powered-By: Express\r\nX-Frame-Options: DENY\r\n");
   }
   respond(c, r, 200, requestJson(r, true), "application/json");  // any other path: echo
 }

@@ -1,0 +1,332 @@
+// rate_limit through the real gatewayd: the 429 and its headers, header styles, shadow mode, keys,
+// eviction, and the accuracy of one limit shared by several workers under concurrent load.
+#include <doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <thread>
+#include <tuple>
+
+#include "test/support/harness.h"
+
+using namespace gw::it;
+
+namespace {
+
+std::string config(const Backend& b, std::string_view settings, int workers = 1) {
+  return subst(R"(workers: ${W}
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+upstreams:
+  - name: main
+    backends:
+      - ${B}
+routes:
+  - match: {prefix: /}
+    upstream: main
+    plugins:
+      - rate_limit: ${S}
+)",
+               {{"W", std::to_string(workers)}, {"B", b.address()}, {"S", std::string(settings)}});
+}
+
+struct Draft {
+  bool valid = false;
+  std::string name;
+  long remaining = -1;
+  long reset = -1;
+};
+
+// RateLimit: "name";r=N;t=N (draft-ietf-httpapi-ratelimit-headers-08 and later).
+Draft parseDraft(const Response& r) {
+  static const std::regex kField(R"re(^"([A-Za-z0-9_.-]+)";r=([0-9]+);t=([0-9]+)$)re");
+  Draft d;
+  const std::string v = r.header("RateLimit").value_or("");
+  std::smatch m;
+  if (!std::regex_match(v, m, kField)) return d;
+  d.valid = true;
+  d.name = m[1];
+  d.remaining = std::stol(m[2]);
+  d.reset = std::stol(m[3]);
+  return d;
+}
+
+bool isInteger(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+TEST_CASE("plugins rate limit: 429 RATE_LIMIT_EXCEEDED with Retry-After and draft headers") {
+  Backend b;
+  Gateway gw(config(b, "{limits: [{requests: 3, window: 10s}]}"));
+  b.reset();
+  Client c(gw.port());
+  for (long i = 0; i < 3; ++i) {
+    Response r = c.roundTrip(get("/echo"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.header("RateLimit-Policy") == "\"default\";q=3;w=10");
+    const Draft d = parseDraft(r);
+    INFO("RateLimit: " << r.header("RateLimit").value_or("<none>"));
+    REQUIRE(d.valid);
+    CHECK(d.name == "default");
+    CHECK(d.remaining == 2 - i);
+    CHECK(d.reset >= 1);
+    CHECK(d.reset <= 20);  // quota whole again once the count has left the sliding window
+    CHECK(r.headerCount("Retry-After") == 0);
+  }
+  Response r = c.roundTrip(get("/echo"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 429);
+  CHECK(errorCode(r.body) == "RATE_LIMIT_EXCEEDED");
+  CHECK(r.header("Content-Type").value_or("").find("application/json") == 0);
+  const std::string retry = r.header("Retry-After").value_or("");
+  INFO("Retry-After: " << retry);
+  REQUIRE(isInteger(retry));
+  CHECK(std::stol(retry) >= 1);
+  CHECK(std::stol(retry) <= 10);
+  CHECK(r.header("RateLimit-Policy") == "\"default\";q=3;w=10");
+  const Draft d = parseDraft(r);
+  REQUIRE(d.valid);
+  CHECK(d.remaining == 0);
+  CHECK(b.stats().requests == 3);  // the refused request never reached the backend
+
+  // The connection stays usable after a 429.
+  r = c.roundTrip(get("/echo"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 429);
+}
+
+TEST_CASE("plugins rate limit: several named limits in RateLimit-Policy") {
+  Backend b;
+  Gateway gw(config(b,
+                    "{limits: [{requests: 5, window: 1s, name: burst}, "
+                    "{requests: 2, window: 1m, name: hourly}]}"));
+  Client c(gw.port());
+  Response r = c.roundTrip(get("/echo"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  CHECK(r.header("RateLimit-Policy") == "\"burst\";q=5;w=1, \"hourly\";q=2;w=60");
+  Draft d = parseDraft(r);
+  REQUIRE(d.valid);
+  CHECK(d.name == "hourly");  // the one with the least left
+  CHECK(d.remaining == 1);
+  r = c.roundTrip(get("/echo"));
+  r = c.roundTrip(get("/echo"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 429);
+  d = parseDraft(r);
+  CHECK(d.name == "hourly");
+  CHECK(d.remaining == 0);
+  const std::string retry = r.header("Retry-After").value_or("");
+  REQUIRE(isInteger(retry));
+  CHECK(std::stol(retry) >= 1);
+  CHECK(std::stol(retry) <= 60);
+}
+
+TEST_CASE("plugins rate limit: legacy, x and off header styles") {
+  Backend b;
+  SUBCASE("legacy") {
+    Gateway gw(config(b, "{limits: [{requests: 2, window: 10s}], headers: legacy}"));
+    Client c(gw.port());
+    Response r = c.roundTrip(get("/echo"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.header("RateLimit-Limit") == "2");
+    CHECK(r.header("RateLimit-Remaining") == "1");
+    CHECK(isInteger(r.header("RateLimit-Reset").value_or("")));
+    CHECK(r.headerCount("RateLimit-Policy") == 0);
+    CHECK(r.headerCount("RateLimit") == 0);
+    CHECK(r.headerCount("X-RateLimit-Limit") == 0);
+    c.roundTrip(get("/echo"));
+    r = c.roundTrip(get("/echo"));
+    CHECK(r.status == 429);
+    CHECK(r.header("RateLimit-Remaining") == "0");
+    CHECK(isInteger(r.header("Retry-After").value_or("")));
+  }
+  SUBCASE("x") {
+    Gateway gw(config(b, "{limits: [{requests: 2, window: 10s}], headers: x}"));
+    Client c(gw.port());
+    Response r = c.roundTrip(get("/echo"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.header("X-RateLimit-Limit") == "2");
+    CHECK(r.header("X-RateLimit-Remaining") == "1");
+    CHECK(isInteger(r.header("X-RateLimit-Reset").value_or("")));
+    CHECK(r.headerCount("RateLimit-Limit") == 0);
+    CHECK(r.headerCount("RateLimit-Policy") == 0);
+    CHECK(r.headerCount("RateLimit") == 0);
+  }
+  SUBCASE("off") {
+    Gateway gw(config(b, "{limits: [{requests: 1, window: 10s}], headers: off}"));
+    Client c(gw.port());
+    Response r = c.roundTrip(get("/echo"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);
+    for (const char* name : {"RateLimit", "RateLimit-Policy", "RateLimit-Limit",
+                             "RateLimit-Remaining", "RateLimit-Reset", "X-RateLimit-Limit",
+                             "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"}) {
+      CHECK_MESSAGE(r.headerCount(name) == 0, name);
+    }
+    r = c.roundTrip(get("/echo"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 429);
+    CHECK(isInteger(r.header("Retry-After").value_or("")));  // a 429 always says when
+    CHECK(r.headerCount("RateLimit") == 0);
+    CHECK(r.headerCount("RateLimit-Policy") == 0);
+  }
+}
+
+TEST_CASE("plugins rate limit: shadow mode never rejects but reports") {
+  Backend b;
+  Gateway gw(config(b, "{limits: [{requests: 2, window: 1m}], mode: shadow}"));
+  b.reset();
+  Client c(gw.port());
+  for (long i = 0; i < 5; ++i) {
+    Response r = c.roundTrip(get("/echo"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.headerCount("Retry-After") == 0);
+    const Draft d = parseDraft(r);
+    REQUIRE(d.valid);
+    CHECK(d.remaining == std::max(0L, 1 - i));
+  }
+  CHECK(b.stats().requests == 5);
+}
+
+TEST_CASE("plugins rate limit: keyed by header; missing key rejected with 400") {
+  Backend b;
+  Gateway gw(config(
+      b, "{limits: [{requests: 1, window: 1m}], key: [{header: X-Api-Key}], missing_key: reject}"));
+  b.reset();
+  Client c(gw.port());
+  Response r = c.roundTrip(get("/echo"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 400);
+  CHECK(errorCode(r.body) == "BAD_REQUEST");
+  CHECK(r.body.find("X-Api-Key") != std::string::npos);
+  r = c.roundTrip(get("/echo", "X-Api-Key: alpha\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  r = c.roundTrip(get("/echo", "X-Api-Key: alpha\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 429);
+  // Another key has its own quota, on the same connection and client IP.
+  r = c.roundTrip(get("/echo", "X-Api-Key: beta\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  CHECK(b.stats().requests == 2);
+}
+
+TEST_CASE("plugins rate limit: a key evicted from a full table gets a fresh quota") {
+  Backend b;
+  Gateway gw(config(
+      b, "{limits: [{requests: 2, window: 1m}], key: [{header: X-Api-Key}], max_keys: 4}"));
+  Client c(gw.port());
+  const auto remaining = [&](const std::string& key) {
+    Response r = c.roundTrip(get("/echo", "X-Api-Key: " + key + "\r\n"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    const Draft d = parseDraft(r);
+    REQUIRE(d.valid);
+    return d.remaining;
+  };
+  CHECK(remaining("key-0") == 1);
+  for (int i = 1; i < 10; ++i) CHECK(remaining("key-" + std::to_string(i)) == 1);
+  // key-9 is still in the table: its second request is counted on the first.
+  CHECK(remaining("key-9") == 0);
+  // key-0 was the least recently used of 10 keys in a 4-key table: evicted, its quota restarts.
+  CHECK(remaining("key-0") == 1);
+}
+
+TEST_CASE("plugins rate limit: one limit across two workers under concurrent load") {
+  constexpr int kLimit = 50;
+  constexpr int64_t kWindowMs = 1000;
+  constexpr int kThreads = 16;
+  Backend b;
+  Gateway gw(config(b, "{limits: [{requests: 50, window: 1s}], key: [route]}", 2));
+
+  // The table's windows are aligned on the worker's cached wall clock (libevent's
+  // event_base_gettimeofday_cached): start just after a window boundary so the burst fits in
+  // one aligned window, where at most `requests` may be admitted.
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kThreads; ++i) {
+    clients.push_back(std::make_unique<Client>(gw.port()));
+    REQUIRE(clients.back()->connected());
+  }
+  const auto runBurst = [&](int64_t until_ms, int max_per_thread, std::vector<int64_t>* times) {
+    std::atomic<int> admitted{0}, refused{0}, other{0};
+    std::mutex mu;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        std::vector<int64_t> mine;
+        for (int n = 0; n < max_per_thread && wallMs() < until_ms; ++n) {
+          Response r = clients[t]->roundTrip(get("/echo"), 2000ms);
+          if (!r.complete) {
+            ++other;
+            return;
+          }
+          if (r.status == 200) {
+            ++admitted;
+            mine.push_back(wallMs());
+          } else if (r.status == 429) {
+            ++refused;
+          } else {
+            ++other;
+          }
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        if (times) times->insert(times->end(), mine.begin(), mine.end());
+      });
+    }
+    for (auto& th : threads) th.join();
+    return std::tuple<int, int, int>{admitted.load(), refused.load(), other.load()};
+  };
+
+  // Wait for the next window to begin (bounded: at most one window).
+  REQUIRE(waitFor([&] { return wallMs() % kWindowMs < 30; }, 2 * Millis(kWindowMs), 1ms));
+  const int64_t start = wallMs();
+  const int64_t window_end = start - start % kWindowMs + kWindowMs;
+  // A burst far above the limit, stopped well before the window ends.
+  auto [admitted, refused, other] = runBurst(window_end - 200, 40, nullptr);
+  const int64_t end = wallMs();
+  INFO("burst of " << (end - start) << " ms from ms " << start % kWindowMs << " of the window: "
+                   << admitted << " admitted, " << refused << " refused, " << other << " other");
+  CHECK(other == 0);
+  CHECK(admitted + refused > 4 * kLimit);  // the burst really was far above the limit
+  REQUIRE(end < window_end);
+  CHECK(admitted <= kLimit);
+  CHECK(admitted >= kLimit - 2);
+
+  // Steady overload across the next two whole windows: at most `requests` per aligned window,
+  // and never more than 2 * requests - 1 in any interval of one window length.
+  std::vector<int64_t> times;
+  // Skip one quiet window so the burst's count no longer weighs on the first measured window.
+  const int64_t span_start = window_end + kWindowMs;
+  REQUIRE(waitFor([&] { return wallMs() >= span_start; }, 3 * Millis(kWindowMs), 1ms));
+  auto [admitted2, refused2, other2] =
+      runBurst(span_start + 2 * kWindowMs - 20, 1000, &times);
+  INFO("two windows: " << admitted2 << " admitted, " << refused2 << " refused, " << other2
+                       << " other");
+  CHECK(other2 == 0);
+  std::sort(times.begin(), times.end());
+  std::size_t max_in_window = 0;
+  for (std::size_t i = 0, j = 0; j < times.size(); ++j) {
+    while (times[j] - times[i] >= kWindowMs) ++i;
+    max_in_window = std::max(max_in_window, j - i + 1);
+  }
+  CHECK(admitted2 <= 2 * kLimit);
+  CHECK(admitted2 >= 2 * kLimit - 4);
+  CHECK(max_in_window <= 2 * kLimit - 1);
+  CHECK(b.stats().requests == static_cast<uint64_t>(admitted + admitted2));
+}

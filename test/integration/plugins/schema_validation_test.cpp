@@ -1,0 +1,298 @@
+// schema_validation through the real gatewayd: valid bodies reach the backend byte for byte,
+// everything refused never reaches it, and each refusal has its status, code and message.
+#include <doctest.h>
+#include <rapidjson/document.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "test/support/harness.h"
+
+using namespace gw::it;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The repository root. meson gives __FILE__ relative to the build directory, which is three
+// levels above this binary (build/test/integration/integration_tests).
+fs::path sourceRoot() {
+  const auto isRoot = [](const fs::path& dir) {
+    return fs::exists(dir / "conf" / "schemas" / "example-order.json");
+  };
+  const fs::path fromFile = fs::path(__FILE__).parent_path() / ".." / ".." / "..";
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  for (const fs::path& candidate :
+       {fromFile, exe.parent_path().parent_path().parent_path() / fromFile}) {
+    if (isRoot(candidate)) return fs::weakly_canonical(candidate);
+  }
+  for (fs::path dir = fs::current_path(); dir != dir.parent_path(); dir = dir.parent_path()) {
+    if (isRoot(dir)) return dir;
+  }
+  return fromFile;
+}
+
+std::string config(const Backend& b) {
+  const fs::path schema = sourceRoot() / "conf" / "schemas" / "example-order.json";
+  REQUIRE_MESSAGE(fs::exists(schema), schema.string());
+  return subst(R"(workers: 1
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+upstreams:
+  - name: main
+    backends:
+      - ${B}
+routes:
+  - match: {prefix: /orders}
+    upstream: main
+    plugins:
+      - schema_validation:
+          schema_file: ${SCHEMA}
+          max_body_bytes: 512
+  - match: {prefix: /inline}
+    upstream: main
+    plugins:
+      - schema_validation:
+          schema:
+            type: object
+            required: [name]
+            properties:
+              name: {type: string, minLength: 2}
+              tags: {type: array, items: {type: string}}
+  - match: {prefix: /issue825}
+    upstream: main
+    plugins:
+      - schema_validation:
+          schema:
+            type: object
+            patternProperties:
+              "^x-": {type: object}
+            additionalProperties: false
+  - match: {prefix: /search}
+    upstream: main
+    plugins:
+      - schema_validation:
+          query:
+            page: {type: integer, minimum: 1, maximum: 100}
+            sort: {enum: [asc, desc]}
+          headers:
+            X-Tenant: {required: true, pattern: "^[a-z]+$"}
+)",
+               {{"B", b.address()}, {"SCHEMA", schema.string()}});
+}
+
+std::string post(std::string_view target, std::string_view body,
+                 std::string_view content_type = "application/json") {
+  return request("POST", target, "Content-Type: " + std::string(content_type) + "\r\n", body);
+}
+
+std::string errorMessage(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.c_str());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("error") || !d["error"].IsObject() ||
+      !d["error"].HasMember("message") || !d["error"]["message"].IsString()) {
+    return "<not an error body: " + body + ">";
+  }
+  return d["error"]["message"].GetString();
+}
+
+struct Fixture {
+  Backend b;
+  Gateway gw{config(b)};
+  Fixture() { b.reset(); }
+};
+
+bool contains(const std::string& text, std::string_view part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("plugins schema: a valid body is forwarded byte for byte") {
+  Fixture f;
+  Client c(f.gw.port());
+  const std::string body =
+      "{ \"customer_id\" : \"AB123456\",\n\t\"items\": [ {\"sku\":\"a-1\", \"qty\": 2} ] ,"
+      "\"metadata\": {\"x-source\": \"web\"}, \"note\": \"caf\xc3\xa9\"  }\n";
+  Response r = c.roundTrip(post("/orders", body));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK_MESSAGE(r.status == 200, r.body);
+  Echo e = parseEcho(r.body);
+  REQUIRE(e.valid);
+  CHECK(e.body == body);
+  CHECK(e.header("Content-Length") == std::to_string(body.size()));
+
+  // An inline schema, on the same connection.
+  r = c.roundTrip(post("/inline", R"({"name":"ok","tags":["a"]})"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK_MESSAGE(r.status == 200, r.body);
+  CHECK(parseEcho(r.body).body == R"({"name":"ok","tags":["a"]})");
+  CHECK(f.b.stats().requests == 2);
+}
+
+TEST_CASE("plugins schema: an invalid body -> 400 VALIDATION_FAILED, backend sees nothing") {
+  Fixture f;
+  Client c(f.gw.port());
+  Response r = c.roundTrip(
+      post("/orders", R"({"customer_id":"AB123456","items":[{"sku":"a","qty":0}]})"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 400);
+  CHECK(errorCode(r.body) == "VALIDATION_FAILED");
+  std::string message = errorMessage(r.body);
+  INFO("message: " << message);
+  CHECK(contains(message, "keyword=minimum"));
+  CHECK(contains(message, "schema_path="));
+  CHECK(contains(message, "instance_path=#/items/0/qty"));
+
+  r = c.roundTrip(post("/inline", R"({"name":"x"})"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 400);
+  CHECK(errorCode(r.body) == "VALIDATION_FAILED");
+  message = errorMessage(r.body);
+  CHECK(contains(message, "keyword=minLength"));
+  CHECK(contains(message, "instance_path=#/name"));
+
+  r = c.roundTrip(post("/inline", R"({"tags":[]})"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 400);
+  CHECK(contains(errorMessage(r.body), "keyword=required"));
+  CHECK(f.b.stats().requests == 0);
+}
+
+TEST_CASE("plugins schema: malformed JSON -> 400 INVALID_JSON with the byte offset") {
+  Fixture f;
+  Client c(f.gw.port());
+  Response r = c.roundTrip(post("/inline", R"({"name": "ok",})"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 400);
+  CHECK(errorCode(r.body) == "INVALID_JSON");
+  const std::string message = errorMessage(r.body);
+  INFO("message: " << message);
+  CHECK(contains(message, "malformed JSON at byte 14"));
+  CHECK(f.b.stats().requests == 0);
+}
+
+TEST_CASE("plugins schema: wrong Content-Type -> 415, too large -> 413, backend sees nothing") {
+  Fixture f;
+  {
+    Client c(f.gw.port());
+    Response r = c.roundTrip(post("/inline", R"({"name":"ok"})", "text/plain"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 415);
+    CHECK(errorCode(r.body) == "UNSUPPORTED_MEDIA_TYPE");
+  }
+  {
+    // application/*+json and parameters are accepted.
+    Client c(f.gw.port());
+    Response r =
+        c.roundTrip(post("/inline", R"({"name":"ok"})", "application/vnd.api+json; charset=utf-8"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK_MESSAGE(r.status == 200, r.body);
+  }
+  {
+    Client c(f.gw.port());
+    std::string body = R"({"customer_id":"AB123456","items":[{"sku":"a","qty":1}],"note":")" +
+                       std::string(600, 'n') + "\"}";
+    Response r = c.roundTrip(post("/orders", body));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 413);
+    CHECK(errorCode(r.body) == "PAYLOAD_TOO_LARGE");
+  }
+  CHECK(f.b.stats().requests == 1);  // only the +json request
+}
+
+TEST_CASE("plugins schema: a valid chunked body is forwarded with Content-Length") {
+  Fixture f;
+  Client c(f.gw.port());
+  const std::string body = R"({"name": "chunked",  "tags": ["x", "y"]})";
+  std::string req =
+      "POST /inline HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  for (std::size_t i = 0; i < body.size(); i += 7) {
+    const std::string piece = body.substr(i, 7);
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+    req += size + piece + "\r\n";
+  }
+  req += "0\r\n\r\n";
+  Response r = c.roundTrip(req);
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK_MESSAGE(r.status == 200, r.body);
+  Echo e = parseEcho(r.body);
+  REQUIRE(e.valid);
+  CHECK(e.body == body);
+  CHECK(e.header("Content-Length") == std::to_string(body.size()));
+  CHECK(e.headerCount("Transfer-Encoding") == 0);
+}
+
+TEST_CASE("plugins schema: query and header constraints") {
+  Fixture f;
+  Client c(f.gw.port());
+  Response r = c.roundTrip(get("/search?page=3&sort=asc", "X-Tenant: acme\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK_MESSAGE(r.status == 200, r.body);
+  CHECK(parseEcho(r.body).target == "/search?page=3&sort=asc");
+
+  struct Bad {
+    std::string target, headers, fragment;
+  };
+  for (const Bad& bad : {
+           Bad{"/search?page=0", "X-Tenant: acme\r\n", "query parameter 'page' failed keyword=minimum"},
+           Bad{"/search?page=abc", "X-Tenant: acme\r\n", "query parameter 'page' failed keyword=type"},
+           Bad{"/search?sort=up", "X-Tenant: acme\r\n", "query parameter 'sort' failed keyword=enum"},
+           Bad{"/search", "", "header 'X-Tenant' failed keyword=required"},
+           Bad{"/search", "X-Tenant: ACME\r\n", "header 'X-Tenant' failed keyword=pattern"},
+       }) {
+    INFO(bad.target << " " << bad.headers);
+    r = c.roundTrip(get(bad.target, bad.headers));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 400);
+    CHECK(errorCode(r.body) == "VALIDATION_FAILED");
+    CHECK_MESSAGE(contains(errorMessage(r.body), bad.fragment), errorMessage(r.body));
+  }
+  CHECK(f.b.stats().requests == 1);
+}
+
+TEST_CASE("plugins schema: RapidJSON #825 shape gives correct verdicts and no crash") {
+  Fixture f;
+  struct Case {
+    std::string target, body;
+    int status;
+    std::string fragment;
+  };
+  for (const Case& k : {
+           // The first member matches only a patternProperties pattern.
+           Case{"/issue825", R"({"x-a":{"b":{"c":{}}},"x-b":{}})", 200, ""},
+           Case{"/issue825", R"({"x-a":{"b":1},"y":{"z":{}}})", 400, "keyword=additionalProperties"},
+           Case{"/issue825", R"({"x-a":"not an object"})", 400, "keyword=type"},
+           Case{"/issue825", R"({"y":{"z":{}}})", 400, "keyword=additionalProperties"},
+           Case{"/orders",
+                R"({"customer_id":"AB123456","items":[{"sku":"a","qty":1}],)"
+                R"("metadata":{"x-one":"v","x-two":"w"}})",
+                200, ""},
+           Case{"/orders",
+                R"({"customer_id":"AB123456","items":[{"sku":"a","qty":1}],)"
+                R"("metadata":{"x-one":{"nested":{}}}})",
+                400, "keyword=type"},
+           Case{"/orders",
+                R"({"customer_id":"AB123456","items":[{"sku":"a","qty":1}],)"
+                R"("metadata":{"x-one":"v","Other":"w"}})",
+                400, "keyword=additionalProperties"},
+       }) {
+    INFO(k.target << " " << k.body);
+    Client c(f.gw.port());
+    Response r = c.roundTrip(post(k.target, k.body));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == k.status);
+    if (k.status == 200) {
+      CHECK(parseEcho(r.body).body == k.body);
+    } else {
+      CHECK(errorCode(r.body) == "VALIDATION_FAILED");
+      CHECK_MESSAGE(contains(errorMessage(r.body), k.fragment), errorMessage(r.body));
+    }
+    REQUIRE(f.gw.process().running());
+  }
+  CHECK(f.b.stats().requests == 2);
+}
