@@ -21,6 +21,7 @@
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
 #include "gateway/plugin/plugin.h"
+#include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
 
 namespace gw::proxy {
@@ -83,6 +84,7 @@ class Worker {
   BlockRecycler& upstreamBlocks() { return upstreamBlocks_; }
   http::FieldListRecycler& fieldLists() { return fieldLists_; }
   Recycler<std::string>& heads() { return heads_; }
+  Recycler<std::unique_ptr<proxy::PluginExchange>>& pluginExchanges() { return pluginExchanges_; }
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
@@ -99,6 +101,7 @@ class Worker {
   BlockRecycler upstreamBlocks_{kRecycled / 4};
   http::FieldListRecycler fieldLists_{kRecycled};
   Recycler<std::string> heads_{kRecycled};
+  Recycler<std::unique_ptr<proxy::PluginExchange>> pluginExchanges_{kRecycled};
   Graveyard graveyard_;
   TimeoutCache timeouts_;
   http::HeadLimits headLimits_;

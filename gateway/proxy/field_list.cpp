@@ -20,6 +20,11 @@ void FieldList::set(std::string_view name, std::string_view value) {
 }
 
 void FieldList::add(std::string_view name, std::string_view value) {
+  if (entries_.empty()) {
+    // One allocation each for a typical head instead of a chain of regrowths.
+    arena_.reserve(1024);
+    entries_.reserve(32);
+  }
   Entry entry;
   entry.nameOffset = static_cast<uint32_t>(arena_.size());
   entry.nameLength = static_cast<uint32_t>(name.size());
@@ -31,9 +36,14 @@ void FieldList::add(std::string_view name, std::string_view value) {
 }
 
 void FieldList::remove(std::string_view name) {
-  std::erase_if(entries_, [&](const Entry& e) {
-    return http::iequals(std::string_view(arena_).substr(e.nameOffset, e.nameLength), name);
-  });
+  auto matches = [&](const Entry& e) {
+    return e.nameLength == name.size() &&
+           http::iequals(std::string_view(arena_.data() + e.nameOffset, e.nameLength), name);
+  };
+  // Usually there is nothing to remove (set() of a header the message lacks): just look.
+  auto first = std::find_if(entries_.begin(), entries_.end(), matches);
+  if (first == entries_.end()) return;
+  entries_.erase(std::remove_if(first, entries_.end(), matches), entries_.end());
 }
 
 std::pair<std::string_view, std::string_view> FieldList::at(std::size_t i) const {

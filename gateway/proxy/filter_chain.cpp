@@ -2,9 +2,11 @@
 
 namespace gw::proxy {
 
-FilterChain::FilterChain(const std::vector<config::PluginBinding>& bindings,
-                         std::span<plugin::WorkerState* const> states) {
-  plugins_.reserve(bindings.size());
+void FilterChain::start(const std::vector<config::PluginBinding>& bindings,
+                        std::span<plugin::WorkerState* const> states) {
+  plugins_.clear();
+  next_ = 0;
+  finished_ = false;
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     const auto& binding = bindings[i];
     plugins_.push_back(binding.factory->create(*binding.settings, i < states.size() ? states[i] : nullptr));

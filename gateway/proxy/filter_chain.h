@@ -16,9 +16,11 @@ namespace gw::proxy {
 
 class FilterChain {
  public:
-  FilterChain(const std::vector<config::PluginBinding>& bindings,
-              std::span<plugin::WorkerState* const> states);
+  FilterChain() = default;
   ~FilterChain();
+  // Creates this exchange's plugin instances (after finish() of the previous exchange, if any).
+  void start(const std::vector<config::PluginBinding>& bindings,
+             std::span<plugin::WorkerState* const> states);
   FilterChain(const FilterChain&) = delete;
   FilterChain& operator=(const FilterChain&) = delete;
 

@@ -54,12 +54,30 @@ Stream::Stream(core::Worker& worker, ExchangeOwner& owner, const config::RouteCo
       upstreamHead_(heads_.take()) {
   closeAfter_ = !client.keepAlive;
   if (!route.plugins.empty()) {
-    plugins_ = std::make_unique<PluginState>(route, worker.pluginStates(routeIndex));
+    plugins_ = worker.pluginExchanges().take();
+    if (!plugins_) plugins_ = std::make_unique<PluginExchange>();
+    plugins_->reset(route, worker.pluginStates(routeIndex));
   }
 }
 
+void PluginExchange::reset(const config::RouteConfig& route,
+                           std::span<plugin::WorkerState* const> states) {
+  chain.start(route.plugins, states);
+  requestFields.clear();
+  upstreamResponseFields.clear();
+  responseFields = &upstreamResponseFields;
+  answer.reset();
+  bufferLimit = 0;
+  // A large buffered body is not worth keeping around for the next request.
+  if (bufferedBody.capacity() > 64 * 1024) std::string().swap(bufferedBody);
+  bufferedBody.clear();
+}
+
 Stream::~Stream() {
-  if (plugins_) plugins_->chain.finish(*this);
+  if (plugins_) {
+    plugins_->chain.finish(*this);
+    worker_.pluginExchanges().give(std::move(plugins_));
+  }
   if (lease_) cluster_.retire(std::move(lease_));
   upstreamHead_.clear();
   heads_.give(std::move(upstreamHead_));
@@ -68,7 +86,7 @@ Stream::~Stream() {
 void Stream::captureRequest(std::string_view method, std::string_view host, std::string_view path,
                             std::string_view query, bool hasQuery, std::string_view forwardHost,
                             std::string_view clientIp, std::string_view requestId) {
-  PluginState& p = *plugins_;
+  PluginExchange& p = *plugins_;
   p.method = method;
   p.host = host;
   p.path = path;

@@ -14,9 +14,7 @@
 #include "gateway/core/out_queue.h"
 #include "gateway/core/recycler.h"
 #include "gateway/http/parser.h"
-#include "gateway/proxy/field_list.h"
-#include "gateway/proxy/filter_chain.h"
-#include "gateway/proxy/local_reply.h"
+#include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/upstream/connection.h"
 
@@ -151,23 +149,8 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   bool chunkOpen_ = false;
   bool closeAfter_ = false;
   bool upstreamReusable_ = false;
-  // What only routes with plugins need, allocated only for them (the fast path stays small).
-  struct PluginState {
-    PluginState(const config::RouteConfig& route, std::span<plugin::WorkerState* const> states)
-        : chain(route.plugins, states) {}
-    FilterChain chain;
-    plugin::RequestInfo info;
-    std::string method, host, path, query, clientIp, forwardHost;
-    bool hasQuery = false;
-    std::string requestId;
-    FieldList requestFields;
-    FieldList upstreamResponseFields;
-    FieldList* responseFields = &upstreamResponseFields;  // or a local response's headers
-    std::optional<LocalResponse> answer;
-    std::size_t bufferLimit = 0;
-    std::string bufferedBody;
-  };
-  std::unique_ptr<PluginState> plugins_;
+  // Only routes with plugins have one; recycled per worker so it keeps its capacity.
+  std::unique_ptr<PluginExchange> plugins_;
 };
 
 }  // namespace gw::proxy
