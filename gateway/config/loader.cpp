@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "gateway/config/units.h"
+#include "gateway/config/yaml_words.h"
 #include "gateway/http/path.h"
 
 namespace gw::config {
@@ -34,24 +35,8 @@ constexpr uint32_t kMaxPoolIdle = 100'000;
 constexpr std::size_t kMaxHeaderCount = 65'535;
 constexpr Duration kMinTimeout{1};
 
-std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
-
 std::string toString(const Location& where) {
   return where.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column);
-}
-
-// What a node holds, for "must be X, got Y" messages.
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return quote(node.Scalar());
-    default:
-      return "nothing";
-  }
 }
 
 unsigned autoWorkers() { return std::max(1u, std::thread::hardware_concurrency()); }
@@ -264,24 +249,9 @@ class Loader {
 
   // Reports keys of `map` not in `allowed`, non-string keys and keys given twice.
   void checkKeys(const YAML::Node& map, std::string_view what, Keys allowed) {
-    std::map<std::string, Location> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node key = it->first;
-      if (!key.IsScalar()) {
-        error(key, "keys must be plain names, got " + describe(key));
-        continue;
-      }
-      const std::string& name = key.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-        std::string expected;
-        for (std::string_view k : allowed)
-          expected += (expected.empty() ? "" : ", ") + std::string(k);
-        error(key, "unknown key " + quote(name) + " in " + std::string(what) +
-                       "; expected one of: " + expected);
-      } else if (const auto [first, inserted] = seen.emplace(name, locate(key)); !inserted) {
-        error(key, "duplicate key " + quote(name) + " (first at " + toString(first->second) + ")");
-      }
-    }
+    checkMapKeys(
+        map, what, allowed, [&](const YAML::Node& key, std::string message) { error(key, message); },
+        [&](const YAML::Mark& mark) { return toString(locate(mark)); });
   }
 
   bool require(const YAML::Node& map, std::string_view what, std::string_view key) {

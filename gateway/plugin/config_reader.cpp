@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <map>
 
 #include "gateway/config/units.h"
+#include "gateway/config/yaml_words.h"
 
 namespace gw::plugin {
 
@@ -18,25 +18,9 @@ ConfigReader::ConfigReader(const YAML::Node& settings, std::string_view what,
   }
 }
 
-std::string ConfigReader::quote(std::string_view text) {
-  std::string out;  // built by appending: "'" + std::string(text) trips GCC 12's -Wrestrict
-  out.reserve(text.size() + 2);
-  out.append(1, '\'').append(text).append(1, '\'');
-  return out;
-}
+std::string ConfigReader::quote(std::string_view text) { return config::quote(text); }
 
-std::string ConfigReader::describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return quote(node.Scalar());
-    default:
-      return "nothing";
-  }
-}
+std::string ConfigReader::describe(const YAML::Node& node) { return config::describe(node); }
 
 void ConfigReader::error(const YAML::Node& at, std::string message) {
   const YAML::Mark mark = at.IsDefined() ? at.Mark() : YAML::Mark::null_mark();
@@ -60,27 +44,13 @@ std::optional<YAML::Node> ConfigReader::value(std::string_view key) const {
 
 void ConfigReader::allowKeys(std::initializer_list<std::string_view> allowed) {
   if (!map_.IsMap()) return;
-  std::map<std::string, YAML::Mark> seen;
-  for (auto it = map_.begin(); it != map_.end(); ++it) {
-    const YAML::Node key = it->first;
-    if (!key.IsScalar()) {
-      error(key, "keys must be plain names, got " + describe(key));
-      continue;
-    }
-    const std::string& name = key.Scalar();
-    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      std::string expected;
-      for (std::string_view k : allowed)
-        expected += (expected.empty() ? "" : ", ") + std::string(k);
-      error(key, "unknown key " + quote(name) + " in " + what_ +
-                     (allowed.size() == 0 ? " (it takes no settings)"
-                                          : "; expected one of: " + expected));
-    } else if (const auto [first, inserted] = seen.emplace(name, key.Mark()); !inserted) {
-      error(key, "duplicate key " + quote(name) + " (first at line " +
-                     std::to_string(first->second.line + 1) + ", column " +
-                     std::to_string(first->second.column + 1) + ")");
-    }
-  }
+  config::checkMapKeys(
+      map_, what_, allowed,
+      [&](const YAML::Node& key, std::string message) { error(key, std::move(message)); },
+      [](const YAML::Mark& mark) {
+        return "line " + std::to_string(mark.line + 1) + ", column " + std::to_string(mark.column + 1);
+      },
+      "(it takes no settings)");
 }
 
 std::optional<std::pair<ConfigReader::Field, std::string>> ConfigReader::scalar(
