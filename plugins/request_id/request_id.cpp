@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "gateway/http/headers.h"
+
 namespace gw::plugins::request_id {
 namespace {
 
@@ -53,12 +55,16 @@ std::string generateId() {
 
 plugin::Status RequestId::onRequestHeaders(plugin::Context& ctx) {
   plugin::HeaderMap& headers = ctx.requestHeaders();
-  const auto incoming = config_.acceptIncoming ? headers.get(config_.header) : std::nullopt;
-  if (incoming && isWellFormed(*incoming)) {
-    ctx.setRequestId(std::string(*incoming));
-  } else {
-    ctx.setRequestId(generateId());
+  // Of several incoming fields, the first well-formed one wins.
+  std::optional<std::string_view> incoming;
+  if (config_.acceptIncoming) {
+    headers.forEach([&](std::string_view name, std::string_view value) {
+      if (!http::iequals(name, config_.header) || !isWellFormed(value)) return true;
+      incoming = value;
+      return false;
+    });
   }
+  ctx.setRequestId(incoming ? std::string(*incoming) : generateId());
   // Also replaces a malformed or repeated incoming field, so the upstream sees exactly one id.
   headers.set(config_.header, ctx.requestId());
   return plugin::Status::Continue;

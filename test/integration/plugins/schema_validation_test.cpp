@@ -115,14 +115,15 @@ TEST_CASE("plugins schema: a valid body is forwarded byte for byte") {
   Client c(f.gw.port());
   const std::string body =
       "{ \"customer_id\" : \"AB123456\",\n\t\"items\": [ {\"sku\":\"a-1\", \"qty\": 2} ] ,"
-      "\"metadata\": {\"x-source\": \"web\"}, \"note\": \"caf\xc3\xa9\"  }\n";
+      "\"metadata\": {\"x-source\": \"web\"}, \"note\": \"a\\u00e9 \\\"q\\\"\"  }\r\n";
   Response r = c.roundTrip(post("/orders", body));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK_MESSAGE(r.status == 200, r.body);
   Echo e = parseEcho(r.body);
   REQUIRE(e.valid);
   CHECK(e.body == body);
-  CHECK(e.header("Content-Length") == std::to_string(body.size()));
+  CHECK(e.body_bytes == body.size());
+  CHECK(e.header("Content-Length").value_or("<none>") == std::to_string(body.size()));
 
   // An inline schema, on the same connection.
   r = c.roundTrip(post("/inline", R"({"name":"ok","tags":["a"]})"));
@@ -223,7 +224,7 @@ TEST_CASE("plugins schema: a valid chunked body is forwarded with Content-Length
   Echo e = parseEcho(r.body);
   REQUIRE(e.valid);
   CHECK(e.body == body);
-  CHECK(e.header("Content-Length") == std::to_string(body.size()));
+  CHECK(e.header("Content-Length").value_or("<none>") == std::to_string(body.size()));
   CHECK(e.headerCount("Transfer-Encoding") == 0);
 }
 
@@ -238,10 +239,11 @@ TEST_CASE("plugins schema: query and header constraints") {
   struct Bad {
     std::string target, headers, fragment;
   };
+  const std::string tenant = "X-Tenant: acme\r\n";
   for (const Bad& bad : {
-           Bad{"/search?page=0", "X-Tenant: acme\r\n", "query parameter 'page' failed keyword=minimum"},
-           Bad{"/search?page=abc", "X-Tenant: acme\r\n", "query parameter 'page' failed keyword=type"},
-           Bad{"/search?sort=up", "X-Tenant: acme\r\n", "query parameter 'sort' failed keyword=enum"},
+           Bad{"/search?page=0", tenant, "query parameter 'page' failed keyword=minimum"},
+           Bad{"/search?page=abc", tenant, "query parameter 'page' failed keyword=type"},
+           Bad{"/search?sort=up", tenant, "query parameter 'sort' failed keyword=enum"},
            Bad{"/search", "", "header 'X-Tenant' failed keyword=required"},
            Bad{"/search", "X-Tenant: ACME\r\n", "header 'X-Tenant' failed keyword=pattern"},
        }) {
@@ -265,8 +267,10 @@ TEST_CASE("plugins schema: RapidJSON #825 shape gives correct verdicts and no cr
   for (const Case& k : {
            // The first member matches only a patternProperties pattern.
            Case{"/issue825", R"({"x-a":{"b":{"c":{}}},"x-b":{}})", 200, ""},
-           Case{"/issue825", R"({"x-a":{"b":1},"y":{"z":{}}})", 400, "keyword=additionalProperties"},
-           Case{"/issue825", R"({"x-a":"not an object"})", 400, "keyword=type"},
+           Case{"/issue825", R"({"x-a":{"b":1},"y":{"z":{}}})", 400,
+                "keyword=additionalProperties"},
+           // RapidJSON names the object's keyword for a failing pattern property's value.
+           Case{"/issue825", R"({"x-a":"not an object"})", 400, "keyword=patternProperties"},
            Case{"/issue825", R"({"y":{"z":{}}})", 400, "keyword=additionalProperties"},
            Case{"/orders",
                 R"({"customer_id":"AB123456","items":[{"sku":"a","qty":1}],)"
@@ -275,7 +279,7 @@ TEST_CASE("plugins schema: RapidJSON #825 shape gives correct verdicts and no cr
            Case{"/orders",
                 R"({"customer_id":"AB123456","items":[{"sku":"a","qty":1}],)"
                 R"("metadata":{"x-one":{"nested":{}}}})",
-                400, "keyword=type"},
+                400, "keyword=patternProperties"},
            Case{"/orders",
                 R"({"customer_id":"AB123456","items":[{"sku":"a","qty":1}],)"
                 R"("metadata":{"x-one":"v","Other":"w"}})",

@@ -32,12 +32,12 @@ void checkHelmet(const Response& r, std::initializer_list<std::string_view> exce
     if (std::find(except.begin(), except.end(), name) != except.end()) continue;
     INFO("status " << r.status << ", header " << name);
     CHECK(r.headerCount(name) == 1);
-    CHECK(r.header(name) == value);
+    CHECK(r.header(name).value_or("<none>") == value);
   }
 }
 
 std::string config(const Backend& b, uint16_t down_port) {
-  return subst(R"(workers: 1
+  return subst(R"yaml(workers: 1
 listeners:
   - address: 127.0.0.1
     port: ${PORT}
@@ -80,7 +80,7 @@ routes:
   - match: {prefix: /plain/}
     upstream: main
     strip_prefix: /plain
-)",
+)yaml",
                {{"B", b.address()}, {"DOWN", std::to_string(down_port)}});
 }
 
@@ -137,8 +137,8 @@ TEST_CASE("plugins security headers: X-Powered-By removed, upstream values repla
   Response r = c.roundTrip(get("/plain/powered-by"));
   REQUIRE_MESSAGE(r.complete, r.error);
   REQUIRE(r.status == 200);
-  REQUIRE(r.header("X-Powered-By") == "Express");
-  REQUIRE(r.header("X-Frame-Options") == "DENY");
+  REQUIRE(r.header("X-Powered-By").value_or("<none>") == "Express");
+  REQUIRE(r.header("X-Frame-Options").value_or("<none>") == "DENY");
   CHECK(r.headerCount("Content-Security-Policy") == 0);
 
   // Default upstream_values: replace -> the backend's DENY becomes the default SAMEORIGIN.
@@ -155,7 +155,7 @@ TEST_CASE("plugins security headers: X-Powered-By removed, upstream values repla
   CHECK(r.status == 200);
   CHECK(r.headerCount("X-Powered-By") == 0);
   CHECK(r.headerCount("X-Frame-Options") == 1);
-  CHECK(r.header("X-Frame-Options") == "DENY");
+  CHECK(r.header("X-Frame-Options").value_or("<none>") == "DENY");
   checkHelmet(r, {"X-Frame-Options"});
 }
 
@@ -166,15 +166,15 @@ TEST_CASE("plugins security headers: override, disable and add") {
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 200);
   CHECK(r.headerCount("X-Frame-Options") == 1);
-  CHECK(r.header("X-Frame-Options") == "DENY");
+  CHECK(r.header("X-Frame-Options").value_or("<none>") == "DENY");
   CHECK(r.headerCount("X-XSS-Protection") == 0);
-  CHECK(r.header("Permissions-Policy") == "camera=(), microphone=()");
+  CHECK(r.header("Permissions-Policy").value_or("<none>") == "camera=(), microphone=()");
   checkHelmet(r, {"X-Frame-Options", "X-XSS-Protection"});
 
   // The backend's own X-Frame-Options is replaced by the override.
   r = c.roundTrip(get("/custom/powered-by"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.headerCount("X-Frame-Options") == 1);
-  CHECK(r.header("X-Frame-Options") == "DENY");
+  CHECK(r.header("X-Frame-Options").value_or("<none>") == "DENY");
   CHECK(r.headerCount("X-Powered-By") == 0);
 }
