@@ -696,4 +696,18 @@ std::string simpleConfig(const std::vector<const Backend*>& backends, std::strin
   return y;
 }
 
+CommandResult runGatewaydCommand(std::vector<std::string> args) {
+  TempDir dir;
+  const std::string err_path = dir.path() + "/stderr";
+  args.insert(args.begin(), gatewaydPath());
+  Process p(args, err_path);
+  CommandResult run;
+  while (auto line = p.readLine(Millis(5000))) run.out += *line + "\n";
+  auto code = p.waitExit(Millis(5000));
+  REQUIRE_MESSAGE(code.has_value(), "gatewayd did not exit");
+  run.exit_code = *code;
+  run.err = readFile(err_path);
+  return run;
+}
+
 }  // namespace gw::it

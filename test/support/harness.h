@@ -45,6 +45,14 @@ class TempDir {
 
 std::string readFile(const std::string& path);
 
+// A command-line run of gatewayd (-t, --version, ...) to completion, bounded.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+CommandResult runGatewaydCommand(std::vector<std::string> args);
+
 // A child process in its own process group; stopped (SIGTERM, then SIGKILL) on destruction.
 class Process {
  public:

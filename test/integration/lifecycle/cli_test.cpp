@@ -10,23 +10,9 @@ using namespace gw::it;
 
 namespace {
 
-struct Run {
-  int exit_code = -1;
-  std::string out;  // stdout + stderr
-  std::string err;  // stderr only
-};
-
-Run runGatewayd(std::vector<std::string> args) {
-  TempDir dir;
-  std::string err_path = dir.path() + "/stderr";
-  args.insert(args.begin(), gatewaydPath());
-  Process p(args, err_path);
-  Run run;
-  while (auto line = p.readLine(5000ms)) run.out += *line + "\n";
-  auto code = p.waitExit(5000ms);
-  REQUIRE_MESSAGE(code.has_value(), "gatewayd did not exit");
-  run.exit_code = *code;
-  run.err = readFile(err_path);
+// stdout and stderr together in `out`: the checks look for text wherever gatewayd printed it.
+CommandResult runGatewayd(std::vector<std::string> args) {
+  CommandResult run = runGatewaydCommand(std::move(args));
   run.out += run.err;
   return run;
 }
@@ -66,7 +52,7 @@ routes:
 TEST_CASE("cli: -t accepts a valid config with exit 0") {
   TempDir dir;
   std::string path = dir.write("good.yaml", kGood);
-  Run run = runGatewayd({"-t", "-c", path});
+  CommandResult run = runGatewayd({"-t", "-c", path});
   INFO(run.out);
   CHECK(run.exit_code == 0);
   CHECK(run.out.find("configuration ok") != std::string::npos);
@@ -76,7 +62,7 @@ TEST_CASE("cli: -t accepts a valid config with exit 0") {
 TEST_CASE("cli: -t rejects a bad config with exit 1 and FILE:LINE:COL for every error") {
   TempDir dir;
   std::string path = dir.write("bad.yaml", kBad);
-  Run run = runGatewayd({"-t", "-c", path});
+  CommandResult run = runGatewayd({"-t", "-c", path});
   INFO(run.out);
   CHECK(run.exit_code == 1);
   std::string quoted = std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)");
@@ -112,7 +98,7 @@ routes:
     INFO(bad.name);
     TempDir dir;
     std::string path = dir.write("routes.yaml", std::string(kHead) + bad.routes);
-    Run run = runGatewayd({"-t", "-c", path});
+    CommandResult run = runGatewayd({"-t", "-c", path});
     INFO(run.out);
     CHECK(run.exit_code == 1);
     CHECK(run.err.find(path + ":12:") != std::string::npos);  // the offending route's line
@@ -120,7 +106,7 @@ routes:
 }
 
 TEST_CASE("cli: a missing config file is an error, not a crash") {
-  Run run = runGatewayd({"-t", "-c", "/nonexistent/gatewayd.yaml"});
+  CommandResult run = runGatewayd({"-t", "-c", "/nonexistent/gatewayd.yaml"});
   INFO(run.out);
   CHECK(run.exit_code == 1);
   CHECK(run.err.find("/nonexistent/gatewayd.yaml") != std::string::npos);
@@ -129,24 +115,24 @@ TEST_CASE("cli: a missing config file is an error, not a crash") {
 TEST_CASE("cli: running with a bad config exits 1 without listening") {
   TempDir dir;
   std::string path = dir.write("bad.yaml", kBad);
-  Run run = runGatewayd({"-c", path});
+  CommandResult run = runGatewayd({"-c", path});
   INFO(run.out);
   CHECK(run.exit_code == 1);
 }
 
 TEST_CASE("cli: --version and --help") {
-  Run version = runGatewayd({"--version"});
+  CommandResult version = runGatewayd({"--version"});
   INFO(version.out);
   CHECK(version.exit_code == 0);
   CHECK(version.out.find("0.1.0") != std::string::npos);
 
-  Run help = runGatewayd({"--help"});
+  CommandResult help = runGatewayd({"--help"});
   INFO(help.out);
   CHECK(help.exit_code == 0);
   CHECK(help.out.find("-c") != std::string::npos);
   CHECK(help.out.find("-t") != std::string::npos);
 
-  Run unknown = runGatewayd({"--no-such-flag"});
+  CommandResult unknown = runGatewayd({"--no-such-flag"});
   INFO(unknown.out);
   CHECK(unknown.exit_code != 0);
   CHECK(unknown.exit_code < 128);  // an error exit, not a crash

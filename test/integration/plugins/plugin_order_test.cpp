@@ -8,24 +8,6 @@ using namespace gw::it;
 
 namespace {
 
-struct Run {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-Run checkConfig(const TempDir& dir, const std::string& path) {
-  const std::string err_path = dir.path() + "/stderr";
-  Process p({gatewaydPath(), "-t", "-c", path}, err_path);
-  Run run;
-  while (auto line = p.readLine(5000ms)) run.out += *line + "\n";
-  auto code = p.waitExit(5000ms);
-  REQUIRE_MESSAGE(code.has_value(), "gatewayd -t did not exit");
-  run.exit_code = *code;
-  run.err = readFile(err_path);
-  return run;
-}
-
 constexpr const char* kHead = R"(workers: 1
 listeners:
   - address: 127.0.0.1
@@ -49,7 +31,7 @@ TEST_CASE("plugins order: rate_limit before request_id is a warning, not an erro
                                                        "      - rate_limit: {limits: [{requests: "
                                                        "10, window: 1s}]}\n"
                                                        "      - request_id\n");
-  Run run = checkConfig(dir, path);
+  CommandResult run = runGatewaydCommand({"-t", "-c", path});
   INFO("stdout: " << run.out << "stderr: " << run.err);
   CHECK(run.exit_code == 0);
   CHECK(run.out == path + ": configuration ok\n");
@@ -65,7 +47,7 @@ TEST_CASE("plugins order: the recommended order gives no warning") {
                                  "      - request_id\n"
                                  "      - rate_limit: {limits: [{requests: 10, window: 1s}]}\n"
                                  "      - security_headers\n");
-  Run run = checkConfig(dir, path);
+  CommandResult run = runGatewaydCommand({"-t", "-c", path});
   INFO("stdout: " << run.out << "stderr: " << run.err);
   CHECK(run.exit_code == 0);
   CHECK(run.out == path + ": configuration ok\n");
@@ -77,7 +59,7 @@ TEST_CASE("plugins order: an unknown plugin is a FILE:LINE:COL error, exit 1") {
   const std::string path = dir.write("unknown.yaml", std::string(kHead) +
                                                          "      - request_id\n"
                                                          "      - no_such_plugin: {a: 1}\n");
-  Run run = checkConfig(dir, path);
+  CommandResult run = runGatewaydCommand({"-t", "-c", path});
   INFO("stdout: " << run.out << "stderr: " << run.err);
   CHECK(run.exit_code == 1);
   CHECK(run.out.find("configuration ok") == std::string::npos);
