@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "gateway/plugin/registry.h"
+#include "plugins/ip_filter/ip_filter_config.h"
 #include "plugins/rate_limit/rate_limit_config.h"
 #include "plugins/request_id/request_id_config.h"
 #include "plugins/schema_validation/schema_validation_config.h"
@@ -18,6 +19,7 @@ const Registry& Registry::builtin() {
     r.add(std::make_unique<plugins::security_headers::Factory>());
     r.add(std::make_unique<plugins::rate_limit::Factory>());
     r.add(std::make_unique<plugins::schema_validation::Factory>());
+    r.add(std::make_unique<plugins::ip_filter::Factory>());
     return r;
   }();
   return registry;

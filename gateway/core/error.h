@@ -20,6 +20,7 @@ namespace gw::core {
   X(PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE")                      \
   X(UriTooLong, 414, "URI_TOO_LONG")                                \
   X(HeadersTooLarge, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE")        \
+  X(Forbidden, 403, "FORBIDDEN")                                    \
   X(MethodNotAllowed, 405, "METHOD_NOT_ALLOWED")                    \
   X(RouteNotFound, 404, "ROUTE_NOT_FOUND")                          \
   X(ExpectationFailed, 417, "EXPECTATION_FAILED")                   \

@@ -24,6 +24,7 @@ constexpr Expected kTable[] = {
     {ErrorCode::PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"},
     {ErrorCode::UriTooLong, 414, "URI_TOO_LONG"},
     {ErrorCode::HeadersTooLarge, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE"},
+    {ErrorCode::Forbidden, 403, "FORBIDDEN"},
     {ErrorCode::MethodNotAllowed, 405, "METHOD_NOT_ALLOWED"},
     {ErrorCode::RouteNotFound, 404, "ROUTE_NOT_FOUND"},
     {ErrorCode::ExpectationFailed, 417, "EXPECTATION_FAILED"},

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "plugins/rate_limit/rate_limit.h"
+#include "test/support/plugin_config.h"
 
 namespace gw::plugins::rate_limit {
 namespace {
@@ -28,15 +29,7 @@ const Config& parsed(const std::string& yaml) {
   return static_cast<const Config&>(*config);
 }
 
-Lines errorsOf(const std::string& yaml) {
-  std::vector<plugin::ConfigError> errors;
-  CHECK(parse(yaml, errors) == nullptr);
-  Lines lines;
-  for (const auto& e : errors) {
-    lines.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message);
-  }
-  return lines;
-}
+Lines errorsOf(const std::string& yaml) { return test::configErrors(Factory(), yaml); }
 
 TEST_CASE("rate_limit config: defaults") {
   const Config& c = parsed("limits: [{requests: 10, window: 1s}]");

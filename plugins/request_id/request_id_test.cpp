@@ -6,6 +6,7 @@
 #include <set>
 
 #include "plugins/request_id/request_id_config.h"
+#include "test/support/plugin_config.h"
 #include "test/support/plugin_context.h"
 
 namespace gw::plugins::request_id {
@@ -18,15 +19,7 @@ std::shared_ptr<const plugin::RouteConfig> parse(const std::string& yaml,
   return Factory().parse(YAML::Load(yaml), errors);
 }
 
-Lines errorsOf(const std::string& yaml) {
-  std::vector<plugin::ConfigError> errors;
-  CHECK(parse(yaml, errors) == nullptr);
-  Lines lines;
-  for (const auto& e : errors) {
-    lines.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message);
-  }
-  return lines;
-}
+Lines errorsOf(const std::string& yaml) { return test::configErrors(Factory(), yaml); }
 
 // Runs both header phases of one exchange through a fresh plugin.
 void exchange(const std::string& yaml, test::TestContext& ctx) {

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "plugins/security_headers/security_headers_config.h"
+#include "test/support/plugin_config.h"
 #include "test/support/plugin_context.h"
 
 namespace gw::plugins::security_headers {
@@ -54,15 +55,7 @@ Fields respond(const std::string& yaml, const Fields& upstream = {}) {
   return respond(YAML::Load(yaml), upstream);
 }
 
-Lines errorsOf(const std::string& yaml) {
-  std::vector<plugin::ConfigError> errors;
-  CHECK(Factory().parse(YAML::Load(yaml), errors) == nullptr);
-  Lines lines;
-  for (const auto& e : errors) {
-    lines.push_back(std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message);
-  }
-  return lines;
-}
+Lines errorsOf(const std::string& yaml) { return test::configErrors(Factory(), yaml); }
 
 TEST_CASE("security_headers: helmet's defaults with no settings") {
   CHECK(respond(YAML::Node()) == kHelmet);  // `- security_headers`
