@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "gateway/plugin/registry.h"
+#include "plugins/cors/cors_config.h"
 #include "plugins/ip_filter/ip_filter_config.h"
 #include "plugins/rate_limit/rate_limit_config.h"
 #include "plugins/request_id/request_id_config.h"
@@ -20,6 +21,7 @@ const Registry& Registry::builtin() {
     r.add(std::make_unique<plugins::rate_limit::Factory>());
     r.add(std::make_unique<plugins::schema_validation::Factory>());
     r.add(std::make_unique<plugins::ip_filter::Factory>());
+    r.add(std::make_unique<plugins::cors::Factory>());
     return r;
   }();
   return registry;

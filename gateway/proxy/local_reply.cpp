@@ -20,11 +20,16 @@ LocalResponse makeResponse(int status, std::string body, std::string_view conten
                            std::string_view requestId) {
   LocalResponse response;
   response.status = status;
-  response.headers.add("Content-Type", contentType);
-  response.headers.add("Content-Length", std::to_string(body.size()));
+  // 1xx, 204 and 304 carry no content, and 1xx/204 must not even announce a length
+  // (RFC 9110 6.4.1, 8.6): no body, no framing or type fields.
+  const bool bodyless = status < 200 || status == 204 || status == 304;
+  if (!bodyless) {
+    response.headers.add("Content-Type", contentType);
+    response.headers.add("Content-Length", std::to_string(body.size()));
+    response.body = std::move(body);
+  }
   response.headers.add("Cache-Control", "no-store");
   if (!requestId.empty()) response.headers.add("X-Request-Id", requestId);
-  response.body = std::move(body);
   return response;
 }
 

@@ -44,3 +44,15 @@ TEST_CASE("local reply to HEAD has the head only") {
   CHECK(bytes.starts_with("HTTP/1.1 404 Not Found\r\n"));
   CHECK(bytes.ends_with("\r\n\r\n"));
 }
+
+TEST_CASE("a local 204 or 304 has no body and no framing or type fields") {
+  for (int status : {204, 304}) {
+    INFO(status);
+    const gw::proxy::LocalResponse response = gw::proxy::makeResponse(status, "ignored", "text/plain", "id");
+    CHECK(response.body.empty());
+    CHECK_FALSE(response.headers.get("Content-Length"));
+    CHECK_FALSE(response.headers.get("Content-Type"));
+    CHECK(response.headers.get("X-Request-Id") == "id");
+  }
+  CHECK(gw::proxy::makeResponse(200, "", "text/plain", "").headers.get("Content-Length") == "0");
+}
