@@ -14,11 +14,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build_pkgs=(g++ meson ninja-build pkg-config libevent-dev libssl-dev libyaml-cpp-dev rapidjson-dev
   doctest-dev libhiredis-dev node-llhttp)
 runtime_pkgs=(curl python3 ca-certificates procps)
+test_pkgs=(prometheus)  # promtool and a real Prometheus server for the metrics tests
 bench_pkgs=(nginx-light haproxy wrk apache2-utils valgrind strace)
 bench_optional_pkgs=(h2o)  # a peer in ../shared/bench; its absence only drops that column
 format_pkgs=(clang-format)
 
-want=("${build_pkgs[@]}" "${runtime_pkgs[@]}")
+want=("${build_pkgs[@]}" "${runtime_pkgs[@]}" "${test_pkgs[@]}")
 optional=()
 bench=0
 for arg in "$@"; do
@@ -59,14 +60,15 @@ export DEBIAN_FRONTEND=noninteractive
 # Wait for a dpkg lock held by e.g. unattended-upgrades on a freshly booted machine.
 apt_opts=(-y --no-install-recommends -o DPkg::Lock::Timeout=600)
 
-# The bench servers (nginx, haproxy, h2o) are only ever started by our scripts on loopback
-# ports; a policy-rc.d that denies everything keeps their packages from starting system
-# services on port 80 (which could also clash and leave a package half-configured).
+# The servers we install (prometheus; nginx, haproxy, h2o for the benchmarks) are only ever
+# started by our scripts on loopback ports; a policy-rc.d that denies everything keeps their
+# packages from starting system services on ports 9090 or 80 (which could also clash and leave
+# a package half-configured).
 policy=/usr/sbin/policy-rc.d
 own_policy=0
 cleanup() { if ((own_policy)); then rm -f "$policy"; fi; }
 trap cleanup EXIT
-if ((bench)) && [[ ! -e "$policy" ]]; then
+if [[ ! -e "$policy" ]]; then
   printf '#!/bin/sh\n# temporary, from gatewayd scripts/setup.sh\nexit 101\n' >"$policy"
   chmod 0755 "$policy"
   own_policy=1

@@ -20,7 +20,9 @@
 
 #include "gateway/config/units.h"
 #include "gateway/config/yaml_words.h"
+#include "gateway/http/headers.h"
 #include "gateway/http/path.h"
+#include "gateway/observability/access_log.h"
 
 namespace gw::config {
 namespace {
@@ -33,6 +35,7 @@ constexpr unsigned kMaxWorkers = 1024;
 constexpr uint32_t kMaxWeight = 1000;
 constexpr uint32_t kMaxPoolIdle = 100'000;
 constexpr std::size_t kMaxHeaderCount = 65'535;
+constexpr uint32_t kMaxThreshold = 1000;
 constexpr Duration kMinTimeout{1};
 
 std::string toString(const Location& where) {
@@ -376,9 +379,12 @@ class Loader {
   void parseRoot(const YAML::Node& root) {
     if (!expectMap(root, "the configuration")) return;
     checkKeys(root, "the configuration",
-              {"workers", "listeners", "limits", "shutdown", "upstreams", "plugins", "routes"});
+              {"workers", "listeners", "admin", "access_log", "limits", "shutdown", "upstreams",
+               "plugins", "routes"});
     parseWorkers(root);
     parseListeners(root);
+    parseAdmin(root);
+    parseAccessLog(root);
     parseLimits(root);
     if (const auto shutdown = optionalMap(root, "shutdown")) {
       checkKeys(*shutdown, "shutdown", {"drain_timeout"});
@@ -431,6 +437,86 @@ class Loader {
     }
   }
 
+  void parseAdmin(const YAML::Node& root) {
+    const auto admin = optionalMap(root, "admin");
+    if (!admin) return;
+    checkKeys(*admin, "admin", {"enabled", "address", "port"});
+    AdminConfig& out = config_.admin;
+    out.where = locate(*admin);
+    readBool(*admin, "enabled", out.enabled);
+    if (readString(*admin, "address", out.address) && !canonicalIp(out.address)) {
+      error(findField(*admin, "address")->anchor(),
+            "admin address must be an IPv4 or IPv6 address, got " + quote(out.address));
+    }
+    readInt(*admin, "port", out.port, 1, 65535);
+    if (!out.enabled) return;
+    const auto adminIp = canonicalIp(out.address);
+    for (const ListenerConfig& listener : config_.listeners) {
+      const auto ip = canonicalIp(listener.address);
+      // A wildcard proxy listener of the same family on the admin port would take the admin's
+      // connections too.
+      const bool sameFamily = ip && adminIp && (ip->find(':') == std::string::npos) ==
+                                                   (adminIp->find(':') == std::string::npos);
+      const bool overlaps = sameFamily && listener.port == out.port &&
+                            (*ip == *adminIp || *ip == "0.0.0.0" || *ip == "::");
+      if (overlaps) {
+        error(*admin, "the admin listener " + hostPort(*adminIp, out.port) +
+                          " would share a port with the listener at " + toString(listener.where) +
+                          "; admin traffic needs its own port");
+      }
+    }
+  }
+
+  void parseAccessLog(const YAML::Node& root) {
+    const auto log = optionalMap(root, "access_log");
+    if (!log) return;
+    checkKeys(*log, "access_log",
+              {"enabled", "path", "fields", "log_headers", "mask_headers", "mask_query_params",
+               "max_queued_bytes"});
+    AccessLogConfig& out = config_.access_log;
+    out.where = locate(*log);
+    readBool(*log, "enabled", out.enabled);
+    if (readString(*log, "path", out.path) && out.path != "stdout" && !out.path.starts_with('/')) {
+      error(findField(*log, "path")->anchor(),
+            "access_log path must be 'stdout' or an absolute file path, got " + quote(out.path));
+    }
+    readSize(*log, "max_queued_bytes", out.max_queued_bytes, 64 * 1024);
+    auto isField = [](const std::string& name) {
+      return observability::AccessLogFormat::fieldByName(name).has_value();
+    };
+    auto isHeaderName = [](const std::string& name) { return http::isToken(name); };
+    auto isParamName = [](const std::string& name) {
+      return !name.empty() && name.find_first_of("&=;# ") == std::string::npos;
+    };
+    readNameList(*log, "fields", "a field name such as status or request_id", isField, out.fields);
+    readNameList(*log, "log_headers", "a header name", isHeaderName, out.log_headers);
+    readNameList(*log, "mask_headers", "a header name", isHeaderName, out.mask_headers);
+    if (findField(*log, "mask_query_params")) {
+      readNameList(*log, "mask_query_params", "a query parameter name", isParamName,
+                   out.mask_query_params.emplace());
+    }
+  }
+
+  // A list of names under `key`, each checked by `valid` (errors name `expected`).
+  template <typename Valid>
+  void readNameList(const YAML::Node& map, std::string_view key, std::string_view expected,
+                    Valid valid, std::vector<std::string>& out) {
+    const auto field = findField(map, key);
+    if (!field) return;
+    if (!field->value.IsSequence()) {
+      error(field->anchor(), std::string(key) + " must be a list, got " + describe(field->value));
+      return;
+    }
+    for (const YAML::Node& item : field->value) {
+      if (!item.IsScalar() || !valid(item.Scalar())) {
+        error(item, std::string(key) + ": each entry must be " + std::string(expected) +
+                        ", got " + describe(item));
+        continue;
+      }
+      out.push_back(item.Scalar());
+    }
+  }
+
   void parseLimits(const YAML::Node& root) {
     const auto limits = optionalMap(root, "limits");
     if (!limits) return;
@@ -462,7 +548,7 @@ class Loader {
     if (!list) return;
     for (const YAML::Node& node : *list) {
       if (!expectMap(node, "an upstream")) continue;
-      checkKeys(node, "upstream", {"name", "backends", "pool", "timeouts"});
+      checkKeys(node, "upstream", {"name", "backends", "pool", "timeouts", "health_checks"});
       UpstreamConfig upstream;
       upstream.where = locate(node);
       if (require(node, "upstream", "name") && readName(node, "name", upstream.name)) {
@@ -483,8 +569,78 @@ class Loader {
         readDuration(*pool, "idle_timeout", upstream.pool.idle_timeout, kMinTimeout);
       }
       parseTimeouts(node, upstream.timeouts);
+      parseHealthChecks(node, upstream);
       config_.upstreams.push_back(std::move(upstream));
       used_.push_back(false);
+    }
+  }
+
+  void parseHealthChecks(const YAML::Node& owner, UpstreamConfig& upstream) {
+    const auto checks = optionalMap(owner, "health_checks");
+    if (!checks) return;
+    checkKeys(*checks, "health_checks", {"active", "passive"});
+    if (const auto active = optionalMap(*checks, "active")) {
+      checkKeys(*active, "active health check",
+                {"path", "host", "interval", "timeout", "healthy_threshold",
+                 "unhealthy_threshold", "expected_statuses"});
+      ActiveHealthCheck& out = upstream.active_check.emplace();
+      out.where = locate(*active);
+      // Both go into the probe's request line and Host field verbatim: nothing that could end
+      // a line or a field may pass.
+      if (readString(*active, "path", out.path) &&
+          (!out.path.starts_with('/') || out.path.find_first_of(" \t\r\n") != std::string::npos)) {
+        error(findField(*active, "path")->anchor(),
+              "health check path must start with '/' and contain no spaces or line breaks, got " +
+                  quote(out.path));
+      }
+      if (readString(*active, "host", out.host) &&
+          (out.host.empty() || out.host.find_first_of(" \t\r\n/") != std::string::npos)) {
+        error(findField(*active, "host")->anchor(),
+              "health check host must be a host name or host:port, got " + quote(out.host));
+      }
+      readDuration(*active, "interval", out.interval, kMinTimeout);
+      readDuration(*active, "timeout", out.timeout, kMinTimeout);
+      readInt(*active, "healthy_threshold", out.healthy_threshold, 1, kMaxThreshold);
+      readInt(*active, "unhealthy_threshold", out.unhealthy_threshold, 1, kMaxThreshold);
+      if (const auto statuses = findField(*active, "expected_statuses")) {
+        parseStatusRanges(*statuses, out.expected_statuses);
+      }
+    }
+    if (const auto passive = optionalMap(*checks, "passive")) {
+      checkKeys(*passive, "passive health check",
+                {"consecutive_failures", "base_ejection", "max_ejection", "count_5xx"});
+      PassiveHealthCheck& out = upstream.passive_check;
+      readInt(*passive, "consecutive_failures", out.consecutive_failures, 0, kMaxThreshold);
+      readDuration(*passive, "base_ejection", out.base_ejection, kMinTimeout);
+      readDuration(*passive, "max_ejection", out.max_ejection, kMinTimeout);
+      readBool(*passive, "count_5xx", out.count_5xx);
+      if (out.max_ejection < out.base_ejection) {
+        error(*passive, "max_ejection must be at least base_ejection");
+      }
+    }
+  }
+
+  // expected_statuses: [200, 204, "200-299"]: codes or inclusive ranges, each within 100..599.
+  void parseStatusRanges(const Field& field, std::vector<std::pair<int, int>>& out) {
+    if (!field.value.IsSequence() || field.value.size() == 0) {
+      error(field.anchor(), "expected_statuses must be a non-empty list of status codes or "
+                            "ranges such as 200-399, got " + describe(field.value));
+      return;
+    }
+    out.clear();
+    for (const YAML::Node& item : field.value) {
+      const std::string text = item.IsScalar() ? item.Scalar() : std::string();
+      const std::size_t dash = text.find('-');
+      const auto low = parseInt<int>(std::string_view(text).substr(0, dash), 100, 599);
+      const auto high = dash == std::string::npos
+                            ? low
+                            : parseInt<int>(std::string_view(text).substr(dash + 1), 100, 599);
+      if (!low || !high || *high < *low) {
+        error(item, "expected_statuses: each entry must be a status code (100-599) or a range "
+                    "such as 200-399, got " + describe(item));
+        continue;
+      }
+      out.emplace_back(*low, *high);
     }
   }
 

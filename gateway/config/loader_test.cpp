@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "gateway/plugin/config_reader.h"
+#include "test/support/files.h"
 
 namespace doctest {
 // Prints diagnostics one per line when a comparison fails.
@@ -216,6 +217,98 @@ TEST_CASE("omitted keys take their defaults") {
   CHECK(route.match.path == "/");
   CHECK(route.preserve_host);
   CHECK(route.body_bytes == defaults.body_bytes);
+  CHECK(config.admin.enabled);
+  CHECK(config.admin.address == "127.0.0.1");
+  CHECK(config.admin.port == 9901);
+}
+
+TEST_CASE("admin: settings and a port shared with a proxy listener") {
+  const Config config = load(std::string(kHead) +
+                             "admin: {address: '::1', port: 9100}\nroutes: [{upstream: u}]\n");
+  CHECK(config.admin.address == "::1");
+  CHECK(config.admin.port == 9100);
+  CHECK_FALSE(load(std::string(kHead) + "admin: {enabled: false}\nroutes: [{upstream: u}]\n")
+                  .admin.enabled);
+  // The listener in kHead is 0.0.0.0:8080: any IPv4 admin address on 8080 collides with it.
+  CHECK(routeErrors("admin: {port: 8080}\nroutes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:8: the admin listener 127.0.0.1:8080 would share a port with the listener "
+              "at t.yaml:1:13; admin traffic needs its own port"});
+  CHECK(routeErrors("admin: {address: '::1', port: 8080}\nroutes: [{upstream: u}]\n").empty());
+  CHECK(routeErrors("admin: {address: localhost, port: 0, color: red}\nroutes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:18: admin address must be an IPv4 or IPv6 address, got 'localhost'",
+              "t.yaml:3:35: 'port': expected an integer from 1 to 65535, got '0'",
+              "t.yaml:3:38: unknown key 'color' in admin; expected one of: enabled, address, port"});
+}
+
+TEST_CASE("access_log: settings, defaults and errors") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.access_log.enabled);
+  CHECK(defaults.access_log.path == "stdout");
+  CHECK(defaults.access_log.fields.empty());
+  CHECK_FALSE(defaults.access_log.mask_query_params.has_value());
+  const Config config = load(std::string(kHead) +
+                             "access_log:\n  path: /var/log/gw.log\n  fields: [time, status]\n"
+                             "  log_headers: [User-Agent]\n  mask_headers: [X-Api-Key]\n"
+                             "  mask_query_params: [sig]\n  max_queued_bytes: 1MiB\n"
+                             "routes: [{upstream: u}]\n");
+  CHECK(config.access_log.path == "/var/log/gw.log");
+  CHECK(config.access_log.fields == Lines{"time", "status"});
+  CHECK(config.access_log.log_headers == Lines{"User-Agent"});
+  CHECK(config.access_log.mask_headers == Lines{"X-Api-Key"});
+  CHECK(config.access_log.mask_query_params == Lines{"sig"});
+  CHECK(config.access_log.max_queued_bytes == 1024 * 1024);
+  CHECK(routeErrors("access_log: {path: logs/a.log, fields: [status, colour], log_headers: "
+                    "[\"Bad Name\"]}\nroutes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:20: access_log path must be 'stdout' or an absolute file path, got "
+              "'logs/a.log'",
+              "t.yaml:3:49: fields: each entry must be a field name such as status or "
+              "request_id, got 'colour'",
+              "t.yaml:3:72: log_headers: each entry must be a header name, got 'Bad Name'"});
+}
+
+TEST_CASE("health_checks: active and passive settings, and their errors") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK_FALSE(defaults.upstreams[0].active_check.has_value());
+  CHECK(defaults.upstreams[0].passive_check.consecutive_failures == 5);
+  CHECK_FALSE(defaults.upstreams[0].passive_check.count_5xx);
+  const Config config = load(
+      "listeners: [{port: 8080}]\n"
+      "upstreams:\n"
+      "  - name: u\n"
+      "    backends: [127.0.0.1:9000]\n"
+      "    health_checks:\n"
+      "      active: {path: /healthz, interval: 1s, timeout: 300ms, healthy_threshold: 1,\n"
+      "               unhealthy_threshold: 4, expected_statuses: [200, 300-302]}\n"
+      "      passive: {consecutive_failures: 0, base_ejection: 2s, max_ejection: 1m,\n"
+      "                count_5xx: true}\n"
+      "routes: [{upstream: u}]\n");
+  const UpstreamConfig& u = config.upstreams[0];
+  REQUIRE(u.active_check.has_value());
+  CHECK(u.active_check->path == "/healthz");
+  CHECK(u.active_check->interval == seconds(1));
+  CHECK(u.active_check->timeout == milliseconds(300));
+  CHECK(u.active_check->healthy_threshold == 1);
+  CHECK(u.active_check->unhealthy_threshold == 4);
+  CHECK(u.active_check->expected_statuses == std::vector<std::pair<int, int>>{{200, 200}, {300, 302}});
+  CHECK(u.passive_check.consecutive_failures == 0);
+  CHECK(u.passive_check.base_ejection == seconds(2));
+  CHECK(u.passive_check.max_ejection == seconds(60));
+  CHECK(u.passive_check.count_5xx);
+  CHECK(errorsOf("listeners: [{port: 8080}]\n"
+                 "upstreams:\n"
+                 "  - name: u\n"
+                 "    backends: [127.0.0.1:9000]\n"
+                 "    health_checks:\n"
+                 "      active: {path: \"/x\\r\\nX-Evil: 1\", expected_statuses: [700, 302-300]}\n"
+                 "      passive: {base_ejection: 1m, max_ejection: 10s}\n"
+                 "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:6:22: health check path must start with '/' and contain no spaces or line "
+              "breaks, got '/x\\r\\nX-Evil: 1'",
+              "t.yaml:6:61: expected_statuses: each entry must be a status code (100-599) or a "
+              "range such as 200-399, got '700'",
+              "t.yaml:6:66: expected_statuses: each entry must be a status code (100-599) or a "
+              "range such as 200-399, got '302-300'",
+              "t.yaml:7:16: max_ejection must be at least base_ejection"});
 }
 
 TEST_CASE("empty sections mean all defaults") {
@@ -253,7 +346,7 @@ TEST_CASE("error: empty file and a non-mapping document") {
 TEST_CASE("error: unknown key, with the allowed ones listed") {
   CHECK(routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
         Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
-              "listeners, limits, shutdown, upstreams, plugins, routes"});
+              "listeners, admin, access_log, limits, shutdown, upstreams, plugins, routes"});
   CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
                  "routes: [{upstream: u}]\n") ==
         Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port"});
@@ -511,27 +604,9 @@ TEST_CASE("warnings: unused upstream and repeated method") {
   CHECK(ok.config->routes[0].match.methods == std::vector<std::string>{"GET"});
 }
 
-// Every shipped configuration must load cleanly, so none of them rots.
-// The repository root: GW_SOURCE_ROOT when the build defines it; else found from this file's path
-// (which meson gives relative to the build directory, where `meson test` runs) or by walking up
-// from the working directory, so running the binary from the repository root works too.
-std::filesystem::path sourceRoot() {
-#ifdef GW_SOURCE_ROOT
-  return GW_SOURCE_ROOT;
-#else
-  namespace fs = std::filesystem;
-  const auto isRoot = [](const fs::path& dir) {
-    return fs::exists(dir / "gateway" / "config" / "loader_test.cpp");
-  };
-  const fs::path fromThisFile = fs::path(__FILE__).parent_path().parent_path().parent_path();
-  if (isRoot(fromThisFile)) return fromThisFile;
-  for (fs::path dir = fs::current_path(); dir != dir.parent_path(); dir = dir.parent_path()) {
-    if (isRoot(dir)) return dir;
-  }
-  return fromThisFile;
-#endif
-}
+using test::sourceRoot;
 
+// Every shipped configuration must load cleanly, so none of them rots.
 TEST_CASE("every file in conf/ and conf/examples/ loads without errors or warnings") {
   const std::filesystem::path root = sourceRoot();
   INFO("source root: " << root);
@@ -567,6 +642,8 @@ TEST_CASE("the benchmark contract") {
   CHECK(config.routes[0].match.kind == PathMatch::Prefix);
   CHECK(config.routes[0].match.path == "/");
   CHECK(config.routes[0].strip_prefix.empty());
+  CHECK(config.admin.enabled);  // the benchmark scrapes nothing, but the default stays on
+  CHECK(config.admin.port == 9901);
 }
 
 // ---- plugins ----

@@ -56,11 +56,33 @@ struct UpstreamTimeouts {
   Duration send = std::chrono::seconds(60);  // a blocked write to the backend
 };
 
+// An HTTP probe of every backend, run off the request path (health_checks.active).
+struct ActiveHealthCheck {
+  std::string path = "/health";
+  std::string host;  // Host header; empty: the backend's host:port
+  Duration interval = std::chrono::seconds(5);
+  Duration timeout = std::chrono::seconds(2);
+  uint32_t healthy_threshold = 2;
+  uint32_t unhealthy_threshold = 3;
+  std::vector<std::pair<int, int>> expected_statuses = {{200, 399}};  // inclusive ranges
+  Location where;
+};
+
+// Outlier detection from real traffic (health_checks.passive).
+struct PassiveHealthCheck {
+  uint32_t consecutive_failures = 5;  // 0: never eject
+  Duration base_ejection = std::chrono::seconds(10);
+  Duration max_ejection = std::chrono::minutes(5);
+  bool count_5xx = false;  // connect failures, timeouts and resets always count
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<BackendConfig> backends;
   PoolConfig pool;
   UpstreamTimeouts timeouts;
+  std::optional<ActiveHealthCheck> active_check;
+  PassiveHealthCheck passive_check;
   Location where;
 };
 
@@ -105,6 +127,26 @@ struct RouteConfig {
   Location where;
 };
 
+// The JSON access log: one line per exchange, written off the request path.
+struct AccessLogConfig {
+  bool enabled = true;
+  std::string path = "stdout";        // or a file, reopened on SIGUSR1
+  std::vector<std::string> fields;    // empty: every field
+  std::vector<std::string> log_headers;   // request headers to log (secrets masked)
+  std::vector<std::string> mask_headers;  // masked besides Authorization, Cookie, ...
+  std::optional<std::vector<std::string>> mask_query_params;  // replaces the default list
+  std::size_t max_queued_bytes = 8 * 1024 * 1024;  // lines beyond are dropped and counted
+  Location where;
+};
+
+// The admin listener (/metrics, /health, /ready, /status); never shared with proxied traffic.
+struct AdminConfig {
+  bool enabled = true;
+  std::string address = "127.0.0.1";
+  uint16_t port = 9901;
+  Location where;
+};
+
 struct Config {
   std::string source;  // file name, for messages
   unsigned workers = 1;
@@ -114,6 +156,8 @@ struct Config {
   Limits limits;
   Duration drain_timeout = std::chrono::seconds(30);
   std::vector<PluginBinding> plugins;  // the global list, applied before each route's own
+  AdminConfig admin;
+  AccessLogConfig access_log;
 };
 
 }  // namespace gw::config

@@ -24,7 +24,33 @@ std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnos
       resolved.push_back(*address);
     }
   }
+  if (config.admin.enabled) {
+    auto address = net::resolve(config.admin.address, config.admin.port, error);
+    if (address) {
+      snapshot->adminAddress = *address;
+    } else {
+      errors.push_back({config.admin.where, error});
+    }
+  }
   if (!errors.empty()) return nullptr;
+  auto layout = observability::MetricsLayout::fromConfig(config);
+  auto withUnrouted = std::make_shared<observability::MetricsLayout>(*layout);
+  withUnrouted->routes.emplace_back(Snapshot::kUnroutedName);
+  snapshot->metricsLayout = std::move(withUnrouted);
+  if (config.access_log.enabled) {
+    const AccessLogConfig& log = config.access_log;
+    auto format = std::make_shared<observability::AccessLogFormat>();
+    if (!log.fields.empty()) {
+      std::vector<observability::AccessLogFormat::Field> fields;
+      for (const std::string& name : log.fields) {
+        fields.push_back(*observability::AccessLogFormat::fieldByName(name));  // checked at load
+      }
+      format->setFields(fields);
+    }
+    for (const std::string& name : log.mask_headers) format->addMaskedHeader(name);
+    if (log.mask_query_params) format->setMaskedQueryParams(*log.mask_query_params);
+    snapshot->accessLogFormat = std::move(format);
+  }
   snapshot->config = std::move(config);
   snapshot->router = std::make_unique<proxy::Router>(snapshot->config);
   return snapshot;

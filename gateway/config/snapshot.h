@@ -9,6 +9,8 @@
 
 #include "gateway/config/model.h"
 #include "gateway/net/socket.h"
+#include "gateway/observability/access_log.h"
+#include "gateway/observability/metrics.h"
 #include "gateway/proxy/router.h"
 
 namespace gw::config {
@@ -19,6 +21,14 @@ struct Snapshot {
   // Per upstream, per backend (same order as in config), resolved once at load.
   std::vector<std::vector<net::SocketAddress>> backendAddresses;
   std::vector<net::SocketAddress> listenerAddresses;
+  net::SocketAddress adminAddress;  // when config.admin.enabled
+  // Metric label values: the routes (plus kUnroutedName for requests no route took) and the
+  // upstreams with their backends.
+  std::shared_ptr<const observability::MetricsLayout> metricsLayout;
+  static constexpr std::string_view kUnroutedName = "(none)";
+  // What each access log line holds; null when the access log is off.
+  std::shared_ptr<const observability::AccessLogFormat> accessLogFormat;
+  std::size_t unroutedIndex() const { return config.routes.size(); }
   uint64_t generation = 1;
 };
 

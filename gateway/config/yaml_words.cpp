@@ -6,9 +6,29 @@
 namespace gw::config {
 
 std::string quote(std::string_view text) {
-  std::string out;  // built by appending: "'" + std::string(text) trips GCC 12's -Wrestrict
+  // Control bytes are spelled out: a diagnostic is one line, and a CR or ESC from a config file
+  // must not reach the operator's terminal raw.
+  std::string out;
   out.reserve(text.size() + 2);
-  out.append(1, '\'').append(text).append(1, '\'');
+  out += '\'';
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
   return out;
 }
 

@@ -29,7 +29,8 @@ namespace gw::core {
   X(InvalidJson, 400, "INVALID_JSON")                               \
   X(ValidationFailed, 400, "VALIDATION_FAILED")                     \
   X(NotImplemented, 501, "NOT_IMPLEMENTED")                         \
-  X(UpstreamUnavailable, 502, "UPSTREAM_UNAVAILABLE")               \
+  X(UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED")          \
+  X(UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE")               \
   X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT")        \
   X(UpstreamTimeout, 504, "UPSTREAM_TIMEOUT")                       \
   X(UpstreamReset, 502, "UPSTREAM_RESET")                           \

@@ -21,6 +21,7 @@ char* OutQueue::appendRaw(std::size_t n) {
   std::size_t offset = owned_.size();
   owned_.resize(offset + n);
   pending_ += n;
+  queuedTotal_ += n;
   if (segments_.size() > first_) {
     Segment& last = segments_.back();
     if (last.data == nullptr && last.offset + last.length == offset) {
@@ -36,6 +37,7 @@ void OutQueue::borrow(const char* data, std::size_t n) {
   if (n == 0) return;
   segments_.push_back({data, 0, static_cast<uint32_t>(n)});
   pending_ += n;
+  queuedTotal_ += n;
 }
 
 OutQueue::WriteStatus OutQueue::flush(int fd) {

@@ -26,6 +26,9 @@ class OutQueue {
   void borrow(const char* data, std::size_t n);
 
   std::size_t pending() const { return pending_; }
+  // Every byte ever queued (sent, pending or dropped): the difference between two readings is
+  // what one response put on the wire.
+  uint64_t queuedTotal() const { return queuedTotal_; }
   bool empty() const { return pending_ == 0; }
 
   // Writes as much as the socket takes. Failed leaves errno set.
@@ -50,6 +53,7 @@ class OutQueue {
   std::string owned_;
   std::string spare_;  // the other half of retainBorrowed()'s double buffer
   std::size_t pending_ = 0;
+  uint64_t queuedTotal_ = 0;
 };
 
 }  // namespace gw::core

@@ -1,13 +1,67 @@
 #include "gateway/core/server.h"
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <string>
+#include <utility>
 
+#include "gateway/core/json.h"
 #include "gateway/core/log.h"
+#include "gateway/observability/process_metrics.h"
 
 namespace gw::core {
 
-Server::Server(std::shared_ptr<const config::Snapshot> snapshot) : snapshot_(std::move(snapshot)) {}
+namespace {
+
+int64_t wallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+admin::Response jsonResponse(int status, std::string body) {
+  return {status, "application/json", std::move(body)};
+}
+
+std::vector<upstream::UpstreamHealthSpec> healthSpecs(const config::Snapshot& snapshot) {
+  std::vector<upstream::UpstreamHealthSpec> specs;
+  const auto& upstreams = snapshot.config.upstreams;
+  for (std::size_t u = 0; u < upstreams.size(); ++u) {
+    const config::UpstreamConfig& config = upstreams[u];
+    upstream::UpstreamHealthSpec& spec = specs.emplace_back();
+    spec.name = config.name;
+    spec.backends = snapshot.metricsLayout->upstreams[u].backends;
+    spec.passive.consecutiveFailures = config.passive_check.consecutive_failures;
+    spec.passive.baseEjectionMs = config.passive_check.base_ejection.count();
+    spec.passive.maxEjectionMs = config.passive_check.max_ejection.count();
+    if (const auto& active = config.active_check) {
+      upstream::ActiveCheck& check = spec.active.emplace();
+      check.path = active->path;
+      check.host = active->host;
+      check.intervalMs = active->interval.count();
+      check.timeoutMs = active->timeout.count();
+      check.healthyThreshold = static_cast<int>(active->healthy_threshold);
+      check.unhealthyThreshold = static_cast<int>(active->unhealthy_threshold);
+      check.expectedStatuses = active->expected_statuses;
+    }
+  }
+  return specs;
+}
+
+}  // namespace
+
+// One /metrics request in progress: the shards reported so far, summed.
+struct Server::Scrape {
+  observability::WorkerMetrics total;
+  std::size_t waiting = 0;
+  std::function<void(admin::Response)> done;
+};
+
+Server::Server(std::shared_ptr<const config::Snapshot> snapshot)
+    : snapshot_(std::move(snapshot)),
+      health_(healthSpecs(*snapshot_)),
+      finishedWorkers_(snapshot_->metricsLayout) {}
 
 Server::~Server() {
   for (auto& worker : workers_) worker->join();
@@ -15,13 +69,51 @@ Server::~Server() {
 
 int Server::run() {
   const config::Config& config = snapshot_->config;
+  startedAtMs_ = wallClockMs();
+  if (config.access_log.enabled) {
+    const config::AccessLogConfig& log = config.access_log;
+    if (log.path == "stdout") {
+      accessLog_ = observability::LogSink::toStdout(log.max_queued_bytes);
+    } else {
+      auto sink = observability::LogSink::toFile(log.path, log.max_queued_bytes);
+      if (!sink.ok()) {
+        log::error("cannot open the access log", {{"path", log.path}, {"error", sink.error().message}});
+        return 1;
+      }
+      accessLog_ = std::move(sink.value());
+    }
+  }
+  const WorkerServices services{health_, accessLog_.get()};
   for (unsigned i = 0; i < config.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, snapshot_));
+    workers_.push_back(std::make_unique<Worker>(i, snapshot_, services));
     std::string error;
     if (!workers_.back()->listening(error)) {
       log::error("cannot listen", {{"error", error}});
       return 1;
     }
+  }
+  workerGone_.assign(workers_.size(), false);
+  if (config.admin.enabled) {
+    admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this);
+    std::string error;
+    if (!admin_->listen(snapshot_->adminAddress, error)) {
+      log::error("cannot listen on the admin address",
+                 {{"address", config.admin.address + ":" + std::to_string(config.admin.port)},
+                  {"error", error}});
+      return 1;
+    }
+  }
+  const bool anyActiveCheck = std::any_of(config.upstreams.begin(), config.upstreams.end(),
+                                          [](const auto& u) { return u.active_check.has_value(); });
+  if (anyActiveCheck) {
+    prober_ = std::make_unique<upstream::Prober>(
+        health_, snapshot_->backendAddresses, [this](std::size_t u, std::size_t b, bool healthy) {
+          const auto& spec = health_.spec(u);
+          log::write(healthy ? log::Level::Info : log::Level::Warn,
+                     healthy ? "backend passes its health check again" : "backend failed its health check",
+                     {{"upstream", spec.name}, {"backend", spec.backends[b]}});
+        });
+    prober_->start();
   }
   // A client that vanishes mid-write must not kill the process; writes use MSG_NOSIGNAL too.
   std::signal(SIGPIPE, SIG_IGN);
@@ -29,20 +121,36 @@ int Server::run() {
     signalEvents_.emplace_back(evsignal_new(main_.base(), signal, &Server::onSignal, this));
     event_add(signalEvents_.back().get(), nullptr);
   }
-  for (auto& worker : workers_) worker->start();
+  // logrotate's postrotate: `kill -USR1`, then the next lines go to a fresh file at the path.
+  signalEvents_.emplace_back(evsignal_new(main_.base(), SIGUSR1, &Server::onReopenLogs, this));
+  event_add(signalEvents_.back().get(), nullptr);
+  for (auto& worker : workers_) {
+    worker->start();
+    // Ready once every loop runs: the first work each one does is to say so.
+    worker->post([this] { main_.post([this] { workerStarted(); }); });
+  }
   std::string listeners;
   for (const auto& listener : config.listeners) {
     if (!listeners.empty()) listeners += ",";
     listeners += listener.address + ":" + std::to_string(listener.port);
   }
-  log::info("gatewayd started", {{"version", GATEWAYD_VERSION},
-                                 {"workers", std::to_string(config.workers)},
-                                 {"listeners", listeners},
-                                 {"config", config.source}});
+  log::info("gatewayd started",
+            {{"version", GATEWAYD_VERSION},
+             {"workers", std::to_string(config.workers)},
+             {"listeners", listeners},
+             {"admin", admin_ ? config.admin.address + ":" + std::to_string(admin_->port()) : "off"},
+             {"config", config.source}});
   main_.run();
+  admin_.reset();
+  if (prober_) prober_->stop();
   for (auto& worker : workers_) worker->join();
+  if (accessLog_) accessLog_->stop();
   log::info("gatewayd stopped");
   return 0;
+}
+
+void Server::workerStarted() {
+  if (++started_ == workers_.size() && state_ == State::Starting) state_ = State::Serving;
 }
 
 void Server::onSignal(evutil_socket_t signal, short, void* arg) {
@@ -57,10 +165,22 @@ void Server::onSignal(evutil_socket_t signal, short, void* arg) {
   self->beginShutdown();
 }
 
+void Server::onReopenLogs(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  if (self->accessLog_) self->accessLog_->reopen();
+  log::info("reopening the access log (SIGUSR1)");
+}
+
 void Server::beginShutdown() {
   shuttingDown_ = true;
-  for (auto& worker : workers_) {
-    worker->drainAsync([this] { main_.post([this] { workerDrained(); }); });
+  state_ = State::Draining;
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    Worker* worker = workers_[i].get();
+    // Runs on the worker's thread as its loop ends: its last counters travel with the news.
+    worker->drainAsync([this, worker, i] {
+      auto last = std::make_shared<observability::WorkerMetrics>(worker->metricsSnapshot());
+      main_.post([this, i, last] { workerDrained(i, *last); });
+    });
   }
   drainTimer_.reset(evtimer_new(main_.base(), &Server::onDrainTimeout, this));
   auto ms = snapshot_->config.drain_timeout.count();
@@ -68,7 +188,9 @@ void Server::beginShutdown() {
   evtimer_add(drainTimer_.get(), &tv);
 }
 
-void Server::workerDrained() {
+void Server::workerDrained(std::size_t index, const observability::WorkerMetrics& last) {
+  workerGone_[index] = true;
+  finishedWorkers_.merge(last);
   if (++drained_ == workers_.size()) main_.stop();
 }
 
@@ -77,6 +199,116 @@ void Server::onDrainTimeout(evutil_socket_t, short, void* arg) {
   log::warn("drain timeout reached: closing remaining connections");
   for (auto& worker : self->workers_) worker->stopAsync();
   self->main_.stop();
+}
+
+void Server::handle(std::string_view path, std::function<void(admin::Response)> done) {
+  if (path == "/health") return done(jsonResponse(200, "{\"status\":\"alive\"}\n"));
+  if (path == "/ready") return done(readiness());
+  if (path == "/status") return done(status());
+  if (path == "/metrics") return collectMetrics(std::move(done));
+  done(jsonResponse(404, "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"admin endpoints: "
+                         "/metrics /health /ready /status\"}}\n"));
+}
+
+admin::Response Server::readiness() const {
+  std::string reasons;
+  auto reason = [&](std::string_view text) {
+    reasons += reasons.empty() ? "\"" : ",\"";
+    appendJsonEscaped(reasons, text);
+    reasons += '"';
+  };
+  if (state_ == State::Starting) reason("starting: workers are not running yet");
+  if (state_ == State::Draining) reason("draining: shutting down");
+  // An upstream no route uses is not required; one a route needs with no backend left is.
+  const int64_t now = wallClockMs();
+  for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
+    const bool required = std::any_of(
+        snapshot_->config.routes.begin(), snapshot_->config.routes.end(),
+        [&](const config::RouteConfig& route) { return route.upstream == u; });
+    if (required && !health_.anyUsable(u, now)) {
+      reason("upstream '" + health_.spec(u).name + "' has no healthy backend");
+    }
+  }
+  if (reasons.empty()) return jsonResponse(200, "{\"status\":\"ready\"}\n");
+  return jsonResponse(503, "{\"status\":\"not_ready\",\"reasons\":[" + reasons + "]}\n");
+}
+
+admin::Response Server::status() const {
+  const config::Config& config = snapshot_->config;
+  static constexpr const char* kStateNames[] = {"starting", "serving", "draining"};
+  std::string body = "{\"version\":\"" GATEWAYD_VERSION "\",\"state\":\"";
+  body += kStateNames[static_cast<int>(state_)];
+  body += "\",\"uptime_seconds\":" + std::to_string((wallClockMs() - startedAtMs_) / 1000);
+  body += ",\"config\":{\"source\":\"";
+  appendJsonEscaped(body, config.source);
+  body += "\",\"generation\":" + std::to_string(snapshot_->generation) + "}";
+  body += ",\"workers\":" + std::to_string(workers_.size());
+  body += ",\"upstreams\":[";
+  const int64_t now = wallClockMs();
+  bool firstUpstream = true;
+  for (const upstream::UpstreamStatus& u : health_.snapshot(now)) {
+    body += std::exchange(firstUpstream, false) ? "{\"name\":\"" : ",{\"name\":\"";
+    appendJsonEscaped(body, u.name);
+    body += "\",\"healthy\":";
+    body += u.anyUsable ? "true" : "false";
+    body += ",\"active_check\":";
+    body += u.activeCheck ? "true" : "false";
+    body += ",\"backends\":[";
+    bool firstBackend = true;
+    for (const upstream::BackendStatus& b : u.backends) {
+      body += std::exchange(firstBackend, false) ? "{\"address\":\"" : ",{\"address\":\"";
+      appendJsonEscaped(body, b.address);
+      body += "\",\"state\":\"";
+      body += upstream::stateName(b.state);
+      body += "\",\"reason\":\"";
+      appendJsonEscaped(body, b.reason);
+      body += "\",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures);
+      body += ",\"ejections\":" + std::to_string(b.ejections);
+      body += ",\"last_probe_status\":" + std::to_string(b.lastProbeStatus);
+      body += ",\"last_probe_error\":\"";
+      appendJsonEscaped(body, b.lastProbeError);
+      body += "\"}";
+    }
+    body += "]}";
+  }
+  body += "]}\n";
+  return jsonResponse(200, std::move(body));
+}
+
+void Server::collectMetrics(std::function<void(admin::Response)> done) {
+  auto scrape = std::make_shared<Scrape>(
+      Scrape{observability::WorkerMetrics(snapshot_->metricsLayout), 0, std::move(done)});
+  scrape->total.merge(finishedWorkers_);
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    if (workerGone_[i]) continue;
+    ++scrape->waiting;
+    Worker* worker = workers_[i].get();
+    worker->post([this, worker, scrape] {
+      auto copy = std::make_shared<observability::WorkerMetrics>(worker->metricsSnapshot());
+      main_.post([this, scrape, copy] {
+        scrape->total.merge(*copy);
+        if (--scrape->waiting == 0) finishScrape(*scrape);
+      });
+    });
+  }
+  if (scrape->waiting == 0) finishScrape(*scrape);
+}
+
+void Server::finishScrape(Scrape& scrape) {
+  observability::GlobalMetrics global;
+  global.version = GATEWAYD_VERSION;
+  global.config_generation = snapshot_->generation;
+  if (accessLog_) global.log_lines_dropped = accessLog_->droppedLines();
+  const int64_t now = wallClockMs();
+  for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
+    auto& healthy = global.backend_healthy.emplace_back();
+    for (std::size_t b = 0; b < health_.spec(u).backends.size(); ++b) {
+      healthy.push_back(health_.usable(u, b, now));
+    }
+  }
+  std::string text;
+  observability::renderPrometheus(scrape.total, global, observability::sampleProcess(), text);
+  scrape.done({200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)});
 }
 
 }  // namespace gw::core

@@ -19,11 +19,13 @@ namespace {
 constexpr int kAcceptBatch = 64;
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot)
+Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
+               const WorkerServices& services)
     : index_(index),
       snapshot_(std::move(snapshot)),
       graveyard_(reactor_.base()),
-      timeouts_(reactor_.base()) {
+      timeouts_(reactor_.base()),
+      metrics_(snapshot_->metricsLayout) {
   const config::Limits& limits = snapshot_->config.limits;
   headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
   headerTimeout_ = timeouts_.get(limits.client_header_timeout);
@@ -31,7 +33,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot)
   idleTimeout_ = timeouts_.get(limits.idle_timeout);
 
   for (const auto& address : snapshot_->listenerAddresses) {
-    auto fd = net::listenReusePort(address, listenError_);
+    auto fd = net::listenOn(address, net::PortSharing::ReusePort, listenError_);
     if (!fd) break;
     acceptEvents_.emplace_back(
         event_new(base(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, this));
@@ -41,7 +43,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot)
   const auto& upstreams = snapshot_->config.upstreams;
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
     clusters_.push_back(std::make_unique<upstream::Cluster>(upstreams[i], snapshot_->backendAddresses[i],
-                                                            base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_));
+                                                            base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_,
+                                                            metrics_.upstreams[i], services.health, i));
   }
   for (const auto& route : snapshot_->config.routes) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),
@@ -51,6 +54,13 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot)
       pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, *this));
       views.push_back(pluginStates_.back().get());
     }
+  }
+  if (services.accessLog) {
+    accessLog_ = std::make_unique<observability::AccessLogBuffer>(*services.accessLog);
+    // Lines reach the sink when a batch fills or, on a quiet worker, at the latest this late.
+    logFlushTimer_.reset(event_new(base(), -1, EV_PERSIST, &Worker::onLogFlush, this));
+    constexpr timeval kFlushEvery{0, observability::AccessLogBuffer::kMaxAgeMs * 1000};
+    event_add(logFlushTimer_.get(), &kFlushEvery);
   }
   std::random_device random;
   idPrefix_ = (random() & 0xffffff00u) | (index_ & 0xffu);
@@ -82,16 +92,33 @@ void Worker::stopAsync() {
   });
 }
 
-int64_t Worker::nowMs() const {
+int64_t Worker::nowMs() const { return nowUs() / 1000; }
+
+int64_t Worker::nowUs() const {
   timeval now;
   event_base_gettimeofday_cached(base(), &now);
-  return int64_t(now.tv_sec) * 1000 + now.tv_usec / 1000;
+  return int64_t(now.tv_sec) * 1'000'000 + now.tv_usec;
+}
+
+observability::WorkerMetrics Worker::metricsSnapshot() const {
+  observability::WorkerMetrics copy = metrics_;
+  copy.downstream_connections = static_cast<int64_t>(connections_.size());
+  for (std::size_t i = 0; i < clusters_.size(); ++i) {
+    copy.upstreams[i].active_connections = static_cast<int64_t>(clusters_[i]->leasedConnections());
+    copy.upstreams[i].idle_connections = static_cast<int64_t>(clusters_[i]->idleConnections());
+  }
+  return copy;
 }
 
 std::string Worker::formatRequestId(uint64_t seq) const {
   char text[32];
   int n = std::snprintf(text, sizeof text, "%08x%08llx", idPrefix_, static_cast<unsigned long long>(seq));
   return {text, static_cast<std::size_t>(n)};
+}
+
+void Worker::onLogFlush(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  if (self->accessLog_->due(self->nowMs())) self->accessLog_->flush();
 }
 
 void Worker::onAccept(evutil_socket_t fd, short, void* arg) { static_cast<Worker*>(arg)->acceptAll(fd); }
@@ -108,6 +135,7 @@ void Worker::acceptAll(int listenFd) {
       return;
     }
     net::setNoDelay(fd);
+    ++metrics_.downstream_connections_accepted;
     auto connection = std::make_unique<proxy::Connection>(*this, net::Fd(fd),
                                                           reinterpret_cast<const sockaddr*>(&peer));
     proxy::Connection& ref = *connection;
@@ -138,6 +166,8 @@ void Worker::beginDrain() {
 void Worker::checkDrained() {
   if (!connections_.empty() || !onDrained_) return;
   for (auto& cluster : clusters_) cluster->closeAllIdle();
+  if (accessLog_) accessLog_->flush();
+  logFlushTimer_.reset();
   auto done = std::move(onDrained_);
   onDrained_ = nullptr;
   reactor_.stop();
@@ -148,6 +178,7 @@ void Worker::stopNow() {
   acceptEvents_.clear();
   listenFds_.clear();
   while (!connections_.empty()) connections_.front()->close();
+  if (accessLog_) accessLog_->flush();  // the exchanges just cut are logged too
   for (auto& cluster : clusters_) cluster->closeAllIdle();
   graveyard_.reap();
 }

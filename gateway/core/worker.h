@@ -20,6 +20,8 @@
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
+#include "gateway/observability/access_log.h"
+#include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
@@ -31,14 +33,22 @@ class Router;
 
 namespace gw::core {
 
+// What the process shares with every worker, each behind its own thread-safe interface.
+struct WorkerServices {
+  upstream::HealthBoard& health;
+  observability::LogSink* accessLog = nullptr;  // null: the access log is off
+};
+
 class Worker {
  public:
   // How many idle buffers / lists a worker keeps for reuse (at most 4 MiB of client blocks and
   // 4 MiB of upstream blocks).
   static constexpr std::size_t kRecycled = 256;
 
-  // Opens the worker's listening sockets (errors reported, nothing started).
-  Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot);
+  // Opens the worker's listening sockets (errors reported, nothing started). The health board
+  // is the process's, shared with the other workers and the prober.
+  Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
+         const WorkerServices& services);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -50,6 +60,16 @@ class Worker {
   void drainAsync(std::function<void()> onDone);
   // From any thread: close everything now and stop.
   void stopAsync();
+  // From any thread: runs fn on this worker's loop (control traffic only, e.g. a scrape).
+  void post(std::function<void()> fn) { reactor_.post(std::move(fn)); }
+
+  // This worker's metric shard: plain counters, this thread only.
+  observability::WorkerMetrics& metrics() { return metrics_; }
+  // A copy of the shard with the gauges filled in, for a scrape (this thread only).
+  observability::WorkerMetrics metricsSnapshot() const;
+  const config::Snapshot& snapshot() const { return *snapshot_; }
+  // This worker's access log lines, batched for the shared sink; null when the log is off.
+  observability::AccessLogBuffer* accessLog() { return accessLog_.get(); }
 
   // For the connections of this worker (its thread only).
   event_base* base() const { return reactor_.base(); }
@@ -68,6 +88,8 @@ class Worker {
   const timeval* bodyTimeout() const { return bodyTimeout_; }
   const timeval* idleTimeout() const { return idleTimeout_; }
   int64_t nowMs() const;
+  // Microseconds on the loop's cached clock (refreshed each loop turn), for durations.
+  int64_t nowUs() const;
   uint64_t nextRequestSeq() { return ++requestSeq_; }
   std::string formatRequestId(uint64_t seq) const;
   void connectionClosed(proxy::Connection& connection);
@@ -88,6 +110,7 @@ class Worker {
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
+  static void onLogFlush(evutil_socket_t fd, short what, void* arg);
   void acceptAll(int listenFd);
   void beginDrain();
   void checkDrained();
@@ -104,6 +127,9 @@ class Worker {
   Recycler<std::unique_ptr<proxy::PluginExchange>> pluginExchanges_{kRecycled};
   Graveyard graveyard_;
   TimeoutCache timeouts_;
+  observability::WorkerMetrics metrics_;  // before the clusters, which count into it
+  std::unique_ptr<observability::AccessLogBuffer> accessLog_;
+  EventPtr logFlushTimer_;
   http::HeadLimits headLimits_;
   const timeval* headerTimeout_;
   const timeval* bodyTimeout_;

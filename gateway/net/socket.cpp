@@ -46,7 +46,7 @@ std::string formatIp(const sockaddr* addr) {
   return text;
 }
 
-std::optional<Fd> listenReusePort(const SocketAddress& address, std::string& error) {
+std::optional<Fd> listenOn(const SocketAddress& address, PortSharing sharing, std::string& error) {
   Fd fd(::socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     error = std::string("socket: ") + std::strerror(errno);
@@ -54,7 +54,9 @@ std::optional<Fd> listenReusePort(const SocketAddress& address, std::string& err
   }
   int on = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+  if (sharing == PortSharing::ReusePort) {
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+  }
   if (address.storage.ss_family == AF_INET6) {
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }

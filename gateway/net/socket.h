@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,8 +48,12 @@ std::optional<SocketAddress> resolve(const std::string& host, uint16_t port, std
 // "1.2.3.4" or "::1" for a peer address.
 std::string formatIp(const sockaddr* addr);
 
-// A non-blocking listening socket with SO_REUSEPORT, so each worker gets its own.
-std::optional<Fd> listenReusePort(const SocketAddress& address, std::string& error);
+enum class PortSharing : uint8_t {
+  ReusePort,  // SO_REUSEPORT: each worker listens on the same port with its own socket
+  Exclusive,  // a second process binding the port fails (the admin listener)
+};
+// A non-blocking listening socket.
+std::optional<Fd> listenOn(const SocketAddress& address, PortSharing sharing, std::string& error);
 // Starts a non-blocking connect; returns the fd (connect in progress or done) or errno.
 Fd connectNonBlocking(const SocketAddress& address, int& err);
 void setNoDelay(int fd);

@@ -100,9 +100,9 @@ TEST_CASE("formatIp prints both families and nothing for others") {
   CHECK(formatIp(&other) == "");
 }
 
-TEST_CASE("listenReusePort lets two sockets listen on one port") {
+TEST_CASE("listenOn with ReusePort lets two sockets listen on one port") {
   std::string error;
-  auto first = listenReusePort(mustResolve("127.0.0.1", 0), error);
+  auto first = listenOn(mustResolve("127.0.0.1", 0), PortSharing::ReusePort, error);
   REQUIRE_MESSAGE(first.has_value(), error);
   SocketAddress bound = localAddress(first->get());
   uint16_t port = portOf(bound);
@@ -110,7 +110,7 @@ TEST_CASE("listenReusePort lets two sockets listen on one port") {
   CHECK((::fcntl(first->get(), F_GETFL) & O_NONBLOCK) != 0);
   CHECK((::fcntl(first->get(), F_GETFD) & FD_CLOEXEC) != 0);
 
-  auto second = listenReusePort(bound, error);
+  auto second = listenOn(bound, PortSharing::ReusePort, error);
   REQUIRE_MESSAGE(second.has_value(), error);
   CHECK(portOf(localAddress(second->get())) == port);
 
@@ -120,9 +120,19 @@ TEST_CASE("listenReusePort lets two sockets listen on one port") {
   CHECK(errno == EADDRINUSE);
 }
 
-TEST_CASE("listenReusePort on IPv6 and the bind error message") {
+TEST_CASE("listenOn Exclusive refuses a second socket on its port") {
   std::string error;
-  auto v6 = listenReusePort(mustResolve("::1", 0), error);
+  auto first = listenOn(mustResolve("127.0.0.1", 0), PortSharing::Exclusive, error);
+  REQUIRE_MESSAGE(first.has_value(), error);
+  const SocketAddress bound = localAddress(first->get());
+  CHECK_FALSE(listenOn(bound, PortSharing::Exclusive, error).has_value());
+  CHECK(error.find("Address already in use") != std::string::npos);
+  CHECK_FALSE(listenOn(bound, PortSharing::ReusePort, error).has_value());
+}
+
+TEST_CASE("listenOn on IPv6 and the bind error message") {
+  std::string error;
+  auto v6 = listenOn(mustResolve("::1", 0), PortSharing::ReusePort, error);
   REQUIRE_MESSAGE(v6.has_value(), error);
   int only = 0;
   socklen_t len = sizeof only;
@@ -130,14 +140,14 @@ TEST_CASE("listenReusePort on IPv6 and the bind error message") {
   CHECK(only == 1);
 
   // 192.0.2.1 (TEST-NET-1) is not an address of this host.
-  auto foreign = listenReusePort(mustResolve("192.0.2.1", 0), error);
+  auto foreign = listenOn(mustResolve("192.0.2.1", 0), PortSharing::ReusePort, error);
   CHECK_FALSE(foreign.has_value());
   CHECK(error == "bind: Cannot assign requested address");
 }
 
 TEST_CASE("connectNonBlocking connects to a listener and sets TCP_NODELAY") {
   std::string error;
-  auto listener = listenReusePort(mustResolve("127.0.0.1", 0), error);
+  auto listener = listenOn(mustResolve("127.0.0.1", 0), PortSharing::ReusePort, error);
   REQUIRE(listener.has_value());
   int err = -1;
   Fd fd = connectNonBlocking(localAddress(listener->get()), err);

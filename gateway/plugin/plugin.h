@@ -24,6 +24,9 @@ class Node;
 namespace gw::core {
 class Worker;
 }
+namespace gw::observability {
+struct RouteMetrics;
+}
 
 namespace gw::plugin {
 
@@ -63,6 +66,13 @@ struct RequestInfo {
   std::string_view routeName;
 };
 
+// What the log phase records of an exchange beyond what the core saw itself (access log fields).
+// Values are static strings.
+struct ExchangeNotes {
+  std::string_view rateLimit;  // "allowed", "rejected", "shadow" (over the limit, let through)
+  std::string_view cache;      // "hit", "miss", "stale", "bypass"
+};
+
 class Context {
  public:
   virtual ~Context() = default;
@@ -85,6 +95,9 @@ class Context {
   virtual core::Worker& worker() = 0;
   // Milliseconds on a monotonic clock, cached per event-loop turn (cheap; use it for windows).
   virtual int64_t nowMs() const = 0;
+  virtual ExchangeNotes& notes() = 0;
+  // The counters of this exchange's route in this worker's metric shard (plain integers).
+  virtual observability::RouteMetrics& routeMetrics() = 0;
 };
 
 // Parsed and validated once at load; immutable; shared by all workers.

@@ -30,6 +30,8 @@ constexpr std::size_t kHighWatermark = 256 * 1024;
 constexpr std::size_t kLowWatermark = 64 * 1024;
 constexpr std::chrono::milliseconds kLinger{2000};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// What the metrics and the access log say when the client left before its answer (as nginx).
+constexpr int kClientClosedRequest = 499;
 
 Error badRequest(std::string message) {
   return Error::downstream(ErrorCode::BadRequest, std::move(message));
@@ -65,6 +67,7 @@ void Connection::drain() {
 
 void Connection::close() {
   if (!fd_.valid()) return;
+  if (record_.open) recordExchange(kClientClosedRequest);
   stream_.reset();
   event_del(readEvent_.get());
   if (writeEvent_) event_del(writeEvent_.get());
@@ -168,6 +171,7 @@ void Connection::parseBuffered() {
     runParser = false;
     auto outcome = parser_.execute(in_.base(), in_.readPtr(), in_.readable());
     in_.consume(outcome.consumed);
+    requestBytes_ += outcome.consumed;
     if (outcome.error == HPE_OK) break;
     if (outcome.error != HPE_PAUSED && outcome.error != HPE_PAUSED_UPGRADE) {
       rejectRequest(outcome.error);
@@ -252,7 +256,106 @@ int Connection::onMessageComplete() {
   return HPE_PAUSED;
 }
 
+void Connection::beginRecord(bool headParsed) {
+  record_.open = true;
+  record_.startUs = worker_.nowUs();
+  record_.queuedAtStart = out_.queuedTotal();
+  record_.route = worker_.snapshot().unroutedIndex();
+  record_.method = observability::WorkerMetrics::methodIndex(llhttp_method_name(parser_.method()));
+  if (!worker_.accessLog()) return;
+  record_.target.clear();
+  record_.userAgent.clear();
+  record_.loggedHeaders.clear();
+  if (!headParsed) return;
+  const char* base = in_.base();
+  record_.target.assign(parser_.target(base));
+  const auto& wanted = worker_.config().access_log.log_headers;
+  for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
+    const std::string_view name = parser_.fieldName(base, i);
+    if (http::iequals(name, "User-Agent")) record_.userAgent.assign(parser_.fieldValue(base, i));
+    for (const std::string& w : wanted) {
+      if (http::iequals(name, w)) record_.loggedHeaders.emplace_back(name, parser_.fieldValue(base, i));
+    }
+  }
+}
+
+void Connection::recordExchange(int status) {
+  if (!record_.open) beginRecord(false);  // refused before its head was even complete
+  record_.open = false;
+  const int64_t nowUs = worker_.nowUs();
+  const uint64_t requestBytes = std::exchange(requestBytes_, 0);
+  const uint64_t responseBytes = out_.queuedTotal() - record_.queuedAtStart;
+  observability::RouteMetrics& metrics = worker_.metrics().routes[record_.route];
+  metrics.countRequest(record_.method, status);
+  metrics.duration.observe(static_cast<uint64_t>(std::max<int64_t>(nowUs - record_.startUs, 0)));
+  metrics.request_bytes += requestBytes;
+  metrics.response_bytes += responseBytes;
+  if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, nowUs);
+  record_.error = {};
+  record_.backend = nullptr;
+  record_.upstreamUs = -1;
+}
+
+void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
+                                 int64_t nowUs) {
+  const config::Snapshot& snapshot = worker_.snapshot();
+  const std::string requestId = currentRequestId();
+  observability::AccessLogRecord r;
+  r.time_us = record_.startUs;
+  r.request_id = requestId;
+  r.client = clientIp_;
+  r.method = llhttp_method_name(parser_.method());
+  const std::string_view target = record_.target;
+  const std::size_t question = target.find('?');
+  r.path = target.substr(0, question);
+  if (question != std::string_view::npos) r.query = target.substr(question + 1);
+  r.route = snapshot.metricsLayout->routes[record_.route];
+  if (record_.route != snapshot.unroutedIndex()) {
+    r.upstream = snapshot.metricsLayout->upstreams[snapshot.config.routes[record_.route].upstream].name;
+  }
+  if (record_.backend) r.backend = record_.backend->authority;
+  r.status = status;
+  r.bytes_in = requestBytes;
+  r.bytes_out = responseBytes;
+  r.duration_us = std::max<int64_t>(nowUs - record_.startUs, 0);
+  r.upstream_duration_us = record_.upstreamUs;
+  r.error = record_.error;
+  const plugin::ExchangeNotes notes = stream_ ? stream_->exchangeNotes() : plugin::ExchangeNotes{};
+  r.rate_limit = notes.rateLimit;
+  r.cache = notes.cache;
+  r.user_agent = record_.userAgent;
+  observability::AccessLogHeader headers[16];
+  std::size_t headerCount = 0;
+  for (const auto& [name, value] : record_.loggedHeaders) {
+    if (headerCount == std::size(headers)) break;
+    headers[headerCount++] = {name, value};
+  }
+  r.headers = {headers, headerCount};
+  observability::AccessLogBuffer& log = *worker_.accessLog();
+  const int64_t nowMs = nowUs / 1000;
+  log.append(r, *snapshot.accessLogFormat, nowMs);
+  if (log.due(nowMs)) log.flush();
+}
+
+void Connection::upstreamError(const upstream::Backend& backend,
+                               observability::UpstreamErrorKind kind) {
+  upstream::Cluster& cluster = stream_->cluster();
+  record_.backend = &backend;
+  cluster.metrics().countError(kind);
+  ++cluster.metrics().backends[cluster.indexOf(backend)].errors;
+  reportBackendFailure(backend);
+}
+
+void Connection::reportBackendFailure(const upstream::Backend& backend) {
+  upstream::Cluster& cluster = stream_->cluster();
+  if (cluster.reportFailure(backend)) {
+    core::log::warn("backend ejected after consecutive failures",
+                    {{"upstream", cluster.config().name}, {"backend", backend.authority}});
+  }
+}
+
 void Connection::startExchange() {
+  beginRecord(true);
   const char* base = in_.base();
   uint64_t seq = worker_.nextRequestSeq();
   lastSeq_ = seq;
@@ -361,6 +464,8 @@ void Connection::startExchange() {
     return;
   }
   const config::RouteConfig& route = *match.route;
+  std::size_t routeIndex = static_cast<std::size_t>(&route - worker_.config().routes.data());
+  record_.route = routeIndex;
   if (parser_.hasContentLength() && parser_.contentLength() > route.body_bytes) {
     reply(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"), true);
     return;
@@ -370,7 +475,6 @@ void Connection::startExchange() {
   client.versionMinor = parser_.versionMinor();
   client.keepAlive = parser_.keepAlive() && !draining_;
   client.headRequest = method == HTTP_HEAD;
-  std::size_t routeIndex = static_cast<std::size_t>(&route - worker_.config().routes.data());
   stream_ = std::make_unique<Stream>(worker_, *this, route, routeIndex, out_, client, seq);
   Stream& stream = *stream_;
   stream.requestHasBody = hasBody;
@@ -515,12 +619,16 @@ void Connection::connectUpstream() {
     carryOver = true;
     cluster.retire(std::move(stream.lease()));
   }
+  if (!cluster.anyUsable()) {
+    failExchange(Error::upstream(ErrorCode::UpstreamUnavailable, "no healthy backend"));
+    return;
+  }
   while (true) {
     upstream::Backend* backend = cluster.pick(stream.triedBackends);
     if (!backend) {
       failExchange(stream.connectTimedOut
                        ? Error::upstream(ErrorCode::UpstreamConnectTimeout, "upstream connect timed out")
-                       : Error::upstream(ErrorCode::UpstreamUnavailable, "no backend could be reached"));
+                       : Error::upstream(ErrorCode::UpstreamConnectFailed, "no backend could be reached"));
       return;
     }
     stream.triedBackends |= uint64_t(1) << (cluster.indexOf(*backend) & 63);
@@ -532,6 +640,7 @@ void Connection::connectUpstream() {
       int err = 0;
       lease = cluster.connect(*backend, err);
       if (!lease) {
+        upstreamError(*backend, observability::UpstreamErrorKind::Connect);
         cluster.markDown(*backend);
         continue;
       }
@@ -560,6 +669,7 @@ void Connection::connectUpstream() {
       if (stream.buffering()) out.borrow(stream.bufferedBody().data(), stream.bufferedBody().size());
     }
     stream.lease() = std::move(lease);
+    stream.upstreamStartUs = worker_.nowUs();
     // A pooled connection already watches reads (idle timeout until the request is out); the
     // caller's sendUpstream() writes the head together with whatever body is already here.
     if (fresh) stream.lease()->startConnect();
@@ -623,6 +733,7 @@ void Connection::readUpstreamResponse() {
   if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
     core::log::warn("invalid response from upstream",
                     {{"route", stream_->route().name}, {"reason", up.parser().reason()}});
+    upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol);
     failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
     return;
   }
@@ -641,6 +752,21 @@ void Connection::upstreamFailed(upstream::Failure failure) {
   Stream& stream = *stream_;
   upstream::Connection& up = *stream.lease();
   using upstream::Failure;
+  using Kind = observability::UpstreamErrorKind;
+  switch (failure) {
+    case Failure::ConnectRefused: upstreamError(up.backend(), Kind::Connect); break;
+    case Failure::ConnectTimeout:
+    case Failure::ReadTimeout:
+    case Failure::SendTimeout: upstreamError(up.backend(), Kind::Timeout); break;
+    case Failure::Reset: upstreamError(up.backend(), Kind::Reset); break;
+    case Failure::Protocol: upstreamError(up.backend(), Kind::Protocol); break;
+    case Failure::Closed:
+      // An orderly close ends a close-delimited body; it is a reset only if the response was cut.
+      if (!stream.responseStarted() || !up.parser().bodyUntilEof()) {
+        upstreamError(up.backend(), Kind::Reset);
+      }
+      break;
+  }
   switch (failure) {
     case Failure::ConnectRefused:
     case Failure::ConnectTimeout:
@@ -689,6 +815,18 @@ void Connection::upstreamFailed(upstream::Failure failure) {
 
 void Connection::finishExchange() {
   Stream& stream = *stream_;
+  upstream::Cluster& cluster = stream.cluster();
+  const upstream::Backend& backend = stream.lease()->backend();
+  record_.backend = &backend;
+  record_.upstreamUs = std::max<int64_t>(worker_.nowUs() - stream.upstreamStartUs, 0);
+  cluster.metrics().duration.observe(static_cast<uint64_t>(record_.upstreamUs));
+  ++cluster.metrics().backends[cluster.indexOf(backend)].requests;
+  if (stream.status() >= 500 && cluster.config().passive_check.count_5xx) {
+    reportBackendFailure(backend);
+  } else {
+    cluster.reportSuccess(backend);
+  }
+  recordExchange(stream.status());
   std::unique_ptr<upstream::Connection> lease = std::move(stream.lease());
   bool requestDone = stream.requestComplete;
   if (stream.upstreamReusable() && requestDone && lease->output().empty() && lease->clean()) {
@@ -725,6 +863,9 @@ void Connection::failExchange(const Error& error) {
     core::log::warn("response cut short", {{"route", stream_->route().name},
                                            {"request_id", currentRequestId()},
                                            {"reason", error.message}});
+    record_.error = core::wireCode(error.code);
+    if (stream_->lease()) record_.backend = &stream_->lease()->backend();
+    recordExchange(stream_->status());
     close();
     return;
   }
@@ -738,6 +879,7 @@ void Connection::failExchange(const Error& error) {
 }
 
 void Connection::reply(const Error& error, bool closeAfter) {
+  record_.error = core::wireCode(error.code);
   if (error.code == ErrorCode::Internal) {
     core::log::error("internal error", {{"message", error.message}, {"request_id", currentRequestId()}});
   }
@@ -751,6 +893,7 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
   }
   appendResponse(out_, response,
                  {.closeConnection = closeAfter, .headRequest = parser_.method() == HTTP_HEAD});
+  recordExchange(response.status);
   if (closeAfter) {
     closeAfterFlush_ = true;
     stream_.reset();

@@ -113,6 +113,15 @@ class Connection final : public core::Retirable,
   void goIdle();
   void lingerThenClose();
   std::string currentRequestId() const;
+  // The log phase: an exchange is begun when its head is complete and recorded exactly once,
+  // with the status the client got (499 when the client left first).
+  // `headParsed`: the request head is complete, so its target and fields can be copied.
+  void beginRecord(bool headParsed);
+  void recordExchange(int status);
+  void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes, int64_t nowUs);
+  // A failed attempt on `backend`: counted, and reported to passive health checks.
+  void upstreamError(const upstream::Backend& backend, observability::UpstreamErrorKind kind);
+  void reportBackendFailure(const upstream::Backend& backend);
 
   core::Worker& worker_;
   net::Fd fd_;
@@ -124,6 +133,23 @@ class Connection final : public core::Retirable,
   std::unique_ptr<Stream> stream_;
   char clientIp_[46] = {};
   int64_t headDeadlineMs_ = 0;
+  // Request bytes parsed since the last exchange was recorded: one request's head and body, as
+  // pipelined requests wait until the one in flight is answered.
+  uint64_t requestBytes_ = 0;
+  struct ExchangeRecord {
+    int64_t startUs = 0;
+    uint64_t queuedAtStart = 0;  // out_.queuedTotal() when the exchange began
+    std::size_t route = 0;  // metrics index: the route, or the unrouted slot
+    int method = 0;         // observability method index
+    bool open = false;
+    // For the access log only (copied when it is on; the strings keep their capacity).
+    std::string target;  // as received: path?query
+    std::string userAgent;
+    std::vector<std::pair<std::string, std::string>> loggedHeaders;
+    std::string_view error;  // wire code of the gateway's own error answer
+    const upstream::Backend* backend = nullptr;
+    int64_t upstreamUs = -1;
+  } record_;
   uint64_t lastSeq_ = 0;
   Pause pause_ = Pause::None;
   bool readsPaused_ = false;

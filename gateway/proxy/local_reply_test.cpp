@@ -23,11 +23,11 @@ std::string drain(gw::core::OutQueue& out) {
 
 TEST_CASE("local reply renders status, JSON body and request id") {
   gw::core::OutQueue out;
-  auto error = gw::core::Error::upstream(gw::core::ErrorCode::UpstreamUnavailable, "no \"backend\"");
+  auto error = gw::core::Error::upstream(gw::core::ErrorCode::UpstreamConnectFailed, "no \"backend\"");
   gw::proxy::appendLocalReply(out, error, "abc123", {.closeConnection = true});
   std::string bytes = drain(out);
   std::string body =
-      "{\"error\":{\"code\":\"UPSTREAM_UNAVAILABLE\",\"message\":\"no \\\"backend\\\"\","
+      "{\"error\":{\"code\":\"UPSTREAM_CONNECT_FAILED\",\"message\":\"no \\\"backend\\\"\","
       "\"request_id\":\"abc123\"}}\n";
   CHECK(bytes.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
   CHECK(bytes.find("Content-Type: application/json\r\n") != std::string::npos);

@@ -23,6 +23,7 @@ struct PluginExchange {
   std::string method, host, path, query, clientIp, forwardHost;
   bool hasQuery = false;
   std::string requestId;
+  plugin::ExchangeNotes notes;
   FieldList requestFields;
   FieldList upstreamResponseFields;
   FieldList* responseFields = &upstreamResponseFields;  // or a local response's headers

@@ -50,6 +50,7 @@ Stream::Stream(core::Worker& worker, ExchangeOwner& owner, const config::RouteCo
       clientOut_(clientOut),
       client_(client),
       requestSeq_(requestSeq),
+      routeIndex_(routeIndex),
       heads_(worker.heads()),
       upstreamHead_(heads_.take()) {
   closeAfter_ = !client.keepAlive;
@@ -67,6 +68,7 @@ void PluginExchange::reset(const config::RouteConfig& route,
   upstreamResponseFields.clear();
   responseFields = &upstreamResponseFields;
   answer.reset();
+  notes = {};
   bufferLimit = 0;
   // A large buffered body is not worth keeping around for the next request.
   if (bufferedBody.capacity() > 64 * 1024) std::string().swap(bufferedBody);
@@ -115,6 +117,10 @@ bool Stream::bufferBody(std::string_view bytes) {
   if (body.size() + bytes.size() > plugins_->bufferLimit) return false;
   body += bytes;
   return true;
+}
+
+observability::RouteMetrics& Stream::routeMetrics() {
+  return worker_.metrics().routes[routeIndex_];
 }
 
 int64_t Stream::nowMs() const { return worker_.nowMs(); }

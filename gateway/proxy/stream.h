@@ -63,6 +63,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   uint64_t triedBackends = 0;  // bit per backend index, for connect retries
   bool retriedReuse = false;   // the one retry after a stale pooled connection is spent
   bool connectTimedOut = false;  // the last connect attempt timed out (504 rather than 502)
+  int64_t upstreamStartUs = 0;   // when the current attempt's request was handed to a connection
 
   // Request side progress.
   bool requestHasBody = false;
@@ -117,6 +118,12 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   void resume() override { owner_.resumeExchange(); }
   core::Worker& worker() override { return worker_; }
   int64_t nowMs() const override;
+  plugin::ExchangeNotes& notes() override { return plugins_->notes; }
+  observability::RouteMetrics& routeMetrics() override;
+  // What plugins noted for the access log (nothing on a route without plugins).
+  plugin::ExchangeNotes exchangeNotes() const {
+    return plugins_ ? plugins_->notes : plugin::ExchangeNotes{};
+  }
 
   // http::Parser::Handler, for the upstream response.
   int onHeadersComplete() override;
@@ -138,6 +145,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   core::OutQueue& clientOut_;
   ClientView client_;
   uint64_t requestSeq_;
+  std::size_t routeIndex_;
   core::Recycler<std::string>& heads_;
   std::string upstreamHead_;
   std::unique_ptr<upstream::Connection> lease_;

@@ -12,14 +12,18 @@ constexpr int64_t kDownBackoffMs = 1000;
 
 Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAddress> addresses,
                  event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
-                 const http::HeadLimits& responseLimits, core::BlockRecycler& blocks)
+                 const http::HeadLimits& responseLimits, core::BlockRecycler& blocks,
+                 observability::UpstreamMetrics& metrics, HealthBoard& health, std::size_t index)
     : config_(config),
       base_(base),
       graveyard_(graveyard),
       responseLimits_(responseLimits),
       blocks_(blocks),
       idleTimeout_(timeouts.get(config.pool.idle_timeout)),
-      backends_(config.backends.size()) {
+      backends_(config.backends.size()),
+      metrics_(metrics),
+      health_(health),
+      index_(index) {
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     Backend& b = backends_[i];
     b.config = &config.backends[i];
@@ -46,6 +50,7 @@ Backend* Cluster::pick(uint64_t tried) {
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     Backend& b = backends_[i];
     if (i < 64 && (tried & (uint64_t(1) << i))) continue;
+    if (!health_.usable(index_, i, now)) continue;
     if (b.downUntilMs > now) {
       if (!leastRecentlyDown || b.downUntilMs < leastRecentlyDown->downUntilMs) leastRecentlyDown = &b;
       continue;
@@ -68,20 +73,28 @@ std::unique_ptr<Connection> Cluster::takeIdle(Backend& backend) {
   std::unique_ptr<Connection> connection = std::move(backend.idle.back());
   backend.idle.pop_back();
   connection->markReused();
+  ++leased_;
+  ++metrics_.reuses;
   return connection;
 }
 
 std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
   net::Fd fd = net::connectNonBlocking(backend.address, err);
-  if (err != 0) return nullptr;
+  if (err != 0) {
+    metrics_.countError(observability::UpstreamErrorKind::Connect);
+    return nullptr;
+  }
+  ++leased_;
+  ++metrics_.connects;
   return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_, blocks_);
 }
 
 void Cluster::release(std::unique_ptr<Connection> connection) {
   Backend& backend = connection->backend();
+  --leased_;
   if (connection->closed() || !connection->clean() ||
       backend.idle.size() >= config_.pool.max_idle_per_backend) {
-    retire(std::move(connection));
+    bury(std::move(connection));
     return;
   }
   connection->park();
@@ -89,6 +102,11 @@ void Cluster::release(std::unique_ptr<Connection> connection) {
 }
 
 void Cluster::retire(std::unique_ptr<Connection> connection) {
+  --leased_;
+  bury(std::move(connection));
+}
+
+void Cluster::bury(std::unique_ptr<Connection> connection) {
   connection->close();
   graveyard_.bury(std::move(connection));
 }
@@ -100,7 +118,7 @@ void Cluster::dropIdle(Connection& connection) {
   if (found == idle.end()) return;
   std::unique_ptr<Connection> owned = std::move(*found);
   idle.erase(found);
-  retire(std::move(owned));
+  bury(std::move(owned));
 }
 
 void Cluster::closeAllIdle() {
@@ -108,9 +126,15 @@ void Cluster::closeAllIdle() {
     while (!backend.idle.empty()) {
       std::unique_ptr<Connection> owned = std::move(backend.idle.back());
       backend.idle.pop_back();
-      retire(std::move(owned));
+      bury(std::move(owned));
     }
   }
+}
+
+std::size_t Cluster::idleConnections() const {
+  std::size_t idle = 0;
+  for (const Backend& backend : backends_) idle += backend.idle.size();
+  return idle;
 }
 
 void Cluster::markDown(Backend& backend) { backend.downUntilMs = nowMs() + kDownBackoffMs; }

@@ -14,7 +14,9 @@
 #include "gateway/core/timeouts.h"
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
+#include "gateway/observability/metrics.h"
 #include "gateway/upstream/connection.h"
+#include "gateway/upstream/health.h"
 
 namespace gw::upstream {
 
@@ -31,7 +33,8 @@ class Cluster {
  public:
   Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAddress> addresses,
           event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
-          const http::HeadLimits& responseLimits, core::BlockRecycler& blocks);
+          const http::HeadLimits& responseLimits, core::BlockRecycler& blocks,
+          observability::UpstreamMetrics& metrics, HealthBoard& health, std::size_t index);
   ~Cluster();
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
@@ -39,9 +42,18 @@ class Cluster {
   const config::UpstreamConfig& config() const { return config_; }
   std::size_t backendCount() const { return backends_.size(); }
 
-  // Smooth weighted round-robin (as nginx): over backends not marked down and not in `tried`
-  // (bit i = backend i). When every candidate is down, the one down longest is tried anyway.
+  // Smooth weighted round-robin (as nginx): over backends the health board finds usable, not
+  // marked down and not in `tried` (bit i = backend i). When every usable candidate is marked
+  // down, the one down longest is tried anyway.
   Backend* pick(uint64_t tried);
+  // False when the health board has every backend out: the request gets its 503 at once.
+  bool anyUsable() const { return health_.anyUsable(index_, nowMs()); }
+  // The outcome of an exchange with a backend, for passive health checks. Returns true when
+  // this failure ejected the backend.
+  void reportSuccess(const Backend& backend) { health_.reportSuccess(index_, indexOf(backend)); }
+  bool reportFailure(const Backend& backend) {
+    return health_.reportFailure(index_, indexOf(backend), nowMs());
+  }
   std::size_t indexOf(const Backend& backend) const;
 
   // An idle pooled connection to this backend, or nullptr.
@@ -50,7 +62,8 @@ class Cluster {
   std::unique_ptr<Connection> connect(Backend& backend, int& err);
   // A connection whose exchange finished cleanly: pooled if there is room, closed otherwise.
   void release(std::unique_ptr<Connection> connection);
-  // Closes a connection (error, or not reusable). Memory is freed after the callbacks unwind.
+  // Closes a leased connection (error, or not reusable). Memory is freed after the callbacks
+  // unwind.
   void retire(std::unique_ptr<Connection> connection);
   // An idle connection expired or the backend closed it.
   void dropIdle(Connection& connection);
@@ -60,9 +73,14 @@ class Cluster {
   void markUp(Backend& backend) { backend.downUntilMs = 0; }
 
   const timeval* idleTimeout() const { return idleTimeout_; }
+  observability::UpstreamMetrics& metrics() { return metrics_; }
+  // Connections leased to exchanges now, and parked in the pool: the gauges, read at scrape.
+  std::size_t leasedConnections() const { return leased_; }
+  std::size_t idleConnections() const;
 
  private:
   int64_t nowMs() const;
+  void bury(std::unique_ptr<Connection> connection);
 
   const config::UpstreamConfig& config_;
   event_base* base_;
@@ -71,6 +89,10 @@ class Cluster {
   core::BlockRecycler& blocks_;
   const timeval* idleTimeout_;
   std::vector<Backend> backends_;
+  observability::UpstreamMetrics& metrics_;
+  HealthBoard& health_;
+  std::size_t index_;  // of this upstream in the config, and on the health board
+  std::size_t leased_ = 0;
 };
 
 }  // namespace gw::upstream

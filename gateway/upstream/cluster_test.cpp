@@ -39,6 +39,8 @@ struct Fixture {
   core::TimeoutCache timeouts{base.get()};
   http::HeadLimits limits;
   config::UpstreamConfig config;
+  observability::UpstreamMetrics metrics;
+  std::unique_ptr<HealthBoard> health;
   std::unique_ptr<Cluster> cluster;
 
   void addBackend(const std::string& host, uint16_t port, uint32_t weight = 1) {
@@ -56,8 +58,12 @@ struct Fixture {
       REQUIRE_MESSAGE(address.has_value(), error);
       addresses.push_back(*address);
     }
+    UpstreamHealthSpec spec;
+    spec.name = "u";
+    for (const auto& b : config.backends) spec.backends.push_back(b.host);
+    health = std::make_unique<HealthBoard>(std::vector<UpstreamHealthSpec>{spec});
     cluster = std::make_unique<Cluster>(config, std::move(addresses), base.get(), graveyard,
-                                        timeouts, limits, blocks);
+                                        timeouts, limits, blocks, metrics, *health, 0);
   }
   // Backend i, without disturbing the balancer (it is the only candidate, so its weight nets 0).
   Backend& backend(std::size_t i) {
@@ -155,6 +161,24 @@ TEST_CASE("when every candidate is down, the one down longest is tried") {
   CHECK(f.picks(2) == "cc");
 }
 
+TEST_CASE("backends the health board has out are never picked; all out and anyUsable is false") {
+  Fixture f;
+  f.addBackend("127.0.0.1", 9001);
+  f.addBackend("127.0.0.1", 9002);
+  f.build();
+  Backend& a = f.backend(0);
+  Backend& b = f.backend(1);
+  CHECK(f.cluster->anyUsable());
+  for (int i = 1; i < 5; ++i) CHECK_FALSE(f.cluster->reportFailure(a));
+  CHECK(f.cluster->reportFailure(a));  // the fifth failure in a row ejects it
+  CHECK(f.picks(4) == "bbbb");
+  CHECK(f.cluster->anyUsable());
+  f.cluster->reportSuccess(b);  // a success breaks b's streak before it starts
+  for (int i = 0; i < 5; ++i) f.cluster->reportFailure(b);
+  CHECK(f.picks(1) == "-");  // unlike a local markDown, an ejection is not "tried anyway"
+  CHECK_FALSE(f.cluster->anyUsable());
+}
+
 // A loopback listener standing in for a backend; accepts the gateway's connections.
 struct Origin {
   net::Fd listener;
@@ -163,7 +187,7 @@ struct Origin {
     std::string error;
     auto address = net::resolve("127.0.0.1", 0, error);
     REQUIRE(address.has_value());
-    auto fd = net::listenReusePort(*address, error);
+    auto fd = net::listenOn(*address, net::PortSharing::ReusePort, error);
     REQUIRE_MESSAGE(fd.has_value(), error);
     listener = std::move(*fd);
     sockaddr_in bound{};
@@ -228,12 +252,20 @@ TEST_CASE("a released clean connection is pooled and taken back as reused") {
   CHECK_FALSE(connection->reused());
   CHECK(&connection->backend() == &b);
 
+  CHECK(f.cluster->leasedConnections() == 1);
+  CHECK(f.cluster->idleConnections() == 0);
   f.cluster->release(std::move(connection));
   REQUIRE(b.idle.size() == 1);
   CHECK(b.idle.back().get() == raw);
   CHECK(peerState(peer, 0) == kOpen);
+  CHECK(f.cluster->leasedConnections() == 0);
+  CHECK(f.cluster->idleConnections() == 1);
 
   auto again = f.cluster->takeIdle(b);
+  CHECK(f.cluster->leasedConnections() == 1);
+  CHECK(f.cluster->idleConnections() == 0);
+  CHECK(f.metrics.connects == 1);
+  CHECK(f.metrics.reuses == 1);
   CHECK(again.get() == raw);
   CHECK(again->reused());
   CHECK_FALSE(again->closed());
@@ -265,6 +297,8 @@ TEST_CASE("max_idle caps the pool: the extra connection is retired") {
   f.cluster->release(std::move(first));
   f.cluster->release(std::move(second));
   CHECK(b.idle.size() == 1);
+  CHECK(f.cluster->leasedConnections() == 0);  // the retired one counts in neither gauge
+  CHECK(f.cluster->idleConnections() == 1);
   CHECK(secondRaw->closed());  // closed at once, freed when the loop reaps it
   CHECK(peerState(secondPeer, 2000) == kClosed);
   CHECK(peerState(firstPeer, 0) == kOpen);

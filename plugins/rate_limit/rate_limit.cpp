@@ -4,6 +4,8 @@
 #include <string_view>
 #include <utility>
 
+#include "gateway/observability/metrics.h"
+
 namespace gw::plugins::rate_limit {
 namespace {
 
@@ -94,15 +96,22 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
 
   Counters& counters = config_.counters();
   decision_ = config_.table().admit({parts.data(), count}, ctx.nowMs());
+  // Two tiers on one route note the most telling outcome: rejected over shadow over allowed.
+  plugin::ExchangeNotes& notes = ctx.notes();
   if (decision_->allowed) {
     counters.admitted.fetch_add(1, std::memory_order_relaxed);
+    if (notes.rateLimit.empty()) notes.rateLimit = "allowed";
     return plugin::Status::Continue;
   }
   if (config_.mode() == Mode::Shadow) {
     counters.shadowRejected.fetch_add(1, std::memory_order_relaxed);
+    ++ctx.routeMetrics().rate_limit_shadow_exceeded;
+    notes.rateLimit = "shadow";
     return plugin::Status::Continue;
   }
   counters.rejected.fetch_add(1, std::memory_order_relaxed);
+  ++ctx.routeMetrics().rate_limit_rejections;
+  notes.rateLimit = "rejected";
   refused_ = true;
   ctx.fail(core::Error::downstream(core::ErrorCode::RateLimitExceeded,
                                    "rate limit exceeded; retry after the Retry-After delay"));

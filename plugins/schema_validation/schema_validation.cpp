@@ -10,6 +10,7 @@
 #include <charconv>
 #include <unordered_set>
 
+#include "gateway/observability/metrics.h"
 #include "gateway/http/headers.h"
 
 namespace gw::plugins::schema_validation {
@@ -419,6 +420,7 @@ plugin::Status SchemaValidationPlugin::reject(plugin::Context& ctx, core::ErrorC
   if (code == core::ErrorCode::UnsupportedMediaType) ++c.unsupportedMediaType;
   if (code == core::ErrorCode::InvalidJson) ++c.invalidJson;
   if (code == core::ErrorCode::ValidationFailed) ++c.validationFailed;
+  ++ctx.routeMetrics().schema_validation_failures;
   ctx.fail(core::Error::downstream(code, std::move(message)));
   return plugin::Status::Respond;
 }

@@ -652,10 +652,16 @@ void limitAsanQuarantine() {
 
 }  // namespace
 
-Gateway::Gateway(std::string yaml_template, uint16_t port) : port_(port ? port : freePort()) {
+Gateway::Gateway(std::string yaml_template, uint16_t port)
+    : port_(port ? port : freePort()), admin_port_(freePort()) {
   limitAsanQuarantine();
+  // Never the default 9901: a gatewayd started by scripts/run.sh may be running beside the tests.
+  const bool hasAdmin = yaml_template.starts_with("admin:") ||
+                        yaml_template.find("\nadmin:") != std::string::npos;
+  if (!hasAdmin) yaml_template += "\nadmin: {address: 127.0.0.1, port: ${ADMIN_PORT}}\n";
   config_path_ = dir_.write("gateway.yaml",
-                            subst(std::move(yaml_template), {{"PORT", std::to_string(port_)}}));
+                            subst(std::move(yaml_template), {{"PORT", std::to_string(port_)},
+                                                             {"ADMIN_PORT", std::to_string(admin_port_)}}));
   log_path_ = dir_.path() + "/gatewayd.log";
   process_.emplace(std::vector<std::string>{gatewaydPath(), "-c", config_path_}, log_path_);
   auto deadline = Clock::now() + 10000ms;
@@ -683,6 +689,19 @@ Gateway::~Gateway() {
 }
 
 std::string Gateway::log() const { return readFile(log_path_); }
+
+Response adminRequest(const Gateway& gw, std::string_view path, std::string_view method) {
+  Client c(gw.adminPort());
+  return c.roundTrip(request(method, path));
+}
+
+double metricSample(const std::string& exposition, const std::string& series) {
+  const std::string prefix = series + " ";
+  std::size_t at = exposition.starts_with(prefix) ? 0 : exposition.find("\n" + prefix);
+  if (at == std::string::npos) return -1;
+  if (exposition[at] == '\n') ++at;
+  return std::strtod(exposition.c_str() + at + prefix.size(), nullptr);
+}
 
 std::string simpleConfig(const std::vector<const Backend*>& backends, std::string_view extra_top,
                          std::string_view upstream_extra, int workers) {

@@ -202,7 +202,9 @@ class Backend {
 };
 
 // gatewayd running with a temp config. The YAML may use ${PORT}: it becomes a free port that
-// the gateway listens on; the constructor returns once that port accepts connections.
+// the gateway listens on; the constructor returns once that port accepts connections. Unless the
+// YAML has an `admin:` section (which may use ${ADMIN_PORT}), the admin listener is put on
+// 127.0.0.1:${ADMIN_PORT}, another free port.
 class Gateway {
  public:
   explicit Gateway(std::string yaml_template, uint16_t port = 0);
@@ -212,6 +214,7 @@ class Gateway {
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
   uint16_t port() const { return port_; }
+  uint16_t adminPort() const { return admin_port_; }
   Process& process() { return *process_; }
   const std::string& configPath() const { return config_path_; }
   std::string log() const;  // gatewayd's stderr so far
@@ -219,10 +222,18 @@ class Gateway {
  private:
   TempDir dir_;
   uint16_t port_ = 0;
+  uint16_t admin_port_ = 0;
   std::string config_path_;
   std::string log_path_;
   std::optional<Process> process_;
 };
+
+// One request to gatewayd's admin listener, on a connection of its own.
+Response adminRequest(const Gateway& gw, std::string_view path, std::string_view method = "GET");
+
+// The value of the one sample `series` (metric name and labels exactly as exposed) in a
+// Prometheus text exposition, or -1 when there is none.
+double metricSample(const std::string& exposition, const std::string& series);
 
 // The common config: one listener on ${PORT}, upstream "main" with the given backends, one
 // catch-all route. `extra_top` is YAML appended at top level (e.g. "limits:\n  ...").

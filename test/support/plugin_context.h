@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gateway/http/headers.h"
+#include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
 
 namespace gw::test {
@@ -73,6 +74,10 @@ class TestContext final : public plugin::Context {
   void resume() override { ++resumes; }
   core::Worker& worker() override { throw std::logic_error("no worker in unit tests"); }
   int64_t nowMs() const override { return now; }
+  plugin::ExchangeNotes& notes() override { return exchangeNotes; }
+  observability::RouteMetrics& routeMetrics() override { return metrics; }
+  plugin::ExchangeNotes exchangeNotes;
+  observability::RouteMetrics metrics;
 };
 
 }  // namespace gw::test

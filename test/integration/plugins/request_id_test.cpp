@@ -145,7 +145,7 @@ TEST_CASE("plugins request id: none sent -> one generated id upstream, in the he
   r = d.roundTrip(get("/down/x"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 502);
-  CHECK(errorCode(r.body) == "UPSTREAM_UNAVAILABLE");
+  CHECK(errorCode(r.body) == "UPSTREAM_CONNECT_FAILED");
   const std::string generated = r.header("X-Request-Id").value_or("");
   CHECK(isGenerated(generated));
   CHECK(errorRequestId(r.body) == generated);

@@ -113,7 +113,7 @@ TEST_CASE("plugins security headers: helmet defaults on a gateway-made 502 and 4
   Response r = c.roundTrip(get("/down/x"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 502);
-  CHECK(errorCode(r.body) == "UPSTREAM_UNAVAILABLE");
+  CHECK(errorCode(r.body) == "UPSTREAM_CONNECT_FAILED");
   checkHelmet(r);
 
   f.b.reset();

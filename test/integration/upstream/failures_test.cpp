@@ -73,7 +73,7 @@ struct BlackholeListener {
 
 }  // namespace
 
-TEST_CASE("failures: connection refused -> 502 UPSTREAM_UNAVAILABLE") {
+TEST_CASE("failures: connection refused -> 502 UPSTREAM_CONNECT_FAILED") {
   Backend b;
   uint16_t dead = freePort();
   Gateway gw(subst(R"(workers: 1
@@ -98,7 +98,7 @@ routes:
   Response r = c.roundTrip(get("/dead/x"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 502);
-  CHECK(errorCode(r.body) == "UPSTREAM_UNAVAILABLE");
+  CHECK(errorCode(r.body) == "UPSTREAM_CONNECT_FAILED");
   CHECK(r.header("Content-Type").value_or("").find("application/json") == 0);
   CHECK(r.body.find("\"request_id\"") != std::string::npos);
   CHECK(r.body.find("\"message\"") != std::string::npos);
@@ -195,7 +195,7 @@ TEST_CASE("failures: backend closes without answering -> 502") {
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 502);
   std::string code = errorCode(r.body);
-  CHECK_MESSAGE((code == "UPSTREAM_RESET" || code == "UPSTREAM_UNAVAILABLE" ||
+  CHECK_MESSAGE((code == "UPSTREAM_RESET" || code == "UPSTREAM_CONNECT_FAILED" ||
                  code == "UPSTREAM_PROTOCOL_ERROR"),
                 code);
   expectServing(gw.port(), b);
@@ -228,7 +228,7 @@ TEST_CASE("failures: the only backend process dies -> 502, then recovers when it
   r = Client(gw.port()).roundTrip(get("/echo"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 502);
-  CHECK(errorCode(r.body) == "UPSTREAM_UNAVAILABLE");
+  CHECK(errorCode(r.body) == "UPSTREAM_CONNECT_FAILED");
   CHECK(gw.process().running());
 
   b = std::make_unique<Backend>("second", port);

@@ -159,7 +159,7 @@ routes:
       ++failures;
       CHECK(i == 0);  // only the very first request may hit the dead backend unaided
       CHECK(r.status == 502);
-      CHECK(errorCode(r.body) == "UPSTREAM_UNAVAILABLE");
+      CHECK(errorCode(r.body) == "UPSTREAM_CONNECT_FAILED");
     } else {
       CHECK(r.header("X-Backend-Id") == "live");
     }

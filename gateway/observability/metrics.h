@@ -1,0 +1,136 @@
+#pragma once
+// Per-worker metric shards and their Prometheus text exposition (format 0.0.4).
+//
+// Each worker owns one WorkerMetrics of plain integers, touched only by its own thread: no
+// atomics, no locks, no allocation on the request path (except the first time a route sees a new
+// (method, status) pair). At scrape the admin thread has every worker copy its shard, merges the
+// copies into one total and renders it with the process-wide GlobalMetrics and a ProcessSample.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/observability/histogram.h"
+#include "gateway/observability/process_metrics.h"
+
+namespace gw::config {
+struct Config;
+}  // namespace gw::config
+
+namespace gw::observability {
+
+// The label values of a shard: index i of `routes` names WorkerMetrics::routes[i], and so on.
+// Immutable and shared (by shards and their scrape copies), so a copy never duplicates names.
+struct MetricsLayout {
+  struct Upstream {
+    std::string name;
+    std::vector<std::string> backends;  // "host:port", IPv6 as "[::1]:9000"
+    bool operator==(const Upstream&) const = default;
+  };
+  std::vector<std::string> routes;  // index = index in config::Config::routes
+  std::vector<Upstream> upstreams;  // index = index in config::Config::upstreams
+  bool operator==(const MetricsLayout&) const = default;
+
+  static std::shared_ptr<const MetricsLayout> fromConfig(const config::Config& config);
+};
+
+// Methods outside this fixed set count as "OTHER", so the method label stays bounded.
+inline constexpr std::array<std::string_view, 10> kMethodNames = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"};
+
+enum class CacheResult : uint8_t { Hit, Miss, Stale, Bypass };
+inline constexpr std::array<std::string_view, 4> kCacheResultNames = {"hit", "miss", "stale",
+                                                                      "bypass"};
+
+enum class UpstreamErrorKind : uint8_t { Connect, Timeout, Reset, Protocol };
+inline constexpr std::array<std::string_view, 4> kUpstreamErrorKindNames = {"connect", "timeout",
+                                                                            "reset", "protocol"};
+
+struct RouteMetrics {
+  struct RequestCount {
+    uint8_t method = 0;  // index into kMethodNames
+    uint16_t code = 0;
+    uint64_t count = 0;
+  };
+
+  // `methodIndex` from WorkerMetrics::methodIndex(); `code` is the status sent downstream.
+  void countRequest(int methodIndex, int code);
+  void countCache(CacheResult result) { ++cache[static_cast<std::size_t>(result)]; }
+
+  // Sparse, sorted by (method, code): a route sees few distinct pairs, so a linear walk is cheap.
+  std::vector<RequestCount> requests;
+  Histogram duration;  // whole exchange, first request byte to last response byte
+  uint64_t request_bytes = 0;
+  uint64_t response_bytes = 0;
+  uint64_t rate_limit_rejections = 0;       // enforced: the request was answered 429
+  uint64_t rate_limit_shadow_exceeded = 0;  // shadow mode: over the limit but let through
+  std::array<uint64_t, kCacheResultNames.size()> cache{};  // by CacheResult
+  uint64_t schema_validation_failures = 0;
+};
+
+struct BackendMetrics {
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+};
+
+struct UpstreamMetrics {
+  void countError(UpstreamErrorKind kind) { ++errors[static_cast<std::size_t>(kind)]; }
+
+  Histogram duration;     // request sent to response complete, per attempt
+  uint64_t connects = 0;  // new connections opened
+  uint64_t reuses = 0;    // requests sent on a pooled keep-alive connection
+  std::array<uint64_t, kUpstreamErrorKindNames.size()> errors{};  // by UpstreamErrorKind
+  // Gauges: the worker increments and decrements; the sum over workers is the value.
+  int64_t active_connections = 0;
+  int64_t idle_connections = 0;
+  std::vector<BackendMetrics> backends;  // index = MetricsLayout::Upstream::backends
+};
+
+struct WorkerMetrics {
+  explicit WorkerMetrics(std::shared_ptr<const MetricsLayout> layout);
+
+  // Index into kMethodNames; anything not in the set (methods are case-sensitive) is "OTHER".
+  static int methodIndex(std::string_view method);
+
+  // Adds `other` (a scrape copy of another shard) into this one. With an equal layout this is a
+  // plain element-wise sum; otherwise (a reload changed routes, upstreams or backends) series are
+  // matched by name and those of `other` that no longer exist here are dropped. So
+  // `WorkerMetrics(newLayout).merge(old)` also carries a shard across a reload.
+  void merge(const WorkerMetrics& other);
+
+  std::shared_ptr<const MetricsLayout> layout;
+  std::vector<RouteMetrics> routes;
+  std::vector<UpstreamMetrics> upstreams;
+  int64_t downstream_connections = 0;  // gauge: open now
+  uint64_t downstream_connections_accepted = 0;
+};
+
+// Process-wide values the admin thread fills at scrape; not per worker.
+struct GlobalMetrics {
+  std::string version;
+  uint64_t config_reloads_success = 0;
+  uint64_t config_reloads_failure = 0;
+  uint64_t config_generation = 0;
+  uint64_t log_lines_dropped = 0;
+  uint64_t trace_spans_exported = 0;
+  uint64_t trace_spans_dropped = 0;
+  // [upstream][backend], indexed like the layout of the rendered shard; a backend without an
+  // entry gets no gatewayd_upstream_backend_healthy series (health unknown is not "healthy").
+  std::vector<std::vector<bool>> backend_healthy;
+};
+
+// Replaces `out` (keeping its capacity) with the exposition: # HELP and # TYPE for every family,
+// every route/upstream series present from the start with 0, except http_requests_total whose
+// (method, code) series appear once seen.
+void renderPrometheus(const WorkerMetrics& total, const GlobalMetrics& global,
+                      const ProcessSample& process, std::string& out);
+
+// Every family name renderPrometheus() writes, in order (histograms without _bucket/_sum/_count).
+std::span<const std::string_view> metricFamilyNames();
+
+}  // namespace gw::observability

@@ -1,0 +1,227 @@
+#include "gateway/upstream/health.h"
+
+#include <doctest.h>
+
+#include <latch>
+#include <thread>
+#include <vector>
+
+namespace gw::upstream {
+namespace {
+
+UpstreamHealthSpec spec(std::size_t backends, PassiveCheck passive = {},
+                        std::optional<ActiveCheck> active = std::nullopt) {
+  UpstreamHealthSpec s;
+  s.name = "api";
+  for (std::size_t i = 0; i < backends; ++i)
+    s.backends.push_back("127.0.0.1:" + std::to_string(9000 + i));
+  s.passive = passive;
+  s.active = std::move(active);
+  return s;
+}
+
+std::vector<UpstreamHealthSpec> one(UpstreamHealthSpec s) {
+  std::vector<UpstreamHealthSpec> list;
+  list.push_back(std::move(s));
+  return list;
+}
+
+// Reports `n` failures at `nowMs`; returns how many of them ejected the backend.
+int fail(HealthBoard& board, std::size_t backend, int n, int64_t nowMs) {
+  int ejected = 0;
+  for (int i = 0; i < n; ++i) ejected += board.reportFailure(0, backend, nowMs) ? 1 : 0;
+  return ejected;
+}
+
+ProbeOutcome passed(int status = 200) { return {true, status, {}}; }
+ProbeOutcome failed(std::string error) { return {false, 0, std::move(error)}; }
+
+TEST_CASE("backends start usable; the streak that reaches the threshold ejects for the base time") {
+  HealthBoard board(one(spec(2)));
+  CHECK(board.usable(0, 0, 1000));
+  CHECK(board.anyUsable(0, 1000));
+
+  CHECK(fail(board, 0, 4, 1000) == 0);
+  CHECK(board.usable(0, 0, 1000));
+  CHECK(board.reportFailure(0, 0, 1000));  // the fifth
+  CHECK_FALSE(board.usable(0, 0, 1000));
+  CHECK_FALSE(board.usable(0, 0, 10'999));
+  CHECK(board.usable(0, 0, 11'000));
+  CHECK(board.usable(0, 1, 1000));  // its neighbour is untouched
+
+  auto status = board.snapshot(5000);
+  REQUIRE(status.size() == 1);
+  CHECK(status[0].name == "api");
+  CHECK_FALSE(status[0].activeCheck);
+  CHECK(status[0].anyUsable);
+  const BackendStatus& b = status[0].backends[0];
+  CHECK(b.address == "127.0.0.1:9000");
+  CHECK(b.state == BackendState::Ejected);
+  CHECK(stateName(b.state) == "ejected");
+  CHECK(b.reason == "5 consecutive failed exchanges");
+  CHECK(b.ejectedUntilMs == 11'000);
+  CHECK(b.ejections == 1);
+  CHECK(b.consecutiveFailures == 0);
+  CHECK(status[0].backends[1].state == BackendState::Healthy);
+  CHECK(status[0].backends[1].reason.empty());
+  // Once the time is up, /status says so too.
+  CHECK(board.snapshot(11'000)[0].backends[0].state == BackendState::Healthy);
+}
+
+TEST_CASE("failures of exchanges in flight during an ejection do not count") {
+  HealthBoard board(one(spec(1)));
+  CHECK(fail(board, 0, 5, 0) == 1);
+  CHECK(fail(board, 0, 20, 5000) == 0);
+  CHECK(board.snapshot(5000)[0].backends[0].consecutiveFailures == 0);
+  CHECK(board.snapshot(5000)[0].backends[0].ejections == 1);
+}
+
+TEST_CASE("a success ends the streak") {
+  HealthBoard board(one(spec(1)));
+  CHECK(fail(board, 0, 4, 0) == 0);
+  board.reportSuccess(0, 0);
+  CHECK(board.snapshot(0)[0].backends[0].consecutiveFailures == 0);
+  CHECK(fail(board, 0, 4, 0) == 0);
+  CHECK(board.usable(0, 0, 0));
+  CHECK(fail(board, 0, 1, 0) == 1);
+  CHECK_FALSE(board.usable(0, 0, 0));
+}
+
+TEST_CASE("repeated ejections double up to the cap; time back in rotation undoes the doubling") {
+  PassiveCheck passive;
+  passive.consecutiveFailures = 2;
+  passive.baseEjectionMs = 1000;
+  passive.maxEjectionMs = 5000;
+  HealthBoard board(one(spec(1, passive)));
+  auto ejectedUntil = [&](int64_t now) {
+    REQUIRE(fail(board, 0, 2, now) == 1);
+    return board.snapshot(now)[0].backends[0].ejectedUntilMs;
+  };
+  // Each time it fails again as soon as it is back.
+  CHECK(ejectedUntil(0) == 1000);
+  CHECK(ejectedUntil(1000) == 3000);
+  CHECK(ejectedUntil(3000) == 7000);
+  CHECK(ejectedUntil(7000) == 12'000);    // 8 s capped at 5 s
+  CHECK(ejectedUntil(12'000) == 17'000);  // stays at the cap
+  // Two base periods in rotation undo two of the three doublings that reached the cap: 2 s.
+  CHECK(ejectedUntil(19'000) == 21'000);
+  // A long healthy spell starts over at the base.
+  CHECK(ejectedUntil(100'000) == 101'000);
+  CHECK(board.snapshot(0)[0].backends[0].ejections == 7);
+}
+
+TEST_CASE("passive ejection may take every backend out: anyUsable is false, so 503 at once") {
+  // Why no "keep the last one" rule (Envoy's max_ejection_percent): a backend here is ejected
+  // only after N real exchanges in a row failed, not for being slower than its peers, and the
+  // issue wants an all-down upstream to answer 503 at once rather than make each client wait on
+  // connect timeouts. The ejection is bounded and a passing probe ends it early.
+  HealthBoard board(one(spec(2)));
+  CHECK(fail(board, 0, 5, 0) == 1);
+  CHECK(board.anyUsable(0, 0));
+  CHECK(fail(board, 1, 5, 0) == 1);
+  CHECK_FALSE(board.anyUsable(0, 0));
+  CHECK_FALSE(board.snapshot(0)[0].anyUsable);
+  CHECK(board.anyUsable(0, 10'000));
+}
+
+TEST_CASE("consecutiveFailures 0 turns passive ejection off") {
+  PassiveCheck off;
+  off.consecutiveFailures = 0;
+  HealthBoard board(one(spec(1, off)));
+  CHECK(fail(board, 0, 100, 0) == 0);
+  CHECK(board.usable(0, 0, 0));
+}
+
+TEST_CASE("concurrent failures from several threads count exactly") {
+  constexpr int kThreads = 8;
+  constexpr int kEach = 5000;
+  auto hammer = [](HealthBoard& board) {
+    std::latch go(kThreads);
+    std::vector<std::thread> threads;
+    std::atomic<int> ejected{0};
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        go.arrive_and_wait();
+        ejected += fail(board, 0, kEach, 0);
+      });
+    }
+    for (auto& t : threads) t.join();
+    return ejected.load();
+  };
+
+  SUBCASE("below the threshold every failure is counted") {
+    PassiveCheck passive;
+    passive.consecutiveFailures = kThreads * kEach + 1;
+    HealthBoard board(one(spec(1, passive)));
+    CHECK(hammer(board) == 0);
+    CHECK(board.snapshot(0)[0].backends[0].consecutiveFailures == kThreads * kEach);
+    CHECK(board.reportFailure(0, 0, 0));  // and the next one completes the streak
+  }
+  SUBCASE("reaching the threshold together ejects exactly once") {
+    PassiveCheck passive;
+    passive.consecutiveFailures = kThreads * kEach;
+    HealthBoard board(one(spec(1, passive)));
+    CHECK(hammer(board) == 1);
+    auto b = board.snapshot(0)[0].backends[0];
+    CHECK(b.ejections == 1);
+    CHECK(b.consecutiveFailures == 0);
+    CHECK(b.state == BackendState::Ejected);
+  }
+}
+
+TEST_CASE("probe results: unhealthy after M failures in a row, healthy after N passes in a row") {
+  ActiveCheck check;
+  check.healthyThreshold = 2;
+  check.unhealthyThreshold = 3;
+  HealthBoard board(one(spec(2, {}, check)));
+
+  CHECK_FALSE(board.recordProbe(0, 0, failed("status 500")).has_value());
+  CHECK_FALSE(board.recordProbe(0, 0, passed()).has_value());  // breaks the streak
+  CHECK_FALSE(board.recordProbe(0, 0, failed("timeout")).has_value());
+  CHECK_FALSE(board.recordProbe(0, 0, failed("timeout")).has_value());
+  CHECK(board.usable(0, 0, 0));
+  CHECK(board.recordProbe(0, 0, failed("timeout")) == std::optional<bool>(false));
+  CHECK_FALSE(board.usable(0, 0, 0));
+  CHECK_FALSE(board.recordProbe(0, 0, failed("timeout")).has_value());  // no second flip
+
+  auto b = board.snapshot(0)[0].backends[0];
+  CHECK(b.state == BackendState::Unhealthy);
+  CHECK(b.reason == "health check failed: timeout");
+  CHECK(b.probeFailures == 4);
+  CHECK(b.lastProbeError == "timeout");
+
+  CHECK_FALSE(board.recordProbe(0, 0, passed(204)).has_value());
+  b = board.snapshot(0)[0].backends[0];
+  CHECK(b.reason == "health check recovering: 1 of 2 passes");
+  CHECK(b.lastProbeStatus == 204);
+  CHECK(b.lastProbeError.empty());
+  CHECK(board.recordProbe(0, 0, passed()) == std::optional<bool>(true));
+  CHECK(board.usable(0, 0, 0));
+
+  // Both backends failing their checks: nothing usable.
+  for (int i = 0; i < 3; ++i) {
+    (void)board.recordProbe(0, 0, failed("timeout"));
+    (void)board.recordProbe(0, 1, failed("timeout"));
+  }
+  CHECK_FALSE(board.anyUsable(0, 0));
+}
+
+TEST_CASE("a passing probe ends a passive ejection") {
+  HealthBoard board(one(spec(1, {}, ActiveCheck{})));
+  CHECK(fail(board, 0, 5, 0) == 1);
+  CHECK_FALSE(board.usable(0, 0, 100));
+  CHECK_FALSE(board.recordProbe(0, 0, passed()).has_value());
+  CHECK(board.usable(0, 0, 100));
+  // Failing again at once still counts as a repeat: the back-off doubles.
+  CHECK(fail(board, 0, 5, 200) == 1);
+  CHECK(board.snapshot(200)[0].backends[0].ejectedUntilMs == 20'200);
+}
+
+TEST_CASE("probe results for an upstream without a check are ignored") {
+  HealthBoard board(one(spec(1)));
+  CHECK_FALSE(board.recordProbe(0, 0, failed("timeout")).has_value());
+  CHECK(board.usable(0, 0, 0));
+}
+
+}  // namespace
+}  // namespace gw::upstream

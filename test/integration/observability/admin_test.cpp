@@ -1,0 +1,161 @@
+// The admin listener through the real gatewayd: its endpoints, and /metrics counting exactly the
+// traffic a test sent (across several workers), in a format promtool accepts.
+#include <doctest.h>
+
+#include <rapidjson/document.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "test/support/harness.h"
+
+using namespace gw::it;
+
+namespace {
+
+std::string routesConfig(const Backend& b, int workers) {
+  return subst(R"yaml(workers: ${W}
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+upstreams:
+  - name: main
+    backends:
+      - ${B}
+routes:
+  - name: api
+    match: {prefix: /api/}
+    upstream: main
+    strip_prefix: /api
+  - name: bytes
+    match: {prefix: /bytes/}
+    upstream: main
+)yaml",
+               {{"B", b.address()}, {"W", std::to_string(workers)}});
+}
+
+}  // namespace
+
+TEST_CASE("admin: /health, /ready, /status, unknown paths and methods") {
+  Backend b;
+  Gateway gw(routesConfig(b, 2));
+  REQUIRE(gw.adminPort() != gw.port());
+
+  Response health = adminRequest(gw, "/health");
+  REQUIRE_MESSAGE(health.complete, health.error);
+  CHECK(health.status == 200);
+  CHECK(health.body == "{\"status\":\"alive\"}\n");
+  CHECK(health.header("Connection") == "close");
+
+  // Ready once both workers run: the gateway accepted its port, the loops follow at once.
+  CHECK(waitFor([&] { return adminRequest(gw, "/ready").status == 200; }, 5000ms));
+  CHECK(adminRequest(gw, "/ready").body == "{\"status\":\"ready\"}\n");
+
+  Response status = adminRequest(gw, "/status?pretty=1");  // a query is ignored
+  REQUIRE(status.status == 200);
+  CHECK(status.header("Content-Type") == "application/json");
+  rapidjson::Document doc;
+  REQUIRE_FALSE(doc.Parse(status.body.c_str()).HasParseError());
+  CHECK(std::string(doc["version"].GetString()) == GATEWAYD_TEST_VERSION);
+  CHECK(std::string(doc["state"].GetString()) == "serving");
+  CHECK(doc["workers"].GetInt() == 2);
+  CHECK(doc["config"]["generation"].GetInt() == 1);
+  REQUIRE(doc["upstreams"].Size() == 1);
+  CHECK(std::string(doc["upstreams"][0]["name"].GetString()) == "main");
+  CHECK(std::string(doc["upstreams"][0]["backends"][0]["address"].GetString()) == b.address());
+
+  Response missing = adminRequest(gw, "/nope");
+  CHECK(missing.status == 404);
+  CHECK(errorCode(missing.body) == "NOT_FOUND");
+  Response post = adminRequest(gw, "/metrics", "POST");
+  CHECK(post.status == 405);
+  CHECK(errorCode(post.body) == "METHOD_NOT_ALLOWED");
+  Client head(gw.adminPort());
+  ReadOptions headOptions;
+  headOptions.head = true;
+  REQUIRE(head.send(request("HEAD", "/health")));
+  Response headResponse = head.read(headOptions);
+  CHECK(headResponse.status == 200);
+  CHECK(headResponse.body.empty());
+
+  // Admin traffic never reaches the proxy, and proxied traffic never the admin.
+  Client proxied(gw.port());
+  Response proxiedHealth = proxied.roundTrip(get("/health"));
+  CHECK(proxiedHealth.status == 404);
+  CHECK(errorCode(proxiedHealth.body) == "ROUTE_NOT_FOUND");
+  CHECK(b.stats().requests == 0);
+}
+
+TEST_CASE("admin: /metrics counts exactly the requests sent, summed over workers") {
+  Backend b;
+  Gateway gw(routesConfig(b, 2));
+  uint64_t apiRequestBytes = 0;
+  int connections = 0;
+  // Several connections so both workers take some (SO_REUSEPORT spreads them).
+  for (int i = 0; i < 6; ++i) {
+    Client c(gw.port());
+    ++connections;
+    const std::string plain = get("/api/items");
+    const std::string posted = request("POST", "/api/items", "Content-Type: text/plain\r\n", "hello");
+    const std::string failing = get("/api/status/503");
+    for (const std::string* req : {&plain, &plain, &posted, &failing}) {
+      Response r = c.roundTrip(*req);
+      REQUIRE_MESSAGE(r.complete, r.error);
+      apiRequestBytes += req->size();
+    }
+    Response unrouted = c.roundTrip(get("/elsewhere"));
+    CHECK(unrouted.status == 404);
+  }
+  // One response whose every byte the client counts: the connection closes after it.
+  Client raw(gw.port());
+  ++connections;
+  REQUIRE(raw.send(request("GET", "/bytes/1000", "Connection: close\r\n")));
+  const std::string rawResponse = raw.readRaw(5000ms);
+  REQUIRE(rawResponse.starts_with("HTTP/1.1 200"));
+
+  Response scraped = adminRequest(gw, "/metrics");
+  REQUIRE_MESSAGE(scraped.complete, scraped.error);
+  CHECK(scraped.status == 200);
+  CHECK(scraped.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& m = scraped.body;
+  INFO(m);
+  CHECK(metricSample(m, R"m(gatewayd_http_requests_total{route="api",method="GET",code="200"})m") == 12);
+  CHECK(metricSample(m, R"m(gatewayd_http_requests_total{route="api",method="POST",code="200"})m") == 6);
+  CHECK(metricSample(m, R"m(gatewayd_http_requests_total{route="api",method="GET",code="503"})m") == 6);
+  CHECK(metricSample(m, R"m(gatewayd_http_requests_total{route="(none)",method="GET",code="404"})m") == 6);
+  CHECK(metricSample(m, R"m(gatewayd_http_requests_total{route="bytes",method="GET",code="200"})m") == 1);
+  CHECK(metricSample(m, R"m(gatewayd_http_request_duration_seconds_count{route="api"})m") == 24);
+  CHECK(metricSample(m, R"m(gatewayd_request_bytes_total{route="api"})m") == double(apiRequestBytes));
+  CHECK(metricSample(m, R"m(gatewayd_response_bytes_total{route="bytes"})m") == double(rawResponse.size()));
+  CHECK(metricSample(m, R"m(gatewayd_upstream_request_duration_seconds_count{upstream="main"})m") == 25);
+  // Pool effectiveness: every upstream request used a new or a pooled connection.
+  const double connects = metricSample(m, R"m(gatewayd_upstream_connects_total{upstream="main"})m");
+  const double reuses = metricSample(m, R"m(gatewayd_upstream_reuses_total{upstream="main"})m");
+  CHECK(connects >= 1);
+  CHECK(connects + reuses == 25);
+  // Plus the harness's probe of the port while it waited for gatewayd to listen.
+  CHECK(metricSample(m, "gatewayd_downstream_connections_accepted_total") == connections + 1);
+  CHECK(metricSample(m, "gatewayd_build_info{version=\"" GATEWAYD_TEST_VERSION "\"}") == 1);
+  CHECK(metricSample(m, "process_open_fds") > 0);
+  CHECK(metricSample(m, "process_resident_memory_bytes") > 0);
+}
+
+TEST_CASE("admin: promtool accepts the exposition") {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    FAIL("promtool is missing: scripts/setup.sh installs the prometheus package");
+  }
+  Backend b;
+  Gateway gw(routesConfig(b, 1));
+  Client c(gw.port());
+  REQUIRE(c.roundTrip(get("/api/x")).complete);
+  REQUIRE(c.roundTrip(get("/nowhere")).complete);
+  Response scraped = adminRequest(gw, "/metrics");
+  REQUIRE(scraped.status == 200);
+  TempDir dir;
+  const std::string file = dir.write("metrics.txt", scraped.body);
+  Process promtool({"/bin/sh", "-c", "promtool check metrics < '" + file + "' 2>&1"});
+  std::string output;
+  while (auto line = promtool.readLine(10000ms)) output += *line + "\n";
+  CHECK(promtool.waitExit(10000ms) == 0);
+  CHECK_MESSAGE(output.empty(), output);
+}
