@@ -23,6 +23,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/http/path.h"
 #include "gateway/observability/access_log.h"
+#include "gateway/observability/otlp_exporter.h"
 
 namespace gw::config {
 namespace {
@@ -379,12 +380,13 @@ class Loader {
   void parseRoot(const YAML::Node& root) {
     if (!expectMap(root, "the configuration")) return;
     checkKeys(root, "the configuration",
-              {"workers", "listeners", "admin", "access_log", "limits", "shutdown", "upstreams",
-               "plugins", "routes"});
+              {"workers", "listeners", "admin", "access_log", "tracing", "limits", "shutdown",
+               "upstreams", "plugins", "routes"});
     parseWorkers(root);
     parseListeners(root);
     parseAdmin(root);
     parseAccessLog(root);
+    parseTracing(root);
     parseLimits(root);
     if (const auto shutdown = optionalMap(root, "shutdown")) {
       checkKeys(*shutdown, "shutdown", {"drain_timeout"});
@@ -494,6 +496,33 @@ class Loader {
     if (findField(*log, "mask_query_params")) {
       readNameList(*log, "mask_query_params", "a query parameter name", isParamName,
                    out.mask_query_params.emplace());
+    }
+  }
+
+  void parseTracing(const YAML::Node& root) {
+    const auto tracing = optionalMap(root, "tracing");
+    if (!tracing) return;
+    checkKeys(*tracing, "tracing", {"enabled", "otlp"});
+    readBool(*tracing, "enabled", config_.tracing.enabled);
+    const auto otlp = optionalMap(*tracing, "otlp");
+    if (!otlp) return;
+    checkKeys(*otlp, "tracing.otlp",
+              {"endpoint", "service_name", "batch_size", "flush_interval", "max_queued_spans"});
+    TracingConfig::Otlp& out = config_.tracing.otlp.emplace();
+    out.where = locate(*otlp);
+    if (require(*otlp, "tracing.otlp", "endpoint") && readString(*otlp, "endpoint", out.endpoint)) {
+      const auto endpoint = observability::parseOtlpEndpoint(out.endpoint);
+      if (!endpoint.ok()) {
+        error(findField(*otlp, "endpoint")->anchor(),
+              "tracing.otlp endpoint: " + endpoint.error().message);
+      }
+    }
+    readString(*otlp, "service_name", out.service_name);
+    readInt(*otlp, "batch_size", out.batch_size, 1, 100'000);
+    readDuration(*otlp, "flush_interval", out.flush_interval, kMinTimeout);
+    readInt(*otlp, "max_queued_spans", out.max_queued_spans, 1, 10'000'000);
+    if (!config_.tracing.enabled) {
+      error(*otlp, "tracing.otlp needs tracing enabled (spans come from the trace context)");
     }
   }
 

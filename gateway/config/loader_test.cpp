@@ -266,6 +266,28 @@ TEST_CASE("access_log: settings, defaults and errors") {
               "t.yaml:3:72: log_headers: each entry must be a header name, got 'Bad Name'"});
 }
 
+TEST_CASE("tracing: on by default; OTLP export settings and errors") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.tracing.enabled);
+  CHECK_FALSE(defaults.tracing.otlp.has_value());
+  const Config config = load(std::string(kHead) +
+                             "tracing:\n  otlp: {endpoint: 'http://[::1]:4318/v1/traces', "
+                             "service_name: edge, batch_size: 100, flush_interval: 500ms}\n"
+                             "routes: [{upstream: u}]\n");
+  REQUIRE(config.tracing.otlp.has_value());
+  CHECK(config.tracing.otlp->endpoint == "http://[::1]:4318/v1/traces");
+  CHECK(config.tracing.otlp->service_name == "edge");
+  CHECK(config.tracing.otlp->batch_size == 100);
+  CHECK(config.tracing.otlp->flush_interval == milliseconds(500));
+  const Lines errors = routeErrors(
+      "tracing:\n  enabled: false\n  otlp: {endpoint: 'https://collector:4318'}\n"
+      "routes: [{upstream: u}]\n");
+  CHECK(errors == Lines{"t.yaml:5:9: tracing.otlp needs tracing enabled (spans come from the "
+                        "trace context)",
+                        "t.yaml:5:20: tracing.otlp endpoint: invalid OTLP endpoint "
+                        "'https://collector:4318': https is not supported yet"});
+}
+
 TEST_CASE("health_checks: active and passive settings, and their errors") {
   const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
   CHECK_FALSE(defaults.upstreams[0].active_check.has_value());
@@ -346,7 +368,7 @@ TEST_CASE("error: empty file and a non-mapping document") {
 TEST_CASE("error: unknown key, with the allowed ones listed") {
   CHECK(routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
         Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
-              "listeners, admin, access_log, limits, shutdown, upstreams, plugins, routes"});
+              "listeners, admin, access_log, tracing, limits, shutdown, upstreams, plugins, routes"});
   CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
                  "routes: [{upstream: u}]\n") ==
         Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port"});

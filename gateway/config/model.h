@@ -139,6 +139,20 @@ struct AccessLogConfig {
   Location where;
 };
 
+// W3C trace context, and the optional export of one span per request.
+struct TracingConfig {
+  bool enabled = true;  // continue or start a trace; send traceparent upstream
+  struct Otlp {
+    std::string endpoint;  // http://host:port/v1/traces
+    std::string service_name = "gatewayd";
+    std::size_t batch_size = 512;
+    Duration flush_interval = std::chrono::seconds(1);
+    std::size_t max_queued_spans = 8192;
+    Location where;
+  };
+  std::optional<Otlp> otlp;
+};
+
 // The admin listener (/metrics, /health, /ready, /status); never shared with proxied traffic.
 struct AdminConfig {
   bool enabled = true;
@@ -158,6 +172,7 @@ struct Config {
   std::vector<PluginBinding> plugins;  // the global list, applied before each route's own
   AdminConfig admin;
   AccessLogConfig access_log;
+  TracingConfig tracing;
 };
 
 }  // namespace gw::config

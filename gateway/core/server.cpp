@@ -83,7 +83,17 @@ int Server::run() {
       accessLog_ = std::move(sink.value());
     }
   }
-  const WorkerServices services{health_, accessLog_.get()};
+  if (const auto& otlp = config.tracing.otlp) {
+    observability::OtlpExporterOptions options;
+    options.endpoint = *observability::parseOtlpEndpoint(otlp->endpoint);  // checked at load
+    options.service_name = otlp->service_name;
+    options.batch_size = otlp->batch_size;
+    options.flush_interval = otlp->flush_interval;
+    options.queue_capacity = otlp->max_queued_spans;
+    spanExporter_ = std::make_unique<observability::OtlpExporter>(std::move(options));
+    spanExporter_->start();
+  }
+  const WorkerServices services{health_, accessLog_.get(), spanExporter_.get()};
   for (unsigned i = 0; i < config.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, snapshot_, services));
     std::string error;
@@ -145,6 +155,7 @@ int Server::run() {
   if (prober_) prober_->stop();
   for (auto& worker : workers_) worker->join();
   if (accessLog_) accessLog_->stop();
+  if (spanExporter_) spanExporter_->stop();
   log::info("gatewayd stopped");
   return 0;
 }
@@ -299,6 +310,10 @@ void Server::finishScrape(Scrape& scrape) {
   global.version = GATEWAYD_VERSION;
   global.config_generation = snapshot_->generation;
   if (accessLog_) global.log_lines_dropped = accessLog_->droppedLines();
+  if (spanExporter_) {
+    global.trace_spans_exported = spanExporter_->exported();
+    global.trace_spans_dropped = spanExporter_->dropped();
+  }
   const int64_t now = wallClockMs();
   for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
     auto& healthy = global.backend_healthy.emplace_back();

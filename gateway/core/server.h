@@ -47,6 +47,7 @@ class Server final : public admin::Service {
   // Before the workers, which use them (members are destroyed in reverse order).
   upstream::HealthBoard health_;
   std::unique_ptr<observability::LogSink> accessLog_;
+  std::unique_ptr<observability::OtlpExporter> spanExporter_;
   Reactor main_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<EventPtr> signalEvents_;

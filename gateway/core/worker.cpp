@@ -55,9 +55,12 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       views.push_back(pluginStates_.back().get());
     }
   }
+  spans_ = services.spans;
   if (services.accessLog) {
     accessLog_ = std::make_unique<observability::AccessLogBuffer>(*services.accessLog);
-    // Lines reach the sink when a batch fills or, on a quiet worker, at the latest this late.
+  }
+  if (accessLog_ || spans_) {
+    // Lines and spans leave when a batch fills or, on a quiet worker, at the latest this late.
     logFlushTimer_.reset(event_new(base(), -1, EV_PERSIST, &Worker::onLogFlush, this));
     constexpr timeval kFlushEvery{0, observability::AccessLogBuffer::kMaxAgeMs * 1000};
     event_add(logFlushTimer_.get(), &kFlushEvery);
@@ -117,8 +120,19 @@ std::string Worker::formatRequestId(uint64_t seq) const {
 }
 
 void Worker::onLogFlush(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<Worker*>(arg);
-  if (self->accessLog_->due(self->nowMs())) self->accessLog_->flush();
+  static_cast<Worker*>(arg)->flushTelemetry(false);
+}
+
+void Worker::flushTelemetry(bool force) {
+  if (accessLog_ && (force || accessLog_->due(nowMs()))) accessLog_->flush();
+  if (spans_ && !spanBatch_.empty()) spans_->enqueueBatch(spanBatch_);
+}
+
+void Worker::exportSpan(observability::SpanRecord&& span) {
+  spanBatch_.push_back(std::move(span));
+  // One lock per batch rather than per request; the timer takes the rest.
+  constexpr std::size_t kBatch = 64;
+  if (spanBatch_.size() >= kBatch) spans_->enqueueBatch(spanBatch_);
 }
 
 void Worker::onAccept(evutil_socket_t fd, short, void* arg) { static_cast<Worker*>(arg)->acceptAll(fd); }
@@ -166,7 +180,7 @@ void Worker::beginDrain() {
 void Worker::checkDrained() {
   if (!connections_.empty() || !onDrained_) return;
   for (auto& cluster : clusters_) cluster->closeAllIdle();
-  if (accessLog_) accessLog_->flush();
+  flushTelemetry(true);
   logFlushTimer_.reset();
   auto done = std::move(onDrained_);
   onDrained_ = nullptr;
@@ -178,7 +192,7 @@ void Worker::stopNow() {
   acceptEvents_.clear();
   listenFds_.clear();
   while (!connections_.empty()) connections_.front()->close();
-  if (accessLog_) accessLog_->flush();  // the exchanges just cut are logged too
+  flushTelemetry(true);  // the exchanges just cut are logged too
   for (auto& cluster : clusters_) cluster->closeAllIdle();
   graveyard_.reap();
 }

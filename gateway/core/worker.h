@@ -22,6 +22,8 @@
 #include "gateway/net/socket.h"
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/metrics.h"
+#include "gateway/observability/otlp_exporter.h"
+#include "gateway/observability/trace_context.h"
 #include "gateway/plugin/plugin.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
@@ -37,6 +39,7 @@ namespace gw::core {
 struct WorkerServices {
   upstream::HealthBoard& health;
   observability::LogSink* accessLog = nullptr;  // null: the access log is off
+  observability::OtlpExporter* spans = nullptr;  // null: spans are not exported
 };
 
 class Worker {
@@ -70,6 +73,11 @@ class Worker {
   const config::Snapshot& snapshot() const { return *snapshot_; }
   // This worker's access log lines, batched for the shared sink; null when the log is off.
   observability::AccessLogBuffer* accessLog() { return accessLog_.get(); }
+  // Trace and span ids for this worker's exchanges (not thread-safe, and need not be).
+  observability::TraceIds& traceIds() { return traceIds_; }
+  // Queues a finished span for export, handed over in batches; false when export is off.
+  bool exportingSpans() const { return spans_ != nullptr; }
+  void exportSpan(observability::SpanRecord&& span);
 
   // For the connections of this worker (its thread only).
   event_base* base() const { return reactor_.base(); }
@@ -111,6 +119,7 @@ class Worker {
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
   static void onLogFlush(evutil_socket_t fd, short what, void* arg);
+  void flushTelemetry(bool force);
   void acceptAll(int listenFd);
   void beginDrain();
   void checkDrained();
@@ -129,7 +138,10 @@ class Worker {
   TimeoutCache timeouts_;
   observability::WorkerMetrics metrics_;  // before the clusters, which count into it
   std::unique_ptr<observability::AccessLogBuffer> accessLog_;
-  EventPtr logFlushTimer_;
+  observability::OtlpExporter* spans_;
+  std::vector<observability::SpanRecord> spanBatch_;
+  observability::TraceIds traceIds_;
+  EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker
   http::HeadLimits headLimits_;
   const timeval* headerTimeout_;
   const timeval* bodyTimeout_;

@@ -118,8 +118,13 @@ FieldName classifyField(std::string_view name) {
       return asciiLower(name[0]) == 't' ? is("trailer", FieldName::Trailer)
                                         : is("upgrade", FieldName::Upgrade);
     case 10:
-      return asciiLower(name[0]) == 'c' ? is("connection", FieldName::Connection)
-                                        : is("keep-alive", FieldName::KeepAlive);
+      switch (asciiLower(name[0])) {
+        case 'c': return is("connection", FieldName::Connection);
+        case 't': return is("tracestate", FieldName::TraceState);
+        default: return is("keep-alive", FieldName::KeepAlive);
+      }
+    case 11:
+      return is("traceparent", FieldName::TraceParent);
     case 14:
       return is("content-length", FieldName::ContentLength);
     case 15:

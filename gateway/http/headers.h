@@ -35,6 +35,8 @@ enum class FieldName : uint8_t {
   XForwardedFor,
   XForwardedHost,
   XForwardedProto,
+  TraceParent,  // W3C trace context: replaced by the gateway's hop when tracing is on
+  TraceState,
   // Hop-by-hop from here on.
   Connection,
   KeepAlive,

@@ -232,3 +232,36 @@ TEST_CASE("hasToken finds list elements") {
 
 }  // namespace
 }  // namespace gw::http
+
+TEST_CASE("classifyField knows each field the proxy treats specially, in any case") {
+  using gw::http::FieldName;
+  using gw::http::classifyField;
+  const std::pair<const char*, FieldName> cases[] = {
+      {"Host", FieldName::Host},
+      {"EXPECT", FieldName::Expect},
+      {"content-length", FieldName::ContentLength},
+      {"X-Forwarded-For", FieldName::XForwardedFor},
+      {"x-forwarded-host", FieldName::XForwardedHost},
+      {"X-Forwarded-Proto", FieldName::XForwardedProto},
+      {"traceparent", FieldName::TraceParent},
+      {"TraceState", FieldName::TraceState},
+      {"Connection", FieldName::Connection},
+      {"Keep-Alive", FieldName::KeepAlive},
+      {"TE", FieldName::TE},
+      {"Trailer", FieldName::Trailer},
+      {"Transfer-Encoding", FieldName::TransferEncoding},
+      {"Upgrade", FieldName::Upgrade},
+      {"Proxy-Connection", FieldName::ProxyConnection},
+      {"Proxy-Authorization", FieldName::ProxyAuthorization},
+      {"X-Request-Id", FieldName::Other},
+      {"tracestatus", FieldName::Other},  // same length as traceparent, another name
+      {"keep-alivex", FieldName::Other},
+      {"", FieldName::Other},
+  };
+  for (const auto& [name, kind] : cases) {
+    INFO(name);
+    CHECK(classifyField(name) == kind);
+  }
+  CHECK_FALSE(gw::http::isHopByHop(FieldName::TraceParent));
+  CHECK(gw::http::isHopByHop(FieldName::Connection));
+}

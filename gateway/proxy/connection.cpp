@@ -291,6 +291,7 @@ void Connection::recordExchange(int status) {
   metrics.request_bytes += requestBytes;
   metrics.response_bytes += responseBytes;
   if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, nowUs);
+  if (record_.trace && worker_.exportingSpans()) exportSpan(status, nowUs);
   record_.error = {};
   record_.backend = nullptr;
   record_.upstreamUs = -1;
@@ -303,6 +304,14 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   observability::AccessLogRecord r;
   r.time_us = record_.startUs;
   r.request_id = requestId;
+  char traceId[observability::kTraceIdHexLen];
+  char spanId[observability::kSpanIdHexLen];
+  if (record_.trace) {
+    observability::formatTraceId(record_.trace->trace_id, traceId);
+    observability::formatSpanId(record_.trace->span_id, spanId);
+    r.trace_id = {traceId, sizeof traceId};
+    r.span_id = {spanId, sizeof spanId};
+  }
   r.client = clientIp_;
   r.method = llhttp_method_name(parser_.method());
   const std::string_view target = record_.target;
@@ -335,6 +344,29 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   const int64_t nowMs = nowUs / 1000;
   log.append(r, *snapshot.accessLogFormat, nowMs);
   if (log.due(nowMs)) log.flush();
+}
+
+void Connection::exportSpan(int status, int64_t nowUs) {
+  const config::Snapshot& snapshot = worker_.snapshot();
+  const observability::TraceHop& hop = *record_.trace;
+  observability::SpanRecord span;
+  span.trace_id = hop.trace_id;
+  span.span_id = hop.span_id;
+  span.parent_span_id = hop.parent_span_id;
+  span.method = llhttp_method_name(parser_.method());
+  span.route = snapshot.metricsLayout->routes[record_.route];
+  span.name = span.method + " " + span.route;
+  span.start_unix_nanos = static_cast<uint64_t>(record_.startUs) * 1000;
+  span.end_unix_nanos = static_cast<uint64_t>(std::max(nowUs, record_.startUs)) * 1000;
+  span.status_code = status;
+  span.path = std::string_view(record_.target).substr(0, record_.target.find('?'));
+  span.client_address = clientIp_;
+  if (record_.route != snapshot.unroutedIndex()) {
+    span.upstream = snapshot.metricsLayout->upstreams[snapshot.config.routes[record_.route].upstream].name;
+  }
+  if (record_.backend) span.server_address = record_.backend->authority;
+  span.request_id = currentRequestId();
+  worker_.exportSpan(std::move(span));
 }
 
 void Connection::upstreamError(const upstream::Backend& backend,
@@ -381,6 +413,8 @@ void Connection::startExchange() {
   std::string_view host;
   int hostCount = 0;
   bool expectContinue = false;
+  std::string_view traceParent;
+  int traceParentCount = 0;
   // llhttp (strict) already refused control bytes, bare CR/LF and obs-fold in every field.
   auto& kinds = worker_.scratch().fieldKinds;
   kinds.resize(parser_.fieldCount());
@@ -394,6 +428,10 @@ void Connection::startExchange() {
         break;
       case http::FieldName::Connection:
         tokens.add(parser_.fieldValue(base, i));
+        break;
+      case http::FieldName::TraceParent:
+        traceParent = parser_.fieldValue(base, i);
+        ++traceParentCount;
         break;
       case http::FieldName::Expect:
         if (!http::hasToken(parser_.fieldValue(base, i), "100-continue")) {
@@ -409,6 +447,13 @@ void Connection::startExchange() {
   if (tokens.bad()) {
     refuse(badRequest("invalid Connection header"));
     return;
+  }
+  record_.trace.reset();
+  if (worker_.config().tracing.enabled) {
+    // Two traceparent fields make neither trustworthy (W3C Trace Context 3.2): start afresh.
+    record_.trace = observability::startHop(traceParentCount == 1 ? traceParent : std::string_view(),
+                                            worker_.traceIds());
+    record_.trace->formatUpstream(record_.traceParent);
   }
 
   std::string_view target = parser_.target(base);
@@ -483,7 +528,8 @@ void Connection::startExchange() {
   if (!stream.hasPlugins()) {
     // The fast path: the upstream head is written straight from the parsed fields.
     ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
-                         parts.query, parts.has_query, std::nullopt};
+                         parts.query, parts.has_query, std::nullopt, upstreamTraceParent(),
+                         !record_.trace || record_.trace->continued};
     ParserFields fields{parser_, base, worker_.scratch().fieldKinds, tokens};
     buildUpstreamRequest(target, fields);
     forwardRequest();
@@ -557,7 +603,8 @@ void Connection::buildPluginUpstreamRequest(std::optional<std::size_t> bodyLengt
   const plugin::RequestInfo& info = stream.request();
   ForwardTarget target{info.method, stream.forwardHost(),
                        rewritePath(stream.route(), info.path, worker_.scratch().rewritten),
-                       info.query, stream.hasQuery(), bodyLength};
+                       info.query, stream.hasQuery(), bodyLength, upstreamTraceParent(),
+                       !record_.trace || record_.trace->continued};
   buildUpstreamRequest(target, ListFields{stream.requestFields()});
 }
 

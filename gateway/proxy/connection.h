@@ -22,6 +22,7 @@
 #include "gateway/http/parser.h"
 #include "gateway/http/path.h"
 #include "gateway/net/socket.h"
+#include "gateway/observability/trace_context.h"
 #include "gateway/proxy/local_reply.h"
 #include "gateway/proxy/stream.h"
 #include "gateway/proxy/upstream_request.h"
@@ -149,7 +150,15 @@ class Connection final : public core::Retirable,
     std::string_view error;  // wire code of the gateway's own error answer
     const upstream::Backend* backend = nullptr;
     int64_t upstreamUs = -1;
+    // The gateway's hop of the W3C trace (when tracing is on) and its upstream traceparent.
+    std::optional<observability::TraceHop> trace;
+    char traceParent[observability::kTraceParentLen] = {};
   } record_;
+  std::string_view upstreamTraceParent() const {
+    return record_.trace ? std::string_view(record_.traceParent, sizeof record_.traceParent)
+                         : std::string_view();
+  }
+  void exportSpan(int status, int64_t nowUs);
   uint64_t lastSeq_ = 0;
   Pause pause_ = Pause::None;
   bool readsPaused_ = false;

@@ -23,6 +23,10 @@ struct ForwardTarget {
   std::string_view query;
   bool hasQuery = false;
   std::optional<std::size_t> bodyLength;  // set when the whole body was buffered
+  // The gateway's traceparent for this hop; empty when tracing is off (the client's fields then
+  // pass unchanged). The client's tracestate is kept only when its traceparent was valid.
+  std::string_view traceParent;
+  bool keepTraceState = true;
 };
 
 // Fields of a parsed request head, with their classification and the Connection options.
@@ -85,6 +89,12 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
         if (fields.nominated(fields.name(i))) continue;
         field(fields.name(i), fields.value(i));
         continue;
+      case http::FieldName::TraceParent:
+        if (target.traceParent.empty()) field(fields.name(i), fields.value(i));
+        continue;  // else ours follows
+      case http::FieldName::TraceState:
+        if (target.keepTraceState) field(fields.name(i), fields.value(i));
+        continue;
       case http::FieldName::XForwardedFor: {
         std::string_view value = fields.value(i);
         if (forwardedFor.empty()) {
@@ -112,6 +122,7 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
   head += "\r\nX-Forwarded-Proto: http\r\n";
   if (!target.host.empty()) field("X-Forwarded-Host", target.host);
   head += "Via: 1.1 gatewayd\r\n";
+  if (!target.traceParent.empty()) field("traceparent", target.traceParent);
   if (target.bodyLength) {
     field("Content-Length", std::to_string(*target.bodyLength));
   } else if (chunked) {
