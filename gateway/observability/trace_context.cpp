@@ -1,9 +1,7 @@
 #include "gateway/observability/trace_context.h"
 
-#include <sys/random.h>
 
 #include <array>
-#include <chrono>
 
 namespace gw::observability {
 namespace {
@@ -74,15 +72,6 @@ bool validValue(std::string_view value) {
   return true;
 }
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 }  // namespace
 
 std::optional<TraceParent> parseTraceParent(std::string_view v) {
@@ -150,47 +139,11 @@ void formatTraceParent(const TraceId& trace_id, SpanId span_id, bool sampled,
   out[54] = sampled ? '1' : '0';
 }
 
-TraceIds::TraceIds() {
-  uint64_t seed[4] = {};
-  std::size_t got = 0;
-  auto* bytes = reinterpret_cast<unsigned char*>(seed);
-  while (got < sizeof(seed)) {
-    ssize_t n = getrandom(bytes + got, sizeof(seed) - got, 0);
-    if (n <= 0) break;  // EINTR or no getrandom(): fall back below
-    got += static_cast<std::size_t>(n);
-  }
-  if (got < sizeof(seed)) {
-    // Ids must stay distinct across workers and restarts even without the kernel's pool.
-    uint64_t state = static_cast<uint64_t>(
-                         std::chrono::high_resolution_clock::now().time_since_epoch().count()) ^
-                     reinterpret_cast<uintptr_t>(this);
-    for (auto& word : seed) word ^= splitmix64(state);
-  }
-  for (int i = 0; i < 4; ++i) s_[i] = seed[i];
-  if ((s_[0] | s_[1] | s_[2] | s_[3]) == 0) s_[0] = 1;  // the one state xoshiro cannot leave
-}
-
-TraceIds::TraceIds(uint64_t seed) {
-  for (auto& word : s_) word = splitmix64(seed);
-}
-
-uint64_t TraceIds::next() {
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
 TraceId TraceIds::newTraceId() {
   TraceId id;
   do {
-    id.hi = next();
-    id.lo = next();
+    id.hi = random_.next();
+    id.lo = random_.next();
   } while (!id.valid());
   return id;
 }
@@ -198,7 +151,7 @@ TraceId TraceIds::newTraceId() {
 SpanId TraceIds::newSpanId() {
   SpanId id;
   do {
-    id = next();
+    id = random_.next();
   } while (id == 0);
   return id;
 }

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "gateway/core/fast_random.h"
+
 namespace gw::observability {
 
 // 16 bytes, big-endian halves: hi holds the first 16 hex digits of the wire form.
@@ -56,14 +58,13 @@ void formatTraceParent(const TraceId& trace_id, SpanId span_id, bool sampled,
 // (no locks on the request path); never returns an all-zero id.
 class TraceIds {
  public:
-  TraceIds();                        // seeds from getrandom()
-  explicit TraceIds(uint64_t seed);  // deterministic, for tests
+  TraceIds() = default;                                  // seeded from getrandom()
+  explicit TraceIds(uint64_t seed) : random_(seed) {}  // deterministic, for tests
   TraceId newTraceId();
   SpanId newSpanId();
 
  private:
-  uint64_t next();
-  uint64_t s_[4];
+  core::FastRandom random_;
 };
 
 // The gateway's hop of a trace. With a valid incoming traceparent: same trace id, parent = the

@@ -132,7 +132,7 @@ TEST_CASE("tracestate: valid lists") {
   CHECK(validTraceState(std::string(241, 't') + "@" + std::string(14, 's') + "=v"));
 
   std::string members;
-  for (int i = 0; i < 32; ++i) members += "k" + std::to_string(i) + "=v,";
+  for (int i = 0; i < 32; ++i) members.append("k").append(std::to_string(i)).append("=v,");  // not "k" + ...: GCC 12 -Wrestrict
   CHECK(validTraceState(members + ", ,"));  // empty members do not count towards the 32
 }
 
@@ -167,7 +167,7 @@ TEST_CASE("tracestate: invalid lists") {
   CHECK_FALSE(validTraceState("t@" + std::string(15, 's') + "=v"));
 
   std::string members;
-  for (int i = 0; i < 33; ++i) members += "k" + std::to_string(i) + "=v,";
+  for (int i = 0; i < 33; ++i) members.append("k").append(std::to_string(i)).append("=v,");  // not "k" + ...: GCC 12 -Wrestrict
   CHECK_FALSE(validTraceState(members));
 }
 

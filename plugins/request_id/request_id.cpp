@@ -1,35 +1,12 @@
 #include "plugins/request_id/request_id.h"
 
 #include <algorithm>
-#include <random>
 
+#include "gateway/core/fast_random.h"
 #include "gateway/http/headers.h"
 
 namespace gw::plugins::request_id {
 namespace {
-
-class Xoshiro256 {
- public:
-  Xoshiro256() {
-    std::random_device device;
-    for (uint64_t& word : state_) word = (uint64_t{device()} << 32) | device();
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(state_[1] * 5, 7) * 9;
-    const uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = rotl(state_[3], 45);
-    return result;
-  }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  std::array<uint64_t, 4> state_{};
-};
 
 bool isIdChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -43,7 +20,7 @@ bool isWellFormed(std::string_view id) {
 }
 
 std::string generateId() {
-  static thread_local Xoshiro256 random;
+  static thread_local core::FastRandom random;
   constexpr char kHex[] = "0123456789abcdef";
   std::string id(32, '0');
   for (std::size_t half = 0; half < 2; ++half) {
