@@ -87,6 +87,11 @@ class Context {
   virtual void reply(int status, std::string body, std::string_view contentType) = 0;
   // Answers locally with the error's status and the JSON error body (proxy/local_reply).
   virtual void fail(core::Error error) = 0;
+  using Field = std::pair<std::string_view, std::string_view>;
+  // Answers locally with a response of the plugin's own making (e.g. one from a cache): its
+  // fields as given, except that the core owns framing (Content-Length from the body, none for
+  // 1xx/204/304; given framing and hop-by-hop fields are dropped). Return Status::Respond after.
+  virtual void replyWith(int status, std::span<const Field> fields, std::string body) = 0;
   // Ask the core to buffer the whole request body (up to `limit` bytes, else 413) and hand it to
   // onRequestBody in one piece with end = true.
   virtual void bufferRequestBody(std::size_t limit) = 0;

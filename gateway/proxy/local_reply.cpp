@@ -1,6 +1,7 @@
 #include "gateway/proxy/local_reply.h"
 
 #include "gateway/core/json.h"
+#include "gateway/http/headers.h"
 #include "gateway/http/status.h"
 
 namespace gw::proxy {
@@ -30,6 +31,24 @@ LocalResponse makeResponse(int status, std::string body, std::string_view conten
   }
   response.headers.add("Cache-Control", "no-store");
   if (!requestId.empty()) response.headers.add("X-Request-Id", requestId);
+  return response;
+}
+
+LocalResponse makeResponseWith(int status,
+                               std::span<const std::pair<std::string_view, std::string_view>> fields,
+                               std::string body) {
+  LocalResponse response;
+  response.status = status;
+  for (const auto& [name, value] : fields) {
+    const http::FieldName kind = http::classifyField(name);
+    if (kind == http::FieldName::ContentLength || http::isHopByHop(kind)) continue;
+    response.headers.add(name, value);
+  }
+  const bool bodyless = status < 200 || status == 204 || status == 304;
+  if (!bodyless) {
+    response.headers.add("Content-Length", std::to_string(body.size()));
+    response.body = std::move(body);
+  }
   return response;
 }
 

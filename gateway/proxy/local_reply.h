@@ -3,8 +3,10 @@
 // {"error":{"code":"...","message":"...","request_id":"..."}}. Everything the gateway answers
 // on its own goes through here, so every such answer looks the same.
 
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "gateway/core/error.h"
 #include "gateway/core/out_queue.h"
@@ -30,6 +32,10 @@ LocalResponse makeErrorResponse(const core::Error& error, std::string_view reque
 // A plugin's own answer with the standard framing headers.
 LocalResponse makeResponse(int status, std::string body, std::string_view contentType,
                            std::string_view requestId);
+// A response with the caller's fields (framing and hop-by-hop fields dropped) and our framing.
+LocalResponse makeResponseWith(int status,
+                               std::span<const std::pair<std::string_view, std::string_view>> fields,
+                               std::string body);
 // Serialises a local response; HEAD gets the head only.
 void appendResponse(core::OutQueue& out, const LocalResponse& response,
                     const LocalReplyOptions& options);

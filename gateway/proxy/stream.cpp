@@ -104,6 +104,10 @@ void Stream::reply(int status, std::string body, std::string_view contentType) {
   plugins_->answer = makeResponse(status, std::move(body), contentType, plugins_->requestId);
 }
 
+void Stream::replyWith(int status, std::span<const Field> fields, std::string body) {
+  plugins_->answer = makeResponseWith(status, fields, std::move(body));
+}
+
 void Stream::fail(core::Error error) {
   plugins_->answer = makeErrorResponse(error, plugins_->requestId);
 }

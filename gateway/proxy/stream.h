@@ -114,6 +114,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   void setRequestId(std::string id) override { plugins_->requestId = std::move(id); }
   void reply(int status, std::string body, std::string_view contentType) override;
   void fail(core::Error error) override;
+  void replyWith(int status, std::span<const Field> fields, std::string body) override;
   void bufferRequestBody(std::size_t limit) override;
   void resume() override { owner_.resumeExchange(); }
   core::Worker& worker() override { return worker_; }

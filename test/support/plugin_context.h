@@ -53,6 +53,7 @@ class TestContext final : public plugin::Context {
   std::optional<int> repliedStatus;
   std::string repliedBody;
   std::string repliedContentType;
+  std::vector<std::pair<std::string, std::string>> repliedFields;  // from replyWith
   std::optional<core::Error> failedWith;
   std::optional<std::size_t> bufferLimit;
   int resumes = 0;
@@ -70,6 +71,11 @@ class TestContext final : public plugin::Context {
     repliedContentType = contentType;
   }
   void fail(core::Error error) override { failedWith = std::move(error); }
+  void replyWith(int s, std::span<const Field> fields, std::string body) override {
+    repliedStatus = s;
+    repliedFields.assign(fields.begin(), fields.end());
+    repliedBody = std::move(body);
+  }
   void bufferRequestBody(std::size_t limit) override { bufferLimit = limit; }
   void resume() override { ++resumes; }
   core::Worker& worker() override { throw std::logic_error("no worker in unit tests"); }

@@ -74,6 +74,7 @@ TEST_CASE("access log: one JSON line per exchange, secrets masked") {
   REQUIRE(got.size() == 2);
   const std::string text = readFile(logPath);
   CHECK(text.find("s3cr3t") == std::string::npos);
+  CHECK(gw.log().find("s3cr3t") == std::string::npos);  // nor in the error log
 
   rapidjson::Document line;
   REQUIRE_FALSE(line.Parse(got[0].c_str()).HasParseError());

@@ -4,6 +4,7 @@
 
 #include <rapidjson/document.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <string>
 
@@ -158,4 +159,19 @@ TEST_CASE("admin: promtool accepts the exposition") {
   while (auto line = promtool.readLine(10000ms)) output += *line + "\n";
   CHECK(promtool.waitExit(10000ms) == 0);
   CHECK_MESSAGE(output.empty(), output);
+}
+
+TEST_CASE("admin: /ready turns 503 while draining, /health stays 200") {
+  Backend b;
+  Gateway gw(routesConfig(b, 1));
+  REQUIRE(waitFor([&] { return adminRequest(gw, "/ready").status == 200; }, 5000ms));
+  Client slow(gw.port());
+  REQUIRE(slow.send(get("/api/delay/1500")));  // keeps the drain going for a while
+  REQUIRE(waitFor([&] { return b.stats().requests == 1; }, 5000ms));
+  gw.process().signal(SIGTERM);
+  Response ready;
+  REQUIRE(waitFor([&] { return (ready = adminRequest(gw, "/ready")).status == 503; }, 5000ms));
+  CHECK(ready.body.find("draining") != std::string::npos);
+  CHECK(adminRequest(gw, "/health").status == 200);
+  CHECK(slow.read(5000ms).status == 200);  // the request in flight still completes
 }
