@@ -57,7 +57,7 @@ done
 grep -q '^PORT ' "$tmp/backend.out" || gw_die "demo backend not ready after 10s"
 gw_log "demo backend (pid $backend_pid) on 127.0.0.1:$demo_port"
 
-# gatewayd logs to stderr, straight to this terminal.
+# gatewayd logs to stderr and its access log to stdout, straight to this terminal.
 setsid "$gatewayd" -c "$config" &
 gateway_pid=$!
 gw_wait_http "$gateway_pid" "$listen_port" / 15 >/dev/null ||
@@ -78,7 +78,11 @@ Try, from another terminal:
   curl -i --path-as-is $base/x/../api/echo   # normalised to /api/echo before routing
   curl -i $base/api/close-now                # the backend hangs up: a JSON 502 from gatewayd
   curl -i -H 'Host:' $base/api/echo          # no Host header: a JSON 400, nothing forwarded
+  curl -s http://127.0.0.1:9901/metrics      # Prometheus metrics (the admin listener)
+  curl -s http://127.0.0.1:9901/status       # version, uptime, backend health
   $gatewayd -t -c $config   # check a config
+
+Each request also prints one JSON access log line here (stdout); errors go to stderr.
 
 Edit $config and restart to change routes. Ctrl-C stops both (gatewayd drains first).
 

@@ -7,6 +7,7 @@
 #include <list>
 #include <span>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,9 +76,8 @@ class Worker {
   observability::AccessLogBuffer* accessLog() { return accessLog_.get(); }
   // Trace and span ids for this worker's exchanges (not thread-safe, and need not be).
   observability::TraceIds& traceIds() { return traceIds_; }
-  // Queues a finished span for export, handed over in batches; false when export is off.
-  bool exportingSpans() const { return spans_ != nullptr; }
-  void exportSpan(observability::SpanRecord&& span);
+  // Finished spans for export, handed over in batches; null when export is off.
+  observability::SpanBatch* spans() { return spans_ ? &*spans_ : nullptr; }
 
   // For the connections of this worker (its thread only).
   event_base* base() const { return reactor_.base(); }
@@ -99,6 +99,9 @@ class Worker {
   // Microseconds on the loop's cached clock (refreshed each loop turn), for durations.
   int64_t nowUs() const;
   uint64_t nextRequestSeq() { return ++requestSeq_; }
+  // The gateway's id for request `seq`: 8 hex digits of a per-worker random prefix, 8 of seq.
+  static constexpr std::size_t kRequestIdLength = 16;
+  void formatRequestId(uint64_t seq, char (&out)[kRequestIdLength]) const;
   std::string formatRequestId(uint64_t seq) const;
   void connectionClosed(proxy::Connection& connection);
 
@@ -138,8 +141,7 @@ class Worker {
   TimeoutCache timeouts_;
   observability::WorkerMetrics metrics_;  // before the clusters, which count into it
   std::unique_ptr<observability::AccessLogBuffer> accessLog_;
-  observability::OtlpExporter* spans_;
-  std::vector<observability::SpanRecord> spanBatch_;
+  std::optional<observability::SpanBatch> spans_;
   observability::TraceIds traceIds_;
   EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker
   http::HeadLimits headLimits_;

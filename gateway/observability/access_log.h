@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gateway/observability/log_sink.h"
@@ -22,7 +23,10 @@ struct AccessLogHeader {
 };
 
 // Filled by the engine when an exchange ends; borrows everything, owns nothing. Empty strings
-// (and upstream_duration_us < 0) mean "not applicable" and are logged as null.
+// (and upstream_duration_us < 0) mean "not applicable" and are logged as null. Values from the
+// client (request_id, path, query, user_agent, headers) are escaped; the others are the engine's
+// own making (hex ids, IP literals, method tokens, configured names and authorities, static
+// codes), never need escaping, and are written as they are.
 struct AccessLogRecord {
   int64_t time_us = 0;  // unix time, microseconds
   std::string_view request_id;
@@ -93,10 +97,15 @@ class AccessLogFormat {
   void setMaskedQueryParams(std::span<const std::string> names);
 
   bool headerMasked(std::string_view name) const;
+  // The fields on, in order, each with its key text ready to copy: `{"time":`, `,"status":`.
+  const std::vector<std::pair<Field, std::string>>& keys() const { return keys_; }
   bool queryParamMasked(std::string_view encodedName) const;
 
  private:
+  void planKeys();
+
   std::bitset<kFieldCount> fields_;
+  std::vector<std::pair<Field, std::string>> keys_;
   std::vector<std::string> maskedHeaders_;      // lower-case
   std::vector<std::string> maskedQueryParams_;  // lower-case
 };

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -32,6 +33,24 @@ constexpr std::chrono::milliseconds kLinger{2000};
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // What the metrics and the access log say when the client left before its answer (as nginx).
 constexpr int kClientClosedRequest = 499;
+
+// llhttp's method number -> the metrics' method label, computed once.
+int metricsMethod(llhttp_method_t method) {
+  static const auto kTable = [] {
+    std::array<uint8_t, 64> table;
+    table.fill(static_cast<uint8_t>(observability::WorkerMetrics::methodIndex("OTHER")));
+    // Only numbers llhttp defines: llhttp_method_name() aborts on any other.
+#define GW_METHOD_ENTRY(number, name, text) \
+  if ((number) < table.size())              \
+    table[number] = static_cast<uint8_t>(observability::WorkerMetrics::methodIndex(#text));
+    HTTP_ALL_METHOD_MAP(GW_METHOD_ENTRY)
+#undef GW_METHOD_ENTRY
+    return table;
+  }();
+  const auto index = static_cast<std::size_t>(method);
+  return index < kTable.size() ? kTable[index]
+                               : observability::WorkerMetrics::methodIndex("OTHER");
+}
 
 Error badRequest(std::string message) {
   return Error::downstream(ErrorCode::BadRequest, std::move(message));
@@ -261,7 +280,7 @@ void Connection::beginRecord(bool headParsed) {
   record_.startUs = worker_.nowUs();
   record_.queuedAtStart = out_.queuedTotal();
   record_.route = worker_.snapshot().unroutedIndex();
-  record_.method = observability::WorkerMetrics::methodIndex(llhttp_method_name(parser_.method()));
+  record_.method = metricsMethod(parser_.method());
   if (!worker_.accessLog()) return;
   record_.target.clear();
   record_.userAgent.clear();
@@ -279,10 +298,9 @@ void Connection::beginRecord(bool headParsed) {
   }
 }
 
-void Connection::recordExchange(int status) {
+void Connection::recordExchange(int status, int64_t nowUs) {
   if (!record_.open) beginRecord(false);  // refused before its head was even complete
   record_.open = false;
-  const int64_t nowUs = worker_.nowUs();
   const uint64_t requestBytes = std::exchange(requestBytes_, 0);
   const uint64_t responseBytes = out_.queuedTotal() - record_.queuedAtStart;
   observability::RouteMetrics& metrics = worker_.metrics().routes[record_.route];
@@ -291,7 +309,7 @@ void Connection::recordExchange(int status) {
   metrics.request_bytes += requestBytes;
   metrics.response_bytes += responseBytes;
   if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, nowUs);
-  if (record_.trace && worker_.exportingSpans()) exportSpan(status, nowUs);
+  if (record_.trace && worker_.spans()) exportSpan(status, nowUs);
   record_.error = {};
   record_.backend = nullptr;
   record_.upstreamUs = -1;
@@ -300,17 +318,15 @@ void Connection::recordExchange(int status) {
 void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
                                  int64_t nowUs) {
   const config::Snapshot& snapshot = worker_.snapshot();
-  const std::string requestId = currentRequestId();
+  char requestId[core::Worker::kRequestIdLength];
   observability::AccessLogRecord r;
   r.time_us = record_.startUs;
-  r.request_id = requestId;
-  char traceId[observability::kTraceIdHexLen];
-  char spanId[observability::kSpanIdHexLen];
+  r.request_id = currentRequestId(requestId);
   if (record_.trace) {
-    observability::formatTraceId(record_.trace->trace_id, traceId);
-    observability::formatSpanId(record_.trace->span_id, spanId);
-    r.trace_id = {traceId, sizeof traceId};
-    r.span_id = {spanId, sizeof spanId};
+    // Both are already in the traceparent sent upstream: 00-<trace id>-<span id>-<flags>.
+    const std::string_view traceParent = upstreamTraceParent();
+    r.trace_id = traceParent.substr(3, observability::kTraceIdHexLen);
+    r.span_id = traceParent.substr(4 + observability::kTraceIdHexLen, observability::kSpanIdHexLen);
   }
   r.client = clientIp_;
   r.method = llhttp_method_name(parser_.method());
@@ -366,7 +382,7 @@ void Connection::exportSpan(int status, int64_t nowUs) {
   }
   if (record_.backend) span.server_address = record_.backend->authority;
   span.request_id = currentRequestId();
-  worker_.exportSpan(std::move(span));
+  worker_.spans()->add(std::move(span));
 }
 
 void Connection::upstreamError(const upstream::Backend& backend,
@@ -865,7 +881,8 @@ void Connection::finishExchange() {
   upstream::Cluster& cluster = stream.cluster();
   const upstream::Backend& backend = stream.lease()->backend();
   record_.backend = &backend;
-  record_.upstreamUs = std::max<int64_t>(worker_.nowUs() - stream.upstreamStartUs, 0);
+  const int64_t nowUs = worker_.nowUs();
+  record_.upstreamUs = std::max<int64_t>(nowUs - stream.upstreamStartUs, 0);
   cluster.metrics().duration.observe(static_cast<uint64_t>(record_.upstreamUs));
   ++cluster.metrics().backends[cluster.indexOf(backend)].requests;
   if (stream.status() >= 500 && cluster.config().passive_check.count_5xx) {
@@ -873,7 +890,7 @@ void Connection::finishExchange() {
   } else {
     cluster.reportSuccess(backend);
   }
-  recordExchange(stream.status());
+  recordExchange(stream.status(), nowUs);
   std::unique_ptr<upstream::Connection> lease = std::move(stream.lease());
   bool requestDone = stream.requestComplete;
   if (stream.upstreamReusable() && requestDone && lease->output().empty() && lease->clean()) {
@@ -1063,6 +1080,13 @@ void Connection::lingerThenClose() {
   ::shutdown(fd_.get(), SHUT_WR);
   readsPaused_ = false;
   event_add(readEvent_.get(), worker_.timeouts().get(kLinger));
+}
+
+std::string_view Connection::currentRequestId(
+    char (&buffer)[core::Worker::kRequestIdLength]) const {
+  if (stream_ && !stream_->requestId().empty()) return stream_->requestId();
+  worker_.formatRequestId(lastSeq_, buffer);
+  return {buffer, sizeof buffer};
 }
 
 std::string Connection::currentRequestId() const {

@@ -18,6 +18,7 @@
 #include "gateway/core/io_buffer.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/out_queue.h"
+#include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/http/path.h"
@@ -114,11 +115,14 @@ class Connection final : public core::Retirable,
   void goIdle();
   void lingerThenClose();
   std::string currentRequestId() const;
+  // The same without allocating: a plugin's id, or the gateway's formatted into `buffer`.
+  std::string_view currentRequestId(char (&buffer)[core::Worker::kRequestIdLength]) const;
   // The log phase: an exchange is begun when its head is complete and recorded exactly once,
   // with the status the client got (499 when the client left first).
   // `headParsed`: the request head is complete, so its target and fields can be copied.
   void beginRecord(bool headParsed);
-  void recordExchange(int status);
+  void recordExchange(int status, int64_t nowUs);
+  void recordExchange(int status) { recordExchange(status, worker_.nowUs()); }
   void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes, int64_t nowUs);
   // A failed attempt on `backend`: counted, and reported to passive health checks.
   void upstreamError(const upstream::Backend& backend, observability::UpstreamErrorKind kind);

@@ -56,3 +56,22 @@ TEST_CASE("a local 204 or 304 has no body and no framing or type fields") {
   }
   CHECK(gw::proxy::makeResponse(200, "", "text/plain", "").headers.get("Content-Length") == "0");
 }
+
+TEST_CASE("a plugin's own response keeps its fields; framing is ours") {
+  const std::pair<std::string_view, std::string_view> fields[] = {
+      {"Content-Type", "text/plain"}, {"Content-Length", "999"}, {"Transfer-Encoding", "chunked"},
+      {"Connection", "close"},        {"ETag", "\"v1\""},        {"Age", "3"}};
+  gw::proxy::LocalResponse response = gw::proxy::makeResponseWith(200, fields, "hello");
+  CHECK(response.status == 200);
+  CHECK(response.body == "hello");
+  CHECK(response.headers.get("Content-Type") == "text/plain");
+  CHECK(response.headers.get("Content-Length") == "5");
+  CHECK_FALSE(response.headers.get("Transfer-Encoding"));
+  CHECK_FALSE(response.headers.get("Connection"));
+  CHECK(response.headers.get("ETag") == "\"v1\"");
+  CHECK(response.headers.get("Age") == "3");
+  gw::proxy::LocalResponse notModified = gw::proxy::makeResponseWith(304, fields, "hello");
+  CHECK(notModified.body.empty());
+  CHECK_FALSE(notModified.headers.get("Content-Length"));
+  CHECK(notModified.headers.get("ETag") == "\"v1\"");
+}

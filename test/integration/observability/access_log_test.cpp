@@ -129,3 +129,17 @@ TEST_CASE("access log: SIGUSR1 reopens the file after logrotate moved it") {
   CHECK(readFile(rotated).find("/api/before") != std::string::npos);
   CHECK(readFile(logPath).find("/api/before") == std::string::npos);
 }
+
+TEST_CASE("access log: a full disk drops and counts lines, and never stalls proxying") {
+  Backend b;
+  Gateway gw(config(b, "/dev/full"));  // every write fails with ENOSPC
+  Client c(gw.port());
+  for (int i = 0; i < 20; ++i) REQUIRE(c.roundTrip(get("/api/x")).status == 200);
+  double dropped = 0;
+  CHECK(waitFor([&] {
+    dropped = metricSample(adminRequest(gw, "/metrics").body, "gatewayd_log_dropped_total");
+    return dropped == 20;
+  }, 5000ms));
+  CHECK(dropped == 20);
+  CHECK(gw.log().find("access log write failed") != std::string::npos);
+}
