@@ -73,11 +73,6 @@ std::optional<std::string> canonicalIp(const std::string& text) {
   return std::nullopt;
 }
 
-std::string hostPort(const std::string& host, uint16_t port) {
-  const bool v6 = host.find(':') != std::string::npos;
-  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
 template <typename Int>
 std::optional<Int> parseInt(std::string_view text, Int min, Int max) {
   uint64_t value = 0;

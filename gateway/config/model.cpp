@@ -7,4 +7,15 @@ std::string Diagnostic::format() const {
          message;
 }
 
+std::string hostPort(std::string_view host, uint16_t port) {
+  std::string out;
+  const bool ipv6 = host.find(':') != std::string_view::npos;
+  if (ipv6) out += '[';
+  out += host;
+  if (ipv6) out += ']';
+  out += ':';
+  out += std::to_string(port);
+  return out;
+}
+
 }  // namespace gw::config

@@ -38,6 +38,10 @@ struct ListenerConfig {
   Location where;
 };
 
+// "host:port" with an IPv6 literal bracketed: how an address is written in messages, metric
+// labels and Host fields.
+std::string hostPort(std::string_view host, uint16_t port);
+
 struct BackendConfig {
   std::string host;
   uint16_t port = 0;

@@ -345,9 +345,7 @@ std::shared_ptr<const MetricsLayout> MetricsLayout::fromConfig(const config::Con
     Upstream& names = layout->upstreams.emplace_back();
     names.name = upstream.name;
     for (const config::BackendConfig& backend : upstream.backends) {
-      const bool ipv6 = backend.host.find(':') != std::string::npos;
-      names.backends.push_back((ipv6 ? "[" + backend.host + "]" : backend.host) + ":" +
-                               std::to_string(backend.port));
+      names.backends.push_back(config::hostPort(backend.host, backend.port));
     }
   }
   return layout;

@@ -28,9 +28,7 @@ Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAd
     Backend& b = backends_[i];
     b.config = &config.backends[i];
     b.address = addresses[i];
-    const std::string& host = b.config->host;
-    bool ipv6 = host.find(':') != std::string::npos;
-    b.authority = (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(b.config->port);
+    b.authority = config::hostPort(b.config->host, b.config->port);
   }
 }
 
