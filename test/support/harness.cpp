@@ -703,6 +703,18 @@ double metricSample(const std::string& exposition, const std::string& series) {
   return std::strtod(exposition.c_str() + at + prefix.size(), nullptr);
 }
 
+std::string apiConfig(const Backend& b, int workers, std::string_view extra_top,
+                      std::string_view extra_routes) {
+  std::string y = "workers: " + std::to_string(workers) + "\n";
+  y += extra_top;
+  y += "\nlisteners:\n  - address: 127.0.0.1\n    port: ${PORT}\n"
+       "upstreams:\n  - name: main\n    backends:\n      - " + b.address() + "\n"
+       "routes:\n  - name: api\n    match: {prefix: /api/}\n    upstream: main\n"
+       "    strip_prefix: /api\n";
+  y += extra_routes;
+  return y;
+}
+
 std::string simpleConfig(const std::vector<const Backend*>& backends, std::string_view extra_top,
                          std::string_view upstream_extra, int workers) {
   std::string y = "workers: " + std::to_string(workers) +

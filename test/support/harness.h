@@ -235,6 +235,12 @@ Response adminRequest(const Gateway& gw, std::string_view path, std::string_view
 // Prometheus text exposition, or -1 when there is none.
 double metricSample(const std::string& exposition, const std::string& series);
 
+// One listener on ${PORT}, upstream "main" with backend b, and a route "api" taking /api/ and
+// stripping it (so /api/echo reaches the backend as /echo). `extra_top` is YAML appended at top
+// level, `extra_routes` more route entries after "api".
+std::string apiConfig(const Backend& b, int workers = 1, std::string_view extra_top = {},
+                      std::string_view extra_routes = {});
+
 // The common config: one listener on ${PORT}, upstream "main" with the given backends, one
 // catch-all route. `extra_top` is YAML appended at top level (e.g. "limits:\n  ...").
 std::string simpleConfig(const std::vector<const Backend*>& backends,

@@ -26,25 +26,11 @@ std::vector<std::string> lines(const std::string& text) {
 }
 
 std::string config(const Backend& b, const std::string& logPath) {
-  return subst(R"yaml(workers: 2
-access_log:
-  path: ${LOG}
-  log_headers: [X-Api-Key, Authorization, X-Trace-Me]
-  mask_headers: [X-Api-Key]
-listeners:
-  - address: 127.0.0.1
-    port: ${PORT}
-upstreams:
-  - name: main
-    backends:
-      - ${B}
-routes:
-  - name: api
-    match: {prefix: /api/}
-    upstream: main
-    strip_prefix: /api
-)yaml",
-               {{"B", b.address()}, {"LOG", logPath}});
+  return apiConfig(b, 2,
+                   "access_log:\n"
+                   "  path: " + logPath + "\n"
+                   "  log_headers: [X-Api-Key, Authorization, X-Trace-Me]\n"
+                   "  mask_headers: [X-Api-Key]\n");
 }
 
 // Waits until the file holds at least n lines (the workers flush every 200 ms).

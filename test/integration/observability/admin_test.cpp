@@ -15,24 +15,8 @@ using namespace gw::it;
 namespace {
 
 std::string routesConfig(const Backend& b, int workers) {
-  return subst(R"yaml(workers: ${W}
-listeners:
-  - address: 127.0.0.1
-    port: ${PORT}
-upstreams:
-  - name: main
-    backends:
-      - ${B}
-routes:
-  - name: api
-    match: {prefix: /api/}
-    upstream: main
-    strip_prefix: /api
-  - name: bytes
-    match: {prefix: /bytes/}
-    upstream: main
-)yaml",
-               {{"B", b.address()}, {"W", std::to_string(workers)}});
+  return apiConfig(b, workers, {},
+                   "  - name: bytes\n    match: {prefix: /bytes/}\n    upstream: main\n");
 }
 
 }  // namespace

@@ -95,21 +95,7 @@ TEST_CASE("prometheus: a real Prometheus scrapes /metrics and PromQL sees the ex
          "(the suite requires it)");
   }
   Backend b;
-  Gateway gw(subst(R"yaml(workers: 1
-listeners:
-  - address: 127.0.0.1
-    port: ${PORT}
-upstreams:
-  - name: main
-    backends:
-      - ${B}
-routes:
-  - name: api
-    match: {prefix: /api/}
-    upstream: main
-    strip_prefix: /api
-)yaml",
-                   {{"B", b.address()}}));
+  Gateway gw(apiConfig(b));
   constexpr int kRequests = 7;
   Client c(gw.port());
   for (int i = 0; i < kRequests; ++i) {
