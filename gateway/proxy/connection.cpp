@@ -310,9 +310,18 @@ void Connection::recordExchange(int status, int64_t nowUs) {
   metrics.response_bytes += responseBytes;
   if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, nowUs);
   if (record_.trace && worker_.spans()) exportSpan(status, nowUs);
+  // What only this exchange had: the next one (or a request refused before it is parsed) starts
+  // without them.
   record_.error = {};
   record_.backend = nullptr;
   record_.upstreamUs = -1;
+  record_.trace.reset();
+}
+
+std::string_view Connection::recordUpstreamName() const {
+  const config::Snapshot& snapshot = worker_.snapshot();
+  if (record_.route == snapshot.unroutedIndex()) return {};
+  return snapshot.metricsLayout->upstreams[snapshot.config.routes[record_.route].upstream].name;
 }
 
 void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
@@ -335,9 +344,7 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   r.path = target.substr(0, question);
   if (question != std::string_view::npos) r.query = target.substr(question + 1);
   r.route = snapshot.metricsLayout->routes[record_.route];
-  if (record_.route != snapshot.unroutedIndex()) {
-    r.upstream = snapshot.metricsLayout->upstreams[snapshot.config.routes[record_.route].upstream].name;
-  }
+  r.upstream = recordUpstreamName();
   if (record_.backend) r.backend = record_.backend->authority;
   r.status = status;
   r.bytes_in = requestBytes;
@@ -377,9 +384,7 @@ void Connection::exportSpan(int status, int64_t nowUs) {
   span.status_code = status;
   span.path = std::string_view(record_.target).substr(0, record_.target.find('?'));
   span.client_address = clientIp_;
-  if (record_.route != snapshot.unroutedIndex()) {
-    span.upstream = snapshot.metricsLayout->upstreams[snapshot.config.routes[record_.route].upstream].name;
-  }
+  span.upstream = recordUpstreamName();
   if (record_.backend) span.server_address = record_.backend->authority;
   span.request_id = currentRequestId();
   worker_.spans()->add(std::move(span));
@@ -464,7 +469,6 @@ void Connection::startExchange() {
     refuse(badRequest("invalid Connection header"));
     return;
   }
-  record_.trace.reset();
   if (worker_.config().tracing.enabled) {
     // Two traceparent fields make neither trustworthy (W3C Trace Context 3.2): start afresh.
     record_.trace = observability::startHop(traceParentCount == 1 ? traceParent : std::string_view(),

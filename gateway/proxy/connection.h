@@ -163,6 +163,7 @@ class Connection final : public core::Retirable,
                          : std::string_view();
   }
   void exportSpan(int status, int64_t nowUs);
+  std::string_view recordUpstreamName() const;  // "" when no route took the exchange
   uint64_t lastSeq_ = 0;
   Pause pause_ = Pause::None;
   bool readsPaused_ = false;

@@ -121,9 +121,27 @@ TEST_CASE("tracing: continued, started and exported") {
   CHECK(spans[1].trace_id == fresh.substr(3, 32));
   CHECK(collector.problems().empty());
 
+  // A request refused before its trace is read (here: a bad Connection header) carries no
+  // trace in the log, not the one of the request before it on the same connection.
+  Client reused(gw.port());
+  REQUIRE(reused.roundTrip(get("/items")).status == 200);
+  REQUIRE(reused.roundTrip(get("/items", "Connection: bad token\r\n")).status == 400);
+  std::string lastLine;
+  REQUIRE(waitFor([&] {
+    const std::string text = readFile(logPath);
+    const std::size_t end = text.size() > 1 ? text.rfind('\n', text.size() - 2) : 0;
+    lastLine = text.substr(end == std::string::npos ? 0 : end + 1);
+    return lastLine.find("\"status\":400") != std::string::npos;
+  }, 5000ms));
+  REQUIRE_FALSE(line.Parse(lastLine.c_str()).HasParseError());
+  CHECK(line["trace_id"].IsNull());
+
   const std::string metrics = adminRequest(gw, "/metrics").body;
-  CHECK(metricSample(metrics, "gatewayd_trace_spans_exported_total") == 3);
   CHECK(metricSample(metrics, "gatewayd_trace_spans_dropped_total") == 0);
+  CHECK(waitFor([&] {
+    return metricSample(adminRequest(gw, "/metrics").body,
+                        "gatewayd_trace_spans_exported_total") == 4;  // the 400 had no trace
+  }, 5000ms));
 }
 
 TEST_CASE("tracing: off, the client's trace context passes through untouched") {
