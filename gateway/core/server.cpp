@@ -93,16 +93,17 @@ int Server::run() {
     spanExporter_ = std::make_unique<observability::OtlpExporter>(std::move(options));
     spanExporter_->start();
   }
-  const WorkerServices services{health_, accessLog_.get(), spanExporter_.get()};
-  for (unsigned i = 0; i < config.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, snapshot_, services));
-    std::string error;
-    if (!workers_.back()->listening(error)) {
-      log::error("cannot listen", {{"error", error}});
-      return 1;
-    }
+  // Signals and the admin listener come before the workers' listening sockets: once a proxy port
+  // accepts connections, a SIGTERM is a drain (not the default death) and /ready can be asked.
+  // A client that vanishes mid-write must not kill the process; writes use MSG_NOSIGNAL too.
+  std::signal(SIGPIPE, SIG_IGN);
+  for (int signal : {SIGTERM, SIGINT}) {
+    signalEvents_.emplace_back(evsignal_new(main_.base(), signal, &Server::onSignal, this));
+    event_add(signalEvents_.back().get(), nullptr);
   }
-  workerGone_.assign(workers_.size(), false);
+  // logrotate's postrotate: `kill -USR1`, then the next lines go to a fresh file at the path.
+  signalEvents_.emplace_back(evsignal_new(main_.base(), SIGUSR1, &Server::onReopenLogs, this));
+  event_add(signalEvents_.back().get(), nullptr);
   if (config.admin.enabled) {
     admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this);
     std::string error;
@@ -113,6 +114,16 @@ int Server::run() {
       return 1;
     }
   }
+  const WorkerServices services{health_, accessLog_.get(), spanExporter_.get()};
+  for (unsigned i = 0; i < config.workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, snapshot_, services));
+    std::string error;
+    if (!workers_.back()->listening(error)) {
+      log::error("cannot listen", {{"error", error}});
+      return 1;
+    }
+  }
+  workerGone_.assign(workers_.size(), false);
   const bool anyActiveCheck = std::any_of(config.upstreams.begin(), config.upstreams.end(),
                                           [](const auto& u) { return u.active_check.has_value(); });
   if (anyActiveCheck) {
@@ -125,15 +136,6 @@ int Server::run() {
         });
     prober_->start();
   }
-  // A client that vanishes mid-write must not kill the process; writes use MSG_NOSIGNAL too.
-  std::signal(SIGPIPE, SIG_IGN);
-  for (int signal : {SIGTERM, SIGINT}) {
-    signalEvents_.emplace_back(evsignal_new(main_.base(), signal, &Server::onSignal, this));
-    event_add(signalEvents_.back().get(), nullptr);
-  }
-  // logrotate's postrotate: `kill -USR1`, then the next lines go to a fresh file at the path.
-  signalEvents_.emplace_back(evsignal_new(main_.base(), SIGUSR1, &Server::onReopenLogs, this));
-  event_add(signalEvents_.back().get(), nullptr);
   for (auto& worker : workers_) {
     worker->start();
     // Ready once every loop runs: the first work each one does is to say so.
