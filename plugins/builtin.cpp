@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "gateway/plugin/registry.h"
+#include "plugins/cache/cache_config.h"
 #include "plugins/cors/cors_config.h"
 #include "plugins/ip_filter/ip_filter_config.h"
 #include "plugins/rate_limit/rate_limit_config.h"
@@ -22,6 +23,7 @@ const Registry& Registry::builtin() {
     r.add(std::make_unique<plugins::schema_validation::Factory>());
     r.add(std::make_unique<plugins::ip_filter::Factory>());
     r.add(std::make_unique<plugins::cors::Factory>());
+    r.add(std::make_unique<plugins::cache::Factory>());
     return r;
   }();
   return registry;

@@ -29,6 +29,7 @@ namespace gw::core {
   X(InvalidJson, 400, "INVALID_JSON")                               \
   X(ValidationFailed, 400, "VALIDATION_FAILED")                     \
   X(NotImplemented, 501, "NOT_IMPLEMENTED")                         \
+  X(NotCached, 504, "NOT_CACHED")                                   \
   X(UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED")          \
   X(UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE")               \
   X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT")        \

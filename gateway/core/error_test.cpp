@@ -33,6 +33,7 @@ constexpr Expected kTable[] = {
     {ErrorCode::InvalidJson, 400, "INVALID_JSON"},
     {ErrorCode::ValidationFailed, 400, "VALIDATION_FAILED"},
     {ErrorCode::NotImplemented, 501, "NOT_IMPLEMENTED"},
+    {ErrorCode::NotCached, 504, "NOT_CACHED"},
     {ErrorCode::UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED"},
     {ErrorCode::UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE"},
     {ErrorCode::UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT"},

@@ -95,7 +95,8 @@ class Context {
   // Ask the core to buffer the whole request body (up to `limit` bytes, else 413) and hand it to
   // onRequestBody in one piece with end = true.
   virtual void bufferRequestBody(std::size_t limit) = 0;
-  // After returning Stop: continue the phase with the next plugin. Same worker thread only.
+  // After returning Stop: continue the phase with the next plugin. Same worker thread only. If
+  // the plugin answered (reply/replyWith/fail) before resuming, that answer is sent instead.
   virtual void resume() = 0;
   virtual core::Worker& worker() = 0;
   // Milliseconds on a monotonic clock, cached per event-loop turn (cheap; use it for windows).
@@ -105,9 +106,20 @@ class Context {
   virtual observability::RouteMetrics& routeMetrics() = 0;
 };
 
+// Shared state an operator may clear through the admin interface (the cache's purge).
+class Purgeable {
+ public:
+  virtual ~Purgeable() = default;
+  // Drops what is stored for requests to `host` ("" any host) whose path equals `path`, or
+  // starts with it when `prefix`. Returns how many entries went. Any thread.
+  virtual std::size_t purge(std::string_view host, std::string_view path, bool prefix) = 0;
+};
+
 // Parsed and validated once at load; immutable; shared by all workers.
 struct RouteConfig {
   virtual ~RouteConfig() = default;
+  // Non-null for a plugin whose shared state the admin interface can purge.
+  virtual Purgeable* purgeable() const { return nullptr; }
 };
 // Per (route binding x worker); touched by that worker's thread only.
 struct WorkerState {
@@ -123,7 +135,9 @@ class Plugin {
   virtual Status onRequestHeaders(Context&) { return Status::Continue; }
   // A piece of the request body (the whole body if bufferRequestBody() was asked); end = last.
   virtual Status onRequestBody(Context&, BodyView, bool /*end*/) { return Status::Continue; }
-  // Response head received (from the upstream or a local reply); headers may be changed.
+  // Response head received (from the upstream or a local reply); headers may be changed. A
+  // plugin may replace the whole response by calling replyWith() here: the phase then starts
+  // over on the replacement, once, and the upstream's body is dropped.
   virtual Status onResponseHeaders(Context&) { return Status::Continue; }
   // A piece of the response body; end = last.
   virtual Status onResponseBody(Context&, BodyView, bool /*end*/) { return Status::Continue; }

@@ -574,8 +574,11 @@ void Connection::runRequestHeadersPhase() {
   do {
     stream.resumeRequested = false;
     status = stream.chain().runRequestHeaders(stream);
-  } while (status == plugin::Status::Stop && stream.resumeRequested);
+  } while (status == plugin::Status::Stop && stream.resumeRequested && !stream.answer());
   stream.inRequestPhase = false;
+  // A plugin that waited may answer when it resumes (a coalesced cache miss served from the
+  // leader's stored response).
+  if (status == plugin::Status::Stop && stream.resumeRequested) status = plugin::Status::Respond;
   switch (status) {
     case plugin::Status::Continue:
       forwardPluginRequest();
@@ -599,7 +602,11 @@ void Connection::resumeExchange() {
         }
         if (!stream_->waitingForPlugin) return;
         stream_->waitingForPlugin = false;
-        runRequestHeadersPhase();
+        if (stream_->answer()) {
+          answerFromPlugin();
+        } else {
+          runRequestHeadersPhase();
+        }
         if (fd_.valid() && stream_ && !stream_->waitingForPlugin) processInput();
       },
       [&](const char* why) { recoverFromBug(why); });

@@ -133,7 +133,27 @@ void Stream::runResponsePhase(LocalResponse& response) {
   status_ = response.status;
   plugins_->responseFields = &response.headers;
   plugins_->chain.runResponseHeaders(*this);
+  if (plugins_->answer) {
+    // A plugin replaced the response (a cache serving its stored copy instead of an error):
+    // every plugin sees the replacement from the start, once; a second replacement is ignored.
+    response = std::move(*plugins_->answer);
+    plugins_->answer.reset();
+    status_ = response.status;
+    plugins_->chain.runResponseHeaders(*this);
+    plugins_->answer.reset();
+  }
   plugins_->responseFields = &plugins_->upstreamResponseFields;
+}
+
+void Stream::replaceUpstreamResponse() {
+  LocalResponse response = std::move(*plugins_->answer);
+  plugins_->answer.reset();
+  runResponsePhase(response);
+  // The upstream's body, if any, is still read (so its connection can be reused) but dropped.
+  replaced_ = true;
+  framing_ = BodyFraming::None;
+  appendResponse(clientOut_, response,
+                 {.closeConnection = closeAfter_, .headRequest = client_.headRequest});
 }
 
 int Stream::onHeadersComplete() {
@@ -177,10 +197,13 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
   // Reuse needs a framed response and a backend that did not ask to close.
   upstreamReusable_ = parser.keepAlive() && !connection.close() && !parser.bodyUntilEof();
 
-  appendStatusLine(status_, parser.statusText(base));
   bool nominated = !connection.others().empty();
   FieldList* edited = hasPlugins() ? &plugins_->upstreamResponseFields : nullptr;
-  if (edited) edited->clear();
+  if (edited) {
+    edited->clear();
+  } else {
+    appendStatusLine(status_, parser.statusText(base));
+  }
   for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
     http::FieldName kind = kindOf(i);
     if (http::isHopByHop(kind)) continue;
@@ -196,6 +219,11 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
   }
   if (edited) {
     plugins_->chain.runResponseHeaders(*this);
+    if (plugins_->answer) {
+      replaceUpstreamResponse();
+      return;
+    }
+    appendStatusLine(status_, parser.statusText(base));
     for (std::size_t i = 0; i < edited->size(); ++i) {
       auto [name, value] = edited->at(i);
       appendField(clientOut_, name, value);
@@ -229,6 +257,7 @@ void Stream::appendStatusLine(int status, std::string_view reason) {
 }
 
 int Stream::onBody(const char* data, std::size_t length) {
+  if (replaced_) return 0;
   if (plugins_) plugins_->chain.runResponseBody(*this, {data, length}, false);
   if (framing_ == BodyFraming::Chunked && !chunkOpen_) {
     // A close-delimited upstream body: each piece becomes one chunk.
@@ -258,7 +287,7 @@ int Stream::onChunkComplete() {
 
 int Stream::onMessageComplete() {
   if (informational_) return 0;  // the real response follows on the same connection
-  if (plugins_) plugins_->chain.runResponseBody(*this, {}, true);
+  if (plugins_ && !replaced_) plugins_->chain.runResponseBody(*this, {}, true);
   if (framing_ == BodyFraming::Chunked) clientOut_.append("0\r\n\r\n");
   responseComplete_ = true;
   // Stop here: any byte after the response is not ours to parse.

@@ -96,7 +96,8 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   // Appends to the buffered body; false once past the plugin's limit.
   bool bufferBody(std::string_view bytes);
   const std::string& bufferedBody() const { return plugins_->bufferedBody; }
-  // Response phase for a gateway-made response, before it is serialised.
+  // Response phase for a gateway-made response, before it is serialised. A plugin may replace
+  // the response there by calling replyWith() (e.g. a cache's stale copy instead of a 502).
   void runResponsePhase(LocalResponse& response);
   bool waitingForPlugin = false;
   bool inRequestPhase = false;   // resume() during the phase itself only marks resumeRequested
@@ -137,6 +138,9 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   void appendResponseHead(const http::Parser& parser, const char* base);
   void appendStatusLine(int status, std::string_view reason);
   void appendFraming();
+  // A response-phase plugin answered instead of the upstream (e.g. a cache freshened by a 304):
+  // its response goes to the client, the upstream's body is read and dropped.
+  void replaceUpstreamResponse();
 
   core::Worker& worker_;
   ExchangeOwner& owner_;
@@ -158,6 +162,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   bool chunkOpen_ = false;
   bool closeAfter_ = false;
   bool upstreamReusable_ = false;
+  bool replaced_ = false;  // see replaceUpstreamResponse()
   // Only routes with plugins have one; recycled per worker so it keeps its capacity.
   std::unique_ptr<PluginExchange> plugins_;
 };

@@ -158,12 +158,14 @@ std::size_t CacheStore::invalidateUrl(std::string_view url) {
   return count;
 }
 
-std::size_t CacheStore::purgePrefix(std::string_view host, std::string_view pathPrefix) {
+std::size_t CacheStore::purge(std::string_view host, std::string_view path, bool prefix) {
   std::lock_guard lock(mu_);
   std::size_t count = 0;
   for (auto it = primaries_.begin(); it != primaries_.end();) {
     auto next = std::next(it);
-    if ((host.empty() || it->second.host == host) && it->second.path.starts_with(pathPrefix)) {
+    const std::string& stored = it->second.path;
+    const bool pathMatches = prefix ? stored.starts_with(path) : stored == path;
+    if ((host.empty() || it->second.host == host) && pathMatches) {
       count += erasePrimary(it);
     }
     it = next;

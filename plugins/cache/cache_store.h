@@ -81,9 +81,10 @@ class CacheStore {
   // Drops every primary key whose URL part (RequestKey::url) is `url`, whatever the method or
   // configured request header values: RFC 9111 §4.4 after an unsafe method. Returns variants.
   std::size_t invalidateUrl(std::string_view url);
-  // Admin purge: every entry whose host equals `host` (empty: any host) and whose path starts
-  // with `pathPrefix`. Returns variants dropped. Walks the whole store (admin only).
-  std::size_t purgePrefix(std::string_view host, std::string_view pathPrefix);
+  // Admin purge: every entry whose host equals `host` (empty: any host) and whose path equals
+  // `path` (any query, header values or variant), or starts with it when `prefix`. Returns
+  // variants dropped. Walks the whole store (admin only).
+  std::size_t purge(std::string_view host, std::string_view path, bool prefix);
 
   StoreStats stats() const;
 

@@ -111,7 +111,7 @@ TEST_CASE("cache_store: byte bound with LRU eviction; the per-entry cap") {
   CHECK(held->body->size() == 1000);
 }
 
-TEST_CASE("cache_store: invalidate, invalidateUrl and purgePrefix") {
+TEST_CASE("cache_store: invalidate, invalidateUrl and purge") {
   CacheStore store({1 << 20, 1 << 16});
   KeyOptions byTenant;
   byTenant.headers = {"x-tenant"};
@@ -139,8 +139,11 @@ TEST_CASE("cache_store: invalidate, invalidateUrl and purgePrefix") {
   CHECK(lookup(store, elsewhere) != nullptr);
 
   REQUIRE(insert(store, a1, response({})));
-  CHECK(store.purgePrefix("h", "/api/o") == 1);
-  CHECK(store.purgePrefix("", "/api/") == 2);
+  CHECK(store.purge("h", "/api/o", false) == 0);  // exact: /api/other is not /api/o
+  CHECK(store.purge("g", "/api/items", false) == 1);
+  REQUIRE(insert(store, elsewhere, response({})));
+  CHECK(store.purge("h", "/api/o", true) == 1);
+  CHECK(store.purge("", "/api/", true) == 2);
   CHECK(store.stats().entries == 0);
   CHECK(store.stats().bytes == 0);
 }
@@ -182,7 +185,7 @@ TEST_CASE("cache_store: concurrent inserts, lookups and invalidations stay withi
   CHECK(stats.bytes <= maxBytes);
   CHECK(stats.evictions > 0);
   CHECK(hits.load() > 0);
-  CHECK(store.purgePrefix("", "") == stats.entries);
+  CHECK(store.purge("", "", true) == stats.entries);
   CHECK(store.stats().bytes == 0);
 }
 

@@ -1,0 +1,97 @@
+#pragma once
+// The cache plugin: one exchange's part in the route's shared response cache. A request either
+// is answered from the store (fresh, allowed stale, a 304 or a range of it), or goes upstream —
+// alone, as the leader of concurrent misses on its key, or after waiting for such a leader —
+// possibly as a conditional revalidation of a stale entry. The response is then stored (bodies
+// accumulated up to the entry cap), used to freshen the stale entry (304), or replaced by the
+// stale entry when the upstream failed and stale-if-error allows it. Every response of a GET or
+// HEAD says what happened in Cache-Status (RFC 9211).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/core/libevent_ptr.h"
+#include "gateway/observability/metrics.h"
+#include "gateway/plugin/plugin.h"
+#include "plugins/cache/cache_config.h"
+
+namespace gw::plugins::cache {
+
+class Cache final : public plugin::Plugin {
+ public:
+  explicit Cache(const Settings& settings) : settings_(settings) {}
+
+  plugin::Status onRequestHeaders(plugin::Context& ctx) override;
+  plugin::Status onResponseHeaders(plugin::Context& ctx) override;
+  plugin::Status onResponseBody(plugin::Context& ctx, plugin::BodyView body, bool end) override;
+  void onDestroy() noexcept override;
+
+  // The leader of the fetch this exchange waits for has finished (posted to our worker).
+  void leaderFinished();
+
+ private:
+  enum class Phase : uint8_t {
+    Idle,        // not a cacheable exchange (e.g. OPTIONS)
+    Invalidate,  // an unsafe method: a success invalidates what is stored for its URL
+    Bypass,      // the request may not use the cache
+    Waiting,     // another exchange fetches this key; we wait for it (bounded)
+    Fetching,    // forwarded upstream: miss, revalidation, or fetch after a wait
+    Answered,    // answered by the cache itself (from the store, or only-if-cached's 504)
+  };
+  using Outcome = observability::CacheResult;
+  // Shared with the gate's callback, which may outlive this exchange; cut in onDestroy.
+  struct WaitLink {
+    Cache* cache = nullptr;  // read and cut on this exchange's worker only
+  };
+
+  // Answers from `entry` if it may serve this request now; else forwards (or waits).
+  plugin::Status lookupAndDecide(plugin::Context& ctx, bool mayWait);
+  plugin::Status forward(plugin::Context& ctx, bool mayWait);
+  // Readies the request for the upstream: a stale entry's validators replace the client's
+  // conditional and range fields (RFC 9111 §4.3.1), which are kept for answering it after a 304.
+  void prepareFetch(plugin::Context& ctx);
+  void resumeAlone();
+  // Answers the request from a stored response (304, 206/416 or the whole of it).
+  void serve(plugin::Context& ctx, std::shared_ptr<const StoredResponse> entry,
+             std::string cacheStatus, Outcome outcome);
+  void handleUpstreamHead(plugin::Context& ctx);
+  void freshenFromNotModified(plugin::Context& ctx);
+  void invalidateAfterUnsafe(plugin::Context& ctx);
+  // Cache-Status and the configured downstream fields on what goes to the client.
+  void decorate(plugin::Context& ctx);
+  void finishLeading();
+  void stopWaiting();
+  static void onWaitTimeout(evutil_socket_t, short, void* arg);
+
+  const Settings& settings_;
+  Phase phase_ = Phase::Idle;
+  Outcome outcome_ = Outcome::Miss;
+  plugin::Context* ctx_ = nullptr;  // the exchange's, valid until onDestroy
+  RequestKey key_;
+  RequestDirectives directives_;
+  bool counted_ = false;
+  // The client's If-None-Match / If-Modified-Since / Range / If-Range, when prepareFetch()
+  // replaced them with the stale entry's validators.
+  bool conditionalsReplaced_ = false;
+  std::vector<Field> clientConditionals_;
+  std::string cacheStatus_;
+  std::shared_ptr<const StoredResponse> stale_;   // the stored entry this fetch may replace
+  std::shared_ptr<const StoredResponse> served_;  // keeps the fields serve() handed out alive
+  std::vector<Field> notModified_;                // likewise for a 304's fields
+  std::string age_;
+  int64_t requestTime_ = 0;
+  bool leading_ = false;
+  // Response being stored.
+  bool collecting_ = false;
+  StoredMeta pendingMeta_;
+  std::vector<Field> pendingFields_;
+  std::string pendingBody_;
+  // Waiting for a leader.
+  std::shared_ptr<WaitLink> waitLink_;
+  uint64_t waiterId_ = 0;
+  core::EventPtr waitTimer_;
+};
+
+}  // namespace gw::plugins::cache

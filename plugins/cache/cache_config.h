@@ -1,0 +1,55 @@
+#pragma once
+// The cache plugin type: its settings (see docs/plugins.md#cache for every key) and the state
+// all workers share for one route binding: the store and the gate that coalesces misses.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/plugin/plugin.h"
+#include "plugins/cache/cache_key.h"
+#include "plugins/cache/cache_store.h"
+#include "plugins/cache/freshness.h"
+
+namespace gw::plugins::cache {
+
+// What every worker's exchanges on the route share; thread-safe. The admin purge reaches it
+// through RouteConfig::purgeable().
+struct SharedCache final : plugin::Purgeable {
+  SharedCache(StoreOptions storeOptions, std::size_t maxWaiters)
+      : store(storeOptions), gate(maxWaiters) {}
+  std::size_t purge(std::string_view host, std::string_view path, bool prefix) override {
+    return store.purge(host, path, prefix);
+  }
+
+  CacheStore store;
+  FetchGate gate;
+};
+
+struct Settings final : plugin::RouteConfig {
+  Policy policy;
+  KeyOptions key;
+  bool allowAuthorized = false;  // look up and store for requests with Authorization (RFC 9111 §3.5 still applies)
+  bool allowCookies = false;     // serve stored responses to requests with Cookie
+  bool coalesce = true;
+  std::chrono::milliseconds coalesceTimeout{5000};
+  std::string responseCacheControl;  // empty: leave Cache-Control as it is
+  std::string surrogateControl;      // empty: none
+  std::unique_ptr<SharedCache> shared;
+
+  plugin::Purgeable* purgeable() const override { return shared.get(); }
+};
+
+class Factory final : public plugin::Factory {
+ public:
+  std::string_view name() const override { return "cache"; }
+  std::shared_ptr<const plugin::RouteConfig> parse(
+      const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
+  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
+                                         plugin::WorkerState*) const override;
+};
+
+}  // namespace gw::plugins::cache

@@ -1,0 +1,298 @@
+#include "plugins/cache/cache.h"
+
+#include <doctest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plugins/cache/cache_config.h"
+#include "plugins/cache/http_date.h"
+#include "test/support/plugin_config.h"
+#include "test/support/plugin_context.h"
+
+using namespace gw;
+using gw::plugin::Status;
+using gw::plugins::cache::Factory;
+using gw::plugins::cache::Settings;
+using gw::test::TestContext;
+
+namespace {
+
+std::shared_ptr<const Settings> settings(const std::string& yaml) {
+  std::vector<plugin::ConfigError> errors;
+  auto parsed = Factory().parse(YAML::Load(yaml), errors);
+  REQUIRE_MESSAGE(parsed, (errors.empty() ? "" : errors.front().message));
+  return std::static_pointer_cast<const Settings>(parsed);
+}
+
+// Coalescing needs a worker's loop; these tests drive one exchange at a time without it.
+constexpr const char* kPlain = "coalesce: false";
+
+struct Origin {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::string body;
+};
+
+// One exchange through a fresh plugin instance. `origin` answers if the plugin forwards;
+// `forwarded` (if given) receives the request fields the upstream would have seen.
+struct Exchange {
+  TestContext ctx;
+  Status requestStatus = Status::Continue;
+  bool forwarded = false;
+  std::vector<std::pair<std::string, std::string>> upstreamRequest;
+
+  int status() const { return ctx.repliedStatus ? *ctx.repliedStatus : ctx.status; }
+  std::string field(std::string_view name) const {
+    const auto& fields = ctx.repliedStatus ? ctx.repliedFields : ctx.responseFields.fields;
+    for (const auto& [n, v] : fields) {
+      if (http::iequals(n, name)) return v;
+    }
+    return "";
+  }
+  std::string cacheStatus() const {
+    // Cache-Status is added in the response phase, onto the reply's own fields.
+    const auto value = ctx.responseFields.get("cache-status");
+    return value ? std::string(*value) : "";
+  }
+};
+
+std::unique_ptr<Exchange> run(const Settings& config, std::string method, std::string path,
+                              std::vector<std::pair<std::string, std::string>> request,
+                              const Origin& origin) {
+  auto x = std::make_unique<Exchange>();
+  TestContext& ctx = x->ctx;
+  ctx.info.method = method == "GET" ? "GET" : method == "HEAD" ? "HEAD" : "POST";
+  static thread_local std::string pathStorage;
+  pathStorage = std::move(path);
+  ctx.info.path = pathStorage;
+  ctx.requestFields.fields = std::move(request);
+  plugins::cache::Cache cache(config);
+  x->requestStatus = cache.onRequestHeaders(ctx);
+  if (x->requestStatus == Status::Continue) {
+    x->forwarded = true;
+    x->upstreamRequest = ctx.requestFields.fields;
+    ctx.status = origin.status;
+    ctx.responseFields.fields = origin.fields;
+    cache.onResponseHeaders(ctx);
+    if (ctx.repliedStatus) {
+      // The cache replaced the upstream's answer: the response phase runs on the replacement.
+      ctx.responseFields.fields = ctx.repliedFields;
+      ctx.status = *ctx.repliedStatus;
+      cache.onResponseHeaders(ctx);
+    } else {
+      cache.onResponseBody(ctx, origin.body, false);
+      cache.onResponseBody(ctx, {}, true);
+    }
+  } else if (ctx.repliedStatus) {
+    ctx.responseFields.fields = ctx.repliedFields;
+    ctx.status = *ctx.repliedStatus;
+    cache.onResponseHeaders(ctx);
+  }
+  cache.onDestroy();
+  return x;
+}
+
+std::unique_ptr<Exchange> get(const Settings& config, std::string path, const Origin& origin,
+                              std::vector<std::pair<std::string, std::string>> request = {}) {
+  return run(config, "GET", std::move(path), std::move(request), origin);
+}
+
+const Origin kFresh{200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}}, "payload"};
+
+}  // namespace
+
+TEST_CASE("cache config: defaults, and every bad value located") {
+  auto config = settings("");
+  CHECK(config->coalesce);
+  CHECK_FALSE(config->allowAuthorized);
+  CHECK_FALSE(config->policy.defaultTtl);
+  CHECK(config->purgeable() != nullptr);
+
+  CHECK(test::configErrors(Factory(), "max_bytes: lots") ==
+        std::vector<std::string>{"1:12: 'max_bytes': invalid size 'lots': expected a whole "
+                                 "number followed by B, KB, MB, GB, KiB, MiB or GiB"});
+  const auto errors = test::configErrors(Factory(), R"(
+default_ttl: 1500ms
+key: {headers: ["bad name"], shuffle: true}
+response_cache_control: "a\x01b"
+colour: blue
+)");
+  REQUIRE(errors.size() == 5);
+  CHECK(errors[0].find("5:1: unknown key 'colour' in cache; expected one of: max_bytes,") == 0);
+  CHECK(errors[1] == "2:14: default_ttl must be whole seconds, got '1500ms'");
+  CHECK(errors[2].find("3:30: unknown key 'shuffle' in cache key") == 0);
+  CHECK(errors[3] == "3:16: headers: 'bad name' is not a header field name");
+  CHECK(errors[4] == "4:25: response_cache_control is not a valid header field value");
+}
+
+TEST_CASE("cache: a storable miss is stored and the next request is a hit with Age") {
+  auto config = settings(kPlain);
+  auto miss = get(*config, "/a", kFresh);
+  CHECK(miss->forwarded);
+  CHECK(miss->cacheStatus() == "gatewayd; fwd=uri-miss; fwd-status=200; stored");
+  CHECK(miss->ctx.exchangeNotes.cache == "miss");
+
+  auto hit = get(*config, "/a", {500, {}, "the origin must not be asked"});
+  CHECK_FALSE(hit->forwarded);
+  CHECK(hit->status() == 200);
+  CHECK(hit->ctx.repliedBody == "payload");
+  CHECK(hit->field("ETag") == "\"v1\"");
+  CHECK(hit->field("Age") == "0");
+  CHECK(hit->cacheStatus().find("gatewayd; hit; ttl=") == 0);
+  CHECK(hit->ctx.exchangeNotes.cache == "hit");
+  CHECK(hit->ctx.metrics.cache[0] == 1);
+
+  auto head = run(*config, "HEAD", "/a", {}, {500, {}, ""});
+  CHECK_FALSE(head->forwarded);
+  CHECK(head->status() == 200);
+}
+
+TEST_CASE("cache: responses a shared cache must not store are passed on, with the reason") {
+  auto config = settings(kPlain);
+  struct Case {
+    Origin origin;
+    std::string detail;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{200, {{"Cache-Control", "no-store"}}, "x"}, "no-store"},
+           {{200, {{"Cache-Control", "private, max-age=60"}}, "x"}, "private"},
+           {{200, {{"Cache-Control", "max-age=60"}, {"Set-Cookie", "s=1"}}, "x"}, "set-cookie"},
+           {{200, {}, "x"}, "no-freshness"},
+           {{200, {{"Cache-Control", "max-age=60"}, {"Vary", "*"}}, "x"}, "vary-star"},
+       }) {
+    CAPTURE(c.detail);
+    auto first = get(*config, "/p-" + c.detail, c.origin);
+    CHECK(first->cacheStatus() ==
+          "gatewayd; fwd=uri-miss; fwd-status=200; detail=" + c.detail);
+    CHECK(get(*config, "/p-" + c.detail, c.origin)->forwarded);
+  }
+}
+
+TEST_CASE("cache: Authorization and Cookie bypass the cache unless the route opts in") {
+  auto config = settings(kPlain);
+  get(*config, "/b", kFresh);
+  auto authorized = get(*config, "/b", kFresh, {{"Authorization", "Bearer x"}});
+  CHECK(authorized->forwarded);
+  CHECK(authorized->cacheStatus() == "gatewayd; fwd=bypass");
+  CHECK(authorized->ctx.exchangeNotes.cache == "bypass");
+  CHECK(get(*config, "/b", kFresh, {{"Cookie", "s=1"}})->forwarded);
+
+  auto optIn = settings("{coalesce: false, allow_cookies: true}");
+  get(*optIn, "/b", kFresh);
+  CHECK_FALSE(get(*optIn, "/b", kFresh, {{"Cookie", "s=1"}})->forwarded);
+}
+
+TEST_CASE("cache: default_ttl applies only when the upstream says nothing") {
+  auto config = settings("{coalesce: false, default_ttl: 30s}");
+  CHECK(get(*config, "/t", {200, {}, "x"})->cacheStatus().find("stored") != std::string::npos);
+  auto hit = get(*config, "/t", {200, {}, "y"});
+  CHECK(hit->cacheStatus() == "gatewayd; hit; ttl=30");
+  // max-age=0 is the upstream's word: stored (it has a validator) but never served unasked.
+  get(*config, "/zero", {200, {{"Cache-Control", "max-age=0"}, {"ETag", "\"z\""}}, "x"});
+  CHECK(get(*config, "/zero", kFresh)->forwarded);
+}
+
+TEST_CASE("cache: a stale entry is revalidated with its validator; a 304 freshens it") {
+  auto config = settings(kPlain);
+  get(*config, "/r", {200, {{"Cache-Control", "max-age=0"}, {"ETag", "\"v1\""}}, "original"});
+  auto revalidated = get(
+      *config, "/r", {304, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}}, ""},
+      {{"If-None-Match", "\"other\""}});
+  REQUIRE(revalidated->forwarded);
+  // The upstream saw the stored validator, not the client's.
+  bool sawStored = false;
+  for (const auto& [n, v] : revalidated->upstreamRequest) {
+    if (http::iequals(n, "if-none-match")) sawStored = v == "\"v1\"";
+  }
+  CHECK(sawStored);
+  CHECK(revalidated->status() == 200);  // the client's "other" does not match v1
+  CHECK(revalidated->ctx.repliedBody == "original");
+  CHECK(revalidated->cacheStatus() == "gatewayd; fwd=stale; fwd-status=304; stored");
+  CHECK(revalidated->ctx.exchangeNotes.cache == "stale");
+  // Freshened for 60 s by the 304's Cache-Control.
+  auto hit = get(*config, "/r", {500, {}, ""});
+  CHECK_FALSE(hit->forwarded);
+  CHECK(hit->field("Cache-Control") == "max-age=60");
+}
+
+TEST_CASE("cache: stale-if-error serves the stale copy when the upstream fails") {
+  auto config = settings("{coalesce: false, stale_if_error: 1h}");
+  get(*config, "/e", {200, {{"Cache-Control", "max-age=0"}}, "kept"});
+  auto failed = get(*config, "/e", {503, {}, "down"});
+  CHECK(failed->status() == 200);
+  CHECK(failed->ctx.repliedBody == "kept");
+  CHECK(failed->cacheStatus() ==
+        "gatewayd; fwd=stale; fwd-status=503; detail=stale-if-error");
+
+  auto strict = settings(kPlain);  // no window anywhere: the error goes through
+  get(*strict, "/e", {200, {{"Cache-Control", "max-age=0"}}, "kept"});
+  CHECK(get(*strict, "/e", {503, {}, "down"})->status() == 503);
+}
+
+TEST_CASE("cache: conditional and range requests are answered from a fresh entry") {
+  auto config = settings(kPlain);
+  get(*config, "/c", {200, {{"Cache-Control", "max-age=60"}, {"ETag", "W/\"7\""}}, "0123456789"});
+  auto notModified = get(*config, "/c", kFresh, {{"If-None-Match", "\"7\""}});
+  CHECK(notModified->status() == 304);
+  CHECK(notModified->field("ETag") == "W/\"7\"");
+  CHECK(notModified->ctx.repliedBody.empty());
+
+  auto partial = get(*config, "/c", kFresh, {{"Range", "bytes=2-4"}});
+  CHECK(partial->status() == 206);
+  CHECK(partial->ctx.repliedBody == "234");
+  CHECK(partial->field("Content-Range") == "bytes 2-4/10");
+  auto unsatisfiable = get(*config, "/c", kFresh, {{"Range", "bytes=50-"}});
+  CHECK(unsatisfiable->status() == 416);
+  CHECK(unsatisfiable->field("Content-Range") == "bytes */10");
+}
+
+TEST_CASE("cache: only-if-cached without a stored answer is a 504 NOT_CACHED") {
+  auto config = settings(kPlain);
+  auto x = get(*config, "/o", kFresh, {{"Cache-Control", "only-if-cached"}});
+  CHECK_FALSE(x->forwarded);
+  REQUIRE(x->ctx.failedWith);
+  CHECK(x->ctx.failedWith->code == core::ErrorCode::NotCached);
+}
+
+TEST_CASE("cache: a successful unsafe request invalidates the URL and same-origin Location") {
+  auto config = settings(kPlain);
+  get(*config, "/items", kFresh);
+  get(*config, "/items/9", kFresh);
+  get(*config, "/other", kFresh);
+  auto post = run(*config, "POST", "/items", {{"Host", "example.test"}},
+                  {201, {{"Location", "/items/9"}}, ""});
+  CHECK(post->forwarded);
+  CHECK(post->cacheStatus().empty());
+  CHECK(get(*config, "/items", kFresh)->forwarded);
+  CHECK(get(*config, "/items/9", kFresh)->forwarded);
+  CHECK_FALSE(get(*config, "/other", kFresh)->forwarded);
+  // An error answer changes nothing.
+  run(*config, "POST", "/other", {}, {500, {}, ""});
+  CHECK_FALSE(get(*config, "/other", kFresh)->forwarded);
+}
+
+TEST_CASE("cache: a body over max_entry_bytes streams through and is not stored") {
+  auto config = settings("{coalesce: false, max_entry_bytes: 4}");
+  auto big = get(*config, "/big", {200, {{"Cache-Control", "max-age=60"}}, "0123456789"});
+  CHECK(big->cacheStatus() == "gatewayd; fwd=uri-miss; fwd-status=200; stored");
+  CHECK(get(*config, "/big", kFresh)->forwarded);
+  auto announced = get(*config, "/big2",
+                       {200, {{"Cache-Control", "max-age=60"}, {"Content-Length", "10"}}, "x"});
+  CHECK(announced->cacheStatus() == "gatewayd; fwd=uri-miss; fwd-status=200; detail=too-large");
+}
+
+TEST_CASE("cache: downstream Cache-Control and Surrogate-Control are set on good answers") {
+  auto config = settings(
+      "{coalesce: false, response_cache_control: 'public, max-age=5', surrogate_control: "
+      "'max-age=3600'}");
+  auto ok = get(*config, "/d", kFresh);
+  CHECK(ok->ctx.responseFields.get("cache-control") == "public, max-age=5");
+  CHECK(ok->ctx.responseFields.get("surrogate-control") == "max-age=3600");
+  auto hit = get(*config, "/d", kFresh);
+  CHECK(hit->ctx.responseFields.get("cache-control") == "public, max-age=5");
+  auto error = get(*config, "/e", {502, {{"Cache-Control", "no-store"}}, ""});
+  CHECK(error->ctx.responseFields.get("cache-control") == "no-store");
+}
