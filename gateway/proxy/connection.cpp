@@ -243,8 +243,14 @@ int Connection::onBody(const char* data, std::size_t length) {
     }
     return 0;
   }
+  if (stream_->hasPlugins() && refusedByPlugin({data, length}, false)) return HPE_USER;
   if (auto& lease = stream_->lease()) lease->output().borrow(data, length);
   return 0;
+}
+
+bool Connection::refusedByPlugin(std::string_view piece, bool end) {
+  // rejectRequest() then sends the plugin's answer instead of an error of its own.
+  return stream_->chain().runRequestBody(*stream_, piece, end) == plugin::Status::Respond;
 }
 
 // The request body is re-chunked from what llhttp decoded: chunk extensions and trailers never
@@ -266,6 +272,10 @@ int Connection::onChunkComplete() {
 
 int Connection::onMessageComplete() {
   if (stream_) {
+    if (stream_->hasPlugins() && stream_->requestHasBody && !stream_->buffering() &&
+        refusedByPlugin({}, true)) {
+      return HPE_USER;
+    }
     if (parser_.chunked() && !stream_->buffering()) {
       if (auto& lease = stream_->lease()) lease->output().append("0\r\n\r\n");
     }
@@ -1005,6 +1015,13 @@ void Connection::rejectRequest(llhttp_errno_t err) {
   }
   // The backend may hold part of this request; its connection goes, never back to the pool.
   if (stream_ && stream_->lease()) stream_->cluster().retire(std::move(stream_->lease()));
+  if (stream_ && stream_->hasPlugins() && stream_->answer()) {
+    // A plugin refused a streamed body piece: its answer, and the rest of the body is not read.
+    LocalResponse response = std::move(*stream_->answer());
+    stream_->answer().reset();
+    writeLocalResponse(std::move(response), true);
+    return;
+  }
   reply(error, true);
 }
 

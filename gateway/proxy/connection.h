@@ -57,6 +57,8 @@ class Connection final : public core::Retirable,
   int onChunkHeader(uint64_t length) override;
   int onChunkComplete() override;
   int onMessageComplete() override;
+  // Runs the request-body phase on a streamed piece; true if a plugin answered instead.
+  bool refusedByPlugin(std::string_view piece, bool end);
 
   // upstream::Connection::Listener
   void onUpstreamConnected() override;

@@ -1,0 +1,137 @@
+#include "gateway/proxy/filter_chain.h"
+
+#include <doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "test/support/plugin_context.h"
+
+using namespace gw;
+using plugin::Status;
+
+namespace {
+
+// Records every hook it sees into a shared journal, and answers with a given status.
+struct Journal {
+  std::vector<std::string> lines;
+};
+
+struct Scripted final : plugin::RouteConfig {
+  std::string name;
+  Status onHeaders = Status::Continue;
+  Status onBody = Status::Continue;
+  Journal* journal = nullptr;
+};
+
+class ScriptedPlugin final : public plugin::Plugin {
+ public:
+  explicit ScriptedPlugin(const Scripted& s) : s_(s) {}
+  Status onRequestHeaders(plugin::Context&) override {
+    s_.journal->lines.push_back(s_.name + " headers");
+    return s_.onHeaders;
+  }
+  Status onRequestBody(plugin::Context&, plugin::BodyView body, bool end) override {
+    s_.journal->lines.push_back(s_.name + " body '" + std::string(body) + "'" + (end ? " end" : ""));
+    return s_.onBody;
+  }
+  Status onResponseHeaders(plugin::Context&) override {
+    s_.journal->lines.push_back(s_.name + " response");
+    return Status::Continue;
+  }
+  void onComplete(const plugin::Context&) noexcept override {
+    s_.journal->lines.push_back(s_.name + " complete");
+  }
+  void onDestroy() noexcept override { s_.journal->lines.push_back(s_.name + " destroy"); }
+
+ private:
+  const Scripted& s_;
+};
+
+class ScriptedFactory final : public plugin::Factory {
+ public:
+  std::string_view name() const override { return "scripted"; }
+  std::shared_ptr<const plugin::RouteConfig> parse(const YAML::Node&,
+                                                   std::vector<plugin::ConfigError>&) const override {
+    return nullptr;
+  }
+  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
+                                         plugin::WorkerState*) const override {
+    return std::make_unique<ScriptedPlugin>(static_cast<const Scripted&>(config));
+  }
+};
+
+struct Fixture {
+  ScriptedFactory factory;
+  Journal journal;
+  std::vector<config::PluginBinding> bindings;
+  std::vector<std::shared_ptr<Scripted>> scripts;  // what the bindings hold, still editable
+
+  Scripted& add(std::string name) {
+    auto s = std::make_shared<Scripted>();
+    s->name = std::move(name);
+    s->journal = &journal;
+    config::PluginBinding binding;
+    binding.name = s->name;
+    binding.factory = &factory;
+    binding.settings = s;
+    bindings.push_back(binding);
+    scripts.push_back(s);
+    return *s;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("filter_chain: request phases stop at the first answer; a wait resumes after it") {
+  Fixture f;
+  f.add("a");
+  f.add("b").onHeaders = Status::Stop;
+  f.add("c");
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  chain.start(f.bindings, {});
+  CHECK(chain.runRequestHeaders(ctx) == Status::Stop);
+  CHECK(f.journal.lines == std::vector<std::string>{"a headers", "b headers"});
+  // Resumed: from the plugin after the one that waited.
+  CHECK(chain.runRequestHeaders(ctx) == Status::Continue);
+  CHECK(f.journal.lines.back() == "c headers");
+  CHECK(f.journal.lines.size() == 3);
+}
+
+TEST_CASE("filter_chain: streamed body pieces reach every plugin in order until one answers") {
+  Fixture f;
+  f.add("a");
+  f.add("b");
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  chain.start(f.bindings, {});
+  CHECK(chain.runRequestBody(ctx, "x", false) == Status::Continue);
+  CHECK(chain.runRequestBody(ctx, "", true) == Status::Continue);
+  CHECK(f.journal.lines ==
+        std::vector<std::string>{"a body 'x'", "b body 'x'", "a body '' end", "b body '' end"});
+
+  f.journal.lines.clear();
+  f.scripts[0]->onBody = Status::Respond;
+  CHECK(chain.runRequestBody(ctx, "y", false) == Status::Respond);
+  CHECK(f.journal.lines == std::vector<std::string>{"a body 'y'"});  // b never sees it
+}
+
+TEST_CASE("filter_chain: response phases run every plugin; finish completes then destroys once") {
+  Fixture f;
+  f.add("a").onHeaders = Status::Respond;
+  f.add("b");
+  test::TestContext ctx;
+  {
+    proxy::FilterChain chain;
+    chain.start(f.bindings, {});
+    CHECK(chain.runRequestHeaders(ctx) == Status::Respond);
+    chain.runResponseHeaders(ctx);
+    chain.finish(ctx);
+    chain.finish(ctx);
+  }
+  CHECK(f.journal.lines == std::vector<std::string>{"a headers", "a response", "b response",
+                                                    "a complete", "b complete", "a destroy",
+                                                    "b destroy"});
+}
