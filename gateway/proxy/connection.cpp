@@ -977,7 +977,9 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
     stream_->runResponsePhase(response);
   }
   appendResponse(out_, response,
-                 {.closeConnection = closeAfter, .headRequest = parser_.method() == HTTP_HEAD});
+                 {.closeConnection = closeAfter,
+                  .headRequest = parser_.method() == HTTP_HEAD,
+                  .http10KeepAlive = parser_.versionMinor() == 0});
   recordExchange(response.status);
   if (closeAfter) {
     closeAfterFlush_ = true;

@@ -65,7 +65,13 @@ void appendResponse(core::OutQueue& out, const LocalResponse& response,
   head += http::reasonPhrase(response.status);
   head += "\r\n";
   response.headers.appendTo(head);
-  head += options.closeConnection ? "Connection: close\r\n\r\n" : "\r\n";
+  if (options.closeConnection) {
+    head += "Connection: close\r\n\r\n";
+  } else if (options.http10KeepAlive) {
+    head += "Connection: keep-alive\r\n\r\n";
+  } else {
+    head += "\r\n";
+  }
   out.append(head);
   if (!options.headRequest) out.append(response.body);
 }

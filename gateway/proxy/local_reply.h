@@ -17,6 +17,8 @@ namespace gw::proxy {
 struct LocalReplyOptions {
   bool closeConnection = false;
   bool headRequest = false;  // HEAD: same head, no body
+  // An HTTP/1.0 client that asked for keep-alive is told it is kept (1.0 defaults to close).
+  bool http10KeepAlive = false;
 };
 
 // A response the gateway writes itself, before it is serialised: response-phase plugins (e.g.

@@ -45,6 +45,20 @@ TEST_CASE("local reply to HEAD has the head only") {
   CHECK(bytes.ends_with("\r\n\r\n"));
 }
 
+TEST_CASE("a local reply tells an HTTP/1.0 keep-alive client its connection stays open") {
+  using gw::core::Error;
+  using gw::core::ErrorCode;
+  const Error error = Error::downstream(ErrorCode::RouteNotFound, "x");
+  gw::core::OutQueue kept;
+  gw::proxy::appendLocalReply(kept, error, "id", {.http10KeepAlive = true});
+  CHECK(drain(kept).find("\r\nConnection: keep-alive\r\n\r\n") != std::string::npos);
+  gw::core::OutQueue closing;  // closing wins: the connection goes whatever was asked
+  gw::proxy::appendLocalReply(closing, error, "id", {.closeConnection = true, .http10KeepAlive = true});
+  const std::string bytes = drain(closing);
+  CHECK(bytes.find("Connection: close\r\n") != std::string::npos);
+  CHECK(bytes.find("keep-alive") == std::string::npos);
+}
+
 TEST_CASE("a local 204 or 304 has no body and no framing or type fields") {
   for (int status : {204, 304}) {
     INFO(status);

@@ -153,7 +153,9 @@ void Stream::replaceUpstreamResponse() {
   replaced_ = true;
   framing_ = BodyFraming::None;
   appendResponse(clientOut_, response,
-                 {.closeConnection = closeAfter_, .headRequest = client_.headRequest});
+                 {.closeConnection = closeAfter_,
+                  .headRequest = client_.headRequest,
+                  .http10KeepAlive = client_.versionMinor == 0});
 }
 
 int Stream::onHeadersComplete() {

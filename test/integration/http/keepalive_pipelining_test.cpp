@@ -93,6 +93,33 @@ TEST_CASE("HTTP/1.0 client: answered, then the connection is closed") {
   CHECK(c.waitClosed(2000ms));
 }
 
+TEST_CASE("HTTP/1.0 keep-alive client: gateway-made answers say the connection is kept, and it is") {
+  Backend b;
+  Gateway gw(subst(R"yaml(workers: 1
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+upstreams:
+  - name: main
+    backends: [${B}]
+routes:
+  - match: {prefix: /echo}
+    upstream: main
+)yaml",
+                   {{"B", b.address()}}));
+  Client c(gw.port());
+  // A path no route takes: the gateway's own 404, then a proxied answer on the same connection.
+  for (const char* target : {"/elsewhere", "/echo?v=10"}) {
+    CAPTURE(target);
+    REQUIRE(c.send(std::string("GET ") + target +
+                   " HTTP/1.0\r\nHost: gw.test\r\nConnection: keep-alive\r\n\r\n"));
+    Response r = c.read();
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.header("Connection") == "keep-alive");
+    CHECK_FALSE(r.closed);
+  }
+}
+
 TEST_CASE("HTTP/1.0 client: a chunked backend response is not sent chunked to a 1.0 client") {
   Backend b;
   Gateway gw(simpleConfig({&b}));
