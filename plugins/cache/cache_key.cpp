@@ -1,6 +1,7 @@
 #include "plugins/cache/cache_key.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "gateway/http/headers.h"
 
@@ -9,7 +10,9 @@ namespace {
 
 // "<length>:<bytes>": decodable left to right, hence injective.
 void appendPart(std::string& out, std::string_view part) {
-  out += std::to_string(part.size());
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, part.size()).ptr;
+  out.append(digits, end);
   out += ':';
   out += part;
 }
@@ -39,11 +42,15 @@ void appendFieldPart(std::string& out, const FieldsView& request, std::string_vi
 // RequestKey::url: the host (lower-case), path and normalised query.
 void buildUrl(const KeyOptions& options, std::string_view lowerHost, std::string_view path,
               std::string_view query, std::string& url) {
-  std::string normalised;
-  normaliseQuery(options, query, normalised);
   url.clear();
   appendPart(url, lowerHost);
   appendPart(url, path);
+  if (!options.sortQuery && options.ignoredParams.empty()) {
+    appendPart(url, query);  // the common case: the query as sent, no copy in between
+    return;
+  }
+  std::string normalised;
+  normaliseQuery(options, query, normalised);
   appendPart(url, normalised);
 }
 
