@@ -86,9 +86,10 @@ plugin::Status Cache::onRequestHeaders(plugin::Context& ctx) {
 
 plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
   SharedCache& shared = *settings_.shared;
-  auto entry = shared.store.lookup(key_.primary, HeaderFields(ctx.requestHeaders()));
+  bool otherVariants = false;
+  auto entry = shared.store.lookup(key_.primary, HeaderFields(ctx.requestHeaders()), &otherVariants);
   const int64_t now = wallSeconds();
-  cacheStatus_ = "gatewayd; fwd=uri-miss";
+  cacheStatus_ = otherVariants ? "gatewayd; fwd=vary-miss" : "gatewayd; fwd=uri-miss";
   if (entry) {
     switch (evaluate(entry->meta, directives_, now, settings_.policy)) {
       case Decision::Fresh:

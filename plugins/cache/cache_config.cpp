@@ -86,7 +86,6 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     reader.error(*reader.value("targeted_field"), "targeted_field must be a header field name");
   }
   reader.readBool("allow_authorized", config->allowAuthorized);
-  policy.storeAuthorized = config->allowAuthorized;
   reader.readBool("allow_cookies", config->allowCookies);
   reader.readBool("store_set_cookie", policy.storeSetCookie);
   reader.readBool("ignore_no_store", policy.ignoreNoStore);

@@ -32,7 +32,9 @@ struct SharedCache final : plugin::Purgeable {
 struct Settings final : plugin::RouteConfig {
   Policy policy;
   KeyOptions key;
-  bool allowAuthorized = false;  // look up and store for requests with Authorization (RFC 9111 §3.5 still applies)
+  // Requests with Authorization may use the cache; their answers are still stored only when
+  // public, s-maxage or must-revalidate says so (RFC 9111 §3.5).
+  bool allowAuthorized = false;
   bool allowCookies = false;     // serve stored responses to requests with Cookie
   bool coalesce = true;
   std::chrono::milliseconds coalesceTimeout{5000};

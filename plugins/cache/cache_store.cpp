@@ -46,10 +46,12 @@ std::shared_ptr<const StoredResponse> makeStoredResponse(int status, const Field
 }
 
 std::shared_ptr<const StoredResponse> CacheStore::lookup(std::string_view primary,
-                                                         const FieldsView& request) {
+                                                         const FieldsView& request,
+                                                         bool* otherVariants) {
   thread_local std::string wanted;
   std::lock_guard lock(mu_);
   auto it = primaries_.find(primary);
+  if (otherVariants) *otherVariants = it != primaries_.end();
   if (it == primaries_.end()) return nullptr;
   // Variants of one primary almost always share their Vary names, so the request's key is
   // built once per distinct name list.

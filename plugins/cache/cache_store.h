@@ -65,9 +65,10 @@ class CacheStore {
 
   // The stored response for the primary key whose variant matches this request (its values for
   // the stored response's Vary names), or null. Marks it recently used. Freshness is the
-  // caller's business: a stale entry is returned too.
-  std::shared_ptr<const StoredResponse> lookup(std::string_view primary,
-                                               const FieldsView& request);
+  // caller's business: a stale entry is returned too. `otherVariants`, if given, tells a miss
+  // on an unknown key from one where only other variants are stored (RFC 9211 vary-miss).
+  std::shared_ptr<const StoredResponse> lookup(std::string_view primary, const FieldsView& request,
+                                               bool* otherVariants = nullptr);
 
   // Stores the response fetched for `request` under `key`, replacing the same variant. A
   // response whose Vary names differ from the stored variants' replaces them all (the origin

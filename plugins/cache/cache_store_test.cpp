@@ -70,6 +70,11 @@ TEST_CASE("cache_store: variants by Vary and Accept-Encoding") {
   CHECK(lookup(store, k, {}) == nullptr);
   CHECK(lookup(store, k, {{"Accept-Language", "en"}, {"Accept-Encoding", "gzip"}}) == nullptr);
   CHECK(store.stats().entries == 2);
+  bool otherVariants = false;
+  CHECK(store.lookup(k.primary, FieldSpan(Fields{}), &otherVariants) == nullptr);
+  CHECK(otherVariants);  // a vary-miss
+  CHECK(store.lookup(key("/b").primary, FieldSpan(Fields{}), &otherVariants) == nullptr);
+  CHECK_FALSE(otherVariants);  // a uri-miss
 
   // Same variant: replaced.
   REQUIRE(insert(store, k, response(vary, "en2"), en));

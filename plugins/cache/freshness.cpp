@@ -168,8 +168,7 @@ Storable storability(std::string_view method, bool requestHasAuthorization,
   const bool noStore = cc.noStore && !(cc.mustUnderstand && understood(status));
   if ((noStore && !policy.ignoreNoStore) || request.noStore) return Storable::NoStore;
   if (cc.privateAll && !policy.ignorePrivate) return Storable::Private;
-  if (requestHasAuthorization && !policy.storeAuthorized &&
-      !(cc.isPublic || cc.sMaxage || cc.mustRevalidate)) {
+  if (requestHasAuthorization && !(cc.isPublic || cc.sMaxage || cc.mustRevalidate)) {
     return Storable::Authorization;
   }
   if (meta.hasSetCookie && !policy.storeSetCookie) return Storable::SetCookie;

@@ -30,9 +30,6 @@ struct Policy {
   bool ignoreNoCache = false;  // the response's no-cache
   // Our safe defaults, beyond the RFC: no Set-Cookie in the store, no Vary: * at all.
   bool storeSetCookie = false;
-  // Store answers to requests with Authorization even without public / s-maxage /
-  // must-revalidate (§3.5 forbids it otherwise).
-  bool storeAuthorized = false;
   // false: ignore the request's Cache-Control / Pragma (as nginx does); default honours them.
   bool honourRequestDirectives = true;
   // Operator stale-if-error window used when the response carries none (0: none).

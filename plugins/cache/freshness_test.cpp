@@ -155,9 +155,6 @@ TEST_CASE("freshness: Authorization needs public, s-maxage or must-revalidate (Â
   CHECK(withAuth({{"Cache-Control", "max-age=60, public"}}) == Storable::Yes);
   CHECK(withAuth({{"Cache-Control", "s-maxage=60"}}) == Storable::Yes);
   CHECK(withAuth({{"Cache-Control", "max-age=60, must-revalidate"}}) == Storable::Yes);
-  Policy optIn;
-  optIn.storeAuthorized = true;
-  CHECK(withAuth({{"Cache-Control", "max-age=60"}}, optIn) == Storable::Yes);
 }
 
 TEST_CASE("freshness: must-understand and the policy's stated overrides") {
