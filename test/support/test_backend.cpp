@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <deque>
 #include <list>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,12 @@ constexpr const char* kUsage =
     "  /interim (103 Early Hints, then 200)\n"
     "  /close-now  /status/CODE  /head-test  /hop-response   (any other path: /echo)\n"
     "  /powered-by (X-Powered-By: Express and X-Frame-Options: DENY)\n"
+    "  /origin/... a scripted cacheable origin; query parameters (percent-decoded):\n"
+    "      status=N  h=Name:%20value (repeatable: extra header)  size=N (generated body)\n"
+    "      etag=V (ETag; 304 when If-None-Match matches)  lm=DATE (Last-Modified; 304 when\n"
+    "      If-Modified-Since equals it and there is no If-None-Match)  delay=MS\n"
+    "      fail_after=N (503 once this exact target has been answered N times)\n"
+    "      default body: 'origin PATH #K', K counting /origin answers since /__reset\n"
     "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n";
 
 constexpr std::size_t kEchoBodyCap = 1024 * 1024;
@@ -109,6 +116,8 @@ Stats g_stats;
 std::vector<std::string> g_log;  // one JSON object per recorded request
 std::list<Conn> g_conns;
 uint64_t g_next_conn_id = 1;
+uint64_t g_origin_answers = 0;                       // /origin answers since the last /__reset
+std::map<std::string, uint64_t> g_origin_by_target;  // the same, per exact target
 
 void jsonEscape(std::string& out, std::string_view s) {
   out += '"';
@@ -193,19 +202,55 @@ uint64_t parseNumber(std::string_view s) {
 
 std::string_view pathOf(std::string_view target) { return target.substr(0, target.find('?')); }
 
-std::optional<std::string_view> queryParam(std::string_view target, std::string_view key) {
+// Every raw (still percent-encoded) value of `key` in the query, in order.
+std::vector<std::string_view> queryParams(std::string_view target, std::string_view key) {
+  std::vector<std::string_view> values;
   auto q = target.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
+  if (q == std::string_view::npos) return values;
   std::string_view rest = target.substr(q + 1);
   while (!rest.empty()) {
     auto amp = rest.find('&');
     std::string_view kv = rest.substr(0, amp);
     auto eq = kv.find('=');
-    if (kv.substr(0, eq) == key) return eq == std::string_view::npos ? "" : kv.substr(eq + 1);
+    if (kv.substr(0, eq) == key)
+      values.push_back(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
     if (amp == std::string_view::npos) break;
     rest = rest.substr(amp + 1);
   }
-  return std::nullopt;
+  return values;
+}
+
+std::optional<std::string_view> queryParam(std::string_view target, std::string_view key) {
+  auto values = queryParams(target, key);
+  if (values.empty()) return std::nullopt;
+  return values.front();
+}
+
+// %XX escapes decoded; '+' stays itself (these are not form values) and a malformed escape is
+// kept literally.
+std::string percentDecode(std::string_view s) {
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> decodedParam(std::string_view target, std::string_view key) {
+  auto raw = queryParam(target, key);
+  if (!raw) return std::nullopt;
+  return percentDecode(*raw);
 }
 
 // Path "/prefix/REST" -> REST, else nullopt.
@@ -222,14 +267,22 @@ const char* reasonPhrase(int status) {
       return "Created";
     case 204:
       return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
     case 304:
       return "Not Modified";
     case 400:
       return "Bad Request";
     case 404:
       return "Not Found";
+    case 410:
+      return "Gone";
     case 500:
       return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
     case 503:
       return "Service Unavailable";
     default:
@@ -284,6 +337,68 @@ void closeIdle(const Conn& except) {
       closeConn(c);
 }
 
+bool isOriginPath(std::string_view path) {
+  return path == "/origin" || path.starts_with("/origin/");
+}
+
+// An entity tag without its weakness marker, for the weak comparison of RFC 9110 8.8.3.2.
+std::string_view opaqueTag(std::string_view tag) {
+  while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+  while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+  if (tag.starts_with("W/")) tag.remove_prefix(2);
+  return tag;
+}
+
+bool noneMatchHits(std::string_view if_none_match, std::string_view etag) {
+  while (!if_none_match.empty()) {
+    auto comma = if_none_match.find(',');
+    std::string_view member = opaqueTag(if_none_match.substr(0, comma));
+    if (member == "*" || member == opaqueTag(etag)) return true;
+    if (comma == std::string_view::npos) break;
+    if_none_match.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// The scripted origin (see kUsage): the answer is shaped by the query, validators are honoured,
+// and the default body names the answer's rank so a test can tell a fresh fetch from a copy.
+void answerOrigin(Conn& c, const Request& r) {
+  const uint64_t rank = ++g_origin_answers;
+  const uint64_t target_answers = ++g_origin_by_target[r.target];
+  std::string extra;
+  bool has_content_type = false;
+  for (std::string_view raw : queryParams(r.target, "h")) {
+    std::string line = percentDecode(raw);
+    has_content_type |= iequals(std::string_view(line).substr(0, line.find(':')), "Content-Type");
+    extra += line + "\r\n";
+  }
+  const auto etag = decodedParam(r.target, "etag");
+  const auto last_modified = decodedParam(r.target, "lm");
+  if (etag) extra += "ETag: " + *etag + "\r\n";
+  if (last_modified) extra += "Last-Modified: " + *last_modified + "\r\n";
+  const std::string_view content_type = has_content_type ? "" : "text/plain";
+
+  if (auto n = queryParam(r.target, "fail_after"); n && target_answers > parseNumber(*n))
+    return respond(c, r, 503, "origin failing\n", content_type, extra);
+  const auto if_none_match = findHeader(r, "If-None-Match");
+  const auto if_modified_since = findHeader(r, "If-Modified-Since");
+  const bool not_modified =
+      if_none_match ? etag && noneMatchHits(*if_none_match, *etag)
+                    : last_modified && if_modified_since && *if_modified_since == *last_modified;
+  if (not_modified) return respond(c, r, 304, "", content_type, extra);
+
+  int status = 200;
+  if (auto code = queryParam(r.target, "status")) status = static_cast<int>(parseNumber(*code));
+  if (auto size = queryParam(r.target, "size")) {
+    const uint64_t len = parseNumber(*size);
+    appendHead(c, r, status, static_cast<long long>(len), content_type, extra);
+    if (r.method != "HEAD") c.gen = Generator{len, 0, 0, true, false};
+    return;
+  }
+  respond(c, r, status, "origin " + std::string(pathOf(r.target)) + " #" + std::to_string(rank),
+          content_type, extra);
+}
+
 // Starts answering the front request of the queue.
 void startResponse(Conn& c) {
   Request& r = c.queue.front();
@@ -295,6 +410,8 @@ void startResponse(Conn& c) {
   if (path == "/__reset") {
     g_stats = Stats{};
     g_log.clear();
+    g_origin_answers = 0;
+    g_origin_by_target.clear();
     return respond(c, r, 200, "{}", "application/json");
   }
   if (path == "/__requests") {
@@ -320,6 +437,13 @@ void startResponse(Conn& c) {
     appendHead(c, r, 200, -1, "application/octet-stream", "Transfer-Encoding: chunked\r\n");
     if (r.method != "HEAD") c.gen = Generator{len, 0, k, false, false};
     return;
+  }
+  if (isOriginPath(path)) {
+    if (auto delay = queryParam(r.target, "delay")) {
+      c.delay_until = Clock::now() + std::chrono::milliseconds(parseNumber(*delay));
+      return;  // answered by the timer in pumpTimers()
+    }
+    return answerOrigin(c, r);
   }
   std::optional<std::string_view> ms = suffixAfter(path, "/delay/");
   if (!ms) ms = suffixAfter(path, "/headers-delay/");
@@ -587,7 +711,10 @@ void pumpTimers() {
     if (c.dead || !c.delay_until || *c.delay_until > now) continue;
     c.delay_until.reset();
     const Request& r = c.queue.front();
-    respond(c, r, 200, "delayed " + std::string(pathOf(r.target)) + "\n");
+    if (isOriginPath(pathOf(r.target)))
+      answerOrigin(c, r);
+    else
+      respond(c, r, 200, "delayed " + std::string(pathOf(r.target)) + "\n");
     pump(c);
   }
 }
