@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "gateway/core/guard.h"
+#include "gateway/core/json.h"
 #include "gateway/core/log.h"
 #include "gateway/core/out_queue.h"
 #include "gateway/http/parser.h"
@@ -17,17 +18,19 @@
 namespace gw::admin {
 namespace {
 
-// An admin request is a short GET; anything bigger is not one.
+// An admin request is a short GET or DELETE; anything bigger is not one.
 constexpr http::HeadLimits kLimits{2048, 8192, 32};
 constexpr std::size_t kReadChunk = 4096;
 constexpr timeval kDeadline{10, 0};  // the whole exchange, slow scrapers included
 
-std::string jsonError(std::string_view code, std::string_view message) {
-  return "{\"error\":{\"code\":\"" + std::string(code) + "\",\"message\":\"" +
-         std::string(message) + "\"}}\n";
-}
-
 }  // namespace
+
+Response errorResponse(int status, std::string_view code, std::string_view message) {
+  std::string body = "{\"error\":{\"code\":\"" + std::string(code) + "\",\"message\":\"";
+  core::appendJsonEscaped(body, message);
+  body += "\"}}\n";
+  return {status, "application/json", std::move(body), {}};
+}
 
 // One admin connection: reads one request head, asks the service, writes the answer, closes.
 class AdminServer::Connection final : public http::Parser::Handler {
@@ -46,7 +49,9 @@ class AdminServer::Connection final : public http::Parser::Handler {
 
   int onHeadersComplete() override {
     const std::string_view target = parser_.target(in_.data());
-    path_ = target.substr(0, target.find('?'));
+    const std::size_t question = target.find('?');
+    path_ = target.substr(0, question);
+    if (question != std::string_view::npos) query_ = target.substr(question + 1);
     method_ = parser_.method();
     return 0;
   }
@@ -79,18 +84,15 @@ class AdminServer::Connection final : public http::Parser::Handler {
     const auto outcome = parser_.execute(in_.data(), in_.data() + offset, in_.size() - offset);
     if (complete_) return dispatch();
     if (outcome.error != HPE_OK) {
-      return answer({400, "application/json", jsonError("BAD_REQUEST", "malformed request")});
+      return answer(errorResponse(400, "BAD_REQUEST", "malformed request"));
     }
   }
 
   void dispatch() {
     event_del(readEvent_.get());  // one request per connection
-    if (method_ != HTTP_GET && method_ != HTTP_HEAD) {
-      return answer({405, "application/json",
-                     jsonError("METHOD_NOT_ALLOWED", "the admin endpoints answer GET and HEAD")});
-    }
+    const Request request{llhttp_method_name(method_), path_, query_};
     // The service may answer after this connection is gone (the peer closed meanwhile).
-    server_.service_.handle(path_, [this, alive = alive_](Response response) {
+    server_.service_.handle(request, [this, alive = alive_](Response response) {
       if (*alive) answer(std::move(response));
     });
   }
@@ -101,6 +103,7 @@ class AdminServer::Connection final : public http::Parser::Handler {
                        std::string(http::reasonPhrase(response.status)) + "\r\n";
     head += "Content-Type: " + response.contentType + "\r\n";
     head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
+    if (!response.allow.empty()) head += "Allow: " + response.allow + "\r\n";
     head += "Cache-Control: no-store\r\nConnection: close\r\n\r\n";
     out_.append(head);
     if (method_ != HTTP_HEAD) out_.append(response.body);
@@ -137,6 +140,7 @@ class AdminServer::Connection final : public http::Parser::Handler {
   std::string in_;
   core::OutQueue out_;
   std::string path_;
+  std::string query_;
   llhttp_method_t method_ = HTTP_GET;
   bool complete_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -19,19 +19,30 @@
 
 namespace gw::admin {
 
+// One admin request head; the views live until the answer is given.
+struct Request {
+  std::string_view method;  // "GET", "HEAD", "DELETE", ...
+  std::string_view path;
+  std::string_view query;  // without the '?'
+};
+
 struct Response {
   int status = 200;
   std::string contentType = "application/json";
   std::string body;
+  std::string allow;  // the Allow field of a 405
 };
 
-// What the admin endpoints answer; implemented by the process (core::Server).
+// {"error":{"code":CODE,"message":MESSAGE}}, the message JSON-escaped.
+Response errorResponse(int status, std::string_view code, std::string_view message);
+
+// What the admin endpoints answer, methods included; implemented by the process (core::Server).
 class Service {
  public:
   virtual ~Service() = default;
-  // Answers a GET or HEAD of `path` (query removed). May answer later (e.g. once every worker
-  // has reported its metrics) by calling `done` once, on the admin loop's thread.
-  virtual void handle(std::string_view path, std::function<void(Response)> done) = 0;
+  // May answer later (e.g. once every worker has reported its metrics) by calling `done` once,
+  // on the admin loop's thread. The answer to a HEAD is sent without its body.
+  virtual void handle(const Request& request, std::function<void(Response)> done) = 0;
 };
 
 class AdminServer {

@@ -157,7 +157,8 @@ struct TracingConfig {
   std::optional<Otlp> otlp;
 };
 
-// The admin listener (/metrics, /health, /ready, /status); never shared with proxied traffic.
+// The admin listener (/metrics, /health, /ready, /status, DELETE /cache); never shared with
+// proxied traffic.
 struct AdminConfig {
   bool enabled = true;
   std::string address = "127.0.0.1";

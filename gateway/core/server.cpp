@@ -6,9 +6,11 @@
 #include <string>
 #include <utility>
 
+#include "gateway/admin/admin_query.h"
 #include "gateway/core/json.h"
 #include "gateway/core/log.h"
 #include "gateway/observability/process_metrics.h"
+#include "gateway/plugin/plugin.h"
 
 namespace gw::core {
 
@@ -21,7 +23,7 @@ int64_t wallClockMs() {
 }
 
 admin::Response jsonResponse(int status, std::string body) {
-  return {status, "application/json", std::move(body)};
+  return {status, "application/json", std::move(body), {}};
 }
 
 std::vector<upstream::UpstreamHealthSpec> healthSpecs(const config::Snapshot& snapshot) {
@@ -214,13 +216,57 @@ void Server::onDrainTimeout(evutil_socket_t, short, void* arg) {
   self->main_.stop();
 }
 
-void Server::handle(std::string_view path, std::function<void(admin::Response)> done) {
-  if (path == "/health") return done(jsonResponse(200, "{\"status\":\"alive\"}\n"));
-  if (path == "/ready") return done(readiness());
-  if (path == "/status") return done(status());
-  if (path == "/metrics") return collectMetrics(std::move(done));
-  done(jsonResponse(404, "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"admin endpoints: "
-                         "/metrics /health /ready /status\"}}\n"));
+void Server::handle(const admin::Request& request, std::function<void(admin::Response)> done) {
+  auto methodNotAllowed = [&](std::string allow) {
+    admin::Response response =
+        admin::errorResponse(405, "METHOD_NOT_ALLOWED", "this admin endpoint answers " + allow);
+    response.allow = std::move(allow);
+    done(std::move(response));
+  };
+  if (request.path == "/cache") {
+    if (request.method != "DELETE") return methodNotAllowed("DELETE");
+    return done(purgeCaches(request.query));
+  }
+  if (request.method != "GET" && request.method != "HEAD") return methodNotAllowed("GET, HEAD");
+  if (request.path == "/health") return done(jsonResponse(200, "{\"status\":\"alive\"}\n"));
+  if (request.path == "/ready") return done(readiness());
+  if (request.path == "/status") return done(status());
+  if (request.path == "/metrics") return collectMetrics(std::move(done));
+  done(admin::errorResponse(404, "NOT_FOUND",
+                            "admin endpoints: /metrics /health /ready /status, DELETE /cache"));
+}
+
+admin::Response Server::purgeCaches(std::string_view query) const {
+  const auto purge = admin::parsePurgeQuery(query);
+  if (!purge) return admin::errorResponse(400, "BAD_REQUEST", purge.error().message);
+  const config::Config& config = snapshot_->config;
+  // A global binding is one settings object shared by every route's list: purge each store once.
+  std::vector<plugin::Purgeable*> stores;
+  auto collect = [&](const std::vector<config::PluginBinding>& bindings) {
+    for (const config::PluginBinding& binding : bindings) {
+      plugin::Purgeable* store = binding.settings ? binding.settings->purgeable() : nullptr;
+      if (store && std::find(stores.begin(), stores.end(), store) == stores.end()) {
+        stores.push_back(store);
+      }
+    }
+  };
+  if (purge->route) {
+    const auto route = std::find_if(config.routes.begin(), config.routes.end(),
+                                    [&](const auto& r) { return r.name == *purge->route; });
+    if (route == config.routes.end()) {
+      return admin::errorResponse(404, "NOT_FOUND", "no route named '" + *purge->route + "'");
+    }
+    collect(route->plugins);  // the global list included: its caches serve this route too
+  } else {
+    collect(config.plugins);
+    for (const config::RouteConfig& route : config.routes) collect(route.plugins);
+  }
+  std::size_t purged = 0;
+  for (plugin::Purgeable* store : stores) {
+    purged += store->purge(purge->host, purge->path, purge->prefix);
+  }
+  log::info("admin cache purge", {{"query", query}, {"purged", std::to_string(purged)}});
+  return jsonResponse(200, "{\"purged\":" + std::to_string(purged) + "}\n");
 }
 
 admin::Response Server::readiness() const {
@@ -325,7 +371,7 @@ void Server::finishScrape(Scrape& scrape) {
   }
   std::string text;
   observability::renderPrometheus(scrape.total, global, observability::sampleProcess(), text);
-  scrape.done({200, "text/plain; version=0.0.4; charset=utf-8", std::move(text)});
+  scrape.done({200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}});
 }
 
 }  // namespace gw::core

@@ -25,8 +25,8 @@ class Server final : public admin::Service {
   // Runs until SIGTERM/SIGINT and the drain that follows; returns the exit code.
   int run();
 
-  // admin::Service: /health, /ready, /status, /metrics.
-  void handle(std::string_view path, std::function<void(admin::Response)> done) override;
+  // admin::Service: GET/HEAD /health, /ready, /status, /metrics; DELETE /cache (purge).
+  void handle(const admin::Request& request, std::function<void(admin::Response)> done) override;
 
  private:
   enum class State : uint8_t { Starting, Serving, Draining };
@@ -35,6 +35,8 @@ class Server final : public admin::Service {
   void finishScrape(Scrape& scrape);
   admin::Response readiness() const;
   admin::Response status() const;
+  // Runs the purge here, on the admin thread: the caches' stores are thread-safe.
+  admin::Response purgeCaches(std::string_view query) const;
 
   static void onSignal(evutil_socket_t signal, short what, void* arg);
   static void onReopenLogs(evutil_socket_t signal, short what, void* arg);

@@ -19,6 +19,50 @@ std::string routesConfig(const Backend& b, int workers) {
                    "  - name: bytes\n    match: {prefix: /bytes/}\n    upstream: main\n");
 }
 
+// Route "cached" (test_backend's scripted /origin/ paths, behind a cache) and "plain" (no cache).
+std::string cachedConfig(const Backend& b) {
+  return subst(R"(workers: 2
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+upstreams:
+  - name: main
+    backends:
+      - ${B}
+routes:
+  - name: cached
+    match: {prefix: /origin/}
+    upstream: main
+    plugins:
+      - cache: {}
+  - name: plain
+    match: {prefix: /}
+    upstream: main
+)",
+               {{"B", b.address()}});
+}
+
+// A GET of `path` the origin answers as fresh for a minute, with `query` added, on a connection
+// of its own (so the two workers take turns).
+Response fetchCacheable(const Gateway& gw, std::string_view path, std::string_view query = {}) {
+  Client c(gw.port());
+  std::string target = std::string(path) + "?h=Cache-Control%3A%20max-age%3D60";
+  if (!query.empty()) {
+    target += '&';
+    target += query;
+  }
+  return c.roundTrip(get(target));
+}
+
+bool isHit(const Response& r) {
+  return r.header("Cache-Status").value_or("").find("hit") != std::string::npos;
+}
+
+// Stored, i.e. served from the cache at the latest on a later try (bounded).
+bool becomesHit(const Gateway& gw, std::string_view path, std::string_view query = {}) {
+  return waitFor([&] { return isHit(fetchCacheable(gw, path, query)); }, 3000ms);
+}
+
 }  // namespace
 
 TEST_CASE("admin: /health, /ready, /status, unknown paths and methods") {
@@ -158,4 +202,80 @@ TEST_CASE("admin: /ready turns 503 while draining, /health stays 200") {
   CHECK(ready.body.find("draining") != std::string::npos);
   CHECK(adminRequest(gw, "/health").status == 200);
   CHECK(slow.read(5000ms).status == 200);  // the request in flight still completes
+}
+
+TEST_CASE("admin: DELETE /cache checks its query and counts what it purged") {
+  Backend b;
+  Gateway gw(routesConfig(b, 1));
+
+  // No cache on any route: a valid purge drops nothing.
+  Response none = adminRequest(gw, "/cache?prefix=/", "DELETE");
+  REQUIRE_MESSAGE(none.complete, none.error);
+  CHECK(none.status == 200);
+  CHECK(none.header("Content-Type") == "application/json");
+  CHECK(none.body == "{\"purged\":0}\n");
+  CHECK(adminRequest(gw, "/cache?path=%2Fitems%2F7&route=api&host=Example.com", "DELETE").body ==
+        "{\"purged\":0}\n");
+
+  for (const char* refused : {"/cache", "/cache?host=example.com", "/cache?path=/a&prefix=/b",
+                              "/cache?path=/a&hots=example.com", "/cache?path=/a%zz"}) {
+    Response r = adminRequest(gw, refused, "DELETE");
+    INFO(refused << " -> " << r.body);
+    CHECK(r.status == 400);
+    CHECK(errorCode(r.body) == "BAD_REQUEST");
+  }
+  Response unknownRoute = adminRequest(gw, "/cache?path=/items/7&route=nope", "DELETE");
+  CHECK(unknownRoute.status == 404);
+  CHECK(errorCode(unknownRoute.body) == "NOT_FOUND");
+  CHECK(unknownRoute.body.find("'nope'") != std::string::npos);
+
+  // The purge answers DELETE only, and DELETE reaches nothing else.
+  for (const char* method : {"POST", "GET"}) {
+    Response r = adminRequest(gw, "/cache?path=/items/7", method);
+    INFO(method);
+    CHECK(r.status == 405);
+    CHECK(r.header("Allow") == "DELETE");
+    CHECK(errorCode(r.body) == "METHOD_NOT_ALLOWED");
+  }
+  Response deleteMetrics = adminRequest(gw, "/metrics", "DELETE");
+  CHECK(deleteMetrics.status == 405);
+  CHECK(deleteMetrics.header("Allow") == "GET, HEAD");
+  CHECK(errorCode(deleteMetrics.body) == "METHOD_NOT_ALLOWED");
+  CHECK(b.stats().requests == 0);
+}
+
+TEST_CASE("admin: DELETE /cache drops stored responses from the cache every worker shares") {
+  Backend b;
+  Gateway gw(cachedConfig(b));
+  Response first = fetchCacheable(gw, "/origin/items/7");
+  REQUIRE_MESSAGE(first.complete, first.error);
+  REQUIRE(first.status == 200);
+  CHECK_FALSE(isHit(first));
+  REQUIRE(becomesHit(gw, "/origin/items/7"));
+  REQUIRE(becomesHit(gw, "/origin/items/7", "v=2"));  // the same path, another query
+  REQUIRE(becomesHit(gw, "/origin/items/70"));        // another path with the same start
+
+  // Filters that match none of them: another host, a route without a cache.
+  CHECK(adminRequest(gw, "/cache?path=/origin/items/7&host=other.test", "DELETE").body ==
+        "{\"purged\":0}\n");
+  CHECK(adminRequest(gw, "/cache?path=/origin/items/7&route=plain", "DELETE").body ==
+        "{\"purged\":0}\n");
+  CHECK(isHit(fetchCacheable(gw, "/origin/items/7")));
+
+  // An exact path: both of its queries go, /origin/items/70 stays.
+  Response purged = adminRequest(gw, "/cache?path=%2Forigin%2Fitems%2F7&host=GW.test", "DELETE");
+  CHECK(purged.status == 200);
+  CHECK(purged.body == "{\"purged\":2}\n");
+  const uint64_t originRequests = b.stats().requests;
+  Response refetched = fetchCacheable(gw, "/origin/items/7");
+  CHECK(refetched.status == 200);
+  CHECK_FALSE(isHit(refetched));
+  CHECK(b.stats().requests == originRequests + 1);
+  CHECK(isHit(fetchCacheable(gw, "/origin/items/70")));
+
+  // A prefix in one route's caches: what is left under /origin/items/ (7 stored again, and 70).
+  REQUIRE(becomesHit(gw, "/origin/items/7"));
+  CHECK(adminRequest(gw, "/cache?prefix=/origin/items/&route=cached", "DELETE").body ==
+        "{\"purged\":2}\n");
+  CHECK_FALSE(isHit(fetchCacheable(gw, "/origin/items/70")));
 }
