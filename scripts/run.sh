@@ -74,6 +74,7 @@ Try, from another terminal:
   curl -i $base/api/bytes/100000             # a 100 kB response, streamed
   curl -i $base/api/delay/500                # the backend answers after 500 ms
   curl -i $base/api/status/503               # the backend's status passes through
+  curl -i $base/static/logo                  # route "static": Cache-Status miss, then hit with Age
   curl -i $base/hello                        # route "catch-all": path forwarded unchanged
   curl -i --path-as-is $base/x/../api/echo   # normalised to /api/echo before routing
   curl -i $base/api/close-now                # the backend hangs up: a JSON 502 from gatewayd
