@@ -57,14 +57,22 @@ void FieldList::clear() {
   entries_.clear();
 }
 
-void FieldList::appendTo(std::string& out) const {
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    auto [name, value] = at(i);
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
+std::size_t FieldList::serializedSize() const {
+  std::size_t size = 0;
+  for (const Entry& e : entries_) size += e.nameLength + e.valueLength + 4;
+  return size;
+}
+
+char* FieldList::serializeTo(char* out) const {
+  for (const Entry& e : entries_) {
+    out = std::copy_n(arena_.data() + e.nameOffset, e.nameLength, out);
+    *out++ = ':';
+    *out++ = ' ';
+    out = std::copy_n(arena_.data() + e.valueOffset, e.valueLength, out);
+    *out++ = '\r';
+    *out++ = '\n';
   }
+  return out;
 }
 
 }  // namespace gw::proxy

@@ -22,8 +22,9 @@ class FieldList final : public plugin::HeaderMap {
   std::size_t size() const override { return entries_.size(); }
   std::pair<std::string_view, std::string_view> at(std::size_t i) const override;
   void clear();
-  // "Name: value\r\n" for every field.
-  void appendTo(std::string& out) const;
+  // Bytes of "Name: value\r\n" for every field, and writing them (at `out`, that many).
+  std::size_t serializedSize() const;
+  char* serializeTo(char* out) const;
 
  private:
   struct Entry {

@@ -17,9 +17,10 @@ TEST_CASE("field list keeps order, finds names case-insensitively, and set repla
   CHECK(fields.get("x-tag") == std::optional<std::string_view>("3"));
   fields.remove("accept");
   CHECK_FALSE(fields.get("Accept").has_value());
-  std::string out;
-  fields.appendTo(out);
-  CHECK(out == "X-Tag: 3\r\n");
+  fields.add("Empty", "");
+  std::string out(fields.serializedSize(), '\0');
+  CHECK(fields.serializeTo(out.data()) == out.data() + out.size());
+  CHECK(out == "X-Tag: 3\r\nEmpty: \r\n");
 }
 
 TEST_CASE("field list entries stay valid while the arena grows") {

@@ -1,5 +1,7 @@
 #include "gateway/proxy/local_reply.h"
 
+#include <algorithm>
+
 #include "gateway/core/json.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/status.h"
@@ -59,20 +61,26 @@ LocalResponse makeErrorResponse(const core::Error& error, std::string_view reque
 
 void appendResponse(core::OutQueue& out, const LocalResponse& response,
                     const LocalReplyOptions& options) {
-  std::string head = "HTTP/1.1 ";
-  head += std::to_string(response.status);
-  head += ' ';
-  head += http::reasonPhrase(response.status);
-  head += "\r\n";
-  response.headers.appendTo(head);
-  if (options.closeConnection) {
-    head += "Connection: close\r\n\r\n";
-  } else if (options.http10KeepAlive) {
-    head += "Connection: keep-alive\r\n\r\n";
-  } else {
-    head += "\r\n";
-  }
-  out.append(head);
+  // The head is written straight into the output queue: one reservation, no string in between.
+  const std::string_view reason = http::reasonPhrase(response.status);
+  const std::string_view connection = options.closeConnection    ? "Connection: close\r\n"
+                                      : options.http10KeepAlive ? "Connection: keep-alive\r\n"
+                                                                : "";
+  const int status = std::clamp(response.status, 100, 999);
+  char* dst = out.appendRaw(13 + reason.size() + 2 + response.headers.serializedSize() +
+                            connection.size() + 2);
+  dst = std::copy_n("HTTP/1.1 ", 9, dst);
+  *dst++ = static_cast<char>('0' + status / 100);
+  *dst++ = static_cast<char>('0' + status / 10 % 10);
+  *dst++ = static_cast<char>('0' + status % 10);
+  *dst++ = ' ';
+  dst = std::copy(reason.begin(), reason.end(), dst);
+  *dst++ = '\r';
+  *dst++ = '\n';
+  dst = response.headers.serializeTo(dst);
+  dst = std::copy(connection.begin(), connection.end(), dst);
+  *dst++ = '\r';
+  *dst = '\n';
   if (!options.headRequest) out.append(response.body);
 }
 
