@@ -804,6 +804,26 @@ TEST_CASE("plugins cache: concurrent misses on one key make one origin request")
   CHECK(hits == kClients - expectedOriginRequests);
 }
 
+TEST_CASE("plugins cache: a waiter stops waiting after coalesce_timeout and fetches itself") {
+  Backend b;
+  Gateway gw(config(b, "{coalesce_timeout: 200ms}"));
+  // The leader's origin answer takes 1.5 s; the second request gives up waiting after 200 ms.
+  const std::string target = "/origin/slow-leader?delay=1500&" + cacheControl("max-age=60");
+  Response leader, waiter;
+  std::thread first([&] { leader = fetch(gw, target); });
+  REQUIRE(waitFor([&] { return originRequests(b) >= 1; }, 2000ms));
+  const auto sentAt = std::chrono::steady_clock::now();
+  waiter = fetch(gw, target);
+  const auto took = std::chrono::steady_clock::now() - sentAt;
+  first.join();
+  INFO("leader: " << cacheStatus(leader).raw << "; waiter: " << cacheStatus(waiter).raw);
+  CHECK(leader.status == 200);
+  CHECK(waiter.status == 200);
+  CHECK_FALSE(isHit(waiter));
+  CHECK(originRequests(b) == 2);  // without the timeout the waiter would have had the leader's
+  CHECK(took >= 1500ms);          // its own fetch, not an early error
+}
+
 TEST_CASE("plugins cache: targeted_field CDN-Cache-Control is obeyed before Cache-Control") {
   const std::string cdnOnly = "/origin/cdn?" + cacheControl("no-store") + "&" +
                               originHeader("CDN-Cache-Control: max-age=60");
