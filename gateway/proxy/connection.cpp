@@ -155,6 +155,9 @@ void Connection::handleRead(short what) {
 void Connection::handleTimeout() {
   if (lingering_) {
     close();
+  } else if (stream_ && stream_->waitingForPlugin) {
+    // Reading is paused for a plugin (a coalesced cache miss): its own bound applies, and a
+    // client that sent everything it was asked for is not late.
   } else if (stream_ && !stream_->requestComplete) {
     failExchange(Error::downstream(ErrorCode::RequestTimeout, "client body timeout"));
   } else if (headPending_) {
@@ -906,7 +909,9 @@ void Connection::finishExchange() {
   record_.upstreamUs = std::max<int64_t>(nowUs - stream.upstreamStartUs, 0);
   cluster.metrics().duration.observe(static_cast<uint64_t>(record_.upstreamUs));
   ++cluster.metrics().backends[cluster.indexOf(backend)].requests;
-  if (stream.status() >= 500 && cluster.config().passive_check.count_5xx) {
+  // The backend is judged by what it answered, not by what a plugin sent instead (a cache's
+  // stale copy replacing a 503).
+  if (stream.upstreamStatus() >= 500 && cluster.config().passive_check.count_5xx) {
     reportBackendFailure(backend);
   } else {
     cluster.reportSuccess(backend);

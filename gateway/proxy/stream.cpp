@@ -168,6 +168,7 @@ int Stream::onHeadersComplete() {
     return status_ == 101 ? -1 : 0;
   }
   informational_ = false;
+  upstreamStatus_ = status_;
   responseStarted_ = true;
   appendResponseHead(parser, lease_->input().base());
   // A response to HEAD has no body whatever its headers say.

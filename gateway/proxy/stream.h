@@ -79,6 +79,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   // The upstream connection may go back to the pool once the response is complete.
   bool upstreamReusable() const { return upstreamReusable_; }
   int status() const { return status_; }
+  int upstreamStatus() const { return upstreamStatus_; }
 
   // --- plugins ---
   bool hasPlugins() const { return plugins_ != nullptr; }
@@ -156,6 +157,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   std::unique_ptr<upstream::Connection> lease_;
   BodyFraming framing_ = BodyFraming::None;
   int status_ = 0;
+  int upstreamStatus_ = 0;  // the upstream's final status, even when a plugin replaced it
   bool informational_ = false;
   bool responseStarted_ = false;
   bool responseComplete_ = false;
