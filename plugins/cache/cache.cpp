@@ -193,6 +193,7 @@ void Cache::serve(plugin::Context& ctx, std::shared_ptr<const StoredResponse> en
                   std::string cacheStatus, Outcome outcome) {
   phase_ = Phase::Answered;
   outcome_ = outcome;
+  shareable_ = true;  // it was stored, so a shared cache may keep it
   cacheStatus_ = std::move(cacheStatus);
   served_ = std::move(entry);
   const StoredResponse& stored = *served_;
@@ -278,6 +279,7 @@ void Cache::handleUpstreamHead(plugin::Context& ctx) {
     cacheStatus_ += label(verdict);
   } else {
     cacheStatus_ += "; stored";
+    shareable_ = true;
     collecting_ = true;
     pendingMeta_ = std::move(meta);
     pendingFields_.clear();
@@ -371,8 +373,9 @@ void Cache::decorate(plugin::Context& ctx) {
       ctx.notes().cache = observability::kCacheResultNames[static_cast<std::size_t>(outcome_)];
     }
   }
-  // What browsers and CDNs downstream are told, for answers worth caching at all.
-  if (ctx.responseStatus() >= 400) return;
+  // What browsers and CDNs downstream are told: only for answers a shared cache may keep (served
+  // from the store, or being stored), never for private, personalised or refused ones.
+  if (!shareable_ || ctx.responseStatus() >= 400) return;
   if (!settings_.responseCacheControl.empty()) {
     response.set("Cache-Control", settings_.responseCacheControl);
   }

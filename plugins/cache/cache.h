@@ -72,6 +72,7 @@ class Cache final : public plugin::Plugin {
   RequestKey key_;
   RequestDirectives directives_;
   bool counted_ = false;
+  bool shareable_ = false;  // the answer is one a shared cache may keep (see decorate())
   // The client's If-None-Match / If-Modified-Since / Range / If-Range, when prepareFetch()
   // replaced them with the stale entry's validators.
   bool conditionalsReplaced_ = false;

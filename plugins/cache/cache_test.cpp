@@ -295,4 +295,7 @@ TEST_CASE("cache: downstream Cache-Control and Surrogate-Control are set on good
   CHECK(hit->ctx.responseFields.get("cache-control") == "public, max-age=5");
   auto error = get(*config, "/e", {502, {{"Cache-Control", "no-store"}}, ""});
   CHECK(error->ctx.responseFields.get("cache-control") == "no-store");
+  auto personal = get(*config, "/p", {200, {{"Cache-Control", "private, max-age=60"}}, "me"});
+  CHECK(personal->ctx.responseFields.get("cache-control") == "private, max-age=60");
+  CHECK_FALSE(personal->ctx.responseFields.get("surrogate-control"));
 }

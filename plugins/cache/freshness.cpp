@@ -215,6 +215,9 @@ Decision evaluate(const StoredMeta& meta, const RequestDirectives& request, int6
 bool staleIfErrorAllows(const StoredMeta& meta, const RequestDirectives& request, int64_t nowSec,
                         const Policy& policy) {
   if (meta.staleForbidden()) return false;
+  // §5.2.2.4: no-cache means never reused without validation, stale or not (and §5.2.1.4 for a
+  // request that asked for validation).
+  if ((meta.cc.noCache && !policy.ignoreNoCache) || request.noCache) return false;
   std::optional<int64_t> window = request.staleIfError ? request.staleIfError
                                   : meta.cc.staleIfError ? meta.cc.staleIfError
                                   : policy.staleIfErrorDefault > 0

@@ -279,6 +279,10 @@ TEST_CASE("freshness: stale-if-error") {
   operatorDefault.staleIfErrorDefault = 300;
   CHECK(staleIfErrorAllows(plain, none, kT + 400, operatorDefault));
   CHECK_FALSE(staleIfErrorAllows(plain, none, kT + 401, operatorDefault));
+  // no-cache: never reused unvalidated, an error notwithstanding.
+  auto noCache = analyse({{"Cache-Control", "max-age=100, no-cache, stale-if-error=60"}});
+  CHECK_FALSE(staleIfErrorAllows(noCache, none, kT + 101, policy));
+  CHECK_FALSE(staleIfErrorAllows(sie, req({{"Cache-Control", "no-cache"}}), kT + 101, policy));
 }
 
 }  // namespace
