@@ -324,9 +324,11 @@ plugin::Status Cache::onResponseBody(plugin::Context& ctx, plugin::BodyView body
     if (store.admits(pendingBody_.size() + body.size())) {
       pendingBody_.append(body);
     } else {
-      // Larger than an entry may be: it streams on, uncached, and we stop holding a copy.
+      // Larger than an entry may be: it streams on, uncached, and we stop holding a copy;
+      // whoever waits for it may fetch on their own now.
       collecting_ = false;
       std::string().swap(pendingBody_);
+      finishLeading();
     }
     if (end && collecting_) {
       collecting_ = false;
