@@ -21,23 +21,30 @@ using namespace gw::it;
 
 namespace {
 
-std::string config(const Backend& b, std::string_view settings = "{}", int workers = 1) {
+// One route "cached" with `cache: <settings>` in front of `b`; `extra_top` is YAML appended at
+// top level, `upstream_extra` more keys of the upstream (indented as its `backends:`).
+std::string config(const Backend& b, std::string_view settings = "{}", int workers = 1,
+                   std::string_view extra_top = {}, std::string_view upstream_extra = {}) {
   return subst(R"(workers: ${W}
-listeners:
+${TOP}listeners:
   - address: 127.0.0.1
     port: ${PORT}
 upstreams:
   - name: main
     backends:
       - ${B}
-routes:
+${UP}routes:
   - name: cached
     match: {prefix: /}
     upstream: main
     plugins:
       - cache: ${S}
 )",
-               {{"W", std::to_string(workers)}, {"B", b.address()}, {"S", std::string(settings)}});
+               {{"W", std::to_string(workers)},
+                {"B", b.address()},
+                {"S", std::string(settings)},
+                {"TOP", std::string(extra_top)},
+                {"UP", std::string(upstream_extra)}});
 }
 
 // Percent-encodes all but unreserved characters, so any text survives as one query value.
@@ -285,8 +292,8 @@ TEST_CASE("plugins cache: allow_authorized and allow_cookies let those requests 
   CHECK(originRequests(b) == 1);
 }
 
-// cache_config.h says of allow_authorized "RFC 9111 §3.5 still applies"; docs/plugins.md says
-// both that and "a plain answer is stored too". This holds the plugin to the RFC.
+// allow_authorized lets such requests use the cache, but only answers the upstream marks as
+// shareable are stored (RFC 9111 §3.5, as docs/plugins.md says).
 TEST_CASE("plugins cache: with allow_authorized, RFC 9111 3.5 still decides what is stored") {
   Backend b;
   Gateway gw(config(b, "{allow_authorized: true}"));
@@ -826,22 +833,7 @@ TEST_CASE("plugins cache: a waiter stops waiting after coalesce_timeout and fetc
 
 TEST_CASE("plugins cache: a waiter outlasting client_header_timeout is answered, not timed out") {
   Backend b;
-  Gateway gw(subst(R"(workers: 1
-limits:
-  client_header_timeout: 1s
-listeners:
-  - address: 127.0.0.1
-    port: ${PORT}
-upstreams:
-  - name: main
-    backends: [${B}]
-routes:
-  - match: {prefix: /}
-    upstream: main
-    plugins:
-      - cache: {coalesce_timeout: 4s}
-)",
-                   {{"B", b.address()}}));
+  Gateway gw(config(b, "{coalesce_timeout: 4s}", 1, "limits:\n  client_header_timeout: 1s\n"));
   const std::string target = "/origin/slow-head?delay=2500&" + cacheControl("max-age=60");
   Response leader;
   std::thread first([&] { leader = fetch(gw, target); });
@@ -857,22 +849,8 @@ routes:
 
 TEST_CASE("plugins cache: a 503 replaced by stale-if-error still counts against the backend") {
   Backend b;
-  Gateway gw(subst(R"(workers: 1
-listeners:
-  - address: 127.0.0.1
-    port: ${PORT}
-upstreams:
-  - name: main
-    backends: [${B}]
-    health_checks:
-      passive: {consecutive_failures: 2, count_5xx: true}
-routes:
-  - match: {prefix: /}
-    upstream: main
-    plugins:
-      - cache: {stale_if_error: 60s}
-)",
-                   {{"B", b.address()}}));
+  Gateway gw(config(b, "{stale_if_error: 60s}", 1, {},
+                    "    health_checks:\n      passive: {consecutive_failures: 2, count_5xx: true}\n"));
   const std::string target = "/origin/sick?fail_after=1&" + cacheControl("max-age=1");
   CHECK(fetch(gw, target).status == 200);
   Response r;
