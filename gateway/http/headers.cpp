@@ -155,6 +155,9 @@ void ConnectionTokens::add(std::string_view fieldValue) {
       keepAlive_ = true;
     } else if (iequals(option, "upgrade")) {
       upgrade_ = true;
+    } else if (framesOrRoutes(classifyField(option))) {
+      // End-to-end fields a sender must not list (RFC 9110 §7.6.1); honouring the option would
+      // let a peer strip the framing or the Host the gateway chose. It is ignored.
     } else if (!nominates(option)) {
       if (count_ == kMaxNominated) {
         bad_ = true;

@@ -51,6 +51,12 @@ enum class FieldName : uint8_t {
 // One pass over the name: its length and first letter pick the single candidate.
 FieldName classifyField(std::string_view name);
 constexpr bool isHopByHop(FieldName kind) { return kind >= FieldName::Connection; }
+// The fields that frame a message or say where it goes: only the gateway writes them upstream
+// and downstream, so nothing a peer sends (a Connection option included) may remove them.
+constexpr bool framesOrRoutes(FieldName kind) {
+  return kind == FieldName::ContentLength || kind == FieldName::TransferEncoding ||
+         kind == FieldName::Host;
+}
 
 // Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1), plus the
 // legacy Proxy-Connection and Proxy-Authorization: credentials meant for the gateway must not
@@ -68,6 +74,7 @@ class ConnectionTokens {
   // Adds the options of one Connection field value; repeated headers accumulate.
   // An element that is not a token, or more than kMaxNominated distinct other names, marks the
   // message bad() (answer 400) rather than silently forwarding a header that was meant to stop.
+  // Options naming a field that framesOrRoutes() are ignored: they are never hop-by-hop.
   void add(std::string_view fieldValue);
   void reset() { *this = ConnectionTokens(); }
 

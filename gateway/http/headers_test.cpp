@@ -95,6 +95,18 @@ TEST_CASE("ConnectionTokens accumulates headers, skips empty elements, dedupes")
   CHECK(tokens.others()[1] == "x-b");
 }
 
+TEST_CASE("ConnectionTokens never nominates the fields that frame or route a message") {
+  ConnectionTokens tokens;
+  tokens.add("close, Content-Length, HOST, transfer-encoding, x-a");
+  CHECK(tokens.close());
+  CHECK_FALSE(tokens.bad());
+  CHECK_FALSE(tokens.nominates("content-length"));
+  CHECK_FALSE(tokens.nominates("Host"));
+  CHECK_FALSE(tokens.nominates("Transfer-Encoding"));
+  REQUIRE(tokens.others().size() == 1);
+  CHECK(tokens.others()[0] == "x-a");
+}
+
 TEST_CASE("ConnectionTokens marks malformed options bad") {
   for (std::string_view value : {"close;x=1", "foo bar", "\"quoted\"", "a, b c", "x@y", "a/b"}) {
     CAPTURE(value);

@@ -556,12 +556,13 @@ void Connection::startExchange() {
   stream_ = std::make_unique<Stream>(worker_, *this, route, routeIndex, out_, client, seq);
   Stream& stream = *stream_;
   stream.requestHasBody = hasBody;
+  if (parser_.hasContentLength() && !parser_.chunked()) stream.requestLength = parser_.contentLength();
   stream.expectContinue = expectContinue && hasBody && client.versionMinor >= 1;
   std::string_view forwardHost = hostCount ? host : std::string_view();
   if (!stream.hasPlugins()) {
     // The fast path: the upstream head is written straight from the parsed fields.
     ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
-                         parts.query, parts.has_query, std::nullopt, upstreamTraceParent(),
+                         parts.query, parts.has_query, stream.requestLength, upstreamTraceParent(),
                          !record_.trace || record_.trace->continued};
     ParserFields fields{parser_, base, worker_.scratch().fieldKinds, tokens};
     buildUpstreamRequest(target, fields);
@@ -634,11 +635,11 @@ void Connection::forwardPluginRequest() {
     if (stream.requestHasBody) setReadTimeout(worker_.bodyTimeout());
     return;
   }
-  buildPluginUpstreamRequest(std::nullopt);
+  buildPluginUpstreamRequest(stream.requestLength);
   forwardRequest();
 }
 
-void Connection::buildPluginUpstreamRequest(std::optional<std::size_t> bodyLength) {
+void Connection::buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength) {
   Stream& stream = *stream_;
   const plugin::RequestInfo& info = stream.request();
   ForwardTarget target{info.method, stream.forwardHost(),

@@ -91,7 +91,8 @@ class Connection final : public core::Retirable,
   void buildUpstreamRequest(const ForwardTarget& target, const Fields& fields);
   void runRequestHeadersPhase();
   void forwardPluginRequest();
-  void buildPluginUpstreamRequest(std::optional<std::size_t> bodyLength);
+  // `bodyLength`: the declared length, or that of the body a plugin buffered.
+  void buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength);
   void finishBufferedRequest();
   void answerFromPlugin();
   void sendContinueIfExpected();

@@ -1,5 +1,6 @@
 #include "gateway/proxy/stream.h"
 
+#include <charconv>
 #include <cstring>
 
 #include "gateway/core/worker.h"
@@ -195,6 +196,7 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
     framing_ = client_.versionMinor >= 1 ? BodyFraming::Chunked : BodyFraming::UntilClose;
   } else {
     framing_ = BodyFraming::Raw;
+    responseLength_ = parser.contentLength();
   }
   if (framing_ == BodyFraming::UntilClose) closeAfter_ = true;
   // Reuse needs a framed response and a backend that did not ask to close.
@@ -212,11 +214,9 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
     if (http::isHopByHop(kind)) continue;
     std::string_view name = parser.fieldName(base, i);
     if (nominated && connection.nominates(name)) continue;
-    // llhttp ignores Content-Length beside chunked; never pass it on beside our own framing.
-    if (kind == http::FieldName::ContentLength && framing_ == BodyFraming::Chunked) continue;
     if (edited) {
-      edited->add(name, parser.fieldValue(base, i));
-    } else {
+      edited->add(name, parser.fieldValue(base, i));  // plugins see the length (a cache's bound)
+    } else if (!framedByUs(kind)) {
       appendField(clientOut_, name, parser.fieldValue(base, i));
     }
   }
@@ -229,15 +229,27 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
     appendStatusLine(status_, parser.statusText(base));
     for (std::size_t i = 0; i < edited->size(); ++i) {
       auto [name, value] = edited->at(i);
-      appendField(clientOut_, name, value);
+      if (!framedByUs(http::classifyField(name))) appendField(clientOut_, name, value);
     }
   }
   appendFraming();
 }
 
+bool Stream::framedByUs(http::FieldName kind) const {
+  // A body's length is written by appendFraming() from what llhttp parsed: neither the
+  // backend's own field nor a plugin's edit frames what the client reads.
+  return kind == http::FieldName::ContentLength && framing_ != BodyFraming::None;
+}
+
 void Stream::appendFraming() {
   clientOut_.append(kVia);
-  if (framing_ == BodyFraming::Chunked) clientOut_.append("Transfer-Encoding: chunked\r\n");
+  if (framing_ == BodyFraming::Chunked) {
+    clientOut_.append("Transfer-Encoding: chunked\r\n");
+  } else if (framing_ == BodyFraming::Raw) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, responseLength_).ptr;
+    appendField(clientOut_, "Content-Length", {digits, static_cast<std::size_t>(end - digits)});
+  }
   if (closeAfter_) {
     clientOut_.append("Connection: close\r\n\r\n");
   } else if (client_.versionMinor == 0) {

@@ -13,6 +13,7 @@
 #include "gateway/config/model.h"
 #include "gateway/core/out_queue.h"
 #include "gateway/core/recycler.h"
+#include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
@@ -67,6 +68,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
 
   // Request side progress.
   bool requestHasBody = false;
+  std::optional<uint64_t> requestLength;  // the declared Content-Length (none when chunked)
   bool requestComplete = false;   // all request bytes parsed from the client
   uint64_t requestBodyBytes = 0;
 
@@ -139,6 +141,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   void appendResponseHead(const http::Parser& parser, const char* base);
   void appendStatusLine(int status, std::string_view reason);
   void appendFraming();
+  bool framedByUs(http::FieldName kind) const;
   // A response-phase plugin answered instead of the upstream (e.g. a cache freshened by a 304):
   // its response goes to the client, the upstream's body is read and dropped.
   void replaceUpstreamResponse();
@@ -156,6 +159,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   std::string upstreamHead_;
   std::unique_ptr<upstream::Connection> lease_;
   BodyFraming framing_ = BodyFraming::None;
+  uint64_t responseLength_ = 0;  // the upstream's parsed Content-Length, with Raw framing
   int status_ = 0;
   int upstreamStatus_ = 0;  // the upstream's final status, even when a plugin replaced it
   bool informational_ = false;

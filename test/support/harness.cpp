@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -577,6 +578,25 @@ Echo parseEcho(std::string_view json) {
   d.Parse(json.data(), json.size());
   if (d.HasParseError()) return Echo{};
   return echoFrom(d);
+}
+
+std::string percentEncode(std::string_view text) {
+  static constexpr std::string_view kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string rawResponseTarget(std::string_view bytes, bool close) {
+  return "/raw?b=" + percentEncode(bytes) + (close ? "&close=1" : "");
 }
 
 std::string errorCode(std::string_view json) {

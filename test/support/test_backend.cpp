@@ -39,6 +39,7 @@ constexpr const char* kUsage =
     "  /interim (103 Early Hints, then 200)\n"
     "  /close-now  /status/CODE  /head-test  /hop-response   (any other path: /echo)\n"
     "  /powered-by (X-Powered-By: Express and X-Frame-Options: DENY)\n"
+    "  /raw?b=BYTES (percent-decoded, sent exactly as the whole answer)&close=1 (then close)\n"
     "  /origin/... a scripted cacheable origin; query parameters (percent-decoded):\n"
     "      status=N  h=Name:%20value (repeatable: extra header)  size=N (generated body)\n"
     "      etag=V (ETag; 304 when If-None-Match matches)  lm=DATE (Last-Modified; 304 when\n"
@@ -493,6 +494,11 @@ void startResponse(Conn& c) {
                    "Connection: X-Custom-Hop\r\nX-Custom-Hop: secret\r\n"
                    "Keep-Alive: timeout=30\r\nProxy-Connection: keep-alive\r\n"
                    "Trailer: X-Trailer\r\nUpgrade: foo/1\r\nX-End-To-End: kept\r\n");
+  }
+  if (path == "/raw") {  // a hostile or broken backend: exactly these bytes, nothing else
+    c.out += decodedParam(r.target, "b").value_or("");
+    c.close_after_response = c.close_after_response || queryParam(r.target, "close").has_value();
+    return;
   }
   if (path == "/powered-by") {  // an Express app: advertises itself, sets one helmet header
     return respond(c, r, 200, "powered\n", "text/plain",
