@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -233,6 +234,43 @@ TEST_CASE("clear drops everything queued; the queue is reusable") {
   out.append("third");
   CHECK(out.flush(pair.writer) == WriteStatus::Drained);
   CHECK(pair.drain() == "againthird");
+}
+
+TEST_CASE("truncate takes back unsent bytes queued after a mark, owned and borrowed") {
+  SocketPair pair;
+  OutQueue q;
+  const std::string lent = "BORROWED";
+  q.append("keep-");
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  q.append("also-");
+  const uint64_t mark = q.queuedTotal();
+  q.append("head ");
+  q.borrow(lent.data(), lent.size());
+  q.append(" tail");
+  CHECK(q.sentTotal() == 5);
+  q.truncate(mark);
+  CHECK(q.queuedTotal() == mark);
+  CHECK(q.pending() == 5);
+  q.append("replacement");
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  CHECK(pair.drain() == "keep-also-replacement");
+  CHECK(q.sentTotal() == q.queuedTotal());
+}
+
+TEST_CASE("truncate to everything queued changes nothing; a mark already sent is refused") {
+  SocketPair pair;
+  OutQueue q;
+  q.append("abc");
+  q.truncate(q.queuedTotal());
+  CHECK(q.pending() == 3);
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  q.append("def");
+  CHECK_THROWS_AS(q.truncate(1), std::logic_error);
+  q.truncate(3);
+  CHECK(q.empty());
+  q.append("g");
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  CHECK(pair.drain() == "abcg");
 }
 
 TEST_CASE("a closed peer fails the write with EPIPE and raises no SIGPIPE") {

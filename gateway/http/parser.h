@@ -81,6 +81,7 @@ class Parser {
   bool keepAlive() const { return llhttp_should_keep_alive(&parser_) != 0; }
   bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
   bool hasContentLength() const { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
+  bool hasTransferEncoding() const { return (parser_.flags & F_TRANSFER_ENCODING) != 0; }
   uint64_t contentLength() const { return parser_.content_length; }
   llhttp_method_t method() const { return static_cast<llhttp_method_t>(parser_.method); }
   int statusCode() const { return parser_.status_code; }

@@ -112,12 +112,12 @@ void Connection::recoverFromBug(const char* what) {
                     {"route", stream_ ? std::string_view(stream_->route().name) : std::string_view()},
                     {"request_id", currentRequestId()}});
   if (!fd_.valid()) return;
-  if (stream_ && stream_->responseStarted()) {
+  if (stream_ && stream_->responseStarted() && !stream_->withdrawResponse()) {
     close();  // the client already has part of a response: cutting it is the only honest end
     return;
   }
+  // Earlier pipelined answers still queued go out first; ours follows them.
   stream_.reset();
-  out_.clear();
   reply(Error::internal("internal error"), true);
 }
 
@@ -819,15 +819,19 @@ void Connection::readUpstreamResponse() {
   auto outcome = up.parser().execute(in.base(), in.readPtr(), in.readable());
   in.consume(outcome.consumed);
   if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
+    const std::string_view ours = stream_->protocolViolation();
     core::log::warn("invalid response from upstream",
-                    {{"route", stream_->route().name}, {"reason", up.parser().reason()}});
+                    {{"route", stream_->route().name},
+                     {"reason", ours.empty() ? std::string_view(up.parser().reason()) : ours}});
     upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol);
     failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
     return;
   }
-  if (!up.parser().inHead()) in.compact();
   if (!flushClient()) return;
+  // Only now may the input move: the client's queue no longer borrows from it. Bytes left
+  // after a complete response stay where they are and keep the connection out of the pool.
   out_.retainBorrowed();
+  if (!up.parser().inHead()) in.compact();
   if (stream_->responseComplete()) {
     finishExchange();
   } else if (out_.pending() > kHighWatermark) {
@@ -949,7 +953,7 @@ void Connection::continueAfterExchange() {
 
 void Connection::failExchange(const Error& error) {
   if (!stream_) return;
-  if (stream_->responseStarted()) {
+  if (stream_->responseStarted() && !stream_->withdrawResponse()) {
     // Part of the response is out: the only honest signal left is cutting the connection.
     core::log::warn("response cut short", {{"route", stream_->route().name},
                                            {"request_id", currentRequestId()},
@@ -1017,7 +1021,7 @@ void Connection::rejectRequest(llhttp_errno_t err) {
     }
   }
   headPending_ = false;
-  if (stream_ && stream_->responseStarted()) {
+  if (stream_ && stream_->responseStarted() && !stream_->withdrawResponse()) {
     close();
     return;
   }

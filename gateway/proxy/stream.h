@@ -72,8 +72,16 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   bool requestComplete = false;   // all request bytes parsed from the client
   uint64_t requestBodyBytes = 0;
 
-  // Response side progress (set by the parser callbacks).
+  // Response side progress (set by the parser callbacks). Started: the upstream's final head
+  // was parsed and queued toward the client; on the wire: a byte of it reached the client, so
+  // only cutting the connection can still signal a failure.
   bool responseStarted() const { return responseStarted_; }
+  bool responseOnWire() const { return responseStarted_ && clientOut_.sentTotal() > headMark_; }
+  // Takes back a final head the client has not seen a byte of, so a gateway error can answer
+  // instead. False when there is none, or when it is already on the wire.
+  bool withdrawResponse();
+  // Why the upstream's head was refused by us rather than by llhttp ("" if it was not).
+  std::string_view protocolViolation() const { return protocolViolation_; }
   bool responseComplete() const { return responseComplete_; }
   // The client connection must close after this response (framing or a Connection: close).
   bool closeAfterResponse() const { return closeAfter_; }
@@ -138,7 +146,15 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   int onMessageComplete() override;
 
  private:
+  // Calls emit(name, value, kind) for each field of the upstream head that is forwarded
+  // (hop-by-hop fields and those its Connection header nominates end here); returns the
+  // Connection options.
+  template <typename Emit>
+  http::ConnectionTokens forEachForwardedField(const http::Parser& parser, const char* base,
+                                               Emit&& emit);
   void appendResponseHead(const http::Parser& parser, const char* base);
+  int relayInformational(const http::Parser& parser, int status);
+  int refuseResponse(std::string_view why);
   void appendStatusLine(int status, std::string_view reason);
   void appendFraming();
   bool framedByUs(http::FieldName kind) const;
@@ -162,6 +178,11 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   uint64_t responseLength_ = 0;  // the upstream's parsed Content-Length, with Raw framing
   int status_ = 0;
   int upstreamStatus_ = 0;  // the upstream's final status, even when a plugin replaced it
+  // A backend may send a few 1xx before its answer; an endless stream of them is refused.
+  static constexpr int kMaxInformational = 16;
+  int informationalCount_ = 0;
+  uint64_t headMark_ = 0;  // clientOut_.queuedTotal() before the final head
+  std::string_view protocolViolation_;
   bool informational_ = false;
   bool responseStarted_ = false;
   bool responseComplete_ = false;

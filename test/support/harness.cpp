@@ -379,7 +379,10 @@ struct Client::Parser {
       self.resp->status = p->status_code;
       self.resp->http_major = p->http_major;
       self.resp->http_minor = p->http_minor;
-      return self.options->head ? 1 : 0;  // 1: this response has no body
+      // 1: this response has no body (RFC 9112 §6.3), whatever its fields say.
+      const bool bodyless = self.options->head || p->status_code < 200 || p->status_code == 204 ||
+                            p->status_code == 304;
+      return bodyless ? 1 : 0;
     };
     settings.on_body = [](llhttp_t* p, const char* at, std::size_t len) {
       Parser& self = *static_cast<Parser*>(p->data);
