@@ -583,6 +583,12 @@ Echo parseEcho(std::string_view json) {
   return echoFrom(d);
 }
 
+std::string patternBody(std::size_t n) {
+  std::string body(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) body[i] = patternByte(i);
+  return body;
+}
+
 std::string percentEncode(std::string_view text) {
   static constexpr std::string_view kHex = "0123456789ABCDEF";
   std::string out;

@@ -165,6 +165,8 @@ std::string rawResponseTarget(std::string_view bytes, bool close = false);
 
 // The byte at position i of every generated /bytes and /chunked body.
 inline char patternByte(uint64_t i) { return static_cast<char>('a' + i % 26); }
+// The first n bytes of that pattern.
+std::string patternBody(std::size_t n);
 
 // The JSON body of /echo.
 struct Echo {

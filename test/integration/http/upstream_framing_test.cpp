@@ -13,12 +13,6 @@ using namespace gw::it;
 
 namespace {
 
-std::string bodyOf(std::size_t n) {
-  std::string body(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) body[i] = patternByte(i);
-  return body;
-}
-
 // The client connection is still in step after the answer under test: the next answer is the
 // next request's own.
 void expectInStep(Client& c) {
@@ -90,7 +84,7 @@ TEST_CASE("upstream framing: 204 and 304 end at their head whatever their fields
 TEST_CASE("upstream framing: bytes past Content-Length do not corrupt the body") {
   Backend b;
   Gateway gw(simpleConfig({&b}));
-  const std::string body = bodyOf(1000);
+  const std::string body = patternBody(1000);
   const std::string answer =
       "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + body + std::string(300, 'X') + "\r\n\r\n";
   for (int attempt = 0; attempt < 3; ++attempt) {
