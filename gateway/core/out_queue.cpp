@@ -115,6 +115,23 @@ void OutQueue::clear() {
   pending_ = 0;
 }
 
+void OutQueue::discardFront(std::size_t n) {
+  if (n > pending_) throw std::logic_error("OutQueue::discardFront: more than is pending");
+  if (n > 0) advance(n);
+}
+
+void OutQueue::appendFrom(OutQueue& other) {
+  for (std::size_t i = other.first_; i < other.segments_.size(); ++i) {
+    const Segment& s = other.segments_[i];
+    if (s.data) {
+      borrow(s.data, s.length);
+    } else {
+      append({other.owned_.data() + s.offset, s.length});
+    }
+  }
+  other.clear();
+}
+
 void OutQueue::truncate(uint64_t mark) {
   if (mark < sentTotal() || mark > queuedTotal_) {
     throw std::logic_error("OutQueue::truncate: the mark is already on the wire or not queued");

@@ -40,6 +40,11 @@ class OutQueue {
   void retainBorrowed();
   // Drops everything queued (connection is being closed or the exchange abandoned).
   void clear();
+  // Drops the first n pending bytes unsent (n <= pending()).
+  void discardFront(std::size_t n);
+  // Moves every pending byte of `other` behind ours (owned bytes copied, borrowed ones still
+  // borrowed from their lender); `other` is left empty.
+  void appendFrom(OutQueue& other);
   // Takes back what was queued after `mark` (an earlier queuedTotal()), which must not have
   // reached the socket yet (mark >= sentTotal()): a response head that turned out unusable is
   // withdrawn before the client saw a byte of it.

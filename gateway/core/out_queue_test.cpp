@@ -236,6 +236,24 @@ TEST_CASE("clear drops everything queued; the queue is reusable") {
   CHECK(pair.drain() == "againthird");
 }
 
+TEST_CASE("discardFront and appendFrom move what follows a prefix to another queue, in order") {
+  SocketPair pair;
+  OutQueue first;
+  const std::string lent = "-borrowed-";
+  first.append("OLD HEAD|");
+  first.borrow(lent.data(), lent.size());
+  first.append("owned tail");
+  first.discardFront(9);
+  CHECK(first.pending() == lent.size() + 10);
+  CHECK_THROWS_AS(first.discardFront(first.pending() + 1), std::logic_error);
+  OutQueue second;
+  second.append("new head|");
+  second.appendFrom(first);
+  CHECK(first.empty());
+  REQUIRE(second.flush(pair.writer) == WriteStatus::Drained);
+  CHECK(pair.drain() == "new head|-borrowed-owned tail");
+}
+
 TEST_CASE("truncate takes back unsent bytes queued after a mark, owned and borrowed") {
   SocketPair pair;
   OutQueue q;

@@ -40,6 +40,13 @@ enum class HeadViolation : uint8_t {
   LineFolding,  // obs-fold: llhttp 8 accepts it, RFC 9112 lets us refuse it, and we do
 };
 
+// RFC 9110 §9.2.2: repeating one of these requests has the effect of sending it once, so a
+// request that may have reached the backend can be sent again only if its method is one.
+constexpr bool isIdempotent(llhttp_method_t method) {
+  return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
+         method == HTTP_TRACE || method == HTTP_PUT || method == HTTP_DELETE;
+}
+
 class Parser {
  public:
   class Handler {

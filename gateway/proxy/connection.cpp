@@ -556,6 +556,7 @@ void Connection::startExchange() {
   stream_ = std::make_unique<Stream>(worker_, *this, route, routeIndex, out_, client, seq);
   Stream& stream = *stream_;
   stream.requestHasBody = hasBody;
+  stream.idempotent = http::isIdempotent(method);
   if (parser_.hasContentLength() && !parser_.chunked()) stream.requestLength = parser_.contentLength();
   stream.expectContinue = expectContinue && hasBody && client.versionMinor >= 1;
   std::string_view forwardHost = hostCount ? host : std::string_view();
@@ -706,6 +707,11 @@ void Connection::connectUpstream() {
     std::swap(queued, stream.lease()->output());
     carryOver = true;
     cluster.retire(std::move(stream.lease()));
+    if (queued.sentTotal() != 0) {
+      // Part of the request is gone with that connection: a retry could not resend it exactly.
+      failExchange(Error::upstream(ErrorCode::UpstreamReset, "upstream failed mid-request"));
+      return;
+    }
   }
   if (!cluster.anyUsable()) {
     failExchange(Error::upstream(ErrorCode::UpstreamUnavailable, "no healthy backend"));
@@ -735,26 +741,18 @@ void Connection::connectUpstream() {
     }
     lease->lease(*this, stream, stream.timeouts());
     core::OutQueue& out = lease->output();
-    if (carryOver) {
-      std::swap(out, queued);
-      // The Host line was chosen for the previous backend; rebuild the head for this one.
-      if (stream.hostSplit != std::string::npos) {
-        out.clear();
-        carryOver = false;
+    if (carryOver && stream.hostSplit == std::string::npos) {
+      std::swap(out, queued);  // the head names no backend: it all goes on as it is
+    } else {
+      const std::size_t previousHeadBytes = stream.queuedHeadBytes;
+      queueHead(out, *backend);
+      if (carryOver) {
+        // The previous backend's Host line is replaced; the body bytes behind it follow.
+        queued.discardFront(previousHeadBytes);
+        out.appendFrom(queued);
+      } else if (stream.buffering()) {
+        out.borrow(stream.bufferedBody().data(), stream.bufferedBody().size());
       }
-    }
-    if (!carryOver) {
-      const std::string& head = stream.upstreamHead();
-      if (stream.hostSplit == std::string::npos) {
-        out.borrow(head.data(), head.size());
-      } else {
-        out.borrow(head.data(), stream.hostSplit);
-        out.append("Host: ");
-        out.append(backend->authority);
-        out.append("\r\n");
-        out.borrow(head.data() + stream.hostSplit, head.size() - stream.hostSplit);
-      }
-      if (stream.buffering()) out.borrow(stream.bufferedBody().data(), stream.bufferedBody().size());
     }
     stream.lease() = std::move(lease);
     stream.upstreamStartUs = worker_.nowUs();
@@ -763,6 +761,22 @@ void Connection::connectUpstream() {
     if (fresh) stream.lease()->startConnect();
     return;
   }
+}
+
+void Connection::queueHead(core::OutQueue& out, const upstream::Backend& backend) {
+  Stream& stream = *stream_;
+  const std::string& head = stream.upstreamHead();
+  const uint64_t before = out.queuedTotal();
+  if (stream.hostSplit == std::string::npos) {
+    out.borrow(head.data(), head.size());
+  } else {
+    out.borrow(head.data(), stream.hostSplit);
+    out.append("Host: ");
+    out.append(backend.authority);
+    out.append("\r\n");
+    out.borrow(head.data() + stream.hostSplit, head.size() - stream.hostSplit);
+  }
+  stream.queuedHeadBytes = static_cast<std::size_t>(out.queuedTotal() - before);
 }
 
 void Connection::sendUpstream() {
@@ -881,9 +895,11 @@ void Connection::upstreamFailed(upstream::Failure failure) {
       }
       [[fallthrough]];
     case Failure::Reset:
-      if (up.reused() && !stream.responseStarted() && !stream.requestHasBody && !stream.retriedReuse &&
-          up.input().readable() == 0) {
-        // A pooled connection the backend had already closed: one retry on a fresh one.
+      if (up.reused() && stream.idempotent && !stream.responseStarted() && !stream.requestHasBody &&
+          !stream.retriedReuse && up.input().readable() == 0) {
+        // A pooled connection the backend had closed, likely before it read the request: one
+        // retry on a fresh one. Only for methods that may run twice: the backend may have read
+        // it (and acted on it) before closing, which nothing here can rule out.
         stream.retriedReuse = true;
         stream.triedBackends &= ~(uint64_t(1) << stream.cluster().indexOf(up.backend()));
         stream.lease()->output().clear();

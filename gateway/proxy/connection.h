@@ -98,6 +98,8 @@ class Connection final : public core::Retirable,
   void sendContinueIfExpected();
   void forwardRequest();
   void sendUpstream();
+  // Queues the request head toward `backend` (its Host line when the head names the backend).
+  void queueHead(core::OutQueue& out, const upstream::Backend& backend);
   void connectUpstream();
   void failExchange(const core::Error& error);
   void finishExchange();

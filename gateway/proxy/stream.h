@@ -61,8 +61,12 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   std::unique_ptr<upstream::Connection>& lease() { return lease_; }
   // Where the Host line is inserted when it names the backend (npos: the head is complete).
   std::size_t hostSplit = std::string::npos;
+  // Bytes of the head at the front of the lease's output: what a retry on another backend
+  // replaces, keeping the body bytes queued behind it.
+  std::size_t queuedHeadBytes = 0;
   uint64_t triedBackends = 0;  // bit per backend index, for connect retries
   bool retriedReuse = false;   // the one retry after a stale pooled connection is spent
+  bool idempotent = false;     // the method may be sent twice (RFC 9110 §9.2.2)
   bool connectTimedOut = false;  // the last connect attempt timed out (504 rather than 502)
   int64_t upstreamStartUs = 0;   // when the current attempt's request was handed to a connection
 

@@ -38,6 +38,8 @@ constexpr const char* kUsage =
     "  /bad-framing (response with Content-Length and chunked)  /garbage (not HTTP)\n"
     "  /interim (103 Early Hints, then 200)\n"
     "  /close-now  /status/CODE  /head-test  /hop-response   (any other path: /echo)\n"
+    "  /close-if-reused (reads the request and closes without answering, unless it is the\n"
+    "      connection's first; then /echo)\n"
     "  /powered-by (X-Powered-By: Express and X-Frame-Options: DENY)\n"
     "  /raw?b=BYTES (percent-decoded, sent exactly as the whole answer)&close=1 (then close)\n"
     "  /origin/... a scripted cacheable origin; query parameters (percent-decoded):\n"
@@ -465,6 +467,10 @@ void startResponse(Conn& c) {
     return;
   }
   if (path == "/close-now") {
+    closeConn(c);
+    return;
+  }
+  if (path == "/close-if-reused" && c.requests > 1) {  // a keep-alive peer that went away late
     closeConn(c);
     return;
   }
