@@ -190,6 +190,12 @@ void Connection::parseBuffered() {
   while (runParser && fd_.valid() && !lingering_ && !closeAfterFlush_) {
     if (stream_ && stream_->requestComplete) break;  // pipelined bytes wait their turn
     if (stream_ && stream_->waitingForPlugin) break;  // a plugin is still deciding
+    if (!stream_ && out_.pending() > kHighWatermark) {
+      // The client is not reading its answers: the next pipelined request waits (handleWrite
+      // picks it up once the queue drained), or the queue would hold every answer it asked for.
+      pauseClientReads();
+      break;
+    }
     runParser = false;
     auto outcome = parser_.execute(in_.base(), in_.readPtr(), in_.readable());
     in_.consume(outcome.consumed);
