@@ -38,7 +38,15 @@ enum class HeadViolation : uint8_t {
   HeadersTooLarge,
   TooManyHeaders,
   LineFolding,  // obs-fold: llhttp 8 accepts it, RFC 9112 lets us refuse it, and we do
+  EmptyFieldName,       // ": value": llhttp 8 accepts a field without a name
+  MissingVersion,       // "GET /path" + CRLF, the HTTP/0.9 form
+  ChunkExtensionsTooLong,  // more than kMaxChunkExtensionBytes of chunk extensions in a message
 };
+
+// Chunk extensions are parsed and dropped (never forwarded), but a peer could send them without
+// end; past this many bytes in one message the message is refused (as Node.js does since
+// CVE-2024-22019).
+constexpr std::size_t kMaxChunkExtensionBytes = 16 * 1024;
 
 // RFC 9110 §9.2.2: repeating one of these requests has the effect of sending it once, so a
 // request that may have reached the backend can be sent again only if its method is one.
@@ -133,6 +141,8 @@ class Parser {
 
   static int onMessageBegin(llhttp_t* p);
   static int onUrl(llhttp_t* p, const char* at, std::size_t length);
+  static int onHeaderFieldComplete(llhttp_t* p);
+  static int onChunkExtension(llhttp_t* p, const char* at, std::size_t length);
   static int onStatus(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderField(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderValue(llhttp_t* p, const char* at, std::size_t length);
@@ -148,6 +158,7 @@ class Parser {
   Handler* handler_;
   const HeadLimits& limits_;
   const char* base_ = nullptr;
+  const char* end_ = nullptr;  // of the input the current execute() runs on
   Span target_;
   Span status_;
   FieldListRecycler* fieldLists_;
@@ -156,6 +167,7 @@ class Parser {
   bool inHead_ = false;
   HeadViolation violation_ = HeadViolation::None;
   std::size_t headBytes_ = 0;
+  std::size_t chunkExtensionBytes_ = 0;  // in the current message
   std::size_t headStart_ = 0;  // offset of the first byte of the current head
   bool begunInExecute_ = false;  // a message began in the current execute() call
   bool pausedAtBegin_ = false;   // ...and then another one: execute() restarts at it

@@ -1037,6 +1037,15 @@ void Connection::rejectRequest(llhttp_errno_t err) {
       case http::HeadViolation::LineFolding:
         error = badRequest("obsolete line folding in a header field");
         break;
+      case http::HeadViolation::EmptyFieldName:
+        error = badRequest("header field without a name");
+        break;
+      case http::HeadViolation::MissingVersion:
+        error = badRequest("request line without an HTTP version");
+        break;
+      case http::HeadViolation::ChunkExtensionsTooLong:
+        error = badRequest("chunk extensions exceed the limit");
+        break;
       case http::HeadViolation::None:
         if (bodyTooLarge_) error = Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit");
         break;

@@ -132,6 +132,11 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
            std::string(2048, 'x'),
        413,
        {"PAYLOAD_TOO_LARGE"}},
+      {"empty header field name", "GET /echo HTTP/1.1\r\nHost: gw.test\r\n: value\r\n\r\n", 400,
+       bad},
+      {"HTTP/0.9 request line (no version)", "GET /echo\r\n", 400, bad},
+      {"HTTP/0.9 request line and an empty line", "GET /echo\r\n\r\n", 400, bad},
+      {"HTTP/0.9 request line, then a request", "GET /echo\r\n" + smuggled, 400, bad},
       {"invalid HTTP version",
        "GET /echo HTTP/1.7\r\nHost: gw.test\r\n\r\n",
        400,
@@ -154,6 +159,21 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
        "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
        "fffffffffffffffff1\r\nhello\r\n0\r\n\r\n" +
            smuggled,
+       400, bad, true},
+      {"chunk extension over the limit",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "5;ext=" +
+           std::string(64 * 1024, 'e') + "\r\nhello\r\n0\r\n\r\n",
+       400, bad, true},
+      {"many chunk extensions over the limit",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "5" +
+           [] {
+             std::string many;
+             for (int i = 0; i < 4000; ++i) many += ";e" + std::to_string(i) + "=v";
+             return many;
+           }() +
+           "\r\nhello\r\n0\r\n\r\n",
        400, bad, true},
       {"chunked body over the body limit",
        "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
