@@ -61,6 +61,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   // Where the Host line is inserted when it names the backend (npos: the head is complete).
   std::size_t hostSplit = std::string::npos;
   uint64_t triedBackends = 0;  // bit per backend index, for connect retries
+  uint64_t failedBackends = 0;  // bit per backend index, each reported to passive health once
   bool retriedReuse = false;   // the one retry after a stale pooled connection is spent
   bool connectTimedOut = false;  // the last connect attempt timed out (504 rather than 502)
   int64_t upstreamStartUs = 0;   // when the current attempt's request was handed to a connection
