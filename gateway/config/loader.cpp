@@ -632,12 +632,15 @@ class Loader {
     }
     if (const auto passive = optionalMap(*checks, "passive")) {
       checkKeys(*passive, "passive health check",
-                {"consecutive_failures", "base_ejection", "max_ejection", "count_5xx"});
+                {"consecutive_failures", "base_ejection", "max_ejection", "count_5xx",
+                 "count_read_timeouts", "max_ejection_percent"});
       PassiveHealthCheck& out = upstream.passive_check;
       readInt(*passive, "consecutive_failures", out.consecutive_failures, 0, kMaxThreshold);
       readDuration(*passive, "base_ejection", out.base_ejection, kMinTimeout);
       readDuration(*passive, "max_ejection", out.max_ejection, kMinTimeout);
       readBool(*passive, "count_5xx", out.count_5xx);
+      readBool(*passive, "count_read_timeouts", out.count_read_timeouts);
+      readInt(*passive, "max_ejection_percent", out.max_ejection_percent, 0, 100);
       if (out.max_ejection < out.base_ejection) {
         error(*passive, "max_ejection must be at least base_ejection");
       }

@@ -293,6 +293,8 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
   CHECK_FALSE(defaults.upstreams[0].active_check.has_value());
   CHECK(defaults.upstreams[0].passive_check.consecutive_failures == 5);
   CHECK_FALSE(defaults.upstreams[0].passive_check.count_5xx);
+  CHECK_FALSE(defaults.upstreams[0].passive_check.count_read_timeouts);
+  CHECK(defaults.upstreams[0].passive_check.max_ejection_percent == 50);
   const Config config = load(
       "listeners: [{port: 8080}]\n"
       "upstreams:\n"
@@ -302,7 +304,7 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
       "      active: {path: /healthz, interval: 1s, timeout: 300ms, healthy_threshold: 1,\n"
       "               unhealthy_threshold: 4, expected_statuses: [200, 300-302]}\n"
       "      passive: {consecutive_failures: 0, base_ejection: 2s, max_ejection: 1m,\n"
-      "                count_5xx: true}\n"
+      "                count_5xx: true, count_read_timeouts: true, max_ejection_percent: 100}\n"
       "routes: [{upstream: u}]\n");
   const UpstreamConfig& u = config.upstreams[0];
   REQUIRE(u.active_check.has_value());
@@ -316,6 +318,8 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
   CHECK(u.passive_check.base_ejection == seconds(2));
   CHECK(u.passive_check.max_ejection == seconds(60));
   CHECK(u.passive_check.count_5xx);
+  CHECK(u.passive_check.count_read_timeouts);
+  CHECK(u.passive_check.max_ejection_percent == 100);
   CHECK(errorsOf("listeners: [{port: 8080}]\n"
                  "upstreams:\n"
                  "  - name: u\n"
@@ -331,6 +335,15 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
               "t.yaml:6:66: expected_statuses: each entry must be a status code (100-599) or a "
               "range such as 200-399, got '302-300'",
               "t.yaml:7:16: max_ejection must be at least base_ejection"});
+  CHECK(errorsOf("listeners: [{port: 8080}]\n"
+                 "upstreams:\n"
+                 "  - name: u\n"
+                 "    backends: [127.0.0.1:9000]\n"
+                 "    health_checks:\n"
+                 "      passive: {max_ejection_percent: 101, count_read_timeouts: sometimes}\n"
+                 "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:6:39: 'max_ejection_percent': expected an integer from 0 to 100, got '101'",
+              "t.yaml:6:65: 'count_read_timeouts': expected true or false, got 'sometimes'"});
 }
 
 TEST_CASE("empty sections mean all defaults") {

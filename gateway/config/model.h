@@ -77,7 +77,13 @@ struct PassiveHealthCheck {
   uint32_t consecutive_failures = 5;  // 0: never eject
   Duration base_ejection = std::chrono::seconds(10);
   Duration max_ejection = std::chrono::minutes(5);
-  bool count_5xx = false;  // connect failures, timeouts and resets always count
+  bool count_5xx = false;  // connect failures, connect timeouts and resets always count
+  // Read and send timeouts follow the route's request, not the backend's health (one slow path):
+  // counted only when asked for.
+  bool count_read_timeouts = false;
+  // A passive ejection never leaves an upstream without a backend in rotation, nor more than this
+  // share of its backends (rounded down) ejected at once.
+  uint32_t max_ejection_percent = 50;
 };
 
 struct UpstreamConfig {

@@ -37,6 +37,7 @@ std::vector<upstream::UpstreamHealthSpec> healthSpecs(const config::Snapshot& sn
     spec.passive.consecutiveFailures = config.passive_check.consecutive_failures;
     spec.passive.baseEjectionMs = config.passive_check.base_ejection.count();
     spec.passive.maxEjectionMs = config.passive_check.max_ejection.count();
+    spec.passive.maxEjectionPercent = config.passive_check.max_ejection_percent;
     if (const auto& active = config.active_check) {
       upstream::ActiveCheck& check = spec.active.emplace();
       check.path = active->path;
@@ -323,6 +324,7 @@ admin::Response Server::status() const {
       appendJsonEscaped(body, b.reason);
       body += "\",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures);
       body += ",\"ejections\":" + std::to_string(b.ejections);
+      body += ",\"ejections_refused\":" + std::to_string(b.ejectionsRefused);
       body += ",\"last_probe_status\":" + std::to_string(b.lastProbeStatus);
       body += ",\"last_probe_error\":\"";
       appendJsonEscaped(body, b.lastProbeError);

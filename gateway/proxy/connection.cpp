@@ -410,16 +410,20 @@ void Connection::exportSpan(int status, int64_t nowUs) {
 }
 
 void Connection::upstreamError(const upstream::Backend& backend,
-                               observability::UpstreamErrorKind kind) {
+                               observability::UpstreamErrorKind kind, bool countsAgainstBackend) {
   upstream::Cluster& cluster = stream_->cluster();
   record_.backend = &backend;
   cluster.metrics().countError(kind);
   ++cluster.metrics().backends[cluster.indexOf(backend)].errors;
-  reportBackendFailure(backend);
+  if (countsAgainstBackend) reportBackendFailure(backend);
 }
 
 void Connection::reportBackendFailure(const upstream::Backend& backend) {
   upstream::Cluster& cluster = stream_->cluster();
+  // A retry on the same backend belongs to the same exchange: one failure, not two.
+  const uint64_t bit = uint64_t(1) << (cluster.indexOf(backend) & 63);
+  if (stream_->failedBackends & bit) return;
+  stream_->failedBackends |= bit;
   if (cluster.reportFailure(backend)) {
     core::log::warn("backend ejected after consecutive failures",
                     {{"upstream", cluster.config().name}, {"backend", backend.authority}});
@@ -867,9 +871,13 @@ void Connection::upstreamFailed(upstream::Failure failure) {
   using Kind = observability::UpstreamErrorKind;
   switch (failure) {
     case Failure::ConnectRefused: upstreamError(up.backend(), Kind::Connect); break;
-    case Failure::ConnectTimeout:
+    case Failure::ConnectTimeout: upstreamError(up.backend(), Kind::Timeout); break;
     case Failure::ReadTimeout:
-    case Failure::SendTimeout: upstreamError(up.backend(), Kind::Timeout); break;
+    case Failure::SendTimeout:
+      // A client picks the path; one slow path does not prove the backend down.
+      upstreamError(up.backend(), Kind::Timeout,
+                    stream.cluster().config().passive_check.count_read_timeouts);
+      break;
     case Failure::Reset: upstreamError(up.backend(), Kind::Reset); break;
     case Failure::Protocol: upstreamError(up.backend(), Kind::Protocol); break;
     case Failure::Closed:

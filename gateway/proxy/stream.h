@@ -65,6 +65,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   // replaces, keeping the body bytes queued behind it.
   std::size_t queuedHeadBytes = 0;
   uint64_t triedBackends = 0;  // bit per backend index, for connect retries
+  uint64_t failedBackends = 0;  // bit per backend index, each reported to passive health once
   bool retriedReuse = false;   // the one retry after a stale pooled connection is spent
   bool idempotent = false;     // the method may be sent twice (RFC 9110 §9.2.2)
   bool connectTimedOut = false;  // the last connect attempt timed out (504 rather than 502)
