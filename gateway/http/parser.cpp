@@ -37,6 +37,7 @@ const llhttp_settings_t* Parser::settings() {
 
 Parser::Outcome Parser::execute(const char* base, const char* data, std::size_t length) {
   base_ = base;
+  end_ = data + length;
   if (!inHead_) headStart_ = static_cast<std::size_t>(data - base);
   begunInExecute_ = false;
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);
@@ -123,6 +124,12 @@ int Parser::onUrl(llhttp_t* p, const char* at, std::size_t length) {
   s.extend(s.target_, at, length);
   if (s.target_.length + 16 > s.limits_.requestLineBytes) {
     return s.violate(HeadViolation::RequestLineTooLong);
+  }
+  // The target ends at a space before a version, at CR or LF only when there is none. (When the
+  // input ends inside the target, the callback gets the part so far and no terminator.)
+  const char* after = at + length;
+  if (after < s.end_ && (*after == '\r' || *after == '\n')) {
+    return s.violate(HeadViolation::MissingVersion);
   }
   return 0;
 }

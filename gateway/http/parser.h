@@ -38,6 +38,9 @@ enum class HeadViolation : uint8_t {
   HeadersTooLarge,
   TooManyHeaders,
   LineFolding,  // obs-fold: llhttp 8 accepts it, RFC 9112 lets us refuse it, and we do
+  // A request line without an HTTP version ("GET /path" CRLF, the HTTP/0.9 form): llhttp 8
+  // would wait for header fields that such a client never sends.
+  MissingVersion,
 };
 
 class Parser {
@@ -140,6 +143,7 @@ class Parser {
   Handler* handler_;
   const HeadLimits& limits_;
   const char* base_ = nullptr;
+  const char* end_ = nullptr;  // one past the input of the current execute()
   Span target_;
   Span status_;
   FieldListRecycler* fieldLists_;

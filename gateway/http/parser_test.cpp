@@ -400,6 +400,26 @@ TEST_CASE("obs-fold is refused as LineFolding") {
   CHECK(h.parser.reason() != nullptr);
 }
 
+TEST_CASE("a request line without an HTTP version is refused as MissingVersion") {
+  for (const std::string line : {"GET /health\r\n", "GET /health?x=1\n", "GET /\r\n\r\n"}) {
+    CAPTURE(line);
+    Harness h(HTTP_REQUEST);
+    CHECK(h.feed(line).error == HPE_USER);
+    CHECK(h.parser.violation() == HeadViolation::MissingVersion);
+    CHECK(h.recorder.heads.empty());
+  }
+  // The target split across reads: the first part has no terminator yet.
+  Harness split(HTTP_REQUEST);
+  CHECK(split.feed("GET /hea").error == HPE_OK);
+  CHECK(split.feed("lth\r\n").error == HPE_USER);
+  CHECK(split.parser.violation() == HeadViolation::MissingVersion);
+  Harness versioned(HTTP_REQUEST);
+  CHECK(versioned.feed("GET /hea").error == HPE_OK);
+  CHECK(versioned.feed("lth HTTP/1.1\r\n\r\n").error == HPE_OK);
+  CHECK(versioned.parser.violation() == HeadViolation::None);
+  CHECK(versioned.recorder.heads.size() == 1);
+}
+
 struct Rejection {
   const char* name;
   std::string text;

@@ -1010,6 +1010,9 @@ void Connection::rejectRequest(llhttp_errno_t err) {
       case http::HeadViolation::LineFolding:
         error = badRequest("obsolete line folding in a header field");
         break;
+      case http::HeadViolation::MissingVersion:
+        error = badRequest("request line without an HTTP version");
+        break;
       case http::HeadViolation::None:
         if (bodyTooLarge_) error = Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit");
         break;
