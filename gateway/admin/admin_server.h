@@ -68,7 +68,9 @@ class AdminServer {
  private:
   class Connection;
   static void onAccept(evutil_socket_t fd, short what, void* arg);
+  static void onResumeAccepting(evutil_socket_t fd, short what, void* arg);
   void acceptAll();
+  void pauseAccepting(int error);
   void evictOne();
   void closed(Connection& connection);
 
@@ -78,6 +80,8 @@ class AdminServer {
   timeval headerTimeout_;
   net::Fd listenFd_;
   core::EventPtr acceptEvent_;
+  core::EventPtr resumeAccepting_;
+  bool acceptFailing_ = false;  // since the last accepted connection: logged once
   uint16_t port_ = 0;
   std::list<std::unique_ptr<Connection>> connections_;  // oldest first
 };

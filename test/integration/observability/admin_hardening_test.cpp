@@ -2,10 +2,18 @@
 // holding every slot, heads that never complete, request bodies, malformed request lines and
 // targets. Probes must keep being answered, and nothing a client sends may grow memory.
 #include <doctest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "test/support/harness.h"
@@ -41,6 +49,31 @@ bool wholeResponse(const std::string& raw) {
   const std::size_t length = raw.find("Content-Length: ");
   if (headEnd == std::string::npos || length == std::string::npos) return false;
   return raw.size() - headEnd - 4 == std::stoull(raw.substr(length + 16));
+}
+
+// User plus system CPU time of a process, in seconds.
+double cpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stol(field);  // utime, stime
+  }
+  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The lowest descriptor number a process has free.
+int lowestFreeDescriptor(pid_t pid) {
+  std::set<int> used;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    used.insert(std::stoi(entry.path().filename().string()));
+  }
+  int fd = 0;
+  while (used.count(fd)) ++fd;
+  return fd;
 }
 
 }  // namespace
@@ -99,13 +132,15 @@ TEST_CASE("admin hardening: a head not complete within admin.header_timeout gets
 }
 
 TEST_CASE("admin hardening: admin.max_connections, and a slow reader of /metrics gives way") {
-  // 4,000 routes make /metrics several MiB, more than the socket buffers hold: a client that
-  // does not read keeps its connection in the answering phase.
+  // 1,000 routes with long names (every series carries one) make /metrics about 6 MiB, more
+  // than the socket buffers hold: a client that does not read keeps its connection answering.
   Backend b;
+  const std::string longName = "route-" + std::string(160, 'n') + "-";
   std::string routes;
-  for (int i = 0; i < 4000; ++i) {
+  for (int i = 0; i < 1000; ++i) {
     const std::string n = std::to_string(i);
-    routes += "  - name: r" + n + "\n    match: {prefix: /r" + n + "/}\n    upstream: main\n";
+    routes +=
+        "  - name: " + longName + n + "\n    match: {prefix: /r" + n + "/}\n    upstream: main\n";
   }
   Gateway gw(withAdmin(b, "  max_connections: 2\n", routes));
 
@@ -221,7 +256,7 @@ TEST_CASE("admin hardening: request lines, targets and heads the admin refuses o
        431, "REQUEST_HEADER_FIELDS_TOO_LARGE"},
       {"empty lines and never a request line", std::string(12 * 1024, '\n'), 431,
        "REQUEST_HEADER_FIELDS_TOO_LARGE"},
-      {"a request line over 2 KiB", request("GET", "/" + std::string(2100, 'a')), 414,
+      {"a request line over 2 KiB", request("GET", std::string("/").append(2100, 'a')), 414,
        "URI_TOO_LONG"},
       // Taken:
       {"32 header fields", request("GET", "/health", fields(31)), 200, ""},
@@ -242,4 +277,43 @@ TEST_CASE("admin hardening: request lines, targets and heads the admin refuses o
     CHECK(errorCode(r.body) == each.code);
     CHECK(c.waitClosed(1000ms));
   }
+}
+
+TEST_CASE("admin hardening: out of descriptors, the admin listener waits instead of spinning") {
+  Backend b;
+  Gateway gw(apiConfig(b));
+  const pid_t pid = gw.process().pid();
+  REQUIRE(adminRequest(gw, "/health").status == 200);
+  // The lowest free descriptor number as the limit: the next accept fails with EMFILE. Read once
+  // the number holds still, after the admin closed the connection above.
+  int lowestFree = -1;
+  REQUIRE(waitFor(
+      [&] {
+        const int previous = std::exchange(lowestFree, lowestFreeDescriptor(pid));
+        return previous == lowestFree;
+      },
+      2000ms, 50ms));
+  rlimit original{};
+  REQUIRE(prlimit(pid, RLIMIT_NOFILE, nullptr, &original) == 0);
+  const rlimit exhausted{static_cast<rlim_t>(lowestFree), original.rlim_max};
+  REQUIRE(prlimit(pid, RLIMIT_NOFILE, &exhausted, nullptr) == 0);
+
+  Client probe(gw.adminPort());
+  REQUIRE(probe.send(get("/health")));
+  const double cpuBefore = cpuSeconds(pid);
+  Response waiting = probe.read(1500ms);
+  CHECK(waiting.error == "timeout");  // still in the backlog
+  const double cpu = cpuSeconds(pid) - cpuBefore;
+  MESSAGE("gatewayd CPU while out of descriptors for 1.5 s: " << cpu << " s");
+  CHECK(cpu < 0.05);  // a retry every 100 ms, not an accept loop
+
+  REQUIRE(prlimit(pid, RLIMIT_NOFILE, &original, nullptr) == 0);
+  Response served = probe.read(2000ms);  // the next retry takes it
+  REQUIRE_MESSAGE(served.complete, served.error);
+  CHECK(served.status == 200);
+  const std::string log = gw.log();
+  const std::string warning = "admin listener cannot accept";
+  const std::size_t first = log.find(warning);
+  CHECK(first != std::string::npos);
+  CHECK(log.find(warning, first + 1) == std::string::npos);  // said once, not every retry
 }
