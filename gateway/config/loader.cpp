@@ -435,9 +435,11 @@ class Loader {
   }
 
   void parseAdmin(const YAML::Node& root) {
+    // Each admin connection holds a descriptor; more than this is a typo, not a need.
+    constexpr std::size_t kMaxAdminConnections = 10'000;
     const auto admin = optionalMap(root, "admin");
     if (!admin) return;
-    checkKeys(*admin, "admin", {"enabled", "address", "port"});
+    checkKeys(*admin, "admin", {"enabled", "address", "port", "max_connections", "header_timeout"});
     AdminConfig& out = config_.admin;
     out.where = locate(*admin);
     readBool(*admin, "enabled", out.enabled);
@@ -446,6 +448,8 @@ class Loader {
             "admin address must be an IPv4 or IPv6 address, got " + quote(out.address));
     }
     readInt(*admin, "port", out.port, 1, 65535);
+    readInt(*admin, "max_connections", out.max_connections, 1, kMaxAdminConnections);
+    readDuration(*admin, "header_timeout", out.header_timeout, kMinTimeout);
     if (!out.enabled) return;
     const auto adminIp = canonicalIp(out.address);
     for (const ListenerConfig& listener : config_.listeners) {

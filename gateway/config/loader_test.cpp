@@ -220,6 +220,8 @@ TEST_CASE("omitted keys take their defaults") {
   CHECK(config.admin.enabled);
   CHECK(config.admin.address == "127.0.0.1");
   CHECK(config.admin.port == 9901);
+  CHECK(config.admin.max_connections == 64);
+  CHECK(config.admin.header_timeout == seconds(3));
 }
 
 TEST_CASE("admin: settings and a port shared with a proxy listener") {
@@ -234,10 +236,29 @@ TEST_CASE("admin: settings and a port shared with a proxy listener") {
         Lines{"t.yaml:3:8: the admin listener 127.0.0.1:8080 would share a port with the listener "
               "at t.yaml:1:13; admin traffic needs its own port"});
   CHECK(routeErrors("admin: {address: '::1', port: 8080}\nroutes: [{upstream: u}]\n").empty());
-  CHECK(routeErrors("admin: {address: localhost, port: 0, color: red}\nroutes: [{upstream: u}]\n") ==
-        Lines{"t.yaml:3:18: admin address must be an IPv4 or IPv6 address, got 'localhost'",
-              "t.yaml:3:35: 'port': expected an integer from 1 to 65535, got '0'",
-              "t.yaml:3:38: unknown key 'color' in admin; expected one of: enabled, address, port"});
+  CHECK(
+      routeErrors("admin: {address: localhost, port: 0, color: red}\nroutes: [{upstream: u}]\n") ==
+      Lines{"t.yaml:3:18: admin address must be an IPv4 or IPv6 address, got 'localhost'",
+            "t.yaml:3:35: 'port': expected an integer from 1 to 65535, got '0'",
+            "t.yaml:3:38: unknown key 'color' in admin; expected one of: enabled, address, "
+            "port, max_connections, header_timeout"});
+}
+
+TEST_CASE("admin: connection slots and the request head deadline") {
+  const Config config = load(std::string(kHead) +
+                             "admin: {max_connections: 8, header_timeout: 500ms}\n"
+                             "routes: [{upstream: u}]\n");
+  CHECK(config.admin.max_connections == 8);
+  CHECK(config.admin.header_timeout == milliseconds(500));
+  CHECK(routeErrors("admin:\n  max_connections: 0\n  header_timeout: 0s\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:4:20: 'max_connections': expected an integer from 1 to 10000, got '0'",
+              "t.yaml:5:19: 'header_timeout': expected at least 1ms, got '0s'"});
+  CHECK(routeErrors("admin: {max_connections: many, header_timeout: soon}\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:26: 'max_connections': expected an integer from 1 to 10000, got 'many'",
+              "t.yaml:3:48: 'header_timeout': invalid duration 'soon': expected a whole number "
+              "followed by ms, s, m or h"});
 }
 
 TEST_CASE("access_log: settings, defaults and errors") {

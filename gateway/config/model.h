@@ -169,6 +169,10 @@ struct AdminConfig {
   bool enabled = true;
   std::string address = "127.0.0.1";
   uint16_t port = 9901;
+  // Connections open at once; when all are taken, a new one replaces the oldest that has not sent
+  // a complete request head (else the oldest), so probes are answered whoever holds the rest.
+  std::size_t max_connections = 64;
+  Duration header_timeout = std::chrono::seconds(3);  // accept to complete request head; then 408
   Location where;
 };
 

@@ -108,7 +108,7 @@ int Server::run() {
   signalEvents_.emplace_back(evsignal_new(main_.base(), SIGUSR1, &Server::onReopenLogs, this));
   event_add(signalEvents_.back().get(), nullptr);
   if (config.admin.enabled) {
-    admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this);
+    admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this, config.admin);
     std::string error;
     if (!admin_->listen(snapshot_->adminAddress, error)) {
       log::error("cannot listen on the admin address",

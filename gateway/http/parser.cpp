@@ -1,12 +1,48 @@
 #include "gateway/http/parser.h"
 
 #include <cstring>
+#include <string>
 
 namespace gw::http {
 
 namespace {
 Parser& self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
 }  // namespace
+
+core::Error describeRefusal(const Parser& parser, llhttp_errno_t error) {
+  using core::Error;
+  using core::ErrorCode;
+  auto bad = [](std::string message) {
+    return Error::downstream(ErrorCode::BadRequest, std::move(message));
+  };
+  const HeadLimits& limits = parser.limits();
+  switch (error == HPE_USER ? parser.violation() : HeadViolation::None) {
+    case HeadViolation::RequestLineTooLong:
+      return Error::downstream(
+          ErrorCode::UriTooLong,
+          "request line over the limit of " + std::to_string(limits.requestLineBytes) + " bytes");
+    case HeadViolation::HeadersTooLarge:
+      return Error::downstream(
+          ErrorCode::HeadersTooLarge,
+          "request head over the limit of " + std::to_string(limits.headerBytes) + " bytes");
+    case HeadViolation::TooManyHeaders:
+      return Error::downstream(
+          ErrorCode::HeadersTooLarge,
+          "more than " + std::to_string(limits.headerCount) + " header fields");
+    case HeadViolation::LineFolding:
+      return bad("obsolete line folding in a header field");
+    case HeadViolation::EmptyFieldName:
+      return bad("header field without a name");
+    case HeadViolation::MissingVersion:
+      return bad("request line without an HTTP version");
+    case HeadViolation::ChunkExtensionsTooLong:
+      return bad("chunk extensions over the limit of " + std::to_string(kMaxChunkExtensionBytes) +
+                 " bytes");
+    case HeadViolation::None:
+      break;
+  }
+  return bad(std::string("malformed request: ") + parser.reason());
+}
 
 Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits,
                FieldListRecycler* fieldLists)

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/core/error.h"
 #include "gateway/core/recycler.h"
 
 namespace gw::http {
@@ -54,6 +55,12 @@ constexpr bool isIdempotent(llhttp_method_t method) {
   return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
          method == HTTP_TRACE || method == HTTP_PUT || method == HTTP_DELETE;
 }
+
+class Parser;
+
+// What a message the parser refused deserves: 414 or 431 past a head limit, 400 otherwise,
+// with a message that names the cause. The one mapping for the proxy and the admin listener.
+core::Error describeRefusal(const Parser& parser, llhttp_errno_t error);
 
 class Parser {
  public:
@@ -104,6 +111,7 @@ class Parser {
   // True when the body ends only when the peer closes (responses without length).
   bool bodyUntilEof() const { return llhttp_message_needs_eof(&parser_) != 0; }
   HeadViolation violation() const { return violation_; }
+  const HeadLimits& limits() const { return limits_; }
   // A head has begun and is not complete yet: its bytes must stay where they are.
   bool inHead() const { return inHead_; }
   // llhttp's description of the last error ("" when a callback stopped it).

@@ -421,6 +421,11 @@ TEST_CASE("a request line without a version is refused at once, not waited on") 
   CHECK(split.feed("GET /pa").error == HPE_OK);
   CHECK(split.feed("th\r\n").error == HPE_USER);
   CHECK(split.parser.violation() == HeadViolation::MissingVersion);
+  Harness versioned(HTTP_REQUEST);
+  CHECK(versioned.feed("GET /hea").error == HPE_OK);
+  CHECK(versioned.feed("lth HTTP/1.1\r\n\r\n").error == HPE_OK);
+  CHECK(versioned.parser.violation() == HeadViolation::None);
+  CHECK(versioned.recorder.heads.size() == 1);
 }
 
 TEST_CASE("chunk extensions are bounded per message, not per chunk") {

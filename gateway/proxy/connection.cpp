@@ -1030,35 +1030,11 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
 }
 
 void Connection::rejectRequest(llhttp_errno_t err) {
-  Error error = badRequest(std::string("malformed request: ") + parser_.reason());
-  if (err == HPE_USER) {
-    switch (parser_.violation()) {
-      case http::HeadViolation::RequestLineTooLong:
-        error = Error::downstream(ErrorCode::UriTooLong, "request line too long");
-        break;
-      case http::HeadViolation::HeadersTooLarge:
-        error = Error::downstream(ErrorCode::HeadersTooLarge, "request headers too large");
-        break;
-      case http::HeadViolation::TooManyHeaders:
-        error = Error::downstream(ErrorCode::HeadersTooLarge, "too many request headers");
-        break;
-      case http::HeadViolation::LineFolding:
-        error = badRequest("obsolete line folding in a header field");
-        break;
-      case http::HeadViolation::EmptyFieldName:
-        error = badRequest("header field without a name");
-        break;
-      case http::HeadViolation::MissingVersion:
-        error = badRequest("request line without an HTTP version");
-        break;
-      case http::HeadViolation::ChunkExtensionsTooLong:
-        error = badRequest("chunk extensions exceed the limit");
-        break;
-      case http::HeadViolation::None:
-        if (bodyTooLarge_) error = Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit");
-        break;
-    }
-  }
+  const bool overBodyLimit =
+      err == HPE_USER && parser_.violation() == http::HeadViolation::None && bodyTooLarge_;
+  const Error error = overBodyLimit ? Error::downstream(ErrorCode::PayloadTooLarge,
+                                                        "request body exceeds the limit")
+                                    : http::describeRefusal(parser_, err);
   headPending_ = false;
   if (stream_ && stream_->responseStarted() && !stream_->withdrawResponse()) {
     close();
