@@ -146,7 +146,8 @@ class AdminServer::Connection final : public http::Parser::Handler {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-AdminServer::AdminServer(event_base* base, Service& service) : base_(base), service_(service) {}
+AdminServer::AdminServer(event_base* base, Service& service)
+    : base_(base), service_(service), acceptPause_(base, "admin") {}
 
 AdminServer::~AdminServer() = default;
 
@@ -171,7 +172,11 @@ void AdminServer::onAccept(evutil_socket_t, short, void* arg) {
 void AdminServer::acceptAll() {
   for (;;) {
     const int fd = ::accept4(listenFd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      acceptPause_.pauseOn(errno, {&acceptEvent_, 1});  // out of descriptors: not a busy loop
+      return;
+    }
+    acceptPause_.accepted();
     if (connections_.size() >= kMaxConnections) {
       ::close(fd);  // a flood of admin connections must not exhaust the process's descriptors
       continue;

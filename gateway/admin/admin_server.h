@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/core/accept_pause.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/net/socket.h"
 
@@ -68,6 +69,7 @@ class AdminServer {
   Service& service_;
   net::Fd listenFd_;
   core::EventPtr acceptEvent_;
+  core::AcceptPause acceptPause_;
   uint16_t port_ = 0;
   std::list<std::unique_ptr<Connection>> connections_;
 };

@@ -106,6 +106,10 @@ int Server::run() {
   // logrotate's postrotate: `kill -USR1`, then the next lines go to a fresh file at the path.
   signalEvents_.emplace_back(evsignal_new(main_.base(), SIGUSR1, &Server::onReopenLogs, this));
   event_add(signalEvents_.back().get(), nullptr);
+  // Held-back log lines are counted; the count is written within a second or two.
+  logFlushTimer_.reset(event_new(main_.base(), -1, EV_PERSIST, &Server::onLogFlush, this));
+  constexpr timeval kEverySecond{1, 0};
+  event_add(logFlushTimer_.get(), &kEverySecond);
   if (config.admin.enabled) {
     admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this);
     std::string error;
@@ -160,9 +164,12 @@ int Server::run() {
   for (auto& worker : workers_) worker->join();
   if (accessLog_) accessLog_->stop();
   if (spanExporter_) spanExporter_->stop();
+  log::flushSuppressed();
   log::info("gatewayd stopped");
   return 0;
 }
+
+void Server::onLogFlush(evutil_socket_t, short, void*) { log::flushSuppressed(); }
 
 void Server::workerStarted() {
   if (++started_ == workers_.size() && state_ == State::Starting) state_ = State::Serving;
