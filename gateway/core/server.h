@@ -38,8 +38,10 @@ class Server final : public admin::Service {
   // Runs the purge here, on the admin thread: the caches' stores are thread-safe.
   admin::Response purgeCaches(std::string_view query) const;
 
+  void handleSignals();
   static void onSignal(evutil_socket_t signal, short what, void* arg);
   static void onReopenLogs(evutil_socket_t signal, short what, void* arg);
+  static void onIgnoredSignal(evutil_socket_t signal, short what, void* arg);
   static void onLogFlush(evutil_socket_t, short, void* arg);
   static void onDrainTimeout(evutil_socket_t, short, void* arg);
   void beginShutdown();
