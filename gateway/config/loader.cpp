@@ -73,6 +73,11 @@ std::optional<std::string> canonicalIp(const std::string& text) {
   return std::nullopt;
 }
 
+bool isWildcardIp(std::string_view canonical) {
+  return canonical == "0.0.0.0" || canonical == "::";
+}
+bool isIpv6(std::string_view canonical) { return canonical.find(':') != std::string_view::npos; }
+
 template <typename Int>
 std::optional<Int> parseInt(std::string_view text, Int min, Int max) {
   uint64_t value = 0;
@@ -408,6 +413,8 @@ class Loader {
     const auto list = requireList(root, "the configuration", "listeners");
     if (!list) return;
     std::map<std::string, Location> seen;  // canonical address:port -> first listener
+    // (IPv6, port) -> the first listener on a wildcard address / on a specific one there.
+    std::map<std::pair<bool, uint16_t>, Location> wildcards, specifics;
     for (const YAML::Node& node : *list) {
       if (!expectMap(node, "a listener")) continue;
       checkKeys(node, "listener", {"address", "port"});
@@ -425,10 +432,20 @@ class Loader {
           require(node, "listener", "port") && readInt(node, "port", listener.port, 1, 65535);
       if (ip && hasPort) {
         const auto [first, inserted] = seen.emplace(hostPort(*ip, listener.port), listener.where);
+        const std::pair familyPort{isIpv6(*ip), listener.port};
+        // The wildcard would take the other's connections, and gatewayd refuses to listen where
+        // a socket of its own (or of another process) is listening already.
+        const auto& across = isWildcardIp(*ip) ? specifics : wildcards;
         if (!inserted) {
           error(node, "duplicate listener " + hostPort(*ip, listener.port) + " (first at " +
                           toString(first->second) + ")");
+        } else if (const auto other = across.find(familyPort); other != across.end()) {
+          error(node, "listener " + hostPort(*ip, listener.port) + " overlaps the listener at " +
+                          toString(other->second) +
+                          ": a wildcard address (0.0.0.0, ::) takes every connection to its "
+                          "port; keep one of the two");
         }
+        (isWildcardIp(*ip) ? wildcards : specifics).emplace(familyPort, listener.where);
       }
       config_.listeners.push_back(std::move(listener));
     }
@@ -450,12 +467,13 @@ class Loader {
     const auto adminIp = canonicalIp(out.address);
     for (const ListenerConfig& listener : config_.listeners) {
       const auto ip = canonicalIp(listener.address);
-      // A wildcard proxy listener of the same family on the admin port would take the admin's
-      // connections too.
-      const bool sameFamily = ip && adminIp && (ip->find(':') == std::string::npos) ==
-                                                   (adminIp->find(':') == std::string::npos);
-      const bool overlaps = sameFamily && listener.port == out.port &&
-                            (*ip == *adminIp || *ip == "0.0.0.0" || *ip == "::");
+      // A wildcard address of the same family on either side takes the other's connections (the
+      // second socket then fails to listen); wildcards of both families on one port would send
+      // a client to the admin or to the proxy depending on how it reached the host.
+      if (!ip || !adminIp || listener.port != out.port) continue;
+      const bool anyWildcard = isWildcardIp(*ip) || isWildcardIp(*adminIp);
+      const bool overlaps = *ip == *adminIp || (anyWildcard && isIpv6(*ip) == isIpv6(*adminIp)) ||
+                            (isWildcardIp(*ip) && isWildcardIp(*adminIp));
       if (overlaps) {
         error(*admin, "the admin listener " + hostPort(*adminIp, out.port) +
                           " would share a port with the listener at " + toString(listener.where) +

@@ -30,8 +30,12 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
   bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
   idleTimeout_ = timeouts_.get(limits.idle_timeout);
 
+  // The first worker claims each address, so a second gatewayd on it fails to start instead of
+  // splitting the traffic (net::PortSharing); the others join the claimed port.
+  const net::PortSharing sharing =
+      index_ == 0 ? net::PortSharing::Claim : net::PortSharing::ReusePort;
   for (const auto& address : snapshot_->listenerAddresses) {
-    auto fd = net::listenOn(address, net::PortSharing::ReusePort, listenError_);
+    auto fd = net::listenOn(address, sharing, listenError_);
     if (!fd) break;
     acceptEvents_.emplace_back(
         event_new(base(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, this));
