@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "gateway/config/route_overlaps.h"
 #include "gateway/config/units.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
@@ -135,37 +136,6 @@ std::optional<std::string> checkMatchPath(std::string_view path) {
            " (request paths are normalised before matching)";
   }
   return std::nullopt;
-}
-
-bool sameMethods(std::vector<std::string> a, std::vector<std::string> b) {
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
-  return a == b;
-}
-
-// Would every request `later` accepts be taken by `earlier` first?
-bool covers(const RouteMatch& earlier, const RouteMatch& later) {
-  bool hostCovered = !earlier.host || earlier.host == later.host;
-  if (!hostCovered && later.host && earlier.host->starts_with("*.")) {
-    const std::string_view domain = std::string_view(*earlier.host).substr(1);  // ".example.com"
-    hostCovered = later.host->size() > domain.size() && later.host->ends_with(domain);
-  }
-  const bool methodsCovered =
-      earlier.methods.empty() ||
-      (!later.methods.empty() &&
-       std::all_of(later.methods.begin(), later.methods.end(), [&](const std::string& m) {
-         return std::find(earlier.methods.begin(), earlier.methods.end(), m) !=
-                earlier.methods.end();
-       }));
-  const bool pathCovered = earlier.kind == PathMatch::Prefix
-                               ? http::pathHasPrefix(later.path, earlier.path)
-                               : later.kind == PathMatch::Exact && later.path == earlier.path;
-  return hostCovered && methodsCovered && pathCovered;
-}
-
-bool duplicates(const RouteMatch& a, const RouteMatch& b) {
-  return a.host == b.host && a.kind == b.kind && a.path == b.path &&
-         sameMethods(a.methods, b.methods);
 }
 
 // A key/value pair found in a mapping. Values that are empty (`key:`) have no useful position of
@@ -717,7 +687,7 @@ class Loader {
     const auto list = requireList(root, "the configuration", "routes");
     if (!list) return;
     std::map<std::string, Location> names;
-    std::vector<bool> comparable;  // routes whose match parsed cleanly take part in overlap checks
+    RouteOverlaps overlaps(kHttpMethods);  // of the routes whose match parsed cleanly
     std::size_t index = 0;
     for (const YAML::Node& node : *list) {
       ++index;
@@ -751,10 +721,10 @@ class Loader {
       route.plugins = config_.plugins;
       if (const auto plugins = findField(node, "plugins")) parsePlugins(*plugins, route.plugins);
       warnPluginOrder(route.plugins);
-      checkOverlaps(node, route, matchOk, comparable);
+      if (matchOk) checkOverlaps(node, route, overlaps);
       config_.routes.push_back(std::move(route));
-      comparable.push_back(matchOk);
     }
+    warnFallThroughs(overlaps);
   }
 
   // Sets the upstream index and the timeouts the route inherits from it.
@@ -944,21 +914,41 @@ class Loader {
   }
 
   // First match wins, so a route that an earlier route fully covers can never be chosen.
-  void checkOverlaps(const YAML::Node& node, const RouteConfig& route, bool matchOk,
-                     const std::vector<bool>& comparable) {
-    if (!matchOk) return;
-    for (std::size_t i = 0; i < config_.routes.size(); ++i) {
-      const RouteConfig& earlier = config_.routes[i];
-      if (!comparable[i]) continue;
-      const std::string other = quote(earlier.name) + " (" + toString(earlier.where) + ")";
-      if (duplicates(earlier.match, route.match)) {
-        error(node, "route " + quote(route.name) + " duplicates route " + other);
-        return;
-      }
-      if (covers(earlier.match, route.match)) {
-        error(node, "route " + quote(route.name) + " is unreachable: shadowed by route " + other);
-        return;
-      }
+  void checkOverlaps(const YAML::Node& node, const RouteConfig& route, RouteOverlaps& overlaps) {
+    const auto shadow = overlaps.shadowOf(route.match);
+    if (!shadow) {
+      overlaps.add(config_.routes.size(), route.match);
+      return;
+    }
+    const RouteConfig& earlier = config_.routes[shadow->earlier];
+    const std::string other = quote(earlier.name) + " (" + toString(earlier.where) + ")";
+    error(node, shadow->duplicate
+                    ? "route " + quote(route.name) + " duplicates route " + other
+                    : "route " + quote(route.name) + " is unreachable: shadowed by route " + other);
+  }
+
+  // A guard on a prefix (ip_filter, auth) is easily undone by a catch-all that takes the methods
+  // the prefix's routes leave out: say so rather than let it pass silently, unless the requests
+  // that fall through reach the same upstream through the same plugins.
+  void warnFallThroughs(const RouteOverlaps& overlaps) {
+    const auto samePlugins = [](const RouteConfig& a, const RouteConfig& b) {
+      return std::equal(
+          a.plugins.begin(), a.plugins.end(), b.plugins.begin(), b.plugins.end(),
+          [](const PluginBinding& x, const PluginBinding& y) { return x.settings == y.settings; });
+    };
+    for (const RouteOverlaps::FallThrough& f : overlaps.fallThroughs(config_.routes)) {
+      const RouteConfig& route = config_.routes[f.route];
+      const RouteConfig& destination = config_.routes[f.destination];
+      if (route.upstream == destination.upstream && samePlugins(route, destination)) continue;
+      const std::string where =
+          (route.match.host ? "host " + quote(*route.match.host) + " " : std::string()) +
+          "prefix " + quote(route.match.path);
+      warnings_.push_back(
+          {route.where, "route " + quote(route.name) + " takes only " +
+                            overlaps.methodNames(f.methods) + " on " + where +
+                            "; requests there with other methods fall through to route " +
+                            quote(destination.name) + " (" + toString(destination.where) +
+                            ") and its plugins instead of a 405"});
     }
   }
 

@@ -671,6 +671,27 @@ TEST_CASE("warnings: unused upstream and repeated method") {
   CHECK(ok.config->routes[0].match.methods == std::vector<std::string>{"GET"});
 }
 
+TEST_CASE("warnings: a prefix's other methods falling through to a later route") {
+  const LoadResult result = loadString(
+      "listeners: [{port: 1}]\n"
+      "upstreams: [{name: u, backends: [h:1]}, {name: v, backends: [h:2]}]\n"
+      "routes:\n"
+      "  - {name: admin, upstream: v, match: {prefix: /admin, methods: [GET, POST]}}\n"
+      "  - {name: tenant, upstream: v, match: {host: a.x.io, prefix: /, methods: [GET]}}\n"
+      "  - {name: upload, upstream: u, match: {prefix: /upload, methods: [PUT]}}\n"
+      "  - {name: all, upstream: u}\n",
+      "t.yaml");
+  CHECK(result.errors.empty());
+  // 'upload' falls through to the same upstream with the same plugins: nothing to say.
+  CHECK(format(result.warnings) ==
+        Lines{"t.yaml:4:5: route 'admin' takes only GET, POST on prefix '/admin'; requests there "
+              "with other methods fall through to route 'all' (t.yaml:7:5) and its plugins "
+              "instead of a 405",
+              "t.yaml:5:5: route 'tenant' takes only GET on host 'a.x.io' prefix '/'; requests "
+              "there with other methods fall through to route 'all' (t.yaml:7:5) and its plugins "
+              "instead of a 405"});
+}
+
 using test::sourceRoot;
 
 // Every shipped configuration must load cleanly, so none of them rots.
