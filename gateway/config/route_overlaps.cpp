@@ -107,9 +107,10 @@ const std::vector<RouteOverlaps::Entry>* RouteOverlaps::bucket(uint32_t host, ui
 std::optional<RouteOverlaps::Shadow> RouteOverlaps::shadowOf(const RouteMatch& match) const {
   const uint64_t methods = methodMask(match.methods);
   const std::optional<uint32_t> ownHost = hostId(match.host.value_or(""));
+  const std::vector<Candidate> paths = coveringPaths(match.path);
   std::optional<Shadow> first;
   for (const uint32_t host : coveringHosts(match.host)) {
-    for (const Candidate& path : coveringPaths(match.path)) {
+    for (const Candidate& path : paths) {
       const std::vector<Entry>* entries = bucket(host, path.node);
       if (entries == nullptr) continue;
       // An earlier prefix covers any path under it; an earlier exact path only the same exact one.
@@ -153,12 +154,14 @@ std::vector<RouteOverlaps::FallThrough> RouteOverlaps::fallThroughs(
     }
     if (!first || anyMethod) continue;
     const RouteMatch& match = routes[*first].match;
+    const std::vector<Candidate> paths = coveringPaths(match.path);
     std::vector<const std::vector<Entry>*> covering;  // the routes of prefixes covering this one
     for (const uint32_t host : coveringHosts(match.host)) {
-      for (const Candidate& path : coveringPaths(match.path)) {
+      for (const Candidate& path : paths) {
         if (bucketKey(host, path.node) == key) continue;  // the routes of this prefix themselves
-        if (const std::vector<Entry>* entries = bucket(host, path.node))
+        if (const std::vector<Entry>* entries = bucket(host, path.node)) {
           covering.push_back(entries);
+        }
       }
     }
     // The methods earlier routes take there never reach a later one either.
