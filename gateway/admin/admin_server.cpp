@@ -29,8 +29,6 @@ constexpr std::size_t kMaxHeadInput = kLimits.requestLineBytes + kLimits.headerB
 constexpr std::size_t kReadChunk = 4096;
 // From a complete head (or a refusal) to the answer's last byte, slow scrapers included.
 constexpr timeval kAnswerDeadline{10, 0};
-// How long accepting pauses when the process is out of descriptors.
-constexpr timeval kAcceptRetry{0, 100'000};
 
 timeval toTimeval(config::Duration d) {
   return {static_cast<time_t>(d.count() / 1000), static_cast<suseconds_t>(d.count() % 1000 * 1000)};
@@ -224,7 +222,8 @@ AdminServer::AdminServer(event_base* base, Service& service, const config::Admin
     : base_(base),
       service_(service),
       maxConnections_(config.max_connections),
-      headerTimeout_(toTimeval(config.header_timeout)) {}
+      headerTimeout_(toTimeval(config.header_timeout)),
+      acceptPause_(base, "admin") {}
 
 AdminServer::~AdminServer() = default;
 
@@ -238,7 +237,6 @@ bool AdminServer::listen(const net::SocketAddress& address, std::string& error) 
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   listenFd_ = std::move(*fd);
   acceptEvent_.reset(event_new(base_, listenFd_.get(), EV_READ | EV_PERSIST, &onAccept, this));
-  resumeAccepting_.reset(evtimer_new(base_, &onResumeAccepting, this));
   event_add(acceptEvent_.get(), nullptr);
   return true;
 }
@@ -247,39 +245,20 @@ void AdminServer::onAccept(evutil_socket_t, short, void* arg) {
   static_cast<AdminServer*>(arg)->acceptAll();
 }
 
-void AdminServer::onResumeAccepting(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<AdminServer*>(arg);
-  event_add(self->acceptEvent_.get(), nullptr);
-}
-
 void AdminServer::acceptAll() {
   for (;;) {
     const int fd = ::accept4(listenFd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        pauseAccepting(errno);
-      }
+      acceptPause_.pauseOn(errno, {&acceptEvent_, 1});  // out of descriptors: not a busy loop
       return;
     }
-    acceptFailing_ = false;
+    acceptPause_.accepted();
     // Bounded, so a flood cannot exhaust the process's descriptors; yet the newest connection
     // (a probe, most likely) is served rather than refused.
     if (connections_.size() >= maxConnections_) evictOne();
     connections_.push_back(std::make_unique<Connection>(*this, net::Fd(fd)));
     connections_.back()->registration = std::prev(connections_.end());
   }
-}
-
-void AdminServer::pauseAccepting(int error) {
-  // The connection stays in the backlog and the listening socket readable: accepting again at
-  // once would spin the main thread. Retried on a timer until a descriptor is free.
-  if (!acceptFailing_) {
-    core::log::warn("admin listener cannot accept: retrying every 100 ms",
-                    {{"error", std::strerror(error)}});
-    acceptFailing_ = true;
-  }
-  event_del(acceptEvent_.get());
-  evtimer_add(resumeAccepting_.get(), &kAcceptRetry);
 }
 
 void AdminServer::evictOne() {

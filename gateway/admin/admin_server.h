@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "gateway/config/model.h"
+#include "gateway/core/accept_pause.h"
 #include "gateway/core/error.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/net/socket.h"
@@ -68,9 +69,7 @@ class AdminServer {
  private:
   class Connection;
   static void onAccept(evutil_socket_t fd, short what, void* arg);
-  static void onResumeAccepting(evutil_socket_t fd, short what, void* arg);
   void acceptAll();
-  void pauseAccepting(int error);
   void evictOne();
   void closed(Connection& connection);
 
@@ -80,8 +79,7 @@ class AdminServer {
   timeval headerTimeout_;
   net::Fd listenFd_;
   core::EventPtr acceptEvent_;
-  core::EventPtr resumeAccepting_;
-  bool acceptFailing_ = false;  // since the last accepted connection: logged once
+  core::AcceptPause acceptPause_;
   uint16_t port_ = 0;
   std::list<std::unique_ptr<Connection>> connections_;  // oldest first
 };

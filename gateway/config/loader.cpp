@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "gateway/config/route_overlaps.h"
 #include "gateway/config/units.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
@@ -72,6 +73,11 @@ std::optional<std::string> canonicalIp(const std::string& text) {
   }
   return std::nullopt;
 }
+
+bool isWildcardIp(std::string_view canonical) {
+  return canonical == "0.0.0.0" || canonical == "::";
+}
+bool isIpv6(std::string_view canonical) { return canonical.find(':') != std::string_view::npos; }
 
 template <typename Int>
 std::optional<Int> parseInt(std::string_view text, Int min, Int max) {
@@ -130,37 +136,6 @@ std::optional<std::string> checkMatchPath(std::string_view path) {
            " (request paths are normalised before matching)";
   }
   return std::nullopt;
-}
-
-bool sameMethods(std::vector<std::string> a, std::vector<std::string> b) {
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
-  return a == b;
-}
-
-// Would every request `later` accepts be taken by `earlier` first?
-bool covers(const RouteMatch& earlier, const RouteMatch& later) {
-  bool hostCovered = !earlier.host || earlier.host == later.host;
-  if (!hostCovered && later.host && earlier.host->starts_with("*.")) {
-    const std::string_view domain = std::string_view(*earlier.host).substr(1);  // ".example.com"
-    hostCovered = later.host->size() > domain.size() && later.host->ends_with(domain);
-  }
-  const bool methodsCovered =
-      earlier.methods.empty() ||
-      (!later.methods.empty() &&
-       std::all_of(later.methods.begin(), later.methods.end(), [&](const std::string& m) {
-         return std::find(earlier.methods.begin(), earlier.methods.end(), m) !=
-                earlier.methods.end();
-       }));
-  const bool pathCovered = earlier.kind == PathMatch::Prefix
-                               ? http::pathHasPrefix(later.path, earlier.path)
-                               : later.kind == PathMatch::Exact && later.path == earlier.path;
-  return hostCovered && methodsCovered && pathCovered;
-}
-
-bool duplicates(const RouteMatch& a, const RouteMatch& b) {
-  return a.host == b.host && a.kind == b.kind && a.path == b.path &&
-         sameMethods(a.methods, b.methods);
 }
 
 // A key/value pair found in a mapping. Values that are empty (`key:`) have no useful position of
@@ -408,6 +383,8 @@ class Loader {
     const auto list = requireList(root, "the configuration", "listeners");
     if (!list) return;
     std::map<std::string, Location> seen;  // canonical address:port -> first listener
+    // (IPv6, port) -> the first listener on a wildcard address / on a specific one there.
+    std::map<std::pair<bool, uint16_t>, Location> wildcards, specifics;
     for (const YAML::Node& node : *list) {
       if (!expectMap(node, "a listener")) continue;
       checkKeys(node, "listener", {"address", "port"});
@@ -425,10 +402,20 @@ class Loader {
           require(node, "listener", "port") && readInt(node, "port", listener.port, 1, 65535);
       if (ip && hasPort) {
         const auto [first, inserted] = seen.emplace(hostPort(*ip, listener.port), listener.where);
+        const std::pair familyPort{isIpv6(*ip), listener.port};
+        // The wildcard would take the other's connections, and gatewayd refuses to listen where
+        // a socket of its own (or of another process) is listening already.
+        const auto& across = isWildcardIp(*ip) ? specifics : wildcards;
         if (!inserted) {
           error(node, "duplicate listener " + hostPort(*ip, listener.port) + " (first at " +
                           toString(first->second) + ")");
+        } else if (const auto other = across.find(familyPort); other != across.end()) {
+          error(node, "listener " + hostPort(*ip, listener.port) + " overlaps the listener at " +
+                          toString(other->second) +
+                          ": a wildcard address (0.0.0.0, ::) takes every connection to its "
+                          "port; keep one of the two");
         }
+        (isWildcardIp(*ip) ? wildcards : specifics).emplace(familyPort, listener.where);
       }
       config_.listeners.push_back(std::move(listener));
     }
@@ -454,12 +441,13 @@ class Loader {
     const auto adminIp = canonicalIp(out.address);
     for (const ListenerConfig& listener : config_.listeners) {
       const auto ip = canonicalIp(listener.address);
-      // A wildcard proxy listener of the same family on the admin port would take the admin's
-      // connections too.
-      const bool sameFamily = ip && adminIp && (ip->find(':') == std::string::npos) ==
-                                                   (adminIp->find(':') == std::string::npos);
-      const bool overlaps = sameFamily && listener.port == out.port &&
-                            (*ip == *adminIp || *ip == "0.0.0.0" || *ip == "::");
+      // A wildcard address of the same family on either side takes the other's connections (the
+      // second socket then fails to listen); wildcards of both families on one port would send
+      // a client to the admin or to the proxy depending on how it reached the host.
+      if (!ip || !adminIp || listener.port != out.port) continue;
+      const bool anyWildcard = isWildcardIp(*ip) || isWildcardIp(*adminIp);
+      const bool overlaps = *ip == *adminIp || (anyWildcard && isIpv6(*ip) == isIpv6(*adminIp)) ||
+                            (isWildcardIp(*ip) && isWildcardIp(*adminIp));
       if (overlaps) {
         error(*admin, "the admin listener " + hostPort(*adminIp, out.port) +
                           " would share a port with the listener at " + toString(listener.where) +
@@ -706,7 +694,7 @@ class Loader {
     const auto list = requireList(root, "the configuration", "routes");
     if (!list) return;
     std::map<std::string, Location> names;
-    std::vector<bool> comparable;  // routes whose match parsed cleanly take part in overlap checks
+    RouteOverlaps overlaps(kHttpMethods);  // of the routes whose match parsed cleanly
     std::size_t index = 0;
     for (const YAML::Node& node : *list) {
       ++index;
@@ -740,10 +728,10 @@ class Loader {
       route.plugins = config_.plugins;
       if (const auto plugins = findField(node, "plugins")) parsePlugins(*plugins, route.plugins);
       warnPluginOrder(route.plugins);
-      checkOverlaps(node, route, matchOk, comparable);
+      if (matchOk) checkOverlaps(node, route, overlaps);
       config_.routes.push_back(std::move(route));
-      comparable.push_back(matchOk);
     }
+    warnFallThroughs(overlaps);
   }
 
   // Sets the upstream index and the timeouts the route inherits from it.
@@ -933,21 +921,41 @@ class Loader {
   }
 
   // First match wins, so a route that an earlier route fully covers can never be chosen.
-  void checkOverlaps(const YAML::Node& node, const RouteConfig& route, bool matchOk,
-                     const std::vector<bool>& comparable) {
-    if (!matchOk) return;
-    for (std::size_t i = 0; i < config_.routes.size(); ++i) {
-      const RouteConfig& earlier = config_.routes[i];
-      if (!comparable[i]) continue;
-      const std::string other = quote(earlier.name) + " (" + toString(earlier.where) + ")";
-      if (duplicates(earlier.match, route.match)) {
-        error(node, "route " + quote(route.name) + " duplicates route " + other);
-        return;
-      }
-      if (covers(earlier.match, route.match)) {
-        error(node, "route " + quote(route.name) + " is unreachable: shadowed by route " + other);
-        return;
-      }
+  void checkOverlaps(const YAML::Node& node, const RouteConfig& route, RouteOverlaps& overlaps) {
+    const auto shadow = overlaps.shadowOf(route.match);
+    if (!shadow) {
+      overlaps.add(config_.routes.size(), route.match);
+      return;
+    }
+    const RouteConfig& earlier = config_.routes[shadow->earlier];
+    const std::string other = quote(earlier.name) + " (" + toString(earlier.where) + ")";
+    error(node, shadow->duplicate
+                    ? "route " + quote(route.name) + " duplicates route " + other
+                    : "route " + quote(route.name) + " is unreachable: shadowed by route " + other);
+  }
+
+  // A guard on a prefix (ip_filter, auth) is easily undone by a catch-all that takes the methods
+  // the prefix's routes leave out: say so rather than let it pass silently, unless the requests
+  // that fall through reach the same upstream through the same plugins.
+  void warnFallThroughs(const RouteOverlaps& overlaps) {
+    const auto samePlugins = [](const RouteConfig& a, const RouteConfig& b) {
+      return std::equal(
+          a.plugins.begin(), a.plugins.end(), b.plugins.begin(), b.plugins.end(),
+          [](const PluginBinding& x, const PluginBinding& y) { return x.settings == y.settings; });
+    };
+    for (const RouteOverlaps::FallThrough& f : overlaps.fallThroughs(config_.routes)) {
+      const RouteConfig& route = config_.routes[f.route];
+      const RouteConfig& destination = config_.routes[f.destination];
+      if (route.upstream == destination.upstream && samePlugins(route, destination)) continue;
+      const std::string where =
+          (route.match.host ? "host " + quote(*route.match.host) + " " : std::string()) +
+          "prefix " + quote(route.match.path);
+      warnings_.push_back(
+          {route.where, "route " + quote(route.name) + " takes only " +
+                            overlaps.methodNames(f.methods) + " on " + where +
+                            "; requests there with other methods fall through to route " +
+                            quote(destination.name) + " (" + toString(destination.where) +
+                            ") and its plugins instead of a 405"});
     }
   }
 

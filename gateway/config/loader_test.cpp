@@ -261,6 +261,51 @@ TEST_CASE("admin: connection slots and the request head deadline") {
               "followed by ms, s, m or h"});
 }
 
+TEST_CASE("admin: a wildcard admin address beside a proxy listener on its port") {
+  constexpr std::string_view kUpstreamAndRoute =
+      "upstreams: [{name: u, backends: [127.0.0.1:9000]}]\nroutes: [{upstream: u}]\n";
+  const auto errors = [&](std::string_view listeners, std::string_view admin) {
+    return errorsOf(std::string(listeners) + std::string(admin) + std::string(kUpstreamAndRoute));
+  };
+  // 0.0.0.0:8080 takes 127.0.0.1:8080's connections: this used to pass -t and fail at start.
+  CHECK(errors("listeners: [{address: 127.0.0.1, port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8080}\n") ==
+        Lines{"t.yaml:2:8: the admin listener 0.0.0.0:8080 would share a port with the listener "
+              "at t.yaml:1:13; admin traffic needs its own port"});
+  CHECK(errors("listeners: [{address: '::1', port: 8080}]\n",
+               "admin: {address: '::', port: 8080}\n") ==
+        Lines{"t.yaml:2:8: the admin listener [::]:8080 would share a port with the listener "
+              "at t.yaml:1:13; admin traffic needs its own port"});
+  // Wildcards of both families on one port: a client would reach one or the other by family.
+  CHECK(errors("listeners: [{address: '::', port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8080}\n") ==
+        Lines{"t.yaml:2:8: the admin listener 0.0.0.0:8080 would share a port with the listener "
+              "at t.yaml:1:13; admin traffic needs its own port"});
+  // A specific address of the other family, or another port, is its own.
+  CHECK(errors("listeners: [{address: '::1', port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8080}\n")
+            .empty());
+  CHECK(errors("listeners: [{address: 127.0.0.1, port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8081}\n")
+            .empty());
+}
+
+TEST_CASE("error: a wildcard listener overlaps a specific one of its family and port") {
+  CHECK(
+      errorsOf("listeners:\n  - {address: 0.0.0.0, port: 80}\n  - {address: 127.0.0.1, port: 80}\n"
+               "  - {address: '::1', port: 80}\n  - {address: '::', port: 80}\n"
+               "  - {address: 127.0.0.1, port: 81}\n"
+               "upstreams: [{name: u, backends: [h:1]}]\nroutes: [{upstream: u}]\n") ==
+      Lines{"t.yaml:3:5: listener 127.0.0.1:80 overlaps the listener at t.yaml:2:5: a wildcard "
+            "address (0.0.0.0, ::) takes every connection to its port; keep one of the two",
+            "t.yaml:5:5: listener [::]:80 overlaps the listener at t.yaml:4:5: a wildcard "
+            "address (0.0.0.0, ::) takes every connection to its port; keep one of the two"});
+  // Both families' wildcards on one port: the usual dual-stack listener pair.
+  CHECK(errorsOf("listeners: [{address: 0.0.0.0, port: 80}, {address: '::', port: 80}]\n"
+                 "upstreams: [{name: u, backends: [h:1]}]\nroutes: [{upstream: u}]\n")
+            .empty());
+}
+
 TEST_CASE("access_log: settings, defaults and errors") {
   const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
   CHECK(defaults.access_log.enabled);
@@ -658,6 +703,27 @@ TEST_CASE("warnings: unused upstream and repeated method") {
                                      "t.yaml:3:47: method 'GET' is listed twice"});
   REQUIRE(ok.config);
   CHECK(ok.config->routes[0].match.methods == std::vector<std::string>{"GET"});
+}
+
+TEST_CASE("warnings: a prefix's other methods falling through to a later route") {
+  const LoadResult result = loadString(
+      "listeners: [{port: 1}]\n"
+      "upstreams: [{name: u, backends: [h:1]}, {name: v, backends: [h:2]}]\n"
+      "routes:\n"
+      "  - {name: admin, upstream: v, match: {prefix: /admin, methods: [GET, POST]}}\n"
+      "  - {name: tenant, upstream: v, match: {host: a.x.io, prefix: /, methods: [GET]}}\n"
+      "  - {name: upload, upstream: u, match: {prefix: /upload, methods: [PUT]}}\n"
+      "  - {name: all, upstream: u}\n",
+      "t.yaml");
+  CHECK(result.errors.empty());
+  // 'upload' falls through to the same upstream with the same plugins: nothing to say.
+  CHECK(format(result.warnings) ==
+        Lines{"t.yaml:4:5: route 'admin' takes only GET, POST on prefix '/admin'; requests there "
+              "with other methods fall through to route 'all' (t.yaml:7:5) and its plugins "
+              "instead of a 405",
+              "t.yaml:5:5: route 'tenant' takes only GET on host 'a.x.io' prefix '/'; requests "
+              "there with other methods fall through to route 'all' (t.yaml:7:5) and its plugins "
+              "instead of a 405"});
 }
 
 using test::sourceRoot;

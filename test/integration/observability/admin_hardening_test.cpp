@@ -313,7 +313,7 @@ TEST_CASE("admin hardening: out of descriptors, the admin listener waits instead
   REQUIRE_MESSAGE(served.complete, served.error);
   CHECK(served.status == 200);
   const std::string log = gw.log();
-  const std::string warning = "admin listener cannot accept";
+  const std::string warning = "cannot accept connections: pausing the listener";
   const std::size_t first = log.find(warning);
   CHECK(first != std::string::npos);
   CHECK(log.find(warning, first + 1) == std::string::npos);  // said once, not every retry
