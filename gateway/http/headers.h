@@ -97,6 +97,19 @@ bool isValidFieldValue(std::string_view value);
 // RFC 9110 token: one or more tchar.
 bool isToken(std::string_view s);
 
+// Walks the elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements
+// included (callers skip them), commas inside quoted strings not splitting.
+class ListElements {
+ public:
+  explicit ListElements(std::string_view list) : list_(list) {}
+  // The next element; false once the list is exhausted.
+  bool next(std::string_view& element);
+
+ private:
+  std::string_view list_;
+  std::size_t pos_ = 0;
+};
+
 // The host of a Host header value (or authority) without its port: "Example.COM:8080" ->
 // "Example.COM", "[::1]:80" -> "[::1]" (brackets kept, so it compares like the config's host).
 // A trailing dot is dropped ("example.com." names the same host). nullopt for an empty host,
