@@ -59,6 +59,14 @@ constexpr bool isHopByHop(FieldName kind) { return kind >= FieldName::Connection
 // Names a Connection header nominates are hop-by-hop too; see ConnectionTokens.
 inline bool isHopByHop(std::string_view name) { return isHopByHop(classifyField(name)); }
 
+// Fields that frame the message, route it or describe one connection: Host, Content-Length and
+// the hop-by-hop names. Only the proxy sets them, so no plugin setting may name one (a request id
+// sent as Content-Length would make the backend read a different body).
+inline bool isProxyOwned(std::string_view name) {
+  const FieldName kind = classifyField(name);
+  return kind == FieldName::Host || kind == FieldName::ContentLength || isHopByHop(kind);
+}
+
 // The options of one message's Connection header(s) (RFC 9110 §7.6.1). Views point into the
 // header values, which must outlive this object. Reuse one per message with reset().
 class ConnectionTokens {
