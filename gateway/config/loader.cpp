@@ -119,10 +119,10 @@ std::optional<std::string> splitHostPort(std::string_view text, BackendConfig& o
 
 // Requests are routed by their normalised path (http::normalisePath), so a match path that is not
 // in normal form would never match, or would match something other than it reads.
-std::optional<std::string> checkMatchPath(std::string_view path) {
+std::optional<std::string> checkMatchPath(std::string_view path, http::PathRules rules) {
   if (!path.starts_with('/')) return "must start with '/'";
   std::string normal;
-  switch (http::normalisePath(path, normal)) {
+  switch (http::normalisePath(path, normal, rules)) {
     case http::PathError::None:
       break;
     case http::PathError::EscapesRoot:
@@ -130,6 +130,12 @@ std::optional<std::string> checkMatchPath(std::string_view path) {
     case http::PathError::Invalid:
       return "is not a valid path (spaces, control characters, '?', '#', '\\', non-ASCII bytes "
              "and malformed %-escapes are refused)";
+    case http::PathError::EscapedSlash:
+      return "must not contain %2F or %5C: requests holding them are refused "
+             "(http.escaped_slashes: reject)";
+    case http::PathError::PathParameter:
+      return "must not contain ';' or %3B: requests holding them are refused or stripped "
+             "(http.path_parameters)";
   }
   if (normal != path) {
     return "must be written in normal form, " + quote(normal) +
@@ -320,6 +326,22 @@ class Loader {
     });
   }
 
+  // One of the named `choices`, mapped to its value.
+  template <typename E>
+  bool readChoice(const YAML::Node& map, std::string_view key, E& out,
+                  std::initializer_list<std::pair<std::string_view, E>> choices) {
+    std::vector<std::string_view> names;
+    for (const auto& choice : choices) names.push_back(choice.first);
+    const std::string expected = alternatives(names);
+    return read(map, key, expected, out, [&](const std::string& text, std::string& why) {
+      for (const auto& [name, value] : choices) {
+        if (text == name) return std::optional(value);
+      }
+      why = "expected " + expected + ", got " + quote(text);
+      return std::optional<E>();
+    });
+  }
+
   // A duration or size through `parse` (parseDuration, parseSize), refusing values below `min`.
   template <typename T>
   bool readMeasure(const YAML::Node& map, std::string_view key, std::string_view expected, T& out,
@@ -350,14 +372,15 @@ class Loader {
   void parseRoot(const YAML::Node& root) {
     if (!expectMap(root, "the configuration")) return;
     checkKeys(root, "the configuration",
-              {"workers", "listeners", "admin", "access_log", "tracing", "limits", "shutdown",
-               "upstreams", "plugins", "routes"});
+              {"workers", "listeners", "admin", "access_log", "tracing", "limits", "http",
+               "shutdown", "upstreams", "plugins", "routes"});
     parseWorkers(root);
     parseListeners(root);
     parseAdmin(root);
     parseAccessLog(root);
     parseTracing(root);
     parseLimits(root);
+    parseHttp(root);  // before routes: their match paths are checked under these rules
     if (const auto shutdown = optionalMap(root, "shutdown")) {
       checkKeys(*shutdown, "shutdown", {"drain_timeout"});
       readDuration(*shutdown, "drain_timeout", config_.drain_timeout, Duration(0));
@@ -547,6 +570,19 @@ class Loader {
     readDuration(*limits, "client_header_timeout", out.client_header_timeout, kMinTimeout);
     readDuration(*limits, "client_body_timeout", out.client_body_timeout, kMinTimeout);
     readDuration(*limits, "idle_timeout", out.idle_timeout, kMinTimeout);
+  }
+
+  void parseHttp(const YAML::Node& root) {
+    const auto section = optionalMap(root, "http");
+    if (!section) return;
+    checkKeys(*section, "http", {"escaped_slashes", "path_parameters"});
+    http::PathRules& out = config_.path_rules;
+    readChoice(*section, "escaped_slashes", out.escaped_slashes,
+               {{"reject", http::EscapedSlashes::Reject}, {"keep", http::EscapedSlashes::Keep}});
+    readChoice(*section, "path_parameters", out.path_parameters,
+               {{"reject", http::PathParameters::Reject},
+                {"strip", http::PathParameters::Strip},
+                {"keep", http::PathParameters::Keep}});
   }
 
   // Shared by upstreams and routes: a route's timeouts start as its upstream's and override them.
@@ -765,7 +801,7 @@ class Loader {
       out.kind = hasExact ? PathMatch::Exact : PathMatch::Prefix;
       const std::string_view key = hasExact ? "exact" : "prefix";
       if (readString(*match, key, out.path)) {
-        if (const auto problem = checkMatchPath(out.path)) {
+        if (const auto problem = checkMatchPath(out.path, config_.path_rules)) {
           error(findField(*match, key)->anchor(), quote(key) + " " + *problem);
         }
       }

@@ -354,6 +354,38 @@ TEST_CASE("tracing: on by default; OTLP export settings and errors") {
                         "'https://collector:4318': https is not supported yet"});
 }
 
+TEST_CASE("http: path rules refuse ambiguous spellings by default; settings and errors") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.path_rules.escaped_slashes == http::EscapedSlashes::Reject);
+  CHECK(defaults.path_rules.path_parameters == http::PathParameters::Reject);
+  const Config keep = load(std::string(kHead) +
+                           "http: {escaped_slashes: keep, path_parameters: keep}\n"
+                           "routes: [{upstream: u, match: {prefix: '/a%2Fb;v=1'}}]\n");
+  CHECK(keep.path_rules.escaped_slashes == http::EscapedSlashes::Keep);
+  CHECK(keep.path_rules.path_parameters == http::PathParameters::Keep);
+  CHECK(load(std::string(kHead) + "http: {path_parameters: strip}\nroutes: [{upstream: u}]\n")
+            .path_rules.path_parameters == http::PathParameters::Strip);
+  CHECK(routeErrors("http: {escaped_slashes: decode, path_parameters: [strip], colour: red}\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:25: 'escaped_slashes': expected reject or keep, got 'decode'",
+              "t.yaml:3:50: 'path_parameters' must be reject, strip or keep, got a list",
+              "t.yaml:3:59: unknown key 'colour' in http; expected one of: escaped_slashes, "
+              "path_parameters"});
+  // Match paths are checked under the configured rules: a route the rules would make unreachable
+  // is an error.
+  CHECK(routeErrors("routes:\n"
+                    "  - {upstream: u, match: {prefix: /a%2Fb}}\n"
+                    "  - {upstream: u, match: {exact: '/a;v=1'}}\n") ==
+        Lines{"t.yaml:4:35: 'prefix' must not contain %2F or %5C: requests holding them are "
+              "refused (http.escaped_slashes: reject)",
+              "t.yaml:5:34: 'exact' must not contain ';' or %3B: requests holding them are "
+              "refused or stripped (http.path_parameters)"});
+  CHECK(routeErrors("http: {path_parameters: strip}\n"
+                    "routes: [{upstream: u, match: {exact: '/a;v=1'}}]\n") ==
+        Lines{"t.yaml:4:39: 'exact' must be written in normal form, '/a' (request paths are "
+              "normalised before matching)"});
+}
+
 TEST_CASE("health_checks: active and passive settings, and their errors") {
   const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
   CHECK_FALSE(defaults.upstreams[0].active_check.has_value());
@@ -447,7 +479,8 @@ TEST_CASE("error: empty file and a non-mapping document") {
 TEST_CASE("error: unknown key, with the allowed ones listed") {
   CHECK(routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
         Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
-              "listeners, admin, access_log, tracing, limits, shutdown, upstreams, plugins, routes"});
+              "listeners, admin, access_log, tracing, limits, http, shutdown, upstreams, plugins, "
+              "routes"});
   CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
                  "routes: [{upstream: u}]\n") ==
         Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port"});

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/http/path.h"
+
 namespace gw::plugin {
 class Factory;
 struct RouteConfig;
@@ -185,6 +187,7 @@ struct Config {
   Limits limits;
   Duration drain_timeout = std::chrono::seconds(30);
   std::vector<PluginBinding> plugins;  // the global list, applied before each route's own
+  http::PathRules path_rules;  // the `http:` section: path spellings backends read differently
   AdminConfig admin;
   AccessLogConfig access_log;
   TracingConfig tracing;

@@ -65,6 +65,14 @@ constexpr bool framesOrRoutes(FieldName kind) {
 // Names a Connection header nominates are hop-by-hop too; see ConnectionTokens.
 inline bool isHopByHop(std::string_view name) { return isHopByHop(classifyField(name)); }
 
+// Fields that frame the message, route it or describe one connection: Host, Content-Length and
+// the hop-by-hop names. Only the proxy sets them, so no plugin setting may name one (a request id
+// sent as Content-Length would make the backend read a different body).
+inline bool isProxyOwned(std::string_view name) {
+  const FieldName kind = classifyField(name);
+  return kind == FieldName::Host || kind == FieldName::ContentLength || isHopByHop(kind);
+}
+
 // The options of one message's Connection header(s) (RFC 9110 §7.6.1). Views point into the
 // header values, which must outlive this object. Reuse one per message with reset().
 class ConnectionTokens {
@@ -103,6 +111,19 @@ bool isValidFieldValue(std::string_view value);
 
 // RFC 9110 token: one or more tchar.
 bool isToken(std::string_view s);
+
+// Walks the elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements
+// included (callers skip them), commas inside quoted strings not splitting.
+class ListElements {
+ public:
+  explicit ListElements(std::string_view list) : list_(list) {}
+  // The next element; false once the list is exhausted.
+  bool next(std::string_view& element);
+
+ private:
+  std::string_view list_;
+  std::size_t pos_ = 0;
+};
 
 // The host of a Host header value (or authority) without its port: "Example.COM:8080" ->
 // "Example.COM", "[::1]:80" -> "[::1]" (brackets kept, so it compares like the config's host).

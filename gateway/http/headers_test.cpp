@@ -49,6 +49,20 @@ TEST_CASE("hop-by-hop headers") {
   }
 }
 
+TEST_CASE("isProxyOwned: Host, Content-Length and the hop-by-hop names") {
+  for (std::string_view name :
+       {"Host", "host", "Content-Length", "CONTENT-LENGTH", "Connection", "Keep-Alive", "TE",
+        "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Proxy-Authorization"}) {
+    CAPTURE(name);
+    CHECK(isProxyOwned(name));
+  }
+  for (std::string_view name : {"X-Request-Id", "Expect", "X-Forwarded-For", "traceparent",
+                                "Content-Type", "Hosts", "Content-Lengths", "Authorization"}) {
+    CAPTURE(name);
+    CHECK_FALSE(isProxyOwned(name));
+  }
+}
+
 TEST_CASE("ConnectionTokens parses options") {
   ConnectionTokens tokens;
   CHECK_FALSE(tokens.close());

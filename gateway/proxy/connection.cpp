@@ -532,14 +532,10 @@ void Connection::startExchange() {
 
   http::TargetParts parts = http::splitTarget(target);
   std::string& path = worker_.scratch().path;
-  switch (http::normalisePath(parts.path, path)) {
-    case http::PathError::None: break;
-    case http::PathError::Invalid:
-      refuse(Error::downstream(ErrorCode::InvalidPath, "invalid request path"));
-      return;
-    case http::PathError::EscapesRoot:
-      refuse(Error::downstream(ErrorCode::InvalidPath, "request path escapes the root"));
-      return;
+  if (const auto bad = http::normalisePath(parts.path, path, worker_.config().path_rules);
+      bad != http::PathError::None) {
+    refuse(Error::downstream(ErrorCode::InvalidPath, std::string(http::describe(bad))));
+    return;
   }
 
   auto match = worker_.router().match(hostLower, path, methodName);
