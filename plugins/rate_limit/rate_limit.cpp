@@ -47,12 +47,13 @@ void setNumber(plugin::HeaderMap& headers, std::string_view name, int64_t n) {
 int64_t ceilSeconds(int64_t ms) { return ms <= 0 ? 0 : (ms + 999) / 1000; }
 
 Config::Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, MissingKey missingKey,
-               HeaderStyle headers, Mode mode, std::size_t maxKeys)
+               HeaderStyle headers, Mode mode, std::size_t maxKeys, std::size_t maxKeyBytes)
     : limits_(std::move(limits)),
       key_(std::move(key)),
       missingKey_(missingKey),
       headers_(headers),
       mode_(mode),
+      maxKeyBytes_(maxKeyBytes),
       table_(bareLimits(limits_), maxKeys) {
   // The draft's w is whole seconds; a sub-second window is advertised rounded up, which claims
   // a stricter policy than enforced, so a client pacing by it is never refused.
@@ -78,6 +79,13 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
         break;
       case KeyKind::Header: {
         const auto value = ctx.requestHeaders().get(spec.header);
+        if (value && value->size() > config_.maxKeyBytes()) {
+          ctx.fail(core::Error::downstream(core::ErrorCode::HeadersTooLarge,
+                                           "the " + spec.header + " header is longer than the " +
+                                               std::to_string(config_.maxKeyBytes()) +
+                                               " bytes a rate-limit key may have"));
+          return plugin::Status::Respond;
+        }
         if (value && !value->empty()) {
           part = {static_cast<uint8_t>(KeyKind::Header), *value};
         } else if (config_.missingKey() == MissingKey::ClientIp) {

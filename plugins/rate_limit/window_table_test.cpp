@@ -1,6 +1,7 @@
 #include "plugins/rate_limit/window_table.h"
 
 #include <doctest.h>
+#include <malloc.h>
 
 #include <atomic>
 #include <string>
@@ -153,6 +154,37 @@ TEST_CASE("window_table: max_keys caps the table across shards") {
   for (int i = 0; i < 20000; ++i) admitKey(table, "key-" + std::to_string(i), kT0);
   CHECK(table.size() == 64 * 64 * 2);  // every shard full: the caps add up to max_keys
   CHECK(table.evictions() == 20000 - 64 * 64 * 2);
+}
+
+// glibc's allocator statistics; AddressSanitizer's allocator does not keep them.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kNoHeapStatistics = true;
+#else
+constexpr bool kNoHeapStatistics = false;
+#endif
+
+// Heap bytes the table grows by per key, for 20,000 distinct keys of `keyBytes` bytes each.
+std::size_t heapPerKey(std::size_t limits, std::size_t keyBytes) {
+  constexpr int kKeys = 20000;
+  WindowTable table(std::vector<Limit>(limits, {1, 60000}), kKeys);
+  std::string key(keyBytes, 'k');
+  const std::size_t before = mallinfo2().uordblks;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string id = std::to_string(i);
+    key.replace(0, id.size(), id);
+    admitKey(table, key, kT0);
+  }
+  return (mallinfo2().uordblks - before) / kKeys;
+}
+
+TEST_CASE("window_table: memory per key does not depend on the key's length" *
+          doctest::skip(kNoHeapStatistics)) {
+  const std::size_t small = heapPerKey(1, 8);
+  MESSAGE("heap per key: " << small << " bytes with 1 limit, " << heapPerKey(2, 8) << " with 2, "
+                           << heapPerKey(16, 8) << " with 16");
+  CHECK(small <= 192);
+  CHECK(heapPerKey(1, 30 * 1024) <= small + 16);  // allocator noise, not 30 KB
+  CHECK(heapPerKey(16, 8) <= small + 15 * 32);
 }
 
 TEST_CASE("window_table: idle keys are dropped lazily after two windows of the longest limit") {

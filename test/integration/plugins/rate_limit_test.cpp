@@ -257,8 +257,8 @@ TEST_CASE("plugins rate limit: keyed by header; missing key rejected with 400") 
 
 TEST_CASE("plugins rate limit: a key evicted from a full table gets a fresh quota") {
   Backend b;
-  Gateway gw(config(
-      b, "{limits: [{requests: 2, window: 1m}], key: [{header: X-Api-Key}], max_keys: 4}"));
+  Gateway gw(
+      config(b, "{limits: [{requests: 2, window: 1m}], key: [{header: X-Api-Key}], max_keys: 4}"));
   Client c(gw.port());
   const auto remaining = [&](const std::string& key) {
     Response r = c.roundTrip(get("/echo", "X-Api-Key: " + key + "\r\n"));
@@ -369,4 +369,56 @@ TEST_CASE("plugins rate limit: one limit across two workers under concurrent loa
   CHECK(admitted2 >= 2 * kLimit - 5);
   CHECK(max_in_window <= 2 * kLimit - 1);
   CHECK(b.stats().requests == static_cast<uint64_t>(admitted + admitted2));
+}
+
+TEST_CASE("plugins rate limit: memory per key does not grow with the key's length") {
+  // 4,000 keys of 30 KB: stored whole they would take 120 MB; stored as digests under 1 MB.
+  constexpr int kKeys = 4000;
+  constexpr std::size_t kKeyBytes = 30 * 1024;
+  constexpr long kAllowedGrowthKiB = 16 * 1024;
+  Backend b;
+  Gateway gw(config(b,
+                    "{limits: [{requests: 5, window: 1m}], key: [{header: X-Api-Key}], "
+                    "max_key_bytes: 31KiB}"));
+  Client c(gw.port());
+  std::string key(kKeyBytes, 'k');
+  const auto send = [&](int i) {
+    const std::string id = std::to_string(i);
+    key.replace(0, id.size(), id);
+    return c.roundTrip(get("/bytes/0", "X-Api-Key: " + key + "\r\n"));
+  };
+  // Warm up: connection buffers, pools and the allocator's arenas reach their working size.
+  for (int i = 0; i < 50; ++i) REQUIRE(send(1'000'000 + i).status == 200);
+  const long before = rssKiB(gw.process().pid());
+  REQUIRE(before > 0);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  for (int i = 0; i < kKeys; ++i) {
+    const Response r = send(i);
+    REQUIRE_MESSAGE(r.complete, r.error);
+    REQUIRE(r.status == 200);     // a new key each time: always within its quota
+    if (i % 500 == 0) b.reset();  // the backend's own request log stays small
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+  }
+  const long after = rssKiB(gw.process().pid());
+  INFO("RSS " << before << " KiB -> " << after << " KiB after " << kKeys << " keys of " << kKeyBytes
+              << " bytes");
+  CHECK(after - before < kAllowedGrowthKiB);
+}
+
+TEST_CASE("plugins rate limit: a key longer than max_key_bytes is refused with 431") {
+  Backend b;
+  Gateway gw(config(
+      b, "{limits: [{requests: 5, window: 1m}], key: [{header: X-Api-Key}], max_key_bytes: 64}"));
+  b.reset();
+  Client c(gw.port());
+  Response r = c.roundTrip(get("/echo", "X-Api-Key: " + std::string(65, 'k') + "\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 431);
+  CHECK(errorCode(r.body) == "REQUEST_HEADER_FIELDS_TOO_LARGE");
+  CHECK(r.body.find("X-Api-Key") != std::string::npos);
+  CHECK(b.stats().requests == 0);
+  r = c.roundTrip(get("/echo", "X-Api-Key: " + std::string(64, 'k') + "\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  CHECK(b.stats().requests == 1);
 }
