@@ -8,7 +8,8 @@
 // the quota of the others. Shadow mode runs the exact same accounting (so what it reports is
 // what enforce would have done) but lets refused requests through.
 //
-// A header key part longer than max_key_bytes is refused with 431, in both modes.
+// A header key part must come in one field of at most max_key_bytes: a repeated one is refused
+// with 400, a longer one with 431, in both modes.
 
 #include <array>
 #include <atomic>

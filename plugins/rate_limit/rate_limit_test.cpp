@@ -204,6 +204,20 @@ TEST_CASE("rate_limit: missing_key reject answers 400 and sets no quota headers"
   CHECK(Exchange(*config, kT0, "192.0.2.1", "alpha").admitted());
 }
 
+TEST_CASE("rate_limit: a key header sent twice is refused with 400, whatever its values") {
+  const auto config = load("{limits: [{requests: 5, window: 1m}], key: [{header: X-API-Key}]}");
+  for (const auto& values : {std::pair{"alpha", "beta"}, {"alpha", "alpha"}, {"alpha", ""}}) {
+    CAPTURE(values.first);
+    CAPTURE(values.second);
+    const auto error = keyError(*config, {values.first, values.second});
+    REQUIRE(error);
+    CHECK(error->code == core::ErrorCode::BadRequest);
+    CHECK(error->message == "the X-API-Key header appears more than once (it keys the rate limit)");
+  }
+  CHECK(countersOf(*config).admitted == 0);
+  CHECK(keysIn(*config) == 0);
+}
+
 TEST_CASE("rate_limit: a key header longer than max_key_bytes is refused with 431") {
   const auto config =
       load("{limits: [{requests: 5, window: 1m}], key: [{header: X-API-Key}], max_key_bytes: 8}");

@@ -405,6 +405,31 @@ TEST_CASE("plugins rate limit: memory per key does not grow with the key's lengt
   CHECK(after - before < kAllowedGrowthKiB);
 }
 
+TEST_CASE("plugins rate limit: a key header sent twice is refused, nothing forwarded") {
+  Backend b;
+  Gateway gw(config(b, "{limits: [{requests: 1, window: 1m}], key: [{header: X-Api-Key}]}"));
+  b.reset();
+  Client c(gw.port());
+  for (const char* fields :
+       {"X-Api-Key: alpha\r\nX-Api-Key: beta\r\n", "x-api-key: beta\r\nX-API-KEY: alpha\r\n",
+        "X-Api-Key: alpha\r\nX-Api-Key: alpha\r\n", "X-Api-Key: alpha\r\nX-Api-Key: \r\n"}) {
+    INFO(fields);
+    const Response r = c.roundTrip(get("/echo", fields));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 400);
+    CHECK(errorCode(r.body) == "BAD_REQUEST");
+    CHECK(r.body.find("X-Api-Key") != std::string::npos);
+  }
+  CHECK(b.stats().requests == 0);
+  // Neither value's quota was touched.
+  for (const char* value : {"alpha", "beta"}) {
+    const Response r = c.roundTrip(get("/echo", std::string("X-Api-Key: ") + value + "\r\n"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);
+  }
+  CHECK(b.stats().requests == 2);
+}
+
 TEST_CASE("plugins rate limit: a key longer than max_key_bytes is refused with 431") {
   Backend b;
   Gateway gw(config(
