@@ -231,6 +231,18 @@ TEST_CASE("rate_limit: a key header longer than max_key_bytes is refused with 43
   CHECK(keysIn(*config) == 1);
 }
 
+TEST_CASE("rate_limit: reset and Retry-After while only the previous window weighs") {
+  const auto config = load("{limits: [{requests: 1, window: 1m}], headers: legacy}");
+  CHECK(Exchange(*config, kT0).admitted());
+  // 15 s into the next window, nothing counted in it yet: the last window's request weighs
+  // (60000 - 15001) / 60000 and keeps the client out until it weighs 0, 44999 ms from now.
+  Exchange refused(*config, kT0 + 75000);
+  CHECK_FALSE(refused.admitted());
+  CHECK(refused.header("Retry-After") == "45");
+  CHECK(refused.header("RateLimit-Reset") == "45");
+  CHECK(refused.header("RateLimit-Remaining") == "0");
+}
+
 TEST_CASE("rate_limit: keyed by route, and by a combination") {
   const auto byRoute = load("{limits: [{requests: 1, window: 1m}], key: [route]}");
   CHECK(countAdmitted(*byRoute, kT0, 2, "192.0.2.1", std::nullopt, "a") == 1);

@@ -447,3 +447,45 @@ TEST_CASE("plugins rate limit: a key longer than max_key_bytes is refused with 4
   CHECK(r.status == 200);
   CHECK(b.stats().requests == 1);
 }
+
+TEST_CASE("plugins rate limit: exact reset and Retry-After while only the previous window weighs") {
+  // requests: 1 per 1 s. The request admitted in window k weighs (1000 - e) / 1000 at ms e of
+  // window k + 1, where nothing has been counted yet: refused until the window's last ms, and
+  // both the wait and the reset are 1000 - e ms, i.e. 1 s. The admitted request itself leaves
+  // the quota whole at the end of window k + 1: 2000 - e ms, i.e. 2 s.
+  constexpr int64_t kWindowMs = 1000;
+  constexpr int64_t kMarginMs = 50;  // the worker's cached clock may lag ours by a few ms
+  Backend b;
+  Gateway gw(config(b, "{limits: [{requests: 1, window: 1s}], key: [{header: X-Api-Key}]}"));
+  Client c(gw.port());
+  // A stalled machine can push a request into the wrong window: then try again with a fresh key
+  // (bounded), and only judge attempts whose timing fits.
+  bool judged = false;
+  for (int attempt = 0; attempt < 5 && !judged; ++attempt) {
+    const std::string key = "X-Api-Key: attempt-" + std::to_string(attempt) + "\r\n";
+    REQUIRE(waitFor(
+        [&] {
+          const int64_t ms = wallMs() % kWindowMs;
+          return ms >= kMarginMs && ms < kWindowMs / 2;
+        },
+        2 * Millis(kWindowMs), 1ms));
+    const int64_t firstAt = wallMs();
+    const Response first = c.roundTrip(get("/echo", key));
+    const int64_t nextWindow = firstAt - firstAt % kWindowMs + kWindowMs;
+    if (wallMs() >= nextWindow - kMarginMs) continue;
+    REQUIRE_MESSAGE(first.complete, first.error);
+    REQUIRE(first.status == 200);
+    CHECK(first.header("RateLimit").value_or("<none>") == "\"default\";r=0;t=2");
+
+    REQUIRE(
+        waitFor([&] { return wallMs() >= nextWindow + kMarginMs; }, 2 * Millis(kWindowMs), 1ms));
+    const Response refused = c.roundTrip(get("/echo", key));
+    if (wallMs() >= nextWindow + kWindowMs - kMarginMs) continue;
+    REQUIRE_MESSAGE(refused.complete, refused.error);
+    CHECK(refused.status == 429);
+    CHECK(refused.header("Retry-After").value_or("<none>") == "1");
+    CHECK(refused.header("RateLimit").value_or("<none>") == "\"default\";r=0;t=1");
+    judged = true;
+  }
+  CHECK(judged);
+}
