@@ -74,12 +74,12 @@ WindowTable::~WindowTable() = default;
 Digest WindowTable::digestOf(std::span<const KeyPart> key) const {
   SipHasher hasher(sipKey_);
   for (const KeyPart& part : key) {
-    // Each part as kind, 8-byte length, text: ("ab","c") and ("a","bc") hash apart.
-    char head[1 + sizeof(uint64_t)];
-    head[0] = static_cast<char>(part.kind);
-    const uint64_t length = htole64(part.text.size());
-    std::memcpy(head + 1, &length, sizeof length);
-    hasher.update({head, sizeof head});
+    // Each part as one word of kind and length, then its text: ("ab","c") and ("a","bc") hash
+    // apart. Texts are far shorter than 2^56 bytes.
+    const uint64_t head = htole64(static_cast<uint64_t>(part.kind) << 56 | part.text.size());
+    char headBytes[sizeof head];
+    std::memcpy(headBytes, &head, sizeof head);
+    hasher.update({headBytes, sizeof headBytes});
     hasher.update(part.text);
   }
   return hasher.finish();
