@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 namespace gw::core {
 
@@ -39,6 +40,15 @@ void IoBuffer::compact() {
   if (n > 0) std::memmove(storage_.get(), storage_.get() + begin_, n);
   begin_ = 0;
   end_ = static_cast<uint32_t>(n);
+}
+
+std::size_t IoBuffer::compactKeeping(std::size_t keep) {
+  if (keep > begin_) throw std::logic_error("IoBuffer::compactKeeping: keeping unread bytes");
+  if (keep == 0) return 0;
+  std::memmove(storage_.get(), storage_.get() + keep, end_ - keep);
+  begin_ -= static_cast<uint32_t>(keep);
+  end_ -= static_cast<uint32_t>(keep);
+  return keep;
 }
 
 void IoBuffer::releaseIfEmpty() {

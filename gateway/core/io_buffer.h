@@ -48,6 +48,10 @@ class IoBuffer {
   bool reserve(std::size_t n, std::size_t maxCapacity);
   // Moves unconsumed bytes to the front: invalidates offsets.
   void compact();
+  // Moves the bytes from offset `keep` (at most readOffset(): a head still being parsed, whose
+  // bytes were consumed but are still referenced) to the front. Offsets shift down by the
+  // returned amount.
+  std::size_t compactKeeping(std::size_t keep);
   // Frees the storage when nothing is left to read (idle connections hold no buffer).
   void releaseIfEmpty();
 

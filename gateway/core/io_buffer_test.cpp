@@ -3,6 +3,7 @@
 #include <doctest.h>
 
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -100,6 +101,19 @@ TEST_CASE("reserve refuses to pass maxCapacity and leaves the buffer as it was")
   // Growing is capped at maxCapacity too, even when doubling would go further.
   CHECK(buffer.reserve(50, 150));
   CHECK(buffer.capacity() == 150);
+}
+
+TEST_CASE("compactKeeping moves consumed bytes still referenced along with the unread ones") {
+  IoBuffer buffer;
+  REQUIRE(buffer.reserve(64, kNoLimit));
+  put(buffer, "oldHEAD-partial");
+  buffer.consume(8);  // "oldHEAD-" parsed; the head began at offset 3
+  CHECK(buffer.compactKeeping(3) == 3);
+  CHECK(std::string_view(buffer.base(), 12) == "HEAD-partial");
+  CHECK(buffer.readOffset() == 5);
+  CHECK(unread(buffer) == "partial");
+  CHECK(buffer.compactKeeping(0) == 0);
+  CHECK_THROWS_AS(buffer.compactKeeping(6), std::logic_error);
 }
 
 TEST_CASE("compact moves unread bytes to the front") {

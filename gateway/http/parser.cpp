@@ -112,6 +112,17 @@ void Parser::reset() {
   violation_ = HeadViolation::None;
 }
 
+void Parser::rebase(std::size_t shift) {
+  const auto down = static_cast<uint32_t>(shift);
+  headStart_ -= shift;
+  if (target_.length > 0) target_.offset -= down;
+  if (status_.length > 0) status_.offset -= down;
+  for (FieldSpan& field : fields_) {
+    if (field.nameLength > 0) field.nameOffset -= down;
+    if (field.valueLength > 0) field.valueOffset -= down;
+  }
+}
+
 void Parser::shrink() {
   if (fields_.capacity() == 0) return;
   if (fieldLists_) {

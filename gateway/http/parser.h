@@ -112,8 +112,14 @@ class Parser {
   bool bodyUntilEof() const { return llhttp_message_needs_eof(&parser_) != 0; }
   HeadViolation violation() const { return violation_; }
   const HeadLimits& limits() const { return limits_; }
-  // A head has begun and is not complete yet: its bytes must stay where they are.
+  // A head has begun and is not complete yet: its bytes must stay where they are, or move
+  // together with rebase().
   bool inHead() const { return inHead_; }
+  // Where the current head begins in the caller's buffer.
+  std::size_t headStart() const { return headStart_; }
+  // The caller moved the buffer's bytes `shift` places toward its start (see
+  // IoBuffer::compactKeeping): the recorded positions of the head follow them.
+  void rebase(std::size_t shift);
   // llhttp's description of the last error ("" when a callback stopped it).
   const char* reason() const {
     const char* text = llhttp_get_error_reason(&parser_);

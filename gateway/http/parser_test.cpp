@@ -453,6 +453,22 @@ TEST_CASE("chunk extensions are bounded per message, not per chunk") {
   CHECK(next.recorder.messages == 2);
 }
 
+TEST_CASE("rebase keeps a partial head readable after its bytes moved") {
+  Harness h(HTTP_REQUEST);
+  h.input = "junk-";  // bytes before the head, dropped when the buffer is compacted
+  CHECK(h.feed("GET /target HTTP/1.1\r\nHost: a\r\nX-Long: first-half").error == HPE_OK);
+  REQUIRE(h.parser.inHead());
+  CHECK(h.parser.headStart() == 5);
+  const std::size_t shift = h.parser.headStart();
+  h.input.erase(0, shift);
+  h.parser.rebase(shift);
+  CHECK(h.parser.headStart() == 0);
+  CHECK(h.feed("-second-half\r\n\r\n").error == HPE_OK);
+  REQUIRE(h.recorder.heads.size() == 1);
+  CHECK(h.recorder.heads[0].target == "/target");
+  CHECK(describe(h.recorder.heads[0].fields) == "Host=a|X-Long=first-half-second-half");
+}
+
 struct Rejection {
   const char* name;
   std::string text;

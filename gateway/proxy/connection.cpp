@@ -134,7 +134,12 @@ void Connection::handleRead(short what) {
   }
   std::size_t maxInput = worker_.headLimits().headerBytes + core::IoBuffer::kClientBlockSize;
   if (!in_.reserve(kMinRead, maxInput)) {
-    in_.compact();
+    if (parser_.inHead()) {
+      // The head's parsed bytes are still referenced: they move along, and the parser with them.
+      parser_.rebase(in_.compactKeeping(parser_.headStart()));
+    } else {
+      in_.compact();
+    }
     if (!in_.reserve(1, maxInput)) {
       // Pipelined bytes wait for the response in flight: stop reading until it is done.
       pauseClientReads();
@@ -177,6 +182,9 @@ void Connection::processInput() {
   headPending_ = parser_.inHead();
   if (stream_) sendUpstream();
   if (!fd_.valid()) return;
+  // Exchanges the gateway answered itself end here, not in finishExchange(): reading that
+  // paused for a full input buffer (or a full output queue) resumes once nothing holds it back.
+  if (readsPaused_ && !stream_ && out_.pending() < kLowWatermark) resumeClientReads();
   if (headPending_) {
     armHeadDeadline();
   } else {

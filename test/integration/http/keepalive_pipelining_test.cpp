@@ -1,6 +1,7 @@
 // Downstream connection handling: keep-alive, pipelining in order, Connection: close, HTTP/1.0.
 #include <doctest.h>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,7 +98,8 @@ TEST_CASE("HTTP/1.0 client: answered, then the connection is closed") {
   CHECK(c.waitClosed(2000ms));
 }
 
-TEST_CASE("HTTP/1.0 keep-alive client: gateway-made answers say the connection is kept, and it is") {
+TEST_CASE(
+    "HTTP/1.0 keep-alive client: gateway-made answers say the connection is kept, and it is") {
   Backend b;
   Gateway gw(subst(R"yaml(workers: 1
 listeners:
@@ -204,4 +206,60 @@ TEST_CASE("pipelining: a client that never reads does not grow the gateway's mem
       REQUIRE(r.body_bytes == kAnswerBytes);
     }
   }
+}
+
+namespace {
+
+// Reads one answer per expected status, in order.
+void expectStatuses(Client& c, std::initializer_list<int> statuses) {
+  for (int expected : statuses) {
+    Response r = c.read(3000ms);
+    REQUIRE_MESSAGE(r.complete, "expected " << expected << ": " << r.error);
+    CHECK(r.status == expected);
+  }
+}
+
+// A field that makes a head 20 KiB: two of them fill a client connection's input buffer.
+const std::string kPadding = "X-Padding: " + std::string(20 * 1024, 'p') + "\r\n";
+
+}  // namespace
+
+// Answers the gateway writes itself (no route, a plugin's refusal) to pipelined requests: each
+// request gets its own, at once, not one per later read from the client.
+TEST_CASE("pipelining: requests the gateway answers itself are all answered") {
+  Backend b;
+  Gateway gw(apiConfig(
+      b, 1, {},
+      "  - name: limited\n    match: {prefix: /limited/}\n    upstream: main\n"
+      "    plugins:\n      - rate_limit: {limits: [{requests: 1, window: 24h}], key: [route]}\n"));
+  Client c(gw.port());
+  REQUIRE(c.send(get("/nowhere/1") + get("/limited/a") + get("/limited/b") + get("/nowhere/2") +
+                 get("/api/echo?last=1")));
+  expectStatuses(c, {404, 200, 429, 404, 200});
+  // Large heads: the input buffer fills and reading pauses until an exchange is done, also
+  // when the gateway answered it itself.
+  Client refused(gw.port());
+  REQUIRE(refused.send(get("/limited/c", kPadding) + get("/limited/d", kPadding) +
+                       get("/nowhere/3", kPadding) + get("/limited/e", kPadding)));
+  expectStatuses(refused, {429, 429, 404, 429});
+}
+
+// A request a plugin holds (a coalesced cache miss waiting for another client's fetch) while the
+// client pipelines more than the input buffer takes: reading pauses, and resumes when the plugin
+// answers, though no upstream exchange ends on this connection.
+TEST_CASE("pipelining: reading resumes after a request a plugin held and answered itself") {
+  Backend b;
+  Gateway gw(apiConfig(b, 1, {},
+                       "  - name: cached\n    match: {prefix: /origin/}\n    upstream: main\n"
+                       "    plugins:\n      - cache: {default_ttl: 60s}\n"));
+  const std::string slow = "/origin/held?delay=400";
+  Client leader(gw.port());
+  REQUIRE(leader.send(get(slow)));
+  REQUIRE(waitFor([&] { return b.requests().size() == 1; }, 2000ms));
+  Client waiter(gw.port());
+  REQUIRE(waiter.send(get(slow) + get("/nowhere/1", kPadding) + get("/nowhere/2", kPadding) +
+                      get("/nowhere/3", kPadding) + get("/api/echo?last=1", kPadding)));
+  expectStatuses(leader, {200});
+  expectStatuses(waiter, {200, 404, 404, 404, 200});
+  CHECK(b.requests().size() == 2);  // the origin once, then /echo
 }
