@@ -2,27 +2,36 @@
 # Installs what is missing, builds, and runs the whole test suite (unit + integration).
 #   scripts/test.sh                 release build in build/, `meson test`
 #   scripts/test.sh --sanitize      debug + AddressSanitizer + UBSan build in build-asan/ (also SANITIZE=1)
+#   scripts/test.sh --tsan          ThreadSanitizer build (-O1) in build-tsan/; runs only the tests
+#                                   listed in test/tsan_tests.txt; any report fails the run
 #   scripts/test.sh -- ARGS         extra `meson test` arguments, e.g. -- unit   or   -- --suite integration
 # BUILD_DIR overrides the build directory. Exits non-zero if anything fails; the last line is
-# "release: N passed, N failed" (or "sanitized: ..."), N counting doctest test cases.
+# "release: N passed, N failed" (or "sanitized: ...", "tsan: ..."), N counting doctest test cases.
 set -euo pipefail
 GW_SCRIPT="test"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 sanitize="${SANITIZE:-0}"
+tsan=0
 test_args=()
 while (($#)); do
   case "$1" in
     --sanitize) sanitize=1 ;;
+    --tsan) tsan=1 ;;
     --) shift; test_args+=("$@"); break ;;
-    -h | --help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
 done
 
-if [[ "$sanitize" == 1 ]]; then
+if ((tsan)); then
+  pass=tsan
+  dir="${BUILD_DIR:-$GW_ROOT/build-tsan}"
+  # -O1 (and -g1, from meson.build): the subset runs fast enough, and builds in a few minutes.
+  build_args=(--buildtype=plain -Doptimization=1 -Db_ndebug=false -Dsanitize_thread=true)
+elif [[ "$sanitize" == 1 ]]; then
   pass=sanitized
   dir="${BUILD_DIR:-$GW_ROOT/build-asan}"
   build_args=(--buildtype=debug -Dsanitize_debug=true)
@@ -44,6 +53,52 @@ if ! gw_build "$dir" "${build_args[@]}"; then
   exit 1
 fi
 built=$SECONDS
+
+# ThreadSanitizer: each line of test/tsan_tests.txt is one run of its binary, limited to that
+# source file and its test-case filter. Every process writes its reports to files of its own
+# (gatewayd and test_backend too, through the inherited TSAN_OPTIONS); any report fails the run.
+if ((tsan)); then
+  reports="$dir/tsan-reports"
+  rm -rf "$reports"
+  mkdir -p "$reports"
+  options="halt_on_error=0:second_deadlock_stack=1:log_path=$reports/report"
+  [[ ! -f "$GW_ROOT/test/tsan.supp" ]] || options+=":suppressions=$GW_ROOT/test/tsan.supp"
+  export TSAN_OPTIONS="${TSAN_OPTIONS:-$options}"
+  passed=0 failed=0 runs=0
+  while read -r binary source filter; do
+    [[ -z "$binary" || "$binary" == \#* ]] && continue
+    args=("--source-file=*$source")
+    [[ -z "$filter" ]] || args+=("--test-case=$filter")
+    if [[ "$binary" == unit ]]; then exe="$dir/test/unit_tests"; else exe="$dir/test/integration/integration_tests"; fi
+    gw_log "tsan: $binary $source ${filter:+($filter)}"
+    rc=0
+    out="$(timeout 900 "$exe" "${args[@]}" 2>&1)" || rc=$?
+    # "[doctest] test cases: 42 | 41 passed | 1 failed | 0 skipped"
+    tally="$(grep -E '^\[doctest\] test cases:' <<<"$out" | tail -n 1)"
+    if [[ "$tally" =~ \|[[:space:]]*([0-9]+)[[:space:]]passed[[:space:]]*\|[[:space:]]*([0-9]+)[[:space:]]failed ]]; then
+      passed=$((passed + BASH_REMATCH[1]))
+      failed=$((failed + BASH_REMATCH[2]))
+      ((rc == 0 || BASH_REMATCH[2] > 0)) || failed=$((failed + 1))
+      [[ "$tally" =~ test\ cases:[[:space:]]*0[[:space:]] ]] && { gw_log "tsan: no test case matched: $source $filter"; failed=$((failed + 1)); }
+    else
+      failed=$((failed + 1))
+    fi
+    ((rc == 0)) || printf '%s\n' "$out"
+    runs=$((runs + 1))
+  done <"$GW_ROOT/test/tsan_tests.txt"
+  count="$(find "$reports" -type f | wc -l)"
+  gw_log "tsan: $runs runs, build $((built - started))s, tests $((SECONDS - built))s, $count report files"
+  if ((count > 0)); then
+    for f in "$reports"/*; do
+      echo "=== $f"
+      cat "$f"
+    done
+    failed=$((failed + count))
+  fi
+  echo "tsan: $passed passed, $failed failed"
+  ((failed == 0 && passed > 0))
+  exit
+fi
 
 gw_log "running the suite ($pass) in $dir"
 rc=0
