@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <csignal>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,9 +90,9 @@ routes:
           const int n = (t * kConnectionsPerClient + c) * kRequestsPerConnection + i;
           // 200 rate-limit keys over a 64-key table; 16 cached URLs, purged all along.
           const std::string key = "X-Key: k" + std::to_string(n % 200) + "\r\n";
-          const std::string target =
-              n % 2 ? "/echo?n=" + std::to_string(n)
-                    : "/origin/item" + std::to_string(n % 16) + "?h=Cache-Control%3A%20max-age%3D60";
+          const std::string target = n % 2 ? "/echo?n=" + std::to_string(n)
+                                           : "/origin/item" + std::to_string(n % 16) +
+                                                 "?h=Cache-Control%3A%20max-age%3D60";
           Response r = client.roundTrip(get(target, key), 10000ms);
           if (r.complete && r.status == 200) ++answered;
         }
@@ -138,8 +138,9 @@ routes:
   const std::string m = adminRequest(gw, "/metrics").body;
   INFO(m);
   CHECK(familySum(m, "gatewayd_http_requests_total") == kRequests);
-  CHECK(metricSample(m, R"m(gatewayd_http_requests_total{route="plain",method="GET",code="200"})m") ==
-        kRequests / 2);
+  CHECK(
+      metricSample(m, R"m(gatewayd_http_requests_total{route="plain",method="GET",code="200"})m") ==
+      kRequests / 2);
   CHECK(familySum(m, "gatewayd_rate_limit_rejections_total") == 0);
   CHECK(metricSample(m, "gatewayd_downstream_connections_accepted_total") >=
         kClients * kConnectionsPerClient);
