@@ -48,7 +48,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
                                                             base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_,
                                                             metrics_.upstreams[i], services.health, i));
   }
-  for (const auto& route : snapshot_->config.routes) {
+  auto addRoute = [&](const config::RouteConfig& route) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),
                               timeouts_.get(route.timeouts.send)});
     auto& views = pluginStateViews_.emplace_back();
@@ -56,7 +56,9 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, *this));
       views.push_back(pluginStates_.back().get());
     }
-  }
+  };
+  for (const auto& route : snapshot_->config.routes) addRoute(route);
+  addRoute(snapshot_->unrouted);  // at unroutedIndex()
   if (services.spans) spans_.emplace(*services.spans);
   if (services.accessLog) {
     accessLog_ = std::make_unique<observability::AccessLogBuffer>(*services.accessLog);

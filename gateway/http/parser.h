@@ -106,6 +106,9 @@ class Parser {
   bool hasTransferEncoding() const { return (parser_.flags & F_TRANSFER_ENCODING) != 0; }
   uint64_t contentLength() const { return parser_.content_length; }
   llhttp_method_t method() const { return static_cast<llhttp_method_t>(parser_.method); }
+  // The current request's method was read (llhttp refuses an unknown one; until then method()
+  // still holds the previous request's).
+  bool methodKnown() const { return methodKnown_; }
   int statusCode() const { return parser_.status_code; }
   bool upgrade() const { return parser_.upgrade != 0; }
   // True when the body ends only when the peer closes (responses without length).
@@ -156,6 +159,7 @@ class Parser {
   static int onMessageBegin(llhttp_t* p);
   static int onUrl(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderFieldComplete(llhttp_t* p);
+  static int onMethodComplete(llhttp_t* p);
   static int onChunkExtension(llhttp_t* p, const char* at, std::size_t length);
   static int onStatus(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderField(llhttp_t* p, const char* at, std::size_t length);
@@ -179,6 +183,7 @@ class Parser {
   std::vector<FieldSpan> fields_;
   bool inValue_ = false;
   bool inHead_ = false;
+  bool methodKnown_ = false;
   HeadViolation violation_ = HeadViolation::None;
   std::size_t headBytes_ = 0;
   std::size_t chunkExtensionBytes_ = 0;  // in the current message
