@@ -26,6 +26,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       metrics_(snapshot_->metricsLayout) {
   const config::Limits& limits = snapshot_->config.limits;
   headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
+  upstreamHeadLimits_ = {limits.request_line_bytes, limits.upstream_header_bytes,
+                         limits.upstream_header_count};
   headerTimeout_ = timeouts_.get(limits.client_header_timeout);
   bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
   idleTimeout_ = timeouts_.get(limits.idle_timeout);
@@ -45,7 +47,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
   const auto& upstreams = snapshot_->config.upstreams;
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
     clusters_.push_back(std::make_unique<upstream::Cluster>(upstreams[i], snapshot_->backendAddresses[i],
-                                                            base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_,
+                                                            base(), graveyard_, timeouts_, upstreamHeadLimits_, upstreamBlocks_,
                                                             metrics_.upstreams[i], services.health, i));
   }
   auto addRoute = [&](const config::RouteConfig& route) {

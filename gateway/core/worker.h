@@ -147,6 +147,7 @@ class Worker {
   observability::TraceIds traceIds_;
   EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker
   http::HeadLimits headLimits_;
+  http::HeadLimits upstreamHeadLimits_;  // for backends' response heads
   const timeval* headerTimeout_;
   const timeval* bodyTimeout_;
   const timeval* idleTimeout_;

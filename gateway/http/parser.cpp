@@ -22,9 +22,10 @@ core::Error describeRefusal(const Parser& parser, llhttp_errno_t error) {
           ErrorCode::UriTooLong,
           "request line over the limit of " + std::to_string(limits.requestLineBytes) + " bytes");
     case HeadViolation::HeadersTooLarge:
-      return Error::downstream(
-          ErrorCode::HeadersTooLarge,
-          "request head over the limit of " + std::to_string(limits.headerBytes) + " bytes");
+      return Error::downstream(ErrorCode::HeadersTooLarge,
+                               std::string(parser.isRequest() ? "request" : "response") +
+                                   " head over the limit of " + std::to_string(limits.headerBytes) +
+                                   " bytes");
     case HeadViolation::TooManyHeaders:
       return Error::downstream(
           ErrorCode::HeadersTooLarge,
@@ -41,7 +42,8 @@ core::Error describeRefusal(const Parser& parser, llhttp_errno_t error) {
     case HeadViolation::None:
       break;
   }
-  return bad(std::string("malformed request: ") + parser.reason());
+  return bad(std::string(parser.isRequest() ? "malformed request: " : "malformed response: ") +
+             parser.reason());
 }
 
 Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits,

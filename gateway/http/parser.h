@@ -59,7 +59,8 @@ constexpr bool isIdempotent(llhttp_method_t method) {
 class Parser;
 
 // What a message the parser refused deserves: 414 or 431 past a head limit, 400 otherwise,
-// with a message that names the cause. The one mapping for the proxy and the admin listener.
+// with a message that names the cause. The one mapping for the proxy and the admin listener;
+// for a response parser, the message says why a backend's answer was refused.
 core::Error describeRefusal(const Parser& parser, llhttp_errno_t error);
 
 class Parser {
@@ -115,6 +116,13 @@ class Parser {
   bool bodyUntilEof() const { return llhttp_message_needs_eof(&parser_) != 0; }
   HeadViolation violation() const { return violation_; }
   const HeadLimits& limits() const { return limits_; }
+  bool isRequest() const { return parser_.type == HTTP_REQUEST; }
+  // The head broke a limit of ours (not the protocol): the peer's answer is legal, only too big.
+  bool overLimit() const {
+    return violation_ == HeadViolation::HeadersTooLarge ||
+           violation_ == HeadViolation::TooManyHeaders ||
+           violation_ == HeadViolation::RequestLineTooLong;
+  }
   // A head has begun and is not complete yet: its bytes must stay where they are, or move
   // together with rebase().
   bool inHead() const { return inHead_; }

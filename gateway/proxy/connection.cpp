@@ -862,10 +862,13 @@ void Connection::readUpstreamResponse() {
   in.consume(outcome.consumed);
   if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
     const std::string_view ours = stream_->protocolViolation();
+    const std::string reason =
+        ours.empty() ? http::describeRefusal(up.parser(), outcome.error).message : std::string(ours);
     core::log::warn("invalid response from upstream",
-                    {{"route", stream_->route().name},
-                     {"reason", ours.empty() ? std::string_view(up.parser().reason()) : ours}});
-    upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol);
+                    {{"route", stream_->route().name}, {"reason", reason}});
+    // A head over our own limits is no sign of a sick backend.
+    upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol,
+                  !up.parser().overLimit());
     failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
     return;
   }
