@@ -64,6 +64,10 @@ struct RequestInfo {
   std::string_view host;    // lower-case, no port ("" for HTTP/1.0 without Host)
   std::string_view clientIp;
   std::string_view routeName;
+  // The Host value the backend receives, byte for byte as the client sent it (port, case and a
+  // trailing dot kept); with preserve_host: false it goes as X-Forwarded-Host. "" if none.
+  std::string_view forwardedHost;
+  bool hasBody = false;  // the request has a body (Content-Length > 0 or chunked)
 };
 
 // What the log phase records of an exchange beyond what the core saw itself (access log fields).

@@ -97,7 +97,8 @@ void Stream::captureRequest(std::string_view method, std::string_view host, std:
   p.forwardHost = forwardHost;
   p.clientIp = clientIp;
   p.requestId = requestId;
-  p.info = {p.method, p.path, p.query, p.host, p.clientIp, route_.name};
+  p.info = {p.method,   p.path,      p.query,       p.host,
+            p.clientIp, route_.name, p.forwardHost, requestHasBody};
 }
 
 void Stream::reply(int status, std::string body, std::string_view contentType) {

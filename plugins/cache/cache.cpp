@@ -66,7 +66,9 @@ plugin::Status Cache::onRequestHeaders(plugin::Context& ctx) {
   const bool cacheable = isCacheableMethod(info.method);
   if (!cacheable && isSafeMethod(info.method)) return plugin::Status::Continue;
   const HeaderFields request(ctx.requestHeaders());
-  buildRequestKey(settings_.key, info.method, info.host, info.path, info.query, request, key_);
+  // Keyed on what the backend receives: the Host value as forwarded, not the routing form.
+  buildRequestKey(settings_.key, info.method, info.forwardedHost, info.path, info.query, request,
+                  key_);
   if (!cacheable) {
     phase_ = Phase::Invalidate;
     return plugin::Status::Continue;
@@ -76,12 +78,19 @@ plugin::Status Cache::onRequestHeaders(plugin::Context& ctx) {
   const bool authorized = ctx.requestHeaders().get("authorization").has_value();
   const bool withCookie = ctx.requestHeaders().get("cookie").has_value();
   if ((authorized && !settings_.allowAuthorized) || (withCookie && !settings_.allowCookies)) {
-    phase_ = Phase::Bypass;
-    outcome_ = Outcome::Bypass;
-    cacheStatus_ = "gatewayd; fwd=bypass";
-    return plugin::Status::Continue;
+    return bypass("gatewayd; fwd=bypass");
   }
+  // The body is not in the key, and a backend may answer by it: such an answer is no one
+  // else's, nor is a stored one this request's.
+  if (info.hasBody) return bypass("gatewayd; fwd=bypass; detail=request-body");
   return lookupAndDecide(ctx, /*mayWait=*/true);
+}
+
+plugin::Status Cache::bypass(std::string cacheStatus) {
+  phase_ = Phase::Bypass;
+  outcome_ = Outcome::Bypass;
+  cacheStatus_ = std::move(cacheStatus);
+  return plugin::Status::Continue;
 }
 
 plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
@@ -349,12 +358,10 @@ void Cache::invalidateAfterUnsafe(plugin::Context& ctx) {
   if (status < 200 || status >= 400) return;
   CacheStore& store = settings_.shared->store;
   store.invalidateUrl(key_.url);
-  const auto authority = ctx.requestHeaders().get("host");
   std::string url;
   for (std::string_view name : {"location", "content-location"}) {
     const auto target = ctx.responseHeaders().get(name);
-    if (target && sameOriginUrl(settings_.key, *target, authority.value_or(ctx.request().host),
-                                url)) {
+    if (target && sameOriginUrl(settings_.key, *target, ctx.request().forwardedHost, url)) {
       store.invalidateUrl(url);
     }
   }

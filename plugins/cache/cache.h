@@ -46,6 +46,8 @@ class Cache final : public plugin::Plugin {
     Cache* cache = nullptr;  // read and cut on this exchange's worker only
   };
 
+  // The request goes upstream without the cache: nothing read, nothing stored.
+  plugin::Status bypass(std::string cacheStatus);
   // Answers from `entry` if it may serve this request now; else forwards (or waits).
   plugin::Status lookupAndDecide(plugin::Context& ctx, bool mayWait);
   plugin::Status forward(plugin::Context& ctx, bool mayWait);

@@ -1,6 +1,6 @@
 #pragma once
-// Cache keys. The primary key names the resource (method class, host, path, query, configured
-// request header values); the variant key picks one stored response among those the resource's
+// Cache keys. The primary key names the request as it is forwarded (method class, the Host value
+// sent upstream byte for byte, path, query, configured request header values); the variant key picks one stored response among those the resource's
 // Vary allows (RFC 9111 §4.1). Both are encoded injectively: every part is length-prefixed (and
 // an absent header differs from an empty one), so no crafted URI or header value can make two
 // different requests share a key.
@@ -22,16 +22,20 @@ struct KeyOptions {
 
 struct RequestKey {
   std::string primary;  // the store's key
-  std::string url;      // host, path and normalised query only: what unsafe methods invalidate
-  std::string host;     // lower-case, for purge by prefix
+  // The host (lower-case, without port or trailing dot), path and normalised query only: what
+  // unsafe methods invalidate, whatever port or case their Host was written with.
+  std::string url;
+  std::string host;  // as in url, for purge
   std::string path;
 };
 
-// HEAD and GET share a key (a stored GET answers a HEAD). `host` is lower-cased here. The
-// strings in `out` are overwritten, keeping their capacity.
-void buildRequestKey(const KeyOptions& options, std::string_view method, std::string_view host,
-                     std::string_view path, std::string_view query, const FieldsView& request,
-                     RequestKey& out);
+// HEAD and GET share a key (a stored GET answers a HEAD). `authority` is the Host value the
+// backend receives, exactly as sent: a backend may answer "victim.example:6666" differently from
+// "victim.example", so they never share an entry. The strings in `out` are overwritten, keeping
+// their capacity.
+void buildRequestKey(const KeyOptions& options, std::string_view method,
+                     std::string_view authority, std::string_view path, std::string_view query,
+                     const FieldsView& request, RequestKey& out);
 
 // The query as the key sees it: unchanged unless the options sort or drop parameters.
 void normaliseQuery(const KeyOptions& options, std::string_view query, std::string& out);

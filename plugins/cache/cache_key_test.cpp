@@ -31,10 +31,28 @@ std::string query(std::string_view q, const KeyOptions& options) {
   return out;
 }
 
-TEST_CASE("cache_key: HEAD shares GET's key; host case does not matter") {
-  CHECK(primary("GET", "example.com", "/a", "x=1") == primary("HEAD", "Example.COM", "/a", "x=1"));
+TEST_CASE("cache_key: HEAD shares GET's key") {
+  CHECK(primary("GET", "example.com", "/a", "x=1") == primary("HEAD", "example.com", "/a", "x=1"));
   CHECK(primary("GET", "example.com", "/a", "x=1") != primary("POST", "example.com", "/a", "x=1"));
   CHECK(primary("GET", "example.com", "/a", "") != primary("GET", "example.org", "/a", ""));
+}
+
+TEST_CASE("cache_key: the Host value as forwarded keys byte for byte; the URL part ignores port") {
+  // The backend receives each of these as it is written and may answer each differently.
+  std::set<std::string> keys;
+  const std::vector<std::string_view> authorities = {
+      "victim.example", "victim.example:6666", "victim.example.", "Victim.Example",
+      "victim.example:80", ""};
+  for (std::string_view authority : authorities) keys.insert(primary("GET", authority, "/a", ""));
+  CHECK(keys.size() == authorities.size());
+  // What an unsafe method invalidates and what a purge by host matches covers them all.
+  RequestKey plain, ported;
+  buildRequestKey({}, "GET", "victim.example", "/a", "", FieldSpan(Fields{}), plain);
+  for (std::string_view authority : {"victim.example:6666", "victim.example.", "VICTIM.example"}) {
+    buildRequestKey({}, "POST", authority, "/a", "", FieldSpan(Fields{}), ported);
+    CHECK_MESSAGE(ported.url == plain.url, authority);
+    CHECK(ported.host == "victim.example");
+  }
 }
 
 TEST_CASE("cache_key: inputs that collide under naive concatenation do not collide") {

@@ -59,12 +59,20 @@ struct Exchange {
   }
 };
 
+// What the engine tells the plugin about the request beyond its fields.
+struct Sent {
+  std::string_view forwardedHost = "example.test";
+  bool hasBody = false;
+};
+
 std::unique_ptr<Exchange> run(const Settings& config, std::string method, std::string path,
                               std::vector<std::pair<std::string, std::string>> request,
-                              const Origin& origin) {
+                              const Origin& origin, const Sent& sent = {}) {
   auto x = std::make_unique<Exchange>();
   TestContext& ctx = x->ctx;
   ctx.info.method = method == "GET" ? "GET" : method == "HEAD" ? "HEAD" : "POST";
+  ctx.info.forwardedHost = sent.forwardedHost;
+  ctx.info.hasBody = sent.hasBody;
   static thread_local std::string pathStorage;
   pathStorage = std::move(path);
   ctx.info.path = pathStorage;
@@ -183,6 +191,28 @@ TEST_CASE("cache: Authorization and Cookie bypass the cache unless the route opt
   auto optIn = settings("{coalesce: false, allow_cookies: true}");
   get(*optIn, "/b", kFresh);
   CHECK_FALSE(get(*optIn, "/b", kFresh, {{"Cookie", "s=1"}})->forwarded);
+}
+
+TEST_CASE("cache: a GET with a body neither reads nor fills the store") {
+  auto config = settings(kPlain);
+  const Sent withBody{.hasBody = true};
+  auto first = run(*config, "GET", "/gb", {}, kFresh, withBody);
+  CHECK(first->forwarded);
+  CHECK(first->cacheStatus() == "gatewayd; fwd=bypass; detail=request-body");
+  CHECK(first->ctx.exchangeNotes.cache == "bypass");
+  CHECK(get(*config, "/gb", kFresh)->forwarded);  // nothing was stored
+  CHECK_FALSE(get(*config, "/gb", kFresh)->forwarded);
+  CHECK(run(*config, "GET", "/gb", {}, kFresh, withBody)->forwarded);
+}
+
+TEST_CASE("cache: the key holds the Host value as forwarded, port and all") {
+  auto config = settings(kPlain);
+  get(*config, "/h", kFresh);
+  for (std::string_view host : {"example.test:6666", "example.test.", "EXAMPLE.test", ""}) {
+    CAPTURE(host);
+    CHECK(run(*config, "GET", "/h", {}, kFresh, {.forwardedHost = host})->forwarded);
+  }
+  CHECK_FALSE(get(*config, "/h", kFresh)->forwarded);
 }
 
 TEST_CASE("cache: default_ttl applies only when the upstream says nothing") {

@@ -44,7 +44,7 @@ class TestHeaderMap final : public plugin::HeaderMap {
 
 class TestContext final : public plugin::Context {
  public:
-  plugin::RequestInfo info{"GET", "/", "", "example.test", "192.0.2.1", "route"};
+  plugin::RequestInfo info{"GET", "/", "", "example.test", "192.0.2.1", "route", "example.test"};
   TestHeaderMap requestFields;
   TestHeaderMap responseFields;
   int status = 0;

@@ -438,6 +438,80 @@ TEST_CASE("plugins cache: by default the key is the exact query and no other req
   CHECK(originRequests(b) == 4);
 }
 
+TEST_CASE("plugins cache: the key holds the Host value the backend receives, port and all") {
+  // With preserve_host: false the backend still receives the client's value, as
+  // X-Forwarded-Host, and may build its answer from it just the same.
+  bool preserveHost = true;
+  SUBCASE("preserve_host: true") {}
+  SUBCASE("preserve_host: false") { preserveHost = false; }
+  Backend b;
+  std::string yaml = config(b);
+  if (!preserveHost) {
+    const std::string route = "    upstream: main\n";
+    yaml.insert(yaml.find(route) + route.size(), "    preserve_host: false\n");
+  }
+  Gateway gw(yaml);
+  const std::string target = "/origin/host?" + cacheControl("max-age=60");
+  auto fetchAs = [&](std::string_view host, std::string_view method = "GET") {
+    Client c(gw.port());
+    REQUIRE(c.send(request(method, target, {}, {}, host)));
+    Response r = c.read();
+    REQUIRE_MESSAGE(r.complete, host << ": " << r.error);
+    return r;
+  };
+  // A client poisons the entry for "victim.example" if the port is not part of the key.
+  CHECK(fetchAs("victim.example:6666").body == originBody("/origin/host", 1));
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].header(preserveHost ? "Host" : "X-Forwarded-Host") == "victim.example:6666");
+  for (const auto& [host, rank] : std::vector<std::pair<std::string, int>>{
+           {"victim.example", 2}, {"victim.example.", 3}, {"VICTIM.example", 4}}) {
+    Response r = fetchAs(host);
+    INFO(host << " -> " << cacheStatus(r).raw);
+    CHECK_FALSE(isHit(r));
+    CHECK(r.body == originBody("/origin/host", rank));
+  }
+  Response same = fetchAs("victim.example");
+  CHECK(isHit(same));
+  CHECK(same.body == originBody("/origin/host", 2));
+  CHECK(originRequests(b) == 4);
+  // An unsafe request invalidates the URL whatever port or case its Host was written with.
+  CHECK(fetchAs("Victim.Example:80", "DELETE").status == 200);
+  for (const char* host : {"victim.example:6666", "victim.example", "victim.example.", "VICTIM.example"}) {
+    Response r = fetchAs(host);
+    INFO(host << " after DELETE -> " << cacheStatus(r).raw);
+    CHECK_FALSE(isHit(r));
+  }
+  CHECK(originRequests(b) == 9);
+}
+
+TEST_CASE("plugins cache: a GET with a body neither reads nor fills the store") {
+  Backend b;
+  Gateway gw(config(b));
+  const std::string target = "/origin/get-body?" + cacheControl("max-age=60");
+  auto withBody = [&](std::string_view headers, std::string_view body, int rank) {
+    Response r = exchange(gw, "GET", target, headers, body);
+    const CacheStatus s = cacheStatus(r);
+    INFO(headers << " -> " << s.raw);
+    CHECK(r.status == 200);
+    CHECK(r.body == originBody("/origin/get-body", rank));
+    CHECK(s.param("fwd") == "bypass");
+    CHECK(s.param("detail") == "request-body");
+    CHECK_FALSE(s.has("stored"));
+  };
+  // What the origin answered by a body is served to no one else ...
+  withBody("Content-Type: text/plain\r\n", "q=secret", 1);
+  Response plain = fetch(gw, target);
+  CHECK_FALSE(isHit(plain));
+  CHECK(plain.body == originBody("/origin/get-body", 2));
+  // ... and a stored answer is not served to a request with a body.
+  withBody("Transfer-Encoding: chunked\r\n", "3\r\nabc\r\n0\r\n\r\n", 3);
+  plain = fetch(gw, target);
+  CHECK(isHit(plain));
+  CHECK(plain.body == originBody("/origin/get-body", 2));
+  CHECK(originRequests(b) == 3);
+}
+
 TEST_CASE(
     "plugins cache: a successful unsafe request invalidates its URL and same-origin Location") {
   Backend b;
