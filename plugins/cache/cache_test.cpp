@@ -248,6 +248,21 @@ TEST_CASE("cache: a stale entry is revalidated with its validator; a 304 freshen
   CHECK(hit->field("Cache-Control") == "max-age=60");
 }
 
+TEST_CASE("cache: a 304 that makes the entry unstorable removes it") {
+  auto config = settings(kPlain);
+  get(*config, "/gone", {200, {{"Cache-Control", "max-age=0"}, {"ETag", "\"v1\""}}, "original"});
+  auto revalidated =
+      get(*config, "/gone", {304, {{"Cache-Control", "no-store"}, {"ETag", "\"v1\""}}, ""});
+  REQUIRE(revalidated->forwarded);
+  CHECK(revalidated->ctx.repliedBody == "original");  // this request is still answered
+  CHECK(revalidated->cacheStatus() == "gatewayd; fwd=stale; fwd-status=304");
+  // Nothing left to revalidate: the next request goes without a validator.
+  auto next = get(*config, "/gone", kFresh);
+  REQUIRE(next->forwarded);
+  CHECK(next->cacheStatus() == "gatewayd; fwd=uri-miss; fwd-status=200; stored");
+  for (const auto& [n, v] : next->upstreamRequest) CHECK_FALSE(http::iequals(n, "if-none-match"));
+}
+
 TEST_CASE("cache: stale-if-error serves the stale copy when the upstream fails") {
   auto config = settings("{coalesce: false, stale_if_error: 1h}");
   get(*config, "/e", {200, {{"Cache-Control", "max-age=0"}}, "kept"});

@@ -43,6 +43,7 @@ constexpr const char* kUsage =
     "      status=N  h=Name:%20value (repeatable: extra header)  size=N (generated body)\n"
     "      etag=V (ETag; 304 when If-None-Match matches)  lm=DATE (Last-Modified; 304 when\n"
     "      If-Modified-Since equals it and there is no If-None-Match)  delay=MS\n"
+    "      h304=Name:%20value (repeatable: extra header on 304 answers only)\n"
     "      fail_after=N (503 once this exact target has been answered N times)\n"
     "      default body: 'origin PATH #K', K counting /origin answers since /__reset\n"
     "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n";
@@ -385,7 +386,10 @@ void answerOrigin(Conn& c, const Request& r) {
   const bool not_modified =
       if_none_match ? etag && noneMatchHits(*if_none_match, *etag)
                     : last_modified && if_modified_since && *if_modified_since == *last_modified;
-  if (not_modified) return respond(c, r, 304, "", content_type, extra);
+  if (not_modified) {
+    for (std::string_view raw : queryParams(r.target, "h304")) extra += percentDecode(raw) + "\r\n";
+    return respond(c, r, 304, "", content_type, extra);
+  }
 
   int status = 200;
   if (auto code = queryParam(r.target, "status")) status = static_cast<int>(parseNumber(*code));

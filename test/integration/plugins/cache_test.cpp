@@ -623,6 +623,34 @@ TEST_CASE("plugins cache: a stale entry is revalidated with its validator; a 304
   CHECK(originRequests(b) == 2);
 }
 
+TEST_CASE("plugins cache: a 304 that makes the stored entry unstorable removes it") {
+  Backend b;
+  Gateway gw(config(b));
+  // The 200 may be kept for a second; the 304 that revalidates it says no-store.
+  const std::string target = "/origin/reval-gone?etag=" + encode("\"r1\"") + "&" +
+                             cacheControl("max-age=1") + "&h304=" +
+                             encode("Cache-Control: no-store");
+  CHECK(fetch(gw, target).body == originBody("/origin/reval-gone", 1));
+
+  Response revalidated = fetchUntilNotHit(gw, target);
+  const CacheStatus s = cacheStatus(revalidated);
+  INFO("revalidated: " << s.raw);
+  CHECK(revalidated.status == 200);
+  CHECK(revalidated.body == originBody("/origin/reval-gone", 1));
+  CHECK(s.param("fwd") == "stale");
+  CHECK(s.param("fwd-status") == "304");
+  CHECK_FALSE(s.has("stored"));
+  // The entry is gone: the next request is a plain miss, fetched without a validator.
+  Response next = fetch(gw, target);
+  INFO("next: " << cacheStatus(next).raw);
+  CHECK(cacheStatus(next).param("fwd") == "uri-miss");
+  CHECK(next.body == originBody("/origin/reval-gone", 3));
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[1].header("If-None-Match") == "\"r1\"");
+  CHECK_FALSE(seen[2].header("If-None-Match"));
+}
+
 TEST_CASE("plugins cache: stale-while-revalidate answers at once while one request refreshes") {
   Backend b;
   Gateway gw(config(b));
