@@ -351,6 +351,31 @@ TEST_CASE(
   CHECK(second.body == originBody("/origin/plain", 2));
 }
 
+TEST_CASE("plugins cache: an Age list from upstream counts by its first member") {
+  Backend b;
+  Gateway gw(config(b));
+  const std::string ageList = originHeader("Age: 7200, 0");
+  // 7200 s of a 7300 s lifetime already spent upstream: about 100 s left.
+  const std::string aged = "/origin/aged?" + cacheControl("max-age=7300") + "&" + ageList;
+  fetch(gw, aged);
+  Response hit = fetch(gw, aged);
+  const CacheStatus s = cacheStatus(hit);
+  INFO("aged: " << s.raw << ", Age: " << hit.header("Age").value_or("<none>"));
+  CHECK(isHit(hit));
+  REQUIRE(isInteger(s.param("ttl")));
+  CHECK(std::stol(s.param("ttl")) <= 100);
+  REQUIRE(isInteger(hit.header("Age").value_or("")));
+  CHECK(std::stol(*hit.header("Age")) >= 7200);
+  // Older than its lifetime when it arrived: stale at once, never served unasked.
+  const std::string stale = "/origin/aged-out?" + cacheControl("max-age=600") + "&" + ageList;
+  fetch(gw, stale);
+  Response again = fetch(gw, stale);
+  INFO("aged out: " << cacheStatus(again).raw);
+  CHECK_FALSE(isHit(again));
+  CHECK(again.body == originBody("/origin/aged-out", 3));
+  CHECK(originRequests(b) == 3);
+}
+
 TEST_CASE("plugins cache: Vary on a request header keeps one variant per value; Vary: * none") {
   Backend b;
   Gateway gw(config(b));
