@@ -144,9 +144,17 @@ bool sameOriginUrl(const KeyOptions& options, std::string_view uri,
 }
 
 std::vector<std::string> varyNames(const FieldsView& responseFields) {
-  std::vector<std::string> names{"accept-encoding"};
+  std::vector<std::string> names;
+  bool contentCoded = false;
   for (std::size_t i = 0; i < responseFields.size(); ++i) {
     auto [n, v] = responseFields.at(i);
+    if (http::iequals(n, "Content-Encoding")) {
+      forEachListElement(v, [&](std::string_view coding) {
+        contentCoded = contentCoded || !http::iequals(coding, "identity");
+        return !contentCoded;
+      });
+      continue;
+    }
     if (!http::iequals(n, "Vary")) continue;
     forEachListElement(v, [&](std::string_view element) {
       if (element != "*") {
@@ -157,6 +165,7 @@ std::vector<std::string> varyNames(const FieldsView& responseFields) {
       return true;
     });
   }
+  if (contentCoded) names.emplace_back("accept-encoding");
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;

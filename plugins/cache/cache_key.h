@@ -50,7 +50,10 @@ bool sameOriginUrl(const KeyOptions& options, std::string_view uriReference,
                    std::string_view requestAuthority, std::string& url);
 
 // The request fields a stored response varies on: its Vary names lower-cased, de-duplicated and
-// sorted, with accept-encoding always among them. Vary: * is not a name (see StoredMeta::varyStar).
+// sorted (RFC 9111 §4.1: only they select). Vary: * is not a name (see StoredMeta::varyStar).
+// A content-coded response (Content-Encoding other than identity) varies on accept-encoding
+// too, Vary or not: a client must not get a coding it did not ask for because its origin
+// forgot to say so.
 std::vector<std::string> varyNames(const FieldsView& responseFields);
 
 // The request's values for `names` (as returned by varyNames): each field's lines combined with
