@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <string>
@@ -149,10 +150,10 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
     waitLink_ = std::make_shared<WaitLink>(WaitLink{this});
     core::Worker& worker = ctx.worker();
     // Runs on the leader's thread: hop to ours, where the link is read and cut.
-    const auto ticket =
-        settings_.shared->gate.beginFetch(key_.primary, [link = waitLink_, &worker] {
-          worker.post([link] {
-            if (link->cache) link->cache->leaderFinished();
+    const auto ticket = settings_.shared->gate.beginFetch(
+        key_.primary, [link = waitLink_, &worker](FetchGate::End end) {
+          worker.post([link, end] {
+            if (link->cache) link->cache->leaderFinished(end);
           });
         });
     switch (ticket.role) {
@@ -166,8 +167,10 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
         waiterId_ = ticket.id;
         if (!waitTimer_) {
           waitTimer_.reset(evtimer_new(worker.base(), &Cache::onWaitTimeout, this));
+          waitDeadlineMs_ = ctx.nowMs() + settings_.coalesceTimeout.count();
         }
-        const auto wait = settings_.coalesceTimeout.count();
+        // Waiting again behind a new leader does not extend the wait.
+        const int64_t wait = std::max<int64_t>(0, waitDeadlineMs_ - ctx.nowMs());
         const timeval timeout{static_cast<time_t>(wait / 1000),
                               static_cast<suseconds_t>(wait % 1000 * 1000)};
         evtimer_add(waitTimer_.get(), &timeout);
@@ -393,10 +396,10 @@ void Cache::decorate(plugin::Context& ctx) {
   }
 }
 
-void Cache::finishLeading() {
+void Cache::finishLeading(FetchGate::End end) {
   if (!leading_) return;
   leading_ = false;
-  settings_.shared->gate.finishFetch(key_.primary);
+  settings_.shared->gate.finishFetch(key_.primary, end);
 }
 
 void Cache::stopWaiting() {
@@ -408,12 +411,15 @@ void Cache::stopWaiting() {
   if (waitTimer_) event_del(waitTimer_.get());
 }
 
-void Cache::leaderFinished() {
+void Cache::leaderFinished(FetchGate::End end) {
   if (phase_ != Phase::Waiting || !ctx_) return;
   stopWaiting();
   phase_ = Phase::Fetching;
-  // The leader's answer is in the store if it could be stored; else we fetch on our own.
-  lookupAndDecide(*ctx_, /*mayWait=*/false);
+  // The leader's answer is in the store if it could be stored; else we fetch on our own. A
+  // leader whose exchange died left nothing: its waiters begin again, one leading the rest, so
+  // one client leaving does not turn its waiters into as many origin fetches.
+  const bool again = end == FetchGate::End::Abandoned;
+  if (lookupAndDecide(*ctx_, /*mayWait=*/again) == plugin::Status::Stop) return;
   ctx_->resume();
 }
 
@@ -434,7 +440,7 @@ void Cache::resumeAlone() {
 
 void Cache::onDestroy() noexcept {
   stopWaiting();
-  finishLeading();
+  finishLeading(FetchGate::End::Abandoned);  // still leading: the exchange ended unanswered
   ctx_ = nullptr;
 }
 

@@ -29,7 +29,7 @@ class Cache final : public plugin::Plugin {
   void onDestroy() noexcept override;
 
   // The leader of the fetch this exchange waits for has finished (posted to our worker).
-  void leaderFinished();
+  void leaderFinished(FetchGate::End end);
 
  private:
   enum class Phase : uint8_t {
@@ -63,7 +63,7 @@ class Cache final : public plugin::Plugin {
   void invalidateAfterUnsafe(plugin::Context& ctx);
   // Cache-Status and the configured downstream fields on what goes to the client.
   void decorate(plugin::Context& ctx);
-  void finishLeading();
+  void finishLeading(FetchGate::End end = FetchGate::End::Answered);
   void stopWaiting();
   static void onWaitTimeout(evutil_socket_t, short, void* arg);
 
@@ -95,6 +95,7 @@ class Cache final : public plugin::Plugin {
   std::shared_ptr<WaitLink> waitLink_;
   uint64_t waiterId_ = 0;
   core::EventPtr waitTimer_;
+  int64_t waitDeadlineMs_ = 0;  // coalesce_timeout from the first wait (ctx.nowMs() clock)
 };
 
 }  // namespace gw::plugins::cache

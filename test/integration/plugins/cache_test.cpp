@@ -958,6 +958,42 @@ TEST_CASE("plugins cache: concurrent misses on one key make one origin request")
   CHECK(hits == kClients - expectedOriginRequests);
 }
 
+TEST_CASE("plugins cache: when the leading client leaves, one waiter fetches for the others") {
+  constexpr int kWaiters = 5;
+  Backend b;
+  Gateway gw(config(b));
+  // A stored entry to probe with: the gateway answers it alone, after what was sent before it.
+  const std::string probe = "/origin/probe?" + cacheControl("max-age=60");
+  fetch(gw, probe);
+  const std::string target = "/origin/left?delay=500&" + cacheControl("max-age=60");
+  Client leader(gw.port());
+  REQUIRE(leader.send(get(target)));
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 2000ms));
+  std::vector<std::unique_ptr<Client>> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.push_back(std::make_unique<Client>(gw.port()));
+    REQUIRE(waiters.back()->send(get(target)));
+  }
+  // The one worker reads in order: once the probe is answered, every waiter waits for the leader.
+  CHECK(isHit(fetch(gw, probe)));
+  leader.close();
+
+  std::vector<Response> answers;
+  for (auto& waiter : waiters) answers.push_back(waiter->read(5000ms));
+  int hits = 0;
+  for (const Response& r : answers) {
+    INFO(r.status << " " << r.body << " " << cacheStatus(r).raw);
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == answers.front().body);
+    hits += isHit(r);
+  }
+  CHECK(answers.front().body.starts_with("origin /origin/left #"));
+  // The probe, the leader's fetch, and one more for all the waiters (not one each).
+  CHECK(originRequests(b) == 3);
+  CHECK(hits == kWaiters - 1);
+}
+
 TEST_CASE("plugins cache: a waiter stops waiting after coalesce_timeout and fetches itself") {
   Backend b;
   Gateway gw(config(b, "{coalesce_timeout: 200ms}"));
