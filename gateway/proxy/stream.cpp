@@ -4,6 +4,7 @@
 
 #include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
+#include "gateway/proxy/background_fetch.h"
 
 namespace gw::proxy {
 
@@ -122,6 +123,10 @@ bool Stream::bufferBody(std::string_view bytes) {
   if (body.size() + bytes.size() > plugins_->bufferLimit) return false;
   body += bytes;
   return true;
+}
+
+bool Stream::fetchInBackground(plugin::BackgroundRequest request) {
+  return worker_.backgroundFetches().start(*this, std::move(request));
 }
 
 observability::RouteMetrics& Stream::routeMetrics() {

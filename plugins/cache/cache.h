@@ -55,6 +55,10 @@ class Cache final : public plugin::Plugin {
   // conditional and range fields (RFC 9111 §4.3.1), which are kept for answering it after a 304.
   void prepareFetch(plugin::Context& ctx);
   void resumeAlone();
+  // Starts the one refresh of a stale entry that stale-while-revalidate allows, unless one of
+  // this key is under way; the request itself is answered from the stale copy meanwhile.
+  void refreshInBackground(plugin::Context& ctx,
+                           const std::shared_ptr<const StoredResponse>& stale);
   // Answers the request from a stored response (304, 206/416 or the whole of it).
   void serve(plugin::Context& ctx, std::shared_ptr<const StoredResponse> entry,
              std::string cacheStatus, Outcome outcome);

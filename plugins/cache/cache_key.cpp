@@ -91,9 +91,9 @@ void normaliseQuery(const KeyOptions& options, std::string_view query, std::stri
   }
 }
 
-void buildRequestKey(const KeyOptions& options, std::string_view method,
-                     std::string_view authority, std::string_view path, std::string_view query,
-                     const FieldsView& request, RequestKey& out) {
+void buildRequestKey(const KeyOptions& options, std::string_view method, std::string_view authority,
+                     std::string_view path, std::string_view query, const FieldsView& request,
+                     RequestKey& out) {
   urlHost(authority, out.host);
   out.path = path;
   buildUrl(options, out.host, path, query, out.url);

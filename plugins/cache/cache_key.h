@@ -1,9 +1,9 @@
 #pragma once
 // Cache keys. The primary key names the request as it is forwarded (method class, the Host value
-// sent upstream byte for byte, path, query, configured request header values); the variant key picks one stored response among those the resource's
-// Vary allows (RFC 9111 §4.1). Both are encoded injectively: every part is length-prefixed (and
-// an absent header differs from an empty one), so no crafted URI or header value can make two
-// different requests share a key.
+// sent upstream byte for byte, path, query, configured request header values); the variant key
+// picks one stored response among those the resource's Vary allows (RFC 9111 §4.1). Both are
+// encoded injectively: every part is length-prefixed (and an absent header differs from an empty
+// one), so no crafted URI or header value can make two different requests share a key.
 
 #include <span>
 #include <string>
@@ -33,9 +33,9 @@ struct RequestKey {
 // backend receives, exactly as sent: a backend may answer "victim.example:6666" differently from
 // "victim.example", so they never share an entry. The strings in `out` are overwritten, keeping
 // their capacity.
-void buildRequestKey(const KeyOptions& options, std::string_view method,
-                     std::string_view authority, std::string_view path, std::string_view query,
-                     const FieldsView& request, RequestKey& out);
+void buildRequestKey(const KeyOptions& options, std::string_view method, std::string_view authority,
+                     std::string_view path, std::string_view query, const FieldsView& request,
+                     RequestKey& out);
 
 // The query as the key sees it: unchanged unless the options sort or drop parameters.
 void normaliseQuery(const KeyOptions& options, std::string_view query, std::string& out);

@@ -40,9 +40,9 @@ TEST_CASE("cache_key: HEAD shares GET's key") {
 TEST_CASE("cache_key: the Host value as forwarded keys byte for byte; the URL part ignores port") {
   // The backend receives each of these as it is written and may answer each differently.
   std::set<std::string> keys;
-  const std::vector<std::string_view> authorities = {
-      "victim.example", "victim.example:6666", "victim.example.", "Victim.Example",
-      "victim.example:80", ""};
+  const std::vector<std::string_view> authorities = {"victim.example",    "victim.example:6666",
+                                                     "victim.example.",   "Victim.Example",
+                                                     "victim.example:80", ""};
   for (std::string_view authority : authorities) keys.insert(primary("GET", authority, "/a", ""));
   CHECK(keys.size() == authorities.size());
   // What an unsafe method invalidates and what a purge by host matches covers them all.
@@ -149,7 +149,8 @@ TEST_CASE("cache_key: Vary names are lower-cased and de-duplicated; coded answer
                       std::vector<std::string>{"accept-encoding"},
                   coding);
   }
-  CHECK(varyNames(FieldSpan(Fields{{"Content-Encoding", "gzip"}, {"Content-Encoding", "identity"}})) ==
+  CHECK(varyNames(
+            FieldSpan(Fields{{"Content-Encoding", "gzip"}, {"Content-Encoding", "identity"}})) ==
         std::vector<std::string>{"accept-encoding"});
   CHECK(varyNames(FieldSpan(Fields{{"Content-Encoding", "gzip"}, {"Vary", "Accept-Encoding"}})) ==
         std::vector<std::string>{"accept-encoding"});

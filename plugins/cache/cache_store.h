@@ -3,6 +3,7 @@
 // One mutex each, held only for map and LRU operations; entries are shared_ptr<const ...>, so a
 // worker serving a hit keeps the bytes alive even if the entry is evicted meanwhile.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -59,9 +60,8 @@ class CacheStore {
 
   // Whether a response of this many bytes (so far) can ever be stored; check it before
   // buffering and while accumulating the body. No lock.
-  bool admits(std::size_t bytes) const {
-    return bytes <= options_.maxEntryBytes && bytes <= options_.maxBytes;
-  }
+  bool admits(std::size_t bytes) const { return bytes <= entryLimit(); }
+  std::size_t entryLimit() const { return std::min(options_.maxEntryBytes, options_.maxBytes); }
 
   // The stored response for the primary key whose variant matches this request (its values for
   // the stored response's Vary names), or null. Marks it recently used. Freshness is the

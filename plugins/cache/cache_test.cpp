@@ -63,6 +63,7 @@ struct Exchange {
 struct Sent {
   std::string_view forwardedHost = "example.test";
   bool hasBody = false;
+  bool acceptBackground = true;  // the engine takes a background fetch
 };
 
 std::unique_ptr<Exchange> run(const Settings& config, std::string method, std::string path,
@@ -73,6 +74,7 @@ std::unique_ptr<Exchange> run(const Settings& config, std::string method, std::s
   ctx.info.method = method == "GET" ? "GET" : method == "HEAD" ? "HEAD" : "POST";
   ctx.info.forwardedHost = sent.forwardedHost;
   ctx.info.hasBody = sent.hasBody;
+  ctx.acceptBackground = sent.acceptBackground;
   static thread_local std::string pathStorage;
   pathStorage = std::move(path);
   ctx.info.path = pathStorage;
@@ -109,6 +111,13 @@ std::unique_ptr<Exchange> get(const Settings& config, std::string path, const Or
 }
 
 const Origin kFresh{200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}}, "payload"};
+
+// Stale at once, served stale for a minute while it is refreshed, revalidated with "v1".
+Origin staleWhileRevalidate(std::string body) {
+  return {200,
+          {{"Cache-Control", "max-age=0, stale-while-revalidate=60"}, {"ETag", "\"v1\""}},
+          std::move(body)};
+}
 
 }  // namespace
 
@@ -261,6 +270,65 @@ TEST_CASE("cache: a 304 that makes the entry unstorable removes it") {
   REQUIRE(next->forwarded);
   CHECK(next->cacheStatus() == "gatewayd; fwd=uri-miss; fwd-status=200; stored");
   for (const auto& [n, v] : next->upstreamRequest) CHECK_FALSE(http::iequals(n, "if-none-match"));
+}
+
+TEST_CASE("cache: within stale-while-revalidate the stale copy answers at once; one refresh runs") {
+  auto config = settings(kPlain);
+  const Origin swr = staleWhileRevalidate("old");
+  get(*config, "/s", swr);
+  // The client's own conditional and range do not go upstream: the refresh wants the whole answer.
+  auto first = get(*config, "/s", {500, {}, "the client must not wait for the origin"},
+                   {{"X-Tenant", "t"}, {"If-None-Match", "\"mine\""}, {"Range", "bytes=0-0"}});
+  CHECK_FALSE(first->forwarded);
+  CHECK(first->status() == 206);  // its Range is answered from the stale copy
+  CHECK(first->ctx.repliedBody == "o");
+  CHECK(first->cacheStatus().find("detail=stale-while-revalidate") != std::string::npos);
+  REQUIRE(first->ctx.background.size() == 1);
+  const auto& refresh = first->ctx.background.front();
+  CHECK(refresh.fields == std::vector<std::pair<std::string, std::string>>{
+                              {"X-Tenant", "t"}, {"If-None-Match", "\"v1\""}});
+  CHECK(refresh.maxBodyBytes == 1 << 20);
+  CHECK(refresh.timeoutMs == 5000);
+  // While it runs, others are answered from the stale copy and start no second one.
+  auto second = get(*config, "/s", {500, {}, ""});
+  CHECK(second->ctx.repliedBody == "old");
+  CHECK(second->ctx.background.empty());
+
+  // Its answer replaces the entry.
+  plugin::BackgroundResponse fresh{
+      200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v2\""}}, "new"};
+  refresh.done(fresh);
+  auto hit = get(*config, "/s", {500, {}, ""});
+  CHECK(hit->ctx.repliedBody == "new");
+  CHECK(hit->cacheStatus().find("gatewayd; hit; ttl=") == 0);
+  CHECK(hit->cacheStatus().find("stale") == std::string::npos);
+}
+
+TEST_CASE("cache: a background refresh's 304 freshens, a failure leaves the stale copy") {
+  auto config = settings(kPlain);
+  const Origin swr = staleWhileRevalidate("kept");
+  get(*config, "/f", swr);
+  // No answer (timeout, unreachable): the stale copy stays, the next request tries again.
+  auto failing = get(*config, "/f", {500, {}, ""});
+  REQUIRE(failing->ctx.background.size() == 1);
+  plugin::BackgroundResponse none;
+  failing->ctx.background.front().done(none);
+  auto retry = get(*config, "/f", {500, {}, ""});
+  CHECK(retry->ctx.repliedBody == "kept");
+  REQUIRE(retry->ctx.background.size() == 1);
+  // A 304 freshens the stored copy with its fields.
+  plugin::BackgroundResponse notModified{304, {{"Cache-Control", "max-age=60"}}, ""};
+  retry->ctx.background.front().done(notModified);
+  auto hit = get(*config, "/f", {500, {}, ""});
+  CHECK(hit->ctx.repliedBody == "kept");
+  CHECK(hit->field("Cache-Control") == "max-age=60");
+  CHECK(hit->field("ETag") == "\"v1\"");
+  CHECK(hit->ctx.background.empty());
+  // A refresh the worker cannot take now: still answered at once, the next request tries again.
+  get(*config, "/g", swr);
+  auto crowded = run(*config, "GET", "/g", {}, {500, {}, ""}, {.acceptBackground = false});
+  CHECK(crowded->ctx.repliedBody == "kept");
+  CHECK(get(*config, "/g", {500, {}, ""})->ctx.background.size() == 1);
 }
 
 TEST_CASE("cache: stale-if-error serves the stale copy when the upstream fails") {

@@ -405,7 +405,8 @@ TEST_CASE("plugins cache: Vary on a request header keeps one variant per value; 
   CHECK(again.body == originBody("/origin/star", 5));
 }
 
-TEST_CASE("plugins cache: only Vary's fields select a variant; a coded answer also by Accept-Encoding") {
+TEST_CASE(
+    "plugins cache: only Vary's fields select a variant; a coded answer also by Accept-Encoding") {
   Backend b;
   Gateway gw(config(b));
   // RFC 9111 4.1: without Vary, one stored answer serves every Accept-Encoding, and a Range
@@ -428,8 +429,8 @@ TEST_CASE("plugins cache: only Vary's fields select a variant; a coded answer al
   // A content-coded answer whose origin forgot Vary: Accept-Encoding is still only served to
   // requests with the Accept-Encoding it was fetched with (a miss costs less than a body the
   // client cannot decode).
-  const std::string coded =
-      "/origin/ae-coded?" + cacheControl("max-age=60") + "&" + originHeader("Content-Encoding: gzip");
+  const std::string coded = "/origin/ae-coded?" + cacheControl("max-age=60") + "&" +
+                            originHeader("Content-Encoding: gzip");
   CHECK(fetch(gw, coded, "Accept-Encoding: gzip\r\n").body == originBody("/origin/ae-coded", 2));
   Response identity = fetch(gw, coded, "Accept-Encoding: identity\r\n");
   CHECK_FALSE(isHit(identity));
@@ -522,7 +523,8 @@ TEST_CASE("plugins cache: the key holds the Host value the backend receives, por
   CHECK(originRequests(b) == 4);
   // An unsafe request invalidates the URL whatever port or case its Host was written with.
   CHECK(fetchAs("Victim.Example:80", "DELETE").status == 200);
-  for (const char* host : {"victim.example:6666", "victim.example", "victim.example.", "VICTIM.example"}) {
+  for (const char* host :
+       {"victim.example:6666", "victim.example", "victim.example.", "VICTIM.example"}) {
     Response r = fetchAs(host);
     INFO(host << " after DELETE -> " << cacheStatus(r).raw);
     CHECK_FALSE(isHit(r));
@@ -673,8 +675,8 @@ TEST_CASE("plugins cache: a 304 that makes the stored entry unstorable removes i
   Gateway gw(config(b));
   // The 200 may be kept for a second; the 304 that revalidates it says no-store.
   const std::string target = "/origin/reval-gone?etag=" + encode("\"r1\"") + "&" +
-                             cacheControl("max-age=1") + "&h304=" +
-                             encode("Cache-Control: no-store");
+                             cacheControl("max-age=1") +
+                             "&h304=" + encode("Cache-Control: no-store");
   CHECK(fetch(gw, target).body == originBody("/origin/reval-gone", 1));
 
   Response revalidated = fetchUntilNotHit(gw, target);
@@ -696,40 +698,145 @@ TEST_CASE("plugins cache: a 304 that makes the stored entry unstorable removes i
   CHECK_FALSE(seen[2].header("If-None-Match"));
 }
 
-TEST_CASE("plugins cache: stale-while-revalidate answers at once while one request refreshes") {
+// Waits on the clock alone (polling would refresh the entry early) until an entry stored now
+// with max-age=2 is stale: its age, counted in whole seconds, is then past 2.
+void waitUntilStale() {
+  const auto storedAt = std::chrono::steady_clock::now();
+  REQUIRE(waitFor([&] { return std::chrono::steady_clock::now() - storedAt >= 3100ms; }, 3200ms));
+}
+
+TEST_CASE("plugins cache: stale-while-revalidate answers at once and refreshes in the background") {
   Backend b;
   Gateway gw(config(b));
   // The origin takes 500 ms, so an answer much faster than that came from the store.
   const std::string target =
-      "/origin/swr?delay=500&" + cacheControl("max-age=1, stale-while-revalidate=30");
+      "/origin/swr?delay=500&" + cacheControl("max-age=2, stale-while-revalidate=30");
   CHECK(fetch(gw, target).body == originBody("/origin/swr", 1));
-  const auto storedAt = std::chrono::steady_clock::now();
-  // Stale once its age passes one second, counted in whole seconds: 2.1 s is surely past it.
-  // Polling would refresh it early, so this waits on the clock alone.
-  REQUIRE(waitFor([&] { return std::chrono::steady_clock::now() - storedAt >= 2100ms; }, 2200ms));
+  waitUntilStale();
   CHECK(originRequests(b) == 1);
 
-  // One request finds it stale and a refresh starts (by that request or behind it); a second
-  // one sent while the origin is still on it is answered from the stale copy at once.
-  Client triggering(gw.port());
-  Response first;
-  std::thread trigger([&] { first = triggering.roundTrip(get(target)); });
-  const bool refreshing = waitFor([&] { return originRequests(b) == 2; }, 2000ms, 10ms);
-  const auto sentAt = std::chrono::steady_clock::now();
+  // The first request to find it stale does not wait for the refresh it starts (RFC 5861 3).
+  auto sentAt = std::chrono::steady_clock::now();
+  Response first = fetch(gw, target);
+  auto took = std::chrono::steady_clock::now() - sentAt;
+  INFO("first: " << cacheStatus(first).raw);
+  CHECK(isHit(first));
+  CHECK(cacheStatus(first).param("detail") == "stale-while-revalidate");
+  CHECK(first.body == originBody("/origin/swr", 1));
+  CHECK(took < 300ms);
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 2000ms, 10ms));
+  // Nor does the next one, and it starts no second refresh.
+  sentAt = std::chrono::steady_clock::now();
   Response meanwhile = fetch(gw, target);
-  const auto took = std::chrono::steady_clock::now() - sentAt;
-  trigger.join();
-  INFO("first: " << cacheStatus(first).raw << "; meanwhile: " << cacheStatus(meanwhile).raw);
-  REQUIRE(refreshing);
+  took = std::chrono::steady_clock::now() - sentAt;
   CHECK(isHit(meanwhile));
   CHECK(meanwhile.body == originBody("/origin/swr", 1));
   CHECK(took < 300ms);
-  REQUIRE_MESSAGE(first.complete, first.error);
-  CHECK(first.status == 200);
-  // Exactly one refresh, and what it fetched replaced the stale copy. (The refreshed entry is
-  // only fresh for a second, so the next request may already refresh it again.)
+  // What the refresh fetched replaces the stale copy.
+  Response refreshed;
+  CHECK(waitFor(
+      [&] {
+        refreshed = fetch(gw, target);
+        return refreshed.body == originBody("/origin/swr", 2);
+      },
+      3000ms, 50ms));
+  INFO("refreshed: " << cacheStatus(refreshed).raw);
+  CHECK(isHit(refreshed));
+  CHECK_FALSE(cacheStatus(refreshed).has("detail"));
   CHECK(originRequests(b) == 2);
-  CHECK(fetch(gw, target).body != originBody("/origin/swr", 1));
+  // The refresh asked for the whole answer (no validator here) as a GET like any other.
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1].method == "GET");
+  CHECK(seen[1].target == target);
+  CHECK(seen[1].header("Host") == "gw.test");
+  CHECK(seen[1].header("Via") == "1.1 gatewayd");
+}
+
+TEST_CASE("plugins cache: a background refresh revalidates with the entry's validator") {
+  Backend b;
+  Gateway gw(config(b));
+  const std::string target = "/origin/swr-304?etag=" + encode("\"s1\"") + "&" +
+                             cacheControl("max-age=2, stale-while-revalidate=30");
+  CHECK(fetch(gw, target).body == originBody("/origin/swr-304", 1));
+  waitUntilStale();
+  // A client's own conditional is answered from the stale copy; the refresh asks with "s1".
+  Response first = fetch(gw, target, "If-None-Match: \"other\"\r\n");
+  CHECK(first.status == 200);
+  CHECK(cacheStatus(first).param("detail") == "stale-while-revalidate");
+  // The origin's 304 freshens the entry: fresh hits again, with the stored body.
+  Response fresh;
+  CHECK(waitFor(
+      [&] {
+        fresh = fetch(gw, target);
+        return !cacheStatus(fresh).has("detail");
+      },
+      3000ms, 50ms));
+  INFO("after the 304: " << cacheStatus(fresh).raw);
+  CHECK(isHit(fresh));
+  CHECK(fresh.body == originBody("/origin/swr-304", 1));
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1].header("If-None-Match") == "\"s1\"");
+}
+
+TEST_CASE("plugins cache: a background refresh is bounded by coalesce_timeout") {
+  Backend b;
+  Gateway gw(config(b, "{coalesce_timeout: 300ms}"));
+  // The origin takes 2 s; a refresh is given up after 300 ms and the next request tries again.
+  const std::string target =
+      "/origin/swr-slow?delay=2000&" + cacheControl("max-age=2, stale-while-revalidate=30");
+  const auto storedAt = std::chrono::steady_clock::now();
+  CHECK(fetch(gw, target, {}).body == originBody("/origin/swr-slow", 1));
+  REQUIRE(waitFor([&] { return std::chrono::steady_clock::now() - storedAt >= 3100ms; }, 4000ms));
+  const auto firstAt = std::chrono::steady_clock::now();
+  CHECK(isHit(fetch(gw, target)));
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 1000ms, 10ms));
+  // Every request meanwhile is answered from the stale copy; after the timeout one of them
+  // starts the second refresh, long before the first one's origin answer would come.
+  int notFromStore = 0;
+  CHECK(waitFor(
+      [&] {
+        notFromStore += !isHit(fetch(gw, target));
+        return originRequests(b) == 3;
+      },
+      1500ms, 50ms));
+  CHECK(notFromStore == 0);
+  CHECK(std::chrono::steady_clock::now() - firstAt < 1800ms);
+}
+
+TEST_CASE("plugins cache: at most 64 background refreshes run at once on a worker") {
+  constexpr int kKeys = 65;  // one more than a worker runs at once
+  Backend b;
+  Gateway gw(config(b));
+  auto target = [](int i) {
+    return "/origin/swr-many/" + std::to_string(i) + "?delay=500&" +
+           cacheControl("max-age=2, stale-while-revalidate=30");
+  };
+  // Which origin answer a key's stored copy is: 1..65 filled it, later ones refreshed it.
+  auto storedRank = [&](int i) {
+    const std::string body = fetch(gw, target(i)).body;
+    return std::stoi(body.substr(body.find('#') + 1));
+  };
+  // Filled in parallel: the origin takes half a second for each answer.
+  std::vector<std::unique_ptr<Client>> fill;
+  for (int i = 0; i < kKeys; ++i) {
+    fill.push_back(std::make_unique<Client>(gw.port()));
+    REQUIRE(fill.back()->send(get(target(i))));
+  }
+  for (auto& client : fill) REQUIRE(client->read(5000ms).status == 200);
+  fill.clear();
+  waitUntilStale();
+  REQUIRE(originRequests(b) == kKeys);
+  // One stale request per key, in order, each answered at once; the last finds no room.
+  for (int i = 0; i < kKeys; ++i) {
+    Response r = fetch(gw, target(i));
+    CHECK(cacheStatus(r).param("detail") == "stale-while-revalidate");
+  }
+  CHECK(waitFor([&] { return originRequests(b) == 2 * kKeys - 1; }, 2000ms));
+  REQUIRE(waitFor([&] { return storedRank(kKeys - 2) > kKeys; }, 3000ms, 50ms));
+  for (int i = 0; i < kKeys - 1; ++i) CHECK_MESSAGE(storedRank(i) > kKeys, "key " << i);
+  CHECK(storedRank(kKeys - 1) <= kKeys);
 }
 
 TEST_CASE("plugins cache: hits, misses and bypasses are counted and logged") {
