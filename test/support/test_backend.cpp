@@ -44,6 +44,7 @@ constexpr const char* kUsage =
     "      etag=V (ETag; 304 when If-None-Match matches)  lm=DATE (Last-Modified; 304 when\n"
     "      If-Modified-Since equals it and there is no If-None-Match)  delay=MS\n"
     "      h304=Name:%20value (repeatable: extra header on 304 answers only)\n"
+    "      delay_after=N (delay only once this exact target has been answered N times)\n"
     "      fail_after=N (503 once this exact target has been answered N times)\n"
     "      default body: 'origin PATH #K', K counting /origin answers since /__reset\n"
     "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n";
@@ -443,7 +444,9 @@ void startResponse(Conn& c) {
     return;
   }
   if (isOriginPath(path)) {
-    if (auto delay = queryParam(r.target, "delay")) {
+    const auto delay_after = queryParam(r.target, "delay_after");
+    const bool delayed = !delay_after || g_origin_by_target[r.target] >= parseNumber(*delay_after);
+    if (auto delay = queryParam(r.target, "delay"); delay && delayed) {
       c.delay_until = Clock::now() + std::chrono::milliseconds(parseNumber(*delay));
       return;  // answered by the timer in pumpTimers()
     }

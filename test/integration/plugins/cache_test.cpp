@@ -805,6 +805,23 @@ TEST_CASE("plugins cache: a background refresh is bounded by coalesce_timeout") 
   CHECK(std::chrono::steady_clock::now() - firstAt < 1800ms);
 }
 
+TEST_CASE("plugins cache: a background refresh still running does not hold up shutdown") {
+  Backend b;
+  auto gw = std::make_unique<Gateway>(config(b, "{coalesce_timeout: 30s}"));
+  // Answered at once the first time; the refresh then waits ten seconds for the origin.
+  const std::string target = "/origin/swr-stop?delay=10000&delay_after=1&" +
+                             cacheControl("max-age=2, stale-while-revalidate=60");
+  CHECK(fetch(*gw, target).body == originBody("/origin/swr-stop", 1));
+  waitUntilStale();
+  CHECK(isHit(fetch(*gw, target)));
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 2000ms));
+  // Stopped with SIGTERM: a clean exit (checked by ~Gateway, sanitizers included), not after
+  // the refresh, which nobody waits for.
+  const auto stopAt = std::chrono::steady_clock::now();
+  gw.reset();
+  CHECK(std::chrono::steady_clock::now() - stopAt < 3000ms);
+}
+
 TEST_CASE("plugins cache: at most 64 background refreshes run at once on a worker") {
   constexpr int kKeys = 65;  // one more than a worker runs at once
   Backend b;
