@@ -9,7 +9,6 @@
 #include <random>
 
 #include "gateway/core/log.h"
-#include "gateway/proxy/background_fetch.h"
 #include "gateway/proxy/connection.h"
 #include "gateway/proxy/router.h"
 
@@ -47,7 +46,6 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
                                                             base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_,
                                                             metrics_.upstreams[i], services.health, i));
   }
-  backgroundFetches_ = std::make_unique<proxy::BackgroundFetches>(graveyard_);
   for (const auto& route : snapshot_->config.routes) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),
                               timeouts_.get(route.timeouts.send)});
@@ -196,7 +194,7 @@ void Worker::stopNow() {
   listenFds_.clear();
   while (!connections_.empty()) connections_.front()->close();
   flushTelemetry(true);  // the exchanges just cut are logged too
-  backgroundFetches_->abortAll();
+  backgroundFetches_.abortAll();
   for (auto& cluster : clusters_) cluster->closeAllIdle();
   graveyard_.reap();
 }
