@@ -3,7 +3,6 @@
 #include <event2/event.h>
 
 #include <chrono>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -220,13 +219,12 @@ bool BackgroundFetches::start(Stream& stream, plugin::BackgroundRequest request)
   }
   const plugin::RequestInfo& info = stream.request();
   std::string rewritten;
-  const ForwardTarget target{.method = "GET",
-                             .host = stream.forwardHost(),
-                             .path = rewritePath(stream.route(), info.path, rewritten),
-                             .query = info.query,
-                             .hasQuery = stream.hasQuery(),
-                             .bodyLength = std::nullopt,
-                             .traceParent = {}};
+  ForwardTarget target;
+  target.method = "GET";
+  target.host = stream.forwardHost();
+  target.path = rewritePath(stream.route(), info.path, rewritten);
+  target.query = info.query;
+  target.hasQuery = stream.hasQuery();
   std::string head;
   const std::size_t hostSplit = buildUpstreamHead(head, target, ListFields{fields}, info.clientIp,
                                                   stream.route().preserve_host, false);
