@@ -203,6 +203,7 @@ void Worker::stopNow() {
   listenFds_.clear();
   while (!connections_.empty()) connections_.front()->close();
   flushTelemetry(true);  // the exchanges just cut are logged too
+  backgroundFetches_.abortAll();
   for (auto& cluster : clusters_) cluster->closeAllIdle();
   graveyard_.reap();
 }
