@@ -212,11 +212,10 @@ bool BackgroundFetches::start(Stream& stream, plugin::BackgroundRequest request)
   upstream::Backend* backend = cluster.pick(0);
   if (!backend) return false;
 
-  // The head any forwarded GET of this exchange would have; framing is ours (no body).
+  // The head any forwarded GET of this exchange would have; framing is ours (no body:
+  // buildUpstreamHead never copies a Content-Length).
   FieldList fields;
-  for (const auto& [name, value] : request.fields) {
-    if (http::classifyField(name) != http::FieldName::ContentLength) fields.add(name, value);
-  }
+  for (const auto& [name, value] : request.fields) fields.add(name, value);
   const plugin::RequestInfo& info = stream.request();
   std::string rewritten;
   ForwardTarget target;

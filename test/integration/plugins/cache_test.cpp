@@ -47,24 +47,8 @@ ${UP}routes:
                 {"UP", std::string(upstream_extra)}});
 }
 
-// Percent-encodes all but unreserved characters, so any text survives as one query value.
-std::string encode(std::string_view text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // Query parameter that makes the origin add one header line to its answer.
-std::string originHeader(std::string_view line) { return "h=" + encode(line); }
+std::string originHeader(std::string_view line) { return "h=" + percentEncode(line); }
 std::string cacheControl(std::string_view directives) {
   return originHeader("Cache-Control: " + std::string(directives));
 }
@@ -604,8 +588,8 @@ TEST_CASE(
 TEST_CASE("plugins cache: If-None-Match and If-Modified-Since on a fresh entry get a 304 from it") {
   Backend b;
   Gateway gw(config(b));
-  const std::string target = "/origin/cond?etag=" + encode("\"v1\"") +
-                             "&lm=" + encode(kLastModified) + "&" + cacheControl("max-age=60");
+  const std::string target = "/origin/cond?etag=" + percentEncode("\"v1\"") +
+                             "&lm=" + percentEncode(kLastModified) + "&" + cacheControl("max-age=60");
   CHECK(fetch(gw, target).body == originBody("/origin/cond", 1));
 
   struct Case {
@@ -644,9 +628,9 @@ TEST_CASE("plugins cache: a stale entry is revalidated with its validator; a 304
     std::string value;
   };
   Case c;
-  SUBCASE("ETag") { c = {"etag=" + encode("\"r1\""), "If-None-Match", "\"r1\""}; }
+  SUBCASE("ETag") { c = {"etag=" + percentEncode("\"r1\""), "If-None-Match", "\"r1\""}; }
   SUBCASE("Last-Modified") {
-    c = {"lm=" + encode(kLastModified), "If-Modified-Since", kLastModified};
+    c = {"lm=" + percentEncode(kLastModified), "If-Modified-Since", kLastModified};
   }
   Backend b;
   Gateway gw(config(b));
@@ -674,9 +658,9 @@ TEST_CASE("plugins cache: a 304 that makes the stored entry unstorable removes i
   Backend b;
   Gateway gw(config(b));
   // The 200 may be kept for a second; the 304 that revalidates it says no-store.
-  const std::string target = "/origin/reval-gone?etag=" + encode("\"r1\"") + "&" +
+  const std::string target = "/origin/reval-gone?etag=" + percentEncode("\"r1\"") + "&" +
                              cacheControl("max-age=1") +
-                             "&h304=" + encode("Cache-Control: no-store");
+                             "&h304=" + percentEncode("Cache-Control: no-store");
   CHECK(fetch(gw, target).body == originBody("/origin/reval-gone", 1));
 
   Response revalidated = fetchUntilNotHit(gw, target);
@@ -756,7 +740,7 @@ TEST_CASE("plugins cache: stale-while-revalidate answers at once and refreshes i
 TEST_CASE("plugins cache: a background refresh revalidates with the entry's validator") {
   Backend b;
   Gateway gw(config(b));
-  const std::string target = "/origin/swr-304?etag=" + encode("\"s1\"") + "&" +
+  const std::string target = "/origin/swr-304?etag=" + percentEncode("\"s1\"") + "&" +
                              cacheControl("max-age=2, stale-while-revalidate=30");
   CHECK(fetch(gw, target).body == originBody("/origin/swr-304", 1));
   waitUntilStale();
