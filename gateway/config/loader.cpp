@@ -536,24 +536,30 @@ class Loader {
     }
   }
 
-  // A list of names under `key`, each checked by `valid` (errors name `expected`).
-  template <typename Valid>
-  void readNameList(const YAML::Node& map, std::string_view key, std::string_view expected,
-                    Valid valid, std::vector<std::string>& out) {
+  // Calls each(item) for every entry of the optional list `key`.
+  template <typename Each>
+  void forEachListItem(const YAML::Node& map, std::string_view key, Each each) {
     const auto field = findField(map, key);
     if (!field) return;
     if (!field->value.IsSequence()) {
       error(field->anchor(), std::string(key) + " must be a list, got " + describe(field->value));
       return;
     }
-    for (const YAML::Node& item : field->value) {
+    for (const YAML::Node& item : field->value) each(item);
+  }
+
+  // A list of names under `key`, each checked by `valid` (errors name `expected`).
+  template <typename Valid>
+  void readNameList(const YAML::Node& map, std::string_view key, std::string_view expected,
+                    Valid valid, std::vector<std::string>& out) {
+    forEachListItem(map, key, [&](const YAML::Node& item) {
       if (!item.IsScalar() || !valid(item.Scalar())) {
         error(item, std::string(key) + ": each entry must be " + std::string(expected) +
                         ", got " + describe(item));
-        continue;
+        return;
       }
       out.push_back(item.Scalar());
-    }
+    });
   }
 
   void parseLimits(const YAML::Node& root) {
@@ -578,7 +584,8 @@ class Loader {
   void parseHttp(const YAML::Node& root) {
     const auto section = optionalMap(root, "http");
     if (!section) return;
-    checkKeys(*section, "http", {"escaped_slashes", "path_parameters"});
+    checkKeys(*section, "http",
+              {"escaped_slashes", "path_parameters", "underscores_in_headers", "trusted_proxies"});
     http::PathRules& out = config_.path_rules;
     readChoice(*section, "escaped_slashes", out.escaped_slashes,
                {{"reject", http::EscapedSlashes::Reject}, {"keep", http::EscapedSlashes::Keep}});
@@ -586,6 +593,23 @@ class Loader {
                {{"reject", http::PathParameters::Reject},
                 {"strip", http::PathParameters::Strip},
                 {"keep", http::PathParameters::Keep}});
+    readChoice(*section, "underscores_in_headers", config_.underscores_in_headers,
+               {{"drop", UnderscoreHeaders::Drop},
+                {"reject", UnderscoreHeaders::Reject},
+                {"allow", UnderscoreHeaders::Allow}});
+    readNetworks(*section, "trusted_proxies", config_.trusted_proxies);
+  }
+
+  void readNetworks(const YAML::Node& map, std::string_view key, std::vector<net::IpNetwork>& out) {
+    forEachListItem(map, key, [&](const YAML::Node& item) {
+      std::string why = "expected an address or CIDR block, got " + describe(item);
+      const auto network = item.IsScalar() ? net::parseIpNetwork(item.Scalar(), why) : std::nullopt;
+      if (network) {
+        out.push_back(*network);
+      } else {
+        error(item, std::string(key) + ": " + why);
+      }
+    });
   }
 
   // Shared by upstreams and routes: a route's timeouts start as its upstream's and override them.

@@ -354,6 +354,23 @@ TEST_CASE("tracing: on by default; OTLP export settings and errors") {
                         "'https://collector:4318': https is not supported yet"});
 }
 
+TEST_CASE("http: header rules: underscores dropped and no trusted proxy by default") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.underscores_in_headers == UnderscoreHeaders::Drop);
+  CHECK(defaults.trusted_proxies.empty());
+  const Config set = load(std::string(kHead) +
+                          "http: {underscores_in_headers: reject, trusted_proxies: [10.0.0.0/8, "
+                          "'::1']}\nroutes: [{upstream: u}]\n");
+  CHECK(set.underscores_in_headers == UnderscoreHeaders::Reject);
+  REQUIRE(set.trusted_proxies.size() == 2);
+  CHECK(set.trusted_proxies[0].contains(*net::parseIpAddress("10.9.8.7")));
+  CHECK(routeErrors("http: {underscores_in_headers: yes, trusted_proxies: [10.0.0.0/40, host]}\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:32: 'underscores_in_headers': expected drop, reject or allow, got 'yes'",
+              "t.yaml:3:55: trusted_proxies: prefix /40 is longer than 32 bits",
+              "t.yaml:3:68: trusted_proxies: not an IPv4 or IPv6 address"});
+}
+
 TEST_CASE("http: path rules refuse ambiguous spellings by default; settings and errors") {
   const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
   CHECK(defaults.path_rules.escaped_slashes == http::EscapedSlashes::Reject);
@@ -370,7 +387,7 @@ TEST_CASE("http: path rules refuse ambiguous spellings by default; settings and 
         Lines{"t.yaml:3:25: 'escaped_slashes': expected reject or keep, got 'decode'",
               "t.yaml:3:50: 'path_parameters' must be reject, strip or keep, got a list",
               "t.yaml:3:59: unknown key 'colour' in http; expected one of: escaped_slashes, "
-              "path_parameters"});
+              "path_parameters, underscores_in_headers, trusted_proxies"});
   // Match paths are checked under the configured rules: a route the rules would make unreachable
   // is an error.
   CHECK(routeErrors("routes:\n"

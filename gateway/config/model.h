@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gateway/http/path.h"
+#include "gateway/net/cidr.h"
 
 namespace gw::plugin {
 class Factory;
@@ -182,6 +183,10 @@ struct AdminConfig {
   Location where;
 };
 
+// What happens to a request header whose name holds an underscore: backends that read `_` and
+// `-` alike (WSGI, CGI, PHP) would take `X_Forwarded_For` for `X-Forwarded-For`.
+enum class UnderscoreHeaders : uint8_t { Drop, Reject, Allow };
+
 struct Config {
   std::string source;  // file name, for messages
   unsigned workers = 1;
@@ -192,6 +197,10 @@ struct Config {
   Duration drain_timeout = std::chrono::seconds(30);
   std::vector<PluginBinding> plugins;  // the global list, applied before each route's own
   http::PathRules path_rules;  // the `http:` section: path spellings backends read differently
+  UnderscoreHeaders underscores_in_headers = UnderscoreHeaders::Drop;
+  // Peers whose X-Real-IP and Forwarded fields are passed on (from anyone else they are removed:
+  // the gateway is the one that knows the client's address).
+  std::vector<net::IpNetwork> trusted_proxies;
   AdminConfig admin;
   AccessLogConfig access_log;
   TracingConfig tracing;

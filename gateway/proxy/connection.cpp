@@ -67,6 +67,9 @@ Connection::Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer)
       parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()) {
   std::string ip = net::formatIp(peer);
   std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
+  if (const auto address = net::ipAddressOf(peer)) {
+    fromTrustedProxy_ = net::anyContains(worker.config().trusted_proxies, *address);
+  }
 }
 
 Connection::~Connection() { close(); }
@@ -477,6 +480,7 @@ void Connection::startExchange() {
   // llhttp (strict) already refused control bytes, bare CR/LF and obs-fold in every field.
   auto& kinds = worker_.scratch().fieldKinds;
   kinds.resize(parser_.fieldCount());
+  const config::UnderscoreHeaders underscores = worker_.config().underscores_in_headers;
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     http::FieldName kind = http::classifyField(parser_.fieldName(base, i));
     kinds[i] = kind;
@@ -498,6 +502,16 @@ void Connection::startExchange() {
           return;
         }
         expectContinue = true;
+        break;
+      case http::FieldName::Other:
+        if (underscores != config::UnderscoreHeaders::Allow &&
+            parser_.fieldName(base, i).find('_') != std::string_view::npos) {
+          if (underscores == config::UnderscoreHeaders::Reject) {
+            refuse(badRequest("header field name with an underscore"));
+            return;
+          }
+          kinds[i] = http::FieldName::Dropped;
+        }
         break;
       default:
         break;
@@ -588,7 +602,7 @@ void Connection::startExchange() {
     // The fast path: the upstream head is written straight from the parsed fields.
     ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
                          parts.query, parts.has_query, stream.requestLength, upstreamTraceParent(),
-                         !record_.trace || record_.trace->continued};
+                         !record_.trace || record_.trace->continued, fromTrustedProxy_};
     ParserFields fields{parser_, base, worker_.scratch().fieldKinds, tokens};
     buildUpstreamRequest(target, fields);
     forwardRequest();
@@ -600,7 +614,10 @@ void Connection::startExchange() {
   bool nominated = !tokens.others().empty();
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     std::string_view name = parser_.fieldName(base, i);
-    if (http::isHopByHop(kinds[i]) || (nominated && tokens.nominates(name))) continue;
+    if (http::isHopByHop(kinds[i]) || kinds[i] == http::FieldName::Dropped ||
+        (nominated && tokens.nominates(name))) {
+      continue;
+    }
     stream.requestFields().add(name, parser_.fieldValue(base, i));
   }
   if (overBodyLimit) {
@@ -674,7 +691,7 @@ void Connection::buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength) 
   ForwardTarget target{info.method, stream.forwardHost(),
                        rewritePath(stream.route(), info.path, worker_.scratch().rewritten),
                        info.query, stream.hasQuery(), bodyLength, upstreamTraceParent(),
-                       !record_.trace || record_.trace->continued};
+                       !record_.trace || record_.trace->continued, fromTrustedProxy_};
   buildUpstreamRequest(target, ListFields{stream.requestFields()});
 }
 

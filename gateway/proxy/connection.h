@@ -22,6 +22,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/http/path.h"
+#include "gateway/net/cidr.h"
 #include "gateway/net/socket.h"
 #include "gateway/observability/trace_context.h"
 #include "gateway/proxy/local_reply.h"
@@ -147,6 +148,7 @@ class Connection final : public core::Retirable,
   http::Parser parser_;
   std::unique_ptr<Stream> stream_;
   char clientIp_[46] = {};
+  bool fromTrustedProxy_ = false;  // the peer is in http.trusted_proxies
   int64_t headDeadlineMs_ = 0;
   // Request bytes parsed since the last exchange was recorded: one request's head and body, as
   // pipelined requests wait until the one in flight is answered.
