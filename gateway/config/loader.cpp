@@ -1,6 +1,7 @@
 #include "gateway/config/loader.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,16 +9,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "gateway/config/file_text.h"
 #include "gateway/config/units.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
@@ -194,6 +193,35 @@ constexpr FirstKind kFirstKinds[] = {
     {"logging", "requests it answers or rejects will be missing from that log"},
 };
 
+// Aliases let a few bytes name a node many times (a list of ten `*a`, each a list of ten `*b`,
+// ...) or name a node inside itself, and everything after this walks the tree as it sees it: the
+// nodes are counted with every alias expanded, and the node at which the count passes
+// kMaxYamlNodes is returned.
+std::optional<YAML::Node> pastNodeLimit(const YAML::Node& root) {
+  std::size_t counted = 0;
+  std::vector<YAML::Node> pending;  // collections whose children are still to count
+  const auto count = [&](const YAML::Node& node) {
+    if (node.IsSequence() || node.IsMap()) pending.push_back(node);
+    return ++counted <= kMaxYamlNodes;
+  };
+  if (!count(root)) return root;
+  while (!pending.empty()) {
+    const YAML::Node node = std::move(pending.back());
+    pending.pop_back();
+    if (node.IsSequence()) {
+      for (const YAML::Node& item : node) {
+        if (!count(item)) return item;
+      }
+      continue;
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!count(it->first)) return it->first;
+      if (!count(it->second)) return it->second;
+    }
+  }
+  return std::nullopt;
+}
+
 class Loader {
  public:
   Loader(const std::string& source, const plugin::Registry& registry) : registry_(registry) {
@@ -205,10 +233,20 @@ class Loader {
       const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
       if (documents.empty() || documents.front().IsNull()) {
         errors_.push_back({locate(YAML::Mark()), "the configuration is empty"});
+      } else if (documents.size() > 1) {
+        error(documents[1], "only one YAML document is allowed");
+      } else if (const auto past = pastNodeLimit(documents.front())) {
+        error(*past, "the configuration holds more than " + std::to_string(kMaxYamlNodes) +
+                         " YAML nodes once aliases are expanded (each *alias counts as a copy "
+                         "of its anchored node, which may contain it); counting stopped here");
       } else {
-        if (documents.size() > 1) error(documents[1], "only one YAML document is allowed");
         parseRoot(documents.front());
       }
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own text for this is "bad file".
+      errors_.push_back({locate(e.mark),
+                         "invalid YAML: nested more deeply than yaml-cpp allows "
+                         "(about 500 levels)"});
     } catch (const YAML::ParserException& e) {
       errors_.push_back({locate(e.mark), "invalid YAML: " + e.msg});
     } catch (const YAML::Exception& e) {
@@ -970,21 +1008,15 @@ LoadResult loadString(std::string_view yaml, const std::string& sourceName,
 }
 
 LoadResult loadFile(const std::string& path, const plugin::Registry& plugins) {
-  const auto cannotOpen = [&](std::string why) {
+  std::string text;
+  if (auto why = readFileBounded(path, kMaxConfigBytes, text)) {
     LoadResult result;
     Diagnostic& diagnostic = result.errors.emplace_back();
     diagnostic.where.file = path;  // line 0, column 0: the whole file
-    diagnostic.message = "cannot open configuration file: " + std::move(why);
+    diagnostic.message = "cannot open configuration file: " + std::move(*why);
     return result;
-  };
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return cannotOpen("is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return cannotOpen(std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return cannotOpen("read error");
-  return loadString(text.str(), path, plugins);
+  }
+  return loadString(text, path, plugins);
 }
 
 }  // namespace gw::config

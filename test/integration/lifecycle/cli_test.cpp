@@ -1,6 +1,7 @@
 // The command line: -t validates a config (exit 0 / exit 1 with FILE:LINE:COL errors),
 // --version and --help.
 #include <doctest.h>
+#include <sys/stat.h>
 
 #include <regex>
 
@@ -46,6 +47,28 @@ routes:
   - match: {prefix: /}
     upstream: main
 )";
+
+// Both `gatewayd -t -c PATH` and `gatewayd -c PATH` refuse the file with exit 1 and `expected`
+// (the error's "FILE:LINE:COL: message", or its start) as a line of stderr: nothing `-c` would
+// crash or hang on passes `-t`. runGatewaydCommand bounds each run's time.
+void checkRefused(const std::string& path, const std::string& expected) {
+  for (const bool testOnly : {true, false}) {
+    std::vector<std::string> args{"-c", path};
+    if (testOnly) args.insert(args.begin(), "-t");
+    const std::string command = (testOnly ? "gatewayd -t -c " : "gatewayd -c ") + path;
+    INFO(command);
+    CommandResult run = runGatewayd(args);
+    INFO(run.out);
+    CHECK(run.exit_code == 1);
+    CHECK(("\n" + run.err).find("\n" + expected) != std::string::npos);
+  }
+}
+
+// kGood with `schema_validation` on its route, configured by `settings` (YAML lines indented for
+// the plugin's mapping).
+std::string withSchemaPlugin(std::string_view settings) {
+  return std::string(kGood) + "    plugins:\n      - schema_validation:\n" + std::string(settings);
+}
 
 }  // namespace
 
@@ -136,4 +159,49 @@ TEST_CASE("cli: --version and --help") {
   INFO(unknown.out);
   CHECK(unknown.exit_code != 0);
   CHECK(unknown.exit_code < 128);  // an error exit, not a crash
+}
+
+TEST_CASE("cli: a config path that is a directory, a FIFO, a device or too large is an error") {
+  TempDir dir;
+  const std::string directory = dir.path() + "/conf.d";
+  REQUIRE(::mkdir(directory.c_str(), 0700) == 0);
+  checkRefused(directory, directory + ":0:0: cannot open configuration file: is a directory");
+
+  // Nobody writes to it: read to its end at once (before, opening it waited for a writer).
+  const std::string fifo = dir.path() + "/fifo.yaml";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  checkRefused(fifo, fifo + ":1:1: the configuration is empty");
+
+  checkRefused("/dev/zero",
+               "/dev/zero:0:0: cannot open configuration file: is larger than 4194304 bytes");
+
+  // kGood padded with a comment to one byte over the maximum.
+  std::string padded = std::string(kGood) + "#";
+  padded.append((std::size_t{4} << 20) - padded.size(), 'x');
+  padded += '\n';
+  const std::string huge = dir.write("huge.yaml", padded);
+  checkRefused(huge, huge + ":0:0: cannot open configuration file: is larger than 4194304 bytes");
+}
+
+TEST_CASE("cli: YAML aliases that expand past the node limit are an error where counting stopped") {
+  TempDir dir;
+  // Seven levels of ten aliases each: 10^7 copies of l0 from a few hundred bytes (before, the
+  // inline schema was expanded in memory: 17.9 GB at nine levels).
+  std::string bomb = "          schema:\n            definitions:\n";
+  bomb += "              l0: &l0 {type: string}\n";  // line 16
+  for (int level = 1; level <= 7; ++level) {
+    const std::string previous = "*l" + std::to_string(level - 1);
+    bomb += "              l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) bomb += (i == 0 ? "" : ", ") + previous;
+    bomb += "]\n";
+  }
+  const std::string bombPath = dir.write("bomb.yaml", withSchemaPlugin(bomb));
+  checkRefused(bombPath, bombPath +
+                             ":16:30: the configuration holds more than 2000000 YAML nodes once "
+                             "aliases are expanded");
+
+  // An alias inside the node it names: an endless tree (before, a stack overflow).
+  const std::string loop =
+      dir.write("loop.yaml", withSchemaPlugin("          schema: &a {not: *a}\n"));
+  checkRefused(loop, loop + ":14:19: the configuration holds more than 2000000 YAML nodes");
 }
