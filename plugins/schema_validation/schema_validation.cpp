@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <charconv>
-#include <unordered_set>
+#include <optional>
+#include <unordered_map>
+#include <vector>
 
-#include "gateway/observability/metrics.h"
 #include "gateway/http/headers.h"
+#include "gateway/observability/metrics.h"
 
 namespace gw::plugins::schema_validation {
 
@@ -19,22 +21,178 @@ namespace {
 
 using rapidjson::Value;
 
-// Load-time walk over every place draft-04 keeps a subschema (RapidJSON compiles exactly these,
-// plus $ref targets), checking what RapidJSON would otherwise ignore silently and applying the
-// #825 rewrite.
-class SchemaWalker {
- public:
-  explicit SchemaWalker(SchemaSource& source) : source_(source) {}
+std::string uriFragment(const rapidjson::Pointer& pointer) {
+  rapidjson::StringBuffer out;
+  pointer.StringifyUriFragment(out);
+  return {out.GetString(), out.GetSize()};
+}
 
-  bool walk(Value& schema, const std::string& at) {
-    if (!schema.IsObject() || !visited_.insert(&schema).second) return true;
-    if (auto* pattern = member(schema, "pattern"); pattern && pattern->IsString()) {
+// "a number", "a list", ...: what a JSON value is, for messages.
+std::string kindOf(const Value& value) {
+  switch (value.GetType()) {
+    case rapidjson::kNullType:
+      return "null";
+    case rapidjson::kFalseType:
+    case rapidjson::kTrueType:
+      return "a boolean";
+    case rapidjson::kObjectType:
+      return "an object";
+    case rapidjson::kArrayType:
+      return "a list";
+    case rapidjson::kStringType:
+      return "a string";
+    case rapidjson::kNumberType:
+      return "a number";
+  }
+  return "a value";
+}
+
+Value* member(Value& object, const char* name) {
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+// The JSON Pointer of a local `$ref` (a string starting with '#'), as RapidJSON's SchemaDocument
+// follows it; nothing for anything else (no $ref, not a string, remote, or not a valid pointer).
+std::optional<rapidjson::Pointer> localRef(const Value& object) {
+  const auto it = object.FindMember("$ref");
+  if (it == object.MemberEnd() || !it->value.IsString()) return std::nullopt;
+  const std::string_view text(it->value.GetString(), it->value.GetStringLength());
+  if (text.empty() || text.front() != '#') return std::nullopt;
+  rapidjson::Pointer pointer(text.data(), text.size());
+  if (!pointer.IsValid()) return std::nullopt;
+  return pointer;
+}
+
+// Load-time checks of a schema against what RapidJSON 1.1.0 does with it, refusing, with the
+// place, every shape that would crash a worker or silently accept anything:
+// - GenericSchemaDocument compiles every object anywhere in the document, and follows a local
+//   $ref whose target holds a $ref at once, recursively, reading each target as an object: a $ref
+//   loop overflows the stack, a $ref to a non-object trips an assertion. Its recursion follows
+//   the document's nesting, and it looks schemas up by a linear search (quadratic in objects).
+// - Its validator trusts every subschema position (allOf/anyOf/oneOf entries, not, items, ...)
+//   to hold a compiled schema: a number there leaves a null or uninitialised pointer.
+// - Each value creates a validator per allOf/anyOf/oneOf/not/dependencies subschema, nested
+//   inside the one that created it and recursing once per level: a loop of those through $ref
+//   recurses without end on any body, and a long chain multiplies the stack a body level costs.
+// It also applies the #825 rewrite (see schema_validation.h) and checks patterns and $refs.
+class SchemaChecker {
+ public:
+  explicit SchemaChecker(SchemaSource& source) : source_(source) {}
+
+  bool check() { return scanDocument() && walkSchemas() && checkCombinatorNesting(); }
+
+  std::string error;
+
+ private:
+  bool fail(const std::string& at, const std::string& why) {
+    error = "schema " + at + ": " + why;
+    return false;
+  }
+
+  // Every container of the document: nesting, object count and $ref chains, without recursion
+  // (the document is not yet known to be shallow) and without a path string per value.
+  bool scanDocument() {
+    struct Visit {
+      const Value* value;
+      std::size_t parent;  // index in `visits`; the root is its own parent
+      std::string token;
+      int depth;
+    };
+    std::vector<Visit> visits{{&source_.document, 0, "", 0}};
+    const auto pathOf = [&](std::size_t at) {
+      std::vector<const std::string*> tokens;
+      for (; at != 0; at = visits[at].parent) tokens.push_back(&visits[at].token);
+      std::string path = "#";
+      for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) path += "/" + **it;
+      return path;
+    };
+    std::size_t objects = 0;
+    for (std::size_t i = 0; i < visits.size(); ++i) {
+      const Value& value = *visits[i].value;
+      const int depth = visits[i].depth;
+      if (depth > kMaxSchemaDepth) {
+        return fail(pathOf(i), "nests deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+      }
+      if (value.IsArray()) {
+        for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
+          if (value[k].IsObject() || value[k].IsArray()) {
+            visits.push_back({&value[k], i, std::to_string(k), depth + 1});
+          }
+        }
+      } else if (value.IsObject()) {
+        if (++objects > kMaxSchemaObjects) {
+          return fail(pathOf(i), "the schema has more than " + std::to_string(kMaxSchemaObjects) +
+                                     " JSON objects (RapidJSON compiles each one, in time "
+                                     "growing with the square of their number)");
+        }
+        if (!checkRefChain(value, pathOf(i))) return false;
+        for (const auto& m : value.GetObject()) {
+          if (m.value.IsObject() || m.value.IsArray()) {
+            visits.push_back({&m.value, i, m.name.GetString(), depth + 1});
+          }
+        }
+      }
+    }
+    return true;
+  }
+
+  bool checkRefChain(const Value& object, const std::string& at) {
+    std::vector<const Value*> chain{&object};
+    std::string links = at;
+    for (auto pointer = localRef(object); pointer; pointer = localRef(*chain.back())) {
+      const Value* target = pointer->Get(source_.document);
+      if (!target) return true;  // never resolved; refused below where a schema is expected
+      links += " -> " + uriFragment(*pointer);
+      if (!target->IsObject()) {
+        return fail(at, "$ref " + links + " points to " + kindOf(*target) +
+                            ", not to a schema (a JSON object)");
+      }
+      if (std::find(chain.begin(), chain.end(), target) != chain.end()) {
+        return fail(at, "$ref loop " + links + ": a $ref must lead to a schema");
+      }
+      if (chain.size() > kMaxRefChain) {
+        return fail(at, "$ref chain " + links + " is longer than " + std::to_string(kMaxRefChain) +
+                            " links");
+      }
+      chain.push_back(target);
+    }
+    return true;
+  }
+
+  // Every place draft-04 keeps a subschema, from the root and `definitions` (RapidJSON compiles
+  // exactly these, plus $ref targets), iteratively: a $ref chain may lead anywhere.
+  bool walkSchemas() {
+    std::vector<std::pair<Value*, std::string>> pending{{&source_.document, "#"}};
+    while (!pending.empty()) {
+      auto [schema, at] = std::move(pending.back());
+      pending.pop_back();
+      if (!schema->IsObject()) {
+        return fail(at, "a schema must be a JSON object, got " + kindOf(*schema));
+      }
+      if (!paths_.emplace(schema, at).second) continue;
+      if (!walkSchema(*schema, at, pending)) return false;
+    }
+    return true;
+  }
+
+  using Pending = std::vector<std::pair<Value*, std::string>>;
+
+  bool walkSchema(Value& schema, const std::string& at, Pending& pending) {
+    if (auto* pattern = member(schema, "pattern")) {
+      if (!pattern->IsString()) return fail(at + "/pattern", "must be a string");
       if (!checkRegex(pattern->GetString(), at + "/pattern")) return false;
     }
-    if (auto* ref = member(schema, "$ref"); ref && ref->IsString() && !followRef(*ref, at)) {
-      return false;
+    if (auto* ref = member(schema, "$ref")) {
+      Value* target = followRef(*ref, at);
+      if (!target) return false;
+      pending.emplace_back(target, ref->GetString());
     }
-    if (auto* patterns = member(schema, "patternProperties"); patterns && patterns->IsObject()) {
+    // RapidJSON validates with the $ref's target instead of this object: its keywords below are
+    // checked, but its subschemas never run for the same value.
+    const bool replaced = localRef(schema).has_value();
+    if (auto* patterns = member(schema, "patternProperties")) {
+      if (!patterns->IsObject()) return fail(at + "/patternProperties", "must be an object");
       for (auto& m : patterns->GetObject()) {
         if (!checkRegex(m.name.GetString(), at + "/patternProperties")) return false;
       }
@@ -47,69 +205,146 @@ class SchemaWalker {
         source_.rewritten.push_back(additional);
       }
     }
-    for (const char* key : {"properties", "patternProperties", "definitions", "dependencies"}) {
-      if (auto* map = member(schema, key); map && map->IsObject()) {
+    for (const char* key : {"properties", "patternProperties", "definitions"}) {
+      if (auto* map = member(schema, key)) {
+        if (!map->IsObject()) return fail(at + "/" + key, "must be an object");
         for (auto& m : map->GetObject()) {
-          if (!walk(m.value, at + "/" + key + "/" + m.name.GetString())) return false;
+          pending.emplace_back(&m.value, at + "/" + key + "/" + m.name.GetString());
         }
       }
     }
-    for (const char* key : {"additionalProperties", "additionalItems", "items", "not"}) {
-      if (auto* sub = member(schema, key); sub && !walk(*sub, at + "/" + key)) return false;
+    if (auto* dependencies = member(schema, "dependencies")) {
+      if (!dependencies->IsObject()) return fail(at + "/dependencies", "must be an object");
+      for (auto& m : dependencies->GetObject()) {
+        const std::string where = at + "/dependencies/" + m.name.GetString();
+        if (m.value.IsObject()) {
+          pending.emplace_back(&m.value, where);
+          if (!replaced) sameValue_.emplace_back(&schema, &m.value);
+        } else if (!m.value.IsArray()) {
+          return fail(where, "must be a schema or a list of property names");
+        }
+      }
     }
-    for (const char* key : {"items", "allOf", "anyOf", "oneOf"}) {
-      if (auto* list = member(schema, key); list && list->IsArray()) {
+    for (const char* key : {"additionalProperties", "additionalItems"}) {
+      if (auto* sub = member(schema, key); sub && !sub->IsBool()) {
+        pending.emplace_back(sub, at + "/" + key);
+      }
+    }
+    if (auto* items = member(schema, "items")) {
+      if (items->IsArray()) {
+        for (rapidjson::SizeType i = 0; i < items->Size(); ++i) {
+          pending.emplace_back(&(*items)[i], at + "/items/" + std::to_string(i));
+        }
+      } else {
+        pending.emplace_back(items, at + "/items");
+      }
+    }
+    if (auto* negated = member(schema, "not")) {
+      pending.emplace_back(negated, at + "/not");
+      if (!replaced) sameValue_.emplace_back(&schema, negated);
+    }
+    for (const char* key : {"allOf", "anyOf", "oneOf"}) {
+      if (auto* list = member(schema, key)) {
+        if (!list->IsArray() || list->Empty()) {
+          return fail(at + "/" + key, "must be a non-empty list of schemas");
+        }
         for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
-          if (!walk((*list)[i], at + "/" + key + "/" + std::to_string(i))) return false;
+          pending.emplace_back(&(*list)[i], at + "/" + key + "/" + std::to_string(i));
+          if (!replaced) sameValue_.emplace_back(&schema, &(*list)[i]);
         }
       }
     }
     return true;
   }
 
-  std::string error;
-
- private:
-  static Value* member(Value& object, const char* name) {
-    auto it = object.FindMember(name);
-    return it == object.MemberEnd() ? nullptr : &it->value;
-  }
-
   bool checkRegex(const char* source, const std::string& at) {
     if (Regex(source).IsValid()) return true;
-    error = "schema " + at + ": pattern \"" + source +
-            "\" is not supported by RapidJSON's regex dialect (literals, ., [], [^], ?, *, +, "
-            "{n,m}, |, (), ^, $ and backslash escapes of those)";
-    return false;
+    return fail(at, "pattern \"" + std::string(source) +
+                        "\" is not supported by RapidJSON's regex dialect (literals, ., [], [^], "
+                        "?, *, +, {n,m}, |, (), ^, $ and backslash escapes of those)");
   }
 
   // Without a remote provider RapidJSON ignores a $ref it cannot resolve, which would quietly
-  // accept anything: refuse it at load instead.
-  bool followRef(const Value& ref, const std::string& at) {
+  // accept anything: refuse it at load instead. The target is walked as a schema.
+  Value* followRef(const Value& ref, const std::string& at) {
+    if (!ref.IsString()) {
+      fail(at + "/$ref", "must be a string");
+      return nullptr;
+    }
     const std::string_view text(ref.GetString(), ref.GetStringLength());
     if (text.empty() || text.front() != '#') {
-      error = "schema " + at + ": $ref \"" + std::string(text) +
-              "\" points outside this schema; only local references (\"#/...\") are supported";
-      return false;
+      fail(at, "$ref \"" + std::string(text) +
+                   "\" points outside this schema; only local references (\"#/...\") are "
+                   "supported");
+      return nullptr;
     }
     rapidjson::Pointer pointer(text.data(), text.size());
     Value* target = pointer.IsValid() ? pointer.Get(source_.document) : nullptr;
-    if (!target) {
-      error = "schema " + at + ": $ref \"" + std::string(text) + "\" does not resolve";
-      return false;
+    if (!target) fail(at, "$ref \"" + std::string(text) + "\" does not resolve");
+    return target;
+  }
+
+  // The schema RapidJSON validates a value with at `schema`: the end of its $ref chain.
+  const Value* resolved(const Value* schema) const {
+    for (auto pointer = localRef(*schema); pointer; pointer = localRef(*schema)) {
+      const Value* target = pointer->Get(source_.document);
+      if (!target || !target->IsObject()) break;  // refused by the walk
+      schema = target;
     }
-    return walk(*target, std::string(text));
+    return schema;
+  }
+
+  // The allOf/anyOf/oneOf/not/dependencies edges (through $ref) must form no loop, and no chain
+  // longer than kMaxCombinatorNesting: a depth-first search keeping each schema's longest chain.
+  bool checkCombinatorNesting() {
+    std::unordered_map<const Value*, std::vector<const Value*>> next;
+    for (const auto& [from, to] : sameValue_) next[resolved(from)].push_back(resolved(to));
+    constexpr int kOnPath = -1;
+    std::unordered_map<const Value*, int> longest;  // kOnPath while being explored
+    for (const auto& link : sameValue_) {  // in walk order, so the place reported is stable
+      const Value* start = resolved(link.first);
+      if (longest.contains(start)) continue;
+      std::vector<std::pair<const Value*, std::size_t>> path{{start, 0}};
+      longest[start] = kOnPath;
+      while (!path.empty()) {
+        auto& [node, edge] = path.back();
+        const auto found = next.find(node);
+        const std::size_t edges = found == next.end() ? 0 : found->second.size();
+        if (edge == edges) {
+          int chain = 0;
+          if (found != next.end()) {
+            for (const Value* child : found->second) chain = std::max(chain, longest[child] + 1);
+          }
+          if (chain > kMaxCombinatorNesting) {
+            return fail(paths_[node], "allOf/anyOf/oneOf/not/dependencies nest " +
+                                          std::to_string(chain) +
+                                          " levels deep for one value "
+                                          "(at most " +
+                                          std::to_string(kMaxCombinatorNesting) + ")");
+          }
+          longest[node] = chain;
+          path.pop_back();
+          continue;
+        }
+        const Value* child = found->second[edge++];
+        const auto [it, fresh] = longest.try_emplace(child, kOnPath);
+        if (fresh) {
+          path.emplace_back(child, 0);
+        } else if (it->second == kOnPath) {
+          return fail(paths_[child],
+                      "allOf/anyOf/oneOf/not/dependencies lead back to this "
+                      "schema for the same value (through $ref): validating "
+                      "would never end");
+        }
+      }
+    }
+    return true;
   }
 
   SchemaSource& source_;
-  std::unordered_set<const Value*> visited_;
+  std::unordered_map<const Value*, std::string> paths_;           // each walked schema's first path
+  std::vector<std::pair<const Value*, const Value*>> sameValue_;  // schema -> subschema
 };
-
-std::string uriFragment(const rapidjson::Pointer& pointer) {
-  rapidjson::StringBuffer out;
-  pointer.StringifyUriFragment(out);
-  return {out.GetString(), out.GetSize()};
-}
 
 // Feeds parser events to the validator until it rejects, then only finishes the parse, so a
 // malformed body is INVALID_JSON even if an earlier member already broke the schema.
@@ -206,8 +441,15 @@ std::unique_ptr<Regex> compileRule(const ParamRule& rule) {
 }  // namespace
 
 std::shared_ptr<const SchemaSource> compileSchema(std::string_view json, std::string& error) {
+  if (json.size() > kMaxSchemaBytes) {
+    error = "is larger than " + std::to_string(kMaxSchemaBytes) + " bytes of JSON";
+    return nullptr;
+  }
   auto source = std::make_shared<SchemaSource>();
-  source->document.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
+  // Iterative: the nesting is checked only after the parse.
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+  source->document.Parse<kFlags>(json.data(), json.size());
   if (source->document.HasParseError()) {
     error = "malformed JSON at byte " + std::to_string(source->document.GetErrorOffset()) + ": " +
             rapidjson::GetParseError_En(source->document.GetParseError());
@@ -217,11 +459,14 @@ std::shared_ptr<const SchemaSource> compileSchema(std::string_view json, std::st
     error = "a JSON Schema must be a JSON object";
     return nullptr;
   }
-  SchemaWalker walker(*source);
-  if (!walker.walk(source->document, "#")) {
-    error = std::move(walker.error);
+  SchemaChecker checker(*source);
+  if (!checker.check()) {
+    error = std::move(checker.error);
     return nullptr;
   }
+  // Compiled once here too, as each worker will: whatever RapidJSON does at compile time happens
+  // under `gatewayd -t` first, so a file that passes -t starts.
+  rapidjson::SchemaDocument{source->document};
   return source;
 }
 

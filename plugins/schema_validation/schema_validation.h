@@ -38,6 +38,15 @@ inline constexpr std::size_t kDefaultMaxBodyBytes = std::size_t{1} << 20;
 // $ref): bounded here so no body can exhaust a worker's stack.
 inline constexpr int kDefaultMaxDepth = 64;
 
+// Bounds on a schema, each refused at load with its place (see SchemaChecker in the .cpp):
+inline constexpr std::size_t kMaxSchemaBytes = std::size_t{1} << 20;  // JSON text (a file)
+inline constexpr std::size_t kMaxSchemaObjects = 5000;  // RapidJSON compiles in O(objects^2)
+inline constexpr int kMaxSchemaDepth = 128;             // JSON nesting: RapidJSON recurses on it
+inline constexpr std::size_t kMaxRefChain = 32;         // $ref to a $ref to ...: recursion too
+// allOf/anyOf/oneOf/not/dependencies inside each other for one value: each level nests a
+// validator, and the stack a body level costs grows with it.
+inline constexpr int kMaxCombinatorNesting = 32;
+
 // A JSON Schema after the load-time checks and the #825 rewrite. Immutable; shared by workers.
 struct SchemaSource {
   rapidjson::Document document;
@@ -45,9 +54,10 @@ struct SchemaSource {
   std::vector<const rapidjson::Value*> rewritten;
 };
 
-// Parses and checks a draft-04 schema: JSON syntax, every `pattern` / patternProperties key
-// compiles with RapidJSON's regex dialect, $ref is local and resolves. Applies the #825 rewrite.
-// On failure returns null and says why in `error`.
+// Parses and checks a draft-04 schema: JSON syntax and the bounds above; every subschema is an
+// object; every `pattern` / patternProperties key compiles with RapidJSON's regex dialect; $ref
+// is local, resolves to an object and loops neither by itself nor through allOf/anyOf/oneOf/not.
+// Applies the #825 rewrite. On failure returns null and says why in `error`.
 std::shared_ptr<const SchemaSource> compileSchema(std::string_view json, std::string& error);
 
 // One query parameter or header rule. `pattern` is kept as text: each worker compiles its own.

@@ -6,11 +6,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <optional>
 
+#include "gateway/config/file_text.h"
 #include "gateway/config/units.h"
 #include "gateway/http/headers.h"
 #include "plugins/schema_validation/schema_validation.h"
@@ -146,6 +144,7 @@ class Parser {
       return nullptr;
     }
     rapidjson::Document json;
+    jsonValues_ = 0;
     if (!toJson(node, json, json.GetAllocator())) return nullptr;
     rapidjson::StringBuffer text;
     rapidjson::Writer<rapidjson::StringBuffer> writer(text);
@@ -162,13 +161,12 @@ class Parser {
       return nullptr;
     }
     const std::string& path = node.Scalar();
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      error(node, "cannot read schema file " + quote(path) + ": " + std::strerror(errno) +
+    std::string text;
+    if (auto why = config::readFileBounded(path, kMaxSchemaBytes, text)) {
+      error(node, "cannot read schema file " + quote(path) + ": " + *why +
                       " (relative paths are resolved from the working directory)");
       return nullptr;
     }
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::string why;
     auto source = compileSchema(text, why);
     if (!source) error(node, "schema file " + quote(path) + ": " + why);
@@ -179,6 +177,13 @@ class Parser {
   // quoted scalars are always strings, so `enum: ["1"]` stays a string.
   bool toJson(const YAML::Node& node, rapidjson::Value& out,
               rapidjson::Document::AllocatorType& alloc) {
+    // Every JSON value takes two bytes or more: past this the text is surely too large, and
+    // building it (aliases repeat nodes) would be wasted.
+    if (++jsonValues_ > kMaxSchemaBytes / 2) {
+      error(node, "'schema' is larger than " + std::to_string(kMaxSchemaBytes) +
+                      " bytes of JSON (aliases count at each use)");
+      return false;
+    }
     switch (node.Type()) {
       case YAML::NodeType::Map: {
         out.SetObject();
@@ -328,6 +333,7 @@ class Parser {
   }
 
   std::vector<plugin::ConfigError>& errors_;
+  std::size_t jsonValues_ = 0;  // made by toJson for the current inline schema
 };
 
 }  // namespace

@@ -314,6 +314,92 @@ TEST_CASE("config errors carry line and column") {
         "schema_validation needs at least one of schema, schema_file, query, headers");
 }
 
+// What compileSchema says about `json` (empty: it compiled).
+std::string compileError(const std::string& json) {
+  std::string error;
+  const bool compiled = compileSchema(json, error) != nullptr;
+  CHECK(compiled == error.empty());
+  return error;
+}
+
+TEST_CASE("compileSchema refuses shapes RapidJSON would crash or hang on, saying where") {
+  // $ref chains, followed recursively by RapidJSON's SchemaDocument, anywhere in the document.
+  CHECK(compileError(R"({"$ref":"#"})") ==
+        "schema #: $ref loop # -> #: a $ref must lead to a schema");
+  CHECK(compileError(R"({"default":{"a":{"$ref":"#/default/a"}}})") ==
+        "schema #/default/a: $ref loop #/default/a -> #/default/a: a $ref must lead to a schema");
+  CHECK(compileError(R"({"definitions":{"n":1},"not":{"$ref":"#/definitions/n"}})") ==
+        "schema #/not: $ref #/not -> #/definitions/n points to a number, not to a schema (a JSON "
+        "object)");
+  std::string chain = R"({"definitions":{)";
+  for (int i = 0; i <= 33; ++i) {
+    chain += "\"d" + std::to_string(i) + "\":" +
+             (i == 33 ? std::string("{}")
+                      : R"({"$ref":"#/definitions/d)" + std::to_string(i + 1) + "\"}") +
+             (i == 33 ? "" : ",");
+  }
+  chain += R"(},"$ref":"#/definitions/d0"})";
+  CHECK(compileError(chain).ends_with("is longer than 32 links"));
+
+  // Subschema positions must hold objects (else a null or wild pointer when validating).
+  CHECK(compileError(R"({"oneOf":[{},null]})") ==
+        "schema #/oneOf/1: a schema must be a JSON object, got null");
+  CHECK(compileError(R"({"additionalItems":"no"})") ==
+        "schema #/additionalItems: a schema must be a JSON object, got a string");
+  CHECK(compileError(R"({"allOf":[]})") == "schema #/allOf: must be a non-empty list of schemas");
+  CHECK(compileError(R"({"dependencies":{"a":1}})") ==
+        "schema #/dependencies/a: must be a schema or a list of property names");
+  CHECK(compileError(R"({"properties":[]})") == "schema #/properties: must be an object");
+
+  // allOf/anyOf/oneOf/not/dependencies back to the same schema for the same value: endless.
+  CHECK(compileError(R"({"definitions":{"a":{"allOf":[{"$ref":"#/definitions/b"}]},
+                         "b":{"dependencies":{"x":{"not":{"$ref":"#/definitions/a"}}}}},
+                         "items":{"$ref":"#/definitions/a"}})") ==
+        "schema #/definitions/a: allOf/anyOf/oneOf/not/dependencies lead back to this schema for "
+        "the same value (through $ref): validating would never end");
+  // A $ref replaces its object: RapidJSON never runs that object's own anyOf.
+  CHECK(compileError(R"({"$ref":"#/definitions/a","anyOf":[{"$ref":"#"}],"definitions":{"a":{}}})")
+            .empty());
+  // Recursion through a child value is fine: the body's depth bounds it.
+  CHECK(compileError(R"({"anyOf":[{"items":{"$ref":"#"}},{"properties":{"a":{"$ref":"#"}}}]})")
+            .empty());
+  std::string nested = "{}";
+  for (int i = 0; i < 33; ++i) nested = R"({"not":)" + nested + "}";
+  CHECK(compileError(nested) ==
+        "schema #: allOf/anyOf/oneOf/not/dependencies nest 33 levels deep for one value (at most "
+        "32)");
+
+  // Size, nesting and object count.
+  CHECK(compileError(R"({"description":")" + std::string(kMaxSchemaBytes, 'x') + "\"}") ==
+        "is larger than 1048576 bytes of JSON");
+  CHECK(compileError(R"({"default":)" + std::string(200, '[') + std::string(200, ']') + "}")
+            .starts_with("schema #/default/0/0/0/"));
+  CHECK(compileError(R"({"default":)" + std::string(200, '[') + std::string(200, ']') + "}")
+            .ends_with(": nests deeper than 128 levels"));
+  std::string wide = R"({"enum":[)";
+  for (std::size_t i = 0; i < kMaxSchemaObjects; ++i) wide += i == 0 ? "{}" : ",{}";
+  CHECK(compileError(wide + "]}") ==
+        "schema #/enum/4999: the schema has more than 5000 JSON objects (RapidJSON compiles each "
+        "one, in time growing with the square of their number)");
+  // Deeper than the recursive parser could take: refused, not a stack overflow.
+  CHECK(compileError(std::string(500'000, '[') + std::string(500'000, ']')) ==
+        "a JSON Schema must be a JSON object");
+}
+
+TEST_CASE("an inline schema stops growing at the size limit, aliases included") {
+  std::string yaml = "schema:\n  definitions:\n    l0: &l0 {type: string}\n";
+  for (int level = 1; level <= 6; ++level) {
+    yaml += "    l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i)
+      yaml += std::string(i == 0 ? "" : ", ") + "*l" + std::to_string(level - 1);
+    yaml += "]\n";
+  }
+  const auto errors = parseErrors(yaml);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message ==
+        "'schema' is larger than 1048576 bytes of JSON (aliases count at each use)");
+}
+
 // Issue #825, reproduced against the installed RapidJSON. Schema::Key leaves valueSchema unset for
 // a member matched only by a pattern, so the validator's schema stack goes out of step: a valid
 // body is rejected (deterministic, harmless), and an object value makes BeginValue write past a

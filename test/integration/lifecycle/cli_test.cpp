@@ -205,3 +205,60 @@ TEST_CASE("cli: YAML aliases that expand past the node limit are an error where 
       dir.write("loop.yaml", withSchemaPlugin("          schema: &a {not: *a}\n"));
   checkRefused(loop, loop + ":14:19: the configuration holds more than 2000000 YAML nodes");
 }
+
+TEST_CASE("cli: a schema_file that is a directory, a device, a FIFO or a $ref loop is an error") {
+  TempDir dir;
+  const auto configFor = [&](const std::string& name, const std::string& schemaPath) {
+    return dir.write(name + ".yaml",
+                     withSchemaPlugin("          schema_file: " + schemaPath + "\n"));
+  };
+  const std::string directory = dir.path() + "/schemas";
+  REQUIRE(::mkdir(directory.c_str(), 0700) == 0);
+  std::string path = configFor("directory", directory);
+  checkRefused(path, path + ":14:24: cannot read schema file '" + directory + "': is a directory");
+
+  path = configFor("zero", "/dev/zero");
+  checkRefused(path, path +
+                         ":14:24: cannot read schema file '/dev/zero': is larger than 1048576 "
+                         "bytes");
+
+  const std::string fifo = dir.path() + "/schema.json";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  path = configFor("fifo", fifo);
+  checkRefused(path, path + ":14:24: schema file '" + fifo +
+                         "': malformed JSON at byte 0: The document is empty.");
+
+  // Before, -t passed it and -c crashed compiling it (a crash loop under systemd).
+  const std::string loop = dir.write("loop.json", R"({"$ref": "#"})");
+  path = configFor("loop", loop);
+  checkRefused(path, path + ":14:24: schema file '" + loop +
+                         "': schema #: $ref loop # -> #: a "
+                         "$ref must lead to a schema");
+}
+
+TEST_CASE("cli: schemas that would crash a worker on its first request are refused by -t too") {
+  struct Bad {
+    std::string schema;  // the inline `schema:` value, on line 14 from column 19
+    std::string message;
+  };
+  for (const Bad& bad : {
+           // Endless recursion of parallel validators on any body.
+           Bad{R"({anyOf: [{$ref: "#"}]})",
+               "schema #: allOf/anyOf/oneOf/not/dependencies lead back to this schema for the "
+               "same value (through $ref): validating would never end"},
+           // RapidJSON leaves a null or uninitialised subschema pointer for these.
+           Bad{"{not: 5}", "schema #/not: a schema must be a JSON object, got a number"},
+           Bad{"{anyOf: [1]}", "schema #/anyOf/0: a schema must be a JSON object, got a number"},
+           Bad{"{items: [true]}",
+               "schema #/items/0: a schema must be a JSON object, got a boolean"},
+           // RapidJSON reads the target of a $ref as an object.
+           Bad{R"({properties: {a: {$ref: "#/required"}}, required: [a]})",
+               "schema #/properties/a: $ref #/properties/a -> #/required points to a list, not "
+               "to a schema (a JSON object)"},
+       }) {
+    TempDir dir;
+    const std::string path =
+        dir.write("schema.yaml", withSchemaPlugin("          schema: " + bad.schema + "\n"));
+    checkRefused(path, path + ":14:19: 'schema': " + bad.message);
+  }
+}
