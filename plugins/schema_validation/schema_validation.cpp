@@ -14,6 +14,7 @@
 
 #include "gateway/http/headers.h"
 #include "gateway/observability/metrics.h"
+#include "plugins/schema_validation/validation_budget.h"
 
 namespace gw::plugins::schema_validation {
 
@@ -99,7 +100,8 @@ class SchemaChecker {
       std::string token;
       int depth;
     };
-    std::vector<Visit> visits{{&source_.document, 0, "", 0}};
+    std::vector<Visit> visits;
+    visits.push_back({&source_.document, 0, "", 0});
     const auto pathOf = [&](std::size_t at) {
       std::vector<const std::string*> tokens;
       for (; at != 0; at = visits[at].parent) tokens.push_back(&visits[at].token);
@@ -347,56 +349,57 @@ class SchemaChecker {
 };
 
 // Feeds parser events to the validator until it rejects, then only finishes the parse, so a
-// malformed body is INVALID_JSON even if an earlier member already broke the schema.
+// malformed body is INVALID_JSON even if an earlier member already broke the schema. Each event
+// fed is charged to the budget first (which throws once it is spent).
 class ValidatingHandler {
  public:
-  ValidatingHandler(rapidjson::SchemaValidator& validator, const rapidjson::MemoryStream& stream,
-                    int maxDepth)
-      : validator_(validator), stream_(stream), maxDepth_(maxDepth) {}
+  ValidatingHandler(BudgetedValidator& validator, ValidationBudget& budget,
+                    const rapidjson::MemoryStream& stream, int maxDepth)
+      : validator_(validator), budget_(budget), stream_(stream), maxDepth_(maxDepth) {}
 
   bool Null() {
-    return feed([&] { return validator_.Null(); });
+    return feed(0, [&] { return validator_.Null(); });
   }
   bool Bool(bool b) {
-    return feed([&] { return validator_.Bool(b); });
+    return feed(0, [&] { return validator_.Bool(b); });
   }
   bool Int(int i) {
-    return feed([&] { return validator_.Int(i); });
+    return feed(0, [&] { return validator_.Int(i); });
   }
   bool Uint(unsigned u) {
-    return feed([&] { return validator_.Uint(u); });
+    return feed(0, [&] { return validator_.Uint(u); });
   }
   bool Int64(int64_t i) {
-    return feed([&] { return validator_.Int64(i); });
+    return feed(0, [&] { return validator_.Int64(i); });
   }
   bool Uint64(uint64_t u) {
-    return feed([&] { return validator_.Uint64(u); });
+    return feed(0, [&] { return validator_.Uint64(u); });
   }
   bool Double(double d) {
-    return feed([&] { return validator_.Double(d); });
+    return feed(0, [&] { return validator_.Double(d); });
   }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed([&] { return validator_.RawNumber(s, n, copy); });
+    return feed(n, [&] { return validator_.RawNumber(s, n, copy); });
   }
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed([&] { return validator_.String(s, n, copy); });
+    return feed(n, [&] { return validator_.String(s, n, copy); });
   }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed([&] { return validator_.Key(s, n, copy); });
+    return feed(n, [&] { return validator_.Key(s, n, copy); });
   }
   bool StartObject() {
-    return open() && feed([&] { return validator_.StartObject(); });
+    return open() && feed(0, [&] { return validator_.StartObject(); });
   }
   bool EndObject(rapidjson::SizeType n) {
     --depth_;
-    return feed([&] { return validator_.EndObject(n); });
+    return feed(0, [&] { return validator_.EndObject(n); });
   }
   bool StartArray() {
-    return open() && feed([&] { return validator_.StartArray(); });
+    return open() && feed(0, [&] { return validator_.StartArray(); });
   }
   bool EndArray(rapidjson::SizeType n) {
     --depth_;
-    return feed([&] { return validator_.EndArray(n); });
+    return feed(0, [&] { return validator_.EndArray(n); });
   }
 
   bool rejected() const { return rejected_; }
@@ -405,8 +408,10 @@ class ValidatingHandler {
 
  private:
   template <typename Event>
-  bool feed(Event&& event) {
-    if (!rejected_ && !event()) rejected_ = true;
+  bool feed(std::size_t bytes, Event&& event) {
+    if (rejected_) return true;
+    budget_.chargeEvent(bytes);
+    if (!event()) rejected_ = true;
     return true;
   }
   bool open() {
@@ -415,13 +420,51 @@ class ValidatingHandler {
     return false;                 // stops the parse
   }
 
-  rapidjson::SchemaValidator& validator_;
+  BudgetedValidator& validator_;
+  ValidationBudget& budget_;
   const rapidjson::MemoryStream& stream_;
   int maxDepth_;
   int depth_ = 0;
   bool rejected_ = false;
   std::optional<std::size_t> tooDeepAt_;
 };
+
+// The verdict of a validation that ran to its end.
+BodyVerdict judge(const Config& config, const BudgetedValidator& validator,
+                  const ValidatingHandler& handler, const rapidjson::ParseResult& parsed,
+                  std::size_t readTo, std::size_t size) {
+  BodyVerdict verdict;
+  if (handler.tooDeep()) {
+    verdict.kind = BodyVerdict::Kind::TooDeep;
+    verdict.offset = handler.tooDeepAt();
+    return verdict;
+  }
+  if (parsed.IsError() || readTo != size) {
+    // MemoryStream reads a NUL byte as the end: bytes after it would reach the upstream unchecked.
+    verdict.kind = BodyVerdict::Kind::InvalidJson;
+    verdict.offset = parsed.IsError() ? parsed.Offset() : readTo;
+    verdict.parseError =
+        parsed.IsError() ? rapidjson::GetParseError_En(parsed.Code()) : "unexpected NUL byte";
+    return verdict;
+  }
+  if (!handler.rejected()) return verdict;
+  verdict.kind = BodyVerdict::Kind::Invalid;
+  verdict.keyword = validator.GetInvalidSchemaKeyword();
+  const rapidjson::Pointer schemaPointer = validator.GetInvalidSchemaPointer();
+  verdict.schemaPath = uriFragment(schemaPointer);
+  verdict.instancePath = uriFragment(validator.GetInvalidDocumentPointer());
+  if (verdict.keyword == "not") {
+    // A rewritten `additionalProperties: false` (#825): report it as the author wrote it.
+    const Value* at = schemaPointer.Get(config.body->document);
+    const auto& rewritten = config.body->rewritten;
+    if (std::find(rewritten.begin(), rewritten.end(), at) != rewritten.end()) {
+      verdict.keyword = "additionalProperties";
+      verdict.schemaPath = uriFragment(
+          rapidjson::Pointer(schemaPointer.GetTokens(), schemaPointer.GetTokenCount() - 1));
+    }
+  }
+  return verdict;
+}
 
 // A string_view as the NUL-terminated stream GenericRegex reads (a NUL inside ends it early;
 // checkValue refuses such values first).
@@ -479,43 +522,31 @@ WorkerSchemas::WorkerSchemas(const Config& config) : config_(config) {
 BodyVerdict WorkerSchemas::validateBody(std::string_view body) const {
   BodyVerdict verdict;
   if (!schema_) return verdict;
-  rapidjson::SchemaValidator validator(*schema_);
+  ValidationBudget budget(config_.maxValidationSteps, config_.maxValidationBytes);
+  // In raw storage, destroyed only on the normal path: when the budget throws, RapidJSON's state
+  // is half updated, so the validator is abandoned and `budget` frees every block it held.
+  alignas(BudgetedValidator) unsigned char storage[sizeof(BudgetedValidator)];
+  auto* validator = new (storage) BudgetedValidator(*schema_, &budget);
   rapidjson::MemoryStream stream(body.data(), body.size());
-  ValidatingHandler handler(validator, stream, config_.maxDepth);
+  ValidatingHandler handler(*validator, budget, stream, config_.maxDepth);
   rapidjson::Reader reader;
   // Iterative: the parser's own nesting lives on the heap, not the worker's stack.
   constexpr unsigned kFlags =
       rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
-  const rapidjson::ParseResult parsed = reader.Parse<kFlags>(stream, handler);
-  if (handler.tooDeep()) {
-    verdict.kind = BodyVerdict::Kind::TooDeep;
-    verdict.offset = handler.tooDeepAt();
+  rapidjson::ParseResult parsed;
+  try {
+    parsed = reader.Parse<kFlags>(stream, handler);
+  } catch (const ValidationBudget::Exhausted& exhausted) {
+    verdict.kind = BodyVerdict::Kind::TooComplex;
+    verdict.exhausted = exhausted.what;
+    verdict.limit = exhausted.what == ValidationBudget::Exhausted::What::Steps
+                        ? config_.maxValidationSteps
+                        : config_.maxValidationBytes;
+    verdict.offset = stream.Tell();
     return verdict;
   }
-  if (parsed.IsError() || stream.Tell() != body.size()) {
-    // MemoryStream reads a NUL byte as the end: bytes after it would reach the upstream unchecked.
-    verdict.kind = BodyVerdict::Kind::InvalidJson;
-    verdict.offset = parsed.IsError() ? parsed.Offset() : stream.Tell();
-    verdict.parseError =
-        parsed.IsError() ? rapidjson::GetParseError_En(parsed.Code()) : "unexpected NUL byte";
-    return verdict;
-  }
-  if (!handler.rejected()) return verdict;
-  verdict.kind = BodyVerdict::Kind::Invalid;
-  verdict.keyword = validator.GetInvalidSchemaKeyword();
-  const rapidjson::Pointer schemaPointer = validator.GetInvalidSchemaPointer();
-  verdict.schemaPath = uriFragment(schemaPointer);
-  verdict.instancePath = uriFragment(validator.GetInvalidDocumentPointer());
-  if (verdict.keyword == "not") {
-    // A rewritten `additionalProperties: false` (#825): report it as the author wrote it.
-    const Value* at = schemaPointer.Get(config_.body->document);
-    const auto& rewritten = config_.body->rewritten;
-    if (std::find(rewritten.begin(), rewritten.end(), at) != rewritten.end()) {
-      verdict.keyword = "additionalProperties";
-      verdict.schemaPath = uriFragment(
-          rapidjson::Pointer(schemaPointer.GetTokens(), schemaPointer.GetTokenCount() - 1));
-    }
-  }
+  verdict = judge(config_, *validator, handler, parsed, stream.Tell(), body.size());
+  validator->~BudgetedValidator();
   return verdict;
 }
 
@@ -655,6 +686,14 @@ std::string describe(const BodyVerdict& verdict, int maxDepth) {
     case BodyVerdict::Kind::Invalid:
       return "body failed keyword=" + verdict.keyword + " schema_path=" + verdict.schemaPath +
              " instance_path=" + verdict.instancePath;
+    case BodyVerdict::Kind::TooComplex:
+      return verdict.exhausted == ValidationBudget::Exhausted::What::Steps
+                 ? "body failed keyword=max_validation_steps: validating it takes more than " +
+                       std::to_string(verdict.limit) + " steps (at byte " +
+                       std::to_string(verdict.offset) + ")"
+                 : "body failed keyword=max_validation_memory: validating it takes more than " +
+                       std::to_string(verdict.limit) + " bytes of validator state (at byte " +
+                       std::to_string(verdict.offset) + ")";
   }
   return {};
 }
@@ -665,6 +704,7 @@ plugin::Status SchemaValidationPlugin::reject(plugin::Context& ctx, core::ErrorC
   if (code == core::ErrorCode::UnsupportedMediaType) ++c.unsupportedMediaType;
   if (code == core::ErrorCode::InvalidJson) ++c.invalidJson;
   if (code == core::ErrorCode::ValidationFailed) ++c.validationFailed;
+  if (code == core::ErrorCode::BodyTooComplex) ++c.tooComplex;
   ++ctx.routeMetrics().schema_validation_failures;
   ctx.fail(core::Error::downstream(code, std::move(message)));
   return plugin::Status::Respond;
@@ -723,6 +763,8 @@ plugin::Status SchemaValidationPlugin::onRequestBody(plugin::Context& ctx, plugi
       return plugin::Status::Continue;
     case BodyVerdict::Kind::InvalidJson:
       return reject(ctx, core::ErrorCode::InvalidJson, describe(verdict, config_.maxDepth));
+    case BodyVerdict::Kind::TooComplex:
+      return reject(ctx, core::ErrorCode::BodyTooComplex, describe(verdict, config_.maxDepth));
     case BodyVerdict::Kind::TooDeep:
     case BodyVerdict::Kind::Invalid:
       break;

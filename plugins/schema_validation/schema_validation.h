@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "gateway/plugin/plugin.h"
+#include "plugins/schema_validation/validation_budget.h"
 
 namespace gw::plugins::schema_validation {
 
@@ -46,6 +47,12 @@ inline constexpr std::size_t kMaxRefChain = 32;         // $ref to a $ref to ...
 // allOf/anyOf/oneOf/not/dependencies inside each other for one value: each level nests a
 // validator, and the stack a body level costs grows with it.
 inline constexpr int kMaxCombinatorNesting = 32;
+
+// The work and memory one body's validation may take (see validation_budget.h): past either, the
+// request is refused with 413 BODY_TOO_COMPLEX. A step is 1 to 3 ns of CPU: the worst body found
+// holds a worker for about 0.15 s at the default (docs/plugins.md has the measurement).
+inline constexpr uint64_t kDefaultMaxValidationSteps = 50'000'000;
+inline constexpr std::size_t kDefaultMaxValidationBytes = std::size_t{16} << 20;
 
 // A JSON Schema after the load-time checks and the #825 rewrite. Immutable; shared by workers.
 struct SchemaSource {
@@ -76,6 +83,8 @@ struct Config final : plugin::RouteConfig {
   std::shared_ptr<const SchemaSource> body;  // null: bodies are not checked
   std::size_t maxBodyBytes = kDefaultMaxBodyBytes;
   int maxDepth = kDefaultMaxDepth;
+  uint64_t maxValidationSteps = kDefaultMaxValidationSteps;
+  std::size_t maxValidationBytes = kDefaultMaxValidationBytes;
   std::vector<ParamRule> query;
   std::vector<ParamRule> headers;
 };
@@ -85,7 +94,8 @@ struct Config final : plugin::RouteConfig {
   X(passed)                              \
   X(unsupportedMediaType)                \
   X(invalidJson)                         \
-  X(validationFailed)
+  X(validationFailed)                    \
+  X(tooComplex)
 
 struct Counters {
 #define GW_SCHEMA_VALIDATION_COUNTER(name) uint64_t name = 0;
@@ -95,9 +105,11 @@ struct Counters {
 
 // A body's verdict. Pointers are JSON Pointers in URI-fragment form ("#", "#/items/0/qty").
 struct BodyVerdict {
-  enum class Kind : uint8_t { Valid, InvalidJson, TooDeep, Invalid };
+  enum class Kind : uint8_t { Valid, InvalidJson, TooDeep, Invalid, TooComplex };
   Kind kind = Kind::Valid;
-  std::size_t offset = 0;  // InvalidJson, TooDeep: byte offset into the body
+  std::size_t offset = 0;  // InvalidJson, TooDeep, TooComplex: byte offset into the body
+  ValidationBudget::Exhausted::What exhausted{};  // TooComplex: which bound ran out,
+  uint64_t limit = 0;                             // and its value
   std::string parseError;  // InvalidJson
   std::string keyword;     // Invalid
   std::string schemaPath;

@@ -176,6 +176,48 @@ TEST_CASE("max_body_bytes is the buffering cap; pieces are joined; max_depth bou
         "body failed keyword=max_depth: nests deeper than 3 levels at byte 3");
 }
 
+TEST_CASE("validation work and memory are bounded: past either, 413 BODY_TOO_COMPLEX") {
+  // Two overlapping branches recursing through items: 2^depth parallel validators.
+  const std::string exponential =
+      "schema: {anyOf: [{items: {$ref: \"#\"}}, {items: {$ref: \"#\"}}]}\n";
+  Route route(exponential + "max_depth: 256\n");
+  CHECK_FALSE(route.run("POST", "[[[[]]]]").failedWith);
+  const std::string deep = std::string(30, '[') + std::string(30, ']');
+  auto ctx = route.run("POST", deep);
+  REQUIRE(ctx.failedWith);
+  CHECK(ctx.failedWith->code == ErrorCode::BodyTooComplex);
+  CHECK(
+      messageOf(ctx).starts_with("body failed keyword=max_validation_memory: validating it takes "
+                                 "more than 16777216 bytes of validator state (at byte "));
+  CHECK(route.schemas->counters.tooComplex == 1);
+
+  // Many events, each cheap: the step bound.
+  Route steps("schema: {type: array, items: {type: integer}}\nmax_validation_steps: 1000\n");
+  CHECK_FALSE(steps.run("POST", "[1,2,3]").failedWith);
+  std::string many = "[0";
+  for (int i = 0; i < 200; ++i) many += ",0";
+  ctx = steps.run("POST", many + "]");
+  REQUIRE(ctx.failedWith);
+  CHECK(ctx.failedWith->code == ErrorCode::BodyTooComplex);
+  CHECK(messageOf(ctx).starts_with(
+      "body failed keyword=max_validation_steps: validating it takes more than 1000 steps (at "
+      "byte "));
+  // A verdict already reached stops the charging: the rest is only parsed.
+  CHECK(messageOf(steps.run("POST", "[\"x\"," + many.substr(1) + "]")) ==
+        "body failed keyword=type schema_path=#/items instance_path=#/0");
+
+  // The same schema at a lower memory bound gives up sooner; the bound holds for a string
+  // copied into every validator's path too (a long key under many validators).
+  Route memory(exponential + "max_validation_memory: 64KiB\n");
+  CHECK(messageOf(memory.run("POST", "[[[[[[[[[[]]]]]]]]]]"))
+            .starts_with("body failed keyword=max_validation_memory: validating it takes more "
+                         "than 65536 bytes"));
+  const std::string longKey = "[[[[[[{\"" + std::string(100'000, 'k') + "\":1}]]]]]]";
+  CHECK(messageOf(route.run("POST", longKey))
+            .starts_with("body failed keyword=max_validation_steps: validating it takes more "
+                         "than 50000000 steps"));
+}
+
 TEST_CASE("query parameters: required, integer ranges, enum, percent-decoding, every occurrence") {
   Route route(R"(
 query:
@@ -278,7 +320,14 @@ TEST_CASE("config errors carry line and column") {
   CHECK(errors[1].line == 2);
   CHECK(errors[1].message ==
         "unknown key 'bogus' in schema_validation; expected one of: schema, schema_file, "
-        "max_body_bytes, max_depth, query, headers");
+        "max_body_bytes, max_depth, max_validation_steps, max_validation_memory, query, headers");
+
+  errors = parseErrors("max_validation_steps: 10\nmax_validation_memory: 1KiB\n");
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].message ==
+        "'max_validation_steps' must be an integer from 1000 to 1000000000000, got '10'");
+  CHECK(errors[1].message ==
+        "'max_validation_memory' must be a size of at least 65536 bytes such as 16MiB");
 
   errors = parseErrors("query:\n  page: {minimum: 1}\n");
   REQUIRE(errors.size() == 1);

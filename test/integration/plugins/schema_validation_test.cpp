@@ -70,6 +70,14 @@ routes:
             patternProperties:
               "^x-": {type: object}
             additionalProperties: false
+  - match: {prefix: /recursive}
+    upstream: main
+    plugins:
+      - schema_validation:
+          schema:
+            anyOf:
+              - {items: {$ref: "#"}}
+              - {items: {$ref: "#"}}
   - match: {prefix: /search}
     upstream: main
     plugins:
@@ -299,4 +307,33 @@ TEST_CASE("plugins schema: RapidJSON #825 shape gives correct verdicts and no cr
     REQUIRE(f.gw.process().running());
   }
   CHECK(f.b.stats().requests == 2);
+}
+
+TEST_CASE(
+    "plugins schema: validation work is bounded: 413 BODY_TOO_COMPLEX at once, worker lives") {
+  Fixture f;
+  Client c(f.gw.port());
+  // Overlapping branches recursing through items: 2^depth parallel validators (before, 18 levels
+  // took 5 s and depth 22 exhausted 4 GB; the report's 330-byte body took 9.8 s and 3.2 GB).
+  for (const int depth : {18, 64}) {
+    INFO("depth " << depth);
+    const auto start = std::chrono::steady_clock::now();
+    Response r =
+        c.roundTrip(post("/recursive", std::string(depth, '[') + std::string(depth, ']')), 5000ms);
+    const auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 413);
+    CHECK(errorCode(r.body) == "BODY_TOO_COMPLEX");
+    CHECK_MESSAGE(contains(errorMessage(r.body),
+                           "body failed keyword=max_validation_memory: validating it takes more "
+                           "than 16777216 bytes of validator state"),
+                  errorMessage(r.body));
+    CHECK(took < 2000ms);
+  }
+  // The same worker answers the next request on the route at once.
+  Response r = c.roundTrip(post("/recursive", "[[[]]]"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK_MESSAGE(r.status == 200, r.body);
+  CHECK(parseEcho(r.body).body == "[[[]]]");
+  CHECK(f.b.stats().requests == 1);
 }
