@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -382,10 +383,10 @@ class ValidatingHandler {
     return feed(n, [&] { return validator_.RawNumber(s, n, copy); });
   }
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed(n, [&] { return validator_.String(s, n, copy); });
+    return text(s, n, [&] { return validator_.String(s, n, copy); });
   }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed(n, [&] { return validator_.Key(s, n, copy); });
+    return text(s, n, [&] { return validator_.Key(s, n, copy); });
   }
   bool StartObject() {
     return open() && feed(0, [&] { return validator_.StartObject(); });
@@ -405,8 +406,22 @@ class ValidatingHandler {
   bool rejected() const { return rejected_; }
   bool tooDeep() const { return tooDeepAt_.has_value(); }
   std::size_t tooDeepAt() const { return tooDeepAt_.value_or(0); }
+  // The closing quote of the first string or key holding U+0000, if it came before any other
+  // verdict.
+  std::optional<std::size_t> nulAt() const { return nulAt_; }
 
  private:
+  // RapidJSON matches `pattern` and patternProperties on a NUL-terminated copy, so
+  // "abc\u0000 DROP TABLE" passes ^[a-z]+$ and a key can pass a pattern and then add anything:
+  // such a string or key is refused instead.
+  template <typename Event>
+  bool text(const char* s, std::size_t n, Event&& event) {
+    if (!rejected_ && std::memchr(s, '\0', n) != nullptr) {
+      nulAt_ = stream_.Tell() - 1;  // the reader has just consumed the closing quote
+      rejected_ = true;
+    }
+    return feed(n, std::forward<Event>(event));
+  }
   template <typename Event>
   bool feed(std::size_t bytes, Event&& event) {
     if (rejected_) return true;
@@ -427,6 +442,7 @@ class ValidatingHandler {
   int depth_ = 0;
   bool rejected_ = false;
   std::optional<std::size_t> tooDeepAt_;
+  std::optional<std::size_t> nulAt_;
 };
 
 // The verdict of a validation that ran to its end.
@@ -445,6 +461,11 @@ BodyVerdict judge(const Config& config, const BudgetedValidator& validator,
     verdict.offset = parsed.IsError() ? parsed.Offset() : readTo;
     verdict.parseError =
         parsed.IsError() ? rapidjson::GetParseError_En(parsed.Code()) : "unexpected NUL byte";
+    return verdict;
+  }
+  if (handler.nulAt()) {
+    verdict.kind = BodyVerdict::Kind::NulCharacter;
+    verdict.offset = *handler.nulAt();
     return verdict;
   }
   if (!handler.rejected()) return verdict;
@@ -683,6 +704,10 @@ std::string describe(const BodyVerdict& verdict, int maxDepth) {
     case BodyVerdict::Kind::TooDeep:
       return "body failed keyword=max_depth: nests deeper than " + std::to_string(maxDepth) +
              " levels at byte " + std::to_string(verdict.offset);
+    case BodyVerdict::Kind::NulCharacter:
+      return "body failed keyword=nul: a string or key holds U+0000, which schema patterns "
+             "cannot check (the string ends at byte " +
+             std::to_string(verdict.offset) + ")";
     case BodyVerdict::Kind::Invalid:
       return "body failed keyword=" + verdict.keyword + " schema_path=" + verdict.schemaPath +
              " instance_path=" + verdict.instancePath;
@@ -766,6 +791,7 @@ plugin::Status SchemaValidationPlugin::onRequestBody(plugin::Context& ctx, plugi
     case BodyVerdict::Kind::TooComplex:
       return reject(ctx, core::ErrorCode::BodyTooComplex, describe(verdict, config_.maxDepth));
     case BodyVerdict::Kind::TooDeep:
+    case BodyVerdict::Kind::NulCharacter:
     case BodyVerdict::Kind::Invalid:
       break;
   }

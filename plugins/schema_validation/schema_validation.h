@@ -105,9 +105,9 @@ struct Counters {
 
 // A body's verdict. Pointers are JSON Pointers in URI-fragment form ("#", "#/items/0/qty").
 struct BodyVerdict {
-  enum class Kind : uint8_t { Valid, InvalidJson, TooDeep, Invalid, TooComplex };
+  enum class Kind : uint8_t { Valid, InvalidJson, TooDeep, NulCharacter, Invalid, TooComplex };
   Kind kind = Kind::Valid;
-  std::size_t offset = 0;  // InvalidJson, TooDeep, TooComplex: byte offset into the body
+  std::size_t offset = 0;  // all but Valid and Invalid: byte offset into the body
   ValidationBudget::Exhausted::What exhausted{};  // TooComplex: which bound ran out,
   uint64_t limit = 0;                             // and its value
   std::string parseError;  // InvalidJson

@@ -218,6 +218,31 @@ TEST_CASE("validation work and memory are bounded: past either, 413 BODY_TOO_COM
                          "than 50000000 steps"));
 }
 
+TEST_CASE("a string or key holding U+0000 is refused: patterns would stop at it") {
+  Route route(R"(schema:
+  type: object
+  properties:
+    name: {type: string, pattern: "^[a-z]+$"}
+  patternProperties:
+    "^x-[a-z]+$": {type: string}
+  additionalProperties: false
+)");
+  CHECK_FALSE(route.run("POST", R"({"name":"abc","x-a":"v"})").failedWith);
+  auto ctx = route.run("POST", R"({"name":"abc\u0000 DROP TABLE"})");
+  REQUIRE(ctx.failedWith);
+  CHECK(ctx.failedWith->code == ErrorCode::ValidationFailed);
+  CHECK(messageOf(ctx) ==
+        "body failed keyword=nul: a string or key holds U+0000, which schema patterns cannot "
+        "check (the string ends at byte 29)");
+  CHECK(messageOf(route.run("POST", R"({"x-a\u0000-evil":"v"})")) ==
+        "body failed keyword=nul: a string or key holds U+0000, which schema patterns cannot "
+        "check (the string ends at byte 16)");
+  // Anywhere in the body, patterns or not; an earlier verdict still wins.
+  CHECK(messageOf(route.run("POST", R"({"x-b":"\u0000"})")).starts_with("body failed keyword=nul"));
+  CHECK(messageOf(route.run("POST", R"({"name":"ABC","x-b":"\u0000"})"))
+            .starts_with("body failed keyword=pattern"));
+}
+
 TEST_CASE("query parameters: required, integer ranges, enum, percent-decoding, every occurrence") {
   Route route(R"(
 query:

@@ -337,3 +337,26 @@ TEST_CASE(
   CHECK(parseEcho(r.body).body == "[[[]]]");
   CHECK(f.b.stats().requests == 1);
 }
+
+TEST_CASE("plugins schema: an escaped NUL cannot cut a pattern short, in a string or a key") {
+  Fixture f;
+  const std::string items = R"("items":[{"sku":"a","qty":1}])";
+  for (const std::string& body : {
+           // RapidJSON's regex stops at the NUL: "AB123456" matched and the rest rode along.
+           R"({"customer_id":"AB123456\u0000'; DROP TABLE orders;--",)" + items + "}",
+           // The key matched ^x-[a-z0-9-]+$ up to the NUL, past additionalProperties: false.
+           R"({"customer_id":"AB123456",)" + items + R"(,"metadata":{"x-a\u0000<script>":"v"}})",
+       }) {
+    INFO(body);
+    Client c(f.gw.port());
+    Response r = c.roundTrip(post("/orders", body));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 400);
+    CHECK(errorCode(r.body) == "VALIDATION_FAILED");
+    CHECK_MESSAGE(contains(errorMessage(r.body),
+                           "body failed keyword=nul: a string or key holds U+0000, which schema "
+                           "patterns cannot check"),
+                  errorMessage(r.body));
+  }
+  CHECK(f.b.stats().requests == 0);
+}
