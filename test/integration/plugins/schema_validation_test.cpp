@@ -116,6 +116,14 @@ bool contains(const std::string& text, std::string_view part) {
   return text.find(part) != std::string::npos;
 }
 
+// `r` is the gateway's refusal: `status`, `code` and a message holding `fragment`.
+void checkRefusal(const Response& r, int status, std::string_view code, std::string_view fragment) {
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == status);
+  CHECK(errorCode(r.body) == code);
+  CHECK_MESSAGE(contains(errorMessage(r.body), fragment), errorMessage(r.body));
+}
+
 }  // namespace
 
 TEST_CASE("plugins schema: a valid body is forwarded byte for byte") {
@@ -321,13 +329,9 @@ TEST_CASE(
     Response r =
         c.roundTrip(post("/recursive", std::string(depth, '[') + std::string(depth, ']')), 5000ms);
     const auto took = std::chrono::steady_clock::now() - start;
-    REQUIRE_MESSAGE(r.complete, r.error);
-    CHECK(r.status == 413);
-    CHECK(errorCode(r.body) == "BODY_TOO_COMPLEX");
-    CHECK_MESSAGE(contains(errorMessage(r.body),
-                           "body failed keyword=max_validation_memory: validating it takes more "
-                           "than 16777216 bytes of validator state"),
-                  errorMessage(r.body));
+    checkRefusal(r, 413, "BODY_TOO_COMPLEX",
+                 "body failed keyword=max_validation_memory: validating it takes more than "
+                 "16777216 bytes of validator state");
     CHECK(took < 2000ms);
   }
   // The same worker answers the next request on the route at once.
@@ -349,14 +353,9 @@ TEST_CASE("plugins schema: an escaped NUL cannot cut a pattern short, in a strin
        }) {
     INFO(body);
     Client c(f.gw.port());
-    Response r = c.roundTrip(post("/orders", body));
-    REQUIRE_MESSAGE(r.complete, r.error);
-    CHECK(r.status == 400);
-    CHECK(errorCode(r.body) == "VALIDATION_FAILED");
-    CHECK_MESSAGE(contains(errorMessage(r.body),
-                           "body failed keyword=nul: a string or key holds U+0000, which schema "
-                           "patterns cannot check"),
-                  errorMessage(r.body));
+    checkRefusal(c.roundTrip(post("/orders", body)), 400, "VALIDATION_FAILED",
+                 "body failed keyword=nul: a string or key holds U+0000, which schema patterns "
+                 "cannot check");
   }
   CHECK(f.b.stats().requests == 0);
 }
