@@ -663,7 +663,9 @@ bool isJsonMediaType(std::string_view contentType) {
       !http::iequals(type.substr(0, kApplication.size()), kApplication)) {
     return false;
   }
+  // A token: "application/x, application/a+json" is a list, not a JSON type.
   const std::string_view subtype = type.substr(kApplication.size());
+  if (!http::isToken(subtype)) return false;
   if (http::iequals(subtype, "json")) return true;
   constexpr std::string_view kSuffix = "+json";
   return subtype.size() > kSuffix.size() &&
@@ -758,6 +760,18 @@ plugin::Status SchemaValidationPlugin::onRequestHeaders(plugin::Context& ctx) {
   if (!hasBody) {
     ++schemas_.counters.passed;
     return plugin::Status::Continue;
+  }
+  // Exactly one field: the body is checked as the type it names, and an upstream reading another
+  // of several fields would parse something never checked.
+  std::size_t contentTypes = 0;
+  headers.forEach([&](std::string_view name, std::string_view) {
+    if (http::iequals(name, "Content-Type")) ++contentTypes;
+    return true;
+  });
+  if (contentTypes > 1) {
+    return reject(
+        ctx, core::ErrorCode::UnsupportedMediaType,
+        "Content-Type must be given once, got " + std::to_string(contentTypes) + " fields");
   }
   const auto contentType = headers.get("Content-Type");
   if (!contentType || !isJsonMediaType(*contentType)) {

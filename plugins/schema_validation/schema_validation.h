@@ -138,7 +138,7 @@ class WorkerSchemas final : public plugin::WorkerState {
   std::vector<std::unique_ptr<Regex>> headerRegexes_;  // parallel to config_.headers
 };
 
-// application/json or application/<anything>+json, parameters allowed, case-insensitive.
+// application/json or application/<token>+json, parameters allowed, case-insensitive.
 bool isJsonMediaType(std::string_view contentType);
 
 // Decodes %XX (and '+' as space, as forms send it). False on a malformed escape.

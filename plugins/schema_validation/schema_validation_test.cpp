@@ -146,13 +146,25 @@ TEST_CASE("Content-Type must be JSON when a body is checked") {
   CHECK_FALSE(route.run("POST", body, "application/json; charset=utf-8").failedWith);
   CHECK_FALSE(route.run("PUT", body, "Application/JSON").failedWith);
   CHECK_FALSE(route.run("PATCH", body, "application/merge-patch+json").failedWith);
-  for (const char* type : {"text/plain", "application/jsonx", "application/+json", "json", ""}) {
+  for (const char* type : {"text/plain", "application/jsonx", "application/+json", "json", "",
+                           "application/x, application/a+json", "application/a b+json"}) {
     CAPTURE(type);
     auto ctx = route.run("POST", body, type);
     REQUIRE(ctx.failedWith);
     CHECK(ctx.failedWith->code == ErrorCode::UnsupportedMediaType);
     CHECK_FALSE(ctx.bufferLimit);
   }
+  // Two fields, even both JSON: refused before the body is asked for.
+  test::TestContext twice;
+  twice.info.method = "POST";
+  twice.requestHeaders().add("Content-Type", "application/json");
+  twice.requestHeaders().add("content-type", "application/json");
+  SchemaValidationPlugin plugin(*route.config, *route.schemas);
+  CHECK(plugin.onRequestHeaders(twice) == Status::Respond);
+  REQUIRE(twice.failedWith);
+  CHECK(twice.failedWith->code == ErrorCode::UnsupportedMediaType);
+  CHECK(messageOf(twice) == "Content-Type must be given once, got 2 fields");
+  CHECK_FALSE(twice.bufferLimit);
   // No body and a method that does not expect one: nothing to check.
   auto get = route.run("GET", "", "");
   CHECK_FALSE(get.failedWith);

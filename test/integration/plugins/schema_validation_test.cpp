@@ -359,3 +359,28 @@ TEST_CASE("plugins schema: an escaped NUL cannot cut a pattern short, in a strin
   }
   CHECK(f.b.stats().requests == 0);
 }
+
+TEST_CASE("plugins schema: a body is checked only under exactly one JSON Content-Type field") {
+  Fixture f;
+  const std::string body = R"({"name":"ok"})";
+  struct Case {
+    std::string headers, fragment;
+  };
+  for (const Case& k : {
+           // Before, the first field was checked and both were forwarded: a backend reading the
+           // last one parsed the body as something never validated.
+           Case{"Content-Type: application/json\r\nContent-Type: text/plain\r\n",
+                "Content-Type must be given once, got 2 fields"},
+           Case{"Content-Type: application/json\r\ncontent-type: application/json\r\n",
+                "Content-Type must be given once, got 2 fields"},
+           // One field listing two types: the '+json' suffix belonged to the second one.
+           Case{"Content-Type: application/x-www-form-urlencoded, application/a+json\r\n",
+                "Content-Type must be application/json or application/*+json"},
+       }) {
+    INFO(k.headers);
+    Client c(f.gw.port());
+    checkRefusal(c.roundTrip(request("POST", "/inline", k.headers, body)), 415,
+                 "UNSUPPORTED_MEDIA_TYPE", k.fragment);
+  }
+  CHECK(f.b.stats().requests == 0);
+}
