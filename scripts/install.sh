@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs gatewayd as a systemd service:
-#   /usr/local/bin/gatewayd                   the release build (built first if needed)
+# Installs gatewayd as a systemd service, with nothing on the host but what it runs with:
+#   /usr/local/bin/gatewayd                   the release build
 #   /etc/systemd/system/gatewayd.service      systemd/gatewayd.service
 #   /etc/gatewayd/gateway.yaml                conf/gateway.yaml, only if no config is there yet
 #   /usr/local/share/doc/gatewayd/            README.md and docs/
-# Then: edit /etc/gatewayd/gateway.yaml, `systemctl enable --now gatewayd`.
-#   scripts/install.sh [--config FILE]        FILE instead of conf/gateway.yaml as the initial config
+# and the libraries the binary links, if missing (scripts/setup.sh --run). Never a test or
+# benchmark package (prometheus, nginx, ...). Then: edit /etc/gatewayd/gateway.yaml,
+# `systemctl enable --now gatewayd`.
+#   scripts/install.sh [--config FILE] [--binary FILE]
+#   --config FILE   FILE instead of conf/gateway.yaml as the initial config
+#   --binary FILE   install this gatewayd, built elsewhere (`scripts/build.sh` on a build machine):
+#                   nothing is compiled here. The way for a production host.
+# Without --binary it builds $BUILD_DIR (build/) here first, which needs the compiler and -dev
+# packages (scripts/setup.sh --build installs those missing; they stay: remove them yourself).
 # DESTDIR=/some/dir installs under that root instead (for packaging; no systemctl then).
 set -euo pipefail
 GW_SCRIPT=install
@@ -13,10 +20,12 @@ GW_SCRIPT=install
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 config="$GW_ROOT/conf/gateway.yaml"
+binary=""
 while (($#)); do
   case "$1" in
     --config) (($# >= 2)) || gw_die "--config needs a value"; config="$2"; shift ;;
-    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --binary) (($# >= 2)) || gw_die "--binary needs a value"; binary="$2"; shift ;;
+    -h | --help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -25,12 +34,24 @@ destdir="${DESTDIR:-}"
 [[ -n "$destdir" || $EUID -eq 0 ]] || gw_die "run as root (or set DESTDIR)"
 [[ -f "$config" ]] || gw_die "no such config: $config"
 
-"$GW_ROOT/scripts/setup.sh"
-dir="${BUILD_DIR:-$GW_ROOT/build}"
-gw_build "$dir" || gw_die "build failed"
-"$dir/gatewayd" -t -c "$config" || gw_die "$config does not validate; not installing it"
+if [[ -n "$binary" ]]; then
+  [[ -f "$binary" && -x "$binary" ]] || gw_die "not an executable: $binary"
+else
+  "$GW_ROOT/scripts/setup.sh" --build
+  dir="${BUILD_DIR:-$GW_ROOT/build}"
+  gw_build "$dir" || gw_die "build failed"
+  binary="$dir/gatewayd"
+  gw_log "built here: the build packages stay installed; on a production host, build elsewhere" \
+    "and install with --binary"
+fi
+# The libraries it links, also for the check below.
+"$GW_ROOT/scripts/setup.sh" --run
+if missing="$(ldd "$binary" | grep 'not found')"; then
+  gw_die "$binary needs libraries this host lacks:"$'\n'"$missing"
+fi
+"$binary" -t -c "$config" || gw_die "$config does not validate; not installing it"
 
-install -D -m 0755 "$dir/gatewayd" "$destdir/usr/local/bin/gatewayd"
+install -D -m 0755 "$binary" "$destdir/usr/local/bin/gatewayd"
 install -D -m 0644 "$GW_ROOT/systemd/gatewayd.service" "$destdir/etc/systemd/system/gatewayd.service"
 install -d -m 0755 "$destdir/etc/gatewayd"
 target="$destdir/etc/gatewayd/gateway.yaml"

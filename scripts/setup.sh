@@ -3,6 +3,8 @@
 #   scripts/setup.sh            build + test/runtime packages
 #   scripts/setup.sh --bench    also what scripts/bench.sh and ../shared/bench need
 #   scripts/setup.sh --format   also clang-format (scripts/format.sh)
+#   scripts/setup.sh --build    only the build packages (scripts/install.sh building on this host)
+#   scripts/setup.sh --run      only the libraries the gatewayd binary links (scripts/install.sh)
 # Idempotent: with everything present it touches nothing (no apt-get update) and works as any
 # user; otherwise it needs root.
 set -euo pipefail
@@ -15,6 +17,9 @@ build_pkgs=(g++ meson ninja-build pkg-config libevent-dev libssl-dev libyaml-cpp
   doctest-dev libhiredis-dev node-llhttp)
 runtime_pkgs=(curl python3 ca-certificates procps)
 test_pkgs=(prometheus)  # promtool and a real Prometheus server for the metrics tests
+# What the gatewayd binary itself needs at run time (`ldd build/gatewayd`; libstdc++6, libgcc-s1
+# and libc6 are on every Debian system): all a production host gets from scripts/install.sh.
+binary_pkgs=(libevent-core-2.1-7 libyaml-cpp0.7)
 bench_pkgs=(nginx-light haproxy wrk apache2-utils valgrind strace)
 bench_optional_pkgs=(h2o)  # a peer in ../shared/bench; its absence only drops that column
 format_pkgs=(clang-format)
@@ -26,7 +31,9 @@ for arg in "$@"; do
   case "$arg" in
     --bench) bench=1; want+=("${bench_pkgs[@]}"); optional+=("${bench_optional_pkgs[@]}") ;;
     --format) want+=("${format_pkgs[@]}") ;;
-    -h | --help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --build) want=("${build_pkgs[@]}") ;;
+    --run) want=("${binary_pkgs[@]}") ;;
+    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $arg (see --help)" ;;
   esac
 done

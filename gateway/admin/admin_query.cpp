@@ -71,8 +71,11 @@ core::Result<PurgeQuery> parsePurgeQuery(std::string_view query) {
   PurgeQuery purge;
   purge.prefix = prefix.has_value();
   // Stored entries carry the path as routed, so the operator's spelling is normalised the same
-  // way: "/items//7" and "/items/./7" purge what a request for /items/7 stored.
-  if (http::normalisePath(purge.prefix ? *prefix : *path, purge.path) != http::PathError::None) {
+  // way: "/items//7" and "/items/./7" purge what a request for /items/7 stored. Spellings that
+  // `http:` may refuse are kept: whatever was stored under the configured rules stays purgeable.
+  constexpr http::PathRules kKeepSpelling{http::EscapedSlashes::Keep, http::PathParameters::Keep};
+  if (http::normalisePath(purge.prefix ? *prefix : *path, purge.path, kKeepSpelling) !=
+      http::PathError::None) {
     return badRequest(purge.prefix ? "'prefix' must be a valid absolute path"
                                    : "'path' must be a valid absolute path");
   }

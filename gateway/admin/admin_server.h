@@ -3,7 +3,12 @@
 // run on the main thread's loop, never on a worker's and never on a proxy listener. One request
 // per connection (answered with Connection: close): scrapers and probes open a connection per
 // request anyway, and it keeps this code short. Heads are parsed by the same strict parser as
-// proxied traffic, with small limits and a deadline.
+// proxied traffic, with small limits and a deadline; no endpoint reads a request body.
+//
+// Whoever holds connections open, probes are answered: the connection slots are bounded
+// (admin.max_connections), a head must arrive within admin.header_timeout, and a new connection
+// to a full listener takes the slot of the oldest one that has not sent a complete head (or, when
+// every slot is being answered, of the oldest one).
 
 #include <event2/event.h>
 
@@ -14,6 +19,9 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/config/model.h"
+#include "gateway/core/accept_pause.h"
+#include "gateway/core/error.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/net/socket.h"
 
@@ -35,6 +43,8 @@ struct Response {
 
 // {"error":{"code":CODE,"message":MESSAGE}}, the message JSON-escaped.
 Response errorResponse(int status, std::string_view code, std::string_view message);
+// The same with the status and code of a gateway error code (REQUEST_TIMEOUT, ...).
+Response errorResponse(core::ErrorCode code, std::string_view message);
 
 // What the admin endpoints answer, methods included; implemented by the process (core::Server).
 class Service {
@@ -47,9 +57,7 @@ class Service {
 
 class AdminServer {
  public:
-  static constexpr std::size_t kMaxConnections = 64;
-
-  AdminServer(event_base* base, Service& service);
+  AdminServer(event_base* base, Service& service, const config::AdminConfig& config);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -62,14 +70,18 @@ class AdminServer {
   class Connection;
   static void onAccept(evutil_socket_t fd, short what, void* arg);
   void acceptAll();
+  void evictOne();
   void closed(Connection& connection);
 
   event_base* base_;
   Service& service_;
+  std::size_t maxConnections_;
+  timeval headerTimeout_;
   net::Fd listenFd_;
   core::EventPtr acceptEvent_;
+  core::AcceptPause acceptPause_;
   uint16_t port_ = 0;
-  std::list<std::unique_ptr<Connection>> connections_;
+  std::list<std::unique_ptr<Connection>> connections_;  // oldest first
 };
 
 }  // namespace gw::admin

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "gateway/config/file_text.h"
+#include "gateway/config/route_overlaps.h"
 #include "gateway/config/units.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
@@ -72,6 +73,11 @@ std::optional<std::string> canonicalIp(const std::string& text) {
   return std::nullopt;
 }
 
+bool isWildcardIp(std::string_view canonical) {
+  return canonical == "0.0.0.0" || canonical == "::";
+}
+bool isIpv6(std::string_view canonical) { return canonical.find(':') != std::string_view::npos; }
+
 template <typename Int>
 std::optional<Int> parseInt(std::string_view text, Int min, Int max) {
   uint64_t value = 0;
@@ -112,10 +118,10 @@ std::optional<std::string> splitHostPort(std::string_view text, BackendConfig& o
 
 // Requests are routed by their normalised path (http::normalisePath), so a match path that is not
 // in normal form would never match, or would match something other than it reads.
-std::optional<std::string> checkMatchPath(std::string_view path) {
+std::optional<std::string> checkMatchPath(std::string_view path, http::PathRules rules) {
   if (!path.starts_with('/')) return "must start with '/'";
   std::string normal;
-  switch (http::normalisePath(path, normal)) {
+  switch (http::normalisePath(path, normal, rules)) {
     case http::PathError::None:
       break;
     case http::PathError::EscapesRoot:
@@ -123,43 +129,18 @@ std::optional<std::string> checkMatchPath(std::string_view path) {
     case http::PathError::Invalid:
       return "is not a valid path (spaces, control characters, '?', '#', '\\', non-ASCII bytes "
              "and malformed %-escapes are refused)";
+    case http::PathError::EscapedSlash:
+      return "must not contain %2F or %5C: requests holding them are refused "
+             "(http.escaped_slashes: reject)";
+    case http::PathError::PathParameter:
+      return "must not contain ';' or %3B: requests holding them are refused or stripped "
+             "(http.path_parameters)";
   }
   if (normal != path) {
     return "must be written in normal form, " + quote(normal) +
            " (request paths are normalised before matching)";
   }
   return std::nullopt;
-}
-
-bool sameMethods(std::vector<std::string> a, std::vector<std::string> b) {
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
-  return a == b;
-}
-
-// Would every request `later` accepts be taken by `earlier` first?
-bool covers(const RouteMatch& earlier, const RouteMatch& later) {
-  bool hostCovered = !earlier.host || earlier.host == later.host;
-  if (!hostCovered && later.host && earlier.host->starts_with("*.")) {
-    const std::string_view domain = std::string_view(*earlier.host).substr(1);  // ".example.com"
-    hostCovered = later.host->size() > domain.size() && later.host->ends_with(domain);
-  }
-  const bool methodsCovered =
-      earlier.methods.empty() ||
-      (!later.methods.empty() &&
-       std::all_of(later.methods.begin(), later.methods.end(), [&](const std::string& m) {
-         return std::find(earlier.methods.begin(), earlier.methods.end(), m) !=
-                earlier.methods.end();
-       }));
-  const bool pathCovered = earlier.kind == PathMatch::Prefix
-                               ? http::pathHasPrefix(later.path, earlier.path)
-                               : later.kind == PathMatch::Exact && later.path == earlier.path;
-  return hostCovered && methodsCovered && pathCovered;
-}
-
-bool duplicates(const RouteMatch& a, const RouteMatch& b) {
-  return a.host == b.host && a.kind == b.kind && a.path == b.path &&
-         sameMethods(a.methods, b.methods);
 }
 
 // A key/value pair found in a mapping. Values that are empty (`key:`) have no useful position of
@@ -383,6 +364,22 @@ class Loader {
     });
   }
 
+  // One of the named `choices`, mapped to its value.
+  template <typename E>
+  bool readChoice(const YAML::Node& map, std::string_view key, E& out,
+                  std::initializer_list<std::pair<std::string_view, E>> choices) {
+    std::vector<std::string_view> names;
+    for (const auto& choice : choices) names.push_back(choice.first);
+    const std::string expected = alternatives(names);
+    return read(map, key, expected, out, [&](const std::string& text, std::string& why) {
+      for (const auto& [name, value] : choices) {
+        if (text == name) return std::optional(value);
+      }
+      why = "expected " + expected + ", got " + quote(text);
+      return std::optional<E>();
+    });
+  }
+
   // A duration or size through `parse` (parseDuration, parseSize), refusing values below `min`.
   template <typename T>
   bool readMeasure(const YAML::Node& map, std::string_view key, std::string_view expected, T& out,
@@ -413,14 +410,15 @@ class Loader {
   void parseRoot(const YAML::Node& root) {
     if (!expectMap(root, "the configuration")) return;
     checkKeys(root, "the configuration",
-              {"workers", "listeners", "admin", "access_log", "tracing", "limits", "shutdown",
-               "upstreams", "plugins", "routes"});
+              {"workers", "listeners", "admin", "access_log", "tracing", "limits", "http",
+               "shutdown", "upstreams", "plugins", "routes"});
     parseWorkers(root);
     parseListeners(root);
     parseAdmin(root);
     parseAccessLog(root);
     parseTracing(root);
     parseLimits(root);
+    parseHttp(root);  // before routes: their match paths are checked under these rules
     if (const auto shutdown = optionalMap(root, "shutdown")) {
       checkKeys(*shutdown, "shutdown", {"drain_timeout"});
       readDuration(*shutdown, "drain_timeout", config_.drain_timeout, Duration(0));
@@ -446,6 +444,8 @@ class Loader {
     const auto list = requireList(root, "the configuration", "listeners");
     if (!list) return;
     std::map<std::string, Location> seen;  // canonical address:port -> first listener
+    // (IPv6, port) -> the first listener on a wildcard address / on a specific one there.
+    std::map<std::pair<bool, uint16_t>, Location> wildcards, specifics;
     for (const YAML::Node& node : *list) {
       if (!expectMap(node, "a listener")) continue;
       checkKeys(node, "listener", {"address", "port"});
@@ -463,19 +463,31 @@ class Loader {
           require(node, "listener", "port") && readInt(node, "port", listener.port, 1, 65535);
       if (ip && hasPort) {
         const auto [first, inserted] = seen.emplace(hostPort(*ip, listener.port), listener.where);
+        const std::pair familyPort{isIpv6(*ip), listener.port};
+        // The wildcard would take the other's connections, and gatewayd refuses to listen where
+        // a socket of its own (or of another process) is listening already.
+        const auto& across = isWildcardIp(*ip) ? specifics : wildcards;
         if (!inserted) {
           error(node, "duplicate listener " + hostPort(*ip, listener.port) + " (first at " +
                           toString(first->second) + ")");
+        } else if (const auto other = across.find(familyPort); other != across.end()) {
+          error(node, "listener " + hostPort(*ip, listener.port) + " overlaps the listener at " +
+                          toString(other->second) +
+                          ": a wildcard address (0.0.0.0, ::) takes every connection to its "
+                          "port; keep one of the two");
         }
+        (isWildcardIp(*ip) ? wildcards : specifics).emplace(familyPort, listener.where);
       }
       config_.listeners.push_back(std::move(listener));
     }
   }
 
   void parseAdmin(const YAML::Node& root) {
+    // Each admin connection holds a descriptor; more than this is a typo, not a need.
+    constexpr std::size_t kMaxAdminConnections = 10'000;
     const auto admin = optionalMap(root, "admin");
     if (!admin) return;
-    checkKeys(*admin, "admin", {"enabled", "address", "port"});
+    checkKeys(*admin, "admin", {"enabled", "address", "port", "max_connections", "header_timeout"});
     AdminConfig& out = config_.admin;
     out.where = locate(*admin);
     readBool(*admin, "enabled", out.enabled);
@@ -484,16 +496,19 @@ class Loader {
             "admin address must be an IPv4 or IPv6 address, got " + quote(out.address));
     }
     readInt(*admin, "port", out.port, 1, 65535);
+    readInt(*admin, "max_connections", out.max_connections, 1, kMaxAdminConnections);
+    readDuration(*admin, "header_timeout", out.header_timeout, kMinTimeout);
     if (!out.enabled) return;
     const auto adminIp = canonicalIp(out.address);
     for (const ListenerConfig& listener : config_.listeners) {
       const auto ip = canonicalIp(listener.address);
-      // A wildcard proxy listener of the same family on the admin port would take the admin's
-      // connections too.
-      const bool sameFamily = ip && adminIp && (ip->find(':') == std::string::npos) ==
-                                                   (adminIp->find(':') == std::string::npos);
-      const bool overlaps = sameFamily && listener.port == out.port &&
-                            (*ip == *adminIp || *ip == "0.0.0.0" || *ip == "::");
+      // A wildcard address of the same family on either side takes the other's connections (the
+      // second socket then fails to listen); wildcards of both families on one port would send
+      // a client to the admin or to the proxy depending on how it reached the host.
+      if (!ip || !adminIp || listener.port != out.port) continue;
+      const bool anyWildcard = isWildcardIp(*ip) || isWildcardIp(*adminIp);
+      const bool overlaps = *ip == *adminIp || (anyWildcard && isIpv6(*ip) == isIpv6(*adminIp)) ||
+                            (isWildcardIp(*ip) && isWildcardIp(*adminIp));
       if (overlaps) {
         error(*admin, "the admin listener " + hostPort(*adminIp, out.port) +
                           " would share a port with the listener at " + toString(listener.where) +
@@ -595,6 +610,19 @@ class Loader {
     readDuration(*limits, "idle_timeout", out.idle_timeout, kMinTimeout);
   }
 
+  void parseHttp(const YAML::Node& root) {
+    const auto section = optionalMap(root, "http");
+    if (!section) return;
+    checkKeys(*section, "http", {"escaped_slashes", "path_parameters"});
+    http::PathRules& out = config_.path_rules;
+    readChoice(*section, "escaped_slashes", out.escaped_slashes,
+               {{"reject", http::EscapedSlashes::Reject}, {"keep", http::EscapedSlashes::Keep}});
+    readChoice(*section, "path_parameters", out.path_parameters,
+               {{"reject", http::PathParameters::Reject},
+                {"strip", http::PathParameters::Strip},
+                {"keep", http::PathParameters::Keep}});
+  }
+
   // Shared by upstreams and routes: a route's timeouts start as its upstream's and override them.
   void parseTimeouts(const YAML::Node& owner, UpstreamTimeouts& out) {
     const auto timeouts = optionalMap(owner, "timeouts");
@@ -670,12 +698,15 @@ class Loader {
     }
     if (const auto passive = optionalMap(*checks, "passive")) {
       checkKeys(*passive, "passive health check",
-                {"consecutive_failures", "base_ejection", "max_ejection", "count_5xx"});
+                {"consecutive_failures", "base_ejection", "max_ejection", "count_5xx",
+                 "count_read_timeouts", "max_ejection_percent"});
       PassiveHealthCheck& out = upstream.passive_check;
       readInt(*passive, "consecutive_failures", out.consecutive_failures, 0, kMaxThreshold);
       readDuration(*passive, "base_ejection", out.base_ejection, kMinTimeout);
       readDuration(*passive, "max_ejection", out.max_ejection, kMinTimeout);
       readBool(*passive, "count_5xx", out.count_5xx);
+      readBool(*passive, "count_read_timeouts", out.count_read_timeouts);
+      readInt(*passive, "max_ejection_percent", out.max_ejection_percent, 0, 100);
       if (out.max_ejection < out.base_ejection) {
         error(*passive, "max_ejection must be at least base_ejection");
       }
@@ -737,7 +768,7 @@ class Loader {
     const auto list = requireList(root, "the configuration", "routes");
     if (!list) return;
     std::map<std::string, Location> names;
-    std::vector<bool> comparable;  // routes whose match parsed cleanly take part in overlap checks
+    RouteOverlaps overlaps(kHttpMethods);  // of the routes whose match parsed cleanly
     std::size_t index = 0;
     for (const YAML::Node& node : *list) {
       ++index;
@@ -771,10 +802,10 @@ class Loader {
       route.plugins = config_.plugins;
       if (const auto plugins = findField(node, "plugins")) parsePlugins(*plugins, route.plugins);
       warnPluginOrder(route.plugins);
-      checkOverlaps(node, route, matchOk, comparable);
+      if (matchOk) checkOverlaps(node, route, overlaps);
       config_.routes.push_back(std::move(route));
-      comparable.push_back(matchOk);
     }
+    warnFallThroughs(overlaps);
   }
 
   // Sets the upstream index and the timeouts the route inherits from it.
@@ -808,7 +839,7 @@ class Loader {
       out.kind = hasExact ? PathMatch::Exact : PathMatch::Prefix;
       const std::string_view key = hasExact ? "exact" : "prefix";
       if (readString(*match, key, out.path)) {
-        if (const auto problem = checkMatchPath(out.path)) {
+        if (const auto problem = checkMatchPath(out.path, config_.path_rules)) {
           error(findField(*match, key)->anchor(), quote(key) + " " + *problem);
         }
       }
@@ -964,21 +995,41 @@ class Loader {
   }
 
   // First match wins, so a route that an earlier route fully covers can never be chosen.
-  void checkOverlaps(const YAML::Node& node, const RouteConfig& route, bool matchOk,
-                     const std::vector<bool>& comparable) {
-    if (!matchOk) return;
-    for (std::size_t i = 0; i < config_.routes.size(); ++i) {
-      const RouteConfig& earlier = config_.routes[i];
-      if (!comparable[i]) continue;
-      const std::string other = quote(earlier.name) + " (" + toString(earlier.where) + ")";
-      if (duplicates(earlier.match, route.match)) {
-        error(node, "route " + quote(route.name) + " duplicates route " + other);
-        return;
-      }
-      if (covers(earlier.match, route.match)) {
-        error(node, "route " + quote(route.name) + " is unreachable: shadowed by route " + other);
-        return;
-      }
+  void checkOverlaps(const YAML::Node& node, const RouteConfig& route, RouteOverlaps& overlaps) {
+    const auto shadow = overlaps.shadowOf(route.match);
+    if (!shadow) {
+      overlaps.add(config_.routes.size(), route.match);
+      return;
+    }
+    const RouteConfig& earlier = config_.routes[shadow->earlier];
+    const std::string other = quote(earlier.name) + " (" + toString(earlier.where) + ")";
+    error(node, shadow->duplicate
+                    ? "route " + quote(route.name) + " duplicates route " + other
+                    : "route " + quote(route.name) + " is unreachable: shadowed by route " + other);
+  }
+
+  // A guard on a prefix (ip_filter, auth) is easily undone by a catch-all that takes the methods
+  // the prefix's routes leave out: say so rather than let it pass silently, unless the requests
+  // that fall through reach the same upstream through the same plugins.
+  void warnFallThroughs(const RouteOverlaps& overlaps) {
+    const auto samePlugins = [](const RouteConfig& a, const RouteConfig& b) {
+      return std::equal(
+          a.plugins.begin(), a.plugins.end(), b.plugins.begin(), b.plugins.end(),
+          [](const PluginBinding& x, const PluginBinding& y) { return x.settings == y.settings; });
+    };
+    for (const RouteOverlaps::FallThrough& f : overlaps.fallThroughs(config_.routes)) {
+      const RouteConfig& route = config_.routes[f.route];
+      const RouteConfig& destination = config_.routes[f.destination];
+      if (route.upstream == destination.upstream && samePlugins(route, destination)) continue;
+      const std::string where =
+          (route.match.host ? "host " + quote(*route.match.host) + " " : std::string()) +
+          "prefix " + quote(route.match.path);
+      warnings_.push_back(
+          {route.where, "route " + quote(route.name) + " takes only " +
+                            overlaps.methodNames(f.methods) + " on " + where +
+                            "; requests there with other methods fall through to route " +
+                            quote(destination.name) + " (" + toString(destination.where) +
+                            ") and its plugins instead of a 405"});
     }
   }
 

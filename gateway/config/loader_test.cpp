@@ -220,6 +220,8 @@ TEST_CASE("omitted keys take their defaults") {
   CHECK(config.admin.enabled);
   CHECK(config.admin.address == "127.0.0.1");
   CHECK(config.admin.port == 9901);
+  CHECK(config.admin.max_connections == 64);
+  CHECK(config.admin.header_timeout == seconds(3));
 }
 
 TEST_CASE("admin: settings and a port shared with a proxy listener") {
@@ -234,10 +236,74 @@ TEST_CASE("admin: settings and a port shared with a proxy listener") {
         Lines{"t.yaml:3:8: the admin listener 127.0.0.1:8080 would share a port with the listener "
               "at t.yaml:1:13; admin traffic needs its own port"});
   CHECK(routeErrors("admin: {address: '::1', port: 8080}\nroutes: [{upstream: u}]\n").empty());
-  CHECK(routeErrors("admin: {address: localhost, port: 0, color: red}\nroutes: [{upstream: u}]\n") ==
-        Lines{"t.yaml:3:18: admin address must be an IPv4 or IPv6 address, got 'localhost'",
-              "t.yaml:3:35: 'port': expected an integer from 1 to 65535, got '0'",
-              "t.yaml:3:38: unknown key 'color' in admin; expected one of: enabled, address, port"});
+  CHECK(
+      routeErrors("admin: {address: localhost, port: 0, color: red}\nroutes: [{upstream: u}]\n") ==
+      Lines{"t.yaml:3:18: admin address must be an IPv4 or IPv6 address, got 'localhost'",
+            "t.yaml:3:35: 'port': expected an integer from 1 to 65535, got '0'",
+            "t.yaml:3:38: unknown key 'color' in admin; expected one of: enabled, address, "
+            "port, max_connections, header_timeout"});
+}
+
+TEST_CASE("admin: connection slots and the request head deadline") {
+  const Config config = load(std::string(kHead) +
+                             "admin: {max_connections: 8, header_timeout: 500ms}\n"
+                             "routes: [{upstream: u}]\n");
+  CHECK(config.admin.max_connections == 8);
+  CHECK(config.admin.header_timeout == milliseconds(500));
+  CHECK(routeErrors("admin:\n  max_connections: 0\n  header_timeout: 0s\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:4:20: 'max_connections': expected an integer from 1 to 10000, got '0'",
+              "t.yaml:5:19: 'header_timeout': expected at least 1ms, got '0s'"});
+  CHECK(routeErrors("admin: {max_connections: many, header_timeout: soon}\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:26: 'max_connections': expected an integer from 1 to 10000, got 'many'",
+              "t.yaml:3:48: 'header_timeout': invalid duration 'soon': expected a whole number "
+              "followed by ms, s, m or h"});
+}
+
+TEST_CASE("admin: a wildcard admin address beside a proxy listener on its port") {
+  constexpr std::string_view kUpstreamAndRoute =
+      "upstreams: [{name: u, backends: [127.0.0.1:9000]}]\nroutes: [{upstream: u}]\n";
+  const auto errors = [&](std::string_view listeners, std::string_view admin) {
+    return errorsOf(std::string(listeners) + std::string(admin) + std::string(kUpstreamAndRoute));
+  };
+  // 0.0.0.0:8080 takes 127.0.0.1:8080's connections: this used to pass -t and fail at start.
+  CHECK(errors("listeners: [{address: 127.0.0.1, port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8080}\n") ==
+        Lines{"t.yaml:2:8: the admin listener 0.0.0.0:8080 would share a port with the listener "
+              "at t.yaml:1:13; admin traffic needs its own port"});
+  CHECK(errors("listeners: [{address: '::1', port: 8080}]\n",
+               "admin: {address: '::', port: 8080}\n") ==
+        Lines{"t.yaml:2:8: the admin listener [::]:8080 would share a port with the listener "
+              "at t.yaml:1:13; admin traffic needs its own port"});
+  // Wildcards of both families on one port: a client would reach one or the other by family.
+  CHECK(errors("listeners: [{address: '::', port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8080}\n") ==
+        Lines{"t.yaml:2:8: the admin listener 0.0.0.0:8080 would share a port with the listener "
+              "at t.yaml:1:13; admin traffic needs its own port"});
+  // A specific address of the other family, or another port, is its own.
+  CHECK(errors("listeners: [{address: '::1', port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8080}\n")
+            .empty());
+  CHECK(errors("listeners: [{address: 127.0.0.1, port: 8080}]\n",
+               "admin: {address: 0.0.0.0, port: 8081}\n")
+            .empty());
+}
+
+TEST_CASE("error: a wildcard listener overlaps a specific one of its family and port") {
+  CHECK(
+      errorsOf("listeners:\n  - {address: 0.0.0.0, port: 80}\n  - {address: 127.0.0.1, port: 80}\n"
+               "  - {address: '::1', port: 80}\n  - {address: '::', port: 80}\n"
+               "  - {address: 127.0.0.1, port: 81}\n"
+               "upstreams: [{name: u, backends: [h:1]}]\nroutes: [{upstream: u}]\n") ==
+      Lines{"t.yaml:3:5: listener 127.0.0.1:80 overlaps the listener at t.yaml:2:5: a wildcard "
+            "address (0.0.0.0, ::) takes every connection to its port; keep one of the two",
+            "t.yaml:5:5: listener [::]:80 overlaps the listener at t.yaml:4:5: a wildcard "
+            "address (0.0.0.0, ::) takes every connection to its port; keep one of the two"});
+  // Both families' wildcards on one port: the usual dual-stack listener pair.
+  CHECK(errorsOf("listeners: [{address: 0.0.0.0, port: 80}, {address: '::', port: 80}]\n"
+                 "upstreams: [{name: u, backends: [h:1]}]\nroutes: [{upstream: u}]\n")
+            .empty());
 }
 
 TEST_CASE("access_log: settings, defaults and errors") {
@@ -288,11 +354,45 @@ TEST_CASE("tracing: on by default; OTLP export settings and errors") {
                         "'https://collector:4318': https is not supported yet"});
 }
 
+TEST_CASE("http: path rules refuse ambiguous spellings by default; settings and errors") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.path_rules.escaped_slashes == http::EscapedSlashes::Reject);
+  CHECK(defaults.path_rules.path_parameters == http::PathParameters::Reject);
+  const Config keep = load(std::string(kHead) +
+                           "http: {escaped_slashes: keep, path_parameters: keep}\n"
+                           "routes: [{upstream: u, match: {prefix: '/a%2Fb;v=1'}}]\n");
+  CHECK(keep.path_rules.escaped_slashes == http::EscapedSlashes::Keep);
+  CHECK(keep.path_rules.path_parameters == http::PathParameters::Keep);
+  CHECK(load(std::string(kHead) + "http: {path_parameters: strip}\nroutes: [{upstream: u}]\n")
+            .path_rules.path_parameters == http::PathParameters::Strip);
+  CHECK(routeErrors("http: {escaped_slashes: decode, path_parameters: [strip], colour: red}\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:25: 'escaped_slashes': expected reject or keep, got 'decode'",
+              "t.yaml:3:50: 'path_parameters' must be reject, strip or keep, got a list",
+              "t.yaml:3:59: unknown key 'colour' in http; expected one of: escaped_slashes, "
+              "path_parameters"});
+  // Match paths are checked under the configured rules: a route the rules would make unreachable
+  // is an error.
+  CHECK(routeErrors("routes:\n"
+                    "  - {upstream: u, match: {prefix: /a%2Fb}}\n"
+                    "  - {upstream: u, match: {exact: '/a;v=1'}}\n") ==
+        Lines{"t.yaml:4:35: 'prefix' must not contain %2F or %5C: requests holding them are "
+              "refused (http.escaped_slashes: reject)",
+              "t.yaml:5:34: 'exact' must not contain ';' or %3B: requests holding them are "
+              "refused or stripped (http.path_parameters)"});
+  CHECK(routeErrors("http: {path_parameters: strip}\n"
+                    "routes: [{upstream: u, match: {exact: '/a;v=1'}}]\n") ==
+        Lines{"t.yaml:4:39: 'exact' must be written in normal form, '/a' (request paths are "
+              "normalised before matching)"});
+}
+
 TEST_CASE("health_checks: active and passive settings, and their errors") {
   const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
   CHECK_FALSE(defaults.upstreams[0].active_check.has_value());
   CHECK(defaults.upstreams[0].passive_check.consecutive_failures == 5);
   CHECK_FALSE(defaults.upstreams[0].passive_check.count_5xx);
+  CHECK_FALSE(defaults.upstreams[0].passive_check.count_read_timeouts);
+  CHECK(defaults.upstreams[0].passive_check.max_ejection_percent == 50);
   const Config config = load(
       "listeners: [{port: 8080}]\n"
       "upstreams:\n"
@@ -302,7 +402,7 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
       "      active: {path: /healthz, interval: 1s, timeout: 300ms, healthy_threshold: 1,\n"
       "               unhealthy_threshold: 4, expected_statuses: [200, 300-302]}\n"
       "      passive: {consecutive_failures: 0, base_ejection: 2s, max_ejection: 1m,\n"
-      "                count_5xx: true}\n"
+      "                count_5xx: true, count_read_timeouts: true, max_ejection_percent: 100}\n"
       "routes: [{upstream: u}]\n");
   const UpstreamConfig& u = config.upstreams[0];
   REQUIRE(u.active_check.has_value());
@@ -316,6 +416,8 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
   CHECK(u.passive_check.base_ejection == seconds(2));
   CHECK(u.passive_check.max_ejection == seconds(60));
   CHECK(u.passive_check.count_5xx);
+  CHECK(u.passive_check.count_read_timeouts);
+  CHECK(u.passive_check.max_ejection_percent == 100);
   CHECK(errorsOf("listeners: [{port: 8080}]\n"
                  "upstreams:\n"
                  "  - name: u\n"
@@ -331,6 +433,15 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
               "t.yaml:6:66: expected_statuses: each entry must be a status code (100-599) or a "
               "range such as 200-399, got '302-300'",
               "t.yaml:7:16: max_ejection must be at least base_ejection"});
+  CHECK(errorsOf("listeners: [{port: 8080}]\n"
+                 "upstreams:\n"
+                 "  - name: u\n"
+                 "    backends: [127.0.0.1:9000]\n"
+                 "    health_checks:\n"
+                 "      passive: {max_ejection_percent: 101, count_read_timeouts: sometimes}\n"
+                 "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:6:39: 'max_ejection_percent': expected an integer from 0 to 100, got '101'",
+              "t.yaml:6:65: 'count_read_timeouts': expected true or false, got 'sometimes'"});
 }
 
 TEST_CASE("empty sections mean all defaults") {
@@ -395,7 +506,8 @@ TEST_CASE("error: empty file and a non-mapping document") {
 TEST_CASE("error: unknown key, with the allowed ones listed") {
   CHECK(routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
         Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
-              "listeners, admin, access_log, tracing, limits, shutdown, upstreams, plugins, routes"});
+              "listeners, admin, access_log, tracing, limits, http, shutdown, upstreams, plugins, "
+              "routes"});
   CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
                  "routes: [{upstream: u}]\n") ==
         Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port"});
@@ -651,6 +763,27 @@ TEST_CASE("warnings: unused upstream and repeated method") {
                                      "t.yaml:3:47: method 'GET' is listed twice"});
   REQUIRE(ok.config);
   CHECK(ok.config->routes[0].match.methods == std::vector<std::string>{"GET"});
+}
+
+TEST_CASE("warnings: a prefix's other methods falling through to a later route") {
+  const LoadResult result = loadString(
+      "listeners: [{port: 1}]\n"
+      "upstreams: [{name: u, backends: [h:1]}, {name: v, backends: [h:2]}]\n"
+      "routes:\n"
+      "  - {name: admin, upstream: v, match: {prefix: /admin, methods: [GET, POST]}}\n"
+      "  - {name: tenant, upstream: v, match: {host: a.x.io, prefix: /, methods: [GET]}}\n"
+      "  - {name: upload, upstream: u, match: {prefix: /upload, methods: [PUT]}}\n"
+      "  - {name: all, upstream: u}\n",
+      "t.yaml");
+  CHECK(result.errors.empty());
+  // 'upload' falls through to the same upstream with the same plugins: nothing to say.
+  CHECK(format(result.warnings) ==
+        Lines{"t.yaml:4:5: route 'admin' takes only GET, POST on prefix '/admin'; requests there "
+              "with other methods fall through to route 'all' (t.yaml:7:5) and its plugins "
+              "instead of a 405",
+              "t.yaml:5:5: route 'tenant' takes only GET on host 'a.x.io' prefix '/'; requests "
+              "there with other methods fall through to route 'all' (t.yaml:7:5) and its plugins "
+              "instead of a 405"});
 }
 
 using test::sourceRoot;

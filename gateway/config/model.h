@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/http/path.h"
+
 namespace gw::plugin {
 class Factory;
 struct RouteConfig;
@@ -77,7 +79,13 @@ struct PassiveHealthCheck {
   uint32_t consecutive_failures = 5;  // 0: never eject
   Duration base_ejection = std::chrono::seconds(10);
   Duration max_ejection = std::chrono::minutes(5);
-  bool count_5xx = false;  // connect failures, timeouts and resets always count
+  bool count_5xx = false;  // connect failures, connect timeouts and resets always count
+  // Read and send timeouts follow the route's request, not the backend's health (one slow path):
+  // counted only when asked for.
+  bool count_read_timeouts = false;
+  // A passive ejection never leaves an upstream without a backend in rotation, nor more than this
+  // share of its backends (rounded down) ejected at once.
+  uint32_t max_ejection_percent = 50;
 };
 
 struct UpstreamConfig {
@@ -163,6 +171,10 @@ struct AdminConfig {
   bool enabled = true;
   std::string address = "127.0.0.1";
   uint16_t port = 9901;
+  // Connections open at once; when all are taken, a new one replaces the oldest that has not sent
+  // a complete request head (else the oldest), so probes are answered whoever holds the rest.
+  std::size_t max_connections = 64;
+  Duration header_timeout = std::chrono::seconds(3);  // accept to complete request head; then 408
   Location where;
 };
 
@@ -175,6 +187,7 @@ struct Config {
   Limits limits;
   Duration drain_timeout = std::chrono::seconds(30);
   std::vector<PluginBinding> plugins;  // the global list, applied before each route's own
+  http::PathRules path_rules;  // the `http:` section: path spellings backends read differently
   AdminConfig admin;
   AccessLogConfig access_log;
   TracingConfig tracing;

@@ -45,6 +45,14 @@ std::string describe(const YAML::Node& node) {
   }
 }
 
+std::string alternatives(std::span<const std::string_view> names) {
+  std::string joined;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    joined += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i]);
+  }
+  return joined;
+}
+
 void checkMapKeys(const YAML::Node& map, std::string_view what,
                   std::initializer_list<std::string_view> allowed,
                   const std::function<void(const YAML::Node&, std::string)>& error,

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,8 @@ namespace gw::config {
 std::string quote(std::string_view text);
 // What a node holds, for "must be X, got Y" messages.
 std::string describe(const YAML::Node& node);
+// The names as alternatives: "a", "a or b", "a, b or c".
+std::string alternatives(std::span<const std::string_view> names);
 
 // Reports, through `error(node, message)`, keys of `map` that are not plain names, not in
 // `allowed`, or given twice; `firstAt(mark)` words where a repeated key first appeared.

@@ -2,9 +2,11 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <stdexcept>
 
 namespace gw::core {
 
@@ -111,6 +113,43 @@ void OutQueue::clear() {
   owned_.clear();
   first_ = 0;
   pending_ = 0;
+}
+
+void OutQueue::discardFront(std::size_t n) {
+  if (n > pending_) throw std::logic_error("OutQueue::discardFront: more than is pending");
+  if (n > 0) advance(n);
+}
+
+void OutQueue::appendFrom(OutQueue& other) {
+  for (std::size_t i = other.first_; i < other.segments_.size(); ++i) {
+    const Segment& s = other.segments_[i];
+    if (s.data) {
+      borrow(s.data, s.length);
+    } else {
+      append({other.owned_.data() + s.offset, s.length});
+    }
+  }
+  other.clear();
+}
+
+void OutQueue::truncate(uint64_t mark) {
+  if (mark < sentTotal() || mark > queuedTotal_) {
+    throw std::logic_error("OutQueue::truncate: the mark is already on the wire or not queued");
+  }
+  std::size_t drop = static_cast<std::size_t>(queuedTotal_ - mark);
+  pending_ -= drop;
+  queuedTotal_ = mark;
+  while (drop > 0) {
+    Segment& last = segments_.back();
+    const std::size_t cut = std::min<std::size_t>(drop, last.length);
+    last.length -= static_cast<uint32_t>(cut);
+    drop -= cut;
+    if (last.data == nullptr && last.offset + last.length + cut == owned_.size()) {
+      owned_.resize(last.offset + last.length);
+    }
+    if (last.length == 0) segments_.pop_back();
+  }
+  if (pending_ == 0) clear();
 }
 
 void OutQueue::shrink() {

@@ -30,6 +30,9 @@ class OutQueue {
   // what one response put on the wire.
   uint64_t queuedTotal() const { return queuedTotal_; }
   bool empty() const { return pending_ == 0; }
+  // Every byte ever handed to the socket: a mark taken from queuedTotal() is on the wire once
+  // this passes it.
+  uint64_t sentTotal() const { return queuedTotal_ - pending_; }
 
   // Writes as much as the socket takes. Failed leaves errno set.
   WriteStatus flush(int fd);
@@ -37,6 +40,15 @@ class OutQueue {
   void retainBorrowed();
   // Drops everything queued (connection is being closed or the exchange abandoned).
   void clear();
+  // Drops the first n pending bytes unsent (n <= pending()).
+  void discardFront(std::size_t n);
+  // Moves every pending byte of `other` behind ours (owned bytes copied, borrowed ones still
+  // borrowed from their lender); `other` is left empty.
+  void appendFrom(OutQueue& other);
+  // Takes back what was queued after `mark` (an earlier queuedTotal()), which must not have
+  // reached the socket yet (mark >= sentTotal()): a response head that turned out unusable is
+  // withdrawn before the client saw a byte of it.
+  void truncate(uint64_t mark);
   // Gives memory back when idle.
   void shrink();
 

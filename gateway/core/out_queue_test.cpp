@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -233,6 +234,61 @@ TEST_CASE("clear drops everything queued; the queue is reusable") {
   out.append("third");
   CHECK(out.flush(pair.writer) == WriteStatus::Drained);
   CHECK(pair.drain() == "againthird");
+}
+
+TEST_CASE("discardFront and appendFrom move what follows a prefix to another queue, in order") {
+  SocketPair pair;
+  OutQueue first;
+  const std::string lent = "-borrowed-";
+  first.append("OLD HEAD|");
+  first.borrow(lent.data(), lent.size());
+  first.append("owned tail");
+  first.discardFront(9);
+  CHECK(first.pending() == lent.size() + 10);
+  CHECK_THROWS_AS(first.discardFront(first.pending() + 1), std::logic_error);
+  OutQueue second;
+  second.append("new head|");
+  second.appendFrom(first);
+  CHECK(first.empty());
+  REQUIRE(second.flush(pair.writer) == WriteStatus::Drained);
+  CHECK(pair.drain() == "new head|-borrowed-owned tail");
+}
+
+TEST_CASE("truncate takes back unsent bytes queued after a mark, owned and borrowed") {
+  SocketPair pair;
+  OutQueue q;
+  const std::string lent = "BORROWED";
+  q.append("keep-");
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  q.append("also-");
+  const uint64_t mark = q.queuedTotal();
+  q.append("head ");
+  q.borrow(lent.data(), lent.size());
+  q.append(" tail");
+  CHECK(q.sentTotal() == 5);
+  q.truncate(mark);
+  CHECK(q.queuedTotal() == mark);
+  CHECK(q.pending() == 5);
+  q.append("replacement");
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  CHECK(pair.drain() == "keep-also-replacement");
+  CHECK(q.sentTotal() == q.queuedTotal());
+}
+
+TEST_CASE("truncate to everything queued changes nothing; a mark already sent is refused") {
+  SocketPair pair;
+  OutQueue q;
+  q.append("abc");
+  q.truncate(q.queuedTotal());
+  CHECK(q.pending() == 3);
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  q.append("def");
+  CHECK_THROWS_AS(q.truncate(1), std::logic_error);
+  q.truncate(3);
+  CHECK(q.empty());
+  q.append("g");
+  REQUIRE(q.flush(pair.writer) == WriteStatus::Drained);
+  CHECK(pair.drain() == "abcg");
 }
 
 TEST_CASE("a closed peer fails the write with EPIPE and raises no SIGPIPE") {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -22,6 +23,15 @@ int64_t wallClockMs() {
       .count();
 }
 
+// "SIGUSR2", "SIGRTMIN+3".
+std::string signalName(int signal) {
+  if (signal >= SIGRTMIN && signal <= SIGRTMAX) {
+    return signal == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(signal - SIGRTMIN);
+  }
+  const char* abbreviation = sigabbrev_np(signal);
+  return abbreviation ? std::string("SIG") + abbreviation : "signal " + std::to_string(signal);
+}
+
 admin::Response jsonResponse(int status, std::string body) {
   return {status, "application/json", std::move(body), {}};
 }
@@ -37,6 +47,7 @@ std::vector<upstream::UpstreamHealthSpec> healthSpecs(const config::Snapshot& sn
     spec.passive.consecutiveFailures = config.passive_check.consecutive_failures;
     spec.passive.baseEjectionMs = config.passive_check.base_ejection.count();
     spec.passive.maxEjectionMs = config.passive_check.max_ejection.count();
+    spec.passive.maxEjectionPercent = config.passive_check.max_ejection_percent;
     if (const auto& active = config.active_check) {
       upstream::ActiveCheck& check = spec.active.emplace();
       check.path = active->path;
@@ -97,17 +108,13 @@ int Server::run() {
   }
   // Signals and the admin listener come before the workers' listening sockets: once a proxy port
   // accepts connections, a SIGTERM is a drain (not the default death) and /ready can be asked.
-  // A client that vanishes mid-write must not kill the process; writes use MSG_NOSIGNAL too.
-  std::signal(SIGPIPE, SIG_IGN);
-  for (int signal : {SIGTERM, SIGINT}) {
-    signalEvents_.emplace_back(evsignal_new(main_.base(), signal, &Server::onSignal, this));
-    event_add(signalEvents_.back().get(), nullptr);
-  }
-  // logrotate's postrotate: `kill -USR1`, then the next lines go to a fresh file at the path.
-  signalEvents_.emplace_back(evsignal_new(main_.base(), SIGUSR1, &Server::onReopenLogs, this));
-  event_add(signalEvents_.back().get(), nullptr);
+  handleSignals();
+  // Held-back log lines are counted; the count is written within a second or two.
+  logFlushTimer_.reset(event_new(main_.base(), -1, EV_PERSIST, &Server::onLogFlush, this));
+  constexpr timeval kEverySecond{1, 0};
+  event_add(logFlushTimer_.get(), &kEverySecond);
   if (config.admin.enabled) {
-    admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this);
+    admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this, config.admin);
     std::string error;
     if (!admin_->listen(snapshot_->adminAddress, error)) {
       log::error("cannot listen on the admin address",
@@ -160,9 +167,53 @@ int Server::run() {
   for (auto& worker : workers_) worker->join();
   if (accessLog_) accessLog_->stop();
   if (spanExporter_) spanExporter_->stop();
+  log::flushSuppressed();
   log::info("gatewayd stopped");
   return 0;
 }
+
+// Every signal a supervisor, a terminal or a stray `kill` may send is decided here, so none ends
+// the process by its default action unless that is the point: see docs/operations.md, "Signals".
+// Left to their default (end with a core dump): the faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+// SIGABRT, SIGSYS, SIGTRAP), SIGQUIT (a core dump on request) and SIGXCPU (the CPU limit set for
+// this process was reached). SIGKILL and SIGSTOP cannot be caught.
+void Server::handleSignals() {
+  // A peer that vanishes mid-write must not end the process: the write fails with EPIPE instead
+  // (socket writes use MSG_NOSIGNAL too). A terminal's job control must never stop a server: a
+  // background write or read proceeds (and is not restarted in a loop, as with a handler).
+  for (int signal : {SIGPIPE, SIGTTIN, SIGTTOU}) std::signal(signal, SIG_IGN);
+  const auto handle = [&](int signal, event_callback_fn callback) {
+    signalEvents_.emplace_back(evsignal_new(main_.base(), signal, callback, this));
+    event_add(signalEvents_.back().get(), nullptr);
+  };
+  for (int signal : {SIGTERM, SIGINT}) handle(signal, &Server::onSignal);
+  // logrotate's postrotate: `kill -USR1`, then the next lines go to a fresh file at the path.
+  handle(SIGUSR1, &Server::onReopenLogs);
+  // Reserved: SIGHUP will reload the configuration, SIGUSR2 may start an upgrade. The rest end a
+  // process by default although nothing here asked for them (timers, profilers, I/O and power
+  // notices, Ctrl-Z): each is logged and ignored.
+  for (int signal :
+       {SIGHUP, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGTSTP, SIGXFSZ}) {
+    handle(signal, &Server::onIgnoredSignal);
+  }
+  for (int signal = SIGRTMIN; signal <= SIGRTMAX; ++signal) {
+    handle(signal, &Server::onIgnoredSignal);
+  }
+}
+
+void Server::onIgnoredSignal(evutil_socket_t signal, short, void*) {
+  const std::string name = signalName(static_cast<int>(signal));
+  if (signal == SIGHUP) {
+    log::warn(
+        "SIGHUP: reloading the configuration is not supported yet; still serving the "
+        "running one (restart to apply a new one)",
+        {{"signal", name}});
+  } else {
+    log::warn("signal ignored", {{"signal", name}});
+  }
+}
+
+void Server::onLogFlush(evutil_socket_t, short, void*) { log::flushSuppressed(); }
 
 void Server::workerStarted() {
   if (++started_ == workers_.size() && state_ == State::Starting) state_ = State::Serving;
@@ -323,6 +374,7 @@ admin::Response Server::status() const {
       appendJsonEscaped(body, b.reason);
       body += "\",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures);
       body += ",\"ejections\":" + std::to_string(b.ejections);
+      body += ",\"ejections_refused\":" + std::to_string(b.ejectionsRefused);
       body += ",\"last_probe_status\":" + std::to_string(b.lastProbeStatus);
       body += ",\"last_probe_error\":\"";
       appendJsonEscaped(body, b.lastProbeError);

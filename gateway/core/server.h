@@ -38,8 +38,11 @@ class Server final : public admin::Service {
   // Runs the purge here, on the admin thread: the caches' stores are thread-safe.
   admin::Response purgeCaches(std::string_view query) const;
 
+  void handleSignals();
   static void onSignal(evutil_socket_t signal, short what, void* arg);
   static void onReopenLogs(evutil_socket_t signal, short what, void* arg);
+  static void onIgnoredSignal(evutil_socket_t signal, short what, void* arg);
+  static void onLogFlush(evutil_socket_t, short, void* arg);
   static void onDrainTimeout(evutil_socket_t, short, void* arg);
   void beginShutdown();
   void workerDrained(std::size_t index, const observability::WorkerMetrics& last);
@@ -54,6 +57,7 @@ class Server final : public admin::Service {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<EventPtr> signalEvents_;
   EventPtr drainTimer_;
+  EventPtr logFlushTimer_;
   unsigned drained_ = 0;
   unsigned started_ = 0;
   bool shuttingDown_ = false;

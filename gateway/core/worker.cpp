@@ -4,11 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <random>
 
-#include "gateway/core/log.h"
 #include "gateway/proxy/connection.h"
 #include "gateway/proxy/router.h"
 
@@ -25,6 +22,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       snapshot_(std::move(snapshot)),
       graveyard_(reactor_.base()),
       timeouts_(reactor_.base()),
+      acceptPause_(reactor_.base(), "proxy worker " + std::to_string(index)),
       metrics_(snapshot_->metricsLayout) {
   const config::Limits& limits = snapshot_->config.limits;
   headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
@@ -32,8 +30,12 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
   bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
   idleTimeout_ = timeouts_.get(limits.idle_timeout);
 
+  // The first worker claims each address, so a second gatewayd on it fails to start instead of
+  // splitting the traffic (net::PortSharing); the others join the claimed port.
+  const net::PortSharing sharing =
+      index_ == 0 ? net::PortSharing::Claim : net::PortSharing::ReusePort;
   for (const auto& address : snapshot_->listenerAddresses) {
-    auto fd = net::listenOn(address, net::PortSharing::ReusePort, listenError_);
+    auto fd = net::listenOn(address, sharing, listenError_);
     if (!fd) break;
     acceptEvents_.emplace_back(
         event_new(base(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, this));
@@ -144,11 +146,12 @@ void Worker::acceptAll(int listenFd) {
     socklen_t length = sizeof peer;
     int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) {
-        log::error("accept failed: out of file descriptors", {{"error", std::strerror(errno)}});
-      }
+      // Out of descriptors: pause. Otherwise none is waiting (EAGAIN), or one was aborted before
+      // we took it: the next readiness tells.
+      acceptPause_.pauseOn(errno, acceptEvents_);
       return;
     }
+    acceptPause_.accepted();
     net::setNoDelay(fd);
     ++metrics_.downstream_connections_accepted;
     auto connection = std::make_unique<proxy::Connection>(*this, net::Fd(fd),
@@ -169,6 +172,7 @@ void Worker::connectionClosed(proxy::Connection& connection) {
 
 void Worker::beginDrain() {
   draining_ = true;
+  acceptPause_.cancel();
   acceptEvents_.clear();
   listenFds_.clear();
   std::vector<proxy::Connection*> open;
@@ -190,6 +194,7 @@ void Worker::checkDrained() {
 }
 
 void Worker::stopNow() {
+  acceptPause_.cancel();
   acceptEvents_.clear();
   listenFds_.clear();
   while (!connections_.empty()) connections_.front()->close();

@@ -5,18 +5,19 @@
 
 #include <cstdint>
 #include <list>
-#include <span>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "gateway/config/snapshot.h"
+#include "gateway/core/accept_pause.h"
 #include "gateway/core/graveyard.h"
+#include "gateway/core/io_buffer.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/reactor.h"
 #include "gateway/core/recycler.h"
-#include "gateway/core/io_buffer.h"
 #include "gateway/core/timeouts.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
@@ -139,6 +140,7 @@ class Worker {
   Recycler<std::unique_ptr<proxy::PluginExchange>> pluginExchanges_{kRecycled};
   Graveyard graveyard_;
   TimeoutCache timeouts_;
+  AcceptPause acceptPause_;
   observability::WorkerMetrics metrics_;  // before the clusters, which count into it
   std::unique_ptr<observability::AccessLogBuffer> accessLog_;
   std::optional<observability::SpanBatch> spans_;

@@ -28,42 +28,6 @@ std::string_view trimOws(std::string_view s) {
   return s;
 }
 
-// Walks the elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements
-// included (callers skip them), commas inside quoted strings not splitting.
-class ListElements {
- public:
-  explicit ListElements(std::string_view list) : list_(list) {}
-
-  bool next(std::string_view& element) {
-    if (pos_ > list_.size()) return false;
-    const std::size_t start = pos_;
-    std::size_t i = pos_;
-    bool quoted = false;
-    for (; i < list_.size(); ++i) {
-      const char c = list_[i];
-      if (quoted) {
-        if (c == '\\') {
-          ++i;
-        } else if (c == '"') {
-          quoted = false;
-        }
-      } else if (c == '"') {
-        quoted = true;
-      } else if (c == ',') {
-        break;
-      }
-    }
-    const std::size_t end = std::min(i, list_.size());
-    element = trimOws(list_.substr(start, end - start));
-    pos_ = end + 1;
-    return true;
-  }
-
- private:
-  std::string_view list_;
-  std::size_t pos_ = 0;
-};
-
 bool isValidPort(std::string_view port) {
   if (port.empty() || port.size() > 5) return false;
   unsigned value = 0;
@@ -96,6 +60,31 @@ bool isValidRegName(std::string_view name) {
 }
 
 }  // namespace
+
+bool ListElements::next(std::string_view& element) {
+  if (pos_ > list_.size()) return false;
+  const std::size_t start = pos_;
+  std::size_t i = pos_;
+  bool quoted = false;
+  for (; i < list_.size(); ++i) {
+    const char c = list_[i];
+    if (quoted) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      break;
+    }
+  }
+  const std::size_t end = std::min(i, list_.size());
+  element = trimOws(list_.substr(start, end - start));
+  pos_ = end + 1;
+  return true;
+}
 
 void asciiLower(std::string_view in, std::string& out) {
   out.resize(in.size());
@@ -155,6 +144,9 @@ void ConnectionTokens::add(std::string_view fieldValue) {
       keepAlive_ = true;
     } else if (iequals(option, "upgrade")) {
       upgrade_ = true;
+    } else if (framesOrRoutes(classifyField(option))) {
+      // End-to-end fields a sender must not list (RFC 9110 §7.6.1); honouring the option would
+      // let a peer strip the framing or the Host the gateway chose. It is ignored.
     } else if (!nominates(option)) {
       if (count_ == kMaxNominated) {
         bad_ = true;

@@ -51,6 +51,12 @@ enum class FieldName : uint8_t {
 // One pass over the name: its length and first letter pick the single candidate.
 FieldName classifyField(std::string_view name);
 constexpr bool isHopByHop(FieldName kind) { return kind >= FieldName::Connection; }
+// The fields that frame a message or say where it goes: only the gateway writes them upstream
+// and downstream, so nothing a peer sends (a Connection option included) may remove them.
+constexpr bool framesOrRoutes(FieldName kind) {
+  return kind == FieldName::ContentLength || kind == FieldName::TransferEncoding ||
+         kind == FieldName::Host;
+}
 
 // Headers that describe one connection and are never forwarded (RFC 9110 §7.6.1), plus the
 // legacy Proxy-Connection and Proxy-Authorization: credentials meant for the gateway must not
@@ -58,6 +64,14 @@ constexpr bool isHopByHop(FieldName kind) { return kind >= FieldName::Connection
 // proxies, so a backend's challenge is end-to-end for us (RFC 9110 §11.7.1) and is relayed.
 // Names a Connection header nominates are hop-by-hop too; see ConnectionTokens.
 inline bool isHopByHop(std::string_view name) { return isHopByHop(classifyField(name)); }
+
+// Fields that frame the message, route it or describe one connection: Host, Content-Length and
+// the hop-by-hop names. Only the proxy sets them, so no plugin setting may name one (a request id
+// sent as Content-Length would make the backend read a different body).
+inline bool isProxyOwned(std::string_view name) {
+  const FieldName kind = classifyField(name);
+  return kind == FieldName::Host || kind == FieldName::ContentLength || isHopByHop(kind);
+}
 
 // The options of one message's Connection header(s) (RFC 9110 §7.6.1). Views point into the
 // header values, which must outlive this object. Reuse one per message with reset().
@@ -68,6 +82,7 @@ class ConnectionTokens {
   // Adds the options of one Connection field value; repeated headers accumulate.
   // An element that is not a token, or more than kMaxNominated distinct other names, marks the
   // message bad() (answer 400) rather than silently forwarding a header that was meant to stop.
+  // Options naming a field that framesOrRoutes() are ignored: they are never hop-by-hop.
   void add(std::string_view fieldValue);
   void reset() { *this = ConnectionTokens(); }
 
@@ -96,6 +111,19 @@ bool isValidFieldValue(std::string_view value);
 
 // RFC 9110 token: one or more tchar.
 bool isToken(std::string_view s);
+
+// Walks the elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty elements
+// included (callers skip them), commas inside quoted strings not splitting.
+class ListElements {
+ public:
+  explicit ListElements(std::string_view list) : list_(list) {}
+  // The next element; false once the list is exhausted.
+  bool next(std::string_view& element);
+
+ private:
+  std::string_view list_;
+  std::size_t pos_ = 0;
+};
 
 // The host of a Host header value (or authority) without its port: "Example.COM:8080" ->
 // "Example.COM", "[::1]:80" -> "[::1]" (brackets kept, so it compares like the config's host).

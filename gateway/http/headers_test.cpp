@@ -49,6 +49,20 @@ TEST_CASE("hop-by-hop headers") {
   }
 }
 
+TEST_CASE("isProxyOwned: Host, Content-Length and the hop-by-hop names") {
+  for (std::string_view name :
+       {"Host", "host", "Content-Length", "CONTENT-LENGTH", "Connection", "Keep-Alive", "TE",
+        "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "Proxy-Authorization"}) {
+    CAPTURE(name);
+    CHECK(isProxyOwned(name));
+  }
+  for (std::string_view name : {"X-Request-Id", "Expect", "X-Forwarded-For", "traceparent",
+                                "Content-Type", "Hosts", "Content-Lengths", "Authorization"}) {
+    CAPTURE(name);
+    CHECK_FALSE(isProxyOwned(name));
+  }
+}
+
 TEST_CASE("ConnectionTokens parses options") {
   ConnectionTokens tokens;
   CHECK_FALSE(tokens.close());
@@ -93,6 +107,18 @@ TEST_CASE("ConnectionTokens accumulates headers, skips empty elements, dedupes")
   REQUIRE(tokens.others().size() == 2);
   CHECK(tokens.others()[0] == "x-a");
   CHECK(tokens.others()[1] == "x-b");
+}
+
+TEST_CASE("ConnectionTokens never nominates the fields that frame or route a message") {
+  ConnectionTokens tokens;
+  tokens.add("close, Content-Length, HOST, transfer-encoding, x-a");
+  CHECK(tokens.close());
+  CHECK_FALSE(tokens.bad());
+  CHECK_FALSE(tokens.nominates("content-length"));
+  CHECK_FALSE(tokens.nominates("Host"));
+  CHECK_FALSE(tokens.nominates("Transfer-Encoding"));
+  REQUIRE(tokens.others().size() == 1);
+  CHECK(tokens.others()[0] == "x-a");
 }
 
 TEST_CASE("ConnectionTokens marks malformed options bad") {

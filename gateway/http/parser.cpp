@@ -1,12 +1,48 @@
 #include "gateway/http/parser.h"
 
 #include <cstring>
+#include <string>
 
 namespace gw::http {
 
 namespace {
 Parser& self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
 }  // namespace
+
+core::Error describeRefusal(const Parser& parser, llhttp_errno_t error) {
+  using core::Error;
+  using core::ErrorCode;
+  auto bad = [](std::string message) {
+    return Error::downstream(ErrorCode::BadRequest, std::move(message));
+  };
+  const HeadLimits& limits = parser.limits();
+  switch (error == HPE_USER ? parser.violation() : HeadViolation::None) {
+    case HeadViolation::RequestLineTooLong:
+      return Error::downstream(
+          ErrorCode::UriTooLong,
+          "request line over the limit of " + std::to_string(limits.requestLineBytes) + " bytes");
+    case HeadViolation::HeadersTooLarge:
+      return Error::downstream(
+          ErrorCode::HeadersTooLarge,
+          "request head over the limit of " + std::to_string(limits.headerBytes) + " bytes");
+    case HeadViolation::TooManyHeaders:
+      return Error::downstream(
+          ErrorCode::HeadersTooLarge,
+          "more than " + std::to_string(limits.headerCount) + " header fields");
+    case HeadViolation::LineFolding:
+      return bad("obsolete line folding in a header field");
+    case HeadViolation::EmptyFieldName:
+      return bad("header field without a name");
+    case HeadViolation::MissingVersion:
+      return bad("request line without an HTTP version");
+    case HeadViolation::ChunkExtensionsTooLong:
+      return bad("chunk extensions over the limit of " + std::to_string(kMaxChunkExtensionBytes) +
+                 " bytes");
+    case HeadViolation::None:
+      break;
+  }
+  return bad(std::string("malformed request: ") + parser.reason());
+}
 
 Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits,
                FieldListRecycler* fieldLists)
@@ -21,6 +57,9 @@ const llhttp_settings_t* Parser::settings() {
     llhttp_settings_init(&s);
     s.on_message_begin = &Parser::onMessageBegin;
     s.on_url = &Parser::onUrl;
+    s.on_header_field_complete = &Parser::onHeaderFieldComplete;
+    s.on_chunk_extension_name = &Parser::onChunkExtension;
+    s.on_chunk_extension_value = &Parser::onChunkExtension;
     s.on_status = &Parser::onStatus;
     s.on_header_field = &Parser::onHeaderField;
     s.on_header_value = &Parser::onHeaderValue;
@@ -37,6 +76,7 @@ const llhttp_settings_t* Parser::settings() {
 
 Parser::Outcome Parser::execute(const char* base, const char* data, std::size_t length) {
   base_ = base;
+  end_ = data + length;
   if (!inHead_) headStart_ = static_cast<std::size_t>(data - base);
   begunInExecute_ = false;
   llhttp_errno_t err = llhttp_execute(&parser_, data, length);
@@ -110,6 +150,7 @@ int Parser::onMessageBegin(llhttp_t* p) {
   s.fields_.clear();
   if (s.fields_.capacity() == 0 && s.fieldLists_) s.fields_ = s.fieldLists_->take();
   s.headBytes_ = 0;
+  s.chunkExtensionBytes_ = 0;
   if (s.begunInExecute_) {
     s.pausedAtBegin_ = true;
     return HPE_PAUSED;
@@ -121,8 +162,31 @@ int Parser::onMessageBegin(llhttp_t* p) {
 int Parser::onUrl(llhttp_t* p, const char* at, std::size_t length) {
   Parser& s = self(p);
   s.extend(s.target_, at, length);
+  // A line end right after the target is the HTTP/0.9 form, which llhttp accepts and then waits
+  // on for a byte that may never come: without a version there is no HTTP/1.x request.
+  if (at + length < s.end_ && (at[length] == '\r' || at[length] == '\n')) {
+    return s.violate(HeadViolation::MissingVersion);
+  }
   if (s.target_.length + 16 > s.limits_.requestLineBytes) {
     return s.violate(HeadViolation::RequestLineTooLong);
+  }
+  return 0;
+}
+
+int Parser::onHeaderFieldComplete(llhttp_t* p) {
+  Parser& s = self(p);
+  // llhttp reports ": value" as a field with an empty name; no such field exists.
+  if (s.fields_.empty() || s.fields_.back().nameLength == 0) {
+    return s.violate(HeadViolation::EmptyFieldName);
+  }
+  return 0;
+}
+
+int Parser::onChunkExtension(llhttp_t* p, const char*, std::size_t length) {
+  Parser& s = self(p);
+  s.chunkExtensionBytes_ += length;
+  if (s.chunkExtensionBytes_ > kMaxChunkExtensionBytes) {
+    return s.violate(HeadViolation::ChunkExtensionsTooLong);
   }
   return 0;
 }

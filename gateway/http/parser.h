@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/core/error.h"
 #include "gateway/core/recycler.h"
 
 namespace gw::http {
@@ -38,7 +39,28 @@ enum class HeadViolation : uint8_t {
   HeadersTooLarge,
   TooManyHeaders,
   LineFolding,  // obs-fold: llhttp 8 accepts it, RFC 9112 lets us refuse it, and we do
+  EmptyFieldName,       // ": value": llhttp 8 accepts a field without a name
+  MissingVersion,       // "GET /path" + CRLF, the HTTP/0.9 form
+  ChunkExtensionsTooLong,  // more than kMaxChunkExtensionBytes of chunk extensions in a message
 };
+
+// Chunk extensions are parsed and dropped (never forwarded), but a peer could send them without
+// end; past this many bytes in one message the message is refused (as Node.js does since
+// CVE-2024-22019).
+constexpr std::size_t kMaxChunkExtensionBytes = 16 * 1024;
+
+// RFC 9110 §9.2.2: repeating one of these requests has the effect of sending it once, so a
+// request that may have reached the backend can be sent again only if its method is one.
+constexpr bool isIdempotent(llhttp_method_t method) {
+  return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
+         method == HTTP_TRACE || method == HTTP_PUT || method == HTTP_DELETE;
+}
+
+class Parser;
+
+// What a message the parser refused deserves: 414 or 431 past a head limit, 400 otherwise,
+// with a message that names the cause. The one mapping for the proxy and the admin listener.
+core::Error describeRefusal(const Parser& parser, llhttp_errno_t error);
 
 class Parser {
  public:
@@ -81,6 +103,7 @@ class Parser {
   bool keepAlive() const { return llhttp_should_keep_alive(&parser_) != 0; }
   bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
   bool hasContentLength() const { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
+  bool hasTransferEncoding() const { return (parser_.flags & F_TRANSFER_ENCODING) != 0; }
   uint64_t contentLength() const { return parser_.content_length; }
   llhttp_method_t method() const { return static_cast<llhttp_method_t>(parser_.method); }
   int statusCode() const { return parser_.status_code; }
@@ -88,6 +111,7 @@ class Parser {
   // True when the body ends only when the peer closes (responses without length).
   bool bodyUntilEof() const { return llhttp_message_needs_eof(&parser_) != 0; }
   HeadViolation violation() const { return violation_; }
+  const HeadLimits& limits() const { return limits_; }
   // A head has begun and is not complete yet: its bytes must stay where they are.
   bool inHead() const { return inHead_; }
   // llhttp's description of the last error ("" when a callback stopped it).
@@ -125,6 +149,8 @@ class Parser {
 
   static int onMessageBegin(llhttp_t* p);
   static int onUrl(llhttp_t* p, const char* at, std::size_t length);
+  static int onHeaderFieldComplete(llhttp_t* p);
+  static int onChunkExtension(llhttp_t* p, const char* at, std::size_t length);
   static int onStatus(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderField(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderValue(llhttp_t* p, const char* at, std::size_t length);
@@ -140,6 +166,7 @@ class Parser {
   Handler* handler_;
   const HeadLimits& limits_;
   const char* base_ = nullptr;
+  const char* end_ = nullptr;  // of the input the current execute() runs on
   Span target_;
   Span status_;
   FieldListRecycler* fieldLists_;
@@ -148,6 +175,7 @@ class Parser {
   bool inHead_ = false;
   HeadViolation violation_ = HeadViolation::None;
   std::size_t headBytes_ = 0;
+  std::size_t chunkExtensionBytes_ = 0;  // in the current message
   std::size_t headStart_ = 0;  // offset of the first byte of the current head
   bool begunInExecute_ = false;  // a message began in the current execute() call
   bool pausedAtBegin_ = false;   // ...and then another one: execute() restarts at it

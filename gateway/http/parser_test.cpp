@@ -400,6 +400,59 @@ TEST_CASE("obs-fold is refused as LineFolding") {
   CHECK(h.parser.reason() != nullptr);
 }
 
+TEST_CASE("a field without a name is refused as EmptyFieldName, first or later") {
+  for (std::string head : {"GET / HTTP/1.1\r\nHost: a\r\n: value\r\n\r\n",
+                           "GET / HTTP/1.1\r\n: value\r\nHost: a\r\n\r\n"}) {
+    Harness h(HTTP_REQUEST);
+    CHECK(h.feed(head).error == HPE_USER);
+    CHECK(h.parser.violation() == HeadViolation::EmptyFieldName);
+    CHECK(h.recorder.heads.empty());
+  }
+}
+
+TEST_CASE("a request line without a version is refused at once, not waited on") {
+  for (std::string line : {"GET /path\r\n", "GET /path\n", "GET /\r\n\r\n"}) {
+    Harness h(HTTP_REQUEST);
+    CHECK(h.feed(line).error == HPE_USER);
+    CHECK(h.parser.violation() == HeadViolation::MissingVersion);
+  }
+  // A target split over two reads is judged when its end arrives.
+  Harness split(HTTP_REQUEST);
+  CHECK(split.feed("GET /pa").error == HPE_OK);
+  CHECK(split.feed("th\r\n").error == HPE_USER);
+  CHECK(split.parser.violation() == HeadViolation::MissingVersion);
+  Harness versioned(HTTP_REQUEST);
+  CHECK(versioned.feed("GET /hea").error == HPE_OK);
+  CHECK(versioned.feed("lth HTTP/1.1\r\n\r\n").error == HPE_OK);
+  CHECK(versioned.parser.violation() == HeadViolation::None);
+  CHECK(versioned.recorder.heads.size() == 1);
+}
+
+TEST_CASE("chunk extensions are bounded per message, not per chunk") {
+  const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  Harness within(HTTP_REQUEST);
+  std::string body;
+  for (int i = 0; i < 8; ++i) body += "1;name=" + std::string(1000, 'v') + "\r\nx\r\n";
+  CHECK(within.feed(head + body + "0\r\n\r\n").error == HPE_OK);
+  CHECK(within.recorder.body == "xxxxxxxx");
+
+  Harness over(HTTP_REQUEST);
+  body.clear();
+  for (int i = 0; i < 20; ++i) body += "1;name=" + std::string(1000, 'v') + "\r\nx\r\n";
+  CHECK(over.feed(head + body + "0\r\n\r\n").error == HPE_USER);
+  CHECK(over.parser.violation() == HeadViolation::ChunkExtensionsTooLong);
+  // The count starts again with each message.
+  Harness next(HTTP_REQUEST);
+  std::string two;
+  for (int m = 0; m < 2; ++m) {
+    two += head;
+    for (int i = 0; i < 10; ++i) two += "1;n=" + std::string(1000, 'v') + "\r\nx\r\n";
+    two += "0\r\n\r\n";
+  }
+  CHECK(next.feed(two).error == HPE_OK);
+  CHECK(next.recorder.messages == 2);
+}
+
 struct Rejection {
   const char* name;
   std::string text;
@@ -583,3 +636,4 @@ TEST_CASE("field lists are lent by the recycler and given back by shrink()") {
 
 }  // namespace
 }  // namespace gw::http
+

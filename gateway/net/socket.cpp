@@ -46,13 +46,28 @@ std::string formatIp(const sockaddr* addr) {
   return text;
 }
 
-std::optional<Fd> listenOn(const SocketAddress& address, PortSharing sharing, std::string& error) {
-  Fd fd(::socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) {
-    error = std::string("socket: ") + std::strerror(errno);
-    return std::nullopt;
+std::string formatAddress(const SocketAddress& address) {
+  const std::string ip = formatIp(address.get());
+  if (address.storage.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
+    return "[" + ip + "]:" + std::to_string(ntohs(v6->sin6_port));
   }
+  const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
+  return ip + ":" + std::to_string(ntohs(v4->sin_port));
+}
+
+std::optional<Fd> listenOn(const SocketAddress& address, PortSharing sharing, std::string& error) {
+  const auto fail = [&](std::string_view call) {
+    const int code = errno;
+    error = std::string(call) + " " + formatAddress(address) + ": " + std::strerror(code);
+    if (code == EADDRINUSE) error += " (is another gatewayd or another program listening there?)";
+    return std::nullopt;
+  };
+  Fd fd(::socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fail("socket for");
   int on = 1;
+  // Lets a restart bind while connections of the previous process linger in TIME_WAIT; never
+  // lets two listening sockets share an address (Linux).
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
   if (sharing == PortSharing::ReusePort) {
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
@@ -60,13 +75,13 @@ std::optional<Fd> listenOn(const SocketAddress& address, PortSharing sharing, st
   if (address.storage.ss_family == AF_INET6) {
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }
-  if (::bind(fd.get(), address.get(), address.length) != 0) {
-    error = std::string("bind: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  if (::listen(fd.get(), 4096) != 0) {
-    error = std::string("listen: ") + std::strerror(errno);
-    return std::nullopt;
+  if (::bind(fd.get(), address.get(), address.length) != 0) return fail("bind");
+  if (::listen(fd.get(), 4096) != 0) return fail("listen on");
+  // Listening alone, the claim now admits the other workers' SO_REUSEPORT sockets (the kernel
+  // checks both sockets' flag when the next one binds) and makes one group with them.
+  if (sharing == PortSharing::Claim &&
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    return fail("SO_REUSEPORT on");
   }
   return fd;
 }

@@ -47,12 +47,21 @@ struct SocketAddress {
 std::optional<SocketAddress> resolve(const std::string& host, uint16_t port, std::string& error);
 // "1.2.3.4" or "::1" for a peer address.
 std::string formatIp(const sockaddr* addr);
+// "1.2.3.4:80" or "[::1]:80", as error messages name an address.
+std::string formatAddress(const SocketAddress& address);
 
+// SO_REUSEPORT lets every socket of the same user that asks for it listen on a port, so a second
+// gatewayd started by mistake would silently get part of the traffic. Hence the first socket on
+// an address claims it: it listens without SO_REUSEPORT, which fails when anything listens there
+// already (atomically: of two processes racing, the second listen() fails), and only then opens
+// the port to the sockets of the other workers. A zero-downtime upgrade that has to share the
+// port with the running process must not claim: it joins (ReusePort) or inherits the sockets.
 enum class PortSharing : uint8_t {
-  ReusePort,  // SO_REUSEPORT: each worker listens on the same port with its own socket
-  Exclusive,  // a second process binding the port fails (the admin listener)
+  Claim,      // the first worker's socket: refuses an address in use, then lets ReusePort join
+  ReusePort,  // SO_REUSEPORT: the other workers, each with its own socket on the claimed port
+  Exclusive,  // a second socket on the port fails, ours too (the admin listener)
 };
-// A non-blocking listening socket.
+// A non-blocking listening socket. Every error names the address ("bind 127.0.0.1:80: ...").
 std::optional<Fd> listenOn(const SocketAddress& address, PortSharing sharing, std::string& error);
 // Starts a non-blocking connect; returns the fd (connect in progress or done) or errno.
 Fd connectNonBlocking(const SocketAddress& address, int& err);

@@ -158,10 +158,7 @@ bool ConfigReader::readStrings(std::string_view key, std::vector<std::string>& o
 
 std::optional<std::size_t> ConfigReader::readChoice(std::string_view key,
                                                     const std::vector<std::string_view>& names) {
-  std::string expected;
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    expected += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i]);
-  }
+  const std::string expected = config::alternatives(names);
   const auto text = scalar(key, expected);
   if (!text) return std::nullopt;
   const auto found = std::find(names.begin(), names.end(), text->second);

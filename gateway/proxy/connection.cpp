@@ -112,12 +112,12 @@ void Connection::recoverFromBug(const char* what) {
                     {"route", stream_ ? std::string_view(stream_->route().name) : std::string_view()},
                     {"request_id", currentRequestId()}});
   if (!fd_.valid()) return;
-  if (stream_ && stream_->responseStarted()) {
+  if (stream_ && stream_->responseStarted() && !stream_->withdrawResponse()) {
     close();  // the client already has part of a response: cutting it is the only honest end
     return;
   }
+  // Earlier pipelined answers still queued go out first; ours follows them.
   stream_.reset();
-  out_.clear();
   reply(Error::internal("internal error"), true);
 }
 
@@ -190,6 +190,12 @@ void Connection::parseBuffered() {
   while (runParser && fd_.valid() && !lingering_ && !closeAfterFlush_) {
     if (stream_ && stream_->requestComplete) break;  // pipelined bytes wait their turn
     if (stream_ && stream_->waitingForPlugin) break;  // a plugin is still deciding
+    if (!stream_ && out_.pending() > kHighWatermark) {
+      // The client is not reading its answers: the next pipelined request waits (handleWrite
+      // picks it up once the queue drained), or the queue would hold every answer it asked for.
+      pauseClientReads();
+      break;
+    }
     runParser = false;
     auto outcome = parser_.execute(in_.base(), in_.readPtr(), in_.readable());
     in_.consume(outcome.consumed);
@@ -404,16 +410,20 @@ void Connection::exportSpan(int status, int64_t nowUs) {
 }
 
 void Connection::upstreamError(const upstream::Backend& backend,
-                               observability::UpstreamErrorKind kind) {
+                               observability::UpstreamErrorKind kind, bool countsAgainstBackend) {
   upstream::Cluster& cluster = stream_->cluster();
   record_.backend = &backend;
   cluster.metrics().countError(kind);
   ++cluster.metrics().backends[cluster.indexOf(backend)].errors;
-  reportBackendFailure(backend);
+  if (countsAgainstBackend) reportBackendFailure(backend);
 }
 
 void Connection::reportBackendFailure(const upstream::Backend& backend) {
   upstream::Cluster& cluster = stream_->cluster();
+  // A retry on the same backend belongs to the same exchange: one failure, not two.
+  const uint64_t bit = uint64_t(1) << (cluster.indexOf(backend) & 63);
+  if (stream_->failedBackends & bit) return;
+  stream_->failedBackends |= bit;
   if (cluster.reportFailure(backend)) {
     core::log::warn("backend ejected after consecutive failures",
                     {{"upstream", cluster.config().name}, {"backend", backend.authority}});
@@ -522,14 +532,10 @@ void Connection::startExchange() {
 
   http::TargetParts parts = http::splitTarget(target);
   std::string& path = worker_.scratch().path;
-  switch (http::normalisePath(parts.path, path)) {
-    case http::PathError::None: break;
-    case http::PathError::Invalid:
-      refuse(Error::downstream(ErrorCode::InvalidPath, "invalid request path"));
-      return;
-    case http::PathError::EscapesRoot:
-      refuse(Error::downstream(ErrorCode::InvalidPath, "request path escapes the root"));
-      return;
+  if (const auto bad = http::normalisePath(parts.path, path, worker_.config().path_rules);
+      bad != http::PathError::None) {
+    refuse(Error::downstream(ErrorCode::InvalidPath, std::string(http::describe(bad))));
+    return;
   }
 
   auto match = worker_.router().match(hostLower, path, methodName);
@@ -556,12 +562,14 @@ void Connection::startExchange() {
   stream_ = std::make_unique<Stream>(worker_, *this, route, routeIndex, out_, client, seq);
   Stream& stream = *stream_;
   stream.requestHasBody = hasBody;
+  stream.idempotent = http::isIdempotent(method);
+  if (parser_.hasContentLength() && !parser_.chunked()) stream.requestLength = parser_.contentLength();
   stream.expectContinue = expectContinue && hasBody && client.versionMinor >= 1;
   std::string_view forwardHost = hostCount ? host : std::string_view();
   if (!stream.hasPlugins()) {
     // The fast path: the upstream head is written straight from the parsed fields.
     ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
-                         parts.query, parts.has_query, std::nullopt, upstreamTraceParent(),
+                         parts.query, parts.has_query, stream.requestLength, upstreamTraceParent(),
                          !record_.trace || record_.trace->continued};
     ParserFields fields{parser_, base, worker_.scratch().fieldKinds, tokens};
     buildUpstreamRequest(target, fields);
@@ -634,11 +642,11 @@ void Connection::forwardPluginRequest() {
     if (stream.requestHasBody) setReadTimeout(worker_.bodyTimeout());
     return;
   }
-  buildPluginUpstreamRequest(std::nullopt);
+  buildPluginUpstreamRequest(stream.requestLength);
   forwardRequest();
 }
 
-void Connection::buildPluginUpstreamRequest(std::optional<std::size_t> bodyLength) {
+void Connection::buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength) {
   Stream& stream = *stream_;
   const plugin::RequestInfo& info = stream.request();
   ForwardTarget target{info.method, stream.forwardHost(),
@@ -705,6 +713,11 @@ void Connection::connectUpstream() {
     std::swap(queued, stream.lease()->output());
     carryOver = true;
     cluster.retire(std::move(stream.lease()));
+    if (queued.sentTotal() != 0) {
+      // Part of the request is gone with that connection: a retry could not resend it exactly.
+      failExchange(Error::upstream(ErrorCode::UpstreamReset, "upstream failed mid-request"));
+      return;
+    }
   }
   if (!cluster.anyUsable()) {
     failExchange(Error::upstream(ErrorCode::UpstreamUnavailable, "no healthy backend"));
@@ -734,26 +747,18 @@ void Connection::connectUpstream() {
     }
     lease->lease(*this, stream, stream.timeouts());
     core::OutQueue& out = lease->output();
-    if (carryOver) {
-      std::swap(out, queued);
-      // The Host line was chosen for the previous backend; rebuild the head for this one.
-      if (stream.hostSplit != std::string::npos) {
-        out.clear();
-        carryOver = false;
+    if (carryOver && stream.hostSplit == std::string::npos) {
+      std::swap(out, queued);  // the head names no backend: it all goes on as it is
+    } else {
+      const std::size_t previousHeadBytes = stream.queuedHeadBytes;
+      queueHead(out, *backend);
+      if (carryOver) {
+        // The previous backend's Host line is replaced; the body bytes behind it follow.
+        queued.discardFront(previousHeadBytes);
+        out.appendFrom(queued);
+      } else if (stream.buffering()) {
+        out.borrow(stream.bufferedBody().data(), stream.bufferedBody().size());
       }
-    }
-    if (!carryOver) {
-      const std::string& head = stream.upstreamHead();
-      if (stream.hostSplit == std::string::npos) {
-        out.borrow(head.data(), head.size());
-      } else {
-        out.borrow(head.data(), stream.hostSplit);
-        out.append("Host: ");
-        out.append(backend->authority);
-        out.append("\r\n");
-        out.borrow(head.data() + stream.hostSplit, head.size() - stream.hostSplit);
-      }
-      if (stream.buffering()) out.borrow(stream.bufferedBody().data(), stream.bufferedBody().size());
     }
     stream.lease() = std::move(lease);
     stream.upstreamStartUs = worker_.nowUs();
@@ -762,6 +767,22 @@ void Connection::connectUpstream() {
     if (fresh) stream.lease()->startConnect();
     return;
   }
+}
+
+void Connection::queueHead(core::OutQueue& out, const upstream::Backend& backend) {
+  Stream& stream = *stream_;
+  const std::string& head = stream.upstreamHead();
+  const uint64_t before = out.queuedTotal();
+  if (stream.hostSplit == std::string::npos) {
+    out.borrow(head.data(), head.size());
+  } else {
+    out.borrow(head.data(), stream.hostSplit);
+    out.append("Host: ");
+    out.append(backend.authority);
+    out.append("\r\n");
+    out.borrow(head.data() + stream.hostSplit, head.size() - stream.hostSplit);
+  }
+  stream.queuedHeadBytes = static_cast<std::size_t>(out.queuedTotal() - before);
 }
 
 void Connection::sendUpstream() {
@@ -818,15 +839,19 @@ void Connection::readUpstreamResponse() {
   auto outcome = up.parser().execute(in.base(), in.readPtr(), in.readable());
   in.consume(outcome.consumed);
   if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
+    const std::string_view ours = stream_->protocolViolation();
     core::log::warn("invalid response from upstream",
-                    {{"route", stream_->route().name}, {"reason", up.parser().reason()}});
+                    {{"route", stream_->route().name},
+                     {"reason", ours.empty() ? std::string_view(up.parser().reason()) : ours}});
     upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol);
     failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
     return;
   }
-  if (!up.parser().inHead()) in.compact();
   if (!flushClient()) return;
+  // Only now may the input move: the client's queue no longer borrows from it. Bytes left
+  // after a complete response stay where they are and keep the connection out of the pool.
   out_.retainBorrowed();
+  if (!up.parser().inHead()) in.compact();
   if (stream_->responseComplete()) {
     finishExchange();
   } else if (out_.pending() > kHighWatermark) {
@@ -842,9 +867,13 @@ void Connection::upstreamFailed(upstream::Failure failure) {
   using Kind = observability::UpstreamErrorKind;
   switch (failure) {
     case Failure::ConnectRefused: upstreamError(up.backend(), Kind::Connect); break;
-    case Failure::ConnectTimeout:
+    case Failure::ConnectTimeout: upstreamError(up.backend(), Kind::Timeout); break;
     case Failure::ReadTimeout:
-    case Failure::SendTimeout: upstreamError(up.backend(), Kind::Timeout); break;
+    case Failure::SendTimeout:
+      // A client picks the path; one slow path does not prove the backend down.
+      upstreamError(up.backend(), Kind::Timeout,
+                    stream.cluster().config().passive_check.count_read_timeouts);
+      break;
     case Failure::Reset: upstreamError(up.backend(), Kind::Reset); break;
     case Failure::Protocol: upstreamError(up.backend(), Kind::Protocol); break;
     case Failure::Closed:
@@ -876,9 +905,11 @@ void Connection::upstreamFailed(upstream::Failure failure) {
       }
       [[fallthrough]];
     case Failure::Reset:
-      if (up.reused() && !stream.responseStarted() && !stream.requestHasBody && !stream.retriedReuse &&
-          up.input().readable() == 0) {
-        // A pooled connection the backend had already closed: one retry on a fresh one.
+      if (up.reused() && stream.idempotent && !stream.responseStarted() && !stream.requestHasBody &&
+          !stream.retriedReuse && up.input().readable() == 0) {
+        // A pooled connection the backend had closed, likely before it read the request: one
+        // retry on a fresh one. Only for methods that may run twice: the backend may have read
+        // it (and acted on it) before closing, which nothing here can rule out.
         stream.retriedReuse = true;
         stream.triedBackends &= ~(uint64_t(1) << stream.cluster().indexOf(up.backend()));
         stream.lease()->output().clear();
@@ -948,7 +979,7 @@ void Connection::continueAfterExchange() {
 
 void Connection::failExchange(const Error& error) {
   if (!stream_) return;
-  if (stream_->responseStarted()) {
+  if (stream_->responseStarted() && !stream_->withdrawResponse()) {
     // Part of the response is out: the only honest signal left is cutting the connection.
     core::log::warn("response cut short", {{"route", stream_->route().name},
                                            {"request_id", currentRequestId()},
@@ -995,28 +1026,13 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
 }
 
 void Connection::rejectRequest(llhttp_errno_t err) {
-  Error error = badRequest(std::string("malformed request: ") + parser_.reason());
-  if (err == HPE_USER) {
-    switch (parser_.violation()) {
-      case http::HeadViolation::RequestLineTooLong:
-        error = Error::downstream(ErrorCode::UriTooLong, "request line too long");
-        break;
-      case http::HeadViolation::HeadersTooLarge:
-        error = Error::downstream(ErrorCode::HeadersTooLarge, "request headers too large");
-        break;
-      case http::HeadViolation::TooManyHeaders:
-        error = Error::downstream(ErrorCode::HeadersTooLarge, "too many request headers");
-        break;
-      case http::HeadViolation::LineFolding:
-        error = badRequest("obsolete line folding in a header field");
-        break;
-      case http::HeadViolation::None:
-        if (bodyTooLarge_) error = Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit");
-        break;
-    }
-  }
+  const bool overBodyLimit =
+      err == HPE_USER && parser_.violation() == http::HeadViolation::None && bodyTooLarge_;
+  const Error error = overBodyLimit ? Error::downstream(ErrorCode::PayloadTooLarge,
+                                                        "request body exceeds the limit")
+                                    : http::describeRefusal(parser_, err);
   headPending_ = false;
-  if (stream_ && stream_->responseStarted()) {
+  if (stream_ && stream_->responseStarted() && !stream_->withdrawResponse()) {
     close();
     return;
   }

@@ -91,12 +91,15 @@ class Connection final : public core::Retirable,
   void buildUpstreamRequest(const ForwardTarget& target, const Fields& fields);
   void runRequestHeadersPhase();
   void forwardPluginRequest();
-  void buildPluginUpstreamRequest(std::optional<std::size_t> bodyLength);
+  // `bodyLength`: the declared length, or that of the body a plugin buffered.
+  void buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength);
   void finishBufferedRequest();
   void answerFromPlugin();
   void sendContinueIfExpected();
   void forwardRequest();
   void sendUpstream();
+  // Queues the request head toward `backend` (its Host line when the head names the backend).
+  void queueHead(core::OutQueue& out, const upstream::Backend& backend);
   void connectUpstream();
   void failExchange(const core::Error& error);
   void finishExchange();
@@ -126,8 +129,11 @@ class Connection final : public core::Retirable,
   void recordExchange(int status, int64_t nowUs);
   void recordExchange(int status) { recordExchange(status, worker_.nowUs()); }
   void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes, int64_t nowUs);
-  // A failed attempt on `backend`: counted, and reported to passive health checks.
-  void upstreamError(const upstream::Backend& backend, observability::UpstreamErrorKind kind);
+  // A failed attempt on `backend`: counted, and reported to passive health checks unless
+  // `countsAgainstBackend` is false (a read timeout the upstream does not count).
+  void upstreamError(const upstream::Backend& backend, observability::UpstreamErrorKind kind,
+                     bool countsAgainstBackend = true);
+  // At most once per backend per exchange, however many attempts failed on it.
   void reportBackendFailure(const upstream::Backend& backend);
 
   core::Worker& worker_;

@@ -1,5 +1,6 @@
 #include "gateway/proxy/stream.h"
 
+#include <charconv>
 #include <cstring>
 
 #include "gateway/core/worker.h"
@@ -160,66 +161,100 @@ void Stream::replaceUpstreamResponse() {
 
 int Stream::onHeadersComplete() {
   const http::Parser& parser = lease_->parser();
-  status_ = parser.statusCode();
-  if (status_ < 200) {
-    // 100/102/103 are dropped: we already answered Expect ourselves, and a 101 was never asked
-    // for (Upgrade is hop-by-hop and stripped), so it is a protocol error.
-    informational_ = true;
-    return status_ == 101 ? -1 : 0;
-  }
-  informational_ = false;
+  const int status = parser.statusCode();
+  if (status < 100) return refuseResponse("status code below 100");
+  if (status < 200) return relayInformational(parser, status);
+  status_ = status;
   upstreamStatus_ = status_;
   responseStarted_ = true;
+  headMark_ = clientOut_.queuedTotal();
   appendResponseHead(parser, lease_->input().base());
-  // A response to HEAD has no body whatever its headers say.
-  return client_.headRequest ? 1 : 0;
+  // HEAD answers, 204 and 304 have no body whatever their fields say (RFC 9112 §6.3); bytes
+  // after such a head are not ours, and the connection that sent them is not reused.
+  return client_.headRequest || status_ == 204 || status_ == 304 ? 1 : 0;
 }
 
-void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
+int Stream::refuseResponse(std::string_view why) {
+  protocolViolation_ = why;
+  return HPE_USER;
+}
+
+int Stream::relayInformational(const http::Parser& parser, int status) {
+  // A 101 was never asked for (Upgrade is hop-by-hop and not forwarded), and a 1xx has no
+  // content: one that announces some would put the backend's raw bytes before our head.
+  if (status == 101) return refuseResponse("101 Switching Protocols was not asked for");
+  if (parser.hasTransferEncoding() || parser.contentLength() > 0) {
+    return refuseResponse("1xx response with a body");
+  }
+  if (++informationalCount_ > kMaxInformational) return refuseResponse("too many 1xx responses");
+  // RFC 9110 §15.2: a proxy forwards the 1xx it did not ask for itself (103 Early Hints lets a
+  // browser preload), except to an HTTP/1.0 client, which cannot read them.
+  if (client_.versionMinor >= 1) {
+    const char* base = lease_->input().base();
+    appendStatusLine(status, parser.statusText(base));
+    forEachForwardedField(parser, base, [&](std::string_view name, std::string_view value,
+                                            http::FieldName kind) {
+      if (kind != http::FieldName::ContentLength) appendField(clientOut_, name, value);
+    });
+    clientOut_.append("\r\n");
+  }
+  informational_ = true;
+  return 1;  // the final response follows on the same connection
+}
+
+template <typename Emit>
+http::ConnectionTokens Stream::forEachForwardedField(const http::Parser& parser, const char* base,
+                                                     Emit&& emit) {
   // Pass 1: classify once (on the stack for any sane head), and collect Connection options.
   constexpr std::size_t kClassified = 128;
   http::FieldName kinds[kClassified];
-  auto kindOf = [&](std::size_t i) {
-    return i < kClassified ? kinds[i] : http::classifyField(parser.fieldName(base, i));
-  };
   http::ConnectionTokens connection;
   for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
     http::FieldName kind = http::classifyField(parser.fieldName(base, i));
     if (i < kClassified) kinds[i] = kind;
     if (kind == http::FieldName::Connection) connection.add(parser.fieldValue(base, i));
   }
-  bool bodyless = client_.headRequest || status_ == 204 || status_ == 304;
+  // Pass 2: hop-by-hop fields and the ones the Connection header nominates end at this hop.
+  const bool nominated = !connection.others().empty();
+  for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
+    const std::string_view name = parser.fieldName(base, i);
+    const http::FieldName kind = i < kClassified ? kinds[i] : http::classifyField(name);
+    if (http::isHopByHop(kind)) continue;
+    if (nominated && connection.nominates(name)) continue;
+    emit(name, parser.fieldValue(base, i), kind);
+  }
+  return connection;
+}
+
+void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
+  informational_ = false;
+  const bool bodyless = client_.headRequest || status_ == 204 || status_ == 304;
   if (bodyless) {
     framing_ = BodyFraming::None;
   } else if (parser.chunked() || !parser.hasContentLength()) {
     framing_ = client_.versionMinor >= 1 ? BodyFraming::Chunked : BodyFraming::UntilClose;
   } else {
     framing_ = BodyFraming::Raw;
+    responseLength_ = parser.contentLength();
   }
   if (framing_ == BodyFraming::UntilClose) closeAfter_ = true;
-  // Reuse needs a framed response and a backend that did not ask to close.
-  upstreamReusable_ = parser.keepAlive() && !connection.close() && !parser.bodyUntilEof();
 
-  bool nominated = !connection.others().empty();
   FieldList* edited = hasPlugins() ? &plugins_->upstreamResponseFields : nullptr;
   if (edited) {
     edited->clear();
   } else {
     appendStatusLine(status_, parser.statusText(base));
   }
-  for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
-    http::FieldName kind = kindOf(i);
-    if (http::isHopByHop(kind)) continue;
-    std::string_view name = parser.fieldName(base, i);
-    if (nominated && connection.nominates(name)) continue;
-    // llhttp ignores Content-Length beside chunked; never pass it on beside our own framing.
-    if (kind == http::FieldName::ContentLength && framing_ == BodyFraming::Chunked) continue;
-    if (edited) {
-      edited->add(name, parser.fieldValue(base, i));
-    } else {
-      appendField(clientOut_, name, parser.fieldValue(base, i));
-    }
-  }
+  const http::ConnectionTokens connection = forEachForwardedField(
+      parser, base, [&](std::string_view name, std::string_view value, http::FieldName kind) {
+        if (edited) {
+          edited->add(name, value);  // plugins see the length (a cache's bound)
+        } else if (!framedByUs(kind)) {
+          appendField(clientOut_, name, value);
+        }
+      });
+  // Reuse needs a framed response and a backend that did not ask to close.
+  upstreamReusable_ = parser.keepAlive() && !connection.close() && !parser.bodyUntilEof();
   if (edited) {
     plugins_->chain.runResponseHeaders(*this);
     if (plugins_->answer) {
@@ -229,15 +264,38 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
     appendStatusLine(status_, parser.statusText(base));
     for (std::size_t i = 0; i < edited->size(); ++i) {
       auto [name, value] = edited->at(i);
-      appendField(clientOut_, name, value);
+      if (!framedByUs(http::classifyField(name))) appendField(clientOut_, name, value);
     }
   }
   appendFraming();
 }
 
+bool Stream::withdrawResponse() {
+  if (!responseStarted_ || responseOnWire()) return false;
+  clientOut_.truncate(headMark_);
+  responseStarted_ = false;
+  framing_ = BodyFraming::None;
+  chunkOpen_ = false;
+  replaced_ = false;
+  return true;
+}
+
+bool Stream::framedByUs(http::FieldName kind) const {
+  // A body's length is written by appendFraming() from what llhttp parsed: neither the
+  // backend's own field nor a plugin's edit frames what the client reads. A 204 has no length
+  // to announce at all (RFC 9110 §8.6); HEAD and 304 keep theirs, which describes the content.
+  return kind == http::FieldName::ContentLength && (framing_ != BodyFraming::None || status_ == 204);
+}
+
 void Stream::appendFraming() {
   clientOut_.append(kVia);
-  if (framing_ == BodyFraming::Chunked) clientOut_.append("Transfer-Encoding: chunked\r\n");
+  if (framing_ == BodyFraming::Chunked) {
+    clientOut_.append("Transfer-Encoding: chunked\r\n");
+  } else if (framing_ == BodyFraming::Raw) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, responseLength_).ptr;
+    appendField(clientOut_, "Content-Length", {digits, static_cast<std::size_t>(end - digits)});
+  }
   if (closeAfter_) {
     clientOut_.append("Connection: close\r\n\r\n");
   } else if (client_.versionMinor == 0) {

@@ -13,6 +13,7 @@
 #include "gateway/config/model.h"
 #include "gateway/core/out_queue.h"
 #include "gateway/core/recycler.h"
+#include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
@@ -60,18 +61,32 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   std::unique_ptr<upstream::Connection>& lease() { return lease_; }
   // Where the Host line is inserted when it names the backend (npos: the head is complete).
   std::size_t hostSplit = std::string::npos;
+  // Bytes of the head at the front of the lease's output: what a retry on another backend
+  // replaces, keeping the body bytes queued behind it.
+  std::size_t queuedHeadBytes = 0;
   uint64_t triedBackends = 0;  // bit per backend index, for connect retries
+  uint64_t failedBackends = 0;  // bit per backend index, each reported to passive health once
   bool retriedReuse = false;   // the one retry after a stale pooled connection is spent
+  bool idempotent = false;     // the method may be sent twice (RFC 9110 §9.2.2)
   bool connectTimedOut = false;  // the last connect attempt timed out (504 rather than 502)
   int64_t upstreamStartUs = 0;   // when the current attempt's request was handed to a connection
 
   // Request side progress.
   bool requestHasBody = false;
+  std::optional<uint64_t> requestLength;  // the declared Content-Length (none when chunked)
   bool requestComplete = false;   // all request bytes parsed from the client
   uint64_t requestBodyBytes = 0;
 
-  // Response side progress (set by the parser callbacks).
+  // Response side progress (set by the parser callbacks). Started: the upstream's final head
+  // was parsed and queued toward the client; on the wire: a byte of it reached the client, so
+  // only cutting the connection can still signal a failure.
   bool responseStarted() const { return responseStarted_; }
+  bool responseOnWire() const { return responseStarted_ && clientOut_.sentTotal() > headMark_; }
+  // Takes back a final head the client has not seen a byte of, so a gateway error can answer
+  // instead. False when there is none, or when it is already on the wire.
+  bool withdrawResponse();
+  // Why the upstream's head was refused by us rather than by llhttp ("" if it was not).
+  std::string_view protocolViolation() const { return protocolViolation_; }
   bool responseComplete() const { return responseComplete_; }
   // The client connection must close after this response (framing or a Connection: close).
   bool closeAfterResponse() const { return closeAfter_; }
@@ -136,9 +151,18 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   int onMessageComplete() override;
 
  private:
+  // Calls emit(name, value, kind) for each field of the upstream head that is forwarded
+  // (hop-by-hop fields and those its Connection header nominates end here); returns the
+  // Connection options.
+  template <typename Emit>
+  http::ConnectionTokens forEachForwardedField(const http::Parser& parser, const char* base,
+                                               Emit&& emit);
   void appendResponseHead(const http::Parser& parser, const char* base);
+  int relayInformational(const http::Parser& parser, int status);
+  int refuseResponse(std::string_view why);
   void appendStatusLine(int status, std::string_view reason);
   void appendFraming();
+  bool framedByUs(http::FieldName kind) const;
   // A response-phase plugin answered instead of the upstream (e.g. a cache freshened by a 304):
   // its response goes to the client, the upstream's body is read and dropped.
   void replaceUpstreamResponse();
@@ -156,8 +180,14 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   std::string upstreamHead_;
   std::unique_ptr<upstream::Connection> lease_;
   BodyFraming framing_ = BodyFraming::None;
+  uint64_t responseLength_ = 0;  // the upstream's parsed Content-Length, with Raw framing
   int status_ = 0;
   int upstreamStatus_ = 0;  // the upstream's final status, even when a plugin replaced it
+  // A backend may send a few 1xx before its answer; an endless stream of them is refused.
+  static constexpr int kMaxInformational = 16;
+  int informationalCount_ = 0;
+  uint64_t headMark_ = 0;  // clientOut_.queuedTotal() before the final head
+  std::string_view protocolViolation_;
   bool informational_ = false;
   bool responseStarted_ = false;
   bool responseComplete_ = false;

@@ -1,10 +1,14 @@
 #pragma once
 // The request head as it goes to a backend (RFC 9110 §7.6): always HTTP/1.1; hop-by-hop fields
 // and the ones the client's Connection nominates are gone; Host kept or set per backend;
-// X-Forwarded-For extended with the client, X-Forwarded-Proto/-Host and Via set by us; framing
-// is ours (re-chunked, or the length of a body a plugin buffered). One template serves the fast
-// path (fields read straight from the parser) and plugin routes (fields from an edited list).
+// X-Forwarded-For extended with the client, X-Forwarded-Proto/-Host and Via set by us. Framing
+// is always ours: the Content-Length the gateway parsed (or of the body a plugin buffered), or
+// re-chunked; no field the client sent (Content-Length, a Connection option) decides it. One
+// template serves the fast path (fields read straight from the parser) and plugin routes
+// (fields from an edited list).
 
+#include <charconv>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,7 +26,9 @@ struct ForwardTarget {
   std::string_view path;  // normalised, prefix stripped
   std::string_view query;
   bool hasQuery = false;
-  std::optional<std::size_t> bodyLength;  // set when the whole body was buffered
+  // The body's length as the gateway read it (declared and parsed, or buffered by a plugin);
+  // none for a chunked body or none at all.
+  std::optional<uint64_t> contentLength;
   // The gateway's traceparent for this hop; empty when tracing is off (the client's fields then
   // pass unchanged). The client's tracestate is kept only when its traceparent was valid.
   std::string_view traceParent;
@@ -82,9 +88,6 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
   std::string joinedForwardedFor;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     switch (fields.kind(i)) {
-      case http::FieldName::ContentLength:
-        if (target.bodyLength) continue;  // ours follows
-        [[fallthrough]];
       case http::FieldName::Other:
         if (fields.nominated(fields.name(i))) continue;
         field(fields.name(i), fields.value(i));
@@ -108,8 +111,8 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
         continue;
       }
       default:
-        // Host and X-Forwarded-Host/-Proto are rewritten below, Expect was answered by us, and
-        // hop-by-hop fields end at this hop.
+        // Host, X-Forwarded-Host/-Proto and Content-Length are written below, Expect was
+        // answered by us, and hop-by-hop fields end at this hop.
         continue;
     }
   }
@@ -123,8 +126,10 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
   if (!target.host.empty()) field("X-Forwarded-Host", target.host);
   head += "Via: 1.1 gatewayd\r\n";
   if (!target.traceParent.empty()) field("traceparent", target.traceParent);
-  if (target.bodyLength) {
-    field("Content-Length", std::to_string(*target.bodyLength));
+  if (target.contentLength) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, *target.contentLength).ptr;
+    field("Content-Length", {digits, static_cast<std::size_t>(end - digits)});
   } else if (chunked) {
     head += "Transfer-Encoding: chunked\r\n";
   }

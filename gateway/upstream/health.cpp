@@ -55,12 +55,38 @@ bool HealthBoard::reportFailure(std::size_t upstream, std::size_t backend, int64
   // Exactly one reporter sees the count reach the threshold, however many race; it ejects.
   uint32_t count = slot.consecutiveFailures.fetch_add(1, std::memory_order_relaxed) + 1;
   if (count != passive.consecutiveFailures) return false;
-  eject(passive, slot, nowMs);
-  return true;
+  return tryEject(u, backend, nowMs);
 }
 
-void HealthBoard::eject(const PassiveCheck& passive, Slot& slot, int64_t nowMs) {
+bool HealthBoard::ejectionAllowed(const Upstream& upstream, std::size_t backend,
+                                  int64_t nowMs) const {
+  std::size_t ejected = 0;
+  bool anotherInRotation = false;
+  for (std::size_t b = 0; b < upstream.slots.size(); ++b) {
+    if (b == backend) continue;
+    const Slot& other = upstream.slots[b];
+    if (other.ejectedUntilMs.load(std::memory_order_relaxed) > nowMs) {
+      ++ejected;
+    } else if (other.activeHealthy.load(std::memory_order_relaxed)) {
+      anotherInRotation = true;
+    }
+  }
+  return anotherInRotation &&
+         (ejected + 1) * 100 <=
+             std::size_t{upstream.spec.passive.maxEjectionPercent} * upstream.slots.size();
+}
+
+bool HealthBoard::tryEject(Upstream& upstream, std::size_t backend, int64_t nowMs) {
+  const PassiveCheck& passive = upstream.spec.passive;
+  Slot& slot = upstream.slots[backend];
   std::lock_guard lock(mutex_);
+  // Ejections and active verdicts change only under the mutex, so the count holds until the
+  // store below; an ejection ending meanwhile only puts one more backend back in rotation.
+  if (!ejectionAllowed(upstream, backend, nowMs)) {
+    ++slot.ejectionsRefused;
+    slot.consecutiveFailures.store(0, std::memory_order_relaxed);
+    return false;
+  }
   // As Envoy's multiplier: each base period spent back in rotation undoes one doubling, so a
   // backend that fails again right after its ejection sits out twice as long, and one that
   // recovered for a while starts over at the base.
@@ -81,6 +107,7 @@ void HealthBoard::eject(const PassiveCheck& passive, Slot& slot, int64_t nowMs) 
   ++slot.ejections;
   slot.ejectedUntilMs.store(nowMs + duration, std::memory_order_relaxed);
   slot.consecutiveFailures.store(0, std::memory_order_relaxed);
+  return true;
 }
 
 std::optional<bool> HealthBoard::recordProbe(std::size_t upstream, std::size_t backend,
@@ -135,6 +162,7 @@ std::vector<UpstreamStatus> HealthBoard::snapshot(int64_t nowMs) const {
       s.lastProbeStatus = slot.lastProbeStatus;
       s.lastProbeError = slot.lastProbeError;
       s.ejections = slot.ejections;
+      s.ejectionsRefused = slot.ejectionsRefused;
       int64_t until = slot.ejectedUntilMs.load(std::memory_order_relaxed);
       if (until > nowMs) {
         s.state = BackendState::Ejected;

@@ -8,6 +8,11 @@
 //  - active: the prober's HTTP check failed `unhealthyThreshold` times in a row (until it passes
 //    `healthyThreshold` times in a row);
 //  - passive: `consecutiveFailures` exchanges in a row failed, so it is ejected for a while.
+// The verdicts differ in what they may take out. A probe speaks to the backend itself, so a failing
+// one takes it out even when it is the last. Passive failures can be induced by clients (a slow or
+// resetting path), so a passive ejection never leaves an upstream without a backend in rotation and
+// never puts more than `maxEjectionPercent` of its backends out at once (Envoy's
+// max_ejection_percent; nginx never marks a lone server down): with one backend, never.
 // Time is wall-clock milliseconds, the clock the workers' loops cache
 // (event_base_gettimeofday_cached); callers pass it in so the hot path makes no syscall.
 
@@ -39,6 +44,7 @@ struct PassiveCheck {
   uint32_t consecutiveFailures = 5;  // 0 = never eject
   int64_t baseEjectionMs = 10'000;
   int64_t maxEjectionMs = 300'000;
+  uint32_t maxEjectionPercent = 50;  // of the upstream's backends, rounded down
 };
 
 struct UpstreamHealthSpec {
@@ -63,6 +69,7 @@ struct BackendStatus {
   std::string lastProbeError;  // empty when the last probe passed (or none ran)
   int64_t ejectedUntilMs = 0;  // 0 = not ejected
   uint64_t ejections = 0;      // since start
+  uint64_t ejectionsRefused = 0;  // streaks that reached the threshold while the cap was full
 };
 
 struct UpstreamStatus {
@@ -93,10 +100,12 @@ class HealthBoard {
   // False when every backend is down, so the request can get its 503 at once.
   bool anyUsable(std::size_t upstream, int64_t nowMs) const;
 
-  // After each upstream exchange. A success is a relaxed load (a store only if a streak was
-  // running). A failure is one fetch_add; the one that completes the streak ejects the backend
-  // (under the mutex) and returns true so the caller can log it. Failures reported while the
-  // backend is already ejected are exchanges that were in flight: they do not count.
+  // After each upstream exchange (one report per backend per exchange, however many attempts it
+  // took). A success is a relaxed load (a store only if a streak was running). A failure is one
+  // fetch_add; the one that completes the streak ejects the backend (under the mutex) and returns
+  // true so the caller can log it, unless the ejection cap forbids it: then the streak starts over
+  // and the refusal is counted. Failures reported while the backend is already ejected are
+  // exchanges that were in flight: they do not count.
   void reportSuccess(std::size_t upstream, std::size_t backend);
   bool reportFailure(std::size_t upstream, std::size_t backend, int64_t nowMs);
 
@@ -119,6 +128,7 @@ class HealthBoard {
     int ejectionLevel = 0;  // the next ejection lasts base << level
     int64_t lastEjectionEndMs = 0;
     uint64_t ejections = 0;
+    uint64_t ejectionsRefused = 0;
     int probeSuccesses = 0;
     int probeFailures = 0;
     int lastProbeStatus = 0;
@@ -129,7 +139,10 @@ class HealthBoard {
     std::vector<Slot> slots;
   };
 
-  void eject(const PassiveCheck& passive, Slot& slot, int64_t nowMs);
+  // Ejects `backend` unless that would break the cap; returns whether it did.
+  bool tryEject(Upstream& upstream, std::size_t backend, int64_t nowMs);
+  // Under mutex_: whether one more passive ejection keeps the upstream within its cap.
+  bool ejectionAllowed(const Upstream& upstream, std::size_t backend, int64_t nowMs) const;
 
   std::vector<Upstream> upstreams_;
   mutable std::mutex mutex_;

@@ -69,7 +69,7 @@ TEST_CASE("backends start usable; the streak that reaches the threshold ejects f
 }
 
 TEST_CASE("failures of exchanges in flight during an ejection do not count") {
-  HealthBoard board(one(spec(1)));
+  HealthBoard board(one(spec(2)));
   CHECK(fail(board, 0, 5, 0) == 1);
   CHECK(fail(board, 0, 20, 5000) == 0);
   CHECK(board.snapshot(5000)[0].backends[0].consecutiveFailures == 0);
@@ -77,7 +77,7 @@ TEST_CASE("failures of exchanges in flight during an ejection do not count") {
 }
 
 TEST_CASE("a success ends the streak") {
-  HealthBoard board(one(spec(1)));
+  HealthBoard board(one(spec(2)));
   CHECK(fail(board, 0, 4, 0) == 0);
   board.reportSuccess(0, 0);
   CHECK(board.snapshot(0)[0].backends[0].consecutiveFailures == 0);
@@ -92,7 +92,7 @@ TEST_CASE("repeated ejections double up to the cap; time back in rotation undoes
   passive.consecutiveFailures = 2;
   passive.baseEjectionMs = 1000;
   passive.maxEjectionMs = 5000;
-  HealthBoard board(one(spec(1, passive)));
+  HealthBoard board(one(spec(2, passive)));
   auto ejectedUntil = [&](int64_t now) {
     REQUIRE(fail(board, 0, 2, now) == 1);
     return board.snapshot(now)[0].backends[0].ejectedUntilMs;
@@ -110,18 +110,71 @@ TEST_CASE("repeated ejections double up to the cap; time back in rotation undoes
   CHECK(board.snapshot(0)[0].backends[0].ejections == 7);
 }
 
-TEST_CASE("passive ejection may take every backend out: anyUsable is false, so 503 at once") {
-  // Why no "keep the last one" rule (Envoy's max_ejection_percent): a backend here is ejected
-  // only after N real exchanges in a row failed, not for being slower than its peers, and the
-  // issue wants an all-down upstream to answer 503 at once rather than make each client wait on
-  // connect timeouts. The ejection is bounded and a passing probe ends it early.
-  HealthBoard board(one(spec(2)));
+TEST_CASE("passive ejection never takes out an upstream's only backend") {
+  // Clients choose what a backend is asked (a slow or resetting path); nginx likewise never marks
+  // a lone server down. The refused ejection starts the streak over and is counted.
+  HealthBoard board(one(spec(1)));
+  CHECK(fail(board, 0, 5, 0) == 0);
+  CHECK(board.usable(0, 0, 0));
+  BackendStatus b = board.snapshot(0)[0].backends[0];
+  CHECK(b.state == BackendState::Healthy);
+  CHECK(b.consecutiveFailures == 0);
+  CHECK(b.ejections == 0);
+  CHECK(b.ejectionsRefused == 1);
+  CHECK(fail(board, 0, 12, 0) == 0);
+  CHECK(board.snapshot(0)[0].backends[0].consecutiveFailures == 2);
+  CHECK(board.snapshot(0)[0].backends[0].ejectionsRefused == 3);
+}
+
+TEST_CASE("passive ejection never takes out the last backend in rotation, even at 100%") {
+  PassiveCheck passive;
+  passive.maxEjectionPercent = 100;
+  HealthBoard board(one(spec(2, passive)));
   CHECK(fail(board, 0, 5, 0) == 1);
+  CHECK(fail(board, 1, 5, 0) == 0);
+  CHECK(board.usable(0, 1, 0));
   CHECK(board.anyUsable(0, 0));
-  CHECK(fail(board, 1, 5, 0) == 1);
+  CHECK(board.snapshot(0)[0].anyUsable);
+  CHECK(board.snapshot(0)[0].backends[1].ejectionsRefused == 1);
+  // Once the first one is back, the second may go.
+  CHECK(fail(board, 1, 5, 10'000) == 1);
+  CHECK_FALSE(board.usable(0, 1, 10'000));
+  CHECK(board.usable(0, 0, 10'000));
+}
+
+TEST_CASE("a backend out by its active check counts as out of rotation for the passive cap") {
+  ActiveCheck check;
+  check.unhealthyThreshold = 1;
+  PassiveCheck passive;
+  passive.maxEjectionPercent = 100;
+  HealthBoard board(one(spec(2, passive, check)));
+  CHECK(board.recordProbe(0, 0, failed("timeout")) == std::optional<bool>(false));
+  CHECK(fail(board, 1, 5, 0) == 0);
+  CHECK(board.usable(0, 1, 0));
+  // The active verdict is not capped: a failing probe takes out the last backend too.
+  CHECK(board.recordProbe(0, 1, failed("timeout")) == std::optional<bool>(false));
   CHECK_FALSE(board.anyUsable(0, 0));
-  CHECK_FALSE(board.snapshot(0)[0].anyUsable);
-  CHECK(board.anyUsable(0, 10'000));
+}
+
+TEST_CASE("max_ejection_percent caps the share of backends ejected at once, rounded down") {
+  auto ejectable = [](uint32_t percent, std::size_t backends) {
+    PassiveCheck passive;
+    passive.maxEjectionPercent = percent;
+    HealthBoard board(one(spec(backends, passive)));
+    int ejected = 0;
+    for (std::size_t b = 0; b < backends; ++b) {
+      ejected += fail(board, b, 5, 0);
+    }
+    return ejected;
+  };
+  CHECK(ejectable(50, 1) == 0);
+  CHECK(ejectable(50, 2) == 1);
+  CHECK(ejectable(50, 3) == 1);
+  CHECK(ejectable(50, 4) == 2);
+  CHECK(ejectable(10, 9) == 0);
+  CHECK(ejectable(10, 10) == 1);
+  CHECK(ejectable(100, 4) == 3);  // never the last
+  CHECK(ejectable(0, 4) == 0);
 }
 
 TEST_CASE("consecutiveFailures 0 turns passive ejection off") {
@@ -152,7 +205,7 @@ TEST_CASE("concurrent failures from several threads count exactly") {
   SUBCASE("below the threshold every failure is counted") {
     PassiveCheck passive;
     passive.consecutiveFailures = kThreads * kEach + 1;
-    HealthBoard board(one(spec(1, passive)));
+    HealthBoard board(one(spec(2, passive)));
     CHECK(hammer(board) == 0);
     CHECK(board.snapshot(0)[0].backends[0].consecutiveFailures == kThreads * kEach);
     CHECK(board.reportFailure(0, 0, 0));  // and the next one completes the streak
@@ -160,7 +213,7 @@ TEST_CASE("concurrent failures from several threads count exactly") {
   SUBCASE("reaching the threshold together ejects exactly once") {
     PassiveCheck passive;
     passive.consecutiveFailures = kThreads * kEach;
-    HealthBoard board(one(spec(1, passive)));
+    HealthBoard board(one(spec(2, passive)));
     CHECK(hammer(board) == 1);
     auto b = board.snapshot(0)[0].backends[0];
     CHECK(b.ejections == 1);
@@ -207,7 +260,7 @@ TEST_CASE("probe results: unhealthy after M failures in a row, healthy after N p
 }
 
 TEST_CASE("a passing probe ends a passive ejection") {
-  HealthBoard board(one(spec(1, {}, ActiveCheck{})));
+  HealthBoard board(one(spec(2, {}, ActiveCheck{})));
   CHECK(fail(board, 0, 5, 0) == 1);
   CHECK_FALSE(board.usable(0, 0, 100));
   CHECK_FALSE(board.recordProbe(0, 0, passed()).has_value());

@@ -1,17 +1,53 @@
 #include "plugins/cors/cors.h"
 
 #include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "gateway/http/headers.h"
 
 namespace gw::plugins::cors {
 namespace {
 
 const std::string kStar = "*";
 
+// The Origin of a request that has exactly one. Two make it unclear which origin the browser
+// meant (a proxy may have added one): such a request is treated as not allowed.
+std::optional<std::string_view> singleOrigin(const plugin::HeaderMap& request) {
+  std::optional<std::string_view> origin;
+  std::size_t count = 0;
+  request.forEach([&](std::string_view name, std::string_view value) {
+    if (http::iequals(name, "Origin")) {
+      origin = value;
+      ++count;
+    }
+    return count < 2;
+  });
+  if (count != 1) return std::nullopt;
+  return origin;
+}
+
 }  // namespace
+
+std::string echoRequestedHeaders(std::span<const std::string_view> requested) {
+  std::string echoed;
+  for (const std::string_view value : requested) {
+    http::ListElements elements(value);
+    std::string_view name;
+    while (elements.next(name)) {
+      if (!http::isToken(name)) continue;
+      const std::size_t separator = echoed.empty() ? 0 : 2;
+      if (echoed.size() + separator + name.size() > kMaxEchoedHeaderBytes) return echoed;
+      if (separator != 0) echoed += ", ";
+      echoed += name;
+    }
+  }
+  return echoed;
+}
 
 plugin::Status Cors::onRequestHeaders(plugin::Context& ctx) {
   plugin::HeaderMap& request = ctx.requestHeaders();
-  const auto origin = request.get("Origin");
+  const auto origin = singleOrigin(request);
   if (!origin) return plugin::Status::Continue;
   if (config_.anyOrigin) {
     allowOrigin_ = &kStar;
@@ -46,8 +82,14 @@ plugin::Status Cors::onResponseHeaders(plugin::Context& ctx) {
   response.set("Access-Control-Allow-Methods", config_.allowMethods);
   if (!config_.allowHeaders.empty()) {
     response.set("Access-Control-Allow-Headers", config_.allowHeaders);
-  } else if (const auto asked = ctx.requestHeaders().get("Access-Control-Request-Headers")) {
-    response.set("Access-Control-Allow-Headers", *asked);
+  } else {
+    std::vector<std::string_view> requested;
+    ctx.requestHeaders().forEach([&](std::string_view name, std::string_view value) {
+      if (http::iequals(name, "Access-Control-Request-Headers")) requested.push_back(value);
+      return true;
+    });
+    const std::string echoed = echoRequestedHeaders(requested);
+    if (!echoed.empty()) response.set("Access-Control-Allow-Headers", echoed);
   }
   if (!config_.maxAge.empty()) response.set("Access-Control-Max-Age", config_.maxAge);
   return plugin::Status::Continue;

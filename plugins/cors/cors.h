@@ -3,12 +3,20 @@
 // Access-Control-* fields to the answers of allowed cross-origin requests. A disallowed origin
 // gets no CORS fields and is still proxied: the browser is the one that enforces.
 
+#include <cstddef>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/plugin/plugin.h"
 
 namespace gw::plugins::cors {
+
+// The most bytes of Access-Control-Allow-Headers echoed from a preflight's
+// Access-Control-Request-Headers: a browser asks for a handful of names, so a longer list is
+// someone else's and need not be repeated.
+inline constexpr std::size_t kMaxEchoedHeaderBytes = 1024;
 
 // Everything decided at load: field values are ready to copy, lists already joined.
 struct Config final : plugin::RouteConfig {
@@ -20,6 +28,12 @@ struct Config final : plugin::RouteConfig {
   bool allowCredentials = false;
   std::string maxAge;                // seconds; empty: field omitted
 };
+
+// The Access-Control-Allow-Headers value that echoes `requested` (the preflight's
+// Access-Control-Request-Headers values): its elements that are header names (tokens), in order,
+// joined with ", " while the result stays within kMaxEchoedHeaderBytes. Anything else is left
+// out, so no byte the client chose beyond a header name reaches the answer.
+std::string echoRequestedHeaders(std::span<const std::string_view> requested);
 
 class Cors final : public plugin::Plugin {
  public:

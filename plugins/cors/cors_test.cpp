@@ -139,6 +139,56 @@ TEST_CASE("cors: disallowed or missing origin gets only Vary and is proxied") {
   CHECK(none.response() == varyOnly);
 }
 
+TEST_CASE("cors: a preflight's requested headers are echoed only as header names, capped") {
+  const auto config = load("allow_origins: [https://app.example.com]");
+  // Elements that are not tokens are left out, whatever bytes they hold.
+  Exchange e(*config, "OPTIONS",
+             {{"Origin", "https://app.example.com"},
+              {"Access-Control-Request-Method", "PUT"},
+              {"Access-Control-Request-Headers",
+               "content-type, x@evil, \"quoted, name\", x y, ,x-token, caf\xc3\xa9"}});
+  CHECK(e.requestStatus == plugin::Status::Respond);
+  CHECK(e.ctx.responseFields.get("Access-Control-Allow-Headers") == "content-type, x-token");
+  // Nothing valid: no field at all.
+  Exchange none(*config, "OPTIONS",
+                {{"Origin", "https://app.example.com"},
+                 {"Access-Control-Request-Method", "PUT"},
+                 {"Access-Control-Request-Headers", "<script>, a b"}});
+  CHECK_FALSE(none.ctx.responseFields.get("Access-Control-Allow-Headers"));
+}
+
+TEST_CASE("cors: echoRequestedHeaders joins every field's names within the byte cap") {
+  const std::vector<std::string_view> two{"a, b", "c"};
+  CHECK(echoRequestedHeaders(two) == "a, b, c");
+  std::string many;
+  for (int i = 0; i < 1000; ++i) many += (i ? ", x-header-" : "x-header-") + std::to_string(i);
+  const std::vector<std::string_view> thousand{many};
+  const std::string echoed = echoRequestedHeaders(thousand);
+  CHECK(echoed.size() <= kMaxEchoedHeaderBytes);
+  CHECK(echoed.size() > kMaxEchoedHeaderBytes - 16);  // filled up to the cap...
+  CHECK(many.starts_with(echoed + ", "));             // ...with whole names, in order
+  const std::string huge(kMaxEchoedHeaderBytes + 1, 'x');
+  const std::vector<std::string_view> tooLong{huge, "after"};
+  CHECK(echoRequestedHeaders(tooLong).empty());  // the cap is reached: nothing after it either
+}
+
+TEST_CASE("cors: a request with two Origin fields is not an allowed cross-origin request") {
+  const auto listed = load("allow_origins: [https://app.example.com, https://b.example.com]");
+  for (const char* second : {"https://app.example.com", "https://b.example.com"}) {
+    INFO(second);
+    Fields preflight = kPreflight;
+    preflight.emplace_back("Origin", second);
+    Exchange e(*listed, "OPTIONS", preflight);
+    CHECK(e.requestStatus == plugin::Status::Continue);
+    CHECK_FALSE(e.ctx.repliedStatus);
+    CHECK(e.response() == Fields{{"Content-Type", "application/json"}, {"Vary", "Origin"}});
+  }
+  const auto any = load("{}");
+  Exchange e(*any, "GET",
+             {{"Origin", "https://a.example.com"}, {"origin", "https://a.example.com"}});
+  CHECK(e.response() == Fields{{"Content-Type", "application/json"}});
+}
+
 TEST_CASE("cors: settings errors") {
   CHECK(errorsOf("allow_origins: [\"*\"]\nallow_credentials: true") ==
         Lines{"2:20: allow_credentials: true needs allow_origins to list the origins; \"*\" with "

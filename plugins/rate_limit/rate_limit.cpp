@@ -4,6 +4,7 @@
 #include <string_view>
 #include <utility>
 
+#include "gateway/http/headers.h"
 #include "gateway/observability/metrics.h"
 
 namespace gw::plugins::rate_limit {
@@ -37,6 +38,19 @@ class FieldWriter {
   std::size_t size_ = 0;
 };
 
+// The value of the one field named `name` ("" when there is none); nullopt when there are several.
+std::optional<std::string_view> onlyValue(const plugin::HeaderMap& headers, std::string_view name) {
+  std::string_view found;
+  int count = 0;
+  headers.forEach([&](std::string_view fieldName, std::string_view value) {
+    if (!http::iequals(fieldName, name)) return true;
+    found = value;
+    return ++count < 2;
+  });
+  if (count > 1) return std::nullopt;
+  return found;
+}
+
 void setNumber(plugin::HeaderMap& headers, std::string_view name, int64_t n) {
   FieldWriter w;
   headers.set(name, w.number(n).view());
@@ -47,12 +61,13 @@ void setNumber(plugin::HeaderMap& headers, std::string_view name, int64_t n) {
 int64_t ceilSeconds(int64_t ms) { return ms <= 0 ? 0 : (ms + 999) / 1000; }
 
 Config::Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, MissingKey missingKey,
-               HeaderStyle headers, Mode mode, std::size_t maxKeys)
+               HeaderStyle headers, Mode mode, std::size_t maxKeys, std::size_t maxKeyBytes)
     : limits_(std::move(limits)),
       key_(std::move(key)),
       missingKey_(missingKey),
       headers_(headers),
       mode_(mode),
+      maxKeyBytes_(maxKeyBytes),
       table_(bareLimits(limits_), maxKeys) {
   // The draft's w is whole seconds; a sub-second window is advertised rounded up, which claims
   // a stricter policy than enforced, so a client pacing by it is never refused.
@@ -77,8 +92,23 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
         part = {static_cast<uint8_t>(KeyKind::Route), request.routeName};
         break;
       case KeyKind::Header: {
-        const auto value = ctx.requestHeaders().get(spec.header);
-        if (value && !value->empty()) {
+        // Which of two values a backend reads is its own choice: keying on either would let a
+        // client be counted under one key and served under the other.
+        const auto value = onlyValue(ctx.requestHeaders(), spec.header);
+        if (!value) {
+          ctx.fail(core::Error::downstream(
+              core::ErrorCode::BadRequest,
+              "the " + spec.header + " header appears more than once (it keys the rate limit)"));
+          return plugin::Status::Respond;
+        }
+        if (value->size() > config_.maxKeyBytes()) {
+          ctx.fail(core::Error::downstream(core::ErrorCode::HeadersTooLarge,
+                                           "the " + spec.header + " header is longer than the " +
+                                               std::to_string(config_.maxKeyBytes()) +
+                                               " bytes a rate-limit key may have"));
+          return plugin::Status::Respond;
+        }
+        if (!value->empty()) {
           part = {static_cast<uint8_t>(KeyKind::Header), *value};
         } else if (config_.missingKey() == MissingKey::ClientIp) {
           // Tagged as an IP: a header whose value looks like an IP never shares its counter.

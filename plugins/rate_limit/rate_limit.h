@@ -7,6 +7,9 @@
 // hammering while limited is not punished beyond the limit, and one limit refusing does not eat
 // the quota of the others. Shadow mode runs the exact same accounting (so what it reports is
 // what enforce would have done) but lets refused requests through.
+//
+// A header key part must come in one field of at most max_key_bytes: a repeated one is refused
+// with 400, a longer one with 431, in both modes.
 
 #include <array>
 #include <atomic>
@@ -50,15 +53,18 @@ class Config final : public plugin::RouteConfig {
  public:
   static constexpr std::size_t kMaxKeyParts = 8;
   static constexpr std::size_t kDefaultMaxKeys = 100000;
+  static constexpr std::size_t kDefaultMaxKeyBytes = 1024;
 
   Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, MissingKey missingKey,
-         HeaderStyle headers, Mode mode, std::size_t maxKeys);
+         HeaderStyle headers, Mode mode, std::size_t maxKeys, std::size_t maxKeyBytes);
 
   const std::vector<NamedLimit>& limits() const { return limits_; }
   const std::vector<KeySpec>& key() const { return key_; }
   MissingKey missingKey() const { return missingKey_; }
   HeaderStyle headers() const { return headers_; }
   Mode mode() const { return mode_; }
+  // The longest header value accepted as a key part; longer ones are refused with 431.
+  std::size_t maxKeyBytes() const { return maxKeyBytes_; }
   // RateLimit-Policy's value, built once: `"name";q=10;w=1, ...`.
   const std::string& policyField() const { return policyField_; }
 
@@ -72,6 +78,7 @@ class Config final : public plugin::RouteConfig {
   MissingKey missingKey_;
   HeaderStyle headers_;
   Mode mode_;
+  std::size_t maxKeyBytes_;
   std::string policyField_;
   mutable WindowTable table_;
   mutable Counters counters_;

@@ -149,7 +149,8 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
   ConfigReader reader(settings, "rate_limit", errors);
-  reader.allowKeys({"limits", "key", "missing_key", "headers", "mode", "max_keys"});
+  reader.allowKeys(
+      {"limits", "key", "missing_key", "headers", "mode", "max_keys", "max_key_bytes"});
   std::vector<NamedLimit> limits;
   parseLimits(reader, settings, limits, errors);
   std::vector<KeySpec> key;
@@ -167,9 +168,11 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
   reader.readEnum("mode", mode, {{"enforce", Mode::Enforce}, {"shadow", Mode::Shadow}});
   std::size_t maxKeys = Config::kDefaultMaxKeys;
   reader.readInt("max_keys", maxKeys, 1, kMaxKeysCap);
+  std::size_t maxKeyBytes = Config::kDefaultMaxKeyBytes;
+  reader.readSize("max_key_bytes", maxKeyBytes, 1);
   if (errors.size() != errorsBefore) return nullptr;
   return std::make_shared<Config>(std::move(limits), std::move(key), missingKey, headers, mode,
-                                  maxKeys);
+                                  maxKeys, maxKeyBytes);
 }
 
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,

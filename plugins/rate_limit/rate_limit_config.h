@@ -1,7 +1,8 @@
 #pragma once
 // The rate_limit plugin type: settings `limits` (required: list of {requests, window, name}),
-// `key`, `missing_key`, `headers`, `mode`, `max_keys`. Each instance gets its own counter table,
-// so a route may list rate_limit twice (a per-IP tier before auth, a per-key tier after it).
+// `key`, `missing_key`, `headers`, `mode`, `max_keys`, `max_key_bytes`. Each instance gets its own
+// counter table, so a route may list rate_limit twice (a per-IP tier before auth, a per-key tier
+// after it).
 
 #include <memory>
 #include <string_view>

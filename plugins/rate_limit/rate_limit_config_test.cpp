@@ -43,6 +43,7 @@ TEST_CASE("rate_limit config: defaults") {
   CHECK(c.headers() == HeaderStyle::Draft);
   CHECK(c.mode() == Mode::Enforce);
   CHECK(c.policyField() == "\"default\";q=10;w=1");
+  CHECK(c.maxKeyBytes() == 1024);
   CHECK(Factory().allowsRepeats());
 }
 
@@ -56,6 +57,7 @@ missing_key: reject
 headers: legacy
 mode: shadow
 max_keys: 5000
+max_key_bytes: 4KiB
 )");
   REQUIRE(c.limits().size() == 2);
   CHECK(c.limits()[0].name == "burst");
@@ -68,6 +70,7 @@ max_keys: 5000
   CHECK(c.missingKey() == MissingKey::Reject);
   CHECK(c.headers() == HeaderStyle::Legacy);
   CHECK(c.mode() == Mode::Shadow);
+  CHECK(c.maxKeyBytes() == 4096);
   CHECK(c.policyField() == "\"burst\";q=10;w=1, \"limit2\";q=500;w=60");
 }
 
@@ -107,6 +110,8 @@ TEST_CASE("rate_limit config: bad values are refused") {
   hasError("limits: [{requests: 1, window: 1s}]\nheaders: ietf", "'headers'");
   hasError("limits: [{requests: 1, window: 1s}]\nmissing_key: deny", "'missing_key'");
   hasError("limits: [{requests: 1, window: 1s}]\nmax_keys: 0", "'max_keys'");
+  hasError("limits: [{requests: 1, window: 1s}]\nmax_key_bytes: 0", "'max_key_bytes'");
+  hasError("limits: [{requests: 1, window: 1s}]\nmax_key_bytes: lots", "'max_key_bytes'");
   hasError("- 1", "must be a mapping");
 }
 

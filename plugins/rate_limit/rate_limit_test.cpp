@@ -60,6 +60,22 @@ const Counters& countersOf(const plugin::RouteConfig& config) {
   return static_cast<const Config&>(config).counters();
 }
 
+std::size_t keysIn(const plugin::RouteConfig& config) {
+  return static_cast<const Config&>(config).table().size();
+}
+
+// What a request with these X-API-Key fields gets: nullopt when admitted, else the error.
+std::optional<core::Error> keyError(const plugin::RouteConfig& config,
+                                    std::initializer_list<std::string_view> values) {
+  test::TestContext ctx;
+  ctx.now = kT0;
+  for (std::string_view value : values) ctx.requestHeaders().add("X-API-Key", value);
+  auto plugin = Factory().create(config, nullptr);
+  if (plugin->onRequestHeaders(ctx) == plugin::Status::Continue) return std::nullopt;
+  REQUIRE(ctx.failedWith);
+  return ctx.failedWith;
+}
+
 TEST_CASE("rate_limit: refuses with 429 RATE_LIMIT_EXCEEDED and Retry-After rounded up") {
   const auto config = load("limits: [{requests: 1, window: 1s}]");
   CHECK(Exchange(*config, kT0).admitted());
@@ -186,6 +202,45 @@ TEST_CASE("rate_limit: missing_key reject answers 400 and sets no quota headers"
   CHECK(e.ctx.failedWith->message.find("X-API-Key") != std::string::npos);
   CHECK(e.ctx.responseHeaders().size() == 0);
   CHECK(Exchange(*config, kT0, "192.0.2.1", "alpha").admitted());
+}
+
+TEST_CASE("rate_limit: a key header sent twice is refused with 400, whatever its values") {
+  const auto config = load("{limits: [{requests: 5, window: 1m}], key: [{header: X-API-Key}]}");
+  for (const auto& values : {std::pair{"alpha", "beta"}, {"alpha", "alpha"}, {"alpha", ""}}) {
+    CAPTURE(values.first);
+    CAPTURE(values.second);
+    const auto error = keyError(*config, {values.first, values.second});
+    REQUIRE(error);
+    CHECK(error->code == core::ErrorCode::BadRequest);
+    CHECK(error->message == "the X-API-Key header appears more than once (it keys the rate limit)");
+  }
+  CHECK(countersOf(*config).admitted == 0);
+  CHECK(keysIn(*config) == 0);
+}
+
+TEST_CASE("rate_limit: a key header longer than max_key_bytes is refused with 431") {
+  const auto config =
+      load("{limits: [{requests: 5, window: 1m}], key: [{header: X-API-Key}], max_key_bytes: 8}");
+  CHECK_FALSE(keyError(*config, {"12345678"}));
+  const auto error = keyError(*config, {"123456789"});
+  REQUIRE(error);
+  CHECK(error->code == core::ErrorCode::HeadersTooLarge);
+  CHECK(core::httpStatus(error->code) == 431);
+  CHECK(error->message ==
+        "the X-API-Key header is longer than the 8 bytes a rate-limit key may have");
+  CHECK(keysIn(*config) == 1);
+}
+
+TEST_CASE("rate_limit: reset and Retry-After while only the previous window weighs") {
+  const auto config = load("{limits: [{requests: 1, window: 1m}], headers: legacy}");
+  CHECK(Exchange(*config, kT0).admitted());
+  // 15 s into the next window, nothing counted in it yet: the last window's request weighs
+  // (60000 - 15001) / 60000 and keeps the client out until it weighs 0, 44999 ms from now.
+  Exchange refused(*config, kT0 + 75000);
+  CHECK_FALSE(refused.admitted());
+  CHECK(refused.header("Retry-After") == "45");
+  CHECK(refused.header("RateLimit-Reset") == "45");
+  CHECK(refused.header("RateLimit-Remaining") == "0");
 }
 
 TEST_CASE("rate_limit: keyed by route, and by a combination") {

@@ -1,46 +1,12 @@
 #include "plugins/rate_limit/window_table.h"
 
+#include <endian.h>
+
 #include <algorithm>
 #include <cstring>
-#include <functional>
 
 namespace gw::plugins::rate_limit {
 namespace {
-
-uint64_t hashKey(std::span<const KeyPart> key) {
-  uint64_t h = 0x84222325cbf29ce4ULL;
-  for (const KeyPart& part : key) {
-    // The length goes in too, so ("ab","c") and ("a","bc") hash apart.
-    const uint64_t piece = std::hash<std::string_view>{}(part.text) ^
-                           (static_cast<uint64_t>(part.kind) << 56) ^ part.text.size();
-    h = (h ^ piece) * 0x9E3779B97F4A7C15ULL;
-    h ^= h >> 29;
-  }
-  return h;
-}
-
-void appendPart(std::string& out, const KeyPart& part) {
-  const auto size = static_cast<uint32_t>(part.text.size());
-  out.push_back(static_cast<char>(part.kind));
-  char length[sizeof size];
-  std::memcpy(length, &size, sizeof size);
-  out.append(length, sizeof size);
-  out.append(part.text);
-}
-
-bool sameKey(std::string_view stored, std::span<const KeyPart> key) {
-  for (const KeyPart& part : key) {
-    if (stored.size() < 1 + sizeof(uint32_t) + part.text.size()) return false;
-    if (static_cast<uint8_t>(stored[0]) != part.kind) return false;
-    uint32_t size = 0;
-    std::memcpy(&size, stored.data() + 1, sizeof size);
-    if (size != part.text.size()) return false;
-    stored.remove_prefix(1 + sizeof size);
-    if (stored.substr(0, size) != part.text) return false;
-    stored.remove_prefix(size);
-  }
-  return stored.empty();
-}
 
 int64_t windowStart(int64_t nowMs, int64_t windowMs) { return nowMs - nowMs % windowMs; }
 
@@ -105,56 +71,52 @@ WindowTable::WindowTable(std::vector<Limit> limits, std::size_t maxKeys, std::si
 
 WindowTable::~WindowTable() = default;
 
-std::list<WindowTable::Entry>::iterator WindowTable::find(Shard& shard, uint64_t hash,
-                                                          std::span<const KeyPart> key) {
-  auto [it, end] = shard.index.equal_range(hash);
-  for (; it != end; ++it) {
-    if (sameKey(it->second->key, key)) return it->second;
+Digest WindowTable::digestOf(std::span<const KeyPart> key) const {
+  SipHasher hasher(sipKey_);
+  for (const KeyPart& part : key) {
+    // Each part as one word of kind and length, then its text: ("ab","c") and ("a","bc") hash
+    // apart. Texts are far shorter than 2^56 bytes.
+    const uint64_t head = htole64(static_cast<uint64_t>(part.kind) << 56 | part.text.size());
+    char headBytes[sizeof head];
+    std::memcpy(headBytes, &head, sizeof head);
+    hasher.update({headBytes, sizeof headBytes});
+    hasher.update(part.text);
   }
-  return shard.lru.end();
+  return hasher.finish();
 }
 
 void WindowTable::dropBack(Shard& shard) {
-  const auto victim = std::prev(shard.lru.end());
-  auto [it, end] = shard.index.equal_range(victim->hash);
-  for (; it != end; ++it) {
-    if (it->second == victim) {
-      shard.index.erase(it);
-      break;
-    }
-  }
-  shard.lru.erase(victim);
+  shard.index.erase(shard.lru.back().digest);
+  shard.lru.pop_back();
 }
 
-void WindowTable::insert(Shard& shard, uint64_t hash, std::span<const KeyPart> key, int64_t nowMs) {
+void WindowTable::insert(Shard& shard, const Digest& digest, int64_t nowMs) {
   if (shard.lru.size() >= shard.capacity) {
     dropBack(shard);
     evictions_.fetch_add(1, std::memory_order_relaxed);
   }
-  Entry entry;
-  for (const KeyPart& part : key) appendPart(entry.key, part);
-  entry.hash = hash;
+  Entry& entry = shard.lru.emplace_front();
+  entry.digest = digest;
   entry.lastSeen = nowMs;
-  entry.slots.resize(limits_.size());
+  entry.slots = std::make_unique<Slot[]>(limits_.size());
   for (std::size_t i = 0; i < limits_.size(); ++i) {
     entry.slots[i].start = windowStart(nowMs, limits_[i].windowMs);
   }
-  shard.lru.push_front(std::move(entry));
-  shard.index.emplace(hash, shard.lru.begin());
+  shard.index.emplace(digest, shard.lru.begin());
 }
 
 Decision WindowTable::admit(std::span<const KeyPart> key, int64_t nowMs) {
-  const uint64_t hash = hashKey(key);
-  Shard& shard = shards_[(hash >> 32) % shardCount_];
+  const Digest digest = digestOf(key);
+  Shard& shard = shards_[digest.hi % shardCount_];
   std::lock_guard lock(shard.mu);
 
   while (!shard.lru.empty() && shard.lru.back().lastSeen + idleMs_ <= nowMs) dropBack(shard);
 
-  auto found = find(shard, hash, key);
-  if (found == shard.lru.end()) {
-    insert(shard, hash, key, nowMs);
+  const auto found = shard.index.find(digest);
+  if (found == shard.index.end()) {
+    insert(shard, digest, nowMs);
   } else {
-    shard.lru.splice(shard.lru.begin(), shard.lru, found);
+    shard.lru.splice(shard.lru.begin(), shard.lru, found->second);
   }
   Entry& entry = shard.lru.front();
   nowMs = std::max(nowMs, entry.lastSeen);
@@ -172,7 +134,7 @@ Decision WindowTable::admit(std::span<const KeyPart> key, int64_t nowMs) {
   Decision d;
   d.allowed = allowed;
   if (allowed) {
-    for (Slot& slot : entry.slots) ++slot.curr;
+    for (std::size_t i = 0; i < limits_.size(); ++i) ++entry.slots[i].curr;
   } else {
     // Binding: the refusing limit that holds the client back longest.
     for (std::size_t i = 0; i < limits_.size(); ++i) {

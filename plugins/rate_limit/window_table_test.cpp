@@ -1,6 +1,7 @@
 #include "plugins/rate_limit/window_table.h"
 
 #include <doctest.h>
+#include <malloc.h>
 
 #include <atomic>
 #include <string>
@@ -45,6 +46,7 @@ TEST_CASE("window_table: the previous window weighs linearly across the boundary
   const Decision first = admitKey(table, "k", kT0 + 1000);
   CHECK_FALSE(first.allowed);
   CHECK(first.retryAfterMs == 99);  // at elapsed 100 ms: 10 * 0.9 + 1 = 10
+  CHECK(first.resetMs == 999);      // prev weighs 0 from the window's last ms
   CHECK(admitted(table, "k", kT0 + 1098, 3) == 0);
   CHECK(admitted(table, "k", kT0 + 1099, 3) == 1);
   // Halfway: 10 * 0.5 + curr(1) leaves room for 4 more.
@@ -86,6 +88,23 @@ TEST_CASE("window_table: Retry-After and reset when the count itself is in the w
   CHECK(refused.retryAfterMs == 1499);
   CHECK_FALSE(admitKey(table, "k", kT0 + 500 + 1498).allowed);
   CHECK(admitKey(table, "k", kT0 + 500 + 1499).allowed);
+}
+
+TEST_CASE("window_table: reset and Retry-After when only the previous window weighs") {
+  WindowTable table({{4, 1000}}, 100);
+  for (const char* key : {"a", "b", "c"}) CHECK(admitted(table, key, kT0 + 10, 4) == 4);
+  // At ms 200 of the next window nothing is counted in it yet; prev weighs 4 * 799 / 1000.
+  const Decision refused = admitKey(table, "a", kT0 + 1200);
+  CHECK_FALSE(refused.allowed);
+  CHECK(refused.remaining == 0);
+  CHECK(refused.resetMs == 799);  // prev weighs 0 from the window's last ms
+  // 4 * (1000 - e) / 1000 + 1 <= 4 from e = 250, i.e. ms 249 of the window.
+  CHECK(refused.retryAfterMs == 49);
+  CHECK_FALSE(admitKey(table, "a", kT0 + 1200 + 48).allowed);
+  CHECK(admitKey(table, "a", kT0 + 1200 + 49).allowed);
+  // When resetMs has passed the quota is whole: a request then leaves 3 of 4, one ms earlier 2.
+  CHECK(admitKey(table, "b", kT0 + 1200 + 798).remaining == 2);
+  CHECK(admitKey(table, "c", kT0 + 1200 + 799).remaining == 3);
 }
 
 TEST_CASE("window_table: after two idle windows the quota is whole again") {
@@ -153,6 +172,37 @@ TEST_CASE("window_table: max_keys caps the table across shards") {
   for (int i = 0; i < 20000; ++i) admitKey(table, "key-" + std::to_string(i), kT0);
   CHECK(table.size() == 64 * 64 * 2);  // every shard full: the caps add up to max_keys
   CHECK(table.evictions() == 20000 - 64 * 64 * 2);
+}
+
+// glibc's allocator statistics; AddressSanitizer's allocator does not keep them.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kNoHeapStatistics = true;
+#else
+constexpr bool kNoHeapStatistics = false;
+#endif
+
+// Heap bytes the table grows by per key, for 20,000 distinct keys of `keyBytes` bytes each.
+std::size_t heapPerKey(std::size_t limits, std::size_t keyBytes) {
+  constexpr int kKeys = 20000;
+  WindowTable table(std::vector<Limit>(limits, {1, 60000}), kKeys);
+  std::string key(keyBytes, 'k');
+  const std::size_t before = mallinfo2().uordblks;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string id = std::to_string(i);
+    key.replace(0, id.size(), id);
+    admitKey(table, key, kT0);
+  }
+  return (mallinfo2().uordblks - before) / kKeys;
+}
+
+TEST_CASE("window_table: memory per key does not depend on the key's length" *
+          doctest::skip(kNoHeapStatistics)) {
+  const std::size_t small = heapPerKey(1, 8);
+  MESSAGE("heap per key: " << small << " bytes with 1 limit, " << heapPerKey(2, 8) << " with 2, "
+                           << heapPerKey(16, 8) << " with 16");
+  CHECK(small <= 192);
+  CHECK(heapPerKey(1, 30 * 1024) <= small + 16);  // allocator noise, not 30 KB
+  CHECK(heapPerKey(16, 8) <= small + 15 * 32);
 }
 
 TEST_CASE("window_table: idle keys are dropped lazily after two windows of the longest limit") {

@@ -12,10 +12,17 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
   plugin::ConfigReader reader(settings, "request_id", errors);
   reader.allowKeys({"header", "accept_incoming", "response_header"});
   auto config = std::make_shared<Config>();
-  if (reader.readString("header", config->header) && !http::isToken(config->header)) {
-    reader.error(*reader.value("header"),
-                 "'header' must be a header name (letters, digits and !#$%&'*+-.^_`|~), got " +
-                     plugin::ConfigReader::quote(config->header));
+  if (reader.readString("header", config->header)) {
+    if (!http::isToken(config->header)) {
+      reader.error(*reader.value("header"),
+                   "'header' must be a header name (letters, digits and !#$%&'*+-.^_`|~), got " +
+                       plugin::ConfigReader::quote(config->header));
+    } else if (http::isProxyOwned(config->header)) {
+      reader.error(*reader.value("header"),
+                   "'header' must not be " + plugin::ConfigReader::quote(config->header) +
+                       ", the gateway's own field (it frames the message, routes it or belongs "
+                       "to the connection)");
+    }
   }
   reader.readBool("accept_incoming", config->acceptIncoming);
   reader.readBool("response_header", config->responseHeader);

@@ -131,5 +131,18 @@ TEST_CASE("request_id: settings errors") {
         Lines{"1:1: the settings of request_id must be a mapping, got a list"});
 }
 
+TEST_CASE("request_id: a field the gateway owns cannot carry the id") {
+  for (const char* name :
+       {"Content-Length", "transfer-encoding", "Host", "Connection", "Keep-Alive", "TE", "Trailer",
+        "Upgrade", "Proxy-Connection", "Proxy-Authorization"}) {
+    INFO(name);
+    CHECK(errorsOf(std::string("header: ") + name) ==
+          Lines{"1:9: 'header' must not be '" + std::string(name) +
+                "', the gateway's own field (it frames the message, routes it or belongs to the "
+                "connection)"});
+  }
+  CHECK(errorsOf("header: X-Trace-Id") == Lines{"settings were accepted"});
+}
+
 }  // namespace
 }  // namespace gw::plugins::request_id

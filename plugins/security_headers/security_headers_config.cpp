@@ -11,11 +11,6 @@ namespace {
 
 using plugin::ConfigReader;
 
-// Fields that frame the message or the connection: the proxy owns them, a plugin must not.
-constexpr std::string_view kForbidden[] = {
-    "Connection", "Content-Length", "Keep-Alive",        "Proxy-Connection",
-    "TE",         "Trailer",        "Transfer-Encoding", "Upgrade"};
-
 // A plain (unquoted) scalar such as `false`; a quoted "false" is the text false.
 bool isPlain(const YAML::Node& node, std::string_view text) {
   return node.IsScalar() && node.Tag() != "!" && node.Scalar() == text;
@@ -49,10 +44,10 @@ void parseHeaders(const YAML::Node& map, ConfigReader& reader, Config& config) {
       continue;
     }
     seen.emplace_back(name, key.Mark());
-    if (std::any_of(std::begin(kForbidden), std::end(kForbidden),
-                    [&](std::string_view f) { return http::iequals(f, name); })) {
+    if (http::isProxyOwned(name)) {
       reader.error(key, "header " + ConfigReader::quote(name) +
-                            " frames the message and cannot be set by security_headers");
+                            " is the gateway's own (it frames the message, routes it or belongs "
+                            "to the connection) and cannot be set by security_headers");
       continue;
     }
     const Header* standard = findDefault(name);

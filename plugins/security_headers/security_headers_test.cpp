@@ -124,8 +124,8 @@ TEST_CASE("security_headers: settings errors") {
               "characters (CR, LF, NUL, ...); use false to turn it off",
               "3:14: header 'X-Unknown': false turns off one of the default headers, and this is "
               "not one of them",
-              "4:3: header 'Content-Length' frames the message and cannot be set by "
-              "security_headers",
+              "4:3: header 'Content-Length' is the gateway's own (it frames the message, "
+              "routes it or belongs to the connection) and cannot be set by security_headers",
               "5:3: a header name must be a token such as X-Frame-Options, got 'bad name'",
               "6:3: header 'x-frame-options' is given twice (first at line 2, column 3)",
               "7:20: header 'Referrer-Policy' must be a value (a string) or false, got a list",

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -378,7 +379,10 @@ struct Client::Parser {
       self.resp->status = p->status_code;
       self.resp->http_major = p->http_major;
       self.resp->http_minor = p->http_minor;
-      return self.options->head ? 1 : 0;  // 1: this response has no body
+      // 1: this response has no body (RFC 9112 §6.3), whatever its fields say.
+      const bool bodyless = self.options->head || p->status_code < 200 || p->status_code == 204 ||
+                            p->status_code == 304;
+      return bodyless ? 1 : 0;
     };
     settings.on_body = [](llhttp_t* p, const char* at, std::size_t len) {
       Parser& self = *static_cast<Parser*>(p->data);
@@ -577,6 +581,31 @@ Echo parseEcho(std::string_view json) {
   d.Parse(json.data(), json.size());
   if (d.HasParseError()) return Echo{};
   return echoFrom(d);
+}
+
+std::string patternBody(std::size_t n) {
+  std::string body(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) body[i] = patternByte(i);
+  return body;
+}
+
+std::string percentEncode(std::string_view text) {
+  static constexpr std::string_view kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string rawResponseTarget(std::string_view bytes, bool close) {
+  return "/raw?b=" + percentEncode(bytes) + (close ? "&close=1" : "");
 }
 
 std::string errorCode(std::string_view json) {

@@ -156,8 +156,17 @@ inline std::string get(std::string_view target, std::string_view headers = {}) {
   return request("GET", target, headers);
 }
 
+// Percent-encodes all but unreserved characters, so any text survives as one query value.
+std::string percentEncode(std::string_view text);
+
+// A test_backend target whose answer is exactly `bytes` (a hostile or broken backend); with
+// `close` the backend closes the connection after sending them.
+std::string rawResponseTarget(std::string_view bytes, bool close = false);
+
 // The byte at position i of every generated /bytes and /chunked body.
 inline char patternByte(uint64_t i) { return static_cast<char>('a' + i % 26); }
+// The first n bytes of that pattern.
+std::string patternBody(std::size_t n);
 
 // The JSON body of /echo.
 struct Echo {

@@ -38,7 +38,10 @@ constexpr const char* kUsage =
     "  /bad-framing (response with Content-Length and chunked)  /garbage (not HTTP)\n"
     "  /interim (103 Early Hints, then 200)\n"
     "  /close-now  /status/CODE  /head-test  /hop-response   (any other path: /echo)\n"
+    "  /close-if-reused (reads the request and closes without answering, unless it is the\n"
+    "      connection's first; then /echo)\n"
     "  /powered-by (X-Powered-By: Express and X-Frame-Options: DENY)\n"
+    "  /raw?b=BYTES (percent-decoded, sent exactly as the whole answer)&close=1 (then close)\n"
     "  /origin/... a scripted cacheable origin; query parameters (percent-decoded):\n"
     "      status=N  h=Name:%20value (repeatable: extra header)  size=N (generated body)\n"
     "      etag=V (ETag; 304 when If-None-Match matches)  lm=DATE (Last-Modified; 304 when\n"
@@ -467,6 +470,10 @@ void startResponse(Conn& c) {
     closeConn(c);
     return;
   }
+  if (path == "/close-if-reused" && c.requests > 1) {  // a keep-alive peer that went away late
+    closeConn(c);
+    return;
+  }
   if (auto code = suffixAfter(path, "/status/")) {
     int status = static_cast<int>(parseNumber(*code));
     if (status < 200 || status > 999) status = 500;
@@ -493,6 +500,11 @@ void startResponse(Conn& c) {
                    "Connection: X-Custom-Hop\r\nX-Custom-Hop: secret\r\n"
                    "Keep-Alive: timeout=30\r\nProxy-Connection: keep-alive\r\n"
                    "Trailer: X-Trailer\r\nUpgrade: foo/1\r\nX-End-To-End: kept\r\n");
+  }
+  if (path == "/raw") {  // a hostile or broken backend: exactly these bytes, nothing else
+    c.out += decodedParam(r.target, "b").value_or("");
+    c.close_after_response = c.close_after_response || queryParam(r.target, "close").has_value();
+    return;
   }
   if (path == "/powered-by") {  // an Express app: advertises itself, sets one helmet header
     return respond(c, r, 200, "powered\n", "text/plain",

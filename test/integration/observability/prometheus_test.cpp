@@ -5,8 +5,6 @@
 
 #include <rapidjson/document.h>
 
-#include <cctype>
-#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -18,20 +16,6 @@ using namespace gw::it;
 namespace {
 
 constexpr const char* kPrometheusPath = "/usr/bin/prometheus";
-
-std::string urlEncode(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char hex[4];
-      std::snprintf(hex, sizeof hex, "%%%02X", c);
-      out += hex;
-    }
-  }
-  return out;
-}
 
 // The single value of an instant-vector query answer, or nullopt when the answer has no sample
 // (yet) or is not a successful vector result.
@@ -75,7 +59,7 @@ scrape_configs:
   // The body of GET /api/v1/query for promql, or "" when there was no complete answer.
   std::string query(std::string_view promql) const {
     Client c(port_);
-    Response r = c.roundTrip(request("GET", "/api/v1/query?query=" + urlEncode(promql), {}, {},
+    Response r = c.roundTrip(request("GET", "/api/v1/query?query=" + percentEncode(promql), {}, {},
                                      "127.0.0.1:" + std::to_string(port_)));
     return r.complete ? r.body : std::string{};
   }

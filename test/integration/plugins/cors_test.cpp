@@ -39,6 +39,14 @@ const char* kPreflight =
     "Access-Control-Request-Method: PUT\r\n"
     "Access-Control-Request-Headers: content-type, x-token\r\n";
 
+// A preflight for PUT on /items carrying `fields` (lines ending in \r\n) besides; complete.
+Response preflight(Client& c, const std::string& fields) {
+  Response r =
+      c.roundTrip(request("OPTIONS", "/items", fields + "Access-Control-Request-Method: PUT\r\n"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("plugins cors: a preflight is answered 204 by the gateway, never proxied") {
@@ -99,4 +107,45 @@ TEST_CASE("plugins cors: other origins get no CORS fields and their preflight go
   REQUIRE_MESSAGE(plain.complete, plain.error);
   CHECK_FALSE(plain.header("Access-Control-Allow-Origin"));
   CHECK(plain.header("Vary") == "Origin");
+}
+
+TEST_CASE("plugins cors: only header names are echoed to a preflight, at most 1 KiB of them") {
+  Backend b;
+  Gateway gw(config(b));
+  Client c(gw.port());
+  Response r = preflight(c,
+                         "Origin: https://app.example.com\r\n"
+                         "Access-Control-Request-Headers: content-type, x@evil, \"a, b\", <x>, "
+                         "x-token\r\n");
+  CHECK(r.status == 204);
+  CHECK(r.header("Access-Control-Allow-Headers") == "content-type, x-token");
+
+  std::string many;
+  for (int i = 0; i < 1000; ++i) many += (i ? ", x-header-" : "x-header-") + std::to_string(i);
+  r = preflight(
+      c, "Origin: https://app.example.com\r\nAccess-Control-Request-Headers: " + many + "\r\n");
+  CHECK(r.status == 204);
+  const std::string echoed = r.header("Access-Control-Allow-Headers").value_or("");
+  CHECK(echoed.size() <= 1024);
+  CHECK(echoed.size() > 1000);
+  CHECK(many.starts_with(echoed + ", "));
+  CHECK(b.stats().requests == 0);
+}
+
+TEST_CASE("plugins cors: a request with two Origin fields gets no CORS answer") {
+  Backend b;
+  Gateway gw(config(b));
+  Client c(gw.port());
+  for (const std::string origins :
+       {"Origin: https://evil.example.com\r\nOrigin: https://app.example.com\r\n",
+        "Origin: https://app.example.com\r\nOrigin: https://evil.example.com\r\n"}) {
+    INFO(origins);
+    b.reset();
+    Response r = preflight(c, origins);
+    CHECK(r.status == 200);  // proxied like any refused origin's preflight
+    CHECK_FALSE(r.header("Access-Control-Allow-Origin"));
+    CHECK_FALSE(r.header("Access-Control-Allow-Credentials"));
+    CHECK(r.header("Vary") == "Origin");
+    CHECK(b.stats().requests == 1);
+  }
 }

@@ -177,3 +177,23 @@ TEST_CASE("plugins request id: custom header, accept_incoming false, response_he
   CHECK(isGenerated(upstream));  // the client's id was not accepted
   CHECK(e.headerCount("X-Correlation-Id") == 1);
 }
+
+// Content-Length, Transfer-Encoding or Host as the id's field would reframe or reroute the
+// forwarded request (the id replacing the client's length desynchronises the connection).
+TEST_CASE("plugins request id: a field the gateway owns cannot carry the id: -t refuses it") {
+  Backend b;
+  TempDir dir;
+  for (const std::string name : {"Content-Length", "Transfer-Encoding", "Host"}) {
+    INFO(name);
+    const std::string path = dir.write(
+        "owned.yaml", subst(config(b, 9, ": {header: " + name + "}"), {{"PORT", "18999"}}));
+    CommandResult run = runGatewaydCommand({"-t", "-c", path});
+    INFO("stdout: " << run.out << "stderr: " << run.err);
+    CHECK(run.exit_code == 1);
+    const std::string problem = "'header' must not be '" + name +
+                                "', the gateway's own field (it frames the message, routes it or "
+                                "belongs to the connection)";
+    // Both routes' entries, at the value of `header`.
+    CHECK(run.err == path + ":16:30: " + problem + "\n" + path + ":20:30: " + problem + "\n");
+  }
+}

@@ -132,6 +132,11 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
            std::string(2048, 'x'),
        413,
        {"PAYLOAD_TOO_LARGE"}},
+      {"empty header field name", "GET /echo HTTP/1.1\r\nHost: gw.test\r\n: value\r\n\r\n", 400,
+       bad},
+      {"HTTP/0.9 request line (no version)", "GET /echo\r\n", 400, bad},
+      {"HTTP/0.9 request line and an empty line", "GET /echo\r\n\r\n", 400, bad},
+      {"HTTP/0.9 request line, then a request", "GET /echo\r\n" + smuggled, 400, bad},
       {"invalid HTTP version",
        "GET /echo HTTP/1.7\r\nHost: gw.test\r\n\r\n",
        400,
@@ -154,6 +159,21 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
        "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
        "fffffffffffffffff1\r\nhello\r\n0\r\n\r\n" +
            smuggled,
+       400, bad, true},
+      {"chunk extension over the limit",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "5;ext=" +
+           std::string(64 * 1024, 'e') + "\r\nhello\r\n0\r\n\r\n",
+       400, bad, true},
+      {"many chunk extensions over the limit",
+       "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "5" +
+           [] {
+             std::string many;
+             for (int i = 0; i < 4000; ++i) many += ";e" + std::to_string(i) + "=v";
+             return many;
+           }() +
+           "\r\nhello\r\n0\r\n\r\n",
        400, bad, true},
       {"chunked body over the body limit",
        "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -222,5 +242,77 @@ routes:
     CHECK(seen.back().target == x.target);
     admin.reset();
     pub.reset();
+  }
+}
+
+// Finding 0 of the hardening review: a Connection header naming Content-Length used to strip it,
+// and the body went upstream unframed, to be read by the backend as a second request that no
+// route, rule or plugin had seen. Framing is the gateway's: whatever the client's Connection
+// header lists, the backend gets exactly one request carrying exactly the body the gateway read.
+namespace {
+// Routes /api/ (no plugins: fields copied straight from the parser) and /plugged/ (a plugin: fields
+// go through the editable list), both forwarding to `b` without their prefix.
+std::string bothPathsConfig(const Backend& b) {
+  return apiConfig(b, 1, {},
+                   "  - name: plugged\n    match: {prefix: /plugged/}\n    upstream: main\n"
+                   "    strip_prefix: /plugged\n    plugins:\n      - request_id\n");
+}
+}  // namespace
+
+TEST_CASE("smuggling: a Connection header cannot remove the request's framing") {
+  Backend b("main");
+  Gateway gw(bothPathsConfig(b));
+  const std::string hidden = "GET /smuggled-admin HTTP/1.1\r\nHost: internal\r\n\r\n";
+  for (const char* prefix : {"/api", "/plugged"}) {
+    for (const char* connection :
+         {"Content-Length", "content-length", "CONTENT-LENGTH", "close, content-length",
+          "keep-alive,CONTENT-LENGTH", "Host", "content-length, host, transfer-encoding",
+          "x-a, Content-Length , x-b"}) {
+      INFO("route " << std::string(prefix) << ", Connection: " << std::string(connection));
+      b.reset();
+      Client c(gw.port());
+      Response r = c.roundTrip(request("POST", std::string(prefix) + "/echo",
+                                       std::string("Connection: ") + connection + "\r\n", hidden));
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(r.status == 200);
+      std::vector<Echo> seen = b.requests();
+      REQUIRE(seen.size() == 1);
+      CHECK(seen[0].method == "POST");
+      CHECK(seen[0].target == "/echo");
+      CHECK(seen[0].body_bytes == hidden.size());
+      CHECK(seen[0].header("Content-Length") == std::to_string(hidden.size()));
+      CHECK(seen[0].header("Host") == "gw.test");
+      Echo echo = parseEcho(r.body);
+      CHECK(echo.body == hidden);
+      CHECK(b.stats().parse_errors == 0);
+    }
+  }
+}
+
+// The same for responses: a backend's Connection header cannot strip the length its body is
+// framed with, so the client never reads body bytes as the next response.
+TEST_CASE("smuggling: a backend's Connection header cannot remove the response's framing") {
+  Backend b("main");
+  Gateway gw(bothPathsConfig(b));
+  const std::string body = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad";
+  for (const char* prefix : {"/api", "/plugged"}) {
+    for (const char* connection :
+         {"Content-Length", "close, content-length", "TRANSFER-ENCODING"}) {
+      INFO("route " << std::string(prefix) << ", Connection: " << std::string(connection));
+      const std::string answer = std::string("HTTP/1.1 200 OK\r\nConnection: ") + connection +
+                                 "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                                 body;
+      Client c(gw.port());
+      Response r = c.roundTrip(get(prefix + rawResponseTarget(answer)));
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(r.status == 200);
+      CHECK(r.body == body);
+      CHECK(r.header("Content-Length") == std::to_string(body.size()));
+      // The connection is still in step: the next answer is the next request's.
+      Response next = c.roundTrip(get(std::string(prefix) + "/echo?next=1"));
+      REQUIRE_MESSAGE(next.complete, next.error);
+      CHECK(next.status == 200);
+      CHECK(parseEcho(next.body).target == "/echo?next=1");
+    }
   }
 }

@@ -166,3 +166,96 @@ routes:
   }
   CHECK(failures <= 1);
 }
+
+// A reused pooled connection the backend closes after reading the request (what a keep-alive
+// timeout racing our reuse looks like): an idempotent request is sent once more on a fresh
+// connection, a non-idempotent one is not (the backend may have acted on it) and the client gets
+// the error. The pool is warmed by one request first, so the second really travels on a reused
+// connection.
+TEST_CASE(
+    "pool: a reused connection closed under a request is retried only for idempotent methods") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}));
+  struct Case {
+    const char* method;
+    bool retried;
+  };
+  for (const Case& x : {Case{"GET", true}, Case{"HEAD", true}, Case{"PUT", true},
+                        Case{"DELETE", true}, Case{"POST", false}, Case{"PATCH", false}}) {
+    INFO("method " << std::string(x.method));
+    Client c(gw.port());
+    Response warm = c.roundTrip(get("/echo?warm=1"));
+    REQUIRE_MESSAGE(warm.complete, warm.error);
+    b.reset();
+    REQUIRE(c.send(request(x.method, "/close-if-reused", "Content-Length: 0\r\n")));
+    ReadOptions options;
+    options.head = std::string(x.method) == "HEAD";
+    Response r = c.read(options);
+    REQUIRE_MESSAGE(r.complete, r.error);
+    std::vector<Echo> seen = b.requests();
+    if (x.retried) {
+      CHECK(r.status == 200);
+      CHECK(seen.size() == 2);
+      CHECK(b.stats().connections == 1);  // the retry's fresh connection
+    } else {
+      CHECK(r.status == 502);
+      CHECK(errorCode(r.body) == "UPSTREAM_RESET");
+      CHECK(seen.size() == 1);
+    }
+    for (const Echo& e : seen) CHECK(e.method == x.method);
+  }
+}
+
+// A request whose first backend refuses it goes to the next one exactly as it would have gone to
+// the first: head and every body byte, also when the head names the backend (preserve_host:
+// false) and has to be rebuilt for the next one.
+TEST_CASE("pool: a connect retry on the next backend resends the whole request") {
+  Backend b("b2");
+  const uint16_t refusing = freePort();
+  for (const char* preserve : {"true", "false"}) {
+    INFO("preserve_host: " << std::string(preserve));
+    Gateway gw(subst(
+        R"(workers: 1
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+upstreams:
+  - name: main
+    backends:
+      - 127.0.0.1:${REFUSING}
+      - ${B}
+routes:
+  - match: {prefix: /}
+    upstream: main
+    preserve_host: ${PRESERVE}
+)",
+        {{"REFUSING", std::to_string(refusing)}, {"B", b.address()}, {"PRESERVE", preserve}}));
+    const std::string body = patternBody(3000);
+    {
+      INFO("Content-Length");
+      b.reset();
+      Client c(gw.port());
+      Response r = c.roundTrip(request("POST", "/echo", {}, body));
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(r.status == 200);
+      Echo e = parseEcho(r.body);
+      CHECK(e.body == body);
+      CHECK(e.header("Host") == (std::string(preserve) == "true" ? "gw.test" : b.address()));
+      CHECK(b.requests().size() == 1);
+    }
+    {
+      INFO("chunked, in two pieces");
+      b.reset();
+      Client c(gw.port());
+      REQUIRE(
+          c.send("POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nfirst\r\n"));
+      REQUIRE(c.send("6\r\nsecond\r\n0\r\n\r\n"));
+      Response r = c.read();
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(r.status == 200);
+      CHECK(parseEcho(r.body).body == "firstsecond");
+      CHECK(b.requests().size() == 1);
+    }
+  }
+}
