@@ -19,6 +19,7 @@
 #include "gateway/config/file_text.h"
 #include "gateway/config/route_overlaps.h"
 #include "gateway/config/units.h"
+#include "gateway/config/yaml_expansion.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/path.h"
@@ -174,35 +175,6 @@ constexpr FirstKind kFirstKinds[] = {
     {"logging", "requests it answers or rejects will be missing from that log"},
 };
 
-// Aliases let a few bytes name a node many times (a list of ten `*a`, each a list of ten `*b`,
-// ...) or name a node inside itself, and everything after this walks the tree as it sees it: the
-// nodes are counted with every alias expanded, and the node at which the count passes
-// kMaxYamlNodes is returned.
-std::optional<YAML::Node> pastNodeLimit(const YAML::Node& root) {
-  std::size_t counted = 0;
-  std::vector<YAML::Node> pending;  // collections whose children are still to count
-  const auto count = [&](const YAML::Node& node) {
-    if (node.IsSequence() || node.IsMap()) pending.push_back(node);
-    return ++counted <= kMaxYamlNodes;
-  };
-  if (!count(root)) return root;
-  while (!pending.empty()) {
-    const YAML::Node node = std::move(pending.back());
-    pending.pop_back();
-    if (node.IsSequence()) {
-      for (const YAML::Node& item : node) {
-        if (!count(item)) return item;
-      }
-      continue;
-    }
-    for (auto it = node.begin(); it != node.end(); ++it) {
-      if (!count(it->first)) return it->first;
-      if (!count(it->second)) return it->second;
-    }
-  }
-  return std::nullopt;
-}
-
 class Loader {
  public:
   Loader(const std::string& source, const plugin::Registry& registry) : registry_(registry) {
@@ -216,10 +188,8 @@ class Loader {
         errors_.push_back({locate(YAML::Mark()), "the configuration is empty"});
       } else if (documents.size() > 1) {
         error(documents[1], "only one YAML document is allowed");
-      } else if (const auto past = pastNodeLimit(documents.front())) {
-        error(*past, "the configuration holds more than " + std::to_string(kMaxYamlNodes) +
-                         " YAML nodes once aliases are expanded (each *alias counts as a copy "
-                         "of its anchored node, which may contain it); counting stopped here");
+      } else if (auto problem = checkExpandedSize(documents.front(), kMaxYamlNodes)) {
+        error(problem->at, std::move(problem->message));
       } else {
         parseRoot(documents.front());
       }
