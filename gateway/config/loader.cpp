@@ -1,6 +1,7 @@
 #include "gateway/config/loader.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,18 +9,17 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "gateway/config/file_text.h"
 #include "gateway/config/route_overlaps.h"
 #include "gateway/config/units.h"
+#include "gateway/config/yaml_expansion.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/path.h"
@@ -186,10 +186,18 @@ class Loader {
       const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
       if (documents.empty() || documents.front().IsNull()) {
         errors_.push_back({locate(YAML::Mark()), "the configuration is empty"});
+      } else if (documents.size() > 1) {
+        error(documents[1], "only one YAML document is allowed");
+      } else if (auto problem = checkExpandedSize(documents.front(), kMaxYamlNodes)) {
+        error(problem->at, std::move(problem->message));
       } else {
-        if (documents.size() > 1) error(documents[1], "only one YAML document is allowed");
         parseRoot(documents.front());
       }
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own text for this is "bad file".
+      errors_.push_back({locate(e.mark),
+                         "invalid YAML: nested more deeply than yaml-cpp allows "
+                         "(about 500 levels)"});
     } catch (const YAML::ParserException& e) {
       errors_.push_back({locate(e.mark), "invalid YAML: " + e.msg});
     } catch (const YAML::Exception& e) {
@@ -1048,21 +1056,15 @@ LoadResult loadString(std::string_view yaml, const std::string& sourceName,
 }
 
 LoadResult loadFile(const std::string& path, const plugin::Registry& plugins) {
-  const auto cannotOpen = [&](std::string why) {
+  std::string text;
+  if (auto why = readFileBounded(path, kMaxConfigBytes, text)) {
     LoadResult result;
     Diagnostic& diagnostic = result.errors.emplace_back();
     diagnostic.where.file = path;  // line 0, column 0: the whole file
-    diagnostic.message = "cannot open configuration file: " + std::move(why);
+    diagnostic.message = "cannot open configuration file: " + std::move(*why);
     return result;
-  };
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return cannotOpen("is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return cannotOpen(std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return cannotOpen("read error");
-  return loadString(text.str(), path, plugins);
+  }
+  return loadString(text, path, plugins);
 }
 
 }  // namespace gw::config

@@ -487,6 +487,40 @@ TEST_CASE("error: YAML syntax") {
         Lines{"t.yaml:2:11: invalid YAML: illegal map value"});
 }
 
+TEST_CASE("error: YAML nested past yaml-cpp's depth guard") {
+  const std::string deep = "x: " + std::string(600, '[') + std::string(600, ']') + "\n";
+  const Lines errors = errorsOf(deep);
+  REQUIRE(errors.size() == 1);
+  CHECK(
+      errors[0].ends_with(": invalid YAML: nested more deeply than yaml-cpp allows (about 500 "
+                          "levels)"));
+}
+
+TEST_CASE("anchors and aliases load; past the expanded node limit they are an error") {
+  const Config config = load(std::string(kHead) +
+                             "routes:\n"
+                             "  - {match: {prefix: /a/}, upstream: &up u}\n"
+                             "  - {match: {prefix: /b/}, upstream: *up}\n");
+  CHECK(config.routes[1].upstream == 0);
+  // x2 expands to 1001 copies of x1's 1002 nodes: just over 1,000,000.
+  std::string yaml = std::string(kHead) + "x1: &x1 [0";
+  for (int i = 0; i < 1000; ++i) yaml += ", 0";
+  yaml += "]\nx2: &x2 [*x1";
+  for (int i = 0; i < 1000; ++i) yaml += ", *x1";
+  yaml += "]\n";
+  CHECK(errorsOf(yaml) ==
+        Lines{"t.yaml:4:5: this node holds more than 1000000 YAML nodes once aliases are "
+              "expanded (each *alias counts as a copy of the node it names), more than a "
+              "configuration may"});
+  // Within the limit the same shape is only what it is; a loop never is within it.
+  const Lines small = errorsOf(std::string(kHead) + "x1: &x1 [0]\nx2: [*x1, *x1]\n");
+  REQUIRE(small.size() == 3);
+  CHECK(small[1].starts_with("t.yaml:3:1: unknown key 'x1'"));
+  CHECK(errorsOf(std::string(kHead) + "x: &x {a: [1, *x]}\n") ==
+        Lines{"t.yaml:3:4: an alias is used inside the node it names: this node would expand "
+              "without end"});
+}
+
 TEST_CASE("error: empty file and a non-mapping document") {
   CHECK(errorsOf("") == Lines{"t.yaml:1:1: the configuration is empty"});
   CHECK(errorsOf("# only a comment\n") == Lines{"t.yaml:1:1: the configuration is empty"});
