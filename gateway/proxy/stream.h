@@ -69,7 +69,8 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   bool retriedReuse = false;   // the one retry after a stale pooled connection is spent
   bool idempotent = false;     // the method may be sent twice (RFC 9110 §9.2.2)
   bool connectTimedOut = false;  // the last connect attempt timed out (504 rather than 502)
-  int64_t upstreamStartUs = 0;   // when the current attempt's request was handed to a connection
+  // core::monotonicUs() when the current attempt's request was handed to a connection.
+  int64_t upstreamStartUs = 0;
 
   // Request side progress.
   bool requestHasBody = false;
