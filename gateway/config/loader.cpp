@@ -37,6 +37,7 @@ constexpr unsigned kMaxWorkers = 1024;
 constexpr uint32_t kMaxWeight = 1000;
 constexpr uint32_t kMaxPoolIdle = 100'000;
 constexpr std::size_t kMaxHeaderCount = 65'535;
+constexpr std::size_t kMaxConnectionsPerWorker = 1'000'000;
 constexpr uint32_t kMaxThreshold = 1000;
 constexpr Duration kMinTimeout{1};
 
@@ -575,13 +576,15 @@ class Loader {
     if (!limits) return;
     checkKeys(*limits, "limits",
               {"request_line_bytes", "header_bytes", "header_count", "body_bytes",
-               "upstream_header_bytes", "upstream_header_count", "client_header_timeout",
-               "client_body_timeout", "idle_timeout"});
+               "max_connections_per_worker", "upstream_header_bytes", "upstream_header_count",
+               "client_header_timeout", "client_body_timeout", "idle_timeout"});
     Limits& out = config_.limits;
     readSize(*limits, "request_line_bytes", out.request_line_bytes, 1);
     readSize(*limits, "header_bytes", out.header_bytes, 1);
     readInt(*limits, "header_count", out.header_count, 1, kMaxHeaderCount);
     readSize(*limits, "body_bytes", out.body_bytes, 0);
+    readInt(*limits, "max_connections_per_worker", out.max_connections_per_worker, 1,
+            kMaxConnectionsPerWorker);
     readSize(*limits, "upstream_header_bytes", out.upstream_header_bytes, 1);
     readInt(*limits, "upstream_header_count", out.upstream_header_count, 1, kMaxHeaderCount);
     readDuration(*limits, "client_header_timeout", out.client_header_timeout, kMinTimeout);

@@ -585,6 +585,24 @@ TEST_CASE("error: numbers out of range") {
               "t.yaml:4:10: 'workers': expected 'auto' or an integer from 1 to 1024, got '0'"});
   CHECK(routeErrors("routes: [{upstream: u}]\nlimits: {header_count: -1}\n") ==
         Lines{"t.yaml:4:24: 'header_count': expected an integer from 1 to 65535, got '-1'"});
+  CHECK(routeErrors("routes: [{upstream: u}]\n"
+                    "limits: {max_connections_per_worker: 0, upstream_header_count: 0}\n") ==
+        Lines{"t.yaml:4:38: 'max_connections_per_worker': expected an integer from 1 to 1000000, "
+              "got '0'",
+              "t.yaml:4:64: 'upstream_header_count': expected an integer from 1 to 65535, got '0'"});
+}
+
+TEST_CASE("limits: connections per worker and the upstream head's own limits") {
+  const Config set = load(std::string(kHead) +
+                          "limits: {max_connections_per_worker: 2000, upstream_header_bytes: "
+                          "128KiB, upstream_header_count: 300}\nroutes: [{upstream: u}]\n");
+  CHECK(set.limits.max_connections_per_worker == 2000);
+  CHECK(set.limits.upstream_header_bytes == 128 * 1024);
+  CHECK(set.limits.upstream_header_count == 300);
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.limits.max_connections_per_worker == 16384);
+  CHECK(defaults.limits.upstream_header_bytes == 64 * 1024);
+  CHECK(defaults.limits.upstream_header_count == 200);
 }
 
 TEST_CASE("error: bad durations and sizes") {

@@ -106,6 +106,9 @@ struct Limits {
   std::size_t body_bytes = 1024 * 1024;       // over -> 413
   // A backend's response head: status line + headers. Over either -> 502, and the backend is
   // not held responsible (the limit is ours).
+  // Client connections one worker holds at once; at the limit it stops accepting (connections
+  // wait in the kernel's backlog) until one closes, as nginx's worker_connections.
+  std::size_t max_connections_per_worker = 16384;
   std::size_t upstream_header_bytes = 64 * 1024;
   std::size_t upstream_header_count = 200;
   Duration client_header_timeout = std::chrono::seconds(10);
