@@ -160,8 +160,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   http::ConnectionTokens forEachForwardedField(const http::Parser& parser, const char* base,
                                                Emit&& emit);
   void appendResponseHead(const http::Parser& parser, const char* base);
-  int relayInformational(const http::Parser& parser, int status);
-  int refuseResponse(std::string_view why);
+  void relayInformational(const http::Parser& parser);
   void appendStatusLine(int status, std::string_view reason);
   void appendFraming();
   bool framedByUs(http::FieldName kind) const;
@@ -185,9 +184,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   uint64_t responseLength_ = 0;  // the upstream's parsed Content-Length, with Raw framing
   int status_ = 0;
   int upstreamStatus_ = 0;  // the upstream's final status, even when a plugin replaced it
-  // A backend may send a few 1xx before its answer; an endless stream of them is refused.
-  static constexpr int kMaxInformational = 16;
-  int informationalCount_ = 0;
+  int informationalCount_ = 0;  // 1xx heads of this exchange (bounded, see judgeResponseHead)
   uint64_t headMark_ = 0;  // clientOut_.queuedTotal() before the final head
   std::string_view protocolViolation_;
   bool informational_ = false;
