@@ -64,6 +64,16 @@ if ((tsan)); then
   mkdir -p "$reports"
   # No suppressions: none has been needed (docs/reliability.md, "ThreadSanitizer").
   export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1:log_path=$reports/report}"
+  # A pattern that matches no test case (a renamed test, a typo) would silently drop that test
+  # from the pass: every comma-separated pattern of a line must match at least one case.
+  unmatched_patterns() {  # EXE SOURCE FILTER: prints each pattern that selects no test case
+    local exe="$1" source="$2" pattern listed patterns
+    IFS=, read -ra patterns <<<"${3:-*}"
+    for pattern in "${patterns[@]}"; do
+      listed="$("$exe" "--source-file=*$source" "--test-case=$pattern" --list-test-cases 2>&1 </dev/null)"
+      [[ "$listed" =~ passing\ the\ current\ filters:\ ([1-9][0-9]*) ]] || echo "$pattern"
+    done
+  }
   passed=0 failed=0 runs=0
   while read -r binary source filter; do
     [[ -z "$binary" || "$binary" == \#* ]] && continue
@@ -71,15 +81,19 @@ if ((tsan)); then
     [[ -z "$filter" ]] || args+=("--test-case=$filter")
     if [[ "$binary" == unit ]]; then exe="$dir/test/unit_tests"; else exe="$dir/test/integration/integration_tests"; fi
     gw_log "tsan: $binary $source ${filter:+($filter)}"
+    unmatched="$(unmatched_patterns "$exe" "$source" "$filter")"
+    if [[ -n "$unmatched" ]]; then
+      gw_log "tsan: no test case in $source matches: ${unmatched//$'\n'/, }"
+      failed=$((failed + 1))
+    fi
     rc=0
-    out="$(timeout 900 "$exe" "${args[@]}" 2>&1)" || rc=$?
+    out="$(timeout 900 "$exe" "${args[@]}" 2>&1 </dev/null)" || rc=$?
     # "[doctest] test cases: 42 | 41 passed | 1 failed | 0 skipped"
     tally="$(grep -E '^\[doctest\] test cases:' <<<"$out" | tail -n 1)"
     if [[ "$tally" =~ \|[[:space:]]*([0-9]+)[[:space:]]passed[[:space:]]*\|[[:space:]]*([0-9]+)[[:space:]]failed ]]; then
       passed=$((passed + BASH_REMATCH[1]))
       failed=$((failed + BASH_REMATCH[2]))
       ((rc == 0 || BASH_REMATCH[2] > 0)) || failed=$((failed + 1))
-      [[ "$tally" =~ test\ cases:[[:space:]]*0[[:space:]] ]] && { gw_log "tsan: no test case matched: $source $filter"; failed=$((failed + 1)); }
     else
       failed=$((failed + 1))
     fi
