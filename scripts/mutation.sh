@@ -52,7 +52,7 @@ mutation local-reply-without-no-store gateway/proxy/local_reply.cpp \
   '  response.headers.add("Cache-Control", "no-store");' \
   '' \
   "(d) the gateway's own answers lose Cache-Control: no-store" \
-  '*/local_reply_test.cpp' 'gateway answers*,smuggling*'
+  '*/local_reply_test.cpp' 'local replies*,gateway answers*,smuggling*'
 mutation stale-pooled-connection-not-retried gateway/proxy/connection.cpp \
   'if (up.reused() && stream.idempotent &&' \
   'if (false && up.reused() && stream.idempotent &&' \
@@ -62,7 +62,7 @@ mutation invalid-path-keeps-connection gateway/proxy/connection.cpp \
   'refuse(Error::downstream(ErrorCode::InvalidPath, std::string(http::describe(bad))));' \
   'decline(Error::downstream(ErrorCode::InvalidPath, std::string(http::describe(bad))));' \
   '(f) an invalid path is answered but the connection stays open' \
-  '' 'gateway answers*,path guard*'
+  '' 'local replies*,path guard*'
 
 # The other findings of issue 9, each planted back.
 mutation connection-names-framing-fields gateway/http/headers.cpp \
@@ -176,17 +176,17 @@ mutation expectation-not-refused gateway/proxy/connection.cpp \
   '        if (!http::hasToken(parser_.fieldValue(base, i), "100-continue")) {' \
   '        if (false) {' \
   'an Expect other than 100-continue is forwarded instead of answered 417' \
-  '*/proxy/connection_test.cpp' 'gateway answers*,bodies*'
+  '*/proxy/connection_test.cpp' 'local replies*,bodies*'
 mutation connect-method-routed gateway/proxy/connection.cpp \
   '  if (method == HTTP_CONNECT) {' \
   '  if (false) {' \
   'CONNECT is routed instead of answered 501' \
-  '*/proxy/connection_test.cpp' 'gateway answers*'
+  '*/proxy/connection_test.cpp' 'local replies*'
 mutation body-timeout-silent-close gateway/proxy/connection.cpp \
   '    failExchange(Error::downstream(ErrorCode::RequestTimeout, "client body timeout"));' \
   '    close();' \
   'a stalled request body is cut without the 408 the docs promise' \
-  '' 'timeouts*,gateway answers*'
+  '' 'timeouts*,local replies*'
 mutation only-first-worker-listens gateway/core/worker.cpp \
   '  for (const auto& address : snapshot_->listenerAddresses) {' \
   '  for (const auto& address : index_ == 0 ? snapshot_->listenerAddresses : decltype(snapshot_->listenerAddresses){}) {' \

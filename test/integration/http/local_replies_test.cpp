@@ -106,7 +106,7 @@ void expectAnswer(Backend& b, const Gateway& gw, const Answer& a) {
 }  // namespace
 
 TEST_CASE(
-    "gateway answers: exact status and code, Cache-Control: no-store, close only if malformed") {
+    "local replies: exact status and code, Cache-Control: no-store, close only if malformed") {
   Backend b;
   const uint16_t deadPort = freePort();
   const uint16_t downPort = freePort();
@@ -168,7 +168,7 @@ TEST_CASE(
 
 // An invalid path is a malformed request: nothing after it on the connection can be trusted, so
 // a request pipelined behind it is neither answered nor forwarded.
-TEST_CASE("gateway answers: INVALID_PATH closes the connection, pipelined requests unanswered") {
+TEST_CASE("local replies: INVALID_PATH closes the connection, pipelined requests unanswered") {
   Backend b;
   Gateway gw(apiConfig(b));
   for (const std::string target : {"/api%2Fecho", "/api/echo;jsessionid=1", "/\\api/echo", "*"}) {
