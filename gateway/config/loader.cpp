@@ -561,12 +561,15 @@ class Loader {
     if (!limits) return;
     checkKeys(*limits, "limits",
               {"request_line_bytes", "header_bytes", "header_count", "body_bytes",
-               "client_header_timeout", "client_body_timeout", "idle_timeout"});
+               "upstream_header_bytes", "upstream_header_count", "client_header_timeout",
+               "client_body_timeout", "idle_timeout"});
     Limits& out = config_.limits;
     readSize(*limits, "request_line_bytes", out.request_line_bytes, 1);
     readSize(*limits, "header_bytes", out.header_bytes, 1);
     readInt(*limits, "header_count", out.header_count, 1, kMaxHeaderCount);
     readSize(*limits, "body_bytes", out.body_bytes, 0);
+    readSize(*limits, "upstream_header_bytes", out.upstream_header_bytes, 1);
+    readInt(*limits, "upstream_header_count", out.upstream_header_count, 1, kMaxHeaderCount);
     readDuration(*limits, "client_header_timeout", out.client_header_timeout, kMinTimeout);
     readDuration(*limits, "client_body_timeout", out.client_body_timeout, kMinTimeout);
     readDuration(*limits, "idle_timeout", out.idle_timeout, kMinTimeout);

@@ -103,6 +103,10 @@ struct Limits {
   std::size_t header_bytes = 32 * 1024;       // request line + headers; over -> 431
   std::size_t header_count = 100;             // over -> 431
   std::size_t body_bytes = 1024 * 1024;       // over -> 413
+  // A backend's response head: status line + headers. Over either -> 502, and the backend is
+  // not held responsible (the limit is ours).
+  std::size_t upstream_header_bytes = 64 * 1024;
+  std::size_t upstream_header_count = 200;
   Duration client_header_timeout = std::chrono::seconds(10);
   Duration client_body_timeout = std::chrono::seconds(30);
   Duration idle_timeout = std::chrono::seconds(60);

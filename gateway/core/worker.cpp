@@ -26,6 +26,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       metrics_(snapshot_->metricsLayout) {
   const config::Limits& limits = snapshot_->config.limits;
   headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
+  upstreamHeadLimits_ = {limits.request_line_bytes, limits.upstream_header_bytes,
+                         limits.upstream_header_count};
   headerTimeout_ = timeouts_.get(limits.client_header_timeout);
   bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
   idleTimeout_ = timeouts_.get(limits.idle_timeout);
@@ -45,10 +47,10 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
   const auto& upstreams = snapshot_->config.upstreams;
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
     clusters_.push_back(std::make_unique<upstream::Cluster>(upstreams[i], snapshot_->backendAddresses[i],
-                                                            base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_,
+                                                            base(), graveyard_, timeouts_, upstreamHeadLimits_, upstreamBlocks_,
                                                             metrics_.upstreams[i], services.health, i));
   }
-  for (const auto& route : snapshot_->config.routes) {
+  auto addRoute = [&](const config::RouteConfig& route) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),
                               timeouts_.get(route.timeouts.send)});
     auto& views = pluginStateViews_.emplace_back();
@@ -56,7 +58,9 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, *this));
       views.push_back(pluginStates_.back().get());
     }
-  }
+  };
+  for (const auto& route : snapshot_->config.routes) addRoute(route);
+  addRoute(snapshot_->unrouted);  // at unroutedIndex()
   if (services.spans) spans_.emplace(*services.spans);
   if (services.accessLog) {
     accessLog_ = std::make_unique<observability::AccessLogBuffer>(*services.accessLog);
@@ -199,6 +203,7 @@ void Worker::stopNow() {
   listenFds_.clear();
   while (!connections_.empty()) connections_.front()->close();
   flushTelemetry(true);  // the exchanges just cut are logged too
+  backgroundFetches_.abortAll();
   for (auto& cluster : clusters_) cluster->closeAllIdle();
   graveyard_.reap();
 }

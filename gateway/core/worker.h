@@ -27,6 +27,7 @@
 #include "gateway/observability/otlp_exporter.h"
 #include "gateway/observability/trace_context.h"
 #include "gateway/plugin/plugin.h"
+#include "gateway/proxy/background_fetch.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
 
@@ -119,6 +120,8 @@ class Worker {
   http::FieldListRecycler& fieldLists() { return fieldLists_; }
   Recycler<std::string>& heads() { return heads_; }
   Recycler<std::unique_ptr<proxy::PluginExchange>>& pluginExchanges() { return pluginExchanges_; }
+  // Upstream fetches plugins started with no client waiting (plugin::Context::fetchInBackground).
+  proxy::BackgroundFetches& backgroundFetches() { return backgroundFetches_; }
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
@@ -147,6 +150,7 @@ class Worker {
   observability::TraceIds traceIds_;
   EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker
   http::HeadLimits headLimits_;
+  http::HeadLimits upstreamHeadLimits_;  // for backends' response heads
   const timeval* headerTimeout_;
   const timeval* bodyTimeout_;
   const timeval* idleTimeout_;
@@ -154,6 +158,7 @@ class Worker {
   std::vector<EventPtr> acceptEvents_;
   std::string listenError_;
   std::vector<std::unique_ptr<upstream::Cluster>> clusters_;
+  proxy::BackgroundFetches backgroundFetches_{graveyard_};  // after clusters_: they lease
   std::vector<upstream::Timeouts> routeTimeouts_;
   std::vector<std::unique_ptr<plugin::WorkerState>> pluginStates_;
   std::vector<std::vector<plugin::WorkerState*>> pluginStateViews_;

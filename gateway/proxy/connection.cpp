@@ -307,7 +307,15 @@ void Connection::beginRecord(bool headParsed) {
   record_.startUs = worker_.nowUs();
   record_.queuedAtStart = out_.queuedTotal();
   record_.route = worker_.snapshot().unroutedIndex();
-  record_.method = metricsMethod(parser_.method());
+  // Every exchange has its own id, a request refused before its head was complete too.
+  lastSeq_ = worker_.nextRequestSeq();
+  if (headParsed || parser_.methodKnown()) {
+    record_.method = metricsMethod(parser_.method());
+    record_.methodName = llhttp_method_name(parser_.method());
+  } else {
+    record_.method = observability::WorkerMetrics::methodIndex("OTHER");
+    record_.methodName = {};
+  }
   if (!worker_.accessLog()) return;
   record_.target.clear();
   record_.userAgent.clear();
@@ -365,7 +373,7 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
     r.span_id = traceParent.substr(4 + observability::kTraceIdHexLen, observability::kSpanIdHexLen);
   }
   r.client = clientIp_;
-  r.method = llhttp_method_name(parser_.method());
+  r.method = record_.methodName;
   const std::string_view target = record_.target;
   const std::size_t question = target.find('?');
   r.path = target.substr(0, question);
@@ -403,7 +411,7 @@ void Connection::exportSpan(int status, int64_t nowUs) {
   span.trace_id = hop.trace_id;
   span.span_id = hop.span_id;
   span.parent_span_id = hop.parent_span_id;
-  span.method = llhttp_method_name(parser_.method());
+  span.method = record_.methodName.empty() ? "_OTHER" : record_.methodName;
   span.route = snapshot.metricsLayout->routes[record_.route];
   span.name = span.method + " " + span.route;
   span.start_unix_nanos = static_cast<uint64_t>(record_.startUs) * 1000;
@@ -441,8 +449,7 @@ void Connection::reportBackendFailure(const upstream::Backend& backend) {
 void Connection::startExchange() {
   beginRecord(true);
   const char* base = in_.base();
-  uint64_t seq = worker_.nextRequestSeq();
-  lastSeq_ = seq;
+  const uint64_t seq = lastSeq_;
   bool hasBody = parser_.chunked() || parser_.contentLength() > 0;
   // A malformed request ends the connection: whatever follows it cannot be trusted.
   auto refuse = [&](const Error& error) { reply(error, true); };
@@ -558,11 +565,6 @@ void Connection::startExchange() {
   const config::RouteConfig& route = *match.route;
   std::size_t routeIndex = static_cast<std::size_t>(&route - worker_.config().routes.data());
   record_.route = routeIndex;
-  if (parser_.hasContentLength() && parser_.contentLength() > route.body_bytes) {
-    reply(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"), true);
-    return;
-  }
-
   ClientView client;
   client.versionMinor = parser_.versionMinor();
   client.keepAlive = parser_.keepAlive() && !draining_;
@@ -574,7 +576,15 @@ void Connection::startExchange() {
   if (parser_.hasContentLength() && !parser_.chunked()) stream.requestLength = parser_.contentLength();
   stream.expectContinue = expectContinue && hasBody && client.versionMinor >= 1;
   std::string_view forwardHost = hostCount ? host : std::string_view();
+  const bool overBodyLimit = stream.requestLength && *stream.requestLength > route.body_bytes;
+  auto refuseBody = [&] {
+    reply(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"), true);
+  };
   if (!stream.hasPlugins()) {
+    if (overBodyLimit) {
+      refuseBody();
+      return;
+    }
     // The fast path: the upstream head is written straight from the parsed fields.
     ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
                          parts.query, parts.has_query, stream.requestLength, upstreamTraceParent(),
@@ -592,6 +602,10 @@ void Connection::startExchange() {
     std::string_view name = parser_.fieldName(base, i);
     if (http::isHopByHop(kinds[i]) || (nominated && tokens.nominates(name))) continue;
     stream.requestFields().add(name, parser_.fieldValue(base, i));
+  }
+  if (overBodyLimit) {
+    refuseBody();  // after the copy: the route's plugins see the 413 like any answer of theirs
+    return;
   }
   runRequestHeadersPhase();
 }
@@ -848,10 +862,13 @@ void Connection::readUpstreamResponse() {
   in.consume(outcome.consumed);
   if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
     const std::string_view ours = stream_->protocolViolation();
+    const std::string reason =
+        ours.empty() ? http::describeRefusal(up.parser(), outcome.error).message : std::string(ours);
     core::log::warn("invalid response from upstream",
-                    {{"route", stream_->route().name},
-                     {"reason", ours.empty() ? std::string_view(up.parser().reason()) : ours}});
-    upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol);
+                    {{"route", stream_->route().name}, {"reason", reason}});
+    // A head over our own limits is no sign of a sick backend.
+    upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol,
+                  !up.parser().overLimit());
     failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
     return;
   }
@@ -1008,6 +1025,7 @@ void Connection::failExchange(const Error& error) {
 }
 
 void Connection::reply(const Error& error, bool closeAfter) {
+  if (!record_.open) beginRecord(false);  // refused before its head was complete: its own id
   record_.error = core::wireCode(error.code);
   if (error.code == ErrorCode::Internal) {
     core::log::error("internal error", {{"message", error.message}, {"request_id", currentRequestId()}});
@@ -1019,10 +1037,12 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
   // A route's response plugins see gateway-made answers too (a 429 gets security headers).
   if (stream_ && stream_->hasPlugins() && !stream_->responseStarted()) {
     stream_->runResponsePhase(response);
+  } else if (!stream_ && !worker_.snapshot().unrouted.plugins.empty()) {
+    runUnroutedResponsePhase(response);
   }
   appendResponse(out_, response,
                  {.closeConnection = closeAfter,
-                  .headRequest = parser_.method() == HTTP_HEAD,
+                  .headRequest = record_.methodName == "HEAD",
                   .http10KeepAlive = parser_.versionMinor() == 0});
   recordExchange(response.status);
   if (closeAfter) {
@@ -1031,6 +1051,20 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
   }
   if (!flushClient()) return;
   if (closeAfter && out_.empty()) lingerThenClose();
+}
+
+void Connection::runUnroutedResponsePhase(LocalResponse& response) {
+  const config::Snapshot& snapshot = worker_.snapshot();
+  ClientView client;
+  client.versionMinor = parser_.versionMinor();
+  client.headRequest = record_.methodName == "HEAD";
+  // The request may be unreadable (that is often why no route took it): plugins get only what
+  // is certain about it.
+  Stream unrouted(worker_, *this, snapshot.unrouted, snapshot.unroutedIndex(), out_, client,
+                  lastSeq_);
+  unrouted.captureRequest(record_.methodName, {}, {}, {}, false, {}, clientIp_,
+                          currentRequestId());
+  unrouted.runResponsePhase(response);
 }
 
 void Connection::rejectRequest(llhttp_errno_t err) {

@@ -111,6 +111,8 @@ class Connection final : public core::Retirable,
   // Sends a gateway-made error response; `close` ends the connection after it.
   void reply(const core::Error& error, bool close);
   void writeLocalResponse(LocalResponse response, bool close);
+  // The global plugins' response phase on an answer no route took.
+  void runUnroutedResponsePhase(LocalResponse& response);
   void rejectRequest(llhttp_errno_t err);
   bool flushClient();
   void armClientWrite();
@@ -154,6 +156,7 @@ class Connection final : public core::Retirable,
     uint64_t queuedAtStart = 0;  // out_.queuedTotal() when the exchange began
     std::size_t route = 0;  // metrics index: the route, or the unrouted slot
     int method = 0;         // observability method index
+    std::string_view methodName;  // "" when the request was refused before its method was read
     bool open = false;
     // For the access log only (copied when it is on; the strings keep their capacity).
     std::string target;  // as received: path?query

@@ -5,6 +5,7 @@
 
 #include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
+#include "gateway/proxy/background_fetch.h"
 
 namespace gw::proxy {
 
@@ -98,7 +99,8 @@ void Stream::captureRequest(std::string_view method, std::string_view host, std:
   p.forwardHost = forwardHost;
   p.clientIp = clientIp;
   p.requestId = requestId;
-  p.info = {p.method, p.path, p.query, p.host, p.clientIp, route_.name};
+  p.info = {p.method,   p.path,      p.query,       p.host,
+            p.clientIp, route_.name, p.forwardHost, requestHasBody};
 }
 
 void Stream::reply(int status, std::string body, std::string_view contentType) {
@@ -122,6 +124,10 @@ bool Stream::bufferBody(std::string_view bytes) {
   if (body.size() + bytes.size() > plugins_->bufferLimit) return false;
   body += bytes;
   return true;
+}
+
+bool Stream::fetchInBackground(plugin::BackgroundRequest request) {
+  return worker_.backgroundFetches().start(*this, std::move(request));
 }
 
 observability::RouteMetrics& Stream::routeMetrics() {

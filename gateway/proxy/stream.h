@@ -133,6 +133,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   void fail(core::Error error) override;
   void replyWith(int status, std::span<const Field> fields, std::string body) override;
   void bufferRequestBody(std::size_t limit) override;
+  bool fetchInBackground(plugin::BackgroundRequest request) override;
   void resume() override { owner_.resumeExchange(); }
   core::Worker& worker() override { return worker_; }
   int64_t nowMs() const override;
