@@ -44,8 +44,10 @@ mutation rate-limit-reset-previous-window plugins/rate_limit/window_table.cpp \
   '(b) the reset time is wrong when only the previous window counts' \
   '*/window_table_test.cpp' 'plugins rate_limit*'
 mutation cache-304-keeps-unstorable-entry plugins/cache/cache.cpp \
-  '    store.invalidate(key_.primary);  // the update made it unstorable (e.g. no-store now)' \
-  '    (void)store;' \
+  '  } else {
+    store.invalidate(key.primary);
+  }' \
+  '  }' \
   '(c) a 304 that makes a stored entry unstorable leaves it in the store' \
   '*/plugins/cache/*_test.cpp' 'plugins cache*'
 mutation local-reply-without-no-store gateway/proxy/local_reply.cpp \
