@@ -278,7 +278,12 @@ if ((check_only)); then
 fi
 
 command -v ccache >/dev/null && export CC="${CC:-ccache gcc}" CXX="${CXX:-ccache g++}"
-quiet_build() { gw_build "$build" >"$scratch/build.log" 2>&1; }
+# The scratch build compiles the scratch copy's sources, never this tree's.
+if [[ -f "$build/meson-info/intro-buildsystem_files.json" ]] &&
+  ! grep -qF "\"$scratch/meson.build\"" "$build/meson-info/intro-buildsystem_files.json"; then
+  rm -rf "$build"
+fi
+quiet_build() { GW_ROOT="$scratch" gw_build "$build" >"$scratch/build.log" 2>&1; }
 quiet_build || gw_die "the unmutated scratch copy does not build; see $scratch/build.log"
 
 # Runs one test binary with a doctest filter under a time bound; its children (gatewayd,
