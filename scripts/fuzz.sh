@@ -32,7 +32,8 @@ mkdir -p "$out"
 sources_for() {
   case "$1" in
     schema_validation)
-      echo plugins/schema_validation/schema_validation.cpp gateway/http/headers.cpp ;;
+      echo plugins/schema_validation/schema_validation.cpp \
+        plugins/schema_validation/validation_budget.cpp gateway/http/headers.cpp ;;
     *) gw_die "unknown fuzz target: $1" ;;
   esac
 }

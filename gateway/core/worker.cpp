@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <random>
 
+#include "gateway/core/log.h"
 #include "gateway/proxy/connection.h"
 #include "gateway/proxy/router.h"
 
@@ -146,6 +147,10 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) { static_cast<Worker
 
 void Worker::acceptAll(int listenFd) {
   for (int i = 0; i < kAcceptBatch; ++i) {
+    if (connections_.size() >= snapshot_->config.limits.max_connections_per_worker) {
+      holdAccepting();
+      return;
+    }
     sockaddr_storage peer;
     socklen_t length = sizeof peer;
     int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -171,7 +176,22 @@ void Worker::connectionClosed(proxy::Connection& connection) {
   std::unique_ptr<proxy::Connection> owned = std::move(*connection.registration);
   connections_.erase(connection.registration);
   graveyard_.bury(std::move(owned));
-  if (draining_) checkDrained();
+  if (draining_) {
+    checkDrained();
+  } else if (acceptsHeld_) {
+    acceptsHeld_ = false;  // a place is free: the next waiting connection may come in
+    for (const auto& event : acceptEvents_) event_add(event.get(), nullptr);
+  }
+}
+
+void Worker::holdAccepting() {
+  if (acceptsHeld_) return;
+  acceptsHeld_ = true;
+  for (const auto& event : acceptEvents_) event_del(event.get());
+  log::warn("connection limit reached: new connections wait until one closes",
+            {{"worker", std::to_string(index_)},
+             {"max_connections_per_worker",
+              std::to_string(snapshot_->config.limits.max_connections_per_worker)}});
 }
 
 void Worker::beginDrain() {

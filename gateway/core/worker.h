@@ -128,6 +128,8 @@ class Worker {
   static void onLogFlush(evutil_socket_t fd, short what, void* arg);
   void flushTelemetry(bool force);
   void acceptAll(int listenFd);
+  // At the connection limit: the listeners stop being watched until a connection closes.
+  void holdAccepting();
   void beginDrain();
   void checkDrained();
   void stopNow();
@@ -167,6 +169,7 @@ class Worker {
   uint64_t requestSeq_ = 0;
   uint32_t idPrefix_;
   bool draining_ = false;
+  bool acceptsHeld_ = false;  // at limits.max_connections_per_worker: not accepting
   std::function<void()> onDrained_;
 };
 

@@ -46,6 +46,23 @@ core::Error describeRefusal(const Parser& parser, llhttp_errno_t error) {
              parser.reason());
 }
 
+ResponseHead judgeResponseHead(const Parser& parser, bool headRequest, int& informationalSoFar) {
+  using Kind = ResponseHead::Kind;
+  const int status = parser.statusCode();
+  if (status < 100) return {Kind::Refused, false, "status code below 100"};
+  if (status == 101) return {Kind::Refused, false, "101 Switching Protocols was not asked for"};
+  if (status < 200) {
+    if (parser.hasTransferEncoding() || parser.contentLength() > 0) {
+      return {Kind::Refused, false, "1xx response with a body"};
+    }
+    if (++informationalSoFar > kMaxInformationalResponses) {
+      return {Kind::Refused, false, "too many 1xx responses"};
+    }
+    return {Kind::Informational, true, {}};
+  }
+  return {Kind::Final, headRequest || status == 204 || status == 304, {}};
+}
+
 Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits,
                FieldListRecycler* fieldLists)
     : handler_(handler), limits_(limits), fieldLists_(fieldLists) {

@@ -58,6 +58,26 @@ constexpr bool isIdempotent(llhttp_method_t method) {
 
 class Parser;
 
+// A backend may send a few 1xx before its answer; an endless stream of them is refused.
+constexpr int kMaxInformationalResponses = 16;
+
+// What a response head just parsed is, for a client that never asks for an upgrade (RFC 9110
+// §15.2, RFC 9112 §6.3). Refused: a status below 100, a 101, a 1xx announcing content (its raw
+// bytes would come before the next head), or one 1xx too many. A final head is bodyless for HEAD,
+// 204 and 304 whatever its fields say.
+struct ResponseHead {
+  enum class Kind : uint8_t { Refused, Informational, Final };
+  Kind kind = Kind::Final;
+  bool bodyless = false;
+  std::string_view refusal;  // why, when Refused
+  // The on_headers_complete result that makes llhttp parse what the head announced (1: no body).
+  int parserResult() const {
+    return kind == Kind::Refused ? HPE_USER : (kind == Kind::Informational || bodyless) ? 1 : 0;
+  }
+};
+// `informationalSoFar` counts this response's 1xx heads; the caller keeps it per exchange.
+ResponseHead judgeResponseHead(const Parser& parser, bool headRequest, int& informationalSoFar);
+
 // What a message the parser refused deserves: 414 or 431 past a head limit, 400 otherwise,
 // with a message that names the cause. The one mapping for the proxy and the admin listener;
 // for a response parser, the message says why a backend's answer was refused.

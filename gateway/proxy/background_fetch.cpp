@@ -82,10 +82,10 @@ class BackgroundFetches::Fetch final : public core::Retirable,
   // http::Parser::Handler, for the response.
   int onHeadersComplete() override {
     const http::Parser& parser = lease_->parser();
+    const http::ResponseHead head = http::judgeResponseHead(parser, false, informationalCount_);
+    informational_ = head.kind == http::ResponseHead::Kind::Informational;
+    if (head.kind != http::ResponseHead::Kind::Final) return head.parserResult();
     const int status = parser.statusCode();
-    if (status < 100 || status == 101) return -1;  // never asked for, or not HTTP
-    informational_ = status < 200;
-    if (informational_) return 0;  // the final response follows
     if (parser.hasContentLength() && parser.contentLength() > request_.maxBodyBytes) return -1;
     const char* base = lease_->input().base();
     http::ConnectionTokens connection;
@@ -101,7 +101,7 @@ class BackgroundFetches::Fetch final : public core::Retirable,
       response_.fields.emplace_back(name, parser.fieldValue(base, i));
     }
     reusable_ = parser.keepAlive() && !connection.close() && !parser.bodyUntilEof();
-    return 0;
+    return head.parserResult();
   }
   int onBody(const char* data, std::size_t length) override {
     if (response_.body.size() + length > request_.maxBodyBytes) return HPE_USER;
@@ -195,6 +195,7 @@ class BackgroundFetches::Fetch final : public core::Retirable,
   std::unique_ptr<upstream::Connection> lease_;
   core::EventPtr deadline_;
   plugin::BackgroundResponse response_;
+  int informationalCount_ = 0;
   bool informational_ = false;
   bool complete_ = false;
   bool reusable_ = false;

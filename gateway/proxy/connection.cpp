@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 
+#include "gateway/core/clock.h"
 #include "gateway/core/guard.h"
 #include "gateway/core/log.h"
 #include "gateway/core/worker.h"
@@ -67,6 +68,9 @@ Connection::Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer)
       parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()) {
   std::string ip = net::formatIp(peer);
   std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
+  if (const auto address = net::ipAddressOf(peer)) {
+    fromTrustedProxy_ = net::anyContains(worker.config().trusted_proxies, *address);
+  }
 }
 
 Connection::~Connection() { close(); }
@@ -305,6 +309,7 @@ int Connection::onMessageComplete() {
 void Connection::beginRecord(bool headParsed) {
   record_.open = true;
   record_.startUs = worker_.nowUs();
+  record_.startMonotonicUs = core::monotonicUs();
   record_.queuedAtStart = out_.queuedTotal();
   record_.route = worker_.snapshot().unroutedIndex();
   // Every exchange has its own id, a request refused before its head was complete too.
@@ -333,18 +338,19 @@ void Connection::beginRecord(bool headParsed) {
   }
 }
 
-void Connection::recordExchange(int status, int64_t nowUs) {
+void Connection::recordExchange(int status) {
   if (!record_.open) beginRecord(false);  // refused before its head was even complete
   record_.open = false;
+  const int64_t durationUs = std::max<int64_t>(core::monotonicUs() - record_.startMonotonicUs, 0);
   const uint64_t requestBytes = std::exchange(requestBytes_, 0);
   const uint64_t responseBytes = out_.queuedTotal() - record_.queuedAtStart;
   observability::RouteMetrics& metrics = worker_.metrics().routes[record_.route];
   metrics.countRequest(record_.method, status);
-  metrics.duration.observe(static_cast<uint64_t>(std::max<int64_t>(nowUs - record_.startUs, 0)));
+  metrics.duration.observe(static_cast<uint64_t>(durationUs));
   metrics.request_bytes += requestBytes;
   metrics.response_bytes += responseBytes;
-  if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, nowUs);
-  if (record_.trace && worker_.spans()) exportSpan(status, nowUs);
+  if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, durationUs);
+  if (record_.trace && worker_.spans()) exportSpan(status, durationUs);
   // What only this exchange had: the next one (or a request refused before it is parsed) starts
   // without them.
   record_.error = {};
@@ -360,7 +366,7 @@ std::string_view Connection::recordUpstreamName() const {
 }
 
 void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
-                                 int64_t nowUs) {
+                                 int64_t durationUs) {
   const config::Snapshot& snapshot = worker_.snapshot();
   char requestId[core::Worker::kRequestIdLength];
   observability::AccessLogRecord r;
@@ -384,7 +390,7 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   r.status = status;
   r.bytes_in = requestBytes;
   r.bytes_out = responseBytes;
-  r.duration_us = std::max<int64_t>(nowUs - record_.startUs, 0);
+  r.duration_us = durationUs;
   r.upstream_duration_us = record_.upstreamUs;
   r.error = record_.error;
   const plugin::ExchangeNotes notes = stream_ ? stream_->exchangeNotes() : plugin::ExchangeNotes{};
@@ -399,12 +405,12 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   }
   r.headers = {headers, headerCount};
   observability::AccessLogBuffer& log = *worker_.accessLog();
-  const int64_t nowMs = nowUs / 1000;
+  const int64_t nowMs = worker_.nowMs();
   log.append(r, *snapshot.accessLogFormat, nowMs);
   if (log.due(nowMs)) log.flush();
 }
 
-void Connection::exportSpan(int status, int64_t nowUs) {
+void Connection::exportSpan(int status, int64_t durationUs) {
   const config::Snapshot& snapshot = worker_.snapshot();
   const observability::TraceHop& hop = *record_.trace;
   observability::SpanRecord span;
@@ -415,7 +421,7 @@ void Connection::exportSpan(int status, int64_t nowUs) {
   span.route = snapshot.metricsLayout->routes[record_.route];
   span.name = span.method + " " + span.route;
   span.start_unix_nanos = static_cast<uint64_t>(record_.startUs) * 1000;
-  span.end_unix_nanos = static_cast<uint64_t>(std::max(nowUs, record_.startUs)) * 1000;
+  span.end_unix_nanos = static_cast<uint64_t>(record_.startUs + durationUs) * 1000;
   span.status_code = status;
   span.path = std::string_view(record_.target).substr(0, record_.target.find('?'));
   span.client_address = clientIp_;
@@ -477,6 +483,7 @@ void Connection::startExchange() {
   // llhttp (strict) already refused control bytes, bare CR/LF and obs-fold in every field.
   auto& kinds = worker_.scratch().fieldKinds;
   kinds.resize(parser_.fieldCount());
+  const config::UnderscoreHeaders underscores = worker_.config().underscores_in_headers;
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     http::FieldName kind = http::classifyField(parser_.fieldName(base, i));
     kinds[i] = kind;
@@ -498,6 +505,16 @@ void Connection::startExchange() {
           return;
         }
         expectContinue = true;
+        break;
+      case http::FieldName::Other:
+        if (underscores != config::UnderscoreHeaders::Allow &&
+            parser_.fieldName(base, i).find('_') != std::string_view::npos) {
+          if (underscores == config::UnderscoreHeaders::Reject) {
+            refuse(badRequest("header field name with an underscore"));
+            return;
+          }
+          kinds[i] = http::FieldName::Dropped;
+        }
         break;
       default:
         break;
@@ -588,7 +605,7 @@ void Connection::startExchange() {
     // The fast path: the upstream head is written straight from the parsed fields.
     ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
                          parts.query, parts.has_query, stream.requestLength, upstreamTraceParent(),
-                         !record_.trace || record_.trace->continued};
+                         !record_.trace || record_.trace->continued, fromTrustedProxy_};
     ParserFields fields{parser_, base, worker_.scratch().fieldKinds, tokens};
     buildUpstreamRequest(target, fields);
     forwardRequest();
@@ -600,7 +617,10 @@ void Connection::startExchange() {
   bool nominated = !tokens.others().empty();
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     std::string_view name = parser_.fieldName(base, i);
-    if (http::isHopByHop(kinds[i]) || (nominated && tokens.nominates(name))) continue;
+    if (http::isHopByHop(kinds[i]) || kinds[i] == http::FieldName::Dropped ||
+        (nominated && tokens.nominates(name))) {
+      continue;
+    }
     stream.requestFields().add(name, parser_.fieldValue(base, i));
   }
   if (overBodyLimit) {
@@ -674,7 +694,7 @@ void Connection::buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength) 
   ForwardTarget target{info.method, stream.forwardHost(),
                        rewritePath(stream.route(), info.path, worker_.scratch().rewritten),
                        info.query, stream.hasQuery(), bodyLength, upstreamTraceParent(),
-                       !record_.trace || record_.trace->continued};
+                       !record_.trace || record_.trace->continued, fromTrustedProxy_};
   buildUpstreamRequest(target, ListFields{stream.requestFields()});
 }
 
@@ -783,7 +803,7 @@ void Connection::connectUpstream() {
       }
     }
     stream.lease() = std::move(lease);
-    stream.upstreamStartUs = worker_.nowUs();
+    stream.upstreamStartUs = core::monotonicUs();
     // A pooled connection already watches reads (idle timeout until the request is out); the
     // caller's sendUpstream() writes the head together with whatever body is already here.
     if (fresh) stream.lease()->startConnect();
@@ -961,8 +981,7 @@ void Connection::finishExchange() {
   upstream::Cluster& cluster = stream.cluster();
   const upstream::Backend& backend = stream.lease()->backend();
   record_.backend = &backend;
-  const int64_t nowUs = worker_.nowUs();
-  record_.upstreamUs = std::max<int64_t>(nowUs - stream.upstreamStartUs, 0);
+  record_.upstreamUs = std::max<int64_t>(core::monotonicUs() - stream.upstreamStartUs, 0);
   cluster.metrics().duration.observe(static_cast<uint64_t>(record_.upstreamUs));
   ++cluster.metrics().backends[cluster.indexOf(backend)].requests;
   // The backend is judged by what it answered, not by what a plugin sent instead (a cache's
@@ -972,7 +991,7 @@ void Connection::finishExchange() {
   } else {
     cluster.reportSuccess(backend);
   }
-  recordExchange(stream.status(), nowUs);
+  recordExchange(stream.status());
   std::unique_ptr<upstream::Connection> lease = std::move(stream.lease());
   bool requestDone = stream.requestComplete;
   if (stream.upstreamReusable() && requestDone && lease->output().empty() && lease->clean()) {
