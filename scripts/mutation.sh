@@ -34,8 +34,9 @@ mutation() {
 
 # Issue 9, finding 24: the audit's bugs that passed the suite, (a) to (f).
 mutation connection-nominated-plugin-routes gateway/proxy/connection.cpp \
-  'if (http::isHopByHop(kinds[i]) || (nominated && tokens.nominates(name))) continue;' \
-  'if (http::isHopByHop(kinds[i])) continue;' \
+  'kinds[i] == http::FieldName::Dropped ||
+        (nominated && tokens.nominates(name))) {' \
+  'kinds[i] == http::FieldName::Dropped) {' \
   "(a) fields a client's Connection names reach the backend on routes with plugins" \
   '' 'headers*'
 mutation rate-limit-reset-previous-window plugins/rate_limit/window_table.cpp \
@@ -106,26 +107,26 @@ mutation pipelined-output-unbounded gateway/proxy/connection.cpp \
   '    if (false) {' \
   '(4) a client that pipelines and never reads makes the gateway queue every answer' \
   '' 'pipelining*'
-mutation no-content-204-has-body gateway/proxy/stream.cpp \
-  'return client_.headRequest || status_ == 204 || status_ == 304 ? 1 : 0;' \
-  'return client_.headRequest || status_ == 304 ? 1 : 0;' \
+mutation no-content-204-has-body gateway/http/parser.cpp \
+  'headRequest || status == 204 || status == 304, {}};' \
+  'headRequest || status == 304, {}};' \
   '(6) a 204 with Content-Length waits for a body' \
-  '' 'upstream framing*,bodies*'
-mutation informational-with-body-relayed gateway/proxy/stream.cpp \
-  '  if (parser.hasTransferEncoding() || parser.contentLength() > 0) {' \
-  '  if (false) {' \
+  '*/http/parser_test.cpp' 'upstream framing*,bodies*'
+mutation informational-with-body-relayed gateway/http/parser.cpp \
+  '    if (parser.hasTransferEncoding() || parser.contentLength() > 0) {' \
+  '    if (false) {' \
   "(7) a 1xx with a body puts the backend's raw bytes before the gateway's head" \
-  '' 'upstream framing*'
-mutation status-below-100-relayed gateway/proxy/stream.cpp \
-  '  if (status < 100) return refuseResponse("status code below 100");' \
+  '*/http/parser_test.cpp' 'upstream framing*'
+mutation status-below-100-relayed gateway/http/parser.cpp \
+  '  if (status < 100) return {Kind::Refused, false, "status code below 100"};' \
   '' \
   '(7) a status below 100 is accepted' \
-  '' 'upstream framing*'
-mutation switching-protocols-relayed gateway/proxy/stream.cpp \
-  '  if (status == 101) return refuseResponse("101 Switching Protocols was not asked for");' \
+  '*/http/parser_test.cpp' 'upstream framing*'
+mutation switching-protocols-relayed gateway/http/parser.cpp \
+  '  if (status == 101) return {Kind::Refused, false, "101 Switching Protocols was not asked for"};' \
   '' \
   '(7) a 101 nobody asked for is relayed' \
-  '' 'upstream framing*'
+  '*/http/parser_test.cpp' 'upstream framing*'
 mutation upstream-input-compacted-before-flush gateway/proxy/connection.cpp \
   '  if (!flushClient()) return;
   // Only now may the input move' \
