@@ -166,6 +166,22 @@ mutation chunk-extensions-unbounded gateway/http/parser.cpp \
   '(17) chunk extensions have no length cap' \
   '*/http/parser_test.cpp' 'smuggling*'
 
+mutation underscored-names-forwarded gateway/proxy/connection.cpp \
+  '          kinds[i] = http::FieldName::Dropped;' \
+  '' \
+  '(18) header names with an underscore reach the backend (X_Forwarded_For read as X-Forwarded-For)' \
+  '' 'headers*'
+mutation client-address-fields-untrusted gateway/proxy/upstream_request.h \
+  '        if (target.fromTrustedProxy) field(fields.name(i), fields.value(i));' \
+  '        field(fields.name(i), fields.value(i));' \
+  "(18) any client's X-Real-IP and Forwarded reach the backend, not only a trusted proxy's" \
+  '' 'headers*'
+mutation connection-limit-ignored gateway/core/worker.cpp \
+  '    if (connections_.size() >= snapshot_->config.limits.max_connections_per_worker) {' \
+  '    if (false) {' \
+  'a worker accepts connections past limits.max_connections_per_worker' \
+  '' 'connections*'
+
 # Promises of the docs that finding 24 found untested.
 mutation client-left-not-recorded gateway/proxy/connection.cpp \
   '  if (record_.open) recordExchange(kClientClosedRequest);' \
