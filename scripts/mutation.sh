@@ -43,7 +43,7 @@ mutation rate-limit-reset-previous-window plugins/rate_limit/window_table.cpp \
   'slot.prev > 0 ? w - elapsed : 0;' \
   'slot.prev > 0 ? 2 * w - elapsed : 0;' \
   '(b) the reset time is wrong when only the previous window counts' \
-  '*/window_table_test.cpp' 'plugins rate_limit*'
+  '*/plugins/rate_limit/*_test.cpp' 'plugins rate limit*'
 mutation cache-304-keeps-unstorable-entry plugins/cache/cache.cpp \
   '  } else {
     store.invalidate(key.primary);
@@ -306,6 +306,26 @@ if [[ -f "$build/meson-info/intro-buildsystem_files.json" ]] &&
 fi
 quiet_build() { GW_ROOT="$scratch" gw_build "$build" >"$scratch/build.log" 2>&1; }
 quiet_build || gw_die "the unmutated scratch copy does not build; see $scratch/build.log"
+
+# A filter that selects no test (a renamed test case or file) would let its mutation survive
+# unseen, or be killed only by the other binary: each one must select at least one test.
+selects_tests() {
+  "$@" --list-test-cases 2>/dev/null | grep -q 'unskipped test cases passing the current filters: [1-9]'
+}
+if ((!full)); then
+  for i in "${indices[@]}"; do
+    IFS=, read -ra filters <<<"${unit_filters[$i]}"
+    for filter in "${filters[@]}"; do
+      selects_tests "$build/test/unit_tests" "--source-file=$filter" ||
+        gw_die "${names[$i]}: unit test filter '$filter' selects no test"
+    done
+    IFS=, read -ra filters <<<"${integration_filters[$i]}"
+    for filter in "${filters[@]}"; do
+      selects_tests "$build/test/integration/integration_tests" "--test-case=$filter" ||
+        gw_die "${names[$i]}: integration test filter '$filter' selects no test"
+    done
+  done
+fi
 
 # Runs one test binary with a doctest filter under a time bound; its children (gatewayd,
 # test_backend) are stopped by PID if the bound is hit.
