@@ -5,6 +5,7 @@
 #   scripts/test.sh --tsan          ThreadSanitizer build (-O1) in build-tsan/; runs only the tests
 #                                   listed in test/tsan_tests.txt; any report fails the run
 #   scripts/test.sh -- ARGS         extra `meson test` arguments, e.g. -- unit   or   -- --suite integration
+#                                   or   -- 'integration cache_test' (one source file's tests)
 # BUILD_DIR overrides the build directory. Exits non-zero if anything fails; the last line is
 # "release: N passed, N failed" (or "sanitized: ...", "tsan: ..."), N counting doctest test cases.
 set -euo pipefail
@@ -20,7 +21,7 @@ while (($#)); do
     --sanitize) sanitize=1 ;;
     --tsan) tsan=1 ;;
     --) shift; test_args+=("$@"); break ;;
-    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -117,16 +118,21 @@ fi
 gw_log "running the suite ($pass) in $dir"
 rc=0
 rm -f "$dir/meson-logs/testlog.json"  # so a run that never started cannot be read as a stale pass
-meson test -C "$dir" --print-errorlogs "${test_args[@]}" || rc=$?
+# The integration tests are one meson test per source file; they mostly wait, so twice as many
+# run at once as there are cores.
+meson test -C "$dir" --print-errorlogs --num-processes "$(($(nproc) * 2))" "${test_args[@]}" || rc=$?
 
 # meson's own summary ("Ok: 2 Fail: 0 ...") is not a line CI tools read, and it counts test
 # binaries, not tests. So count from the log meson just wrote: a test binary that printed a
 # doctest tally contributes its test cases; one that failed without a failing case (a crash, a
 # sanitizer report at exit, a timeout) counts one more failure; any other test counts as one.
-# Nothing run at all is a failure: a suite that silently ran nothing must not pass.
+# Nothing run at all is a failure: a suite that silently ran nothing must not pass. A binary run
+# in shards (one per source file) reports in each shard the cases the others ran as skipped:
+# only the cases no shard ran were truly skipped.
 read -r passed failed skipped binaries <<<"$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
 import json, re, sys
-passed = failed = skipped = binaries = 0
+passed = failed = skipped = 0
+shards = {}  # executable -> [(cases run, cases skipped), ...]
 try:
     lines = open(sys.argv[1]).read().splitlines()
 except OSError:
@@ -135,24 +141,31 @@ for line in lines:
     if not line.strip():
         continue
     t = json.loads(line)
-    binaries += 1
     result = t.get("result")
     ok = result in ("OK", "EXPECTEDFAIL")
     # "[doctest] test cases: 42 | 41 passed | 1 failed | 0 skipped"
-    m = re.search(r"test cases:\s*\d+\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed(?:\s*\|\s*(\d+) skipped)?",
+    m = re.search(r"test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed(?:\s*\|\s*(\d+) skipped)?",
                   t.get("stdout") or "")
+    executable = (t.get("command") or [t.get("name")])[0]
     if result == "SKIP":
-        skipped += 1
+        shards.setdefault(executable, []).append((0, 1))
     elif m:
-        p, f, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-        passed, failed, skipped = passed + p, failed + f, skipped + s
+        ran, p, f, s = int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4) or 0)
+        passed, failed = passed + p, failed + f
+        shards.setdefault(executable, []).append((ran, s))
         if not ok and f == 0:
             failed += 1
     elif ok:
         passed += 1
+        shards.setdefault(executable, [])
     else:
         failed += 1
-print(passed, failed, skipped, binaries)
+        shards.setdefault(executable, [])
+for runs in shards.values():
+    if runs:
+        total = sum(runs[0])  # every shard of a binary sees all of its cases
+        skipped += sum(s for _, s in runs) - (len(runs) - 1) * total
+print(passed, failed, skipped, len(shards))
 PY
 )"
 gw_log "$pass: $binaries test binaries, build $((built - started))s, tests $((SECONDS - built))s"

@@ -11,8 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "test/support/files.h"
+
 namespace gw::core::log {
 namespace {
+
+using test::captureStderr;
 
 using Suppressed = LineLimiter::Suppressed;
 
@@ -102,28 +106,6 @@ TEST_CASE("threads hammering one message: exactly the allowance passes, the rest
   std::vector<Suppressed> report = limiter.takeEnded(LineLimiter::kWindowMs);
   REQUIRE(report.size() == 1);
   CHECK(report[0].count == kThreads * kEach - 20);
-}
-
-// Runs fn with stderr sent to a temporary file; returns what was written.
-template <typename Fn>
-std::string captureStderr(Fn fn) {
-  char path[] = "/tmp/gw-log-test-XXXXXX";
-  const int file = ::mkstemp(path);
-  REQUIRE(file >= 0);
-  ::unlink(path);
-  std::fflush(stderr);
-  const int saved = ::dup(STDERR_FILENO);
-  ::dup2(file, STDERR_FILENO);
-  fn();
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  ::lseek(file, 0, SEEK_SET);
-  while ((n = ::read(file, buf, sizeof buf)) > 0) text.append(buf, n);
-  ::close(file);
-  return text;
 }
 
 TEST_CASE("log::write floods are cut to a few JSON lines") {

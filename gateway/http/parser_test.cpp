@@ -578,6 +578,91 @@ TEST_CASE("1xx responses then the final one on one response parser") {
   CHECK(h.recorder.messages == 3);
 }
 
+// The one judgement of a response head, shared by the proxy and the cache's background fetch.
+struct Judged {
+  ResponseHead::Kind kind;
+  bool bodyless;
+  std::string refusal;
+};
+
+// Judges each head of `responses` in turn, as the callers do, with one 1xx count per exchange.
+std::vector<Judged> judgeEach(std::string_view responses, bool headRequest = false) {
+  struct Judge : Parser::Handler {
+    Parser* parser = nullptr;
+    bool headRequest = false;
+    int informational = 0;
+    std::vector<Judged> judged;
+    int onHeadersComplete() override {
+      const ResponseHead head = judgeResponseHead(*parser, headRequest, informational);
+      judged.push_back({head.kind, head.bodyless, std::string(head.refusal)});
+      return head.parserResult();
+    }
+    int onBody(const char*, std::size_t) override { return 0; }
+    int onMessageComplete() override { return 0; }
+  } judge;
+  judge.headRequest = headRequest;
+  const HeadLimits limits;
+  Parser parser(HTTP_RESPONSE, &judge, limits);
+  judge.parser = &parser;
+  parser.execute(responses.data(), responses.data(), responses.size());
+  return judge.judged;
+}
+
+TEST_CASE("judgeResponseHead: 204, 304 and answers to HEAD are bodyless whatever they announce") {
+  using Kind = ResponseHead::Kind;
+  const std::string next = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  for (const char* status : {"204 No Content", "304 Not Modified"}) {
+    INFO(status);
+    // Were the announced body awaited, the next response would be read as its bytes.
+    auto judged = judgeEach("HTTP/1.1 "s + status + "\r\nContent-Length: 5\r\n\r\n" + next);
+    REQUIRE(judged.size() == 2);
+    CHECK(judged[0].kind == Kind::Final);
+    CHECK(judged[0].bodyless);
+    CHECK(judged[1].kind == Kind::Final);
+    CHECK_FALSE(judged[1].bodyless);
+  }
+  auto judged = judgeEach("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + next, true);
+  REQUIRE(judged.size() == 2);
+  CHECK(judged[0].bodyless);
+}
+
+TEST_CASE("judgeResponseHead: 1xx heads are bodyless, bounded, and refused with a body") {
+  using Kind = ResponseHead::Kind;
+  auto judged = judgeEach("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n");
+  REQUIRE(judged.size() == 2);
+  CHECK(judged[0].kind == Kind::Informational);
+  CHECK(judged[1].kind == Kind::Final);
+
+  for (const char* framing : {"Content-Length: 3", "Transfer-Encoding: chunked"}) {
+    INFO(framing);
+    judged = judgeEach("HTTP/1.1 103 Early Hints\r\n"s + framing + "\r\n\r\n");
+    REQUIRE(judged.size() == 1);
+    CHECK(judged[0].kind == Kind::Refused);
+    CHECK(judged[0].refusal == "1xx response with a body");
+  }
+
+  std::string many;
+  for (int i = 0; i <= kMaxInformationalResponses; ++i) many += "HTTP/1.1 100 Continue\r\n\r\n";
+  judged = judgeEach(many);
+  REQUIRE(judged.size() == kMaxInformationalResponses + 1);
+  CHECK(judged[kMaxInformationalResponses - 1].kind == Kind::Informational);
+  CHECK(judged.back().kind == Kind::Refused);
+  CHECK(judged.back().refusal == "too many 1xx responses");
+}
+
+TEST_CASE("judgeResponseHead: a status below 100 and a 101 nobody asked for are refused") {
+  using Kind = ResponseHead::Kind;
+  auto judged = judgeEach("HTTP/1.1 099 Odd\r\n\r\n");
+  REQUIRE(judged.size() == 1);
+  CHECK(judged[0].kind == Kind::Refused);
+  CHECK(judged[0].refusal == "status code below 100");
+
+  judged = judgeEach("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
+  REQUIRE(judged.size() == 1);
+  CHECK(judged[0].kind == Kind::Refused);
+  CHECK(judged[0].refusal == "101 Switching Protocols was not asked for");
+}
+
 TEST_CASE("a close-delimited response body completes on finish()") {
   Harness h(HTTP_RESPONSE);
   auto outcome = h.feed("HTTP/1.1 200 OK\r\nServer: old\r\n\r\npart one, ");

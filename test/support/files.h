@@ -1,10 +1,12 @@
 #pragma once
 // Files for unit tests: the repository root (for the shipped conf/ files), a temporary directory
-// removed afterwards, and whole-file reads.
+// removed afterwards, whole-file reads, and what a piece of code wrote to stderr.
 
 #include <doctest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -40,6 +42,29 @@ inline std::vector<std::string> splitLines(const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+// Runs fn with stderr (the error log) sent to a temporary file; returns what was written, also
+// by other threads meanwhile.
+template <typename Fn>
+std::string captureStderr(Fn fn) {
+  char path[] = "/tmp/gw-stderr-XXXXXX";
+  const int file = ::mkstemp(path);
+  REQUIRE(file >= 0);
+  ::unlink(path);
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(file, STDERR_FILENO);
+  fn();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  ::lseek(file, 0, SEEK_SET);
+  while ((n = ::read(file, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
+  ::close(file);
+  return text;
 }
 
 }  // namespace gw::test

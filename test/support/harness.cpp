@@ -762,8 +762,10 @@ CommandResult runGatewaydCommand(std::vector<std::string> args) {
   args.insert(args.begin(), gatewaydPath());
   Process p(args, err_path);
   CommandResult run;
-  while (auto line = p.readLine(Millis(5000))) run.out += *line + "\n";
-  auto code = p.waitExit(Millis(5000));
+  // Generous bounds: a sanitized build on a loaded two-core machine checks a large config slowly;
+  // a command that finishes is waited for no longer than it takes.
+  while (auto line = p.readLine(Millis(30000))) run.out += *line + "\n";
+  auto code = p.waitExit(Millis(30000));
   REQUIRE_MESSAGE(code.has_value(), "gatewayd did not exit");
   run.exit_code = *code;
   run.err = readFile(err_path);

@@ -1,22 +1,39 @@
-// Several worker threads, many concurrent client connections: every one is answered.
+// Several worker threads, many concurrent client connections: every one is answered, and the
+// answers come from more than one worker.
 #include <doctest.h>
+#include <rapidjson/document.h>
 
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "test/support/harness.h"
 
 using namespace gw::it;
 
-TEST_CASE("multiworker: 2 workers answer 200 concurrent connections") {
+namespace {
+
+// The worker part of a gateway request id: each worker's ids start with its own 8 hex digits
+// (core::Worker::formatRequestId), so two prefixes mean two workers answered.
+std::string workerPrefix(const Response& r) {
+  rapidjson::Document d;
+  if (d.Parse(r.body.c_str()).HasParseError() || !d.IsObject() || !d.HasMember("error")) return {};
+  const std::string id = d["error"]["request_id"].GetString();
+  return id.size() == 16 ? id.substr(0, 8) : std::string();
+}
+
+}  // namespace
+
+TEST_CASE("multiworker: 2 workers both answer 200 concurrent connections") {
   Backend b;
-  Gateway gw(simpleConfig({&b}, {}, {}, 2));
+  Gateway gw(apiConfig(b, 2));
   constexpr int kConnections = 200;
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < kConnections; ++i) clients.push_back(std::make_unique<Client>(gw.port()));
   // All requests are in flight before the first response is read.
   for (int i = 0; i < kConnections; ++i)
-    REQUIRE(clients[i]->send(get("/echo?i=" + std::to_string(i))));
+    REQUIRE(clients[i]->send(get("/api/echo?i=" + std::to_string(i))));
   int ok = 0;
   for (int i = 0; i < kConnections; ++i) {
     Response r = clients[i]->read(10000ms);
@@ -28,13 +45,26 @@ TEST_CASE("multiworker: 2 workers answer 200 concurrent connections") {
   }
   CHECK(ok == kConnections);
   // And a second round on the same connections: keep-alive across workers.
-  for (int i = 0; i < kConnections; ++i) REQUIRE(clients[i]->send(get("/bytes/1000")));
+  for (int i = 0; i < kConnections; ++i) REQUIRE(clients[i]->send(get("/api/bytes/1000")));
   for (int i = 0; i < kConnections; ++i) {
     Response r = clients[i]->read(10000ms);
     CHECK(r.complete);
     CHECK(r.body_bytes == 1000);
   }
   CHECK(b.stats().requests == 2 * kConnections);
+
+  // Which worker holds each connection: its own answer names it. The kernel spreads the
+  // connections over both workers' SO_REUSEPORT sockets by hashing their ports; all 200 on one
+  // socket would happen about once in 2^199 runs.
+  std::set<std::string> workers;
+  for (auto& c : clients) {
+    Response r = c->roundTrip(get("/unrouted"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 404);
+    workers.insert(workerPrefix(r));
+  }
+  CHECK_FALSE(workers.count(""));
+  CHECK(workers.size() == 2);
 }
 
 // limits.max_connections_per_worker bounds what one worker holds (as nginx's worker_connections):

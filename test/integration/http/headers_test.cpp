@@ -118,6 +118,43 @@ TEST_CASE("headers: repeated end-to-end headers keep their order and values") {
   CHECK(multi == std::vector<std::string>{"one", "two"});
 }
 
+// The fields a Connection header names end at this hop in both directions (RFC 9110 §7.6.1).
+// Routes with plugins build the upstream head from an edited field list, not from the parser, so
+// each kind of route is checked on its own.
+TEST_CASE("headers: fields named in Connection are removed both ways, with and without plugins") {
+  Backend b;
+  Gateway gw(apiConfig(b, 1, {},
+                       "  - match: {prefix: /plugins/}\n"
+                       "    upstream: main\n"
+                       "    strip_prefix: /plugins\n"
+                       "    plugins:\n"
+                       "      - security_headers\n"));
+  for (const std::string prefix : {"/api", "/plugins"}) {
+    INFO("route " << prefix);
+    Client c(gw.port());
+    Response r = c.roundTrip(get(prefix + "/echo",
+                                 "Connection: keep-alive, X-Hop-Custom, x-other-hop\r\n"
+                                 "X-Hop-Custom: must-not-pass\r\n"
+                                 "X-Other-Hop: must-not-pass\r\n"
+                                 "X-End-To-End: yes\r\n"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    REQUIRE(r.status == 200);
+    Echo e = parseEcho(r.body);
+    REQUIRE(e.valid);
+    CHECK(e.target == "/echo");
+    CHECK(e.headerCount("X-Hop-Custom") == 0);
+    CHECK(e.headerCount("X-Other-Hop") == 0);
+    CHECK(e.header("X-End-To-End") == "yes");
+
+    r = c.roundTrip(get(prefix + "/hop-response"));
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.headerCount("X-Custom-Hop") == 0);
+    CHECK(r.header("X-End-To-End") == "kept");
+    CHECK(r.body == "hop\n");
+  }
+}
+
 // A backend that maps '_' and '-' alike (WSGI, CGI, PHP) would read X_Forwarded_For as the
 // forwarding header the gateway vouches for. Such names are dropped by default (as nginx does),
 // refused or allowed on request; and client-address fields only a trusted proxy may set.

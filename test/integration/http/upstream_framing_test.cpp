@@ -156,6 +156,10 @@ TEST_CASE("upstream framing: answers that would put raw backend bytes first are 
                   "HTTP/1.1 099 Odd\r\nContent-Length: " + std::to_string(injected.size()) +
                       "\r\n\r\n" + injected);
   }
+  SUBCASE("a status below 100 without a body") {
+    // Not a 1xx either: nothing may treat it as an interim answer and relay it.
+    expectRefused(b, gw, "HTTP/1.1 099 Odd\r\n\r\n" + injected);
+  }
   SUBCASE("a 101 nobody asked for") {
     expectRefused(
         b, gw,

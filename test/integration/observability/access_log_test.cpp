@@ -96,6 +96,34 @@ TEST_CASE("access log: one JSON line per exchange, secrets masked") {
   CHECK(std::string(line["request_id"].GetString()) == body["error"]["request_id"].GetString());
 }
 
+// A client that leaves before its answer is recorded as nginx does: 499 in the access log and
+// in the request counter.
+TEST_CASE("access log: a client that left before its answer is logged and counted as 499") {
+  Backend b;
+  TempDir dir;
+  const std::string logPath = dir.path() + "/access.log";
+  Gateway gw(config(b, logPath));
+  {
+    Client c(gw.port());
+    REQUIRE(c.send(get("/api/delay/3000")));
+    REQUIRE(waitFor([&] { return b.stats().requests == 1; }, 3000ms));
+  }  // closed while the backend is still on it
+
+  const std::vector<std::string> got = waitLines(logPath, 1);
+  REQUIRE(got.size() == 1);
+  rapidjson::Document line;
+  REQUIRE_FALSE(line.Parse(got[0].c_str()).HasParseError());
+  CHECK(line["status"].GetInt() == 499);
+  CHECK(std::string(line["route"].GetString()) == "api");
+  CHECK(std::string(line["path"].GetString()) == "/api/delay/3000");
+  CHECK(std::string(line["upstream"].GetString()) == "main");
+  CHECK(line["bytes_out"].GetInt() == 0);
+  const std::string metrics = adminRequest(gw, "/metrics").body;
+  const std::string requests = R"m(gatewayd_http_requests_total{route="api",method="GET",code=)m";
+  CHECK(metricSample(metrics, requests + "\"499\"}") == 1);
+  CHECK(metricSample(metrics, requests + "\"504\"}") == -1);
+}
+
 TEST_CASE("access log: SIGUSR1 reopens the file after logrotate moved it") {
   Backend b;
   TempDir dir;

@@ -174,6 +174,7 @@ TEST_CASE("plugins schema: an invalid body -> 400 VALIDATION_FAILED, backend see
   r = c.roundTrip(post("/inline", R"({"tags":[]})"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 400);
+  CHECK(errorCode(r.body) == "VALIDATION_FAILED");
   CHECK(contains(errorMessage(r.body), "keyword=required"));
   CHECK(f.b.stats().requests == 0);
 }

@@ -24,9 +24,9 @@ struct Case {
   std::string name;
   std::string bytes;
   int status;
-  std::vector<std::string> codes;  // acceptable error.code values
-  bool headers_valid = false;      // the head was fine, the body was not: the backend may see
-                                   // the start of the request, never a complete one
+  std::string code;            // the error.code
+  bool headers_valid = false;  // the head was fine, the body was not: the backend may see
+                               // the start of the request, never a complete one
 };
 
 void expectRejected(Backend& b, Gateway& gw, const Case& c) {
@@ -39,10 +39,9 @@ void expectRejected(Backend& b, Gateway& gw, const Case& c) {
   CHECK_MESSAGE(r.complete, "no complete error response");
   if (r.complete) {
     CHECK(r.status == c.status);
-    std::string code = errorCode(r.body);
-    bool known = std::find(c.codes.begin(), c.codes.end(), code) != c.codes.end();
-    CHECK_MESSAGE(known, "error.code '" << code << "'");
+    CHECK(errorCode(r.body) == c.code);
     CHECK(r.header("Content-Type").value_or("").find("application/json") == 0);
+    CHECK(r.header("Cache-Control") == "no-store");
   }
   CHECK_MESSAGE(client.waitClosed(1000ms), "connection left open after a " << r.status);
 
@@ -71,7 +70,7 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
   Backend b("main");
   Gateway gw(simpleConfig({&b}, kLimits));
   const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n";
-  const std::vector<std::string> bad = {"BAD_REQUEST"};
+  const std::string bad = "BAD_REQUEST";
 
   const std::vector<Case> cases = {
       {"Content-Length with Transfer-Encoding",
@@ -107,40 +106,25 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
        400, bad},
       {"space before the colon", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad : 1\r\n\r\n", 400,
        bad},
-      {"missing Host on HTTP/1.1",
-       "GET /echo HTTP/1.1\r\nX-A: 1\r\n\r\n",
-       400,
-       {"MISSING_HOST", "BAD_REQUEST"}},
-      {"duplicate Host",
-       "GET /echo HTTP/1.1\r\nHost: gw.test\r\nHost: evil.test\r\n\r\n",
-       400,
-       {"BAD_REQUEST", "MISSING_HOST"}},
-      {"oversize request line",
-       "GET /" + std::string(2000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n",
-       414,
-       {"URI_TOO_LONG"}},
-      {"oversize header section",
-       get("/echo", headerBlock(5, 1000)),
-       431,
-       {"REQUEST_HEADER_FIELDS_TOO_LARGE"}},
-      {"too many headers",
-       get("/echo", headerBlock(30, 4)),
-       431,
-       {"REQUEST_HEADER_FIELDS_TOO_LARGE"}},
+      {"missing Host on HTTP/1.1", "GET /echo HTTP/1.1\r\nX-A: 1\r\n\r\n", 400, "MISSING_HOST"},
+      {"duplicate Host", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nHost: evil.test\r\n\r\n", 400,
+       "MISSING_HOST"},
+      {"oversize request line", "GET /" + std::string(2000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n",
+       414, "URI_TOO_LONG"},
+      {"oversize header section", get("/echo", headerBlock(5, 1000)), 431,
+       "REQUEST_HEADER_FIELDS_TOO_LARGE"},
+      {"too many headers", get("/echo", headerBlock(30, 4)), 431,
+       "REQUEST_HEADER_FIELDS_TOO_LARGE"},
       {"Content-Length over the body limit",
        "POST /echo HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 2048\r\n\r\n" +
            std::string(2048, 'x'),
-       413,
-       {"PAYLOAD_TOO_LARGE"}},
+       413, "PAYLOAD_TOO_LARGE"},
       {"empty header field name", "GET /echo HTTP/1.1\r\nHost: gw.test\r\n: value\r\n\r\n", 400,
        bad},
       {"HTTP/0.9 request line (no version)", "GET /echo\r\n", 400, bad},
       {"HTTP/0.9 request line and an empty line", "GET /echo\r\n\r\n", 400, bad},
       {"HTTP/0.9 request line, then a request", "GET /echo\r\n" + smuggled, 400, bad},
-      {"invalid HTTP version",
-       "GET /echo HTTP/1.7\r\nHost: gw.test\r\n\r\n",
-       400,
-       {"BAD_REQUEST", "NOT_IMPLEMENTED"}},
+      {"invalid HTTP version", "GET /echo HTTP/1.7\r\nHost: gw.test\r\n\r\n", 400, bad},
   };
   // One subcase each (a fresh gateway per case), so a crash in one case hides no other.
   for (const Case& c : cases) {
@@ -179,9 +163,7 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
        "POST /echo HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
        "800\r\n" +
            std::string(2048, 'x') + "\r\n0\r\n\r\n",
-       413,
-       {"PAYLOAD_TOO_LARGE"},
-       true},
+       413, "PAYLOAD_TOO_LARGE", true},
   };
   for (const Case& c : body_cases) {
     SUBCASE(c.name.c_str()) { expectRejected(b, gw, c); }

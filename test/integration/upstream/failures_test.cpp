@@ -105,17 +105,18 @@ routes:
   expectServing(gw.port(), b);
 }
 
-TEST_CASE("failures: connect timeout -> 504") {
+TEST_CASE("failures: connect timeout -> 504 UPSTREAM_CONNECT_TIMEOUT") {
   BlackholeListener hole;
-  Gateway gw(oneBackendConfig("127.0.0.1:" + std::to_string(hole.port), "      connect: 300ms"));
+  // The read timeout is far away: a connect that succeeded after all could not pass as this one.
+  Gateway gw(oneBackendConfig("127.0.0.1:" + std::to_string(hole.port),
+                              "      connect: 300ms\n      read: 30s"));
   Client c(gw.port());
   auto start = Clock::now();
   Response r = c.roundTrip(get("/echo"), 5000ms);
   auto elapsed = Clock::now() - start;
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 504);
-  std::string code = errorCode(r.body);
-  CHECK_MESSAGE((code == "UPSTREAM_CONNECT_TIMEOUT" || code == "UPSTREAM_TIMEOUT"), code);
+  CHECK(errorCode(r.body) == "UPSTREAM_CONNECT_TIMEOUT");
   CHECK(elapsed >= 250ms);
   CHECK(elapsed < 2000ms);
 }
@@ -161,12 +162,15 @@ routes:
   Response r = c.roundTrip(get("/fast/delay/1500"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 504);
+  CHECK(errorCode(r.body) == "UPSTREAM_TIMEOUT");
   r = Client(gw.port()).roundTrip(get("/delay/400"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 200);
 }
 
-TEST_CASE("failures: backend dies mid-response -> cut connection or clean error") {
+// The backend's head and the first half of the body reach the gateway before the close does, and
+// the head goes to the client at once: the only honest end left is cutting the connection.
+TEST_CASE("failures: backend dies mid-response -> the client's connection is cut") {
   Backend b;
   Gateway gw(simpleConfig({&b}));
   for (int round = 0; round < 3; ++round) {
@@ -174,30 +178,24 @@ TEST_CASE("failures: backend dies mid-response -> cut connection or clean error"
     Response r = c.roundTrip(get("/close-mid/200000"), 5000ms);
     INFO("round " << round << ": status " << r.status << ", " << r.body_bytes << " body bytes, "
                   << r.error);
-    if (r.complete) {
-      // A clean error is only possible if the head had not been forwarded yet.
-      CHECK(r.status == 502);
-    } else {
-      CHECK(r.status == 200);
-      CHECK(r.body_bytes < 200000);
-      CHECK(r.closed);
-    }
-    CHECK_FALSE(r.error == "timeout");
+    CHECK_FALSE(r.complete);
+    CHECK(r.error == "eof");
+    CHECK(r.status == 200);
+    CHECK(r.body_bytes <= 100000);  // the half the backend sent, never more
+    CHECK(r.closed);
     expectServing(gw.port(), b);
   }
 }
 
-TEST_CASE("failures: backend closes without answering -> 502") {
+TEST_CASE("failures: backend closes without answering -> 502 UPSTREAM_RESET") {
   Backend b;
   Gateway gw(simpleConfig({&b}));
   Client c(gw.port());
   Response r = c.roundTrip(get("/close-now"));
   REQUIRE_MESSAGE(r.complete, r.error);
   CHECK(r.status == 502);
-  std::string code = errorCode(r.body);
-  CHECK_MESSAGE((code == "UPSTREAM_RESET" || code == "UPSTREAM_CONNECT_FAILED" ||
-                 code == "UPSTREAM_PROTOCOL_ERROR"),
-                code);
+  CHECK(errorCode(r.body) == "UPSTREAM_RESET");
+  CHECK(b.requests().size() == 1);  // a fresh connection: not retried
   expectServing(gw.port(), b);
 }
 
