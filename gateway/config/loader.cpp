@@ -518,7 +518,7 @@ class Loader {
     if (!otlp) return;
     checkKeys(*otlp, "tracing.otlp",
               {"endpoint", "service_name", "batch_size", "flush_interval", "max_queued_spans"});
-    TracingConfig::Otlp& out = config_.tracing.otlp.emplace();
+    OtlpConfig& out = config_.tracing.otlp.emplace();
     out.where = locate(*otlp);
     if (require(*otlp, "tracing.otlp", "endpoint") && readString(*otlp, "endpoint", out.endpoint)) {
       const auto endpoint = observability::parseOtlpEndpoint(out.endpoint);
