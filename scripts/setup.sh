@@ -3,6 +3,7 @@
 #   scripts/setup.sh            build + test/runtime packages
 #   scripts/setup.sh --bench    also what scripts/bench.sh and ../shared/bench need
 #   scripts/setup.sh --format   also clang-format (scripts/format.sh)
+#   scripts/setup.sh --fuzz     also clang and libFuzzer (scripts/fuzz.sh)
 #   scripts/setup.sh --build    only the build packages (scripts/install.sh building on this host)
 #   scripts/setup.sh --run      only the libraries the gatewayd binary links (scripts/install.sh)
 # Idempotent: with everything present it touches nothing (no apt-get update) and works as any
@@ -23,6 +24,8 @@ binary_pkgs=(libevent-core-2.1-7 libyaml-cpp0.7)
 bench_pkgs=(nginx-light haproxy wrk apache2-utils valgrind strace)
 bench_optional_pkgs=(h2o)  # a peer in ../shared/bench; its absence only drops that column
 format_pkgs=(clang-format)
+# clang 14 with its libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable reports.
+fuzz_pkgs=(clang libclang-rt-14-dev llvm)
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}" "${test_pkgs[@]}")
 optional=()
@@ -31,9 +34,10 @@ for arg in "$@"; do
   case "$arg" in
     --bench) bench=1; want+=("${bench_pkgs[@]}"); optional+=("${bench_optional_pkgs[@]}") ;;
     --format) want+=("${format_pkgs[@]}") ;;
+    --fuzz) want+=("${fuzz_pkgs[@]}") ;;
     --build) want=("${build_pkgs[@]}") ;;
     --run) want=("${binary_pkgs[@]}") ;;
-    -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $arg (see --help)" ;;
   esac
 done
