@@ -95,6 +95,11 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
        "5\r\nhello\r\n0\r\n\r\n",
        400, bad},
       {"obs-fold", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n b\r\n\r\n", 400, bad},
+      // Found by test/fuzz/request_fuzz.cpp: a continuation of blanks left "a\r" as the value.
+      {"obs-fold with a blank continuation line",
+       "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n \r\nX-After: 1\r\n\r\n", 400, bad},
+      {"obs-fold with a tab continuation line",
+       "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n\t\r\n\r\n", 400, bad},
       {"bare CR in a header value", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\rb\r\n\r\n",
        400, bad},
       {"bare CR as line end", "GET /echo HTTP/1.1\r\nHost: gw.test\rX-Bad: 1\r\n\r\n", 400, bad},
