@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh --seconds 600         each target for 10 minutes
 #   scripts/fuzz.sh --target request      only that target (repeatable)
 #   scripts/fuzz.sh --list                the targets
+#   scripts/fuzz.sh --keep-going          after a finding, go on for the time left (long runs)
 # Inputs that reach new code are kept in build-fuzz/corpus/<name>/ (scratch: the seeds in
 # test/fuzz/corpus/<name>/ stay small and hand-picked). A crash, a broken invariant, a leak, a
 # timeout or running out of memory stops that target, keeps the input in
@@ -20,6 +21,7 @@ all_targets=(request response config cache_control traceparent schema_validation
 seconds=60
 targets=()
 list=0
+keep_going=0
 while (($#)); do
   case "$1" in
     --seconds) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || gw_die "--seconds needs a positive integer"
@@ -27,7 +29,8 @@ while (($#)); do
     --target) [[ " ${all_targets[*]} " == *" ${2:-} "* ]] || gw_die "unknown target: ${2:-} (--list)"
       targets+=("$2"); shift ;;
     --list) list=1 ;;
-    -h | --help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --keep-going) keep_going=1 ;;
+    -h | --help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -71,16 +74,24 @@ for name in "${targets[@]}"; do
   crashes="$dir/crashes/$name"
   log="$dir/logs/$name.log"
   mkdir -p "$corpus" "$crashes" "$dir/logs"
-  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384
-    -print_final_stats=1 -artifact_prefix="$crashes/")
+  args=(-timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1
+    -artifact_prefix="$crashes/")
   dict="$(dictionary_for "$name")"
   [[ -z "$dict" ]] || args+=(-dict="$dict")
   gw_log "running $name for ${seconds}s (log: $log)"
   before=$(find "$crashes" -type f | wc -l)
+  : >"$log"
+  started=$SECONDS
   rc=0
-  # The first directory receives new inputs; the seeds in the tree are only read.
-  (cd "$dir" && "./test/fuzz/${name}_fuzz" "${args[@]}" "$corpus" "$GW_ROOT/test/fuzz/corpus/$name") \
-    >"$log" 2>&1 || rc=$?
+  while :; do
+    run_rc=0
+    # The first directory receives new inputs; the seeds in the tree are only read.
+    (cd "$dir" && "./test/fuzz/${name}_fuzz" "${args[@]}" -max_total_time=$((seconds - (SECONDS - started))) \
+      "$corpus" "$GW_ROOT/test/fuzz/corpus/$name") >>"$log" 2>&1 || run_rc=$?
+    ((run_rc == 0)) || rc=$run_rc
+    ((run_rc != 0 && keep_going && SECONDS - started < seconds - 1)) || break
+    gw_log "$name: a finding (exit status $run_rc); going on for $((seconds - (SECONDS - started)))s"
+  done
   summary="$(python3 - "$log" "$name" "$rc" "$crashes" "$before" <<'PY'
 import os, re, sys
 log, name, rc, crashes, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
@@ -88,10 +99,11 @@ text = open(log, errors="replace").read()
 def last(pattern, default="?"):
     found = re.findall(pattern, text)
     return found[-1] if found else default
-runs = last(r"stat::number_of_executed_units:\s*(\d+)")
+# Every run of the target (--keep-going restarts it after a finding) adds its executions.
+runs = sum(int(n) for n in re.findall(r"stat::number_of_executed_units:\s*(\d+)", text))
 speed = last(r"stat::average_exec_per_sec:\s*(\d+)")
-new = last(r"stat::new_units_added:\s*(\d+)")
-rss = last(r"stat::peak_rss_mb:\s*(\d+)")
+new = sum(int(n) for n in re.findall(r"stat::new_units_added:\s*(\d+)", text))
+rss = max((int(n) for n in re.findall(r"stat::peak_rss_mb:\s*(\d+)", text)), default="?")
 cov = last(r"cov: (\d+)")
 ft = last(r"ft: (\d+)")
 corp = last(r"corp: (\d+)/")
