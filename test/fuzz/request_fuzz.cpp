@@ -6,9 +6,12 @@
 // prefix stripping, the body limit, buildUpstreamHead() and the body re-framing (raw or
 // re-chunked), queued toward the backend in an OutQueue that borrows from the input buffer.
 //
-// Input: byte 0 picks the configuration (bits 0-1) and a backend that reads slowly (bit 2, so
-// queued body bytes must survive the input buffer's compaction); byte 1 is the size of each
-// read (0: everything in one read); the rest is what the client sends.
+// Input: byte 0 picks the configuration (bits 0-1), a backend that reads slowly (bit 2, so
+// queued body bytes must survive the input buffer's compaction), the path of a route with
+// plugins (bit 3: the head is built from the field list they edit) and a plugin that buffers
+// the body (bit 4: the body goes up whole behind a Content-Length, as after
+// schema_validation); byte 1 is the size of each read (0: everything in one read); the rest is
+// what the client sends.
 //
 // Invariants (any break aborts):
 //   - the parser's view of every head (target, fields) is what an independent strict llhttp
@@ -187,18 +190,29 @@ struct Exchange {
   std::string body;      // the body as the gateway's parser decoded it
   uint64_t bodyBytes = 0;
   bool chunkOpen = false;
+  // On a route with plugins: the head is built from a copy the plugins may edit (the input
+  // buffer moves on meanwhile), and a plugin that judges the body has it buffered whole first.
+  bool edited = false;
+  bool buffered = false;
+  proxy::FieldList fields;
+  std::string forwardHost, forwardedPath, query;
+  bool hasQuery = false;
 };
 
 class ClientConnection final : public http::Parser::Handler {
  public:
-  ClientConnection(const config::Snapshot& snapshot, bool slowBackend)
+  // `edited`: the route has plugins (the head is built from their field list); `buffered`: one
+  // of them buffers the body (as schema_validation does).
+  ClientConnection(const config::Snapshot& snapshot, bool slowBackend, bool edited, bool buffered)
       : snapshot_(snapshot),
         config_(snapshot.config),
         limits_{config_.limits.request_line_bytes, config_.limits.header_bytes,
                 config_.limits.header_count},
         parser_(HTTP_REQUEST, this, limits_, &fieldLists_),
         reference_(HTTP_REQUEST),
-        slowBackend_(slowBackend) {}
+        slowBackend_(slowBackend),
+        edited_(edited || buffered),
+        buffered_(buffered) {}
 
   bool open() const { return open_; }
 
@@ -242,11 +256,12 @@ class ClientConnection final : public http::Parser::Handler {
     exchange_->bodyBytes += length;
     if (exchange_->bodyBytes > exchange_->route->body_bytes) return HPE_USER;  // 413
     exchange_->body.append(data, length);
-    exchange_->out.borrow(data, length);
+    // Buffered, the body goes up behind a head built once it is whole (finishExchange).
+    if (!exchange_->buffered) exchange_->out.borrow(data, length);
     return 0;
   }
   int onChunkHeader(uint64_t length) override {
-    if (!exchange_ || length == 0) return 0;
+    if (!exchange_ || length == 0 || exchange_->buffered) return 0;
     char line[24];
     const int n =
         std::snprintf(line, sizeof line, "%llx\r\n", static_cast<unsigned long long>(length));
@@ -260,7 +275,7 @@ class ClientConnection final : public http::Parser::Handler {
     return 0;
   }
   int onMessageComplete() override {
-    if (exchange_ && parser_.chunked()) exchange_->out.append("0\r\n\r\n");
+    if (exchange_ && parser_.chunked() && !exchange_->buffered) exchange_->out.append("0\r\n\r\n");
     pause_ = Pause::MessageComplete;
     return HPE_PAUSED;
   }
@@ -431,36 +446,75 @@ class ClientConnection final : public http::Parser::Handler {
                  "the path sent upstream does not start with /");
     exchange->target = std::string(forwardedPath) +
                        (parts.has_query ? "?" + std::string(parts.query) : std::string());
-    const std::string_view forwardHost = hostCount ? host : std::string_view();
-    exchange->host = route.preserve_host && !forwardHost.empty() ? std::string(forwardHost)
-                                                                 : std::string(kBackendAuthority);
+    exchange->host =
+        route.preserve_host && hostCount ? std::string(host) : std::string(kBackendAuthority);
     if (hop) exchange->traceParent.assign(upstreamTraceParent, sizeof upstreamTraceParent);
     exchange->keepTraceState = !hop || hop->continued;
 
-    const proxy::ForwardTarget forward{methodName,
-                                       forwardHost,
-                                       forwardedPath,
-                                       parts.query,
-                                       parts.has_query,
-                                       exchange->contentLength,
-                                       exchange->traceParent,
-                                       exchange->keepTraceState};
-    const proxy::ParserFields fields{parser_, base, kinds_, tokens};
-    exchange->hostSplit = proxy::buildUpstreamHead(exchange->head, forward, fields, kClientIp,
-                                                   route.preserve_host, parser_.chunked());
-    // proxy::Connection::queueHead: the backend's Host line goes where the head says.
-    core::OutQueue& out = exchange->out;
-    const std::string& head = exchange->head;
-    if (exchange->hostSplit == std::string::npos) {
+    const std::string_view forwardHost = hostCount ? host : std::string_view();
+    if (!edited_) {
+      // The fast path: the head is written straight from the parsed fields.
+      const proxy::ForwardTarget forward{methodName,
+                                         forwardHost,
+                                         forwardedPath,
+                                         parts.query,
+                                         parts.has_query,
+                                         exchange->contentLength,
+                                         exchange->traceParent,
+                                         exchange->keepTraceState};
+      queueHead(*exchange, forward, proxy::ParserFields{parser_, base, kinds_, tokens});
+      exchange_ = std::move(exchange);
+      return;
+    }
+    // Stream::captureRequest and the copy of the fields plugins see: hop-by-hop ones and those
+    // the Connection header names are left out.
+    exchange->edited = true;
+    exchange->buffered = buffered_;
+    exchange->forwardHost = forwardHost;
+    exchange->forwardedPath = forwardedPath;
+    exchange->query = parts.query;
+    exchange->hasQuery = parts.has_query;
+    const bool nominated = !tokens.others().empty();
+    for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
+      const std::string_view name = parser_.fieldName(base, i);
+      if (http::isHopByHop(kinds_[i]) || (nominated && tokens.nominates(name))) continue;
+      exchange->fields.add(name, parser_.fieldValue(base, i));
+    }
+    if (!exchange->buffered) queueEditedHead(*exchange);
+    exchange_ = std::move(exchange);
+  }
+
+  // Connection::buildUpstreamRequest + queueHead: the backend's Host line goes where the head
+  // says; a buffered body follows its head.
+  template <typename Fields>
+  void queueHead(Exchange& exchange, const proxy::ForwardTarget& forward, const Fields& fields) {
+    exchange.hostSplit = proxy::buildUpstreamHead(exchange.head, forward, fields, kClientIp,
+                                                  exchange.route->preserve_host, exchange.chunked);
+    core::OutQueue& out = exchange.out;
+    const std::string& head = exchange.head;
+    if (exchange.hostSplit == std::string::npos) {
       out.borrow(head.data(), head.size());
     } else {
-      out.borrow(head.data(), exchange->hostSplit);
+      out.borrow(head.data(), exchange.hostSplit);
       out.append("Host: ");
       out.append(kBackendAuthority);
       out.append("\r\n");
-      out.borrow(head.data() + exchange->hostSplit, head.size() - exchange->hostSplit);
+      out.borrow(head.data() + exchange.hostSplit, head.size() - exchange.hostSplit);
     }
-    exchange_ = std::move(exchange);
+    if (exchange.buffered) out.borrow(exchange.body.data(), exchange.body.size());
+  }
+
+  // Connection::buildPluginUpstreamRequest: from the plugins' copy; a buffered body is framed
+  // by its length, however the client framed it.
+  void queueEditedHead(Exchange& exchange) {
+    if (exchange.buffered) {
+      exchange.chunked = false;
+      exchange.contentLength = exchange.body.size();
+    }
+    const proxy::ForwardTarget forward{
+        exchange.method,   exchange.forwardHost,   exchange.forwardedPath, exchange.query,
+        exchange.hasQuery, exchange.contentLength, exchange.traceParent,   exchange.keepTraceState};
+    queueHead(exchange, forward, proxy::ListFields{exchange.fields});
   }
 
   // The gateway's parser recorded the head where an independent reader of the same bytes sees
@@ -482,6 +536,7 @@ class ClientConnection final : public http::Parser::Handler {
 
   void finishExchange() {
     Exchange& exchange = *exchange_;
+    if (exchange.buffered) queueEditedHead(exchange);  // Connection::finishBufferedRequest
     sink_.flushAll(exchange.out, exchange.received);
     const Message& client = reference_.messages()[exchange.index];
     FUZZ_REQUIRE(client.complete && exchange.body == client.body,
@@ -582,6 +637,8 @@ class ClientConnection final : public http::Parser::Handler {
   std::size_t messages_ = 0;  // heads completed so far
   Pause pause_ = Pause::None;
   bool slowBackend_;
+  bool edited_;
+  bool buffered_;
   bool open_ = true;
 };
 
@@ -592,7 +649,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   using namespace gw::fuzz;
   const auto input = PeerInput::of(data, size);
   if (!input) return 0;
-  ClientConnection connection(snapshot(input->options & 3), (input->options & 4) != 0);
+  const uint8_t o = input->options;
+  ClientConnection connection(snapshot(o & 3), (o & 4) != 0, (o & 8) != 0, (o & 16) != 0);
   input->deliver([&](std::string_view read) {
     connection.receive(read);
     return connection.open();
