@@ -1,6 +1,7 @@
 #include "gateway/config/loader.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,18 +9,17 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "gateway/config/file_text.h"
 #include "gateway/config/route_overlaps.h"
 #include "gateway/config/units.h"
+#include "gateway/config/yaml_expansion.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/path.h"
@@ -37,6 +37,7 @@ constexpr unsigned kMaxWorkers = 1024;
 constexpr uint32_t kMaxWeight = 1000;
 constexpr uint32_t kMaxPoolIdle = 100'000;
 constexpr std::size_t kMaxHeaderCount = 65'535;
+constexpr std::size_t kMaxConnectionsPerWorker = 1'000'000;
 constexpr uint32_t kMaxThreshold = 1000;
 constexpr Duration kMinTimeout{1};
 
@@ -186,10 +187,18 @@ class Loader {
       const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
       if (documents.empty() || documents.front().IsNull()) {
         errors_.push_back({locate(YAML::Mark()), "the configuration is empty"});
+      } else if (documents.size() > 1) {
+        error(documents[1], "only one YAML document is allowed");
+      } else if (auto problem = checkExpandedSize(documents.front(), kMaxYamlNodes)) {
+        error(problem->at, std::move(problem->message));
       } else {
-        if (documents.size() > 1) error(documents[1], "only one YAML document is allowed");
         parseRoot(documents.front());
       }
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own text for this is "bad file".
+      errors_.push_back({locate(e.mark),
+                         "invalid YAML: nested more deeply than yaml-cpp allows "
+                         "(about 500 levels)"});
     } catch (const YAML::ParserException& e) {
       errors_.push_back({locate(e.mark), "invalid YAML: " + e.msg});
     } catch (const YAML::Exception& e) {
@@ -536,24 +545,30 @@ class Loader {
     }
   }
 
-  // A list of names under `key`, each checked by `valid` (errors name `expected`).
-  template <typename Valid>
-  void readNameList(const YAML::Node& map, std::string_view key, std::string_view expected,
-                    Valid valid, std::vector<std::string>& out) {
+  // Calls each(item) for every entry of the optional list `key`.
+  template <typename Each>
+  void forEachListItem(const YAML::Node& map, std::string_view key, Each each) {
     const auto field = findField(map, key);
     if (!field) return;
     if (!field->value.IsSequence()) {
       error(field->anchor(), std::string(key) + " must be a list, got " + describe(field->value));
       return;
     }
-    for (const YAML::Node& item : field->value) {
+    for (const YAML::Node& item : field->value) each(item);
+  }
+
+  // A list of names under `key`, each checked by `valid` (errors name `expected`).
+  template <typename Valid>
+  void readNameList(const YAML::Node& map, std::string_view key, std::string_view expected,
+                    Valid valid, std::vector<std::string>& out) {
+    forEachListItem(map, key, [&](const YAML::Node& item) {
       if (!item.IsScalar() || !valid(item.Scalar())) {
         error(item, std::string(key) + ": each entry must be " + std::string(expected) +
                         ", got " + describe(item));
-        continue;
+        return;
       }
       out.push_back(item.Scalar());
-    }
+    });
   }
 
   void parseLimits(const YAML::Node& root) {
@@ -561,12 +576,17 @@ class Loader {
     if (!limits) return;
     checkKeys(*limits, "limits",
               {"request_line_bytes", "header_bytes", "header_count", "body_bytes",
+               "max_connections_per_worker", "upstream_header_bytes", "upstream_header_count",
                "client_header_timeout", "client_body_timeout", "idle_timeout"});
     Limits& out = config_.limits;
     readSize(*limits, "request_line_bytes", out.request_line_bytes, 1);
     readSize(*limits, "header_bytes", out.header_bytes, 1);
     readInt(*limits, "header_count", out.header_count, 1, kMaxHeaderCount);
     readSize(*limits, "body_bytes", out.body_bytes, 0);
+    readInt(*limits, "max_connections_per_worker", out.max_connections_per_worker, 1,
+            kMaxConnectionsPerWorker);
+    readSize(*limits, "upstream_header_bytes", out.upstream_header_bytes, 1);
+    readInt(*limits, "upstream_header_count", out.upstream_header_count, 1, kMaxHeaderCount);
     readDuration(*limits, "client_header_timeout", out.client_header_timeout, kMinTimeout);
     readDuration(*limits, "client_body_timeout", out.client_body_timeout, kMinTimeout);
     readDuration(*limits, "idle_timeout", out.idle_timeout, kMinTimeout);
@@ -575,7 +595,8 @@ class Loader {
   void parseHttp(const YAML::Node& root) {
     const auto section = optionalMap(root, "http");
     if (!section) return;
-    checkKeys(*section, "http", {"escaped_slashes", "path_parameters"});
+    checkKeys(*section, "http",
+              {"escaped_slashes", "path_parameters", "underscores_in_headers", "trusted_proxies"});
     http::PathRules& out = config_.path_rules;
     readChoice(*section, "escaped_slashes", out.escaped_slashes,
                {{"reject", http::EscapedSlashes::Reject}, {"keep", http::EscapedSlashes::Keep}});
@@ -583,6 +604,23 @@ class Loader {
                {{"reject", http::PathParameters::Reject},
                 {"strip", http::PathParameters::Strip},
                 {"keep", http::PathParameters::Keep}});
+    readChoice(*section, "underscores_in_headers", config_.underscores_in_headers,
+               {{"drop", UnderscoreHeaders::Drop},
+                {"reject", UnderscoreHeaders::Reject},
+                {"allow", UnderscoreHeaders::Allow}});
+    readNetworks(*section, "trusted_proxies", config_.trusted_proxies);
+  }
+
+  void readNetworks(const YAML::Node& map, std::string_view key, std::vector<net::IpNetwork>& out) {
+    forEachListItem(map, key, [&](const YAML::Node& item) {
+      std::string why = "expected an address or CIDR block, got " + describe(item);
+      const auto network = item.IsScalar() ? net::parseIpNetwork(item.Scalar(), why) : std::nullopt;
+      if (network) {
+        out.push_back(*network);
+      } else {
+        error(item, std::string(key) + ": " + why);
+      }
+    });
   }
 
   // Shared by upstreams and routes: a route's timeouts start as its upstream's and override them.
@@ -1021,21 +1059,15 @@ LoadResult loadString(std::string_view yaml, const std::string& sourceName,
 }
 
 LoadResult loadFile(const std::string& path, const plugin::Registry& plugins) {
-  const auto cannotOpen = [&](std::string why) {
+  std::string text;
+  if (auto why = readFileBounded(path, kMaxConfigBytes, text)) {
     LoadResult result;
     Diagnostic& diagnostic = result.errors.emplace_back();
     diagnostic.where.file = path;  // line 0, column 0: the whole file
-    diagnostic.message = "cannot open configuration file: " + std::move(why);
+    diagnostic.message = "cannot open configuration file: " + std::move(*why);
     return result;
-  };
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return cannotOpen("is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return cannotOpen(std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return cannotOpen("read error");
-  return loadString(text.str(), path, plugins);
+  }
+  return loadString(text, path, plugins);
 }
 
 }  // namespace gw::config

@@ -354,6 +354,23 @@ TEST_CASE("tracing: on by default; OTLP export settings and errors") {
                         "'https://collector:4318': https is not supported yet"});
 }
 
+TEST_CASE("http: header rules: underscores dropped and no trusted proxy by default") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.underscores_in_headers == UnderscoreHeaders::Drop);
+  CHECK(defaults.trusted_proxies.empty());
+  const Config set = load(std::string(kHead) +
+                          "http: {underscores_in_headers: reject, trusted_proxies: [10.0.0.0/8, "
+                          "'::1']}\nroutes: [{upstream: u}]\n");
+  CHECK(set.underscores_in_headers == UnderscoreHeaders::Reject);
+  REQUIRE(set.trusted_proxies.size() == 2);
+  CHECK(set.trusted_proxies[0].contains(*net::parseIpAddress("10.9.8.7")));
+  CHECK(routeErrors("http: {underscores_in_headers: yes, trusted_proxies: [10.0.0.0/40, host]}\n"
+                    "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:32: 'underscores_in_headers': expected drop, reject or allow, got 'yes'",
+              "t.yaml:3:55: trusted_proxies: prefix /40 is longer than 32 bits",
+              "t.yaml:3:68: trusted_proxies: not an IPv4 or IPv6 address"});
+}
+
 TEST_CASE("http: path rules refuse ambiguous spellings by default; settings and errors") {
   const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
   CHECK(defaults.path_rules.escaped_slashes == http::EscapedSlashes::Reject);
@@ -370,7 +387,7 @@ TEST_CASE("http: path rules refuse ambiguous spellings by default; settings and 
         Lines{"t.yaml:3:25: 'escaped_slashes': expected reject or keep, got 'decode'",
               "t.yaml:3:50: 'path_parameters' must be reject, strip or keep, got a list",
               "t.yaml:3:59: unknown key 'colour' in http; expected one of: escaped_slashes, "
-              "path_parameters"});
+              "path_parameters, underscores_in_headers, trusted_proxies"});
   // Match paths are checked under the configured rules: a route the rules would make unreachable
   // is an error.
   CHECK(routeErrors("routes:\n"
@@ -470,6 +487,40 @@ TEST_CASE("error: YAML syntax") {
         Lines{"t.yaml:2:11: invalid YAML: illegal map value"});
 }
 
+TEST_CASE("error: YAML nested past yaml-cpp's depth guard") {
+  const std::string deep = "x: " + std::string(600, '[') + std::string(600, ']') + "\n";
+  const Lines errors = errorsOf(deep);
+  REQUIRE(errors.size() == 1);
+  CHECK(
+      errors[0].ends_with(": invalid YAML: nested more deeply than yaml-cpp allows (about 500 "
+                          "levels)"));
+}
+
+TEST_CASE("anchors and aliases load; past the expanded node limit they are an error") {
+  const Config config = load(std::string(kHead) +
+                             "routes:\n"
+                             "  - {match: {prefix: /a/}, upstream: &up u}\n"
+                             "  - {match: {prefix: /b/}, upstream: *up}\n");
+  CHECK(config.routes[1].upstream == 0);
+  // x2 expands to 1001 copies of x1's 1002 nodes: just over 1,000,000.
+  std::string yaml = std::string(kHead) + "x1: &x1 [0";
+  for (int i = 0; i < 1000; ++i) yaml += ", 0";
+  yaml += "]\nx2: &x2 [*x1";
+  for (int i = 0; i < 1000; ++i) yaml += ", *x1";
+  yaml += "]\n";
+  CHECK(errorsOf(yaml) ==
+        Lines{"t.yaml:4:5: this node holds more than 1000000 YAML nodes once aliases are "
+              "expanded (each *alias counts as a copy of the node it names), more than a "
+              "configuration may"});
+  // Within the limit the same shape is only what it is; a loop never is within it.
+  const Lines small = errorsOf(std::string(kHead) + "x1: &x1 [0]\nx2: [*x1, *x1]\n");
+  REQUIRE(small.size() == 3);
+  CHECK(small[1].starts_with("t.yaml:3:1: unknown key 'x1'"));
+  CHECK(errorsOf(std::string(kHead) + "x: &x {a: [1, *x]}\n") ==
+        Lines{"t.yaml:3:4: an alias is used inside the node it names: this node would expand "
+              "without end"});
+}
+
 TEST_CASE("error: empty file and a non-mapping document") {
   CHECK(errorsOf("") == Lines{"t.yaml:1:1: the configuration is empty"});
   CHECK(errorsOf("# only a comment\n") == Lines{"t.yaml:1:1: the configuration is empty"});
@@ -534,6 +585,24 @@ TEST_CASE("error: numbers out of range") {
               "t.yaml:4:10: 'workers': expected 'auto' or an integer from 1 to 1024, got '0'"});
   CHECK(routeErrors("routes: [{upstream: u}]\nlimits: {header_count: -1}\n") ==
         Lines{"t.yaml:4:24: 'header_count': expected an integer from 1 to 65535, got '-1'"});
+  CHECK(routeErrors("routes: [{upstream: u}]\n"
+                    "limits: {max_connections_per_worker: 0, upstream_header_count: 0}\n") ==
+        Lines{"t.yaml:4:38: 'max_connections_per_worker': expected an integer from 1 to 1000000, "
+              "got '0'",
+              "t.yaml:4:64: 'upstream_header_count': expected an integer from 1 to 65535, got '0'"});
+}
+
+TEST_CASE("limits: connections per worker and the upstream head's own limits") {
+  const Config set = load(std::string(kHead) +
+                          "limits: {max_connections_per_worker: 2000, upstream_header_bytes: "
+                          "128KiB, upstream_header_count: 300}\nroutes: [{upstream: u}]\n");
+  CHECK(set.limits.max_connections_per_worker == 2000);
+  CHECK(set.limits.upstream_header_bytes == 128 * 1024);
+  CHECK(set.limits.upstream_header_count == 300);
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  CHECK(defaults.limits.max_connections_per_worker == 16384);
+  CHECK(defaults.limits.upstream_header_bytes == 64 * 1024);
+  CHECK(defaults.limits.upstream_header_count == 200);
 }
 
 TEST_CASE("error: bad durations and sizes") {

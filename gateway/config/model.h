@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gateway/http/path.h"
+#include "gateway/net/cidr.h"
 
 namespace gw::plugin {
 class Factory;
@@ -103,6 +104,13 @@ struct Limits {
   std::size_t header_bytes = 32 * 1024;       // request line + headers; over -> 431
   std::size_t header_count = 100;             // over -> 431
   std::size_t body_bytes = 1024 * 1024;       // over -> 413
+  // A backend's response head: status line + headers. Over either -> 502, and the backend is
+  // not held responsible (the limit is ours).
+  // Client connections one worker holds at once; at the limit it stops accepting (connections
+  // wait in the kernel's backlog) until one closes, as nginx's worker_connections.
+  std::size_t max_connections_per_worker = 16384;
+  std::size_t upstream_header_bytes = 64 * 1024;
+  std::size_t upstream_header_count = 200;
   Duration client_header_timeout = std::chrono::seconds(10);
   Duration client_body_timeout = std::chrono::seconds(30);
   Duration idle_timeout = std::chrono::seconds(60);
@@ -182,6 +190,10 @@ struct AdminConfig {
   Location where;
 };
 
+// What happens to a request header whose name holds an underscore: backends that read `_` and
+// `-` alike (WSGI, CGI, PHP) would take `X_Forwarded_For` for `X-Forwarded-For`.
+enum class UnderscoreHeaders : uint8_t { Drop, Reject, Allow };
+
 struct Config {
   std::string source;  // file name, for messages
   unsigned workers = 1;
@@ -192,6 +204,10 @@ struct Config {
   Duration drain_timeout = std::chrono::seconds(30);
   std::vector<PluginBinding> plugins;  // the global list, applied before each route's own
   http::PathRules path_rules;  // the `http:` section: path spellings backends read differently
+  UnderscoreHeaders underscores_in_headers = UnderscoreHeaders::Drop;
+  // Peers whose X-Real-IP and Forwarded fields are passed on (from anyone else they are removed:
+  // the gateway is the one that knows the client's address).
+  std::vector<net::IpNetwork> trusted_proxies;
   AdminConfig admin;
   AccessLogConfig access_log;
   TracingConfig tracing;

@@ -51,6 +51,9 @@ std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnos
     if (log.mask_query_params) format->setMaskedQueryParams(*log.mask_query_params);
     snapshot->accessLogFormat = std::move(format);
   }
+  snapshot->unrouted.name = Snapshot::kUnroutedName;
+  snapshot->unrouted.plugins = config.plugins;
+  snapshot->unrouted.body_bytes = config.limits.body_bytes;
   snapshot->config = std::move(config);
   snapshot->router = std::make_unique<proxy::Router>(snapshot->config);
   return snapshot;

@@ -29,6 +29,10 @@ struct Snapshot {
   // What each access log line holds; null when the access log is off.
   std::shared_ptr<const observability::AccessLogFormat> accessLogFormat;
   std::size_t unroutedIndex() const { return config.routes.size(); }
+  // What answers no route took (a request refused before routing, or one no route matches) are
+  // handled as: the global `plugins:` list, whose response phase runs on them (security headers
+  // on a 400 too). Never forwarded anywhere.
+  RouteConfig unrouted;
   uint64_t generation = 1;
 };
 

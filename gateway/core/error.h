@@ -28,6 +28,7 @@ namespace gw::core {
   X(UnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE")            \
   X(InvalidJson, 400, "INVALID_JSON")                               \
   X(ValidationFailed, 400, "VALIDATION_FAILED")                     \
+  X(BodyTooComplex, 413, "BODY_TOO_COMPLEX")                        \
   X(NotImplemented, 501, "NOT_IMPLEMENTED")                         \
   X(NotCached, 504, "NOT_CACHED")                                   \
   X(UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED")          \

@@ -32,6 +32,7 @@ constexpr Expected kTable[] = {
     {ErrorCode::UnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE"},
     {ErrorCode::InvalidJson, 400, "INVALID_JSON"},
     {ErrorCode::ValidationFailed, 400, "VALIDATION_FAILED"},
+    {ErrorCode::BodyTooComplex, 413, "BODY_TOO_COMPLEX"},
     {ErrorCode::NotImplemented, 501, "NOT_IMPLEMENTED"},
     {ErrorCode::NotCached, 504, "NOT_CACHED"},
     {ErrorCode::UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED"},

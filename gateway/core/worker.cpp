@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <random>
 
+#include "gateway/core/log.h"
 #include "gateway/proxy/connection.h"
 #include "gateway/proxy/router.h"
 
@@ -26,6 +27,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       metrics_(snapshot_->metricsLayout) {
   const config::Limits& limits = snapshot_->config.limits;
   headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
+  upstreamHeadLimits_ = {limits.request_line_bytes, limits.upstream_header_bytes,
+                         limits.upstream_header_count};
   headerTimeout_ = timeouts_.get(limits.client_header_timeout);
   bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
   idleTimeout_ = timeouts_.get(limits.idle_timeout);
@@ -45,10 +48,10 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
   const auto& upstreams = snapshot_->config.upstreams;
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
     clusters_.push_back(std::make_unique<upstream::Cluster>(upstreams[i], snapshot_->backendAddresses[i],
-                                                            base(), graveyard_, timeouts_, headLimits_, upstreamBlocks_,
+                                                            base(), graveyard_, timeouts_, upstreamHeadLimits_, upstreamBlocks_,
                                                             metrics_.upstreams[i], services.health, i));
   }
-  for (const auto& route : snapshot_->config.routes) {
+  auto addRoute = [&](const config::RouteConfig& route) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect), timeouts_.get(route.timeouts.read),
                               timeouts_.get(route.timeouts.send)});
     auto& views = pluginStateViews_.emplace_back();
@@ -56,7 +59,9 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
       pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, *this));
       views.push_back(pluginStates_.back().get());
     }
-  }
+  };
+  for (const auto& route : snapshot_->config.routes) addRoute(route);
+  addRoute(snapshot_->unrouted);  // at unroutedIndex()
   if (services.spans) spans_.emplace(*services.spans);
   if (services.accessLog) {
     accessLog_ = std::make_unique<observability::AccessLogBuffer>(*services.accessLog);
@@ -142,6 +147,10 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) { static_cast<Worker
 
 void Worker::acceptAll(int listenFd) {
   for (int i = 0; i < kAcceptBatch; ++i) {
+    if (connections_.size() >= snapshot_->config.limits.max_connections_per_worker) {
+      holdAccepting();
+      return;
+    }
     sockaddr_storage peer;
     socklen_t length = sizeof peer;
     int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -167,7 +176,22 @@ void Worker::connectionClosed(proxy::Connection& connection) {
   std::unique_ptr<proxy::Connection> owned = std::move(*connection.registration);
   connections_.erase(connection.registration);
   graveyard_.bury(std::move(owned));
-  if (draining_) checkDrained();
+  if (draining_) {
+    checkDrained();
+  } else if (acceptsHeld_) {
+    acceptsHeld_ = false;  // a place is free: the next waiting connection may come in
+    for (const auto& event : acceptEvents_) event_add(event.get(), nullptr);
+  }
+}
+
+void Worker::holdAccepting() {
+  if (acceptsHeld_) return;
+  acceptsHeld_ = true;
+  for (const auto& event : acceptEvents_) event_del(event.get());
+  log::warn("connection limit reached: new connections wait until one closes",
+            {{"worker", std::to_string(index_)},
+             {"max_connections_per_worker",
+              std::to_string(snapshot_->config.limits.max_connections_per_worker)}});
 }
 
 void Worker::beginDrain() {
@@ -199,6 +223,7 @@ void Worker::stopNow() {
   listenFds_.clear();
   while (!connections_.empty()) connections_.front()->close();
   flushTelemetry(true);  // the exchanges just cut are logged too
+  backgroundFetches_.abortAll();
   for (auto& cluster : clusters_) cluster->closeAllIdle();
   graveyard_.reap();
 }

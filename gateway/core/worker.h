@@ -27,6 +27,7 @@
 #include "gateway/observability/otlp_exporter.h"
 #include "gateway/observability/trace_context.h"
 #include "gateway/plugin/plugin.h"
+#include "gateway/proxy/background_fetch.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
 
@@ -119,12 +120,16 @@ class Worker {
   http::FieldListRecycler& fieldLists() { return fieldLists_; }
   Recycler<std::string>& heads() { return heads_; }
   Recycler<std::unique_ptr<proxy::PluginExchange>>& pluginExchanges() { return pluginExchanges_; }
+  // Upstream fetches plugins started with no client waiting (plugin::Context::fetchInBackground).
+  proxy::BackgroundFetches& backgroundFetches() { return backgroundFetches_; }
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
   static void onLogFlush(evutil_socket_t fd, short what, void* arg);
   void flushTelemetry(bool force);
   void acceptAll(int listenFd);
+  // At the connection limit: the listeners stop being watched until a connection closes.
+  void holdAccepting();
   void beginDrain();
   void checkDrained();
   void stopNow();
@@ -147,6 +152,7 @@ class Worker {
   observability::TraceIds traceIds_;
   EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker
   http::HeadLimits headLimits_;
+  http::HeadLimits upstreamHeadLimits_;  // for backends' response heads
   const timeval* headerTimeout_;
   const timeval* bodyTimeout_;
   const timeval* idleTimeout_;
@@ -154,6 +160,7 @@ class Worker {
   std::vector<EventPtr> acceptEvents_;
   std::string listenError_;
   std::vector<std::unique_ptr<upstream::Cluster>> clusters_;
+  proxy::BackgroundFetches backgroundFetches_{graveyard_};  // after clusters_: they lease
   std::vector<upstream::Timeouts> routeTimeouts_;
   std::vector<std::unique_ptr<plugin::WorkerState>> pluginStates_;
   std::vector<std::vector<plugin::WorkerState*>> pluginStateViews_;
@@ -162,6 +169,7 @@ class Worker {
   uint64_t requestSeq_ = 0;
   uint32_t idPrefix_;
   bool draining_ = false;
+  bool acceptsHeld_ = false;  // at limits.max_connections_per_worker: not accepting
   std::function<void()> onDrained_;
 };
 

@@ -106,6 +106,9 @@ FieldName classifyField(std::string_view name) {
     case 7:
       return asciiLower(name[0]) == 't' ? is("trailer", FieldName::Trailer)
                                         : is("upgrade", FieldName::Upgrade);
+    case 9:
+      return asciiLower(name[0]) == 'f' ? is("forwarded", FieldName::Forwarded)
+                                        : is("x-real-ip", FieldName::XRealIp);
     case 10:
       switch (asciiLower(name[0])) {
         case 'c': return is("connection", FieldName::Connection);

@@ -37,6 +37,11 @@ enum class FieldName : uint8_t {
   XForwardedProto,
   TraceParent,  // W3C trace context: replaced by the gateway's hop when tracing is on
   TraceState,
+  XRealIp,      // client-address fields only a trusted proxy may set
+  Forwarded,
+  // Never returned by classifyField(): the proxy marks a field it removes from the request (a
+  // name with an underscore, see config::UnderscoreHeaders).
+  Dropped,
   // Hop-by-hop from here on.
   Connection,
   KeepAlive,

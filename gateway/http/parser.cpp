@@ -22,9 +22,10 @@ core::Error describeRefusal(const Parser& parser, llhttp_errno_t error) {
           ErrorCode::UriTooLong,
           "request line over the limit of " + std::to_string(limits.requestLineBytes) + " bytes");
     case HeadViolation::HeadersTooLarge:
-      return Error::downstream(
-          ErrorCode::HeadersTooLarge,
-          "request head over the limit of " + std::to_string(limits.headerBytes) + " bytes");
+      return Error::downstream(ErrorCode::HeadersTooLarge,
+                               std::string(parser.isRequest() ? "request" : "response") +
+                                   " head over the limit of " + std::to_string(limits.headerBytes) +
+                                   " bytes");
     case HeadViolation::TooManyHeaders:
       return Error::downstream(
           ErrorCode::HeadersTooLarge,
@@ -41,7 +42,25 @@ core::Error describeRefusal(const Parser& parser, llhttp_errno_t error) {
     case HeadViolation::None:
       break;
   }
-  return bad(std::string("malformed request: ") + parser.reason());
+  return bad(std::string(parser.isRequest() ? "malformed request: " : "malformed response: ") +
+             parser.reason());
+}
+
+ResponseHead judgeResponseHead(const Parser& parser, bool headRequest, int& informationalSoFar) {
+  using Kind = ResponseHead::Kind;
+  const int status = parser.statusCode();
+  if (status < 100) return {Kind::Refused, false, "status code below 100"};
+  if (status == 101) return {Kind::Refused, false, "101 Switching Protocols was not asked for"};
+  if (status < 200) {
+    if (parser.hasTransferEncoding() || parser.contentLength() > 0) {
+      return {Kind::Refused, false, "1xx response with a body"};
+    }
+    if (++informationalSoFar > kMaxInformationalResponses) {
+      return {Kind::Refused, false, "too many 1xx responses"};
+    }
+    return {Kind::Informational, true, {}};
+  }
+  return {Kind::Final, headRequest || status == 204 || status == 304, {}};
 }
 
 Parser::Parser(llhttp_type_t type, Handler* handler, const HeadLimits& limits,
@@ -58,6 +77,7 @@ const llhttp_settings_t* Parser::settings() {
     s.on_message_begin = &Parser::onMessageBegin;
     s.on_url = &Parser::onUrl;
     s.on_header_field_complete = &Parser::onHeaderFieldComplete;
+    s.on_method_complete = &Parser::onMethodComplete;
     s.on_chunk_extension_name = &Parser::onChunkExtension;
     s.on_chunk_extension_value = &Parser::onChunkExtension;
     s.on_status = &Parser::onStatus;
@@ -162,6 +182,7 @@ int Parser::onMessageBegin(llhttp_t* p) {
   if (s.fields_.capacity() == 0 && s.fieldLists_) s.fields_ = s.fieldLists_->take();
   s.headBytes_ = 0;
   s.chunkExtensionBytes_ = 0;
+  s.methodKnown_ = false;
   if (s.begunInExecute_) {
     s.pausedAtBegin_ = true;
     return HPE_PAUSED;
@@ -181,6 +202,11 @@ int Parser::onUrl(llhttp_t* p, const char* at, std::size_t length) {
   if (s.target_.length + 16 > s.limits_.requestLineBytes) {
     return s.violate(HeadViolation::RequestLineTooLong);
   }
+  return 0;
+}
+
+int Parser::onMethodComplete(llhttp_t* p) {
+  self(p).methodKnown_ = true;
   return 0;
 }
 

@@ -58,8 +58,29 @@ constexpr bool isIdempotent(llhttp_method_t method) {
 
 class Parser;
 
+// A backend may send a few 1xx before its answer; an endless stream of them is refused.
+constexpr int kMaxInformationalResponses = 16;
+
+// What a response head just parsed is, for a client that never asks for an upgrade (RFC 9110
+// §15.2, RFC 9112 §6.3). Refused: a status below 100, a 101, a 1xx announcing content (its raw
+// bytes would come before the next head), or one 1xx too many. A final head is bodyless for HEAD,
+// 204 and 304 whatever its fields say.
+struct ResponseHead {
+  enum class Kind : uint8_t { Refused, Informational, Final };
+  Kind kind = Kind::Final;
+  bool bodyless = false;
+  std::string_view refusal;  // why, when Refused
+  // The on_headers_complete result that makes llhttp parse what the head announced (1: no body).
+  int parserResult() const {
+    return kind == Kind::Refused ? HPE_USER : (kind == Kind::Informational || bodyless) ? 1 : 0;
+  }
+};
+// `informationalSoFar` counts this response's 1xx heads; the caller keeps it per exchange.
+ResponseHead judgeResponseHead(const Parser& parser, bool headRequest, int& informationalSoFar);
+
 // What a message the parser refused deserves: 414 or 431 past a head limit, 400 otherwise,
-// with a message that names the cause. The one mapping for the proxy and the admin listener.
+// with a message that names the cause. The one mapping for the proxy and the admin listener;
+// for a response parser, the message says why a backend's answer was refused.
 core::Error describeRefusal(const Parser& parser, llhttp_errno_t error);
 
 class Parser {
@@ -106,12 +127,22 @@ class Parser {
   bool hasTransferEncoding() const { return (parser_.flags & F_TRANSFER_ENCODING) != 0; }
   uint64_t contentLength() const { return parser_.content_length; }
   llhttp_method_t method() const { return static_cast<llhttp_method_t>(parser_.method); }
+  // The current request's method was read (llhttp refuses an unknown one; until then method()
+  // still holds the previous request's).
+  bool methodKnown() const { return methodKnown_; }
   int statusCode() const { return parser_.status_code; }
   bool upgrade() const { return parser_.upgrade != 0; }
   // True when the body ends only when the peer closes (responses without length).
   bool bodyUntilEof() const { return llhttp_message_needs_eof(&parser_) != 0; }
   HeadViolation violation() const { return violation_; }
   const HeadLimits& limits() const { return limits_; }
+  bool isRequest() const { return parser_.type == HTTP_REQUEST; }
+  // The head broke a limit of ours (not the protocol): the peer's answer is legal, only too big.
+  bool overLimit() const {
+    return violation_ == HeadViolation::HeadersTooLarge ||
+           violation_ == HeadViolation::TooManyHeaders ||
+           violation_ == HeadViolation::RequestLineTooLong;
+  }
   // A head has begun and is not complete yet: its bytes must stay where they are, or move
   // together with rebase().
   bool inHead() const { return inHead_; }
@@ -156,6 +187,7 @@ class Parser {
   static int onMessageBegin(llhttp_t* p);
   static int onUrl(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderFieldComplete(llhttp_t* p);
+  static int onMethodComplete(llhttp_t* p);
   static int onChunkExtension(llhttp_t* p, const char* at, std::size_t length);
   static int onStatus(llhttp_t* p, const char* at, std::size_t length);
   static int onHeaderField(llhttp_t* p, const char* at, std::size_t length);
@@ -179,6 +211,7 @@ class Parser {
   std::vector<FieldSpan> fields_;
   bool inValue_ = false;
   bool inHead_ = false;
+  bool methodKnown_ = false;
   HeadViolation violation_ = HeadViolation::None;
   std::size_t headBytes_ = 0;
   std::size_t chunkExtensionBytes_ = 0;  // in the current message

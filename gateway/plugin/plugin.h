@@ -7,6 +7,7 @@
 // reversed encoder chain).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -64,6 +65,29 @@ struct RequestInfo {
   std::string_view host;    // lower-case, no port ("" for HTTP/1.0 without Host)
   std::string_view clientIp;
   std::string_view routeName;
+  // The Host value the backend receives, byte for byte as the client sent it (port, case and a
+  // trailing dot kept); with preserve_host: false it goes as X-Forwarded-Host. "" if none.
+  std::string_view forwardedHost;
+  bool hasBody = false;  // the request has a body (Content-Length > 0 or chunked)
+};
+
+// An upstream answer that no client waited for (Context::fetchInBackground).
+struct BackgroundResponse {
+  int status = 0;  // 0: none (unreachable, timed out, invalid, body over the limit, shut down)
+  std::vector<std::pair<std::string, std::string>> fields;  // hop-by-hop fields removed
+  std::string body;
+};
+
+struct BackgroundRequest {
+  // The request's header fields (Host, forwarding fields and framing are the engine's, as for
+  // any forwarded request). Read during fetchInBackground() only.
+  std::span<const std::pair<std::string_view, std::string_view>> fields;
+  std::size_t maxBodyBytes = 0;  // a longer body ends the fetch with no response
+  int64_t timeoutMs = 0;         // the whole fetch, from connect to the last body byte
+  // Runs once when the fetch ends, on the exchange's worker; when the worker shuts down first,
+  // with no response, from the thread tearing it down. It must not touch the exchange, which
+  // is long gone by then.
+  std::function<void(BackgroundResponse&)> done;
 };
 
 // What the log phase records of an exchange beyond what the core saw itself (access log fields).
@@ -92,6 +116,11 @@ class Context {
   // fields as given, except that the core owns framing (Content-Length from the body, none for
   // 1xx/204/304; given framing and hop-by-hop fields are dropped). Return Status::Respond after.
   virtual void replyWith(int status, std::span<const Field> fields, std::string body) = 0;
+  // Sends a GET for this exchange's target upstream once more, with no client waiting for it:
+  // the exchange goes on by itself (e.g. answered from a cache while its copy is refreshed).
+  // False, and `done` never runs, when it cannot start (the worker's limit on such fetches,
+  // no usable backend).
+  virtual bool fetchInBackground(BackgroundRequest request) = 0;
   // Ask the core to buffer the whole request body (up to `limit` bytes, else 413) and hand it to
   // onRequestBody in one piece with end = true.
   virtual void bufferRequestBody(std::size_t limit) = 0;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 
+#include "gateway/core/clock.h"
 #include "gateway/core/guard.h"
 #include "gateway/core/log.h"
 #include "gateway/core/worker.h"
@@ -67,6 +68,9 @@ Connection::Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer)
       parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()) {
   std::string ip = net::formatIp(peer);
   std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
+  if (const auto address = net::ipAddressOf(peer)) {
+    fromTrustedProxy_ = net::anyContains(worker.config().trusted_proxies, *address);
+  }
 }
 
 Connection::~Connection() { close(); }
@@ -305,9 +309,18 @@ int Connection::onMessageComplete() {
 void Connection::beginRecord(bool headParsed) {
   record_.open = true;
   record_.startUs = worker_.nowUs();
+  record_.startMonotonicUs = core::monotonicUs();
   record_.queuedAtStart = out_.queuedTotal();
   record_.route = worker_.snapshot().unroutedIndex();
-  record_.method = metricsMethod(parser_.method());
+  // Every exchange has its own id, a request refused before its head was complete too.
+  lastSeq_ = worker_.nextRequestSeq();
+  if (headParsed || parser_.methodKnown()) {
+    record_.method = metricsMethod(parser_.method());
+    record_.methodName = llhttp_method_name(parser_.method());
+  } else {
+    record_.method = observability::WorkerMetrics::methodIndex("OTHER");
+    record_.methodName = {};
+  }
   if (!worker_.accessLog()) return;
   record_.target.clear();
   record_.userAgent.clear();
@@ -325,18 +338,19 @@ void Connection::beginRecord(bool headParsed) {
   }
 }
 
-void Connection::recordExchange(int status, int64_t nowUs) {
+void Connection::recordExchange(int status) {
   if (!record_.open) beginRecord(false);  // refused before its head was even complete
   record_.open = false;
+  const int64_t durationUs = std::max<int64_t>(core::monotonicUs() - record_.startMonotonicUs, 0);
   const uint64_t requestBytes = std::exchange(requestBytes_, 0);
   const uint64_t responseBytes = out_.queuedTotal() - record_.queuedAtStart;
   observability::RouteMetrics& metrics = worker_.metrics().routes[record_.route];
   metrics.countRequest(record_.method, status);
-  metrics.duration.observe(static_cast<uint64_t>(std::max<int64_t>(nowUs - record_.startUs, 0)));
+  metrics.duration.observe(static_cast<uint64_t>(durationUs));
   metrics.request_bytes += requestBytes;
   metrics.response_bytes += responseBytes;
-  if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, nowUs);
-  if (record_.trace && worker_.spans()) exportSpan(status, nowUs);
+  if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, durationUs);
+  if (record_.trace && worker_.spans()) exportSpan(status, durationUs);
   // What only this exchange had: the next one (or a request refused before it is parsed) starts
   // without them.
   record_.error = {};
@@ -352,7 +366,7 @@ std::string_view Connection::recordUpstreamName() const {
 }
 
 void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
-                                 int64_t nowUs) {
+                                 int64_t durationUs) {
   const config::Snapshot& snapshot = worker_.snapshot();
   char requestId[core::Worker::kRequestIdLength];
   observability::AccessLogRecord r;
@@ -365,7 +379,7 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
     r.span_id = traceParent.substr(4 + observability::kTraceIdHexLen, observability::kSpanIdHexLen);
   }
   r.client = clientIp_;
-  r.method = llhttp_method_name(parser_.method());
+  r.method = record_.methodName;
   const std::string_view target = record_.target;
   const std::size_t question = target.find('?');
   r.path = target.substr(0, question);
@@ -376,7 +390,7 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   r.status = status;
   r.bytes_in = requestBytes;
   r.bytes_out = responseBytes;
-  r.duration_us = std::max<int64_t>(nowUs - record_.startUs, 0);
+  r.duration_us = durationUs;
   r.upstream_duration_us = record_.upstreamUs;
   r.error = record_.error;
   const plugin::ExchangeNotes notes = stream_ ? stream_->exchangeNotes() : plugin::ExchangeNotes{};
@@ -391,23 +405,23 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   }
   r.headers = {headers, headerCount};
   observability::AccessLogBuffer& log = *worker_.accessLog();
-  const int64_t nowMs = nowUs / 1000;
+  const int64_t nowMs = worker_.nowMs();
   log.append(r, *snapshot.accessLogFormat, nowMs);
   if (log.due(nowMs)) log.flush();
 }
 
-void Connection::exportSpan(int status, int64_t nowUs) {
+void Connection::exportSpan(int status, int64_t durationUs) {
   const config::Snapshot& snapshot = worker_.snapshot();
   const observability::TraceHop& hop = *record_.trace;
   observability::SpanRecord span;
   span.trace_id = hop.trace_id;
   span.span_id = hop.span_id;
   span.parent_span_id = hop.parent_span_id;
-  span.method = llhttp_method_name(parser_.method());
+  span.method = record_.methodName.empty() ? "_OTHER" : record_.methodName;
   span.route = snapshot.metricsLayout->routes[record_.route];
   span.name = span.method + " " + span.route;
   span.start_unix_nanos = static_cast<uint64_t>(record_.startUs) * 1000;
-  span.end_unix_nanos = static_cast<uint64_t>(std::max(nowUs, record_.startUs)) * 1000;
+  span.end_unix_nanos = static_cast<uint64_t>(record_.startUs + durationUs) * 1000;
   span.status_code = status;
   span.path = std::string_view(record_.target).substr(0, record_.target.find('?'));
   span.client_address = clientIp_;
@@ -441,8 +455,7 @@ void Connection::reportBackendFailure(const upstream::Backend& backend) {
 void Connection::startExchange() {
   beginRecord(true);
   const char* base = in_.base();
-  uint64_t seq = worker_.nextRequestSeq();
-  lastSeq_ = seq;
+  const uint64_t seq = lastSeq_;
   bool hasBody = parser_.chunked() || parser_.contentLength() > 0;
   // A malformed request ends the connection: whatever follows it cannot be trusted.
   auto refuse = [&](const Error& error) { reply(error, true); };
@@ -470,6 +483,7 @@ void Connection::startExchange() {
   // llhttp (strict) already refused control bytes, bare CR/LF and obs-fold in every field.
   auto& kinds = worker_.scratch().fieldKinds;
   kinds.resize(parser_.fieldCount());
+  const config::UnderscoreHeaders underscores = worker_.config().underscores_in_headers;
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     http::FieldName kind = http::classifyField(parser_.fieldName(base, i));
     kinds[i] = kind;
@@ -491,6 +505,16 @@ void Connection::startExchange() {
           return;
         }
         expectContinue = true;
+        break;
+      case http::FieldName::Other:
+        if (underscores != config::UnderscoreHeaders::Allow &&
+            parser_.fieldName(base, i).find('_') != std::string_view::npos) {
+          if (underscores == config::UnderscoreHeaders::Reject) {
+            refuse(badRequest("header field name with an underscore"));
+            return;
+          }
+          kinds[i] = http::FieldName::Dropped;
+        }
         break;
       default:
         break;
@@ -558,11 +582,6 @@ void Connection::startExchange() {
   const config::RouteConfig& route = *match.route;
   std::size_t routeIndex = static_cast<std::size_t>(&route - worker_.config().routes.data());
   record_.route = routeIndex;
-  if (parser_.hasContentLength() && parser_.contentLength() > route.body_bytes) {
-    reply(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"), true);
-    return;
-  }
-
   ClientView client;
   client.versionMinor = parser_.versionMinor();
   client.keepAlive = parser_.keepAlive() && !draining_;
@@ -574,11 +593,19 @@ void Connection::startExchange() {
   if (parser_.hasContentLength() && !parser_.chunked()) stream.requestLength = parser_.contentLength();
   stream.expectContinue = expectContinue && hasBody && client.versionMinor >= 1;
   std::string_view forwardHost = hostCount ? host : std::string_view();
+  const bool overBodyLimit = stream.requestLength && *stream.requestLength > route.body_bytes;
+  auto refuseBody = [&] {
+    reply(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"), true);
+  };
   if (!stream.hasPlugins()) {
+    if (overBodyLimit) {
+      refuseBody();
+      return;
+    }
     // The fast path: the upstream head is written straight from the parsed fields.
     ForwardTarget target{methodName, forwardHost, rewritePath(route, path, worker_.scratch().rewritten),
                          parts.query, parts.has_query, stream.requestLength, upstreamTraceParent(),
-                         !record_.trace || record_.trace->continued};
+                         !record_.trace || record_.trace->continued, fromTrustedProxy_};
     ParserFields fields{parser_, base, worker_.scratch().fieldKinds, tokens};
     buildUpstreamRequest(target, fields);
     forwardRequest();
@@ -590,8 +617,15 @@ void Connection::startExchange() {
   bool nominated = !tokens.others().empty();
   for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
     std::string_view name = parser_.fieldName(base, i);
-    if (http::isHopByHop(kinds[i]) || (nominated && tokens.nominates(name))) continue;
+    if (http::isHopByHop(kinds[i]) || kinds[i] == http::FieldName::Dropped ||
+        (nominated && tokens.nominates(name))) {
+      continue;
+    }
     stream.requestFields().add(name, parser_.fieldValue(base, i));
+  }
+  if (overBodyLimit) {
+    refuseBody();  // after the copy: the route's plugins see the 413 like any answer of theirs
+    return;
   }
   runRequestHeadersPhase();
 }
@@ -660,7 +694,7 @@ void Connection::buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength) 
   ForwardTarget target{info.method, stream.forwardHost(),
                        rewritePath(stream.route(), info.path, worker_.scratch().rewritten),
                        info.query, stream.hasQuery(), bodyLength, upstreamTraceParent(),
-                       !record_.trace || record_.trace->continued};
+                       !record_.trace || record_.trace->continued, fromTrustedProxy_};
   buildUpstreamRequest(target, ListFields{stream.requestFields()});
 }
 
@@ -769,7 +803,7 @@ void Connection::connectUpstream() {
       }
     }
     stream.lease() = std::move(lease);
-    stream.upstreamStartUs = worker_.nowUs();
+    stream.upstreamStartUs = core::monotonicUs();
     // A pooled connection already watches reads (idle timeout until the request is out); the
     // caller's sendUpstream() writes the head together with whatever body is already here.
     if (fresh) stream.lease()->startConnect();
@@ -848,10 +882,13 @@ void Connection::readUpstreamResponse() {
   in.consume(outcome.consumed);
   if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
     const std::string_view ours = stream_->protocolViolation();
+    const std::string reason =
+        ours.empty() ? http::describeRefusal(up.parser(), outcome.error).message : std::string(ours);
     core::log::warn("invalid response from upstream",
-                    {{"route", stream_->route().name},
-                     {"reason", ours.empty() ? std::string_view(up.parser().reason()) : ours}});
-    upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol);
+                    {{"route", stream_->route().name}, {"reason", reason}});
+    // A head over our own limits is no sign of a sick backend.
+    upstreamError(up.backend(), observability::UpstreamErrorKind::Protocol,
+                  !up.parser().overLimit());
     failExchange(Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream"));
     return;
   }
@@ -944,8 +981,7 @@ void Connection::finishExchange() {
   upstream::Cluster& cluster = stream.cluster();
   const upstream::Backend& backend = stream.lease()->backend();
   record_.backend = &backend;
-  const int64_t nowUs = worker_.nowUs();
-  record_.upstreamUs = std::max<int64_t>(nowUs - stream.upstreamStartUs, 0);
+  record_.upstreamUs = std::max<int64_t>(core::monotonicUs() - stream.upstreamStartUs, 0);
   cluster.metrics().duration.observe(static_cast<uint64_t>(record_.upstreamUs));
   ++cluster.metrics().backends[cluster.indexOf(backend)].requests;
   // The backend is judged by what it answered, not by what a plugin sent instead (a cache's
@@ -955,7 +991,7 @@ void Connection::finishExchange() {
   } else {
     cluster.reportSuccess(backend);
   }
-  recordExchange(stream.status(), nowUs);
+  recordExchange(stream.status());
   std::unique_ptr<upstream::Connection> lease = std::move(stream.lease());
   bool requestDone = stream.requestComplete;
   if (stream.upstreamReusable() && requestDone && lease->output().empty() && lease->clean()) {
@@ -1008,6 +1044,7 @@ void Connection::failExchange(const Error& error) {
 }
 
 void Connection::reply(const Error& error, bool closeAfter) {
+  if (!record_.open) beginRecord(false);  // refused before its head was complete: its own id
   record_.error = core::wireCode(error.code);
   if (error.code == ErrorCode::Internal) {
     core::log::error("internal error", {{"message", error.message}, {"request_id", currentRequestId()}});
@@ -1019,10 +1056,12 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
   // A route's response plugins see gateway-made answers too (a 429 gets security headers).
   if (stream_ && stream_->hasPlugins() && !stream_->responseStarted()) {
     stream_->runResponsePhase(response);
+  } else if (!stream_ && !worker_.snapshot().unrouted.plugins.empty()) {
+    runUnroutedResponsePhase(response);
   }
   appendResponse(out_, response,
                  {.closeConnection = closeAfter,
-                  .headRequest = parser_.method() == HTTP_HEAD,
+                  .headRequest = record_.methodName == "HEAD",
                   .http10KeepAlive = parser_.versionMinor() == 0});
   recordExchange(response.status);
   if (closeAfter) {
@@ -1031,6 +1070,20 @@ void Connection::writeLocalResponse(LocalResponse response, bool closeAfter) {
   }
   if (!flushClient()) return;
   if (closeAfter && out_.empty()) lingerThenClose();
+}
+
+void Connection::runUnroutedResponsePhase(LocalResponse& response) {
+  const config::Snapshot& snapshot = worker_.snapshot();
+  ClientView client;
+  client.versionMinor = parser_.versionMinor();
+  client.headRequest = record_.methodName == "HEAD";
+  // The request may be unreadable (that is often why no route took it): plugins get only what
+  // is certain about it.
+  Stream unrouted(worker_, *this, snapshot.unrouted, snapshot.unroutedIndex(), out_, client,
+                  lastSeq_);
+  unrouted.captureRequest(record_.methodName, {}, {}, {}, false, {}, clientIp_,
+                          currentRequestId());
+  unrouted.runResponsePhase(response);
 }
 
 void Connection::rejectRequest(llhttp_errno_t err) {

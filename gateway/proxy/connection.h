@@ -22,6 +22,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/http/path.h"
+#include "gateway/net/cidr.h"
 #include "gateway/net/socket.h"
 #include "gateway/observability/trace_context.h"
 #include "gateway/proxy/local_reply.h"
@@ -111,6 +112,8 @@ class Connection final : public core::Retirable,
   // Sends a gateway-made error response; `close` ends the connection after it.
   void reply(const core::Error& error, bool close);
   void writeLocalResponse(LocalResponse response, bool close);
+  // The global plugins' response phase on an answer no route took.
+  void runUnroutedResponsePhase(LocalResponse& response);
   void rejectRequest(llhttp_errno_t err);
   bool flushClient();
   void armClientWrite();
@@ -126,9 +129,9 @@ class Connection final : public core::Retirable,
   // with the status the client got (499 when the client left first).
   // `headParsed`: the request head is complete, so its target and fields can be copied.
   void beginRecord(bool headParsed);
-  void recordExchange(int status, int64_t nowUs);
-  void recordExchange(int status) { recordExchange(status, worker_.nowUs()); }
-  void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes, int64_t nowUs);
+  void recordExchange(int status);
+  void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
+                       int64_t durationUs);
   // A failed attempt on `backend`: counted, and reported to passive health checks unless
   // `countsAgainstBackend` is false (a read timeout the upstream does not count).
   void upstreamError(const upstream::Backend& backend, observability::UpstreamErrorKind kind,
@@ -145,15 +148,18 @@ class Connection final : public core::Retirable,
   http::Parser parser_;
   std::unique_ptr<Stream> stream_;
   char clientIp_[46] = {};
+  bool fromTrustedProxy_ = false;  // the peer is in http.trusted_proxies
   int64_t headDeadlineMs_ = 0;
   // Request bytes parsed since the last exchange was recorded: one request's head and body, as
   // pipelined requests wait until the one in flight is answered.
   uint64_t requestBytes_ = 0;
   struct ExchangeRecord {
-    int64_t startUs = 0;
+    int64_t startUs = 0;           // wall clock (loop-cached): the log's time, the span's start
+    int64_t startMonotonicUs = 0;  // core::monotonicUs(): durations
     uint64_t queuedAtStart = 0;  // out_.queuedTotal() when the exchange began
     std::size_t route = 0;  // metrics index: the route, or the unrouted slot
     int method = 0;         // observability method index
+    std::string_view methodName;  // "" when the request was refused before its method was read
     bool open = false;
     // For the access log only (copied when it is on; the strings keep their capacity).
     std::string target;  // as received: path?query
@@ -170,7 +176,7 @@ class Connection final : public core::Retirable,
     return record_.trace ? std::string_view(record_.traceParent, sizeof record_.traceParent)
                          : std::string_view();
   }
-  void exportSpan(int status, int64_t nowUs);
+  void exportSpan(int status, int64_t durationUs);
   std::string_view recordUpstreamName() const;  // "" when no route took the exchange
   uint64_t lastSeq_ = 0;
   Pause pause_ = Pause::None;

@@ -5,6 +5,7 @@
 
 #include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
+#include "gateway/proxy/background_fetch.h"
 
 namespace gw::proxy {
 
@@ -98,7 +99,8 @@ void Stream::captureRequest(std::string_view method, std::string_view host, std:
   p.forwardHost = forwardHost;
   p.clientIp = clientIp;
   p.requestId = requestId;
-  p.info = {p.method, p.path, p.query, p.host, p.clientIp, route_.name};
+  p.info = {p.method,   p.path,      p.query,       p.host,
+            p.clientIp, route_.name, p.forwardHost, requestHasBody};
 }
 
 void Stream::reply(int status, std::string body, std::string_view contentType) {
@@ -122,6 +124,10 @@ bool Stream::bufferBody(std::string_view bytes) {
   if (body.size() + bytes.size() > plugins_->bufferLimit) return false;
   body += bytes;
   return true;
+}
+
+bool Stream::fetchInBackground(plugin::BackgroundRequest request) {
+  return worker_.backgroundFetches().start(*this, std::move(request));
 }
 
 observability::RouteMetrics& Stream::routeMetrics() {
@@ -161,45 +167,41 @@ void Stream::replaceUpstreamResponse() {
 
 int Stream::onHeadersComplete() {
   const http::Parser& parser = lease_->parser();
-  const int status = parser.statusCode();
-  if (status < 100) return refuseResponse("status code below 100");
-  if (status < 200) return relayInformational(parser, status);
-  status_ = status;
-  upstreamStatus_ = status_;
-  responseStarted_ = true;
-  headMark_ = clientOut_.queuedTotal();
-  appendResponseHead(parser, lease_->input().base());
-  // HEAD answers, 204 and 304 have no body whatever their fields say (RFC 9112 §6.3); bytes
-  // after such a head are not ours, and the connection that sent them is not reused.
-  return client_.headRequest || status_ == 204 || status_ == 304 ? 1 : 0;
-}
-
-int Stream::refuseResponse(std::string_view why) {
-  protocolViolation_ = why;
-  return HPE_USER;
-}
-
-int Stream::relayInformational(const http::Parser& parser, int status) {
-  // A 101 was never asked for (Upgrade is hop-by-hop and not forwarded), and a 1xx has no
-  // content: one that announces some would put the backend's raw bytes before our head.
-  if (status == 101) return refuseResponse("101 Switching Protocols was not asked for");
-  if (parser.hasTransferEncoding() || parser.contentLength() > 0) {
-    return refuseResponse("1xx response with a body");
+  const http::ResponseHead head =
+      http::judgeResponseHead(parser, client_.headRequest, informationalCount_);
+  switch (head.kind) {
+    case http::ResponseHead::Kind::Refused:
+      protocolViolation_ = head.refusal;
+      break;
+    case http::ResponseHead::Kind::Informational:
+      relayInformational(parser);
+      break;
+    case http::ResponseHead::Kind::Final:
+      status_ = parser.statusCode();
+      upstreamStatus_ = status_;
+      responseStarted_ = true;
+      headMark_ = clientOut_.queuedTotal();
+      // A bodyless head's own framing fields are ignored; bytes after it are not ours, and the
+      // connection that sent them is not reused.
+      appendResponseHead(parser, lease_->input().base());
+      break;
   }
-  if (++informationalCount_ > kMaxInformational) return refuseResponse("too many 1xx responses");
+  return head.parserResult();
+}
+
+void Stream::relayInformational(const http::Parser& parser) {
   // RFC 9110 §15.2: a proxy forwards the 1xx it did not ask for itself (103 Early Hints lets a
   // browser preload), except to an HTTP/1.0 client, which cannot read them.
   if (client_.versionMinor >= 1) {
     const char* base = lease_->input().base();
-    appendStatusLine(status, parser.statusText(base));
+    appendStatusLine(parser.statusCode(), parser.statusText(base));
     forEachForwardedField(parser, base, [&](std::string_view name, std::string_view value,
                                             http::FieldName kind) {
       if (kind != http::FieldName::ContentLength) appendField(clientOut_, name, value);
     });
     clientOut_.append("\r\n");
   }
-  informational_ = true;
-  return 1;  // the final response follows on the same connection
+  informational_ = true;  // the final response follows on the same connection
 }
 
 template <typename Emit>

@@ -69,7 +69,8 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   bool retriedReuse = false;   // the one retry after a stale pooled connection is spent
   bool idempotent = false;     // the method may be sent twice (RFC 9110 §9.2.2)
   bool connectTimedOut = false;  // the last connect attempt timed out (504 rather than 502)
-  int64_t upstreamStartUs = 0;   // when the current attempt's request was handed to a connection
+  // core::monotonicUs() when the current attempt's request was handed to a connection.
+  int64_t upstreamStartUs = 0;
 
   // Request side progress.
   bool requestHasBody = false;
@@ -133,6 +134,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   void fail(core::Error error) override;
   void replyWith(int status, std::span<const Field> fields, std::string body) override;
   void bufferRequestBody(std::size_t limit) override;
+  bool fetchInBackground(plugin::BackgroundRequest request) override;
   void resume() override { owner_.resumeExchange(); }
   core::Worker& worker() override { return worker_; }
   int64_t nowMs() const override;
@@ -158,8 +160,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   http::ConnectionTokens forEachForwardedField(const http::Parser& parser, const char* base,
                                                Emit&& emit);
   void appendResponseHead(const http::Parser& parser, const char* base);
-  int relayInformational(const http::Parser& parser, int status);
-  int refuseResponse(std::string_view why);
+  void relayInformational(const http::Parser& parser);
   void appendStatusLine(int status, std::string_view reason);
   void appendFraming();
   bool framedByUs(http::FieldName kind) const;
@@ -183,9 +184,7 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   uint64_t responseLength_ = 0;  // the upstream's parsed Content-Length, with Raw framing
   int status_ = 0;
   int upstreamStatus_ = 0;  // the upstream's final status, even when a plugin replaced it
-  // A backend may send a few 1xx before its answer; an endless stream of them is refused.
-  static constexpr int kMaxInformational = 16;
-  int informationalCount_ = 0;
+  int informationalCount_ = 0;  // 1xx heads of this exchange (bounded, see judgeResponseHead)
   uint64_t headMark_ = 0;  // clientOut_.queuedTotal() before the final head
   std::string_view protocolViolation_;
   bool informational_ = false;

@@ -33,6 +33,8 @@ struct ForwardTarget {
   // pass unchanged). The client's tracestate is kept only when its traceparent was valid.
   std::string_view traceParent;
   bool keepTraceState = true;
+  // The client is a proxy the configuration trusts: its X-Real-IP and Forwarded pass on.
+  bool fromTrustedProxy = false;
 };
 
 // Fields of a parsed request head, with their classification and the Connection options.
@@ -99,6 +101,11 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
       case http::FieldName::TraceState:
         if (target.keepTraceState) field(fields.name(i), fields.value(i));
         continue;
+      case http::FieldName::XRealIp:
+      case http::FieldName::Forwarded:
+        // Anyone may write these; only a proxy we trust knows what it says about the client.
+        if (target.fromTrustedProxy) field(fields.name(i), fields.value(i));
+        continue;
       case http::FieldName::XForwardedFor: {
         std::string_view value = fields.value(i);
         if (forwardedFor.empty()) {
@@ -113,7 +120,7 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
       }
       default:
         // Host, X-Forwarded-Host/-Proto and Content-Length are written below, Expect was
-        // answered by us, and hop-by-hop fields end at this hop.
+        // answered by us, hop-by-hop fields end at this hop, and dropped ones go nowhere.
         continue;
     }
   }

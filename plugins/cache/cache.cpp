@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <string>
@@ -16,18 +17,21 @@
 namespace gw::plugins::cache {
 namespace {
 
-// A plugin's header list as the cache core reads fields: a view, nothing copied.
-class HeaderFields final : public FieldsView {
+// The engine's field lists as the cache core reads fields: a view, nothing copied.
+template <typename List>
+class ListFields final : public FieldsView {
  public:
-  explicit HeaderFields(const plugin::HeaderMap& map) : map_(map) {}
-  std::size_t size() const override { return map_.size(); }
+  explicit ListFields(const List& list) : list_(list) {}
+  std::size_t size() const override { return list_.size(); }
   std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
-    return map_.at(i);
+    return list_.at(i);
   }
 
  private:
-  const plugin::HeaderMap& map_;
+  const List& list_;
 };
+using HeaderFields = ListFields<plugin::HeaderMap>;
+using BackgroundFields = ListFields<std::vector<std::pair<std::string, std::string>>>;
 
 // HTTP's clocks are wall-clock seconds (Date, Expires, Age).
 int64_t wallSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
@@ -53,10 +57,86 @@ std::optional<uint64_t> contentLength(const FieldsView& fields) {
 constexpr std::string_view kClientConditionals[] = {"if-none-match", "if-modified-since",
                                                     "range", "if-range"};
 
+bool isClientConditional(std::string_view name) {
+  return std::any_of(std::begin(kClientConditionals), std::end(kClientConditionals),
+                     [&](std::string_view c) { return http::iequals(c, name); });
+}
+
+// The conditional fields that revalidate a stored response (RFC 9111 §4.3.1).
+std::vector<Field> validatorsOf(const StoredMeta& meta) {
+  std::vector<Field> fields;
+  if (!meta.etag.empty()) fields.push_back({"If-None-Match", meta.etag});
+  if (meta.lastModified) {
+    fields.push_back({"If-Modified-Since", formatHttpDate(*meta.lastModified)});
+  }
+  return fields;
+}
+
 std::string hitStatus(const StoredResponse& entry, int64_t now) {
   // RFC 9211 §2.5: ttl is the remaining freshness lifetime, negative when stale.
   return "gatewayd; hit; ttl=" + std::to_string(entry.meta.lifetime - currentAge(entry.meta, now));
 }
+
+// RFC 9111 §4.3.4: the stale entry with a 304's fields merged in takes its place in the store,
+// or, when the update made it unstorable (e.g. no-store now), the entry is removed. Returns the
+// updated response (it still answers the request at hand) and whether it was stored.
+std::pair<std::shared_ptr<const StoredResponse>, bool> freshen(
+    const Settings& settings, const RequestKey& key, const FieldsView& request,
+    const StoredResponse& stale, const FieldsView& notModified, int64_t requestTime,
+    const RequestDirectives& directives, bool authorized) {
+  std::vector<Field> merged = stale.fields;
+  mergeNotModified(merged, notModified);
+  const FieldSpan mergedView(merged);
+  StoredMeta meta =
+      analyseResponse(stale.status, mergedView, requestTime, wallSeconds(), settings.policy);
+  const bool storable =
+      storability("GET", authorized, directives, meta, settings.policy) == Storable::Yes;
+  auto freshened = makeStoredResponse(stale.status, mergedView, stale.body, std::move(meta));
+  CacheStore& store = settings.shared->store;
+  if (storable) {
+    store.insert(key, request, freshened);
+  } else {
+    store.invalidate(key.primary);
+  }
+  return {std::move(freshened), storable};
+}
+
+// A refresh running in the background (RFC 5861 §3): what its answer is judged and stored
+// with. Owned by the engine's callback; it outlives the exchange that started it, never the
+// worker (whose snapshot keeps the settings alive).
+struct Refresh {
+  const Settings* settings = nullptr;
+  RequestKey key;
+  std::shared_ptr<const StoredResponse> stale;
+  std::vector<Field> request;  // as sent upstream: the answer's variant is chosen by them
+  bool authorized = false;
+  int64_t requestTime = 0;
+
+  // A 304 freshens the stale entry, a storable answer replaces it; anything else leaves it for
+  // the next request within stale-while-revalidate to try again. The refresh is the cache's own
+  // request: no client directive decides what it stores.
+  void complete(plugin::BackgroundResponse& response) const {
+    const FieldSpan requestView(request);
+    const BackgroundFields fields(response.fields);
+    const RequestDirectives own;
+    if (response.status == 304) {
+      freshen(*settings, key, requestView, *stale, fields, requestTime, own, authorized);
+    } else if (response.status != 0) {
+      StoredMeta meta =
+          analyseResponse(response.status, fields, requestTime, wallSeconds(), settings->policy);
+      CacheStore& store = settings->shared->store;
+      if (storability("GET", authorized, own, meta, settings->policy) == Storable::Yes &&
+          store.admits(response.body.size())) {
+        auto body = std::make_shared<const std::string>(std::move(response.body));
+        store.insert(key, requestView,
+                     makeStoredResponse(response.status, fields, std::move(body), std::move(meta)));
+      }
+    }
+    // Whoever waits for this key looks again; after no answer at all, one of them fetches.
+    settings->shared->gate.finishFetch(
+        key.primary, response.status == 0 ? FetchGate::End::Abandoned : FetchGate::End::Answered);
+  }
+};
 
 }  // namespace
 
@@ -66,7 +146,9 @@ plugin::Status Cache::onRequestHeaders(plugin::Context& ctx) {
   const bool cacheable = isCacheableMethod(info.method);
   if (!cacheable && isSafeMethod(info.method)) return plugin::Status::Continue;
   const HeaderFields request(ctx.requestHeaders());
-  buildRequestKey(settings_.key, info.method, info.host, info.path, info.query, request, key_);
+  // Keyed on what the backend receives: the Host value as forwarded, not the routing form.
+  buildRequestKey(settings_.key, info.method, info.forwardedHost, info.path, info.query, request,
+                  key_);
   if (!cacheable) {
     phase_ = Phase::Invalidate;
     return plugin::Status::Continue;
@@ -76,12 +158,19 @@ plugin::Status Cache::onRequestHeaders(plugin::Context& ctx) {
   const bool authorized = ctx.requestHeaders().get("authorization").has_value();
   const bool withCookie = ctx.requestHeaders().get("cookie").has_value();
   if ((authorized && !settings_.allowAuthorized) || (withCookie && !settings_.allowCookies)) {
-    phase_ = Phase::Bypass;
-    outcome_ = Outcome::Bypass;
-    cacheStatus_ = "gatewayd; fwd=bypass";
-    return plugin::Status::Continue;
+    return bypass("gatewayd; fwd=bypass");
   }
+  // The body is not in the key, and a backend may answer by it: such an answer is no one
+  // else's, nor is a stored one this request's.
+  if (info.hasBody) return bypass("gatewayd; fwd=bypass; detail=request-body");
   return lookupAndDecide(ctx, /*mayWait=*/true);
+}
+
+plugin::Status Cache::bypass(std::string cacheStatus) {
+  phase_ = Phase::Bypass;
+  outcome_ = Outcome::Bypass;
+  cacheStatus_ = std::move(cacheStatus);
+  return plugin::Status::Continue;
 }
 
 plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
@@ -98,22 +187,13 @@ plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
       case Decision::ServeStale:
         serve(ctx, entry, hitStatus(*entry, now), Outcome::Stale);
         return plugin::Status::Respond;
-      case Decision::StaleWhileRevalidate: {
-        // One exchange refreshes the entry; meanwhile every other one is served the stale copy
-        // (RFC 5861 §3), so a popular key never queues behind its refresh.
-        const auto ticket = directives_.onlyIfCached ? FetchGate::Ticket{FetchGate::Role::Alone}
-                                                     : shared.gate.beginFetch(key_.primary, {});
-        if (ticket.role == FetchGate::Role::Leader) {
-          leading_ = true;
-          stale_ = std::move(entry);
-          cacheStatus_ = "gatewayd; fwd=stale";
-          return forward(ctx, /*mayWait=*/false);
-        }
-        if (ticket.role == FetchGate::Role::Waiter) shared.gate.cancel(key_.primary, ticket.id);
+      case Decision::StaleWhileRevalidate:
+        // RFC 5861 §3: every request is answered from the stale copy at once, and the first one
+        // starts one refresh that no client waits for.
+        if (!directives_.onlyIfCached) refreshInBackground(ctx, entry);
         serve(ctx, entry, hitStatus(*entry, now) + "; detail=stale-while-revalidate",
               Outcome::Stale);
         return plugin::Status::Respond;
-      }
       case Decision::MustRevalidate:
       case Decision::Unusable:
         stale_ = std::move(entry);
@@ -140,10 +220,10 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
     waitLink_ = std::make_shared<WaitLink>(WaitLink{this});
     core::Worker& worker = ctx.worker();
     // Runs on the leader's thread: hop to ours, where the link is read and cut.
-    const auto ticket =
-        settings_.shared->gate.beginFetch(key_.primary, [link = waitLink_, &worker] {
-          worker.post([link] {
-            if (link->cache) link->cache->leaderFinished();
+    const auto ticket = settings_.shared->gate.beginFetch(
+        key_.primary, [link = waitLink_, &worker](FetchGate::End end) {
+          worker.post([link, end] {
+            if (link->cache) link->cache->leaderFinished(end);
           });
         });
     switch (ticket.role) {
@@ -157,8 +237,10 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
         waiterId_ = ticket.id;
         if (!waitTimer_) {
           waitTimer_.reset(evtimer_new(worker.base(), &Cache::onWaitTimeout, this));
+          waitDeadlineMs_ = ctx.nowMs() + settings_.coalesceTimeout.count();
         }
-        const auto wait = settings_.coalesceTimeout.count();
+        // Waiting again behind a new leader does not extend the wait.
+        const int64_t wait = std::max<int64_t>(0, waitDeadlineMs_ - ctx.nowMs());
         const timeval timeout{static_cast<time_t>(wait / 1000),
                               static_cast<suseconds_t>(wait % 1000 * 1000)};
         evtimer_add(waitTimer_.get(), &timeout);
@@ -184,9 +266,40 @@ void Cache::prepareFetch(plugin::Context& ctx) {
     }
   }
   conditionalsReplaced_ = true;
-  const StoredMeta& meta = stale_->meta;
-  if (!meta.etag.empty()) request.set("If-None-Match", meta.etag);
-  if (meta.lastModified) request.set("If-Modified-Since", formatHttpDate(*meta.lastModified));
+  for (const Field& validator : validatorsOf(stale_->meta)) {
+    request.set(validator.name, validator.value);
+  }
+}
+
+void Cache::refreshInBackground(plugin::Context& ctx,
+                                const std::shared_ptr<const StoredResponse>& stale) {
+  FetchGate& gate = settings_.shared->gate;
+  const auto ticket = gate.beginFetch(key_.primary, {});
+  if (ticket.role == FetchGate::Role::Waiter) gate.cancel(key_.primary, ticket.id);
+  if (ticket.role != FetchGate::Role::Leader) return;  // a fetch of this key is under way
+  auto refresh = std::make_shared<Refresh>();
+  refresh->settings = &settings_;
+  refresh->key = key_;
+  refresh->stale = stale;
+  refresh->authorized = ctx.requestHeaders().get("authorization").has_value();
+  refresh->requestTime = wallSeconds();
+  // The whole answer is wanted, asked for with the entry's validators: the client's own
+  // conditionals and range stay its business.
+  ctx.requestHeaders().forEach([&](std::string_view name, std::string_view value) {
+    if (!isClientConditional(name)) {
+      refresh->request.push_back({std::string(name), std::string(value)});
+    }
+    return true;
+  });
+  for (Field& validator : validatorsOf(stale->meta)) {
+    refresh->request.push_back(std::move(validator));
+  }
+  std::vector<plugin::Context::Field> fields;
+  for (const Field& f : refresh->request) fields.emplace_back(f.name, f.value);
+  const bool started = ctx.fetchInBackground(
+      {fields, settings_.shared->store.entryLimit(), settings_.coalesceTimeout.count(),
+       [refresh](plugin::BackgroundResponse& response) { refresh->complete(response); }});
+  if (!started) gate.finishFetch(key_.primary, FetchGate::End::Abandoned);
 }
 
 void Cache::serve(plugin::Context& ctx, std::shared_ptr<const StoredResponse> entry,
@@ -296,22 +409,11 @@ void Cache::handleUpstreamHead(plugin::Context& ctx) {
 }
 
 void Cache::freshenFromNotModified(plugin::Context& ctx) {
-  // RFC 9111 §4.3.4: the 304's fields update the stored response, which then answers.
-  std::vector<Field> merged = stale_->fields;
-  mergeNotModified(merged, HeaderFields(ctx.responseHeaders()));
-  const FieldSpan mergedView(merged);
-  StoredMeta meta = analyseResponse(stale_->status, mergedView, requestTime_, wallSeconds(),
-                                    settings_.policy);
+  // The 304's fields update the stored response, which then answers.
   const bool authorized = ctx.requestHeaders().get("authorization").has_value();
-  const bool storable =
-      storability("GET", authorized, directives_, meta, settings_.policy) == Storable::Yes;
-  auto freshened = makeStoredResponse(stale_->status, mergedView, stale_->body, std::move(meta));
-  CacheStore& store = settings_.shared->store;
-  if (storable) {
-    store.insert(key_, HeaderFields(ctx.requestHeaders()), freshened);
-  } else {
-    store.invalidate(key_.primary);  // the update made it unstorable (e.g. no-store now)
-  }
+  auto [freshened, storable] =
+      freshen(settings_, key_, HeaderFields(ctx.requestHeaders()), *stale_,
+              HeaderFields(ctx.responseHeaders()), requestTime_, directives_, authorized);
   finishLeading();
   std::string cacheStatus = std::move(cacheStatus_);
   if (storable) cacheStatus += "; stored";
@@ -349,12 +451,10 @@ void Cache::invalidateAfterUnsafe(plugin::Context& ctx) {
   if (status < 200 || status >= 400) return;
   CacheStore& store = settings_.shared->store;
   store.invalidateUrl(key_.url);
-  const auto authority = ctx.requestHeaders().get("host");
   std::string url;
   for (std::string_view name : {"location", "content-location"}) {
     const auto target = ctx.responseHeaders().get(name);
-    if (target && sameOriginUrl(settings_.key, *target, authority.value_or(ctx.request().host),
-                                url)) {
+    if (target && sameOriginUrl(settings_.key, *target, ctx.request().forwardedHost, url)) {
       store.invalidateUrl(url);
     }
   }
@@ -386,10 +486,10 @@ void Cache::decorate(plugin::Context& ctx) {
   }
 }
 
-void Cache::finishLeading() {
+void Cache::finishLeading(FetchGate::End end) {
   if (!leading_) return;
   leading_ = false;
-  settings_.shared->gate.finishFetch(key_.primary);
+  settings_.shared->gate.finishFetch(key_.primary, end);
 }
 
 void Cache::stopWaiting() {
@@ -401,12 +501,15 @@ void Cache::stopWaiting() {
   if (waitTimer_) event_del(waitTimer_.get());
 }
 
-void Cache::leaderFinished() {
+void Cache::leaderFinished(FetchGate::End end) {
   if (phase_ != Phase::Waiting || !ctx_) return;
   stopWaiting();
   phase_ = Phase::Fetching;
-  // The leader's answer is in the store if it could be stored; else we fetch on our own.
-  lookupAndDecide(*ctx_, /*mayWait=*/false);
+  // The leader's answer is in the store if it could be stored; else we fetch on our own. A
+  // leader whose exchange died left nothing: its waiters begin again, one leading the rest, so
+  // one client leaving does not turn its waiters into as many origin fetches.
+  const bool again = end == FetchGate::End::Abandoned;
+  if (lookupAndDecide(*ctx_, /*mayWait=*/again) == plugin::Status::Stop) return;
   ctx_->resume();
 }
 
@@ -427,7 +530,7 @@ void Cache::resumeAlone() {
 
 void Cache::onDestroy() noexcept {
   stopWaiting();
-  finishLeading();
+  finishLeading(FetchGate::End::Abandoned);  // still leading: the exchange ended unanswered
   ctx_ = nullptr;
 }
 

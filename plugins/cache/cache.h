@@ -29,7 +29,7 @@ class Cache final : public plugin::Plugin {
   void onDestroy() noexcept override;
 
   // The leader of the fetch this exchange waits for has finished (posted to our worker).
-  void leaderFinished();
+  void leaderFinished(FetchGate::End end);
 
  private:
   enum class Phase : uint8_t {
@@ -46,6 +46,8 @@ class Cache final : public plugin::Plugin {
     Cache* cache = nullptr;  // read and cut on this exchange's worker only
   };
 
+  // The request goes upstream without the cache: nothing read, nothing stored.
+  plugin::Status bypass(std::string cacheStatus);
   // Answers from `entry` if it may serve this request now; else forwards (or waits).
   plugin::Status lookupAndDecide(plugin::Context& ctx, bool mayWait);
   plugin::Status forward(plugin::Context& ctx, bool mayWait);
@@ -53,6 +55,10 @@ class Cache final : public plugin::Plugin {
   // conditional and range fields (RFC 9111 §4.3.1), which are kept for answering it after a 304.
   void prepareFetch(plugin::Context& ctx);
   void resumeAlone();
+  // Starts the one refresh of a stale entry that stale-while-revalidate allows, unless one of
+  // this key is under way; the request itself is answered from the stale copy meanwhile.
+  void refreshInBackground(plugin::Context& ctx,
+                           const std::shared_ptr<const StoredResponse>& stale);
   // Answers the request from a stored response (304, 206/416 or the whole of it).
   void serve(plugin::Context& ctx, std::shared_ptr<const StoredResponse> entry,
              std::string cacheStatus, Outcome outcome);
@@ -61,7 +67,7 @@ class Cache final : public plugin::Plugin {
   void invalidateAfterUnsafe(plugin::Context& ctx);
   // Cache-Status and the configured downstream fields on what goes to the client.
   void decorate(plugin::Context& ctx);
-  void finishLeading();
+  void finishLeading(FetchGate::End end = FetchGate::End::Answered);
   void stopWaiting();
   static void onWaitTimeout(evutil_socket_t, short, void* arg);
 
@@ -93,6 +99,7 @@ class Cache final : public plugin::Plugin {
   std::shared_ptr<WaitLink> waitLink_;
   uint64_t waiterId_ = 0;
   core::EventPtr waitTimer_;
+  int64_t waitDeadlineMs_ = 0;  // coalesce_timeout from the first wait (ctx.nowMs() clock)
 };
 
 }  // namespace gw::plugins::cache

@@ -39,11 +39,11 @@ void appendFieldPart(std::string& out, const FieldsView& request, std::string_vi
   }
 }
 
-// RequestKey::url: the host (lower-case), path and normalised query.
-void buildUrl(const KeyOptions& options, std::string_view lowerHost, std::string_view path,
+// RequestKey::url: the host (see urlHost()), path and normalised query.
+void buildUrl(const KeyOptions& options, std::string_view urlHost, std::string_view path,
               std::string_view query, std::string& url) {
   url.clear();
-  appendPart(url, lowerHost);
+  appendPart(url, urlHost);
   appendPart(url, path);
   if (!options.sortQuery && options.ignoredParams.empty()) {
     appendPart(url, query);  // the common case: the query as sent, no copy in between
@@ -55,6 +55,12 @@ void buildUrl(const KeyOptions& options, std::string_view lowerHost, std::string
 }
 
 std::string_view paramName(std::string_view param) { return param.substr(0, param.find('=')); }
+
+// The host of an authority as RequestKey::url holds it: lower-case, no port, no trailing dot.
+// An authority the engine would not have forwarded is kept whole (lower-cased).
+void urlHost(std::string_view authority, std::string& out) {
+  if (!http::normaliseHost(authority, out)) http::asciiLower(authority, out);
+}
 
 }  // namespace
 
@@ -85,15 +91,16 @@ void normaliseQuery(const KeyOptions& options, std::string_view query, std::stri
   }
 }
 
-void buildRequestKey(const KeyOptions& options, std::string_view method, std::string_view host,
+void buildRequestKey(const KeyOptions& options, std::string_view method, std::string_view authority,
                      std::string_view path, std::string_view query, const FieldsView& request,
                      RequestKey& out) {
-  http::asciiLower(host, out.host);
+  urlHost(authority, out.host);
   out.path = path;
   buildUrl(options, out.host, path, query, out.url);
 
   out.primary.clear();
   appendPart(out.primary, method == "HEAD" ? std::string_view("GET") : method);
+  appendPart(out.primary, authority);
   out.primary += out.url;
   std::string scratch;
   for (const std::string& name : options.headers) {
@@ -127,21 +134,27 @@ bool sameOriginUrl(const KeyOptions& options, std::string_view uri,
   } else if (uri.starts_with("//")) {
     return false;  // network-path reference: another authority, maybe another scheme
   }
-  auto host = http::hostWithoutPort(authority);
-  if (!host) return false;
+  std::string host;
+  if (!http::normaliseHost(authority, host)) return false;
   const std::size_t q = uri.find('?');
   const std::string_view path = uri.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? "" : uri.substr(q + 1);
-  std::string lowerHost;
-  http::asciiLower(*host, lowerHost);
-  buildUrl(options, lowerHost, path, query, url);
+  buildUrl(options, host, path, query, url);
   return true;
 }
 
 std::vector<std::string> varyNames(const FieldsView& responseFields) {
-  std::vector<std::string> names{"accept-encoding"};
+  std::vector<std::string> names;
+  bool contentCoded = false;
   for (std::size_t i = 0; i < responseFields.size(); ++i) {
     auto [n, v] = responseFields.at(i);
+    if (http::iequals(n, "Content-Encoding")) {
+      forEachListElement(v, [&](std::string_view coding) {
+        contentCoded = contentCoded || !http::iequals(coding, "identity");
+        return !contentCoded;
+      });
+      continue;
+    }
     if (!http::iequals(n, "Vary")) continue;
     forEachListElement(v, [&](std::string_view element) {
       if (element != "*") {
@@ -152,6 +165,7 @@ std::vector<std::string> varyNames(const FieldsView& responseFields) {
       return true;
     });
   }
+  if (contentCoded) names.emplace_back("accept-encoding");
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;

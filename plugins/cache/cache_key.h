@@ -1,9 +1,9 @@
 #pragma once
-// Cache keys. The primary key names the resource (method class, host, path, query, configured
-// request header values); the variant key picks one stored response among those the resource's
-// Vary allows (RFC 9111 §4.1). Both are encoded injectively: every part is length-prefixed (and
-// an absent header differs from an empty one), so no crafted URI or header value can make two
-// different requests share a key.
+// Cache keys. The primary key names the request as it is forwarded (method class, the Host value
+// sent upstream byte for byte, path, query, configured request header values); the variant key
+// picks one stored response among those the resource's Vary allows (RFC 9111 §4.1). Both are
+// encoded injectively: every part is length-prefixed (and an absent header differs from an empty
+// one), so no crafted URI or header value can make two different requests share a key.
 
 #include <span>
 #include <string>
@@ -22,14 +22,18 @@ struct KeyOptions {
 
 struct RequestKey {
   std::string primary;  // the store's key
-  std::string url;      // host, path and normalised query only: what unsafe methods invalidate
-  std::string host;     // lower-case, for purge by prefix
+  // The host (lower-case, without port or trailing dot), path and normalised query only: what
+  // unsafe methods invalidate, whatever port or case their Host was written with.
+  std::string url;
+  std::string host;  // as in url, for purge
   std::string path;
 };
 
-// HEAD and GET share a key (a stored GET answers a HEAD). `host` is lower-cased here. The
-// strings in `out` are overwritten, keeping their capacity.
-void buildRequestKey(const KeyOptions& options, std::string_view method, std::string_view host,
+// HEAD and GET share a key (a stored GET answers a HEAD). `authority` is the Host value the
+// backend receives, exactly as sent: a backend may answer "victim.example:6666" differently from
+// "victim.example", so they never share an entry. The strings in `out` are overwritten, keeping
+// their capacity.
+void buildRequestKey(const KeyOptions& options, std::string_view method, std::string_view authority,
                      std::string_view path, std::string_view query, const FieldsView& request,
                      RequestKey& out);
 
@@ -46,7 +50,10 @@ bool sameOriginUrl(const KeyOptions& options, std::string_view uriReference,
                    std::string_view requestAuthority, std::string& url);
 
 // The request fields a stored response varies on: its Vary names lower-cased, de-duplicated and
-// sorted, with accept-encoding always among them. Vary: * is not a name (see StoredMeta::varyStar).
+// sorted (RFC 9111 §4.1: only they select). Vary: * is not a name (see StoredMeta::varyStar).
+// A content-coded response (Content-Encoding other than identity) varies on accept-encoding
+// too, Vary or not: a client must not get a coding it did not ask for because its origin
+// forgot to say so.
 std::vector<std::string> varyNames(const FieldsView& responseFields);
 
 // The request's values for `names` (as returned by varyNames): each field's lines combined with

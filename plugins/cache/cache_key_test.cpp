@@ -31,10 +31,28 @@ std::string query(std::string_view q, const KeyOptions& options) {
   return out;
 }
 
-TEST_CASE("cache_key: HEAD shares GET's key; host case does not matter") {
-  CHECK(primary("GET", "example.com", "/a", "x=1") == primary("HEAD", "Example.COM", "/a", "x=1"));
+TEST_CASE("cache_key: HEAD shares GET's key") {
+  CHECK(primary("GET", "example.com", "/a", "x=1") == primary("HEAD", "example.com", "/a", "x=1"));
   CHECK(primary("GET", "example.com", "/a", "x=1") != primary("POST", "example.com", "/a", "x=1"));
   CHECK(primary("GET", "example.com", "/a", "") != primary("GET", "example.org", "/a", ""));
+}
+
+TEST_CASE("cache_key: the Host value as forwarded keys byte for byte; the URL part ignores port") {
+  // The backend receives each of these as it is written and may answer each differently.
+  std::set<std::string> keys;
+  const std::vector<std::string_view> authorities = {"victim.example",    "victim.example:6666",
+                                                     "victim.example.",   "Victim.Example",
+                                                     "victim.example:80", ""};
+  for (std::string_view authority : authorities) keys.insert(primary("GET", authority, "/a", ""));
+  CHECK(keys.size() == authorities.size());
+  // What an unsafe method invalidates and what a purge by host matches covers them all.
+  RequestKey plain, ported;
+  buildRequestKey({}, "GET", "victim.example", "/a", "", FieldSpan(Fields{}), plain);
+  for (std::string_view authority : {"victim.example:6666", "victim.example.", "VICTIM.example"}) {
+    buildRequestKey({}, "POST", authority, "/a", "", FieldSpan(Fields{}), ported);
+    CHECK_MESSAGE(ported.url == plain.url, authority);
+    CHECK(ported.host == "victim.example");
+  }
 }
 
 TEST_CASE("cache_key: inputs that collide under naive concatenation do not collide") {
@@ -117,11 +135,25 @@ TEST_CASE("cache_key: Location / Content-Location invalidate only within the ori
   CHECK_FALSE(sameOriginUrl(options, "items/7", "api.example.com", url));
 }
 
-TEST_CASE("cache_key: Vary names are lower-cased, de-duplicated, and include accept-encoding") {
-  CHECK(varyNames(FieldSpan(Fields{})) == std::vector<std::string>{"accept-encoding"});
+TEST_CASE("cache_key: Vary names are lower-cased and de-duplicated; coded answers add encoding") {
+  CHECK(varyNames(FieldSpan(Fields{})).empty());
   CHECK(varyNames(FieldSpan(Fields{{"Vary", " Accept-Language ,ACCEPT-ENCODING"},
                                    {"vary", "Cookie, accept-language, *"}})) ==
         std::vector<std::string>{"accept-encoding", "accept-language", "cookie"});
+  // Only Vary selects (RFC 9111 4.1) unless the body is content-coded.
+  CHECK(varyNames(FieldSpan(Fields{{"Vary", "Accept-Language"}})) ==
+        std::vector<std::string>{"accept-language"});
+  CHECK(varyNames(FieldSpan(Fields{{"Content-Encoding", "identity"}})).empty());
+  for (const char* coding : {"gzip", "br", "identity, gzip", "GZIP"}) {
+    CHECK_MESSAGE(varyNames(FieldSpan(Fields{{"Content-Encoding", coding}})) ==
+                      std::vector<std::string>{"accept-encoding"},
+                  coding);
+  }
+  CHECK(varyNames(
+            FieldSpan(Fields{{"Content-Encoding", "gzip"}, {"Content-Encoding", "identity"}})) ==
+        std::vector<std::string>{"accept-encoding"});
+  CHECK(varyNames(FieldSpan(Fields{{"Content-Encoding", "gzip"}, {"Vary", "Accept-Encoding"}})) ==
+        std::vector<std::string>{"accept-encoding"});
 }
 
 TEST_CASE("cache_key: variant key normalises whitespace, lines and name case") {
@@ -132,11 +164,14 @@ TEST_CASE("cache_key: variant key normalises whitespace, lines and name case") {
   CHECK(variant(vary, {{"Accept-Language", "en"}, {"ACCEPT-LANGUAGE", "fr"}}) == base);
   CHECK(variant(vary, {{"Accept-Language", "fr, en"}}) != base);
   CHECK(variant(vary, {{"Accept-Language", "en;q=1, fr"}}) != base);
-  // Accept-Encoding always counts, even without Vary.
-  CHECK(variant({}, {{"Accept-Encoding", "gzip"}}) != variant({}, {}));
-  CHECK(variant({}, {{"Accept-Encoding", ""}}) != variant({}, {}));
-  CHECK(variant({}, {{"Accept-Encoding", "gzip"}, {"Accept-Language", "en"}}) ==
-        variant({}, {{"Accept-Encoding", "gzip"}, {"Accept-Language", "de"}}));
+  // Without Vary every request is the same variant; a coded answer varies on Accept-Encoding.
+  CHECK(variant({}, {{"Accept-Encoding", "gzip"}}) == variant({}, {}));
+  CHECK(variant({}, {{"Accept-Encoding", "identity"}, {"Range", "bytes=1-2"}}) == variant({}, {}));
+  const Fields coded{{"Content-Encoding", "gzip"}};
+  CHECK(variant(coded, {{"Accept-Encoding", "gzip"}}) != variant(coded, {}));
+  CHECK(variant(coded, {{"Accept-Encoding", ""}}) != variant(coded, {}));
+  CHECK(variant(coded, {{"Accept-Encoding", "gzip"}, {"Accept-Language", "en"}}) ==
+        variant(coded, {{"Accept-Encoding", "gzip"}, {"Accept-Language", "de"}}));
   // Values that would run into each other under naive joining stay apart.
   const Fields two{{"Vary", "X-A, X-B"}};
   CHECK(variant(two, {{"X-A", "1"}, {"X-B", "2"}}) != variant(two, {{"X-A", "12"}}));

@@ -180,7 +180,7 @@ StoreStats CacheStore::stats() const {
   return stats_;
 }
 
-FetchGate::Ticket FetchGate::beginFetch(std::string_view key, std::function<void()> onDone) {
+FetchGate::Ticket FetchGate::beginFetch(std::string_view key, OnDone onDone) {
   std::lock_guard lock(mu_);
   auto it = fetches_.find(key);
   if (it == fetches_.end()) {
@@ -194,7 +194,7 @@ FetchGate::Ticket FetchGate::beginFetch(std::string_view key, std::function<void
 }
 
 bool FetchGate::cancel(std::string_view key, uint64_t id) {
-  std::function<void()> dropped;  // destroyed after the lock: it may own request state
+  OnDone dropped;  // destroyed after the lock: it may own request state
   std::lock_guard lock(mu_);
   auto it = fetches_.find(key);
   if (it == fetches_.end()) return false;
@@ -207,7 +207,7 @@ bool FetchGate::cancel(std::string_view key, uint64_t id) {
   return true;
 }
 
-void FetchGate::finishFetch(std::string_view key) {
+void FetchGate::finishFetch(std::string_view key, End end) {
   std::vector<Waiter> waiters;
   {
     std::lock_guard lock(mu_);
@@ -217,7 +217,7 @@ void FetchGate::finishFetch(std::string_view key) {
     fetches_.erase(it);
   }
   for (Waiter& w : waiters) {
-    if (w.onDone) w.onDone();
+    if (w.onDone) w.onDone(end);
   }
 }
 

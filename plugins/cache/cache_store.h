@@ -3,6 +3,7 @@
 // One mutex each, held only for map and LRU operations; entries are shared_ptr<const ...>, so a
 // worker serving a hit keeps the bytes alive even if the entry is evicted meanwhile.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -59,9 +60,8 @@ class CacheStore {
 
   // Whether a response of this many bytes (so far) can ever be stored; check it before
   // buffering and while accumulating the body. No lock.
-  bool admits(std::size_t bytes) const {
-    return bytes <= options_.maxEntryBytes && bytes <= options_.maxBytes;
-  }
+  bool admits(std::size_t bytes) const { return bytes <= entryLimit(); }
+  std::size_t entryLimit() const { return std::min(options_.maxEntryBytes, options_.maxBytes); }
 
   // The stored response for the primary key whose variant matches this request (its values for
   // the stored response's Vary names), or null. Marks it recently used. Freshness is the
@@ -125,15 +125,22 @@ class CacheStore {
 // Request coalescing: concurrent misses on one key make one upstream fetch. The first caller
 // leads and fetches; the others register a callback, run (on the leader's thread, outside the
 // lock) when the leader finishes, which should post onto the waiter's own worker to look the
-// store up again (and fetch itself if the leader's answer was not stored). Waiting time is the
-// caller's to bound: on its timeout or death a waiter cancels.
+// store up again (and fetch itself if the leader's answer was not stored). A leader that gives
+// up without an answer (its client left) tells the waiters so: they begin again, and one of
+// them leads for the rest. Waiting time is the caller's to bound: on its timeout or death a
+// waiter cancels.
 class FetchGate {
  public:
   enum class Role : uint8_t {
-    Leader,  // fetch, then finishFetch(key) whatever happens (also when the request dies)
+    Leader,  // fetch, then finishFetch(key, ...) whatever happens (also when the request dies)
     Waiter,  // wait for the callback; cancel(key, id) if the request goes away first
     Alone,   // too many waiters already: fetch yourself, do not call finishFetch
   };
+  enum class End : uint8_t {
+    Answered,   // the leader has its answer: stored if it could be
+    Abandoned,  // the leader gave up with nothing: waiters should beginFetch() again
+  };
+  using OnDone = std::function<void(End)>;
   struct Ticket {
     Role role = Role::Leader;
     uint64_t id = 0;  // Waiter: for cancel()
@@ -143,19 +150,19 @@ class FetchGate {
 
   // The callback is registered atomically with the decision, so a leader finishing at the same
   // moment cannot be missed; it is dropped unless the role is Waiter.
-  Ticket beginFetch(std::string_view key, std::function<void()> onDone);
+  Ticket beginFetch(std::string_view key, OnDone onDone);
   // True if the waiter was removed before its callback was taken; false if the callback has run
   // or is running (the waiter must then ignore what it posts).
   bool cancel(std::string_view key, uint64_t id);
   // Leader only: ends the fetch and runs every waiter's callback on this thread.
-  void finishFetch(std::string_view key);
+  void finishFetch(std::string_view key, End end = End::Answered);
 
   std::size_t inFlight() const;
 
  private:
   struct Waiter {
     uint64_t id;
-    std::function<void()> onDone;
+    OnDone onDone;
   };
   struct Hash {
     using is_transparent = void;

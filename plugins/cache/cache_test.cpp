@@ -59,12 +59,22 @@ struct Exchange {
   }
 };
 
+// What the engine tells the plugin about the request beyond its fields.
+struct Sent {
+  std::string_view forwardedHost = "example.test";
+  bool hasBody = false;
+  bool acceptBackground = true;  // the engine takes a background fetch
+};
+
 std::unique_ptr<Exchange> run(const Settings& config, std::string method, std::string path,
                               std::vector<std::pair<std::string, std::string>> request,
-                              const Origin& origin) {
+                              const Origin& origin, const Sent& sent = {}) {
   auto x = std::make_unique<Exchange>();
   TestContext& ctx = x->ctx;
   ctx.info.method = method == "GET" ? "GET" : method == "HEAD" ? "HEAD" : "POST";
+  ctx.info.forwardedHost = sent.forwardedHost;
+  ctx.info.hasBody = sent.hasBody;
+  ctx.acceptBackground = sent.acceptBackground;
   static thread_local std::string pathStorage;
   pathStorage = std::move(path);
   ctx.info.path = pathStorage;
@@ -101,6 +111,13 @@ std::unique_ptr<Exchange> get(const Settings& config, std::string path, const Or
 }
 
 const Origin kFresh{200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}}, "payload"};
+
+// Stale at once, served stale for a minute while it is refreshed, revalidated with "v1".
+Origin staleWhileRevalidate(std::string body) {
+  return {200,
+          {{"Cache-Control", "max-age=0, stale-while-revalidate=60"}, {"ETag", "\"v1\""}},
+          std::move(body)};
+}
 
 }  // namespace
 
@@ -185,6 +202,28 @@ TEST_CASE("cache: Authorization and Cookie bypass the cache unless the route opt
   CHECK_FALSE(get(*optIn, "/b", kFresh, {{"Cookie", "s=1"}})->forwarded);
 }
 
+TEST_CASE("cache: a GET with a body neither reads nor fills the store") {
+  auto config = settings(kPlain);
+  const Sent withBody{.hasBody = true};
+  auto first = run(*config, "GET", "/gb", {}, kFresh, withBody);
+  CHECK(first->forwarded);
+  CHECK(first->cacheStatus() == "gatewayd; fwd=bypass; detail=request-body");
+  CHECK(first->ctx.exchangeNotes.cache == "bypass");
+  CHECK(get(*config, "/gb", kFresh)->forwarded);  // nothing was stored
+  CHECK_FALSE(get(*config, "/gb", kFresh)->forwarded);
+  CHECK(run(*config, "GET", "/gb", {}, kFresh, withBody)->forwarded);
+}
+
+TEST_CASE("cache: the key holds the Host value as forwarded, port and all") {
+  auto config = settings(kPlain);
+  get(*config, "/h", kFresh);
+  for (std::string_view host : {"example.test:6666", "example.test.", "EXAMPLE.test", ""}) {
+    CAPTURE(host);
+    CHECK(run(*config, "GET", "/h", {}, kFresh, {.forwardedHost = host})->forwarded);
+  }
+  CHECK_FALSE(get(*config, "/h", kFresh)->forwarded);
+}
+
 TEST_CASE("cache: default_ttl applies only when the upstream says nothing") {
   auto config = settings("{coalesce: false, default_ttl: 30s}");
   CHECK(get(*config, "/t", {200, {}, "x"})->cacheStatus().find("stored") != std::string::npos);
@@ -216,6 +255,80 @@ TEST_CASE("cache: a stale entry is revalidated with its validator; a 304 freshen
   auto hit = get(*config, "/r", {500, {}, ""});
   CHECK_FALSE(hit->forwarded);
   CHECK(hit->field("Cache-Control") == "max-age=60");
+}
+
+TEST_CASE("cache: a 304 that makes the entry unstorable removes it") {
+  auto config = settings(kPlain);
+  get(*config, "/gone", {200, {{"Cache-Control", "max-age=0"}, {"ETag", "\"v1\""}}, "original"});
+  auto revalidated =
+      get(*config, "/gone", {304, {{"Cache-Control", "no-store"}, {"ETag", "\"v1\""}}, ""});
+  REQUIRE(revalidated->forwarded);
+  CHECK(revalidated->ctx.repliedBody == "original");  // this request is still answered
+  CHECK(revalidated->cacheStatus() == "gatewayd; fwd=stale; fwd-status=304");
+  // Nothing left to revalidate: the next request goes without a validator.
+  auto next = get(*config, "/gone", kFresh);
+  REQUIRE(next->forwarded);
+  CHECK(next->cacheStatus() == "gatewayd; fwd=uri-miss; fwd-status=200; stored");
+  for (const auto& [n, v] : next->upstreamRequest) CHECK_FALSE(http::iequals(n, "if-none-match"));
+}
+
+TEST_CASE("cache: within stale-while-revalidate the stale copy answers at once; one refresh runs") {
+  auto config = settings(kPlain);
+  const Origin swr = staleWhileRevalidate("old");
+  get(*config, "/s", swr);
+  // The client's own conditional and range do not go upstream: the refresh wants the whole answer.
+  auto first = get(*config, "/s", {500, {}, "the client must not wait for the origin"},
+                   {{"X-Tenant", "t"}, {"If-None-Match", "\"mine\""}, {"Range", "bytes=0-0"}});
+  CHECK_FALSE(first->forwarded);
+  CHECK(first->status() == 206);  // its Range is answered from the stale copy
+  CHECK(first->ctx.repliedBody == "o");
+  CHECK(first->cacheStatus().find("detail=stale-while-revalidate") != std::string::npos);
+  REQUIRE(first->ctx.background.size() == 1);
+  const auto& refresh = first->ctx.background.front();
+  CHECK(refresh.fields == std::vector<std::pair<std::string, std::string>>{
+                              {"X-Tenant", "t"}, {"If-None-Match", "\"v1\""}});
+  CHECK(refresh.maxBodyBytes == 1 << 20);
+  CHECK(refresh.timeoutMs == 5000);
+  // While it runs, others are answered from the stale copy and start no second one.
+  auto second = get(*config, "/s", {500, {}, ""});
+  CHECK(second->ctx.repliedBody == "old");
+  CHECK(second->ctx.background.empty());
+
+  // Its answer replaces the entry.
+  plugin::BackgroundResponse fresh{
+      200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"v2\""}}, "new"};
+  refresh.done(fresh);
+  auto hit = get(*config, "/s", {500, {}, ""});
+  CHECK(hit->ctx.repliedBody == "new");
+  CHECK(hit->cacheStatus().find("gatewayd; hit; ttl=") == 0);
+  CHECK(hit->cacheStatus().find("stale") == std::string::npos);
+}
+
+TEST_CASE("cache: a background refresh's 304 freshens, a failure leaves the stale copy") {
+  auto config = settings(kPlain);
+  const Origin swr = staleWhileRevalidate("kept");
+  get(*config, "/f", swr);
+  // No answer (timeout, unreachable): the stale copy stays, the next request tries again.
+  auto failing = get(*config, "/f", {500, {}, ""});
+  REQUIRE(failing->ctx.background.size() == 1);
+  plugin::BackgroundResponse none;
+  failing->ctx.background.front().done(none);
+  auto retry = get(*config, "/f", {500, {}, ""});
+  CHECK(retry->ctx.repliedBody == "kept");
+  REQUIRE(retry->ctx.background.size() == 1);
+  // A 304 freshens the stored copy with its fields.
+  plugin::BackgroundResponse notModified{304, {{"Cache-Control", "max-age=60"}}, ""};
+  retry->ctx.background.front().done(notModified);
+  auto hit = get(*config, "/f", {500, {}, ""});
+  CHECK(hit->ctx.repliedBody == "kept");
+  CHECK(hit->field("Cache-Control") == "max-age=60");
+  CHECK(hit->field("ETag") == "\"v1\"");
+  CHECK(hit->ctx.background.empty());
+  // A refresh the worker cannot take now: still answered at once, the next request tries again.
+  get(*config, "/g", swr);
+  auto crowded = run(*config, "GET", "/g", {}, {500, {}, ""}, {.acceptBackground = false});
+  CHECK(crowded->ctx.repliedBody == "kept");
+  CHECK(get(*config, "/g", {500, {}, ""})->ctx.background.size() == 1);
 }
 
 TEST_CASE("cache: stale-if-error serves the stale copy when the upstream fails") {

@@ -73,9 +73,10 @@ StoredMeta analyseResponse(int status, const FieldsView& fields, int64_t request
   m.date = dateField(fields, "Date", responseTime);
   m.lastModified = dateField(fields, "Last-Modified", responseTime);
   if (auto etag = firstValue(fields, "ETag")) m.etag = trimOws(*etag);
-  // §5.1: Age is delta-seconds; an invalid value is ignored, a repeated field: the first.
+  // §5.1: Age is delta-seconds; a list or a repeated field counts by its first member, and an
+  // invalid one is ignored.
   if (auto age = firstValue(fields, "Age")) {
-    m.ageValue = parseDeltaSeconds(trimOws(*age)).value_or(0);
+    m.ageValue = parseDeltaSeconds(trimOws(age->substr(0, age->find(',')))).value_or(0);
   }
 
   if (!policy.targetedField.empty()) {

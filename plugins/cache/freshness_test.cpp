@@ -115,6 +115,11 @@ TEST_CASE("freshness: age calculation (§4.2.3)") {
   CHECK(analyse({{"Age", "abc"}}).ageValue == 0);
   CHECK(analyse({{"Age", "-3"}}).ageValue == 0);
   CHECK(analyse({{"Age", "7"}, {"Age", "9"}}).ageValue == 7);
+  // A list: its first member counts (§5.1), and only its validity.
+  CHECK(analyse({{"Age", "7200, 0"}}).ageValue == 7200);
+  CHECK(analyse({{"Age", " 7200 ,0"}}).ageValue == 7200);
+  CHECK(analyse({{"Age", "abc, 5"}}).ageValue == 0);
+  CHECK(analyse({{"Age", "5, abc"}}).ageValue == 5);
   // Overflow clamps to 2^31 everywhere.
   auto huge = analyse({{"Age", "999999999999999999999"}});
   CHECK(huge.ageValue == kDeltaMax);

@@ -11,7 +11,7 @@ namespace {
 using plugin::ConfigReader;
 
 // Reads the list under `key` into `out`, each bad entry reported at its own position.
-void parseList(ConfigReader& reader, std::string_view key, std::vector<Network>& out) {
+void parseList(ConfigReader& reader, std::string_view key, std::vector<net::IpNetwork>& out) {
   const std::optional<YAML::Node> list = reader.value(key);
   if (!list) return;
   const std::string what = "ip_filter " + std::string(key);
@@ -28,7 +28,7 @@ void parseList(ConfigReader& reader, std::string_view key, std::vector<Network>&
       continue;
     }
     std::string why;
-    if (const auto network = parseNetwork(item.Scalar(), why)) {
+    if (const auto network = net::parseIpNetwork(item.Scalar(), why)) {
       out.push_back(*network);
     } else {
       reader.error(item, what + ": " + ConfigReader::quote(item.Scalar()) + ": " + why);

@@ -8,10 +8,14 @@
 
 #include <algorithm>
 #include <charconv>
-#include <unordered_set>
+#include <cstring>
+#include <optional>
+#include <unordered_map>
+#include <vector>
 
-#include "gateway/observability/metrics.h"
 #include "gateway/http/headers.h"
+#include "gateway/observability/metrics.h"
+#include "plugins/schema_validation/validation_budget.h"
 
 namespace gw::plugins::schema_validation {
 
@@ -19,22 +23,179 @@ namespace {
 
 using rapidjson::Value;
 
-// Load-time walk over every place draft-04 keeps a subschema (RapidJSON compiles exactly these,
-// plus $ref targets), checking what RapidJSON would otherwise ignore silently and applying the
-// #825 rewrite.
-class SchemaWalker {
- public:
-  explicit SchemaWalker(SchemaSource& source) : source_(source) {}
+std::string uriFragment(const rapidjson::Pointer& pointer) {
+  rapidjson::StringBuffer out;
+  pointer.StringifyUriFragment(out);
+  return {out.GetString(), out.GetSize()};
+}
 
-  bool walk(Value& schema, const std::string& at) {
-    if (!schema.IsObject() || !visited_.insert(&schema).second) return true;
-    if (auto* pattern = member(schema, "pattern"); pattern && pattern->IsString()) {
+// "a number", "a list", ...: what a JSON value is, for messages.
+std::string kindOf(const Value& value) {
+  switch (value.GetType()) {
+    case rapidjson::kNullType:
+      return "null";
+    case rapidjson::kFalseType:
+    case rapidjson::kTrueType:
+      return "a boolean";
+    case rapidjson::kObjectType:
+      return "an object";
+    case rapidjson::kArrayType:
+      return "a list";
+    case rapidjson::kStringType:
+      return "a string";
+    case rapidjson::kNumberType:
+      return "a number";
+  }
+  return "a value";
+}
+
+Value* member(Value& object, const char* name) {
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+// The JSON Pointer of a local `$ref` (a string starting with '#'), as RapidJSON's SchemaDocument
+// follows it; nothing for anything else (no $ref, not a string, remote, or not a valid pointer).
+std::optional<rapidjson::Pointer> localRef(const Value& object) {
+  const auto it = object.FindMember("$ref");
+  if (it == object.MemberEnd() || !it->value.IsString()) return std::nullopt;
+  const std::string_view text(it->value.GetString(), it->value.GetStringLength());
+  if (text.empty() || text.front() != '#') return std::nullopt;
+  rapidjson::Pointer pointer(text.data(), text.size());
+  if (!pointer.IsValid()) return std::nullopt;
+  return pointer;
+}
+
+// Load-time checks of a schema against what RapidJSON 1.1.0 does with it, refusing, with the
+// place, every shape that would crash a worker or silently accept anything:
+// - GenericSchemaDocument compiles every object anywhere in the document, and follows a local
+//   $ref whose target holds a $ref at once, recursively, reading each target as an object: a $ref
+//   loop overflows the stack, a $ref to a non-object trips an assertion. Its recursion follows
+//   the document's nesting, and it looks schemas up by a linear search (quadratic in objects).
+// - Its validator trusts every subschema position (allOf/anyOf/oneOf entries, not, items, ...)
+//   to hold a compiled schema: a number there leaves a null or uninitialised pointer.
+// - Each value creates a validator per allOf/anyOf/oneOf/not/dependencies subschema, nested
+//   inside the one that created it and recursing once per level: a loop of those through $ref
+//   recurses without end on any body, and a long chain multiplies the stack a body level costs.
+// It also applies the #825 rewrite (see schema_validation.h) and checks patterns and $refs.
+class SchemaChecker {
+ public:
+  explicit SchemaChecker(SchemaSource& source) : source_(source) {}
+
+  bool check() { return scanDocument() && walkSchemas() && checkCombinatorNesting(); }
+
+  std::string error;
+
+ private:
+  bool fail(const std::string& at, const std::string& why) {
+    error = "schema " + at + ": " + why;
+    return false;
+  }
+
+  // Every container of the document: nesting, object count and $ref chains, without recursion
+  // (the document is not yet known to be shallow) and without a path string per value.
+  bool scanDocument() {
+    struct Visit {
+      const Value* value;
+      std::size_t parent;  // index in `visits`; the root is its own parent
+      std::string token;
+      int depth;
+    };
+    std::vector<Visit> visits;
+    visits.push_back({&source_.document, 0, "", 0});
+    const auto pathOf = [&](std::size_t at) {
+      std::vector<const std::string*> tokens;
+      for (; at != 0; at = visits[at].parent) tokens.push_back(&visits[at].token);
+      std::string path = "#";
+      for (auto it = tokens.rbegin(); it != tokens.rend(); ++it) path += "/" + **it;
+      return path;
+    };
+    std::size_t objects = 0;
+    for (std::size_t i = 0; i < visits.size(); ++i) {
+      const Value& value = *visits[i].value;
+      const int depth = visits[i].depth;
+      if (depth > kMaxSchemaDepth) {
+        return fail(pathOf(i), "nests deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+      }
+      if (value.IsArray()) {
+        for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
+          if (value[k].IsObject() || value[k].IsArray()) {
+            visits.push_back({&value[k], i, std::to_string(k), depth + 1});
+          }
+        }
+      } else if (value.IsObject()) {
+        if (++objects > kMaxSchemaObjects) {
+          return fail(pathOf(i), "the schema has more than " + std::to_string(kMaxSchemaObjects) +
+                                     " JSON objects (RapidJSON compiles each one, in time "
+                                     "growing with the square of their number)");
+        }
+        if (!checkRefChain(value, pathOf(i))) return false;
+        for (const auto& m : value.GetObject()) {
+          if (m.value.IsObject() || m.value.IsArray()) {
+            visits.push_back({&m.value, i, m.name.GetString(), depth + 1});
+          }
+        }
+      }
+    }
+    return true;
+  }
+
+  bool checkRefChain(const Value& object, const std::string& at) {
+    std::vector<const Value*> chain{&object};
+    std::string links = at;
+    for (auto pointer = localRef(object); pointer; pointer = localRef(*chain.back())) {
+      const Value* target = pointer->Get(source_.document);
+      if (!target) return true;  // never resolved; refused below where a schema is expected
+      links += " -> " + uriFragment(*pointer);
+      if (!target->IsObject()) {
+        return fail(at, "$ref " + links + " points to " + kindOf(*target) +
+                            ", not to a schema (a JSON object)");
+      }
+      if (std::find(chain.begin(), chain.end(), target) != chain.end()) {
+        return fail(at, "$ref loop " + links + ": a $ref must lead to a schema");
+      }
+      if (chain.size() > kMaxRefChain) {
+        return fail(at, "$ref chain " + links + " is longer than " + std::to_string(kMaxRefChain) +
+                            " links");
+      }
+      chain.push_back(target);
+    }
+    return true;
+  }
+
+  // Every place draft-04 keeps a subschema, from the root and `definitions` (RapidJSON compiles
+  // exactly these, plus $ref targets), iteratively: a $ref chain may lead anywhere.
+  bool walkSchemas() {
+    std::vector<std::pair<Value*, std::string>> pending{{&source_.document, "#"}};
+    while (!pending.empty()) {
+      auto [schema, at] = std::move(pending.back());
+      pending.pop_back();
+      if (!schema->IsObject()) {
+        return fail(at, "a schema must be a JSON object, got " + kindOf(*schema));
+      }
+      if (!paths_.emplace(schema, at).second) continue;
+      if (!walkSchema(*schema, at, pending)) return false;
+    }
+    return true;
+  }
+
+  using Pending = std::vector<std::pair<Value*, std::string>>;
+
+  bool walkSchema(Value& schema, const std::string& at, Pending& pending) {
+    if (auto* pattern = member(schema, "pattern")) {
+      if (!pattern->IsString()) return fail(at + "/pattern", "must be a string");
       if (!checkRegex(pattern->GetString(), at + "/pattern")) return false;
     }
-    if (auto* ref = member(schema, "$ref"); ref && ref->IsString() && !followRef(*ref, at)) {
-      return false;
+    if (auto* ref = member(schema, "$ref")) {
+      Value* target = followRef(*ref, at);
+      if (!target) return false;
+      pending.emplace_back(target, ref->GetString());
     }
-    if (auto* patterns = member(schema, "patternProperties"); patterns && patterns->IsObject()) {
+    // RapidJSON validates with the $ref's target instead of this object: its keywords below are
+    // checked, but its subschemas never run for the same value.
+    const bool replaced = localRef(schema).has_value();
+    if (auto* patterns = member(schema, "patternProperties")) {
+      if (!patterns->IsObject()) return fail(at + "/patternProperties", "must be an object");
       for (auto& m : patterns->GetObject()) {
         if (!checkRegex(m.name.GetString(), at + "/patternProperties")) return false;
       }
@@ -47,131 +208,225 @@ class SchemaWalker {
         source_.rewritten.push_back(additional);
       }
     }
-    for (const char* key : {"properties", "patternProperties", "definitions", "dependencies"}) {
-      if (auto* map = member(schema, key); map && map->IsObject()) {
+    for (const char* key : {"properties", "patternProperties", "definitions"}) {
+      if (auto* map = member(schema, key)) {
+        if (!map->IsObject()) return fail(at + "/" + key, "must be an object");
         for (auto& m : map->GetObject()) {
-          if (!walk(m.value, at + "/" + key + "/" + m.name.GetString())) return false;
+          pending.emplace_back(&m.value, at + "/" + key + "/" + m.name.GetString());
         }
       }
     }
-    for (const char* key : {"additionalProperties", "additionalItems", "items", "not"}) {
-      if (auto* sub = member(schema, key); sub && !walk(*sub, at + "/" + key)) return false;
+    if (auto* dependencies = member(schema, "dependencies")) {
+      if (!dependencies->IsObject()) return fail(at + "/dependencies", "must be an object");
+      for (auto& m : dependencies->GetObject()) {
+        const std::string where = at + "/dependencies/" + m.name.GetString();
+        if (m.value.IsObject()) {
+          pending.emplace_back(&m.value, where);
+          if (!replaced) sameValue_.emplace_back(&schema, &m.value);
+        } else if (!m.value.IsArray()) {
+          return fail(where, "must be a schema or a list of property names");
+        }
+      }
     }
-    for (const char* key : {"items", "allOf", "anyOf", "oneOf"}) {
-      if (auto* list = member(schema, key); list && list->IsArray()) {
+    for (const char* key : {"additionalProperties", "additionalItems"}) {
+      if (auto* sub = member(schema, key); sub && !sub->IsBool()) {
+        pending.emplace_back(sub, at + "/" + key);
+      }
+    }
+    if (auto* items = member(schema, "items")) {
+      if (items->IsArray()) {
+        for (rapidjson::SizeType i = 0; i < items->Size(); ++i) {
+          pending.emplace_back(&(*items)[i], at + "/items/" + std::to_string(i));
+        }
+      } else {
+        pending.emplace_back(items, at + "/items");
+      }
+    }
+    if (auto* negated = member(schema, "not")) {
+      pending.emplace_back(negated, at + "/not");
+      if (!replaced) sameValue_.emplace_back(&schema, negated);
+    }
+    for (const char* key : {"allOf", "anyOf", "oneOf"}) {
+      if (auto* list = member(schema, key)) {
+        if (!list->IsArray() || list->Empty()) {
+          return fail(at + "/" + key, "must be a non-empty list of schemas");
+        }
         for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
-          if (!walk((*list)[i], at + "/" + key + "/" + std::to_string(i))) return false;
+          pending.emplace_back(&(*list)[i], at + "/" + key + "/" + std::to_string(i));
+          if (!replaced) sameValue_.emplace_back(&schema, &(*list)[i]);
         }
       }
     }
     return true;
   }
 
-  std::string error;
-
- private:
-  static Value* member(Value& object, const char* name) {
-    auto it = object.FindMember(name);
-    return it == object.MemberEnd() ? nullptr : &it->value;
-  }
-
   bool checkRegex(const char* source, const std::string& at) {
     if (Regex(source).IsValid()) return true;
-    error = "schema " + at + ": pattern \"" + source +
-            "\" is not supported by RapidJSON's regex dialect (literals, ., [], [^], ?, *, +, "
-            "{n,m}, |, (), ^, $ and backslash escapes of those)";
-    return false;
+    return fail(at, "pattern \"" + std::string(source) +
+                        "\" is not supported by RapidJSON's regex dialect (literals, ., [], [^], "
+                        "?, *, +, {n,m}, |, (), ^, $ and backslash escapes of those)");
   }
 
   // Without a remote provider RapidJSON ignores a $ref it cannot resolve, which would quietly
-  // accept anything: refuse it at load instead.
-  bool followRef(const Value& ref, const std::string& at) {
+  // accept anything: refuse it at load instead. The target is walked as a schema.
+  Value* followRef(const Value& ref, const std::string& at) {
+    if (!ref.IsString()) {
+      fail(at + "/$ref", "must be a string");
+      return nullptr;
+    }
     const std::string_view text(ref.GetString(), ref.GetStringLength());
     if (text.empty() || text.front() != '#') {
-      error = "schema " + at + ": $ref \"" + std::string(text) +
-              "\" points outside this schema; only local references (\"#/...\") are supported";
-      return false;
+      fail(at, "$ref \"" + std::string(text) +
+                   "\" points outside this schema; only local references (\"#/...\") are "
+                   "supported");
+      return nullptr;
     }
     rapidjson::Pointer pointer(text.data(), text.size());
     Value* target = pointer.IsValid() ? pointer.Get(source_.document) : nullptr;
-    if (!target) {
-      error = "schema " + at + ": $ref \"" + std::string(text) + "\" does not resolve";
-      return false;
+    if (!target) fail(at, "$ref \"" + std::string(text) + "\" does not resolve");
+    return target;
+  }
+
+  // The schema RapidJSON validates a value with at `schema`: the end of its $ref chain.
+  const Value* resolved(const Value* schema) const {
+    for (auto pointer = localRef(*schema); pointer; pointer = localRef(*schema)) {
+      const Value* target = pointer->Get(source_.document);
+      if (!target || !target->IsObject()) break;  // refused by the walk
+      schema = target;
     }
-    return walk(*target, std::string(text));
+    return schema;
+  }
+
+  // The allOf/anyOf/oneOf/not/dependencies edges (through $ref) must form no loop, and no chain
+  // longer than kMaxCombinatorNesting: a depth-first search keeping each schema's longest chain.
+  bool checkCombinatorNesting() {
+    std::unordered_map<const Value*, std::vector<const Value*>> next;
+    for (const auto& [from, to] : sameValue_) next[resolved(from)].push_back(resolved(to));
+    constexpr int kOnPath = -1;
+    std::unordered_map<const Value*, int> longest;  // kOnPath while being explored
+    for (const auto& link : sameValue_) {  // in walk order, so the place reported is stable
+      const Value* start = resolved(link.first);
+      if (longest.contains(start)) continue;
+      std::vector<std::pair<const Value*, std::size_t>> path{{start, 0}};
+      longest[start] = kOnPath;
+      while (!path.empty()) {
+        auto& [node, edge] = path.back();
+        const auto found = next.find(node);
+        const std::size_t edges = found == next.end() ? 0 : found->second.size();
+        if (edge == edges) {
+          int chain = 0;
+          if (found != next.end()) {
+            for (const Value* child : found->second) chain = std::max(chain, longest[child] + 1);
+          }
+          if (chain > kMaxCombinatorNesting) {
+            return fail(paths_[node], "allOf/anyOf/oneOf/not/dependencies nest " +
+                                          std::to_string(chain) +
+                                          " levels deep for one value "
+                                          "(at most " +
+                                          std::to_string(kMaxCombinatorNesting) + ")");
+          }
+          longest[node] = chain;
+          path.pop_back();
+          continue;
+        }
+        const Value* child = found->second[edge++];
+        const auto [it, fresh] = longest.try_emplace(child, kOnPath);
+        if (fresh) {
+          path.emplace_back(child, 0);
+        } else if (it->second == kOnPath) {
+          return fail(paths_[child],
+                      "allOf/anyOf/oneOf/not/dependencies lead back to this "
+                      "schema for the same value (through $ref): validating "
+                      "would never end");
+        }
+      }
+    }
+    return true;
   }
 
   SchemaSource& source_;
-  std::unordered_set<const Value*> visited_;
+  std::unordered_map<const Value*, std::string> paths_;           // each walked schema's first path
+  std::vector<std::pair<const Value*, const Value*>> sameValue_;  // schema -> subschema
 };
 
-std::string uriFragment(const rapidjson::Pointer& pointer) {
-  rapidjson::StringBuffer out;
-  pointer.StringifyUriFragment(out);
-  return {out.GetString(), out.GetSize()};
-}
-
 // Feeds parser events to the validator until it rejects, then only finishes the parse, so a
-// malformed body is INVALID_JSON even if an earlier member already broke the schema.
+// malformed body is INVALID_JSON even if an earlier member already broke the schema. Each event
+// fed is charged to the budget first (which throws once it is spent).
 class ValidatingHandler {
  public:
-  ValidatingHandler(rapidjson::SchemaValidator& validator, const rapidjson::MemoryStream& stream,
-                    int maxDepth)
-      : validator_(validator), stream_(stream), maxDepth_(maxDepth) {}
+  ValidatingHandler(BudgetedValidator& validator, ValidationBudget& budget,
+                    const rapidjson::MemoryStream& stream, int maxDepth)
+      : validator_(validator), budget_(budget), stream_(stream), maxDepth_(maxDepth) {}
 
   bool Null() {
-    return feed([&] { return validator_.Null(); });
+    return feed(0, [&] { return validator_.Null(); });
   }
   bool Bool(bool b) {
-    return feed([&] { return validator_.Bool(b); });
+    return feed(0, [&] { return validator_.Bool(b); });
   }
   bool Int(int i) {
-    return feed([&] { return validator_.Int(i); });
+    return feed(0, [&] { return validator_.Int(i); });
   }
   bool Uint(unsigned u) {
-    return feed([&] { return validator_.Uint(u); });
+    return feed(0, [&] { return validator_.Uint(u); });
   }
   bool Int64(int64_t i) {
-    return feed([&] { return validator_.Int64(i); });
+    return feed(0, [&] { return validator_.Int64(i); });
   }
   bool Uint64(uint64_t u) {
-    return feed([&] { return validator_.Uint64(u); });
+    return feed(0, [&] { return validator_.Uint64(u); });
   }
   bool Double(double d) {
-    return feed([&] { return validator_.Double(d); });
+    return feed(0, [&] { return validator_.Double(d); });
   }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed([&] { return validator_.RawNumber(s, n, copy); });
+    return feed(n, [&] { return validator_.RawNumber(s, n, copy); });
   }
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed([&] { return validator_.String(s, n, copy); });
+    return text(s, n, [&] { return validator_.String(s, n, copy); });
   }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
-    return feed([&] { return validator_.Key(s, n, copy); });
+    return text(s, n, [&] { return validator_.Key(s, n, copy); });
   }
   bool StartObject() {
-    return open() && feed([&] { return validator_.StartObject(); });
+    return open() && feed(0, [&] { return validator_.StartObject(); });
   }
   bool EndObject(rapidjson::SizeType n) {
     --depth_;
-    return feed([&] { return validator_.EndObject(n); });
+    return feed(0, [&] { return validator_.EndObject(n); });
   }
   bool StartArray() {
-    return open() && feed([&] { return validator_.StartArray(); });
+    return open() && feed(0, [&] { return validator_.StartArray(); });
   }
   bool EndArray(rapidjson::SizeType n) {
     --depth_;
-    return feed([&] { return validator_.EndArray(n); });
+    return feed(0, [&] { return validator_.EndArray(n); });
   }
 
   bool rejected() const { return rejected_; }
   bool tooDeep() const { return tooDeepAt_.has_value(); }
   std::size_t tooDeepAt() const { return tooDeepAt_.value_or(0); }
+  // The closing quote of the first string or key holding U+0000, if it came before any other
+  // verdict.
+  std::optional<std::size_t> nulAt() const { return nulAt_; }
 
  private:
+  // RapidJSON matches `pattern` and patternProperties on a NUL-terminated copy, so
+  // "abc\u0000 DROP TABLE" passes ^[a-z]+$ and a key can pass a pattern and then add anything:
+  // such a string or key is refused instead.
   template <typename Event>
-  bool feed(Event&& event) {
-    if (!rejected_ && !event()) rejected_ = true;
+  bool text(const char* s, std::size_t n, Event&& event) {
+    if (!rejected_ && std::memchr(s, '\0', n) != nullptr) {
+      nulAt_ = stream_.Tell() - 1;  // the reader has just consumed the closing quote
+      rejected_ = true;
+    }
+    return feed(n, std::forward<Event>(event));
+  }
+  template <typename Event>
+  bool feed(std::size_t bytes, Event&& event) {
+    if (rejected_) return true;
+    budget_.chargeEvent(bytes);
+    if (!event()) rejected_ = true;
     return true;
   }
   bool open() {
@@ -180,13 +435,57 @@ class ValidatingHandler {
     return false;                 // stops the parse
   }
 
-  rapidjson::SchemaValidator& validator_;
+  BudgetedValidator& validator_;
+  ValidationBudget& budget_;
   const rapidjson::MemoryStream& stream_;
   int maxDepth_;
   int depth_ = 0;
   bool rejected_ = false;
   std::optional<std::size_t> tooDeepAt_;
+  std::optional<std::size_t> nulAt_;
 };
+
+// The verdict of a validation that ran to its end.
+BodyVerdict judge(const Config& config, const BudgetedValidator& validator,
+                  const ValidatingHandler& handler, const rapidjson::ParseResult& parsed,
+                  std::size_t readTo, std::size_t size) {
+  BodyVerdict verdict;
+  if (handler.tooDeep()) {
+    verdict.kind = BodyVerdict::Kind::TooDeep;
+    verdict.offset = handler.tooDeepAt();
+    return verdict;
+  }
+  if (parsed.IsError() || readTo != size) {
+    // MemoryStream reads a NUL byte as the end: bytes after it would reach the upstream unchecked.
+    verdict.kind = BodyVerdict::Kind::InvalidJson;
+    verdict.offset = parsed.IsError() ? parsed.Offset() : readTo;
+    verdict.parseError =
+        parsed.IsError() ? rapidjson::GetParseError_En(parsed.Code()) : "unexpected NUL byte";
+    return verdict;
+  }
+  if (handler.nulAt()) {
+    verdict.kind = BodyVerdict::Kind::NulCharacter;
+    verdict.offset = *handler.nulAt();
+    return verdict;
+  }
+  if (!handler.rejected()) return verdict;
+  verdict.kind = BodyVerdict::Kind::Invalid;
+  verdict.keyword = validator.GetInvalidSchemaKeyword();
+  const rapidjson::Pointer schemaPointer = validator.GetInvalidSchemaPointer();
+  verdict.schemaPath = uriFragment(schemaPointer);
+  verdict.instancePath = uriFragment(validator.GetInvalidDocumentPointer());
+  if (verdict.keyword == "not") {
+    // A rewritten `additionalProperties: false` (#825): report it as the author wrote it.
+    const Value* at = schemaPointer.Get(config.body->document);
+    const auto& rewritten = config.body->rewritten;
+    if (std::find(rewritten.begin(), rewritten.end(), at) != rewritten.end()) {
+      verdict.keyword = "additionalProperties";
+      verdict.schemaPath = uriFragment(
+          rapidjson::Pointer(schemaPointer.GetTokens(), schemaPointer.GetTokenCount() - 1));
+    }
+  }
+  return verdict;
+}
 
 // A string_view as the NUL-terminated stream GenericRegex reads (a NUL inside ends it early;
 // checkValue refuses such values first).
@@ -206,8 +505,15 @@ std::unique_ptr<Regex> compileRule(const ParamRule& rule) {
 }  // namespace
 
 std::shared_ptr<const SchemaSource> compileSchema(std::string_view json, std::string& error) {
+  if (json.size() > kMaxSchemaBytes) {
+    error = "is larger than " + std::to_string(kMaxSchemaBytes) + " bytes of JSON";
+    return nullptr;
+  }
   auto source = std::make_shared<SchemaSource>();
-  source->document.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
+  // Iterative: the nesting is checked only after the parse.
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+  source->document.Parse<kFlags>(json.data(), json.size());
   if (source->document.HasParseError()) {
     error = "malformed JSON at byte " + std::to_string(source->document.GetErrorOffset()) + ": " +
             rapidjson::GetParseError_En(source->document.GetParseError());
@@ -217,11 +523,14 @@ std::shared_ptr<const SchemaSource> compileSchema(std::string_view json, std::st
     error = "a JSON Schema must be a JSON object";
     return nullptr;
   }
-  SchemaWalker walker(*source);
-  if (!walker.walk(source->document, "#")) {
-    error = std::move(walker.error);
+  SchemaChecker checker(*source);
+  if (!checker.check()) {
+    error = std::move(checker.error);
     return nullptr;
   }
+  // Compiled once here too, as each worker will: whatever RapidJSON does at compile time happens
+  // under `gatewayd -t` first, so a file that passes -t starts.
+  rapidjson::SchemaDocument{source->document};
   return source;
 }
 
@@ -234,43 +543,31 @@ WorkerSchemas::WorkerSchemas(const Config& config) : config_(config) {
 BodyVerdict WorkerSchemas::validateBody(std::string_view body) const {
   BodyVerdict verdict;
   if (!schema_) return verdict;
-  rapidjson::SchemaValidator validator(*schema_);
+  ValidationBudget budget(config_.maxValidationSteps, config_.maxValidationBytes);
+  // In raw storage, destroyed only on the normal path: when the budget throws, RapidJSON's state
+  // is half updated, so the validator is abandoned and `budget` frees every block it held.
+  alignas(BudgetedValidator) unsigned char storage[sizeof(BudgetedValidator)];
+  auto* validator = new (storage) BudgetedValidator(*schema_, &budget);
   rapidjson::MemoryStream stream(body.data(), body.size());
-  ValidatingHandler handler(validator, stream, config_.maxDepth);
+  ValidatingHandler handler(*validator, budget, stream, config_.maxDepth);
   rapidjson::Reader reader;
   // Iterative: the parser's own nesting lives on the heap, not the worker's stack.
   constexpr unsigned kFlags =
       rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
-  const rapidjson::ParseResult parsed = reader.Parse<kFlags>(stream, handler);
-  if (handler.tooDeep()) {
-    verdict.kind = BodyVerdict::Kind::TooDeep;
-    verdict.offset = handler.tooDeepAt();
+  rapidjson::ParseResult parsed;
+  try {
+    parsed = reader.Parse<kFlags>(stream, handler);
+  } catch (const ValidationBudget::Exhausted& exhausted) {
+    verdict.kind = BodyVerdict::Kind::TooComplex;
+    verdict.exhausted = exhausted.what;
+    verdict.limit = exhausted.what == ValidationBudget::Exhausted::What::Steps
+                        ? config_.maxValidationSteps
+                        : config_.maxValidationBytes;
+    verdict.offset = stream.Tell();
     return verdict;
   }
-  if (parsed.IsError() || stream.Tell() != body.size()) {
-    // MemoryStream reads a NUL byte as the end: bytes after it would reach the upstream unchecked.
-    verdict.kind = BodyVerdict::Kind::InvalidJson;
-    verdict.offset = parsed.IsError() ? parsed.Offset() : stream.Tell();
-    verdict.parseError =
-        parsed.IsError() ? rapidjson::GetParseError_En(parsed.Code()) : "unexpected NUL byte";
-    return verdict;
-  }
-  if (!handler.rejected()) return verdict;
-  verdict.kind = BodyVerdict::Kind::Invalid;
-  verdict.keyword = validator.GetInvalidSchemaKeyword();
-  const rapidjson::Pointer schemaPointer = validator.GetInvalidSchemaPointer();
-  verdict.schemaPath = uriFragment(schemaPointer);
-  verdict.instancePath = uriFragment(validator.GetInvalidDocumentPointer());
-  if (verdict.keyword == "not") {
-    // A rewritten `additionalProperties: false` (#825): report it as the author wrote it.
-    const Value* at = schemaPointer.Get(config_.body->document);
-    const auto& rewritten = config_.body->rewritten;
-    if (std::find(rewritten.begin(), rewritten.end(), at) != rewritten.end()) {
-      verdict.keyword = "additionalProperties";
-      verdict.schemaPath = uriFragment(
-          rapidjson::Pointer(schemaPointer.GetTokens(), schemaPointer.GetTokenCount() - 1));
-    }
-  }
+  verdict = judge(config_, *validator, handler, parsed, stream.Tell(), body.size());
+  validator->~BudgetedValidator();
   return verdict;
 }
 
@@ -366,7 +663,9 @@ bool isJsonMediaType(std::string_view contentType) {
       !http::iequals(type.substr(0, kApplication.size()), kApplication)) {
     return false;
   }
+  // A token: "application/x, application/a+json" is a list, not a JSON type.
   const std::string_view subtype = type.substr(kApplication.size());
+  if (!http::isToken(subtype)) return false;
   if (http::iequals(subtype, "json")) return true;
   constexpr std::string_view kSuffix = "+json";
   return subtype.size() > kSuffix.size() &&
@@ -407,9 +706,21 @@ std::string describe(const BodyVerdict& verdict, int maxDepth) {
     case BodyVerdict::Kind::TooDeep:
       return "body failed keyword=max_depth: nests deeper than " + std::to_string(maxDepth) +
              " levels at byte " + std::to_string(verdict.offset);
+    case BodyVerdict::Kind::NulCharacter:
+      return "body failed keyword=nul: a string or key holds U+0000, which schema patterns "
+             "cannot check (the string ends at byte " +
+             std::to_string(verdict.offset) + ")";
     case BodyVerdict::Kind::Invalid:
       return "body failed keyword=" + verdict.keyword + " schema_path=" + verdict.schemaPath +
              " instance_path=" + verdict.instancePath;
+    case BodyVerdict::Kind::TooComplex:
+      return verdict.exhausted == ValidationBudget::Exhausted::What::Steps
+                 ? "body failed keyword=max_validation_steps: validating it takes more than " +
+                       std::to_string(verdict.limit) + " steps (at byte " +
+                       std::to_string(verdict.offset) + ")"
+                 : "body failed keyword=max_validation_memory: validating it takes more than " +
+                       std::to_string(verdict.limit) + " bytes of validator state (at byte " +
+                       std::to_string(verdict.offset) + ")";
   }
   return {};
 }
@@ -420,6 +731,7 @@ plugin::Status SchemaValidationPlugin::reject(plugin::Context& ctx, core::ErrorC
   if (code == core::ErrorCode::UnsupportedMediaType) ++c.unsupportedMediaType;
   if (code == core::ErrorCode::InvalidJson) ++c.invalidJson;
   if (code == core::ErrorCode::ValidationFailed) ++c.validationFailed;
+  if (code == core::ErrorCode::BodyTooComplex) ++c.tooComplex;
   ++ctx.routeMetrics().schema_validation_failures;
   ctx.fail(core::Error::downstream(code, std::move(message)));
   return plugin::Status::Respond;
@@ -448,6 +760,18 @@ plugin::Status SchemaValidationPlugin::onRequestHeaders(plugin::Context& ctx) {
   if (!hasBody) {
     ++schemas_.counters.passed;
     return plugin::Status::Continue;
+  }
+  // Exactly one field: the body is checked as the type it names, and an upstream reading another
+  // of several fields would parse something never checked.
+  std::size_t contentTypes = 0;
+  headers.forEach([&](std::string_view name, std::string_view) {
+    if (http::iequals(name, "Content-Type")) ++contentTypes;
+    return true;
+  });
+  if (contentTypes > 1) {
+    return reject(
+        ctx, core::ErrorCode::UnsupportedMediaType,
+        "Content-Type must be given once, got " + std::to_string(contentTypes) + " fields");
   }
   const auto contentType = headers.get("Content-Type");
   if (!contentType || !isJsonMediaType(*contentType)) {
@@ -478,7 +802,10 @@ plugin::Status SchemaValidationPlugin::onRequestBody(plugin::Context& ctx, plugi
       return plugin::Status::Continue;
     case BodyVerdict::Kind::InvalidJson:
       return reject(ctx, core::ErrorCode::InvalidJson, describe(verdict, config_.maxDepth));
+    case BodyVerdict::Kind::TooComplex:
+      return reject(ctx, core::ErrorCode::BodyTooComplex, describe(verdict, config_.maxDepth));
     case BodyVerdict::Kind::TooDeep:
+    case BodyVerdict::Kind::NulCharacter:
     case BodyVerdict::Kind::Invalid:
       break;
   }

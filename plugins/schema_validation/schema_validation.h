@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "gateway/plugin/plugin.h"
+#include "plugins/schema_validation/validation_budget.h"
 
 namespace gw::plugins::schema_validation {
 
@@ -38,6 +39,21 @@ inline constexpr std::size_t kDefaultMaxBodyBytes = std::size_t{1} << 20;
 // $ref): bounded here so no body can exhaust a worker's stack.
 inline constexpr int kDefaultMaxDepth = 64;
 
+// Bounds on a schema, each refused at load with its place (see SchemaChecker in the .cpp):
+inline constexpr std::size_t kMaxSchemaBytes = std::size_t{1} << 20;  // JSON text (a file)
+inline constexpr std::size_t kMaxSchemaObjects = 5000;  // RapidJSON compiles in O(objects^2)
+inline constexpr int kMaxSchemaDepth = 128;             // JSON nesting: RapidJSON recurses on it
+inline constexpr std::size_t kMaxRefChain = 32;         // $ref to a $ref to ...: recursion too
+// allOf/anyOf/oneOf/not/dependencies inside each other for one value: each level nests a
+// validator, and the stack a body level costs grows with it.
+inline constexpr int kMaxCombinatorNesting = 32;
+
+// The work and memory one body's validation may take (see validation_budget.h): past either, the
+// request is refused with 413 BODY_TOO_COMPLEX. A step is 1 to 3 ns of CPU: the worst body found
+// holds a worker for about 0.15 s at the default (docs/plugins.md has the measurement).
+inline constexpr uint64_t kDefaultMaxValidationSteps = 50'000'000;
+inline constexpr std::size_t kDefaultMaxValidationBytes = std::size_t{16} << 20;
+
 // A JSON Schema after the load-time checks and the #825 rewrite. Immutable; shared by workers.
 struct SchemaSource {
   rapidjson::Document document;
@@ -45,9 +61,10 @@ struct SchemaSource {
   std::vector<const rapidjson::Value*> rewritten;
 };
 
-// Parses and checks a draft-04 schema: JSON syntax, every `pattern` / patternProperties key
-// compiles with RapidJSON's regex dialect, $ref is local and resolves. Applies the #825 rewrite.
-// On failure returns null and says why in `error`.
+// Parses and checks a draft-04 schema: JSON syntax and the bounds above; every subschema is an
+// object; every `pattern` / patternProperties key compiles with RapidJSON's regex dialect; $ref
+// is local, resolves to an object and loops neither by itself nor through allOf/anyOf/oneOf/not.
+// Applies the #825 rewrite. On failure returns null and says why in `error`.
 std::shared_ptr<const SchemaSource> compileSchema(std::string_view json, std::string& error);
 
 // One query parameter or header rule. `pattern` is kept as text: each worker compiles its own.
@@ -66,6 +83,8 @@ struct Config final : plugin::RouteConfig {
   std::shared_ptr<const SchemaSource> body;  // null: bodies are not checked
   std::size_t maxBodyBytes = kDefaultMaxBodyBytes;
   int maxDepth = kDefaultMaxDepth;
+  uint64_t maxValidationSteps = kDefaultMaxValidationSteps;
+  std::size_t maxValidationBytes = kDefaultMaxValidationBytes;
   std::vector<ParamRule> query;
   std::vector<ParamRule> headers;
 };
@@ -75,7 +94,8 @@ struct Config final : plugin::RouteConfig {
   X(passed)                              \
   X(unsupportedMediaType)                \
   X(invalidJson)                         \
-  X(validationFailed)
+  X(validationFailed)                    \
+  X(tooComplex)
 
 struct Counters {
 #define GW_SCHEMA_VALIDATION_COUNTER(name) uint64_t name = 0;
@@ -85,9 +105,11 @@ struct Counters {
 
 // A body's verdict. Pointers are JSON Pointers in URI-fragment form ("#", "#/items/0/qty").
 struct BodyVerdict {
-  enum class Kind : uint8_t { Valid, InvalidJson, TooDeep, Invalid };
+  enum class Kind : uint8_t { Valid, InvalidJson, TooDeep, NulCharacter, Invalid, TooComplex };
   Kind kind = Kind::Valid;
-  std::size_t offset = 0;  // InvalidJson, TooDeep: byte offset into the body
+  std::size_t offset = 0;  // all but Valid and Invalid: byte offset into the body
+  ValidationBudget::Exhausted::What exhausted{};  // TooComplex: which bound ran out,
+  uint64_t limit = 0;                             // and its value
   std::string parseError;  // InvalidJson
   std::string keyword;     // Invalid
   std::string schemaPath;
@@ -116,7 +138,7 @@ class WorkerSchemas final : public plugin::WorkerState {
   std::vector<std::unique_ptr<Regex>> headerRegexes_;  // parallel to config_.headers
 };
 
-// application/json or application/<anything>+json, parameters allowed, case-insensitive.
+// application/json or application/<token>+json, parameters allowed, case-insensitive.
 bool isJsonMediaType(std::string_view contentType);
 
 // Decodes %XX (and '+' as space, as forms send it). False on a malformed escape.

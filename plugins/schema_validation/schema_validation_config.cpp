@@ -6,11 +6,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <optional>
 
+#include "gateway/config/file_text.h"
 #include "gateway/config/units.h"
 #include "gateway/http/headers.h"
 #include "plugins/schema_validation/schema_validation.h"
@@ -21,6 +19,10 @@ namespace {
 
 constexpr int kMaxDepthLimit =
     256;  // beyond this a worker's stack is at risk (see kDefaultMaxDepth)
+// Below these nothing but trivial bodies validates; above, the bound is no bound.
+constexpr int64_t kMinValidationSteps = 1000;
+constexpr int64_t kMaxValidationStepsLimit = 1'000'000'000'000;
+constexpr std::size_t kMinValidationBytes = 64 * 1024;
 
 std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
 
@@ -95,29 +97,21 @@ class Parser {
         fileNode = key;
         config->body = fileSchema(value);
       } else if (name == "max_body_bytes") {
-        std::string why;
-        const auto size = value.IsScalar() ? config::parseSize(value.Scalar(), why) : std::nullopt;
-        if (!size || *size == 0) {
-          error(value, "'max_body_bytes' must be a size such as 1MiB" +
-                           (why.empty() ? std::string() : ": " + why));
-        } else {
-          config->maxBodyBytes = *size;
-        }
+        readSize(value, name, 1, "1MiB", config->maxBodyBytes);
       } else if (name == "max_depth") {
-        int64_t depth = 0;
-        if (!value.IsScalar() || !isInteger(value.Scalar(), depth) || depth < 1 ||
-            depth > kMaxDepthLimit) {
-          error(value, "'max_depth' must be an integer from 1 to " +
-                           std::to_string(kMaxDepthLimit) + ", got " + describe(value));
-        } else {
-          config->maxDepth = static_cast<int>(depth);
-        }
+        readInteger(value, name, 1, kMaxDepthLimit, config->maxDepth);
+      } else if (name == "max_validation_steps") {
+        readInteger(value, name, kMinValidationSteps, kMaxValidationStepsLimit,
+                    config->maxValidationSteps);
+      } else if (name == "max_validation_memory") {
+        readSize(value, name, kMinValidationBytes, "16MiB", config->maxValidationBytes);
       } else if (name == "query" || name == "headers") {
         parseRules(value, name, name == "query" ? config->query : config->headers);
       } else {
         error(key, "unknown key " + quote(key.IsScalar() ? key.Scalar() : describe(key)) +
                        " in schema_validation; expected one of: schema, schema_file, "
-                       "max_body_bytes, max_depth, query, headers");
+                       "max_body_bytes, max_depth, max_validation_steps, max_validation_memory, "
+                       "query, headers");
       }
     }
     if (schemaNode && fileNode) {
@@ -139,6 +133,32 @@ class Parser {
     errors_.push_back({mark.line + 1, mark.column + 1, std::move(message)});
   }
 
+  // A size such as `example`, at least `min` bytes; a bad value is reported and `out` kept.
+  void readSize(const YAML::Node& value, const std::string& name, std::size_t min,
+                std::string_view example, std::size_t& out) {
+    std::string why;
+    const auto size = value.IsScalar() ? config::parseSize(value.Scalar(), why) : std::nullopt;
+    if (!size || *size < min) {
+      error(value, quote(name) + " must be a size" +
+                       (min > 1 ? " of at least " + std::to_string(min) + " bytes" : "") +
+                       " such as " + std::string(example) + (why.empty() ? "" : ": " + why));
+    } else {
+      out = *size;
+    }
+  }
+
+  template <typename Int>
+  void readInteger(const YAML::Node& value, const std::string& name, int64_t min, int64_t max,
+                   Int& out) {
+    int64_t number = 0;
+    if (!value.IsScalar() || !isInteger(value.Scalar(), number) || number < min || number > max) {
+      error(value, quote(name) + " must be an integer from " + std::to_string(min) + " to " +
+                       std::to_string(max) + ", got " + describe(value));
+    } else {
+      out = static_cast<Int>(number);
+    }
+  }
+
   std::shared_ptr<const SchemaSource> inlineSchema(const YAML::Node& node) {
     if (!node.IsMap()) {
       error(node,
@@ -146,6 +166,7 @@ class Parser {
       return nullptr;
     }
     rapidjson::Document json;
+    jsonValues_ = 0;
     if (!toJson(node, json, json.GetAllocator())) return nullptr;
     rapidjson::StringBuffer text;
     rapidjson::Writer<rapidjson::StringBuffer> writer(text);
@@ -162,13 +183,12 @@ class Parser {
       return nullptr;
     }
     const std::string& path = node.Scalar();
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      error(node, "cannot read schema file " + quote(path) + ": " + std::strerror(errno) +
+    std::string text;
+    if (auto why = config::readFileBounded(path, kMaxSchemaBytes, text)) {
+      error(node, "cannot read schema file " + quote(path) + ": " + *why +
                       " (relative paths are resolved from the working directory)");
       return nullptr;
     }
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::string why;
     auto source = compileSchema(text, why);
     if (!source) error(node, "schema file " + quote(path) + ": " + why);
@@ -179,6 +199,13 @@ class Parser {
   // quoted scalars are always strings, so `enum: ["1"]` stays a string.
   bool toJson(const YAML::Node& node, rapidjson::Value& out,
               rapidjson::Document::AllocatorType& alloc) {
+    // Every JSON value takes two bytes or more: past this the text is surely too large, and
+    // building it (aliases repeat nodes) would be wasted.
+    if (++jsonValues_ > kMaxSchemaBytes / 2) {
+      error(node, "'schema' is larger than " + std::to_string(kMaxSchemaBytes) +
+                      " bytes of JSON (aliases count at each use)");
+      return false;
+    }
     switch (node.Type()) {
       case YAML::NodeType::Map: {
         out.SetObject();
@@ -328,6 +355,7 @@ class Parser {
   }
 
   std::vector<plugin::ConfigError>& errors_;
+  std::size_t jsonValues_ = 0;  // made by toJson for the current inline schema
 };
 
 }  // namespace

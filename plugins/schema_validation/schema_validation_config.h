@@ -3,6 +3,8 @@
 //   schema_file: conf/schemas/order.json   # or `schema:` inline, a YAML mapping (not both)
 //   max_body_bytes: 1MiB                    # bodies over this are the core's 413
 //   max_depth: 64                           # deeper JSON nesting -> 400 VALIDATION_FAILED
+//   max_validation_steps: 50000000          # more work -> 413 BODY_TOO_COMPLEX
+//   max_validation_memory: 16MiB            # more validator state -> 413 BODY_TOO_COMPLEX
 //   query:   {page: {type: integer, minimum: 1, required: true}, sort: {enum: [asc, desc]}}
 //   headers: {X-Client: {pattern: "^[a-z]+$", required: true}}
 

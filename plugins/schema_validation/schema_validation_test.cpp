@@ -146,13 +146,25 @@ TEST_CASE("Content-Type must be JSON when a body is checked") {
   CHECK_FALSE(route.run("POST", body, "application/json; charset=utf-8").failedWith);
   CHECK_FALSE(route.run("PUT", body, "Application/JSON").failedWith);
   CHECK_FALSE(route.run("PATCH", body, "application/merge-patch+json").failedWith);
-  for (const char* type : {"text/plain", "application/jsonx", "application/+json", "json", ""}) {
+  for (const char* type : {"text/plain", "application/jsonx", "application/+json", "json", "",
+                           "application/x, application/a+json", "application/a b+json"}) {
     CAPTURE(type);
     auto ctx = route.run("POST", body, type);
     REQUIRE(ctx.failedWith);
     CHECK(ctx.failedWith->code == ErrorCode::UnsupportedMediaType);
     CHECK_FALSE(ctx.bufferLimit);
   }
+  // Two fields, even both JSON: refused before the body is asked for.
+  test::TestContext twice;
+  twice.info.method = "POST";
+  twice.requestHeaders().add("Content-Type", "application/json");
+  twice.requestHeaders().add("content-type", "application/json");
+  SchemaValidationPlugin plugin(*route.config, *route.schemas);
+  CHECK(plugin.onRequestHeaders(twice) == Status::Respond);
+  REQUIRE(twice.failedWith);
+  CHECK(twice.failedWith->code == ErrorCode::UnsupportedMediaType);
+  CHECK(messageOf(twice) == "Content-Type must be given once, got 2 fields");
+  CHECK_FALSE(twice.bufferLimit);
   // No body and a method that does not expect one: nothing to check.
   auto get = route.run("GET", "", "");
   CHECK_FALSE(get.failedWith);
@@ -174,6 +186,73 @@ TEST_CASE("max_body_bytes is the buffering cap; pieces are joined; max_depth bou
   CHECK_FALSE(route.run("POST", "[[[1]]]").failedWith);
   CHECK(messageOf(route.run("POST", "[[[[1]]]]")) ==
         "body failed keyword=max_depth: nests deeper than 3 levels at byte 3");
+}
+
+TEST_CASE("validation work and memory are bounded: past either, 413 BODY_TOO_COMPLEX") {
+  // Two overlapping branches recursing through items: 2^depth parallel validators.
+  const std::string exponential =
+      "schema: {anyOf: [{items: {$ref: \"#\"}}, {items: {$ref: \"#\"}}]}\n";
+  Route route(exponential + "max_depth: 256\n");
+  CHECK_FALSE(route.run("POST", "[[[[]]]]").failedWith);
+  const std::string deep = std::string(30, '[') + std::string(30, ']');
+  auto ctx = route.run("POST", deep);
+  REQUIRE(ctx.failedWith);
+  CHECK(ctx.failedWith->code == ErrorCode::BodyTooComplex);
+  CHECK(
+      messageOf(ctx).starts_with("body failed keyword=max_validation_memory: validating it takes "
+                                 "more than 16777216 bytes of validator state (at byte "));
+  CHECK(route.schemas->counters.tooComplex == 1);
+
+  // Many events, each cheap: the step bound.
+  Route steps("schema: {type: array, items: {type: integer}}\nmax_validation_steps: 1000\n");
+  CHECK_FALSE(steps.run("POST", "[1,2,3]").failedWith);
+  std::string many = "[0";
+  for (int i = 0; i < 200; ++i) many += ",0";
+  ctx = steps.run("POST", many + "]");
+  REQUIRE(ctx.failedWith);
+  CHECK(ctx.failedWith->code == ErrorCode::BodyTooComplex);
+  CHECK(messageOf(ctx).starts_with(
+      "body failed keyword=max_validation_steps: validating it takes more than 1000 steps (at "
+      "byte "));
+  // A verdict already reached stops the charging: the rest is only parsed.
+  CHECK(messageOf(steps.run("POST", "[\"x\"," + many.substr(1) + "]")) ==
+        "body failed keyword=type schema_path=#/items instance_path=#/0");
+
+  // The same schema at a lower memory bound gives up sooner; the bound holds for a string
+  // copied into every validator's path too (a long key under many validators).
+  Route memory(exponential + "max_validation_memory: 64KiB\n");
+  CHECK(messageOf(memory.run("POST", "[[[[[[[[[[]]]]]]]]]]"))
+            .starts_with("body failed keyword=max_validation_memory: validating it takes more "
+                         "than 65536 bytes"));
+  const std::string longKey = "[[[[[[{\"" + std::string(100'000, 'k') + "\":1}]]]]]]";
+  CHECK(messageOf(route.run("POST", longKey))
+            .starts_with("body failed keyword=max_validation_steps: validating it takes more "
+                         "than 50000000 steps"));
+}
+
+TEST_CASE("a string or key holding U+0000 is refused: patterns would stop at it") {
+  Route route(R"(schema:
+  type: object
+  properties:
+    name: {type: string, pattern: "^[a-z]+$"}
+  patternProperties:
+    "^x-[a-z]+$": {type: string}
+  additionalProperties: false
+)");
+  CHECK_FALSE(route.run("POST", R"({"name":"abc","x-a":"v"})").failedWith);
+  auto ctx = route.run("POST", R"({"name":"abc\u0000 DROP TABLE"})");
+  REQUIRE(ctx.failedWith);
+  CHECK(ctx.failedWith->code == ErrorCode::ValidationFailed);
+  CHECK(messageOf(ctx) ==
+        "body failed keyword=nul: a string or key holds U+0000, which schema patterns cannot "
+        "check (the string ends at byte 29)");
+  CHECK(messageOf(route.run("POST", R"({"x-a\u0000-evil":"v"})")) ==
+        "body failed keyword=nul: a string or key holds U+0000, which schema patterns cannot "
+        "check (the string ends at byte 16)");
+  // Anywhere in the body, patterns or not; an earlier verdict still wins.
+  CHECK(messageOf(route.run("POST", R"({"x-b":"\u0000"})")).starts_with("body failed keyword=nul"));
+  CHECK(messageOf(route.run("POST", R"({"name":"ABC","x-b":"\u0000"})"))
+            .starts_with("body failed keyword=pattern"));
 }
 
 TEST_CASE("query parameters: required, integer ranges, enum, percent-decoding, every occurrence") {
@@ -278,7 +357,14 @@ TEST_CASE("config errors carry line and column") {
   CHECK(errors[1].line == 2);
   CHECK(errors[1].message ==
         "unknown key 'bogus' in schema_validation; expected one of: schema, schema_file, "
-        "max_body_bytes, max_depth, query, headers");
+        "max_body_bytes, max_depth, max_validation_steps, max_validation_memory, query, headers");
+
+  errors = parseErrors("max_validation_steps: 10\nmax_validation_memory: 1KiB\n");
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].message ==
+        "'max_validation_steps' must be an integer from 1000 to 1000000000000, got '10'");
+  CHECK(errors[1].message ==
+        "'max_validation_memory' must be a size of at least 65536 bytes such as 16MiB");
 
   errors = parseErrors("query:\n  page: {minimum: 1}\n");
   REQUIRE(errors.size() == 1);
@@ -312,6 +398,92 @@ TEST_CASE("config errors carry line and column") {
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message ==
         "schema_validation needs at least one of schema, schema_file, query, headers");
+}
+
+// What compileSchema says about `json` (empty: it compiled).
+std::string compileError(const std::string& json) {
+  std::string error;
+  const bool compiled = compileSchema(json, error) != nullptr;
+  CHECK(compiled == error.empty());
+  return error;
+}
+
+TEST_CASE("compileSchema refuses shapes RapidJSON would crash or hang on, saying where") {
+  // $ref chains, followed recursively by RapidJSON's SchemaDocument, anywhere in the document.
+  CHECK(compileError(R"({"$ref":"#"})") ==
+        "schema #: $ref loop # -> #: a $ref must lead to a schema");
+  CHECK(compileError(R"({"default":{"a":{"$ref":"#/default/a"}}})") ==
+        "schema #/default/a: $ref loop #/default/a -> #/default/a: a $ref must lead to a schema");
+  CHECK(compileError(R"({"definitions":{"n":1},"not":{"$ref":"#/definitions/n"}})") ==
+        "schema #/not: $ref #/not -> #/definitions/n points to a number, not to a schema (a JSON "
+        "object)");
+  std::string chain = R"({"definitions":{)";
+  for (int i = 0; i <= 33; ++i) {
+    chain += "\"d" + std::to_string(i) + "\":" +
+             (i == 33 ? std::string("{}")
+                      : R"({"$ref":"#/definitions/d)" + std::to_string(i + 1) + "\"}") +
+             (i == 33 ? "" : ",");
+  }
+  chain += R"(},"$ref":"#/definitions/d0"})";
+  CHECK(compileError(chain).ends_with("is longer than 32 links"));
+
+  // Subschema positions must hold objects (else a null or wild pointer when validating).
+  CHECK(compileError(R"({"oneOf":[{},null]})") ==
+        "schema #/oneOf/1: a schema must be a JSON object, got null");
+  CHECK(compileError(R"({"additionalItems":"no"})") ==
+        "schema #/additionalItems: a schema must be a JSON object, got a string");
+  CHECK(compileError(R"({"allOf":[]})") == "schema #/allOf: must be a non-empty list of schemas");
+  CHECK(compileError(R"({"dependencies":{"a":1}})") ==
+        "schema #/dependencies/a: must be a schema or a list of property names");
+  CHECK(compileError(R"({"properties":[]})") == "schema #/properties: must be an object");
+
+  // allOf/anyOf/oneOf/not/dependencies back to the same schema for the same value: endless.
+  CHECK(compileError(R"({"definitions":{"a":{"allOf":[{"$ref":"#/definitions/b"}]},
+                         "b":{"dependencies":{"x":{"not":{"$ref":"#/definitions/a"}}}}},
+                         "items":{"$ref":"#/definitions/a"}})") ==
+        "schema #/definitions/a: allOf/anyOf/oneOf/not/dependencies lead back to this schema for "
+        "the same value (through $ref): validating would never end");
+  // A $ref replaces its object: RapidJSON never runs that object's own anyOf.
+  CHECK(compileError(R"({"$ref":"#/definitions/a","anyOf":[{"$ref":"#"}],"definitions":{"a":{}}})")
+            .empty());
+  // Recursion through a child value is fine: the body's depth bounds it.
+  CHECK(compileError(R"({"anyOf":[{"items":{"$ref":"#"}},{"properties":{"a":{"$ref":"#"}}}]})")
+            .empty());
+  std::string nested = "{}";
+  for (int i = 0; i < 33; ++i) nested = R"({"not":)" + nested + "}";
+  CHECK(compileError(nested) ==
+        "schema #: allOf/anyOf/oneOf/not/dependencies nest 33 levels deep for one value (at most "
+        "32)");
+
+  // Size, nesting and object count.
+  CHECK(compileError(R"({"description":")" + std::string(kMaxSchemaBytes, 'x') + "\"}") ==
+        "is larger than 1048576 bytes of JSON");
+  CHECK(compileError(R"({"default":)" + std::string(200, '[') + std::string(200, ']') + "}")
+            .starts_with("schema #/default/0/0/0/"));
+  CHECK(compileError(R"({"default":)" + std::string(200, '[') + std::string(200, ']') + "}")
+            .ends_with(": nests deeper than 128 levels"));
+  std::string wide = R"({"enum":[)";
+  for (std::size_t i = 0; i < kMaxSchemaObjects; ++i) wide += i == 0 ? "{}" : ",{}";
+  CHECK(compileError(wide + "]}") ==
+        "schema #/enum/4999: the schema has more than 5000 JSON objects (RapidJSON compiles each "
+        "one, in time growing with the square of their number)");
+  // Deeper than the recursive parser could take: refused, not a stack overflow.
+  CHECK(compileError(std::string(500'000, '[') + std::string(500'000, ']')) ==
+        "a JSON Schema must be a JSON object");
+}
+
+TEST_CASE("an inline schema stops growing at the size limit, aliases included") {
+  std::string yaml = "schema:\n  definitions:\n    l0: &l0 {type: string}\n";
+  for (int level = 1; level <= 6; ++level) {
+    yaml += "    l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i)
+      yaml += std::string(i == 0 ? "" : ", ") + "*l" + std::to_string(level - 1);
+    yaml += "]\n";
+  }
+  const auto errors = parseErrors(yaml);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message ==
+        "'schema' is larger than 1048576 bytes of JSON (aliases count at each use)");
 }
 
 // Issue #825, reproduced against the installed RapidJSON. Schema::Key leaves valueSchema unset for

@@ -4,6 +4,7 @@
 // Context is the proxy's stream; integration tests in test/integration/plugins/ cover that.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,7 +45,7 @@ class TestHeaderMap final : public plugin::HeaderMap {
 
 class TestContext final : public plugin::Context {
  public:
-  plugin::RequestInfo info{"GET", "/", "", "example.test", "192.0.2.1", "route"};
+  plugin::RequestInfo info{"GET", "/", "", "example.test", "192.0.2.1", "route", "example.test"};
   TestHeaderMap requestFields;
   TestHeaderMap responseFields;
   int status = 0;
@@ -57,6 +58,15 @@ class TestContext final : public plugin::Context {
   std::optional<core::Error> failedWith;
   std::optional<std::size_t> bufferLimit;
   int resumes = 0;
+  // Background fetches asked for (the test ends each by calling done), and whether to take them.
+  struct BackgroundFetch {
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::size_t maxBodyBytes = 0;
+    int64_t timeoutMs = 0;
+    std::function<void(plugin::BackgroundResponse&)> done;
+  };
+  std::vector<BackgroundFetch> background;
+  bool acceptBackground = true;
   int64_t now = 1'000'000;  // tests move time by hand
 
   const plugin::RequestInfo& request() const override { return info; }
@@ -77,6 +87,15 @@ class TestContext final : public plugin::Context {
     repliedBody = std::move(body);
   }
   void bufferRequestBody(std::size_t limit) override { bufferLimit = limit; }
+  bool fetchInBackground(plugin::BackgroundRequest request) override {
+    if (!acceptBackground) return false;
+    BackgroundFetch& fetch = background.emplace_back();
+    for (const auto& [name, value] : request.fields) fetch.fields.emplace_back(name, value);
+    fetch.maxBodyBytes = request.maxBodyBytes;
+    fetch.timeoutMs = request.timeoutMs;
+    fetch.done = std::move(request.done);
+    return true;
+  }
   void resume() override { ++resumes; }
   core::Worker& worker() override { throw std::logic_error("no worker in unit tests"); }
   int64_t nowMs() const override { return now; }

@@ -46,6 +46,8 @@ constexpr const char* kUsage =
     "      status=N  h=Name:%20value (repeatable: extra header)  size=N (generated body)\n"
     "      etag=V (ETag; 304 when If-None-Match matches)  lm=DATE (Last-Modified; 304 when\n"
     "      If-Modified-Since equals it and there is no If-None-Match)  delay=MS\n"
+    "      h304=Name:%20value (repeatable: extra header on 304 answers only)\n"
+    "      delay_after=N (delay only once this exact target has been answered N times)\n"
     "      fail_after=N (503 once this exact target has been answered N times)\n"
     "      default body: 'origin PATH #K', K counting /origin answers since /__reset\n"
     "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n";
@@ -388,7 +390,10 @@ void answerOrigin(Conn& c, const Request& r) {
   const bool not_modified =
       if_none_match ? etag && noneMatchHits(*if_none_match, *etag)
                     : last_modified && if_modified_since && *if_modified_since == *last_modified;
-  if (not_modified) return respond(c, r, 304, "", content_type, extra);
+  if (not_modified) {
+    for (std::string_view raw : queryParams(r.target, "h304")) extra += percentDecode(raw) + "\r\n";
+    return respond(c, r, 304, "", content_type, extra);
+  }
 
   int status = 200;
   if (auto code = queryParam(r.target, "status")) status = static_cast<int>(parseNumber(*code));
@@ -442,7 +447,9 @@ void startResponse(Conn& c) {
     return;
   }
   if (isOriginPath(path)) {
-    if (auto delay = queryParam(r.target, "delay")) {
+    const auto delay_after = queryParam(r.target, "delay_after");
+    const bool delayed = !delay_after || g_origin_by_target[r.target] >= parseNumber(*delay_after);
+    if (auto delay = queryParam(r.target, "delay"); delay && delayed) {
       c.delay_until = Clock::now() + std::chrono::milliseconds(parseNumber(*delay));
       return;  // answered by the timer in pumpTimers()
     }

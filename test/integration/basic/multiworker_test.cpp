@@ -36,3 +36,28 @@ TEST_CASE("multiworker: 2 workers answer 200 concurrent connections") {
   }
   CHECK(b.stats().requests == 2 * kConnections);
 }
+
+// limits.max_connections_per_worker bounds what one worker holds (as nginx's worker_connections):
+// at the limit it stops accepting, and the next connection waits in the kernel's backlog until
+// one closes — never refused, never grown past the bound.
+TEST_CASE("connections: a worker holds at most max_connections_per_worker") {
+  Backend b;
+  Gateway gw(simpleConfig({&b}, "limits:\n  max_connections_per_worker: 4\n"));
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::make_unique<Client>(gw.port()));
+    REQUIRE(held.back()->roundTrip(get("/echo?held=" + std::to_string(i))).status == 200);
+  }
+  Client waiting(gw.port());
+  REQUIRE(waiting.connected());  // the kernel completes the handshake; the worker does not take it
+  REQUIRE(waiting.send(get("/echo?waiting=1")));
+  Response early = waiting.read(500ms);
+  CHECK(early.error == "timeout");
+  CHECK(metricSample(adminRequest(gw, "/metrics").body, "gatewayd_downstream_connections") == 4);
+  held.front()->close();
+  Response served = waiting.read(3000ms);
+  REQUIRE_MESSAGE(served.complete, served.error);
+  CHECK(served.status == 200);
+  CHECK(parseEcho(served.body).target == "/echo?waiting=1");
+  CHECK(gw.log().find("connection limit reached") != std::string::npos);
+}

@@ -117,3 +117,67 @@ TEST_CASE("headers: repeated end-to-end headers keep their order and values") {
     if (n == "X-Multi" || n == "x-multi") multi.push_back(v);
   CHECK(multi == std::vector<std::string>{"one", "two"});
 }
+
+// A backend that maps '_' and '-' alike (WSGI, CGI, PHP) would read X_Forwarded_For as the
+// forwarding header the gateway vouches for. Such names are dropped by default (as nginx does),
+// refused or allowed on request; and client-address fields only a trusted proxy may set.
+TEST_CASE("headers: names with underscores are dropped, refused or allowed as configured") {
+  Backend b;
+  const std::string sent = "X_Forwarded_For: 6.6.6.6\r\nX_Custom: 1\r\nX-Normal: 2\r\n";
+  for (const char* plugins : {"", "plugins:\n  - request_id\n"}) {
+    INFO("global plugins: " << std::string(plugins));
+    {
+      Gateway gw(apiConfig(b, 1, plugins));
+      Response r = Client(gw.port()).roundTrip(get("/api/echo", sent));
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(r.status == 200);
+      Echo e = parseEcho(r.body);
+      CHECK(e.headerCount("X_Forwarded_For") == 0);
+      CHECK(e.headerCount("X_Custom") == 0);
+      CHECK(e.header("X-Normal") == "2");
+      CHECK(e.header("X-Forwarded-For") == "127.0.0.1");
+    }
+    {
+      Gateway gw(apiConfig(b, 1, std::string(plugins) + "http:\n  underscores_in_headers: reject\n"));
+      b.reset();
+      Client c(gw.port());
+      Response r = c.roundTrip(get("/api/echo", sent));
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(r.status == 400);
+      CHECK(errorCode(r.body) == "BAD_REQUEST");
+      CHECK(c.waitClosed(1000ms));
+      CHECK(b.stats().requests == 0);
+    }
+    {
+      Gateway gw(apiConfig(b, 1, std::string(plugins) + "http:\n  underscores_in_headers: allow\n"));
+      Response r = Client(gw.port()).roundTrip(get("/api/echo", sent));
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(parseEcho(r.body).header("X_Custom") == "1");
+    }
+  }
+}
+
+TEST_CASE("headers: X-Real-IP and Forwarded pass on only from a trusted proxy") {
+  Backend b;
+  const std::string sent = "X-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6;proto=https\r\n";
+  {
+    Gateway gw(apiConfig(b));
+    Echo e = parseEcho(Client(gw.port()).roundTrip(get("/api/echo", sent)).body);
+    REQUIRE(e.valid);
+    CHECK(e.headerCount("X-Real-IP") == 0);
+    CHECK(e.headerCount("Forwarded") == 0);
+  }
+  {
+    Gateway gw(apiConfig(b, 1, "http:\n  trusted_proxies: [127.0.0.0/8]\n"));
+    Echo e = parseEcho(Client(gw.port()).roundTrip(get("/api/echo", sent)).body);
+    REQUIRE(e.valid);
+    CHECK(e.header("X-Real-IP") == "6.6.6.6");
+    CHECK(e.header("Forwarded") == "for=6.6.6.6;proto=https");
+  }
+  {
+    Gateway gw(apiConfig(b, 1, "http:\n  trusted_proxies: ['10.0.0.0/8', '2001:db8::/32']\n"));
+    Echo e = parseEcho(Client(gw.port()).roundTrip(get("/api/echo", sent)).body);
+    REQUIRE(e.valid);
+    CHECK(e.headerCount("X-Real-IP") == 0);
+  }
+}

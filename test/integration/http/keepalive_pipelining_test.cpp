@@ -197,7 +197,9 @@ TEST_CASE("pipelining: a client that never reads does not grow the gateway's mem
   INFO("backend served " << served << " of " << kClients * kRequests << ", gateway RSS +" << grown
                          << " KiB");
   CHECK(served < kClients * kRequests / 4);
-  CHECK(grown < 8 * 1024);
+  // Queuing every answer grew it by more than 60 MiB; the bound leaves room for AddressSanitizer's
+  // quarantine of freed blocks (9 MiB in the sanitized pass).
+  CHECK(grown < 16 * 1024);
   // Reading resumes the pipeline: every answer arrives whole and in order.
   for (auto& c : clients) {
     for (int i = 0; i < 200; ++i) {

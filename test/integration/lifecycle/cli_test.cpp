@@ -2,6 +2,7 @@
 // --version and --help.
 #include <doctest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <regex>
 
@@ -47,6 +48,28 @@ routes:
   - match: {prefix: /}
     upstream: main
 )";
+
+// Both `gatewayd -t -c PATH` and `gatewayd -c PATH` refuse the file with exit 1 and `expected`
+// (the error's "FILE:LINE:COL: message", or its start) as a line of stderr: nothing `-c` would
+// crash or hang on passes `-t`. runGatewaydCommand bounds each run's time.
+void checkRefused(const std::string& path, const std::string& expected) {
+  for (const bool testOnly : {true, false}) {
+    std::vector<std::string> args{"-c", path};
+    if (testOnly) args.insert(args.begin(), "-t");
+    const std::string command = (testOnly ? "gatewayd -t -c " : "gatewayd -c ") + path;
+    INFO(command);
+    CommandResult run = runGatewayd(args);
+    INFO(run.out);
+    CHECK(run.exit_code == 1);
+    CHECK(("\n" + run.err).find("\n" + expected) != std::string::npos);
+  }
+}
+
+// kGood with `schema_validation` on its route, configured by `settings` (YAML lines indented for
+// the plugin's mapping).
+std::string withSchemaPlugin(std::string_view settings) {
+  return std::string(kGood) + "    plugins:\n      - schema_validation:\n" + std::string(settings);
+}
 
 }  // namespace
 
@@ -216,4 +239,108 @@ TEST_CASE("cli: --version and --help") {
   INFO(unknown.out);
   CHECK(unknown.exit_code != 0);
   CHECK(unknown.exit_code < 128);  // an error exit, not a crash
+}
+
+TEST_CASE("cli: a config path that is a directory, a FIFO, a device or too large is an error") {
+  TempDir dir;
+  const std::string directory = dir.path() + "/conf.d";
+  REQUIRE(::mkdir(directory.c_str(), 0700) == 0);
+  checkRefused(directory, directory + ":0:0: cannot open configuration file: is a directory");
+
+  // Nobody writes to it: read to its end at once (before, opening it waited for a writer).
+  const std::string fifo = dir.path() + "/fifo.yaml";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  checkRefused(fifo, fifo + ":1:1: the configuration is empty");
+
+  checkRefused("/dev/zero",
+               "/dev/zero:0:0: cannot open configuration file: is larger than 4194304 bytes");
+
+  // kGood padded with a comment to one byte over the maximum.
+  std::string padded = std::string(kGood) + "#";
+  padded.append((std::size_t{4} << 20) - padded.size(), 'x');
+  padded += '\n';
+  const std::string huge = dir.write("huge.yaml", padded);
+  checkRefused(huge, huge + ":0:0: cannot open configuration file: is larger than 4194304 bytes");
+}
+
+TEST_CASE("cli: YAML aliases that expand past the node limit are an error at the node too large") {
+  TempDir dir;
+  // Seven levels of ten aliases each: 10^7 copies of l0 from a few hundred bytes (before, the
+  // inline schema was expanded in memory: 17.9 GB at nine levels).
+  std::string bomb = "          schema:\n            definitions:\n";
+  bomb += "              l0: &l0 {type: string}\n";  // line 16; l6 (3.1 million nodes) on 22
+  for (int level = 1; level <= 7; ++level) {
+    const std::string previous = "*l" + std::to_string(level - 1);
+    bomb += "              l" + std::to_string(level) + ": &l" + std::to_string(level) + " [";
+    for (int i = 0; i < 10; ++i) bomb += (i == 0 ? "" : ", ") + previous;
+    bomb += "]\n";
+  }
+  const std::string bombPath = dir.write("bomb.yaml", withSchemaPlugin(bomb));
+  checkRefused(bombPath, bombPath +
+                             ":22:19: this node holds more than 1000000 YAML nodes once aliases "
+                             "are expanded (each *alias counts as a copy of the node it names)");
+
+  // An alias inside the node it names: an endless tree (before, a stack overflow).
+  const std::string loop =
+      dir.write("loop.yaml", withSchemaPlugin("          schema: &a {not: *a}\n"));
+  checkRefused(loop, loop +
+                         ":14:19: an alias is used inside the node it names: this node would "
+                         "expand without end");
+}
+
+TEST_CASE("cli: a schema_file that is a directory, a device, a FIFO or a $ref loop is an error") {
+  TempDir dir;
+  const auto configFor = [&](const std::string& name, const std::string& schemaPath) {
+    return dir.write(name + ".yaml",
+                     withSchemaPlugin("          schema_file: " + schemaPath + "\n"));
+  };
+  const std::string directory = dir.path() + "/schemas";
+  REQUIRE(::mkdir(directory.c_str(), 0700) == 0);
+  std::string path = configFor("directory", directory);
+  checkRefused(path, path + ":14:24: cannot read schema file '" + directory + "': is a directory");
+
+  path = configFor("zero", "/dev/zero");
+  checkRefused(path, path +
+                         ":14:24: cannot read schema file '/dev/zero': is larger than 1048576 "
+                         "bytes");
+
+  const std::string fifo = dir.path() + "/schema.json";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  path = configFor("fifo", fifo);
+  checkRefused(path, path + ":14:24: schema file '" + fifo +
+                         "': malformed JSON at byte 0: The document is empty.");
+
+  // Before, -t passed it and -c crashed compiling it (a crash loop under systemd).
+  const std::string loop = dir.write("loop.json", R"({"$ref": "#"})");
+  path = configFor("loop", loop);
+  checkRefused(path, path + ":14:24: schema file '" + loop +
+                         "': schema #: $ref loop # -> #: a "
+                         "$ref must lead to a schema");
+}
+
+TEST_CASE("cli: schemas that would crash a worker on its first request are refused by -t too") {
+  struct Bad {
+    std::string schema;  // the inline `schema:` value, on line 14 from column 19
+    std::string message;
+  };
+  for (const Bad& bad : {
+           // Endless recursion of parallel validators on any body.
+           Bad{R"({anyOf: [{$ref: "#"}]})",
+               "schema #: allOf/anyOf/oneOf/not/dependencies lead back to this schema for the "
+               "same value (through $ref): validating would never end"},
+           // RapidJSON leaves a null or uninitialised subschema pointer for these.
+           Bad{"{not: 5}", "schema #/not: a schema must be a JSON object, got a number"},
+           Bad{"{anyOf: [1]}", "schema #/anyOf/0: a schema must be a JSON object, got a number"},
+           Bad{"{items: [true]}",
+               "schema #/items/0: a schema must be a JSON object, got a boolean"},
+           // RapidJSON reads the target of a $ref as an object.
+           Bad{R"({properties: {a: {$ref: "#/required"}}, required: [a]})",
+               "schema #/properties/a: $ref #/properties/a -> #/required points to a list, not "
+               "to a schema (a JSON object)"},
+       }) {
+    TempDir dir;
+    const std::string path =
+        dir.write("schema.yaml", withSchemaPlugin("          schema: " + bad.schema + "\n"));
+    checkRefused(path, path + ":14:19: 'schema': " + bad.message);
+  }
 }

@@ -129,3 +129,31 @@ TEST_CASE("access log: a full disk drops and counts lines, and never stalls prox
   CHECK(dropped == 20);
   CHECK(gw.log().find("access log write failed") != std::string::npos);
 }
+
+// Durations come from a precise monotonic clock: an answer the gateway writes within one loop
+// turn still took some microseconds, and says so (the loop's cached clock said 0).
+TEST_CASE("access log: sub-millisecond exchanges have their real duration") {
+  Backend b;
+  TempDir dir;
+  const std::string logPath = dir.path() + "/access.log";
+  Gateway gw(config(b, logPath));
+  Client c(gw.port());
+  constexpr int kRequests = 10;
+  for (int i = 0; i < kRequests; ++i) REQUIRE(c.roundTrip(get("/nowhere")).status == 404);
+  for (int i = 0; i < kRequests; ++i) REQUIRE(c.roundTrip(get("/api/echo")).status == 200);
+  const std::vector<std::string> got = waitLines(logPath, 2 * kRequests);
+  REQUIRE(got.size() == 2 * kRequests);
+  for (const std::string& line : got) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    REQUIRE_MESSAGE(!d.HasParseError(), line);
+    INFO(line);
+    REQUIRE(d["duration_ms"].IsNumber());
+    CHECK(d["duration_ms"].GetDouble() > 0);
+    if (d["status"].GetInt() == 200) {
+      REQUIRE(d["upstream_duration_ms"].IsNumber());
+      CHECK(d["upstream_duration_ms"].GetDouble() > 0);
+      CHECK(d["upstream_duration_ms"].GetDouble() <= d["duration_ms"].GetDouble());
+    }
+  }
+}

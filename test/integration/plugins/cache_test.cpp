@@ -47,24 +47,8 @@ ${UP}routes:
                 {"UP", std::string(upstream_extra)}});
 }
 
-// Percent-encodes all but unreserved characters, so any text survives as one query value.
-std::string encode(std::string_view text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // Query parameter that makes the origin add one header line to its answer.
-std::string originHeader(std::string_view line) { return "h=" + encode(line); }
+std::string originHeader(std::string_view line) { return "h=" + percentEncode(line); }
 std::string cacheControl(std::string_view directives) {
   return originHeader("Cache-Control: " + std::string(directives));
 }
@@ -351,6 +335,31 @@ TEST_CASE(
   CHECK(second.body == originBody("/origin/plain", 2));
 }
 
+TEST_CASE("plugins cache: an Age list from upstream counts by its first member") {
+  Backend b;
+  Gateway gw(config(b));
+  const std::string ageList = originHeader("Age: 7200, 0");
+  // 7200 s of a 7300 s lifetime already spent upstream: about 100 s left.
+  const std::string aged = "/origin/aged?" + cacheControl("max-age=7300") + "&" + ageList;
+  fetch(gw, aged);
+  Response hit = fetch(gw, aged);
+  const CacheStatus s = cacheStatus(hit);
+  INFO("aged: " << s.raw << ", Age: " << hit.header("Age").value_or("<none>"));
+  CHECK(isHit(hit));
+  REQUIRE(isInteger(s.param("ttl")));
+  CHECK(std::stol(s.param("ttl")) <= 100);
+  REQUIRE(isInteger(hit.header("Age").value_or("")));
+  CHECK(std::stol(*hit.header("Age")) >= 7200);
+  // Older than its lifetime when it arrived: stale at once, never served unasked.
+  const std::string stale = "/origin/aged-out?" + cacheControl("max-age=600") + "&" + ageList;
+  fetch(gw, stale);
+  Response again = fetch(gw, stale);
+  INFO("aged out: " << cacheStatus(again).raw);
+  CHECK_FALSE(isHit(again));
+  CHECK(again.body == originBody("/origin/aged-out", 3));
+  CHECK(originRequests(b) == 3);
+}
+
 TEST_CASE("plugins cache: Vary on a request header keeps one variant per value; Vary: * none") {
   Backend b;
   Gateway gw(config(b));
@@ -380,19 +389,40 @@ TEST_CASE("plugins cache: Vary on a request header keeps one variant per value; 
   CHECK(again.body == originBody("/origin/star", 5));
 }
 
-TEST_CASE("plugins cache: Accept-Encoding always selects the variant, Vary or not") {
+TEST_CASE(
+    "plugins cache: only Vary's fields select a variant; a coded answer also by Accept-Encoding") {
   Backend b;
   Gateway gw(config(b));
-  const std::string target = "/origin/ae?" + cacheControl("max-age=60");
-  CHECK(fetch(gw, target, "Accept-Encoding: gzip\r\n").body == originBody("/origin/ae", 1));
-  CHECK(fetch(gw, target).body == originBody("/origin/ae", 2));
-  Response gzip = fetch(gw, target, "Accept-Encoding: gzip\r\n");
+  // RFC 9111 4.1: without Vary, one stored answer serves every Accept-Encoding, and a Range
+  // request with Accept-Encoding: identity gets its part of it.
+  const std::string plain = "/origin/ae?size=100&" + cacheControl("max-age=60");
+  CHECK(fetch(gw, plain, "Accept-Encoding: gzip\r\n").body == pattern(0, 100));
+  for (const char* headers : {"", "Accept-Encoding: br\r\n", "Accept-Encoding: identity\r\n"}) {
+    Response r = fetch(gw, plain, headers);
+    INFO("'" << headers << "' -> " << cacheStatus(r).raw);
+    CHECK(isHit(r));
+    CHECK(r.body == pattern(0, 100));
+  }
+  Response part = fetch(gw, plain, "Accept-Encoding: identity\r\nRange: bytes=10-19\r\n");
+  INFO("range: " << cacheStatus(part).raw);
+  CHECK(isHit(part));
+  CHECK(part.status == 206);
+  CHECK(part.body == pattern(10, 10));
+  CHECK(originRequests(b) == 1);
+
+  // A content-coded answer whose origin forgot Vary: Accept-Encoding is still only served to
+  // requests with the Accept-Encoding it was fetched with (a miss costs less than a body the
+  // client cannot decode).
+  const std::string coded = "/origin/ae-coded?" + cacheControl("max-age=60") + "&" +
+                            originHeader("Content-Encoding: gzip");
+  CHECK(fetch(gw, coded, "Accept-Encoding: gzip\r\n").body == originBody("/origin/ae-coded", 2));
+  Response identity = fetch(gw, coded, "Accept-Encoding: identity\r\n");
+  CHECK_FALSE(isHit(identity));
+  CHECK(identity.body == originBody("/origin/ae-coded", 3));
+  Response gzip = fetch(gw, coded, "Accept-Encoding: gzip\r\n");
   CHECK(isHit(gzip));
-  CHECK(gzip.body == originBody("/origin/ae", 1));
-  Response identity = fetch(gw, target);
-  CHECK(isHit(identity));
-  CHECK(identity.body == originBody("/origin/ae", 2));
-  CHECK(originRequests(b) == 2);
+  CHECK(gzip.body == originBody("/origin/ae-coded", 2));
+  CHECK(originRequests(b) == 3);
 }
 
 TEST_CASE("plugins cache: key.headers, sort_query and ignore_query_params shape the key") {
@@ -436,6 +466,81 @@ TEST_CASE("plugins cache: by default the key is the exact query and no other req
   fetch(gw, tenant, "X-Tenant: a\r\n");
   CHECK(isHit(fetch(gw, tenant, "X-Tenant: b\r\n")));
   CHECK(originRequests(b) == 4);
+}
+
+TEST_CASE("plugins cache: the key holds the Host value the backend receives, port and all") {
+  // With preserve_host: false the backend still receives the client's value, as
+  // X-Forwarded-Host, and may build its answer from it just the same.
+  bool preserveHost = true;
+  SUBCASE("preserve_host: true") {}
+  SUBCASE("preserve_host: false") { preserveHost = false; }
+  Backend b;
+  std::string yaml = config(b);
+  if (!preserveHost) {
+    const std::string route = "    upstream: main\n";
+    yaml.insert(yaml.find(route) + route.size(), "    preserve_host: false\n");
+  }
+  Gateway gw(yaml);
+  const std::string target = "/origin/host?" + cacheControl("max-age=60");
+  auto fetchAs = [&](std::string_view host, std::string_view method = "GET") {
+    Client c(gw.port());
+    REQUIRE(c.send(request(method, target, {}, {}, host)));
+    Response r = c.read();
+    REQUIRE_MESSAGE(r.complete, host << ": " << r.error);
+    return r;
+  };
+  // A client poisons the entry for "victim.example" if the port is not part of the key.
+  CHECK(fetchAs("victim.example:6666").body == originBody("/origin/host", 1));
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].header(preserveHost ? "Host" : "X-Forwarded-Host") == "victim.example:6666");
+  for (const auto& [host, rank] : std::vector<std::pair<std::string, int>>{
+           {"victim.example", 2}, {"victim.example.", 3}, {"VICTIM.example", 4}}) {
+    Response r = fetchAs(host);
+    INFO(host << " -> " << cacheStatus(r).raw);
+    CHECK_FALSE(isHit(r));
+    CHECK(r.body == originBody("/origin/host", rank));
+  }
+  Response same = fetchAs("victim.example");
+  CHECK(isHit(same));
+  CHECK(same.body == originBody("/origin/host", 2));
+  CHECK(originRequests(b) == 4);
+  // An unsafe request invalidates the URL whatever port or case its Host was written with.
+  CHECK(fetchAs("Victim.Example:80", "DELETE").status == 200);
+  for (const char* host :
+       {"victim.example:6666", "victim.example", "victim.example.", "VICTIM.example"}) {
+    Response r = fetchAs(host);
+    INFO(host << " after DELETE -> " << cacheStatus(r).raw);
+    CHECK_FALSE(isHit(r));
+  }
+  CHECK(originRequests(b) == 9);
+}
+
+TEST_CASE("plugins cache: a GET with a body neither reads nor fills the store") {
+  Backend b;
+  Gateway gw(config(b));
+  const std::string target = "/origin/get-body?" + cacheControl("max-age=60");
+  auto withBody = [&](std::string_view headers, std::string_view body, int rank) {
+    Response r = exchange(gw, "GET", target, headers, body);
+    const CacheStatus s = cacheStatus(r);
+    INFO(headers << " -> " << s.raw);
+    CHECK(r.status == 200);
+    CHECK(r.body == originBody("/origin/get-body", rank));
+    CHECK(s.param("fwd") == "bypass");
+    CHECK(s.param("detail") == "request-body");
+    CHECK_FALSE(s.has("stored"));
+  };
+  // What the origin answered by a body is served to no one else ...
+  withBody("Content-Type: text/plain\r\n", "q=secret", 1);
+  Response plain = fetch(gw, target);
+  CHECK_FALSE(isHit(plain));
+  CHECK(plain.body == originBody("/origin/get-body", 2));
+  // ... and a stored answer is not served to a request with a body.
+  withBody("Transfer-Encoding: chunked\r\n", "3\r\nabc\r\n0\r\n\r\n", 3);
+  plain = fetch(gw, target);
+  CHECK(isHit(plain));
+  CHECK(plain.body == originBody("/origin/get-body", 2));
+  CHECK(originRequests(b) == 3);
 }
 
 TEST_CASE(
@@ -483,8 +588,8 @@ TEST_CASE(
 TEST_CASE("plugins cache: If-None-Match and If-Modified-Since on a fresh entry get a 304 from it") {
   Backend b;
   Gateway gw(config(b));
-  const std::string target = "/origin/cond?etag=" + encode("\"v1\"") +
-                             "&lm=" + encode(kLastModified) + "&" + cacheControl("max-age=60");
+  const std::string target = "/origin/cond?etag=" + percentEncode("\"v1\"") +
+                             "&lm=" + percentEncode(kLastModified) + "&" + cacheControl("max-age=60");
   CHECK(fetch(gw, target).body == originBody("/origin/cond", 1));
 
   struct Case {
@@ -523,9 +628,9 @@ TEST_CASE("plugins cache: a stale entry is revalidated with its validator; a 304
     std::string value;
   };
   Case c;
-  SUBCASE("ETag") { c = {"etag=" + encode("\"r1\""), "If-None-Match", "\"r1\""}; }
+  SUBCASE("ETag") { c = {"etag=" + percentEncode("\"r1\""), "If-None-Match", "\"r1\""}; }
   SUBCASE("Last-Modified") {
-    c = {"lm=" + encode(kLastModified), "If-Modified-Since", kLastModified};
+    c = {"lm=" + percentEncode(kLastModified), "If-Modified-Since", kLastModified};
   }
   Backend b;
   Gateway gw(config(b));
@@ -549,40 +654,196 @@ TEST_CASE("plugins cache: a stale entry is revalidated with its validator; a 304
   CHECK(originRequests(b) == 2);
 }
 
-TEST_CASE("plugins cache: stale-while-revalidate answers at once while one request refreshes") {
+TEST_CASE("plugins cache: a 304 that makes the stored entry unstorable removes it") {
+  Backend b;
+  Gateway gw(config(b));
+  // The 200 may be kept for a second; the 304 that revalidates it says no-store.
+  const std::string target = "/origin/reval-gone?etag=" + percentEncode("\"r1\"") + "&" +
+                             cacheControl("max-age=1") +
+                             "&h304=" + percentEncode("Cache-Control: no-store");
+  CHECK(fetch(gw, target).body == originBody("/origin/reval-gone", 1));
+
+  Response revalidated = fetchUntilNotHit(gw, target);
+  const CacheStatus s = cacheStatus(revalidated);
+  INFO("revalidated: " << s.raw);
+  CHECK(revalidated.status == 200);
+  CHECK(revalidated.body == originBody("/origin/reval-gone", 1));
+  CHECK(s.param("fwd") == "stale");
+  CHECK(s.param("fwd-status") == "304");
+  CHECK_FALSE(s.has("stored"));
+  // The entry is gone: the next request is a plain miss, fetched without a validator.
+  Response next = fetch(gw, target);
+  INFO("next: " << cacheStatus(next).raw);
+  CHECK(cacheStatus(next).param("fwd") == "uri-miss");
+  CHECK(next.body == originBody("/origin/reval-gone", 3));
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[1].header("If-None-Match") == "\"r1\"");
+  CHECK_FALSE(seen[2].header("If-None-Match"));
+}
+
+// Waits on the clock alone (polling would refresh the entry early) until an entry stored now
+// with max-age=2 is stale: its age, counted in whole seconds, is then past 2.
+void waitUntilStale() {
+  const auto storedAt = std::chrono::steady_clock::now();
+  REQUIRE(waitFor([&] { return std::chrono::steady_clock::now() - storedAt >= 3100ms; }, 3200ms));
+}
+
+TEST_CASE("plugins cache: stale-while-revalidate answers at once and refreshes in the background") {
   Backend b;
   Gateway gw(config(b));
   // The origin takes 500 ms, so an answer much faster than that came from the store.
   const std::string target =
-      "/origin/swr?delay=500&" + cacheControl("max-age=1, stale-while-revalidate=30");
+      "/origin/swr?delay=500&" + cacheControl("max-age=2, stale-while-revalidate=30");
   CHECK(fetch(gw, target).body == originBody("/origin/swr", 1));
-  const auto storedAt = std::chrono::steady_clock::now();
-  // Stale once its age passes one second, counted in whole seconds: 2.1 s is surely past it.
-  // Polling would refresh it early, so this waits on the clock alone.
-  REQUIRE(waitFor([&] { return std::chrono::steady_clock::now() - storedAt >= 2100ms; }, 2200ms));
+  waitUntilStale();
   CHECK(originRequests(b) == 1);
 
-  // One request finds it stale and a refresh starts (by that request or behind it); a second
-  // one sent while the origin is still on it is answered from the stale copy at once.
-  Client triggering(gw.port());
-  Response first;
-  std::thread trigger([&] { first = triggering.roundTrip(get(target)); });
-  const bool refreshing = waitFor([&] { return originRequests(b) == 2; }, 2000ms, 10ms);
-  const auto sentAt = std::chrono::steady_clock::now();
+  // The first request to find it stale does not wait for the refresh it starts (RFC 5861 3).
+  auto sentAt = std::chrono::steady_clock::now();
+  Response first = fetch(gw, target);
+  auto took = std::chrono::steady_clock::now() - sentAt;
+  INFO("first: " << cacheStatus(first).raw);
+  CHECK(isHit(first));
+  CHECK(cacheStatus(first).param("detail") == "stale-while-revalidate");
+  CHECK(first.body == originBody("/origin/swr", 1));
+  CHECK(took < 300ms);
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 2000ms, 10ms));
+  // Nor does the next one, and it starts no second refresh.
+  sentAt = std::chrono::steady_clock::now();
   Response meanwhile = fetch(gw, target);
-  const auto took = std::chrono::steady_clock::now() - sentAt;
-  trigger.join();
-  INFO("first: " << cacheStatus(first).raw << "; meanwhile: " << cacheStatus(meanwhile).raw);
-  REQUIRE(refreshing);
+  took = std::chrono::steady_clock::now() - sentAt;
   CHECK(isHit(meanwhile));
   CHECK(meanwhile.body == originBody("/origin/swr", 1));
   CHECK(took < 300ms);
-  REQUIRE_MESSAGE(first.complete, first.error);
-  CHECK(first.status == 200);
-  // Exactly one refresh, and what it fetched replaced the stale copy. (The refreshed entry is
-  // only fresh for a second, so the next request may already refresh it again.)
+  // What the refresh fetched replaces the stale copy.
+  Response refreshed;
+  CHECK(waitFor(
+      [&] {
+        refreshed = fetch(gw, target);
+        return refreshed.body == originBody("/origin/swr", 2);
+      },
+      3000ms, 50ms));
+  INFO("refreshed: " << cacheStatus(refreshed).raw);
+  CHECK(isHit(refreshed));
+  CHECK_FALSE(cacheStatus(refreshed).has("detail"));
   CHECK(originRequests(b) == 2);
-  CHECK(fetch(gw, target).body != originBody("/origin/swr", 1));
+  // The refresh asked for the whole answer (no validator here) as a GET like any other.
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1].method == "GET");
+  CHECK(seen[1].target == target);
+  CHECK(seen[1].header("Host") == "gw.test");
+  CHECK(seen[1].header("Via") == "1.1 gatewayd");
+}
+
+TEST_CASE("plugins cache: a background refresh revalidates with the entry's validator") {
+  Backend b;
+  Gateway gw(config(b));
+  std::string target = "/origin/swr-304?etag=" + percentEncode("\"s1\"") + "&" +
+                       cacheControl("max-age=2, stale-while-revalidate=30");
+  // A 304 may carry the Content-Length of the stored representation (RFC 9110 §8.6); it still
+  // has no body, and the refresh must not wait for one.
+  SUBCASE("a bare 304") {}
+  SUBCASE("a 304 carrying Content-Length") {
+    target += "&h304=" + percentEncode("Content-Length: 4096");
+  }
+  CHECK(fetch(gw, target).body == originBody("/origin/swr-304", 1));
+  waitUntilStale();
+  // A client's own conditional is answered from the stale copy; the refresh asks with "s1".
+  Response first = fetch(gw, target, "If-None-Match: \"other\"\r\n");
+  CHECK(first.status == 200);
+  CHECK(cacheStatus(first).param("detail") == "stale-while-revalidate");
+  // The origin's 304 freshens the entry: fresh hits again, with the stored body.
+  Response fresh;
+  CHECK(waitFor(
+      [&] {
+        fresh = fetch(gw, target);
+        return !cacheStatus(fresh).has("detail");
+      },
+      3000ms, 50ms));
+  INFO("after the 304: " << cacheStatus(fresh).raw);
+  CHECK(isHit(fresh));
+  CHECK(fresh.body == originBody("/origin/swr-304", 1));
+  const std::vector<Echo> seen = b.requests();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1].header("If-None-Match") == "\"s1\"");
+}
+
+TEST_CASE("plugins cache: a background refresh is bounded by coalesce_timeout") {
+  Backend b;
+  Gateway gw(config(b, "{coalesce_timeout: 300ms}"));
+  // The origin takes 2 s; a refresh is given up after 300 ms and the next request tries again.
+  const std::string target =
+      "/origin/swr-slow?delay=2000&" + cacheControl("max-age=2, stale-while-revalidate=30");
+  const auto storedAt = std::chrono::steady_clock::now();
+  CHECK(fetch(gw, target, {}).body == originBody("/origin/swr-slow", 1));
+  REQUIRE(waitFor([&] { return std::chrono::steady_clock::now() - storedAt >= 3100ms; }, 4000ms));
+  const auto firstAt = std::chrono::steady_clock::now();
+  CHECK(isHit(fetch(gw, target)));
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 1000ms, 10ms));
+  // Every request meanwhile is answered from the stale copy; after the timeout one of them
+  // starts the second refresh, long before the first one's origin answer would come.
+  int notFromStore = 0;
+  CHECK(waitFor(
+      [&] {
+        notFromStore += !isHit(fetch(gw, target));
+        return originRequests(b) == 3;
+      },
+      1500ms, 50ms));
+  CHECK(notFromStore == 0);
+  CHECK(std::chrono::steady_clock::now() - firstAt < 1800ms);
+}
+
+TEST_CASE("plugins cache: a background refresh still running does not hold up shutdown") {
+  Backend b;
+  auto gw = std::make_unique<Gateway>(config(b, "{coalesce_timeout: 30s}"));
+  // Answered at once the first time; the refresh then waits ten seconds for the origin.
+  const std::string target = "/origin/swr-stop?delay=10000&delay_after=1&" +
+                             cacheControl("max-age=2, stale-while-revalidate=60");
+  CHECK(fetch(*gw, target).body == originBody("/origin/swr-stop", 1));
+  waitUntilStale();
+  CHECK(isHit(fetch(*gw, target)));
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 2000ms));
+  // Stopped with SIGTERM: a clean exit (checked by ~Gateway, sanitizers included), not after
+  // the refresh, which nobody waits for.
+  const auto stopAt = std::chrono::steady_clock::now();
+  gw.reset();
+  CHECK(std::chrono::steady_clock::now() - stopAt < 3000ms);
+}
+
+TEST_CASE("plugins cache: at most 64 background refreshes run at once on a worker") {
+  constexpr int kKeys = 65;  // one more than a worker runs at once
+  Backend b;
+  Gateway gw(config(b));
+  auto target = [](int i) {
+    return "/origin/swr-many/" + std::to_string(i) + "?delay=500&" +
+           cacheControl("max-age=2, stale-while-revalidate=30");
+  };
+  // Which origin answer a key's stored copy is: 1..65 filled it, later ones refreshed it.
+  auto storedRank = [&](int i) {
+    const std::string body = fetch(gw, target(i)).body;
+    return std::stoi(body.substr(body.find('#') + 1));
+  };
+  // Filled in parallel: the origin takes half a second for each answer.
+  std::vector<std::unique_ptr<Client>> fill;
+  for (int i = 0; i < kKeys; ++i) {
+    fill.push_back(std::make_unique<Client>(gw.port()));
+    REQUIRE(fill.back()->send(get(target(i))));
+  }
+  for (auto& client : fill) REQUIRE(client->read(5000ms).status == 200);
+  fill.clear();
+  waitUntilStale();
+  REQUIRE(originRequests(b) == kKeys);
+  // One stale request per key, in order, each answered at once; the last finds no room.
+  for (int i = 0; i < kKeys; ++i) {
+    Response r = fetch(gw, target(i));
+    CHECK(cacheStatus(r).param("detail") == "stale-while-revalidate");
+  }
+  CHECK(waitFor([&] { return originRequests(b) == 2 * kKeys - 1; }, 2000ms));
+  REQUIRE(waitFor([&] { return storedRank(kKeys - 2) > kKeys; }, 3000ms, 50ms));
+  for (int i = 0; i < kKeys - 1; ++i) CHECK_MESSAGE(storedRank(i) > kKeys, "key " << i);
+  CHECK(storedRank(kKeys - 1) <= kKeys);
 }
 
 TEST_CASE("plugins cache: hits, misses and bypasses are counted and logged") {
@@ -809,6 +1070,42 @@ TEST_CASE("plugins cache: concurrent misses on one key make one origin request")
     hits += isHit(r);
   }
   CHECK(hits == kClients - expectedOriginRequests);
+}
+
+TEST_CASE("plugins cache: when the leading client leaves, one waiter fetches for the others") {
+  constexpr int kWaiters = 5;
+  Backend b;
+  Gateway gw(config(b));
+  // A stored entry to probe with: the gateway answers it alone, after what was sent before it.
+  const std::string probe = "/origin/probe?" + cacheControl("max-age=60");
+  fetch(gw, probe);
+  const std::string target = "/origin/left?delay=500&" + cacheControl("max-age=60");
+  Client leader(gw.port());
+  REQUIRE(leader.send(get(target)));
+  REQUIRE(waitFor([&] { return originRequests(b) == 2; }, 2000ms));
+  std::vector<std::unique_ptr<Client>> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.push_back(std::make_unique<Client>(gw.port()));
+    REQUIRE(waiters.back()->send(get(target)));
+  }
+  // The one worker reads in order: once the probe is answered, every waiter waits for the leader.
+  CHECK(isHit(fetch(gw, probe)));
+  leader.close();
+
+  std::vector<Response> answers;
+  for (auto& waiter : waiters) answers.push_back(waiter->read(5000ms));
+  int hits = 0;
+  for (const Response& r : answers) {
+    INFO(r.status << " " << r.body << " " << cacheStatus(r).raw);
+    REQUIRE_MESSAGE(r.complete, r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == answers.front().body);
+    hits += isHit(r);
+  }
+  CHECK(answers.front().body.starts_with("origin /origin/left #"));
+  // The probe, the leader's fetch, and one more for all the waiters (not one each).
+  CHECK(originRequests(b) == 3);
+  CHECK(hits == kWaiters - 1);
 }
 
 TEST_CASE("plugins cache: a waiter stops waiting after coalesce_timeout and fetches itself") {

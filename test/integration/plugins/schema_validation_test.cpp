@@ -70,6 +70,14 @@ routes:
             patternProperties:
               "^x-": {type: object}
             additionalProperties: false
+  - match: {prefix: /recursive}
+    upstream: main
+    plugins:
+      - schema_validation:
+          schema:
+            anyOf:
+              - {items: {$ref: "#"}}
+              - {items: {$ref: "#"}}
   - match: {prefix: /search}
     upstream: main
     plugins:
@@ -106,6 +114,14 @@ struct Fixture {
 
 bool contains(const std::string& text, std::string_view part) {
   return text.find(part) != std::string::npos;
+}
+
+// `r` is the gateway's refusal: `status`, `code` and a message holding `fragment`.
+void checkRefusal(const Response& r, int status, std::string_view code, std::string_view fragment) {
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK(r.status == status);
+  CHECK(errorCode(r.body) == code);
+  CHECK_MESSAGE(contains(errorMessage(r.body), fragment), errorMessage(r.body));
 }
 
 }  // namespace
@@ -299,4 +315,72 @@ TEST_CASE("plugins schema: RapidJSON #825 shape gives correct verdicts and no cr
     REQUIRE(f.gw.process().running());
   }
   CHECK(f.b.stats().requests == 2);
+}
+
+TEST_CASE(
+    "plugins schema: validation work is bounded: 413 BODY_TOO_COMPLEX at once, worker lives") {
+  Fixture f;
+  Client c(f.gw.port());
+  // Overlapping branches recursing through items: 2^depth parallel validators (before, 18 levels
+  // took 5 s and depth 22 exhausted 4 GB; the report's 330-byte body took 9.8 s and 3.2 GB).
+  for (const int depth : {18, 64}) {
+    INFO("depth " << depth);
+    const auto start = std::chrono::steady_clock::now();
+    Response r =
+        c.roundTrip(post("/recursive", std::string(depth, '[') + std::string(depth, ']')), 5000ms);
+    const auto took = std::chrono::steady_clock::now() - start;
+    checkRefusal(r, 413, "BODY_TOO_COMPLEX",
+                 "body failed keyword=max_validation_memory: validating it takes more than "
+                 "16777216 bytes of validator state");
+    CHECK(took < 2000ms);
+  }
+  // The same worker answers the next request on the route at once.
+  Response r = c.roundTrip(post("/recursive", "[[[]]]"));
+  REQUIRE_MESSAGE(r.complete, r.error);
+  CHECK_MESSAGE(r.status == 200, r.body);
+  CHECK(parseEcho(r.body).body == "[[[]]]");
+  CHECK(f.b.stats().requests == 1);
+}
+
+TEST_CASE("plugins schema: an escaped NUL cannot cut a pattern short, in a string or a key") {
+  Fixture f;
+  const std::string items = R"("items":[{"sku":"a","qty":1}])";
+  for (const std::string& body : {
+           // RapidJSON's regex stops at the NUL: "AB123456" matched and the rest rode along.
+           R"({"customer_id":"AB123456\u0000'; DROP TABLE orders;--",)" + items + "}",
+           // The key matched ^x-[a-z0-9-]+$ up to the NUL, past additionalProperties: false.
+           R"({"customer_id":"AB123456",)" + items + R"(,"metadata":{"x-a\u0000<script>":"v"}})",
+       }) {
+    INFO(body);
+    Client c(f.gw.port());
+    checkRefusal(c.roundTrip(post("/orders", body)), 400, "VALIDATION_FAILED",
+                 "body failed keyword=nul: a string or key holds U+0000, which schema patterns "
+                 "cannot check");
+  }
+  CHECK(f.b.stats().requests == 0);
+}
+
+TEST_CASE("plugins schema: a body is checked only under exactly one JSON Content-Type field") {
+  Fixture f;
+  const std::string body = R"({"name":"ok"})";
+  struct Case {
+    std::string headers, fragment;
+  };
+  for (const Case& k : {
+           // Before, the first field was checked and both were forwarded: a backend reading the
+           // last one parsed the body as something never validated.
+           Case{"Content-Type: application/json\r\nContent-Type: text/plain\r\n",
+                "Content-Type must be given once, got 2 fields"},
+           Case{"Content-Type: application/json\r\ncontent-type: application/json\r\n",
+                "Content-Type must be given once, got 2 fields"},
+           // One field listing two types: the '+json' suffix belonged to the second one.
+           Case{"Content-Type: application/x-www-form-urlencoded, application/a+json\r\n",
+                "Content-Type must be application/json or application/*+json"},
+       }) {
+    INFO(k.headers);
+    Client c(f.gw.port());
+    checkRefusal(c.roundTrip(request("POST", "/inline", k.headers, body)), 415,
+                 "UNSUPPORTED_MEDIA_TYPE", k.fragment);
+  }
+  CHECK(f.b.stats().requests == 0);
 }

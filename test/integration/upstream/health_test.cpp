@@ -260,3 +260,28 @@ TEST_CASE("health: with count_read_timeouts, a read timeout counts toward ejecti
   CHECK(backendState(gw, b.address()) == "healthy");
   expectServedBy(gw, "b", 3);
 }
+
+// A backend's response head has limits of its own (limits.upstream_header_*): a client's 100
+// fields are not what a backend may send. Past them the answer is a 502 whose log says which
+// limit, and the backend is not blamed: the limit is the gateway's.
+TEST_CASE("health: a response head over the gateway's own limits is a 502, not a backend failure") {
+  Backend b("b");
+  Gateway gw(simpleConfig({&b}, "limits:\n  header_count: 20\n  upstream_header_count: 60\n",
+                          "    health_checks:\n      passive: {consecutive_failures: 1}\n"));
+  auto answerWithFields = [](int count) {
+    std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n";
+    for (int i = 0; i < count; ++i) head += "X-Field-" + std::to_string(i) + ": v\r\n";
+    return head + "\r\nok";
+  };
+  // More than the clients' header_count, within upstream_header_count: passed through.
+  Response within = Client(gw.port()).roundTrip(get(rawResponseTarget(answerWithFields(50))));
+  REQUIRE_MESSAGE(within.complete, within.error);
+  CHECK(within.status == 200);
+  CHECK(within.header("X-Field-49") == "v");
+  for (int i = 0; i < 3; ++i) {
+    expectError(gw, rawResponseTarget(answerWithFields(80)), 502, "UPSTREAM_PROTOCOL_ERROR");
+  }
+  CHECK(backendStatus(gw, b.address()) == BackendView{"healthy", 0, 0, 0});
+  CHECK(gw.log().find("more than 60 header fields") != std::string::npos);
+  expectServedBy(gw, "b", 1);
+}
