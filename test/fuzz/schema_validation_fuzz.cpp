@@ -114,6 +114,7 @@ void check(const sv::Config& config, sv::WorkerSchemas& schemas, std::string_vie
   ctx.info.query = "page=1";
   ctx.requestHeaders().add("Content-Type", "application/json");
   ctx.requestHeaders().add("Content-Length", std::to_string(body.size()));
+  ctx.info.hasBody = !body.empty();
   sv::SchemaValidationPlugin plugin(config, schemas);
   FUZZ_REQUIRE(plugin.onRequestHeaders(ctx) == gw::plugin::Status::Continue && ctx.bufferLimit,
                "a JSON request was not asked for its body");
