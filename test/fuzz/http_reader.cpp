@@ -1,5 +1,7 @@
 #include "test/fuzz/http_reader.h"
 
+#include <rapidjson/document.h>
+
 #include "gateway/http/headers.h"
 
 namespace gw::fuzz {
@@ -52,6 +54,17 @@ bool hopByHop(std::string_view lowerName) {
   return false;
 }
 
+bool isErrorBody(std::string_view body) {
+  rapidjson::Document document;
+  document.Parse(body.data(), body.size());
+  if (document.HasParseError() || !document.IsObject()) return false;
+  const auto error = document.FindMember("error");
+  if (error == document.MemberEnd() || !error->value.IsObject()) return false;
+  const auto code = error->value.FindMember("code");
+  return code != error->value.MemberEnd() && code->value.IsString() &&
+         code->value.GetStringLength() > 0;
+}
+
 std::size_t Message::count(std::string_view name) const {
   std::size_t n = 0;
   for (const auto& field : fields) n += http::iequals(field.first, name) ? 1 : 0;
@@ -63,6 +76,10 @@ std::string_view Message::value(std::string_view name) const {
     if (http::iequals(field.first, name)) return field.second;
   }
   return {};
+}
+
+Reader::Reader(llhttp_type_t type, std::vector<bool> headAnswers) : Reader(type) {
+  headAnswers_ = std::move(headAnswers);
 }
 
 Reader::Reader(llhttp_type_t type, bool headRequest) : headRequest_(headRequest) {
@@ -145,11 +162,21 @@ int Reader::onHeaderValueComplete(llhttp_t* p) {
 int Reader::onHeadersComplete(llhttp_t* p) {
   Reader& r = self(p);
   r.inHead_ = false;
-  r.messages_.back().status = p->status_code;
+  Message& message = r.messages_.back();
+  message.status = p->status_code;
+  message.versionMajor = p->http_major;
+  message.versionMinor = p->http_minor;
+  message.chunked = (p->flags & F_CHUNKED) != 0;
+  message.hasContentLength = (p->flags & F_CONTENT_LENGTH) != 0;
+  if (p->type != HTTP_RESPONSE) return 0;
+  bool answersHead = r.headRequest_;
+  if (p->status_code >= 200) {
+    const std::size_t index = r.finalResponses_++;
+    if (index < r.headAnswers_.size()) answersHead = r.headAnswers_[index];
+  }
   // RFC 9112 §6.3: the answer to HEAD, and every 1xx, 204 and 304, ends with its head.
-  const bool bodyless = p->type == HTTP_RESPONSE &&
-                        ((r.headRequest_ && p->status_code >= 200) || p->status_code < 200 ||
-                         p->status_code == 204 || p->status_code == 304);
+  const bool bodyless = (answersHead && p->status_code >= 200) || p->status_code < 200 ||
+                        p->status_code == 204 || p->status_code == 304;
   return bodyless ? 1 : 0;
 }
 
@@ -161,6 +188,7 @@ int Reader::onBody(llhttp_t* p, const char* at, std::size_t length) {
 int Reader::onMessageComplete(llhttp_t* p) {
   Reader& r = self(p);
   r.messages_.back().complete = true;
+  r.messages_.back().keepAlive = llhttp_should_keep_alive(p) != 0;
   r.inMessage_ = false;
   return 0;
 }

@@ -19,6 +19,11 @@ struct Message {
   std::string target;                                       // requests
   std::vector<std::pair<std::string, std::string>> fields;  // of the head (trailers not kept)
   std::string body;                                         // decoded (de-chunked)
+  int versionMajor = 0;
+  int versionMinor = 0;
+  bool chunked = false;           // framed by the chunked coding
+  bool hasContentLength = false;  // framed by Content-Length
+  bool keepAlive = false;         // llhttp_should_keep_alive() once complete
   bool complete = false;
 
   // How many fields are named `name` (ASCII case-insensitively).
@@ -40,6 +45,9 @@ bool contains(const std::vector<std::string>& list, std::string_view item);
 // http::classifyField, so that a slip in the gateway's classification shows.
 bool hopByHop(std::string_view lowerName);
 
+// The body of an answer the gateway made itself: {"error":{"code":"...",...}}.
+bool isErrorBody(std::string_view body);
+
 // Reads every message in `bytes`, an Upgrade request's followers included (the gateway never
 // switches protocols). `headRequest`: the response answers a HEAD (its body is never sent).
 // read() returns llhttp's verdict on the whole input (HPE_OK when it all parsed, possibly ending
@@ -47,6 +55,9 @@ bool hopByHop(std::string_view lowerName);
 class Reader {
  public:
   explicit Reader(llhttp_type_t type, bool headRequest = false);
+  // Responses to pipelined requests: headAnswers[i] says whether the i-th final response answers
+  // a HEAD (past the list, none does).
+  Reader(llhttp_type_t type, std::vector<bool> headAnswers);
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
@@ -72,6 +83,8 @@ class Reader {
   llhttp_settings_t settings_;
   llhttp_t parser_;
   bool headRequest_;
+  std::vector<bool> headAnswers_;
+  std::size_t finalResponses_ = 0;  // heads of final responses seen so far
   bool inMessage_ = false;
   bool inHead_ = false;  // fields after the head are a chunked body's trailers: not kept
   bool inValue_ = false;
