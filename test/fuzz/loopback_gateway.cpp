@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "test/fuzz/fixed_config.h"
 #include "test/fuzz/fuzz_check.h"
@@ -62,6 +63,26 @@ bool sendSome(int fd, std::string& bytes) {
   return true;
 }
 
+// `bytes` on one line, with C escapes for what is not printable.
+void printEscaped(const char* label, std::string_view bytes) {
+  std::fprintf(stderr, "  %s (%zu bytes): \"", label, bytes.size());
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\r') {
+      std::fputs("\\r", stderr);
+    } else if (c == '\n') {
+      std::fputs("\\n", stderr);
+    } else if (c == '"' || c == '\\') {
+      std::fprintf(stderr, "\\%c", c);
+    } else if (byte < 0x20 || byte >= 0x7f) {
+      std::fprintf(stderr, "\\x%02x", byte);
+    } else {
+      std::fputc(c, stderr);
+    }
+  }
+  std::fputs("\"\n", stderr);
+}
+
 }  // namespace
 
 LoopbackGateway::LoopbackGateway(std::string_view yaml) {
@@ -105,6 +126,13 @@ Session::Session(LoopbackGateway& gateway, const char* clientIp) : gateway_(gate
   peer.sin_port = htons(40000);
   FUZZ_REQUIRE(::inet_pton(AF_INET, clientIp, &peer.sin_addr) == 1, "a bad client address");
   gateway_.worker().adopt(net::Fd(fds[0]), reinterpret_cast<const sockaddr*>(&peer));
+  failureContext() = [this] {
+    printEscaped("the client received", clientReceived_);
+    for (std::size_t i = 0; i < backends_.size(); ++i) {
+      const std::string label = "backend connection " + std::to_string(i) + " received";
+      printEscaped(label.c_str(), backends_[i]->received);
+    }
+  };
 }
 
 Session::~Session() {
@@ -127,6 +155,7 @@ Session::~Session() {
                  "the worker still holds a connection after both peers closed theirs");
   }
   worker.graveyard().reap();
+  failureContext() = nullptr;
 }
 
 void Session::pump() {
