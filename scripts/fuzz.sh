@@ -1,57 +1,139 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang++, ASan + UBSan; not part of the meson build) into
-# build-fuzz/ and runs each for a bounded time from its seed corpus in test/fuzz/corpus/<name>/.
+# Builds the libFuzzer targets of test/fuzz/ (meson -Dfuzz=true with clang: ASan + UBSan +
+# coverage) in build-fuzz/ and runs each for a bounded time from its seed corpus.
 #   scripts/fuzz.sh                       every target, 60 s each
-#   scripts/fuzz.sh -t 300 schema_validation
-# New inputs are kept in build-fuzz/corpus/<name>/ (the seeds in the tree stay small); a crash
-# leaves build-fuzz/crash-* and makes the script exit non-zero. The last line per target is
-# libFuzzer's "Done N runs in S second(s)".
+#   scripts/fuzz.sh --seconds 600         each target for 10 minutes
+#   scripts/fuzz.sh --target request      only that target (repeatable)
+#   scripts/fuzz.sh --list                the targets
+#   scripts/fuzz.sh --keep-going          after a finding, go on for the time left (long runs)
+# Inputs that reach new code are kept in build-fuzz/corpus/<name>/ (scratch: the seeds in
+# test/fuzz/corpus/<name>/ stay small and hand-picked). A crash, a broken invariant, a leak, a
+# timeout or running out of memory stops that target, keeps the input in
+# build-fuzz/crashes/<name>/ and makes the script exit non-zero after the other targets ran.
+# One summary line per target: runs, coverage, features, corpus, peak RSS, crashes.
+# CC/CXX may name another clang (e.g. "ccache clang"); BUILD_DIR overrides build-fuzz/.
 set -euo pipefail
 GW_SCRIPT="fuzz"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+all_targets=(request response config cache_control traceparent schema_validation)
 seconds=60
+targets=()
+list=0
+keep_going=0
 while (($#)); do
   case "$1" in
-    -t) seconds="$2"; shift ;;
-    -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    -*) gw_die "unknown option: $1 (see --help)" ;;
-    *) break ;;
+    --seconds) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || gw_die "--seconds needs a positive integer"
+      seconds="$2"; shift ;;
+    --target) [[ " ${all_targets[*]} " == *" ${2:-} "* ]] || gw_die "unknown target: ${2:-} (--list)"
+      targets+=("$2"); shift ;;
+    --list) list=1 ;;
+    --keep-going) keep_going=1 ;;
+    -h | --help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
 done
-targets=("$@")
-((${#targets[@]})) || targets=(schema_validation)
+if ((list)); then
+  printf '%s\n' "${all_targets[@]}"
+  exit 0
+fi
+((${#targets[@]})) || targets=("${all_targets[@]}")
 
-command -v clang++ >/dev/null || gw_die "clang++ is needed (apt-get install clang)"
-out="$GW_ROOT/build-fuzz"
-mkdir -p "$out"
+"$GW_ROOT/scripts/setup.sh" --fuzz
+dir="${BUILD_DIR:-$GW_ROOT/build-fuzz}"
+export CC="${CC:-clang}" CXX="${CXX:-clang++}"
+if [[ ! -f "$dir/meson-private/coredata.dat" ]]; then
+  gw_log "configuring $dir with $CXX"
+  # -O1 is libFuzzer's usual trade: fast enough per input, still close to the source.
+  meson setup "$dir" "$GW_ROOT" --buildtype=debug -Doptimization=1 -Dfuzz=true >/dev/null
+fi
+binaries=()
+for name in "${targets[@]}"; do binaries+=("test/fuzz/${name}_fuzz"); done
+gw_log "building ${targets[*]} in $dir"
+ninja -C "$dir" "${binaries[@]}"
 
-# The sources each target links, besides test/fuzz/<name>_fuzz.cpp.
-sources_for() {
+# Every sanitizer report ends the run and leaves the input behind; symbolized stacks.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:print_summary=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1:print_summary=1:suppressions=$GW_ROOT/test/fuzz/ubsan.supp}"
+
+# Dictionaries: the protocol's words, which random mutation takes long to spell.
+dictionary_for() {
   case "$1" in
-    schema_validation)
-      echo plugins/schema_validation/schema_validation.cpp \
-        plugins/schema_validation/validation_budget.cpp gateway/http/headers.cpp ;;
-    *) gw_die "unknown fuzz target: $1" ;;
+    request | response) echo "$GW_ROOT/test/fuzz/http.dict" ;;
+    config) echo "$GW_ROOT/test/fuzz/config.dict" ;;
+    cache_control) echo "$GW_ROOT/test/fuzz/cache_control.dict" ;;
   esac
 }
 
+failed=()
+summaries=()
 for name in "${targets[@]}"; do
-  read -r -a sources <<<"$(sources_for "$name")"
-  binary="$out/${name}_fuzz"
-  gw_log "building $binary"
-  # pointer-overflow is off: RapidJSON 1.1.0's internal::Stack computes nullptr + n before its
-  # first allocation (harmless, fixed upstream), which would stop every run at start-up.
-  (cd "$GW_ROOT" && clang++ -std=c++20 -g -O1 -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -fno-sanitize=pointer-overflow \
-    -DGW_SOURCE_ROOT="\"$GW_ROOT\"" -I"$GW_ROOT" \
-    "test/fuzz/${name}_fuzz.cpp" "${sources[@]}" -o "$binary")
-  corpus="$out/corpus/$name"
-  mkdir -p "$corpus"
-  gw_log "running $name for ${seconds}s"
-  (cd "$out" && "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -max_len=65536 "$corpus" "$GW_ROOT/test/fuzz/corpus/$name")
+  corpus="$dir/corpus/$name"
+  crashes="$dir/crashes/$name"
+  log="$dir/logs/$name.log"
+  mkdir -p "$corpus" "$crashes" "$dir/logs"
+  args=(-timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1
+    -artifact_prefix="$crashes/")
+  dict="$(dictionary_for "$name")"
+  [[ -z "$dict" ]] || args+=(-dict="$dict")
+  gw_log "running $name for ${seconds}s (log: $log)"
+  before=$(find "$crashes" -type f | wc -l)
+  : >"$log"
+  started=$SECONDS
+  rc=0
+  while :; do
+    run_rc=0
+    # The first directory receives new inputs; the seeds in the tree are only read.
+    (cd "$dir" && "./test/fuzz/${name}_fuzz" "${args[@]}" -max_total_time=$((seconds - (SECONDS - started))) \
+      "$corpus" "$GW_ROOT/test/fuzz/corpus/$name") >>"$log" 2>&1 || run_rc=$?
+    ((run_rc == 0)) || rc=$run_rc
+    ((run_rc != 0 && keep_going && SECONDS - started < seconds - 1)) || break
+    gw_log "$name: a finding (exit status $run_rc); going on for $((seconds - (SECONDS - started)))s"
+  done
+  summary="$(python3 - "$log" "$name" "$rc" "$crashes" "$before" <<'PY'
+import os, re, sys
+log, name, rc, crashes, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+text = open(log, errors="replace").read()
+def last(pattern, default="?"):
+    found = re.findall(pattern, text)
+    return found[-1] if found else default
+# Every run of the target (--keep-going restarts it after a finding) adds its executions.
+runs = sum(int(n) for n in re.findall(r"stat::number_of_executed_units:\s*(\d+)", text))
+speed = last(r"stat::average_exec_per_sec:\s*(\d+)")
+new = sum(int(n) for n in re.findall(r"stat::new_units_added:\s*(\d+)", text))
+rss = max((int(n) for n in re.findall(r"stat::peak_rss_mb:\s*(\d+)", text)), default="?")
+cov = last(r"cov: (\d+)")
+ft = last(r"ft: (\d+)")
+corp = last(r"corp: (\d+)/")
+kept = len(os.listdir(crashes)) - before
+line = (f"{name}: {runs} runs ({speed}/s), cov {cov}, ft {ft}, corpus {corp} (+{new} new), "
+        f"peak RSS {rss} MB, crashes {kept}")
+if rc != 0:
+    # The first report that names a cause; libFuzzer's own line only says how it ended.
+    reason = f"exit status {rc}"
+    for pattern in (r"fuzz invariant broken at [^\n]*", r"runtime error: [^\n]*",
+                    r"ERROR: (?:Address|Leak)Sanitizer: [^\n]*", r"ERROR: libFuzzer: [^\n]*"):
+        found = re.search(pattern, text)
+        if found:
+            reason = found.group(0)
+            break
+    line += f" -- FAILED: {reason}"
+print(line)
+PY
+)"
+  summaries+=("$summary")
+  if ((rc != 0)); then
+    failed+=("$name")
+    gw_log "$name failed; the input is in $crashes/, the report in $log:"
+    grep -E -A12 "ERROR: |fuzz invariant broken|runtime error:" "$log" | head -40 >&2 || true
+  fi
 done
+
+printf '%s\n' "${summaries[@]}"
+if ((${#failed[@]})); then
+  echo "fuzz: FAILED: ${failed[*]} (inputs in $dir/crashes/; reproduce with $dir/test/fuzz/<name>_fuzz <input>)"
+  exit 1
+fi
+echo "fuzz: ${#targets[@]} targets, ${seconds}s each, no crash"

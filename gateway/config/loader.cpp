@@ -19,6 +19,7 @@
 #include "gateway/config/file_text.h"
 #include "gateway/config/route_overlaps.h"
 #include "gateway/config/units.h"
+#include "gateway/config/yaml_documents.h"
 #include "gateway/config/yaml_expansion.h"
 #include "gateway/config/yaml_words.h"
 #include "gateway/http/headers.h"
@@ -184,15 +185,21 @@ class Loader {
 
   LoadResult load(std::string_view yaml) {
     try {
-      const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-      if (documents.empty() || documents.front().IsNull()) {
+      const std::string text(yaml);
+      const FirstDocument document = readFirstDocument(text);
+      if (document.stuck) {
+        const bool comma = text[document.stuck->pos] == ',';
+        errors_.push_back({locate(*document.stuck),
+                           comma ? "invalid YAML: ',' outside a flow collection ([...] or {...})"
+                                 : "invalid YAML: a token no document can hold"});
+      } else if (document.root.IsNull()) {
         errors_.push_back({locate(YAML::Mark()), "the configuration is empty"});
-      } else if (documents.size() > 1) {
-        error(documents[1], "only one YAML document is allowed");
-      } else if (auto problem = checkExpandedSize(documents.front(), kMaxYamlNodes)) {
+      } else if (document.next) {
+        errors_.push_back({locate(*document.next), "only one YAML document is allowed"});
+      } else if (auto problem = checkExpandedSize(document.root, kMaxYamlNodes)) {
         error(problem->at, std::move(problem->message));
       } else {
-        parseRoot(documents.front());
+        parseRoot(document.root);
       }
     } catch (const YAML::DeepRecursion& e) {
       // yaml-cpp's own text for this is "bad file".
@@ -527,7 +534,7 @@ class Loader {
     if (!otlp) return;
     checkKeys(*otlp, "tracing.otlp",
               {"endpoint", "service_name", "batch_size", "flush_interval", "max_queued_spans"});
-    TracingConfig::Otlp& out = config_.tracing.otlp.emplace();
+    OtlpConfig& out = config_.tracing.otlp.emplace();
     out.where = locate(*otlp);
     if (require(*otlp, "tracing.otlp", "endpoint") && readString(*otlp, "endpoint", out.endpoint)) {
       const auto endpoint = observability::parseOtlpEndpoint(out.endpoint);

@@ -527,6 +527,16 @@ TEST_CASE("error: empty file and a non-mapping document") {
   CHECK(errorsOf("- a\n") == Lines{"t.yaml:1:1: the configuration must be a mapping, got a list"});
 }
 
+TEST_CASE("error: a ',' no document can hold, where yaml-cpp's LoadAll() never returned") {
+  // Found by test/fuzz/config_fuzz.cpp: `gatewayd -t` on a file holding only "," grew to 23 GB.
+  CHECK(errorsOf(",") ==
+        Lines{"t.yaml:1:1: invalid YAML: ',' outside a flow collection ([...] or {...})"});
+  CHECK(errorsOf("# comment\n,workers: 1\n") ==
+        Lines{"t.yaml:2:1: invalid YAML: ',' outside a flow collection ([...] or {...})"});
+  CHECK(errorsOf("workers: 1\n---\nworkers: 2\n") ==
+        Lines{"t.yaml:2:1: only one YAML document is allowed"});
+}
+
 TEST_CASE("error: unknown key, with the allowed ones listed") {
   CHECK(routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
         Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "

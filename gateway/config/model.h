@@ -159,18 +159,22 @@ struct AccessLogConfig {
   Location where;
 };
 
+// Where spans are exported (TracingConfig::otlp). Not nested in TracingConfig: clang cannot
+// default-construct a nested struct with member initializers in std::optional while the
+// enclosing struct is incomplete.
+struct OtlpConfig {
+  std::string endpoint;  // http://host:port/v1/traces
+  std::string service_name = "gatewayd";
+  std::size_t batch_size = 512;
+  Duration flush_interval = std::chrono::seconds(1);
+  std::size_t max_queued_spans = 8192;
+  Location where;
+};
+
 // W3C trace context, and the optional export of one span per request.
 struct TracingConfig {
   bool enabled = true;  // continue or start a trace; send traceparent upstream
-  struct Otlp {
-    std::string endpoint;  // http://host:port/v1/traces
-    std::string service_name = "gatewayd";
-    std::size_t batch_size = 512;
-    Duration flush_interval = std::chrono::seconds(1);
-    std::size_t max_queued_spans = 8192;
-    Location where;
-  };
-  std::optional<Otlp> otlp;
+  std::optional<OtlpConfig> otlp;
 };
 
 // The admin listener (/metrics, /health, /ready, /status, DELETE /cache); never shared with

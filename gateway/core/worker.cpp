@@ -162,14 +162,17 @@ void Worker::acceptAll(int listenFd) {
     }
     acceptPause_.accepted();
     net::setNoDelay(fd);
-    ++metrics_.downstream_connections_accepted;
-    auto connection = std::make_unique<proxy::Connection>(*this, net::Fd(fd),
-                                                          reinterpret_cast<const sockaddr*>(&peer));
-    proxy::Connection& ref = *connection;
-    connections_.push_front(std::move(connection));
-    ref.registration = connections_.begin();
-    ref.start();
+    adopt(net::Fd(fd), reinterpret_cast<const sockaddr*>(&peer));
   }
+}
+
+void Worker::adopt(net::Fd fd, const sockaddr* peer) {
+  ++metrics_.downstream_connections_accepted;
+  auto connection = std::make_unique<proxy::Connection>(*this, std::move(fd), peer);
+  proxy::Connection& ref = *connection;
+  connections_.push_front(std::move(connection));
+  ref.registration = connections_.begin();
+  ref.start();
 }
 
 void Worker::connectionClosed(proxy::Connection& connection) {

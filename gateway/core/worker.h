@@ -105,6 +105,9 @@ class Worker {
   static constexpr std::size_t kRequestIdLength = 16;
   void formatRequestId(uint64_t seq, char (&out)[kRequestIdLength]) const;
   std::string formatRequestId(uint64_t seq) const;
+  // A client socket accepted (by this worker's listeners, or handed over by a test harness):
+  // the connection is registered and starts reading. This thread only.
+  void adopt(net::Fd fd, const sockaddr* peer);
   void connectionClosed(proxy::Connection& connection);
 
   // Per-request scratch strings, reused so the hot path does not allocate.

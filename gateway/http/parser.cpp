@@ -250,6 +250,13 @@ int Parser::onHeaderValue(llhttp_t* p, const char* at, std::size_t length) {
   Parser& s = self(p);
   s.inValue_ = true;
   FieldSpan& field = s.fields_.back();
+  // Pieces of one value lie end to end (the head's bytes stay put between reads), except for an
+  // obs-fold: llhttp reports the continuation line apart, past the CRLF, and a continuation of
+  // blanks alone would leave the CR as the value's last byte, out of reach of the '\n' check in
+  // onHeaderValueComplete.
+  if (field.valueLength > 0 && at != s.base_ + field.valueOffset + field.valueLength) {
+    return s.violate(HeadViolation::LineFolding);
+  }
   s.extend(field.valueOffset, field.valueLength, at, length);
   return s.checkHeadSize(at, length);
 }

@@ -400,6 +400,19 @@ TEST_CASE("obs-fold is refused as LineFolding") {
   CHECK(h.parser.reason() != nullptr);
 }
 
+// Found by test/fuzz/request_fuzz.cpp: llhttp reports a fold's continuation apart from the
+// first line, so a continuation of blanks alone once left "first\r" as the value.
+TEST_CASE("obs-fold with a continuation of blanks is refused as LineFolding") {
+  for (std::string head : {"GET / HTTP/1.1\r\nX-Folded: first\r\n \r\nHost: a\r\n\r\n",
+                           "GET / HTTP/1.1\r\nX-Folded: first\r\n\t \r\nHost: a\r\n\r\n",
+                           "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: first\r\n \r\n\r\n"}) {
+    Harness h(HTTP_REQUEST);
+    CHECK(h.feed(head).error == HPE_USER);
+    CHECK(h.parser.violation() == HeadViolation::LineFolding);
+    CHECK(h.recorder.heads.empty());
+  }
+}
+
 TEST_CASE("a field without a name is refused as EmptyFieldName, first or later") {
   for (std::string head : {"GET / HTTP/1.1\r\nHost: a\r\n: value\r\n\r\n",
                            "GET / HTTP/1.1\r\n: value\r\nHost: a\r\n\r\n"}) {

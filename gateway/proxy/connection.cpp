@@ -466,6 +466,12 @@ void Connection::startExchange() {
     refuse(badRequest("unsupported HTTP version"));
     return;
   }
+  if (parser_.hasTransferEncoding() && !parser_.chunked()) {
+    // RFC 9112 §6.1: without chunked last nothing says where the body ends. llhttp refuses it
+    // only past the head, when a plugin's answer or the backend could already have acted on it.
+    refuse(badRequest("malformed request: Transfer-Encoding does not end with chunked"));
+    return;
+  }
   llhttp_method_t method = parser_.method();
   std::string_view methodName = llhttp_method_name(method);
   if (method == HTTP_CONNECT) {

@@ -89,9 +89,10 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
   std::string_view forwardedFor;
   std::string joinedForwardedFor;
   for (std::size_t i = 0; i < fields.size(); ++i) {
+    // A field the client's Connection header names ends at this hop, whatever its kind.
+    if (fields.nominated(fields.name(i))) continue;
     switch (fields.kind(i)) {
       case http::FieldName::Other:
-        if (fields.nominated(fields.name(i))) continue;
         field(fields.name(i), fields.value(i));
         continue;
       case http::FieldName::TraceParent:

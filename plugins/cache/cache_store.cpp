@@ -36,7 +36,7 @@ std::shared_ptr<const StoredResponse> makeStoredResponse(int status, const Field
     if (isUnstorableField(name, connection)) continue;
     const bool isPrivate =
         std::any_of(privateFields.begin(), privateFields.end(),
-                    [&](const std::string& p) { return http::iequals(p, name); });
+                    [name = name](const std::string& p) { return http::iequals(p, name); });
     if (!isPrivate) stored->fields.push_back({std::string(name), std::string(value)});
   }
   stored->body = body ? std::move(body) : std::make_shared<const std::string>();

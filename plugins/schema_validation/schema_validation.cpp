@@ -751,12 +751,12 @@ plugin::Status SchemaValidationPlugin::onRequestHeaders(plugin::Context& ctx) {
     ++schemas_.counters.passed;
     return plugin::Status::Continue;
   }
-  // A request says it has a body with Content-Length or Transfer-Encoding; POST/PUT/PATCH are
+  // The gateway's parser says whether a body follows (a Content-Length above 0, or chunked: the
+  // fields a plugin sees never hold Transfer-Encoding, which is hop-by-hop); POST/PUT/PATCH are
   // expected to carry one, so an empty one is checked (and fails unless the schema allows it).
   const std::string_view method = ctx.request().method;
-  const auto length = headers.get("Content-Length");
-  const bool hasBody = (length && *length != "0") || headers.get("Transfer-Encoding") ||
-                       method == "POST" || method == "PUT" || method == "PATCH";
+  const bool hasBody =
+      ctx.request().hasBody || method == "POST" || method == "PUT" || method == "PATCH";
   if (!hasBody) {
     ++schemas_.counters.passed;
     return plugin::Status::Continue;

@@ -59,6 +59,7 @@ struct Route {
     ctx.info.query = query_ = std::move(query);
     if (!contentType.empty()) ctx.requestHeaders().add("Content-Type", contentType);
     ctx.requestHeaders().add("Content-Length", std::to_string(body.size()));
+    ctx.info.hasBody = !body.empty();  // as the gateway's parser says
     SchemaValidationPlugin plugin(*config, *schemas);
     if (plugin.onRequestHeaders(ctx) == Status::Continue && ctx.bufferLimit) {
       plugin.onRequestBody(ctx, body, true);

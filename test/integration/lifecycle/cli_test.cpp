@@ -263,6 +263,16 @@ TEST_CASE("cli: a config path that is a directory, a FIFO, a device or too large
   checkRefused(huge, huge + ":0:0: cannot open configuration file: is larger than 4194304 bytes");
 }
 
+// Found by test/fuzz/config_fuzz.cpp: yaml-cpp's LoadAll() never returned on a ',' that starts
+// a document, taking memory until the kernel killed gatewayd (23 GB for `-t` on a 1-byte file).
+TEST_CASE("cli: a ',' outside any flow collection is an error, within bounded time and memory") {
+  TempDir dir;
+  const std::string comma = dir.write("comma.yaml", ",");
+  checkRefused(comma, comma + ":1:1: invalid YAML: ',' outside a flow collection");
+  const std::string later = dir.write("later.yaml", "# the gateway\n,listeners: []\n");
+  checkRefused(later, later + ":2:1: invalid YAML: ',' outside a flow collection");
+}
+
 TEST_CASE("cli: YAML aliases that expand past the node limit are an error at the node too large") {
   TempDir dir;
   // Seven levels of ten aliases each: 10^7 copies of l0 from a few hundred bytes (before, the

@@ -154,3 +154,26 @@ TEST_CASE("tracing: off, the client's trace context passes through untouched") {
   CHECK(echo.header("tracestate") == "vendor=abc");
   CHECK_FALSE(echoOf(gw, "").header("traceparent"));
 }
+
+// RFC 9110 §7.6.1: a field the client's Connection header names ends at this hop, the trace
+// fields included (found by test/fuzz/request_fuzz.cpp; corpus/request/connection-trace-fields).
+TEST_CASE("tracing: trace fields the client's Connection header names are not forwarded") {
+  const std::string incoming = std::string("00-") + kIncomingTrace + "-" + kIncomingParent + "-01";
+  const std::string traceFields = "traceparent: " + incoming + "\r\ntracestate: vendor=abc\r\n";
+  Backend b;
+  TempDir dir;
+  Gateway off(config(b, "{enabled: false}", dir.path() + "/off.log"));
+  Gateway on(config(b, "{}", dir.path() + "/on.log"));
+
+  // Tracing off: the client's fields would pass untouched, but not once Connection names them.
+  Echo untouched = echoOf(off, "Connection: traceparent, tracestate\r\n" + traceFields);
+  CHECK(untouched.headerCount("traceparent") == 0);
+  CHECK(untouched.headerCount("tracestate") == 0);
+
+  // Tracing on: the trace is continued, and the named tracestate is not forwarded.
+  Echo continued = echoOf(on, "Connection: tracestate\r\n" + traceFields);
+  REQUIRE(continued.headerCount("traceparent") == 1);
+  CHECK(continued.header("traceparent")->substr(0, 36) ==
+        std::string("00-") + kIncomingTrace + "-");
+  CHECK(continued.headerCount("tracestate") == 0);
+}

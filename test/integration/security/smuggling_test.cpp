@@ -94,6 +94,11 @@ TEST_CASE("smuggling: malformed and ambiguous requests are refused before any up
        "5\r\nhello\r\n0\r\n\r\n",
        400, bad},
       {"obs-fold", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n b\r\n\r\n", 400, bad},
+      // Found by test/fuzz/request_fuzz.cpp: a continuation of blanks left "a\r" as the value.
+      {"obs-fold with a blank continuation line",
+       "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n \r\nX-After: 1\r\n\r\n", 400, bad},
+      {"obs-fold with a tab continuation line",
+       "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Folded: a\r\n\t\r\n\r\n", 400, bad},
       {"bare CR in a header value", "GET /echo HTTP/1.1\r\nHost: gw.test\r\nX-Bad: a\rb\r\n\r\n",
        400, bad},
       {"bare CR as line end", "GET /echo HTTP/1.1\r\nHost: gw.test\rX-Bad: 1\r\n\r\n", 400, bad},
@@ -295,6 +300,35 @@ TEST_CASE("smuggling: a backend's Connection header cannot remove the response's
       REQUIRE_MESSAGE(next.complete, next.error);
       CHECK(next.status == 200);
       CHECK(parseEcho(next.body).target == "/echo?next=1");
+    }
+  }
+}
+
+// Found by test/fuzz/request_fuzz.cpp: a Transfer-Encoding whose last coding is not chunked was
+// taken for a request without a body, so a plugin could answer it (keeping the connection)
+// before the parser refused the framing: two answers to one request, the second one read by the
+// client as the answer to its next request.
+TEST_CASE("smuggling: a Transfer-Encoding not ending in chunked gets one answer, from no plugin") {
+  Backend b("main");
+  Gateway gw(apiConfig(b, 1, {},
+                       "  - name: judged\n    match: {prefix: /judged/}\n    upstream: main\n"
+                       "    plugins:\n      - schema_validation:\n          schema: {type: object}\n"));
+  for (const char* target : {"/api/echo", "/judged/echo"}) {
+    for (const char* coding : {"gzip", "chunked, gzip", "%2eunked"}) {
+      INFO(std::string(target) << ", Transfer-Encoding: " << std::string(coding));
+      b.reset();
+      Client c(gw.port());
+      // The head alone: what the gateway does with it happens before any body byte arrives.
+      c.send("POST " + std::string(target) +
+             " HTTP/1.1\r\nHost: gw.test\r\nContent-Type: text/plain\r\nTransfer-Encoding: " +
+             coding + "\r\n\r\n");
+      Response r = c.read(2000ms);
+      REQUIRE_MESSAGE(r.complete, r.error);
+      CHECK(r.status == 400);
+      CHECK(errorCode(r.body) == "BAD_REQUEST");
+      CHECK(r.header("Connection").value_or("") == "close");
+      CHECK_MESSAGE(c.readRaw(2000ms).empty(), "more than one answer to one request");
+      CHECK(b.stats().requests == 0);
     }
   }
 }
