@@ -1,7 +1,7 @@
 #pragma once
-// Typed operational errors. An Error says what went wrong (code), on which side (source) and
-// whether repeating the exchange could help (retryable). proxy/local_reply is the one place an
-// Error becomes an HTTP status and a JSON body; nothing else formats error responses.
+// Typed operational errors. An Error says what went wrong (code) and, for a failed upstream
+// attempt, whether sending the request again is safe (retry). proxy/local_reply is the one place
+// an Error becomes an HTTP status and a JSON body; nothing else formats error responses.
 
 #include <cstdint>
 #include <string>
@@ -46,23 +46,27 @@ enum class ErrorCode : uint8_t {
 #undef GW_ERROR_ENUM
 };
 
-enum class ErrorSource : uint8_t { Downstream, Upstream, Internal };
+// Whether a failed upstream attempt may be repeated on another connection, as far as the
+// request's delivery goes (the Forwarder adds the method, the body and its retry budget).
+enum class Retry : uint8_t {
+  Never,         // the backend may have acted on the request, or answered part of it
+  Safe,          // nothing reached a backend (the connection was never established)
+  IfIdempotent,  // a reused connection closed before any response byte: the backend may or may
+                 // not have read the request (RFC 9110 §9.2.2 allows a repeat of idempotent ones)
+};
 
 struct Error {
   ErrorCode code = ErrorCode::Internal;
-  ErrorSource source = ErrorSource::Internal;
-  bool retryable = false;
   std::string message;
+  Retry retry = Retry::Never;
 
   static Error downstream(ErrorCode code, std::string message) {
-    return {code, ErrorSource::Downstream, false, std::move(message)};
+    return {code, std::move(message)};
   }
-  static Error upstream(ErrorCode code, std::string message, bool retryable = false) {
-    return {code, ErrorSource::Upstream, retryable, std::move(message)};
+  static Error upstream(ErrorCode code, std::string message, Retry retry = Retry::Never) {
+    return {code, std::move(message), retry};
   }
-  static Error internal(std::string message) {
-    return {ErrorCode::Internal, ErrorSource::Internal, false, std::move(message)};
-  }
+  static Error internal(std::string message) { return {ErrorCode::Internal, std::move(message)}; }
 };
 
 int httpStatus(ErrorCode code);

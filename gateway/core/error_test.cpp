@@ -66,24 +66,21 @@ TEST_CASE("the table above covers every enumerator") {
   CHECK(static_cast<std::size_t>(ErrorCode::Internal) == count - 1);
 }
 
-TEST_CASE("Error factories set source and retryability") {
+TEST_CASE("Error factories set the code and whether a retry is safe") {
   Error d = Error::downstream(ErrorCode::BadRequest, "bad");
   CHECK(d.code == ErrorCode::BadRequest);
-  CHECK(d.source == ErrorSource::Downstream);
-  CHECK_FALSE(d.retryable);
+  CHECK(d.retry == Retry::Never);
   CHECK(d.message == "bad");
 
-  Error u = Error::upstream(ErrorCode::UpstreamReset, "reset", true);
+  Error u = Error::upstream(ErrorCode::UpstreamReset, "reset", Retry::IfIdempotent);
   CHECK(u.code == ErrorCode::UpstreamReset);
-  CHECK(u.source == ErrorSource::Upstream);
-  CHECK(u.retryable);
+  CHECK(u.retry == Retry::IfIdempotent);
   CHECK(u.message == "reset");
-  CHECK_FALSE(Error::upstream(ErrorCode::UpstreamTimeout, "t").retryable);
+  CHECK(Error::upstream(ErrorCode::UpstreamTimeout, "t").retry == Retry::Never);
 
   Error i = Error::internal("boom");
   CHECK(i.code == ErrorCode::Internal);
-  CHECK(i.source == ErrorSource::Internal);
-  CHECK_FALSE(i.retryable);
+  CHECK(i.retry == Retry::Never);
   CHECK(i.message == "boom");
   CHECK(httpStatus(i.code) == 500);
 }

@@ -31,10 +31,20 @@ struct RouteMetrics;
 
 namespace gw::plugin {
 
+// What a hook returns; the chain stops the phase at the first one that is not Continue.
+//  - request headers, and the whole body a plugin buffered: Stop waits (the plugin calls
+//    ctx.resume() later, on the same worker; the phase goes on with the next plugin); Respond
+//    answers (ctx.reply/replyWith/fail first) instead of the upstream.
+//  - a piece of a streamed request body: Respond refuses the body with the plugin's answer.
+//  - response headers: Respond replaces the response with the plugin's answer (ctx.replyWith),
+//    and the phase starts over on it, once; the upstream's body is read and dropped.
+//  - Stop in a streamed body piece or a response phase, and Respond on a response body piece,
+//    cannot be honoured (the bytes are on their way, as in OpenResty's header and body filters):
+//    the gateway logs the plugin's bug and goes on with the next plugin.
 enum class Status : uint8_t {
   Continue,  // next plugin in this phase
-  Stop,      // waiting (e.g. a Redis reply): the plugin calls ctx.resume() later, on the same worker
-  Respond,   // ctx.reply() or ctx.fail() was called: skip the upstream, still run response phases
+  Stop,      // wait for ctx.resume()
+  Respond,   // answered: ctx.reply(), ctx.replyWith() or ctx.fail() was called
 };
 
 // A header list a plugin may read and change. Names compare case-insensitively.
@@ -165,8 +175,8 @@ class Plugin {
   // A piece of the request body (the whole body if bufferRequestBody() was asked); end = last.
   virtual Status onRequestBody(Context&, BodyView, bool /*end*/) { return Status::Continue; }
   // Response head received (from the upstream or a local reply); headers may be changed. A
-  // plugin may replace the whole response by calling replyWith() here: the phase then starts
-  // over on the replacement, once, and the upstream's body is dropped.
+  // plugin may replace the whole response by calling replyWith() and returning Respond: the
+  // phase then starts over on the replacement, once, and the upstream's body is dropped.
   virtual Status onResponseHeaders(Context&) { return Status::Continue; }
   // A piece of the response body; end = last.
   virtual Status onResponseBody(Context&, BodyView, bool /*end*/) { return Status::Continue; }

@@ -13,7 +13,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/proxy/field_list.h"
 #include "gateway/proxy/router.h"
-#include "gateway/proxy/stream.h"
+#include "gateway/proxy/exchange.h"
 #include "gateway/proxy/upstream_request.h"
 #include "gateway/upstream/cluster.h"
 
@@ -75,8 +75,23 @@ class BackgroundFetches::Fetch final : public core::Retirable,
   void onUpstreamRead() override {
     guarded([&] { readResponse(); });
   }
-  void onUpstreamFailure(upstream::Failure failure) override {
-    guarded([&] { failed(failure); });
+  void onUpstreamClosed() override {
+    guarded([&] {
+      // A body delimited by the close ends here.
+      if (lease_->endsResponseAtClose(response_.status != 0) && complete_) {
+        reusable_ = false;
+        end(true);
+      } else {
+        end(false);
+      }
+    });
+  }
+  void onUpstreamBug(const char* what) override { onBug(what); }
+  void onUpstreamFailure(const core::Error& error) override {
+    guarded([&] {
+      if (error.retry == core::Retry::Safe) cluster_.markDown(lease_->backend());  // no connect
+      end(false);
+    });
   }
 
   // http::Parser::Handler, for the response.
@@ -123,10 +138,12 @@ class BackgroundFetches::Fetch final : public core::Retirable,
   // Our code runs from libevent's callbacks: nothing may escape into C frames.
   template <typename Body>
   void guarded(Body&& body) {
-    core::guarded(body, [&](const char* why) {
-      core::log::error("programmer error in a background fetch", {{"what", why}});
-      end(false);
-    });
+    core::guarded(body, [&](const char* why) { onBug(why); });
+  }
+
+  void onBug(const char* why) {
+    core::log::error("programmer error in a background fetch", {{"what", why}});
+    end(false);
   }
 
   core::OutQueue::WriteStatus send() {
@@ -136,36 +153,12 @@ class BackgroundFetches::Fetch final : public core::Retirable,
   }
 
   void readResponse() {
-    core::IoBuffer& in = lease_->input();
-    const auto outcome = lease_->parser().execute(in.base(), in.readPtr(), in.readable());
-    in.consume(outcome.consumed);
-    if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
-      end(false);
-      return;
-    }
     if (complete_) {
       end(true);
       return;
     }
     // Body bytes were copied out, so only an unfinished head must stay where it is.
-    if (!lease_->parser().inHead()) in.compact();
-  }
-
-  void failed(upstream::Failure failure) {
-    using upstream::Failure;
-    if (failure == Failure::ConnectRefused || failure == Failure::ConnectTimeout) {
-      cluster_.markDown(lease_->backend());
-    }
-    if (failure == Failure::Closed && response_.status != 0) {
-      // A body delimited by the close ends here.
-      const llhttp_errno_t finished = lease_->parser().finish();
-      if ((finished == HPE_OK || finished == HPE_PAUSED) && complete_) {
-        reusable_ = false;
-        end(true);
-        return;
-      }
-    }
-    end(false);
+    if (!lease_->parser().inHead()) lease_->input().compact();
   }
 
   void end(bool answered) {
@@ -206,7 +199,7 @@ BackgroundFetches::BackgroundFetches(core::Graveyard& graveyard) : graveyard_(gr
 
 BackgroundFetches::~BackgroundFetches() { abortAll(); }
 
-bool BackgroundFetches::start(Stream& stream, plugin::BackgroundRequest request) {
+bool BackgroundFetches::start(Exchange& stream, plugin::BackgroundRequest request) {
   if (fetches_.size() >= kMaxPerWorker) return false;
   upstream::Cluster& cluster = stream.cluster();
   if (!cluster.anyUsable()) return false;

@@ -18,7 +18,7 @@
 
 namespace gw::proxy {
 
-class Stream;
+class Exchange;
 
 class BackgroundFetches {
  public:
@@ -30,10 +30,9 @@ class BackgroundFetches {
   BackgroundFetches(const BackgroundFetches&) = delete;
   BackgroundFetches& operator=(const BackgroundFetches&) = delete;
 
-  // Starts `request` for the exchange `stream` (which may end at once: the fetch keeps nothing of
-  // it). False, and `request.done` never runs, when it cannot start: too many running, no usable
+  // Starts `request` for `exchange` (which may end at once: the fetch keeps nothing of it). False, and `request.done` never runs, when it cannot start: too many running, no usable
   // backend, or a connect that failed at once.
-  bool start(Stream& stream, plugin::BackgroundRequest request);
+  bool start(Exchange& exchange, plugin::BackgroundRequest request);
   // Ends every running fetch, each `done` getting no response (the worker is going away).
   void abortAll();
   std::size_t running() const { return fetches_.size(); }

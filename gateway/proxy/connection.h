@@ -1,6 +1,7 @@
 #pragma once
 // One client (downstream) connection: its socket, the request parser, the output queue toward
-// the client, keep-alive and pipelining, limits and timeouts, and the exchange in flight.
+// the client, keep-alive and pipelining, limits and timeouts, the log record of each exchange,
+// and the exchange in flight (proxy/exchange.h), which it starts per routed request.
 // The socket is driven with a persistent EV_READ event; responses are written at once with one
 // sendmsg and EV_WRITE is armed only when the socket is full (see DESIGN.md, "Syscalls").
 // Backpressure: while the client's pending output is above the high watermark the upstream is
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gateway/core/error.h"
@@ -25,10 +27,8 @@
 #include "gateway/net/cidr.h"
 #include "gateway/net/socket.h"
 #include "gateway/observability/trace_context.h"
+#include "gateway/proxy/exchange.h"
 #include "gateway/proxy/local_reply.h"
-#include "gateway/proxy/stream.h"
-#include "gateway/proxy/upstream_request.h"
-#include "gateway/upstream/connection.h"
 
 namespace gw::core {
 class Worker;
@@ -38,8 +38,7 @@ namespace gw::proxy {
 
 class Connection final : public core::Retirable,
                          public http::Parser::Handler,
-                         public upstream::Connection::Listener,
-                         public ExchangeOwner {
+                         public Downstream {
  public:
   Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer);
   ~Connection() override;
@@ -48,7 +47,7 @@ class Connection final : public core::Retirable,
   // Drain: close now if idle, else after the response in flight.
   void drain();
   void close();
-  bool idle() const { return !stream_ && in_.readable() == 0 && out_.empty(); }
+  bool idle() const { return !exchange_ && in_.readable() == 0 && out_.empty(); }
 
   std::list<std::unique_ptr<Connection>>::iterator registration;
 
@@ -58,17 +57,22 @@ class Connection final : public core::Retirable,
   int onChunkHeader(uint64_t length) override;
   int onChunkComplete() override;
   int onMessageComplete() override;
-  // Runs the request-body phase on a streamed piece; true if a plugin answered instead.
-  bool refusedByPlugin(std::string_view piece, bool end);
 
-  // upstream::Connection::Listener
-  void onUpstreamConnected() override;
-  void onUpstreamDrained() override;
-  void onUpstreamRead() override;
-  void onUpstreamFailure(upstream::Failure failure) override;
-
-  // ExchangeOwner: a plugin that returned Stop is done waiting.
-  void resumeExchange() override;
+  // Downstream, for the exchange in flight.
+  core::OutQueue& clientOutput() override { return out_; }
+  bool flushClient() override;
+  void pauseClientReads() override;
+  void requestBytesDrained() override;
+  void awaitRequestBody() override;
+  bool requestBytesBuffered() const override { return in_.readable() != 0; }
+  bool draining() const override { return draining_; }
+  void answered(LocalResponse response, bool close) override;
+  void answerError(const core::Error& error, bool close) override;
+  void completed(int status, bool close) override;
+  void cut(int status, core::ErrorCode error) override;
+  void exchangeResumed() override;
+  // An exception escaped our code: log it, answer 500 (or cut a started response), close.
+  void recoverFromBug(const char* what) override;
 
  private:
   enum class Pause : uint8_t { None, HeadersComplete, MessageComplete };
@@ -78,8 +82,6 @@ class Connection final : public core::Retirable,
   void handleRead(short what);
   void handleWrite(short what);
   void handleTimeout();
-  // An exception escaped our code: log it, answer 500 (or cut a started response), close.
-  void recoverFromBug(const char* what);
 
   // Parses what is buffered, as far as the exchange in flight allows, then sends upstream.
   void processInput();
@@ -88,36 +90,17 @@ class Connection final : public core::Retirable,
   // After an exchange: the next pipelined request, or idle.
   void continueAfterExchange();
   void startExchange();
-  template <typename Fields>
-  void buildUpstreamRequest(const ForwardTarget& target, const Fields& fields);
-  void runRequestHeadersPhase();
-  void forwardPluginRequest();
-  // `bodyLength`: the declared length, or that of the body a plugin buffered.
-  void buildPluginUpstreamRequest(std::optional<uint64_t> bodyLength);
-  void finishBufferedRequest();
-  void answerFromPlugin();
-  void sendContinueIfExpected();
-  void forwardRequest();
-  void sendUpstream();
-  // Queues the request head toward `backend` (its Host line when the head names the backend).
-  void queueHead(core::OutQueue& out, const upstream::Backend& backend);
-  void connectUpstream();
-  void failExchange(const core::Error& error);
-  void finishExchange();
-  void readUpstreamResponse();
-  void upstreamConnected();
-  void upstreamDrained();
-  void upstreamFailed(upstream::Failure failure);
+  // The exchange is over (its answer queued and recorded): the next request, or the close.
+  void endExchange(bool close);
 
   // Sends a gateway-made error response; `close` ends the connection after it.
   void reply(const core::Error& error, bool close);
-  void writeLocalResponse(LocalResponse response, bool close);
+  // Queues and records a gateway-made response (its response phase already ran).
+  void writeLocalResponse(const LocalResponse& response, bool close);
   // The global plugins' response phase on an answer no route took.
   void runUnroutedResponsePhase(LocalResponse& response);
   void rejectRequest(llhttp_errno_t err);
-  bool flushClient();
   void armClientWrite();
-  void pauseClientReads();
   void resumeClientReads();
   void setReadTimeout(const timeval* timeout);
   void goIdle();
@@ -132,12 +115,6 @@ class Connection final : public core::Retirable,
   void recordExchange(int status);
   void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
                        int64_t durationUs);
-  // A failed attempt on `backend`: counted, and reported to passive health checks unless
-  // `countsAgainstBackend` is false (a read timeout the upstream does not count).
-  void upstreamError(const upstream::Backend& backend, observability::UpstreamErrorKind kind,
-                     bool countsAgainstBackend = true);
-  // At most once per backend per exchange, however many attempts failed on it.
-  void reportBackendFailure(const upstream::Backend& backend);
 
   core::Worker& worker_;
   net::Fd fd_;
@@ -146,7 +123,9 @@ class Connection final : public core::Retirable,
   core::IoBuffer in_;
   core::OutQueue out_;
   http::Parser parser_;
-  std::unique_ptr<Stream> stream_;
+  // In place, not on the heap: an exchange ends inside its own callbacks, and its storage stays
+  // valid while they return (see exchange.h).
+  std::optional<Exchange> exchange_;
   char clientIp_[46] = {};
   bool fromTrustedProxy_ = false;  // the peer is in http.trusted_proxies
   int64_t headDeadlineMs_ = 0;
@@ -187,7 +166,6 @@ class Connection final : public core::Retirable,
   bool lingering_ = false;
   bool draining_ = false;
   bool headPending_ = false;  // bytes of a request head are buffered
-  bool requestChunkOpen_ = false;
   bool bodyTooLarge_ = false;
 };
 

@@ -219,13 +219,13 @@ constexpr std::string_view kResponse =
     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-From: backend\r\n\r\nhello";
 
 // One proxied exchange on `client` and `upstream`: what the backend and the client received.
-struct Exchange {
+struct Relayed {
   std::string forwarded;
   std::string answered;
 };
-Exchange proxyOnce(const Socket& client, const Socket& upstream, std::string_view request) {
+Relayed proxyOnce(const Socket& client, const Socket& upstream, std::string_view request) {
   client.send(request);
-  Exchange x;
+  Relayed x;
   x.forwarded = upstream.readUntil(wholeMessage);
   upstream.send(kResponse);
   x.answered = client.readUntil(wholeMessage);
@@ -233,7 +233,7 @@ Exchange proxyOnce(const Socket& client, const Socket& upstream, std::string_vie
 }
 
 // The same on a new client connection, which opens a new upstream connection.
-Exchange proxyOnNewConnections(WorkerFixture& f) {
+Relayed proxyOnNewConnections(WorkerFixture& f) {
   Socket client = f.connect();
   client.send(kRequest);
   Socket upstream = f.backend.accept();
@@ -275,7 +275,7 @@ TEST_CASE("connection: a request goes upstream with the gateway's head; the answ
   for (int round = 0; round < 2; ++round) {
     // Keep-alive on both sides: the second round travels on the same two connections.
     INFO("round " << round);
-    const Exchange x = proxyOnce(client, upstream, round == 0 ? std::string_view() : kRequest);
+    const Relayed x = proxyOnce(client, upstream, round == 0 ? std::string_view() : kRequest);
     CHECK(x.forwarded ==
           "GET /items?page=2 HTTP/1.1\r\nHost: gw.test\r\nX-Forwarded-For: 127.0.0.1\r\n"
           "X-Forwarded-Proto: http\r\nX-Forwarded-Host: gw.test\r\nVia: 1.1 gatewayd\r\n\r\n");

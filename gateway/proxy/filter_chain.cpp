@@ -5,7 +5,9 @@ namespace gw::proxy {
 void FilterChain::start(const std::vector<config::PluginBinding>& bindings,
                         std::span<plugin::WorkerState* const> states) {
   plugins_.clear();
+  bindings_ = &bindings;
   next_ = 0;
+  interrupted_ = false;
   finished_ = false;
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     const auto& binding = bindings[i];
@@ -18,28 +20,30 @@ FilterChain::~FilterChain() {
   for (auto& plugin : plugins_) plugin->onDestroy();
 }
 
-plugin::Status FilterChain::runRequestHeaders(plugin::Context& ctx) {
+plugin::Status FilterChain::run(Phase phase, plugin::Context& ctx, std::string_view body,
+                                bool end) {
+  if (!interrupted_ || phase != phase_) next_ = 0;
+  phase_ = phase;
+  interrupted_ = false;
   while (next_ < plugins_.size()) {
-    plugin::Status status = plugins_[next_++]->onRequestHeaders(ctx);
-    if (status != plugin::Status::Continue) return status;
+    plugin::Plugin& plugin = *plugins_[next_++];
+    plugin::Status status = plugin::Status::Continue;
+    switch (phase) {
+      case Phase::RequestHeaders: status = plugin.onRequestHeaders(ctx); break;
+      case Phase::RequestBody: status = plugin.onRequestBody(ctx, body, end); break;
+      case Phase::ResponseHeaders: status = plugin.onResponseHeaders(ctx); break;
+      case Phase::ResponseBody: status = plugin.onResponseBody(ctx, body, end); break;
+    }
+    if (status != plugin::Status::Continue) {
+      interrupted_ = status == plugin::Status::Stop;
+      return status;
+    }
   }
   return plugin::Status::Continue;
 }
 
-plugin::Status FilterChain::runRequestBody(plugin::Context& ctx, std::string_view body, bool end) {
-  for (auto& plugin : plugins_) {
-    plugin::Status status = plugin->onRequestBody(ctx, body, end);
-    if (status == plugin::Status::Respond) return status;
-  }
-  return plugin::Status::Continue;
-}
-
-void FilterChain::runResponseHeaders(plugin::Context& ctx) {
-  for (auto& plugin : plugins_) plugin->onResponseHeaders(ctx);
-}
-
-void FilterChain::runResponseBody(plugin::Context& ctx, std::string_view body, bool end) {
-  for (auto& plugin : plugins_) plugin->onResponseBody(ctx, body, end);
+std::string_view FilterChain::stoppedBy() const {
+  return bindings_ && next_ > 0 ? std::string_view((*bindings_)[next_ - 1].name) : "";
 }
 
 void FilterChain::finish(const plugin::Context& ctx) noexcept {

@@ -1,9 +1,12 @@
 #pragma once
 // The plugin instances of one exchange, created from the route's bindings, and the order the
-// phases run them in: the YAML order, in every phase. A request phase stops at the first plugin
-// that answers (Respond) or waits (Stop, resumed later from the next plugin); response phases run
-// every plugin, because a gateway-made answer deserves the same headers as a proxied one.
+// phases run them in: the YAML order, in every phase. The chain owns its place in a phase: a
+// phase stops at the first plugin that does not return Continue; after a Stop, the next run() of
+// the same phase goes on from the plugin after it (Envoy's continueDecoding); any other run starts
+// the phase over from the first plugin. What Stop and Respond mean in each phase is the exchange's
+// (see plugin.h).
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -24,18 +27,25 @@ class FilterChain {
   FilterChain(const FilterChain&) = delete;
   FilterChain& operator=(const FilterChain&) = delete;
 
+  enum class Phase : uint8_t { RequestHeaders, RequestBody, ResponseHeaders, ResponseBody };
+
   bool empty() const { return plugins_.empty(); }
-  // From the plugin after the one that returned Stop (or from the first).
-  plugin::Status runRequestHeaders(plugin::Context& ctx);
-  plugin::Status runRequestBody(plugin::Context& ctx, std::string_view body, bool end);
-  void runResponseHeaders(plugin::Context& ctx);
-  void runResponseBody(plugin::Context& ctx, std::string_view body, bool end);
+  // Runs `phase` (with `body` and `end` in the body phases). Continue: every plugin continued.
+  // Stop or Respond: the status of the plugin that stopped the phase; after a Stop, the next
+  // run() of this phase begins with the plugin after it.
+  plugin::Status run(Phase phase, plugin::Context& ctx, std::string_view body = {},
+                     bool end = false);
+  // The name of the plugin that returned the last Stop or Respond, for diagnostics.
+  std::string_view stoppedBy() const;
   // onComplete for every plugin, once; then onDestroy.
   void finish(const plugin::Context& ctx) noexcept;
 
  private:
   std::vector<std::unique_ptr<plugin::Plugin>> plugins_;
   std::size_t next_ = 0;
+  Phase phase_ = Phase::RequestHeaders;
+  const std::vector<config::PluginBinding>* bindings_ = nullptr;
+  bool interrupted_ = false;  // the phase stopped at a Stop: run() goes on from next_
   bool finished_ = false;
 };
 

@@ -10,6 +10,7 @@
 
 using namespace gw;
 using plugin::Status;
+using Phase = proxy::FilterChain::Phase;
 
 namespace {
 
@@ -22,6 +23,8 @@ struct Scripted final : plugin::RouteConfig {
   std::string name;
   Status onHeaders = Status::Continue;
   Status onBody = Status::Continue;
+  Status onResponse = Status::Continue;
+  Status onResponseBody = Status::Continue;
   Journal* journal = nullptr;
 };
 
@@ -38,7 +41,12 @@ class ScriptedPlugin final : public plugin::Plugin {
   }
   Status onResponseHeaders(plugin::Context&) override {
     s_.journal->lines.push_back(s_.name + " response");
-    return Status::Continue;
+    return s_.onResponse;
+  }
+  Status onResponseBody(plugin::Context&, plugin::BodyView body, bool end) override {
+    s_.journal->lines.push_back(s_.name + " response body '" + std::string(body) + "'" +
+                                (end ? " end" : ""));
+    return s_.onResponseBody;
   }
   void onComplete(const plugin::Context&) noexcept override {
     s_.journal->lines.push_back(s_.name + " complete");
@@ -92,10 +100,10 @@ TEST_CASE("filter_chain: request phases stop at the first answer; a wait resumes
   test::TestContext ctx;
   proxy::FilterChain chain;
   chain.start(f.bindings, {});
-  CHECK(chain.runRequestHeaders(ctx) == Status::Stop);
+  CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Stop);
   CHECK(f.journal.lines == std::vector<std::string>{"a headers", "b headers"});
   // Resumed: from the plugin after the one that waited.
-  CHECK(chain.runRequestHeaders(ctx) == Status::Continue);
+  CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Continue);
   CHECK(f.journal.lines.back() == "c headers");
   CHECK(f.journal.lines.size() == 3);
 }
@@ -107,15 +115,81 @@ TEST_CASE("filter_chain: streamed body pieces reach every plugin in order until 
   test::TestContext ctx;
   proxy::FilterChain chain;
   chain.start(f.bindings, {});
-  CHECK(chain.runRequestBody(ctx, "x", false) == Status::Continue);
-  CHECK(chain.runRequestBody(ctx, "", true) == Status::Continue);
+  CHECK(chain.run(Phase::RequestBody, ctx, "x", false) == Status::Continue);
+  CHECK(chain.run(Phase::RequestBody, ctx, "", true) == Status::Continue);
   CHECK(f.journal.lines ==
         std::vector<std::string>{"a body 'x'", "b body 'x'", "a body '' end", "b body '' end"});
 
   f.journal.lines.clear();
   f.scripts[0]->onBody = Status::Respond;
-  CHECK(chain.runRequestBody(ctx, "y", false) == Status::Respond);
+  CHECK(chain.run(Phase::RequestBody, ctx, "y", false) == Status::Respond);
   CHECK(f.journal.lines == std::vector<std::string>{"a body 'y'"});  // b never sees it
+}
+
+TEST_CASE("filter_chain: every phase stops at Stop and goes on after it, restarts after Respond") {
+  struct Case {
+    Phase phase;
+    Status Scripted::*status;
+    std::string hook;
+  };
+  const Case cases[] = {{Phase::RequestHeaders, &Scripted::onHeaders, "headers"},
+                        {Phase::RequestBody, &Scripted::onBody, "body 'p'"},
+                        {Phase::ResponseHeaders, &Scripted::onResponse, "response"},
+                        {Phase::ResponseBody, &Scripted::onResponseBody, "response body 'p'"}};
+  for (const Case& c : cases) {
+    CAPTURE(c.hook);
+    Fixture f;
+    f.add("a");
+    Scripted& b = f.add("b");
+    f.add("c");
+    test::TestContext ctx;
+    proxy::FilterChain chain;
+    chain.start(f.bindings, {});
+    b.*c.status = Status::Stop;
+    CHECK(chain.run(c.phase, ctx, "p") == Status::Stop);
+    CHECK(chain.stoppedBy() == "b");
+    CHECK(f.journal.lines == std::vector<std::string>{"a " + c.hook, "b " + c.hook});
+    // The same phase again: on from the plugin after the one that stopped.
+    CHECK(chain.run(c.phase, ctx, "p") == Status::Continue);
+    CHECK(f.journal.lines.back() == "c " + c.hook);
+    CHECK(f.journal.lines.size() == 3);
+
+    f.journal.lines.clear();
+    b.*c.status = Status::Respond;
+    CHECK(chain.run(c.phase, ctx, "p") == Status::Respond);
+    CHECK(f.journal.lines == std::vector<std::string>{"a " + c.hook, "b " + c.hook});
+    // After Respond the phase is over: a new run starts from the first plugin.
+    f.journal.lines.clear();
+    b.*c.status = Status::Continue;
+    CHECK(chain.run(c.phase, ctx, "p") == Status::Continue);
+    CHECK(f.journal.lines ==
+          std::vector<std::string>{"a " + c.hook, "b " + c.hook, "c " + c.hook});
+  }
+}
+
+TEST_CASE("filter_chain: a Stop in one phase does not carry into another") {
+  Fixture f;
+  f.add("a").onHeaders = Status::Stop;
+  f.add("b");
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  chain.start(f.bindings, {});
+  CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Stop);
+  f.journal.lines.clear();
+  CHECK(chain.run(Phase::ResponseHeaders, ctx) == Status::Continue);
+  CHECK(f.journal.lines == std::vector<std::string>{"a response", "b response"});
+}
+
+TEST_CASE("filter_chain: a Stop by the last plugin resumes to the end of the phase") {
+  Fixture f;
+  f.add("a");
+  f.add("b").onHeaders = Status::Stop;
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  chain.start(f.bindings, {});
+  CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Stop);
+  CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Continue);
+  CHECK(f.journal.lines == std::vector<std::string>{"a headers", "b headers"});
 }
 
 TEST_CASE("filter_chain: response phases run every plugin; finish completes then destroys once") {
@@ -126,8 +200,8 @@ TEST_CASE("filter_chain: response phases run every plugin; finish completes then
   {
     proxy::FilterChain chain;
     chain.start(f.bindings, {});
-    CHECK(chain.runRequestHeaders(ctx) == Status::Respond);
-    chain.runResponseHeaders(ctx);
+    CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Respond);
+    CHECK(chain.run(Phase::ResponseHeaders, ctx) == Status::Continue);
     chain.finish(ctx);
     chain.finish(ctx);
   }

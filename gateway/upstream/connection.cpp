@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "gateway/core/guard.h"
 #include "gateway/upstream/cluster.h"
 
 namespace gw::upstream {
@@ -11,7 +12,15 @@ namespace gw::upstream {
 namespace {
 // Read whenever this much room is free; a standard block then takes a whole read.
 constexpr std::size_t kMinRead = 4 * 1024;
+
+using core::Error;
+using core::ErrorCode;
+
+Error timedOut() { return Error::upstream(ErrorCode::UpstreamTimeout, "upstream timed out"); }
+Error invalidResponse() {
+  return Error::upstream(ErrorCode::UpstreamProtocol, "invalid response from upstream");
 }
+}  // namespace
 
 Connection::Connection(Cluster& cluster, Backend& backend, net::Fd fd, event_base* base,
                        const http::HeadLimits& limits, core::BlockRecycler& blocks)
@@ -36,6 +45,8 @@ void Connection::lease(Listener& listener, http::Parser::Handler& handler,
                        const Timeouts& timeouts) {
   listener_ = &listener;
   timeouts_ = &timeouts;
+  received_ = false;
+  parseError_ = HPE_OK;
   parser_.setHandler(&handler);
 }
 
@@ -92,35 +103,75 @@ void Connection::handleRead(short what) {
     return;
   }
   if (what & EV_TIMEOUT) {
-    fail(Failure::ReadTimeout);
+    fail(timedOut());
     return;
   }
   if (!in_.reserve(kMinRead, limits_.headerBytes + core::IoBuffer::kUpstreamBlockSize)) {
-    fail(Failure::Protocol);
+    fail(invalidResponse());
     return;
   }
   ssize_t n = ::recv(fd_.get(), in_.writePtr(), in_.writable(), 0);
   if (n > 0) {
     in_.commit(static_cast<std::size_t>(n));
+    received_ = true;
+    http::Parser::Outcome outcome{};
+    bool threw = false;
+    // The handler is the lessee's code, called from inside the parser: nothing may escape into
+    // libevent's C frames.
+    core::guarded([&] { outcome = parser_.execute(in_.base(), in_.readPtr(), in_.readable()); },
+                  [&](const char* why) {
+                    threw = true;
+                    listener_->onUpstreamBug(why);
+                  });
+    if (threw) return;
+    in_.consume(outcome.consumed);
+    if (outcome.error != HPE_OK && outcome.error != HPE_PAUSED) {
+      parseError_ = outcome.error;
+      fail(invalidResponse());
+      return;
+    }
     listener_->onUpstreamRead();
     return;
   }
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-  fail(n == 0 ? Failure::Closed : Failure::Reset);
+  if (n == 0) {
+    listener_->onUpstreamClosed();
+    return;
+  }
+  fail(closedError());
+}
+
+bool Connection::endsResponseAtClose(bool finalHeadParsed) {
+  if (!finalHeadParsed || !parser_.bodyUntilEof()) return false;
+  const llhttp_errno_t finished = parser_.finish();  // completes the message in the handler
+  return finished == HPE_OK || finished == HPE_PAUSED;
+}
+
+std::string Connection::refusal() const {
+  if (parseError_ == HPE_OK) return "response head over the input buffer";
+  return http::describeRefusal(parser_, parseError_).message;
+}
+
+Error Connection::closedError() const {
+  return Error::upstream(ErrorCode::UpstreamReset,
+                         "upstream closed the connection before the response was complete",
+                         retryAfterLoss());
 }
 
 void Connection::handleWrite(short what) {
   if (listener_ == nullptr) return;
   if (connecting_) {
     if (what & EV_TIMEOUT) {
-      fail(Failure::ConnectTimeout);
+      fail(Error::upstream(ErrorCode::UpstreamConnectTimeout, "upstream connect timed out",
+                           core::Retry::Safe));
       return;
     }
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-      fail(Failure::ConnectRefused);
+      fail(Error::upstream(ErrorCode::UpstreamConnectFailed, "no backend could be reached",
+                           core::Retry::Safe));
       return;
     }
     connecting_ = false;
@@ -130,20 +181,20 @@ void Connection::handleWrite(short what) {
     return;
   }
   if (what & EV_TIMEOUT) {
-    fail(Failure::SendTimeout);
+    fail(timedOut());
     return;
   }
   auto status = flush();
   if (status == core::OutQueue::WriteStatus::Failed) {
-    fail(Failure::Reset);
+    fail(closedError());
   } else if (status == core::OutQueue::WriteStatus::Drained) {
     listener_->onUpstreamDrained();
   }
 }
 
-void Connection::fail(Failure failure) {
+void Connection::fail(Error error) {
   Listener* listener = listener_;
-  if (listener) listener->onUpstreamFailure(failure);
+  if (listener) listener->onUpstreamFailure(error);
 }
 
 }  // namespace gw::upstream

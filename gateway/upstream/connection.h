@@ -1,14 +1,17 @@
 #pragma once
 // One TCP connection to a backend. It lives in its cluster's idle pool or is leased to one
 // exchange (the Listener) at a time. The response parser lives here because llhttp's state
-// belongs to the connection; the lessee installs itself as the parser's handler.
+// belongs to the connection: every read is parsed at once into the lessee's handler. What goes
+// wrong is reported as a core::Error that says whether sending the request again is safe.
 
 #include <event2/event.h>
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "gateway/config/model.h"
+#include "gateway/core/error.h"
 #include "gateway/core/graveyard.h"
 #include "gateway/core/io_buffer.h"
 #include "gateway/core/libevent_ptr.h"
@@ -20,16 +23,6 @@ namespace gw::upstream {
 
 struct Backend;
 class Cluster;
-
-enum class Failure : uint8_t {
-  ConnectRefused,  // connect failed at once or asynchronously
-  ConnectTimeout,
-  ReadTimeout,     // no response byte within the read timeout
-  SendTimeout,     // the backend stopped taking the request
-  Reset,           // socket error while sending or receiving
-  Closed,          // the backend closed the connection
-  Protocol,        // unparseable response
-};
 
 // Effective timeouts of one route toward its upstream, as loop-ready timevals.
 struct Timeouts {
@@ -48,7 +41,13 @@ class Connection final : public core::Retirable {
     virtual void onUpstreamDrained() = 0;
     // A read was parsed (parser callbacks already ran); time to flush toward the client.
     virtual void onUpstreamRead() = 0;
-    virtual void onUpstreamFailure(Failure failure) = 0;
+    // The backend closed the connection in order. That ends a close-delimited body
+    // (endsResponseAtClose()); anything else it cut short (closedError()).
+    virtual void onUpstreamClosed() = 0;
+    // Connect failure or timeout, read/send timeout, socket error, unparseable response.
+    virtual void onUpstreamFailure(const core::Error& error) = 0;
+    // An exception escaped the response handler while a read was parsed (a programmer error).
+    virtual void onUpstreamBug(const char* what) = 0;
   };
 
   Connection(Cluster& cluster, Backend& backend, net::Fd fd, event_base* base,
@@ -74,6 +73,13 @@ class Connection final : public core::Retirable {
   core::IoBuffer& input() { return in_; }
   http::Parser& parser() { return parser_; }
   Backend& backend() { return backend_; }
+  // After onUpstreamClosed(): whether the close completed the response whose final head was
+  // parsed (`finalHeadParsed`), its body being delimited by the close (RFC 9112 §6.3).
+  bool endsResponseAtClose(bool finalHeadParsed);
+  // The error a close that did not end the response stands for.
+  core::Error closedError() const;
+  // Why the last response was refused by llhttp or by the lessee's handler, for the log.
+  std::string refusal() const;
   bool reused() const { return reused_; }
   bool closed() const { return !fd_.valid(); }
   bool connecting() const { return connecting_; }
@@ -86,7 +92,11 @@ class Connection final : public core::Retirable {
   static void onWritable(evutil_socket_t fd, short what, void* arg);
   void handleRead(short what);
   void handleWrite(short what);
-  void fail(Failure failure);
+  void fail(core::Error error);
+  // A reused connection on which nothing came back: the backend may not have read the request.
+  core::Retry retryAfterLoss() const {
+    return reused_ && !received_ ? core::Retry::IfIdempotent : core::Retry::Never;
+  }
 
   Cluster& cluster_;
   Backend& backend_;
@@ -102,6 +112,8 @@ class Connection final : public core::Retirable {
   bool connecting_ = false;
   bool writeArmed_ = false;
   bool reused_ = false;
+  bool received_ = false;  // a byte arrived since the connection was leased
+  llhttp_errno_t parseError_ = HPE_OK;
 };
 
 }  // namespace gw::upstream

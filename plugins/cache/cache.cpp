@@ -355,7 +355,7 @@ plugin::Status Cache::onResponseHeaders(plugin::Context& ctx) {
     case Phase::Fetching:
       handleUpstreamHead(ctx);
       // Answered here means replaced: the phase runs again on our answer, decorated then.
-      if (phase_ == Phase::Answered) return plugin::Status::Continue;
+      if (phase_ == Phase::Answered) return plugin::Status::Respond;
       break;
     default:
       break;

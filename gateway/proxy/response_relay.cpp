@@ -1,11 +1,9 @@
-#include "gateway/proxy/stream.h"
+#include "gateway/proxy/response_relay.h"
 
 #include <charconv>
 #include <cstring>
 
-#include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
-#include "gateway/proxy/background_fetch.h"
 
 namespace gw::proxy {
 
@@ -41,121 +39,11 @@ void appendField(core::OutQueue& out, std::string_view name, std::string_view va
 
 }  // namespace
 
-Stream::Stream(core::Worker& worker, ExchangeOwner& owner, const config::RouteConfig& route,
-               std::size_t routeIndex, core::OutQueue& clientOut, ClientView client,
-               uint64_t requestSeq)
-    : worker_(worker),
-      owner_(owner),
-      route_(route),
-      cluster_(worker.cluster(route.upstream)),
-      timeouts_(worker.routeTimeouts(routeIndex)),
-      clientOut_(clientOut),
-      client_(client),
-      requestSeq_(requestSeq),
-      routeIndex_(routeIndex),
-      heads_(worker.heads()),
-      upstreamHead_(heads_.take()) {
-  closeAfter_ = !client.keepAlive;
-  if (!route.plugins.empty()) {
-    plugins_ = worker.pluginExchanges().take();
-    if (!plugins_) plugins_ = std::make_unique<PluginExchange>();
-    plugins_->reset(route, worker.pluginStates(routeIndex));
-  }
-}
+ResponseRelay::ResponseRelay(core::OutQueue& clientOut, ClientView client, ResponsePhases* phases)
+    : clientOut_(clientOut), client_(client), phases_(phases), closeAfter_(!client.keepAlive) {}
 
-void PluginExchange::reset(const config::RouteConfig& route,
-                           std::span<plugin::WorkerState* const> states) {
-  chain.start(route.plugins, states);
-  requestFields.clear();
-  upstreamResponseFields.clear();
-  responseFields = &upstreamResponseFields;
-  answer.reset();
-  notes = {};
-  bufferLimit = 0;
-  // A large buffered body is not worth keeping around for the next request.
-  if (bufferedBody.capacity() > 64 * 1024) std::string().swap(bufferedBody);
-  bufferedBody.clear();
-}
-
-Stream::~Stream() {
-  if (plugins_) {
-    plugins_->chain.finish(*this);
-    worker_.pluginExchanges().give(std::move(plugins_));
-  }
-  if (lease_) cluster_.retire(std::move(lease_));
-  upstreamHead_.clear();
-  heads_.give(std::move(upstreamHead_));
-}
-
-void Stream::captureRequest(std::string_view method, std::string_view host, std::string_view path,
-                            std::string_view query, bool hasQuery, std::string_view forwardHost,
-                            std::string_view clientIp, std::string_view requestId) {
-  PluginExchange& p = *plugins_;
-  p.method = method;
-  p.host = host;
-  p.path = path;
-  p.query = query;
-  p.hasQuery = hasQuery;
-  p.forwardHost = forwardHost;
-  p.clientIp = clientIp;
-  p.requestId = requestId;
-  p.info = {p.method,   p.path,      p.query,       p.host,
-            p.clientIp, route_.name, p.forwardHost, requestHasBody};
-}
-
-void Stream::reply(int status, std::string body, std::string_view contentType) {
-  plugins_->answer = makeResponse(status, std::move(body), contentType, plugins_->requestId);
-}
-
-void Stream::replyWith(int status, std::span<const Field> fields, std::string body) {
-  plugins_->answer = makeResponseWith(status, fields, std::move(body));
-}
-
-void Stream::fail(core::Error error) {
-  plugins_->answer = makeErrorResponse(error, plugins_->requestId);
-}
-
-void Stream::bufferRequestBody(std::size_t limit) {
-  plugins_->bufferLimit = std::max<std::size_t>(1, std::min(limit, route_.body_bytes));
-}
-
-bool Stream::bufferBody(std::string_view bytes) {
-  std::string& body = plugins_->bufferedBody;
-  if (body.size() + bytes.size() > plugins_->bufferLimit) return false;
-  body += bytes;
-  return true;
-}
-
-bool Stream::fetchInBackground(plugin::BackgroundRequest request) {
-  return worker_.backgroundFetches().start(*this, std::move(request));
-}
-
-observability::RouteMetrics& Stream::routeMetrics() {
-  return worker_.metrics().routes[routeIndex_];
-}
-
-int64_t Stream::nowMs() const { return worker_.nowMs(); }
-
-void Stream::runResponsePhase(LocalResponse& response) {
+void ResponseRelay::replaceUpstreamResponse(const LocalResponse& response) {
   status_ = response.status;
-  plugins_->responseFields = &response.headers;
-  plugins_->chain.runResponseHeaders(*this);
-  if (plugins_->answer) {
-    // A plugin replaced the response (a cache serving its stored copy instead of an error):
-    // every plugin sees the replacement from the start, once; a second replacement is ignored.
-    response = std::move(*plugins_->answer);
-    plugins_->answer.reset();
-    status_ = response.status;
-    plugins_->chain.runResponseHeaders(*this);
-    plugins_->answer.reset();
-  }
-  plugins_->responseFields = &plugins_->upstreamResponseFields;
-}
-
-void Stream::replaceUpstreamResponse() {
-  LocalResponse response = std::move(*plugins_->answer);
-  plugins_->answer.reset();
-  runResponsePhase(response);
   // The upstream's body, if any, is still read (so its connection can be reused) but dropped.
   replaced_ = true;
   framing_ = BodyFraming::None;
@@ -165,38 +53,36 @@ void Stream::replaceUpstreamResponse() {
                   .http10KeepAlive = client_.versionMinor == 0});
 }
 
-int Stream::onHeadersComplete() {
-  const http::Parser& parser = lease_->parser();
+int ResponseRelay::onHeadersComplete() {
   const http::ResponseHead head =
-      http::judgeResponseHead(parser, client_.headRequest, informationalCount_);
+      http::judgeResponseHead(parser(), client_.headRequest, informationalCount_);
   switch (head.kind) {
     case http::ResponseHead::Kind::Refused:
-      protocolViolation_ = head.refusal;
+      refusal_ = head.refusal;
       break;
     case http::ResponseHead::Kind::Informational:
-      relayInformational(parser);
+      relayInformational();
       break;
     case http::ResponseHead::Kind::Final:
-      status_ = parser.statusCode();
+      status_ = parser().statusCode();
       upstreamStatus_ = status_;
-      responseStarted_ = true;
+      started_ = true;
       headMark_ = clientOut_.queuedTotal();
       // A bodyless head's own framing fields are ignored; bytes after it are not ours, and the
       // connection that sent them is not reused.
-      appendResponseHead(parser, lease_->input().base());
+      appendResponseHead();
       break;
   }
   return head.parserResult();
 }
 
-void Stream::relayInformational(const http::Parser& parser) {
+void ResponseRelay::relayInformational() {
   // RFC 9110 §15.2: a proxy forwards the 1xx it did not ask for itself (103 Early Hints lets a
   // browser preload), except to an HTTP/1.0 client, which cannot read them.
   if (client_.versionMinor >= 1) {
-    const char* base = lease_->input().base();
-    appendStatusLine(parser.statusCode(), parser.statusText(base));
-    forEachForwardedField(parser, base, [&](std::string_view name, std::string_view value,
-                                            http::FieldName kind) {
+    appendStatusLine(parser().statusCode(), parser().statusText(base()));
+    forEachForwardedField([&](std::string_view name, std::string_view value,
+                              http::FieldName kind) {
       if (kind != http::FieldName::ContentLength) appendField(clientOut_, name, value);
     });
     clientOut_.append("\r\n");
@@ -205,8 +91,9 @@ void Stream::relayInformational(const http::Parser& parser) {
 }
 
 template <typename Emit>
-http::ConnectionTokens Stream::forEachForwardedField(const http::Parser& parser, const char* base,
-                                                     Emit&& emit) {
+http::ConnectionTokens ResponseRelay::forEachForwardedField(Emit&& emit) {
+  const http::Parser& parser = this->parser();
+  const char* base = this->base();
   // Pass 1: classify once (on the stack for any sane head), and collect Connection options.
   constexpr std::size_t kClassified = 128;
   http::FieldName kinds[kClassified];
@@ -228,7 +115,9 @@ http::ConnectionTokens Stream::forEachForwardedField(const http::Parser& parser,
   return connection;
 }
 
-void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
+void ResponseRelay::appendResponseHead() {
+  const http::Parser& parser = this->parser();
+  const char* base = this->base();
   informational_ = false;
   const bool bodyless = client_.headRequest || status_ == 204 || status_ == 304;
   if (bodyless) {
@@ -241,14 +130,14 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
   }
   if (framing_ == BodyFraming::UntilClose) closeAfter_ = true;
 
-  FieldList* edited = hasPlugins() ? &plugins_->upstreamResponseFields : nullptr;
+  FieldList* edited = phases_ ? &phases_->upstreamHeadFields() : nullptr;
   if (edited) {
     edited->clear();
   } else {
     appendStatusLine(status_, parser.statusText(base));
   }
   const http::ConnectionTokens connection = forEachForwardedField(
-      parser, base, [&](std::string_view name, std::string_view value, http::FieldName kind) {
+      [&](std::string_view name, std::string_view value, http::FieldName kind) {
         if (edited) {
           edited->add(name, value);  // plugins see the length (a cache's bound)
         } else if (!framedByUs(kind)) {
@@ -258,9 +147,9 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
   // Reuse needs a framed response and a backend that did not ask to close.
   upstreamReusable_ = parser.keepAlive() && !connection.close() && !parser.bodyUntilEof();
   if (edited) {
-    plugins_->chain.runResponseHeaders(*this);
-    if (plugins_->answer) {
-      replaceUpstreamResponse();
+    LocalResponse replacement;
+    if (phases_->filterUpstreamHead(status_, replacement) == plugin::Status::Respond) {
+      replaceUpstreamResponse(replacement);
       return;
     }
     appendStatusLine(status_, parser.statusText(base));
@@ -272,24 +161,24 @@ void Stream::appendResponseHead(const http::Parser& parser, const char* base) {
   appendFraming();
 }
 
-bool Stream::withdrawResponse() {
-  if (!responseStarted_ || responseOnWire()) return false;
+bool ResponseRelay::withdraw() {
+  if (!started_ || onWire()) return false;
   clientOut_.truncate(headMark_);
-  responseStarted_ = false;
+  started_ = false;
   framing_ = BodyFraming::None;
   chunkOpen_ = false;
   replaced_ = false;
   return true;
 }
 
-bool Stream::framedByUs(http::FieldName kind) const {
+bool ResponseRelay::framedByUs(http::FieldName kind) const {
   // A body's length is written by appendFraming() from what llhttp parsed: neither the
   // backend's own field nor a plugin's edit frames what the client reads. A 204 has no length
   // to announce at all (RFC 9110 §8.6); HEAD and 304 keep theirs, which describes the content.
   return kind == http::FieldName::ContentLength && (framing_ != BodyFraming::None || status_ == 204);
 }
 
-void Stream::appendFraming() {
+void ResponseRelay::appendFraming() {
   clientOut_.append(kVia);
   if (framing_ == BodyFraming::Chunked) {
     clientOut_.append("Transfer-Encoding: chunked\r\n");
@@ -307,7 +196,7 @@ void Stream::appendFraming() {
   }
 }
 
-void Stream::appendStatusLine(int status, std::string_view reason) {
+void ResponseRelay::appendStatusLine(int status, std::string_view reason) {
   char* dst = clientOut_.appendRaw(15 + reason.size());
   std::memcpy(dst, "HTTP/1.1 ", 9);
   dst[9] = static_cast<char>('0' + status / 100);
@@ -319,9 +208,9 @@ void Stream::appendStatusLine(int status, std::string_view reason) {
   dst[14 + reason.size()] = '\n';
 }
 
-int Stream::onBody(const char* data, std::size_t length) {
+int ResponseRelay::onBody(const char* data, std::size_t length) {
   if (replaced_) return 0;
-  if (plugins_) plugins_->chain.runResponseBody(*this, {data, length}, false);
+  if (phases_) phases_->filterUpstreamBody({data, length}, false);
   if (framing_ == BodyFraming::Chunked && !chunkOpen_) {
     // A close-delimited upstream body: each piece becomes one chunk.
     appendChunkSize(clientOut_, length);
@@ -333,14 +222,14 @@ int Stream::onBody(const char* data, std::size_t length) {
   return 0;
 }
 
-int Stream::onChunkHeader(uint64_t length) {
+int ResponseRelay::onChunkHeader(uint64_t length) {
   if (informational_ || framing_ != BodyFraming::Chunked || length == 0) return 0;
   appendChunkSize(clientOut_, length);
   chunkOpen_ = true;
   return 0;
 }
 
-int Stream::onChunkComplete() {
+int ResponseRelay::onChunkComplete() {
   if (chunkOpen_) {
     clientOut_.append("\r\n");
     chunkOpen_ = false;
@@ -348,11 +237,11 @@ int Stream::onChunkComplete() {
   return 0;
 }
 
-int Stream::onMessageComplete() {
+int ResponseRelay::onMessageComplete() {
   if (informational_) return 0;  // the real response follows on the same connection
-  if (plugins_ && !replaced_) plugins_->chain.runResponseBody(*this, {}, true);
+  if (phases_ && !replaced_) phases_->filterUpstreamBody({}, true);
   if (framing_ == BodyFraming::Chunked) clientOut_.append("0\r\n\r\n");
-  responseComplete_ = true;
+  complete_ = true;
   // Stop here: any byte after the response is not ours to parse.
   return HPE_PAUSED;
 }

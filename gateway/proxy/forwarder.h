@@ -1,0 +1,144 @@
+#pragma once
+// One exchange's way to its upstream: it picks a backend, leases a pooled connection or opens
+// one, queues the request head (with the backend's Host line when the route asks for it) ahead
+// of the body, and decides what a failed attempt means: another backend, one fresh connection,
+// or an error for the client. It reports every attempt to the upstream's metrics and passive
+// health, at most once per backend per exchange. The response bytes go to the exchange's
+// response handler; the Owner hears when they were parsed, when the request went out and when
+// nothing more can be tried (as Envoy's UpstreamRequest and RetryState, Pingora's
+// fail_to_connect).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gateway/core/error.h"
+#include "gateway/core/out_queue.h"
+#include "gateway/core/recycler.h"
+#include "gateway/http/parser.h"
+#include "gateway/observability/metrics.h"
+#include "gateway/proxy/response_relay.h"
+#include "gateway/upstream/cluster.h"
+#include "gateway/upstream/connection.h"
+
+namespace gw::proxy {
+
+// What the exchange knows of its request when an attempt failed.
+struct AttemptFacts {
+  bool idempotent = false;      // the method may run twice (RFC 9110 §9.2.2)
+  bool requestHasBody = false;  // a streamed body cannot be sent again
+  bool retriedReuse = false;    // the one retry after a stale pooled connection is spent
+};
+
+enum class NextAttempt : uint8_t {
+  Fail,                // answer the client with the error
+  AnotherBackend,      // nothing was sent: the next backend the balancer picks
+  FreshConnection,     // a new connection (the same backend may be picked again), never a pooled one
+};
+
+// What to do after `error` ended an attempt. Pure: the table the Forwarder applies.
+NextAttempt nextAttempt(const core::Error& error, const AttemptFacts& facts);
+
+// How an attempt's failure counts: its metrics label and whether it holds against the backend's
+// passive health (a client picks a slow path, and our own limits are no sign of a sick backend).
+struct FailureVerdict {
+  observability::UpstreamErrorKind kind = observability::UpstreamErrorKind::Reset;
+  bool countsAgainstBackend = true;
+};
+FailureVerdict judgeFailure(const core::Error& error, bool countReadTimeouts,
+                            bool responseOverOurLimits);
+
+class Forwarder final : public upstream::Connection::Listener {
+ public:
+  class Owner {
+   public:
+    virtual ~Owner() = default;
+    // A read of the response was parsed into the response handler: flush toward the client.
+    virtual void onResponseParsed() = 0;
+    // The backend closed the connection in order; true when that completed the response.
+    virtual bool responseEndsAtClose(upstream::Connection& lease) = 0;
+    // Nothing more can be tried: the client gets `error` (or the cut response).
+    virtual void onForwardFailed(const core::Error& error) = 0;
+    // The upstream took what was queued: a paused client may be read again.
+    virtual void onRequestDrained() = 0;
+    // The upstream's queue is full: stop reading the client's body.
+    virtual void onUpstreamBackpressure() = 0;
+    virtual bool requestComplete() const = 0;
+    // Why the response handler refused the response head ("" if it did not).
+    virtual std::string_view responseRefusal() const = 0;
+    virtual std::string_view logRoute() const = 0;
+    virtual void recoverFromBug(const char* what) = 0;
+  };
+
+  Forwarder(upstream::Cluster& cluster, const upstream::Timeouts& timeouts,
+            core::Recycler<std::string>& heads, Owner& owner, ResponseRelay& response);
+  ~Forwarder() override;
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+
+  // The request head toward the upstream, built by the exchange before start().
+  std::string& head() { return head_; }
+  // Where the Host line goes when it names the backend (npos: the head is complete).
+  void setHostSplit(std::size_t split) { hostSplit_ = split; }
+
+  // The first attempt: `body` is a body the exchange buffered whole ("" when it streams).
+  // Fails the exchange through the Owner when no backend can be tried.
+  void start(const AttemptFacts& facts, std::string_view body);
+  // Writes what is queued toward the upstream (head and the body so far).
+  void send();
+  // The connection the request goes on (null between attempts and after the end).
+  upstream::Connection* lease() { return lease_.get(); }
+  // Body bytes are queued here, behind the head.
+  core::OutQueue& requestOutput() { return lease_->output(); }
+  bool upstreamReusable = false;
+
+  // The response is complete: the backend is judged by its own status (`upstreamStatus`), the
+  // attempt counted, and the connection goes back to the pool when `reusable`.
+  void finish(int upstreamStatus, bool reusable);
+  // The exchange ends without a complete response: the backend may hold part of the request,
+  // so its connection is closed, never pooled.
+  void abandon();
+  // The backend of the last attempt (null before any) and the time it took, for the log.
+  const upstream::Backend* backend() const { return backend_; }
+  int64_t upstreamMicros() const { return upstreamUs_; }
+
+  // upstream::Connection::Listener
+  void onUpstreamConnected() override;
+  void onUpstreamDrained() override;
+  void onUpstreamRead() override;
+  void onUpstreamClosed() override;
+  void onUpstreamFailure(const core::Error& error) override;
+  void onUpstreamBug(const char* what) override { owner_.recoverFromBug(what); }
+
+ private:
+  template <typename Body>
+  void guarded(Body&& body);
+  void connect();
+  void failed(const core::Error& error);
+  void queueHead(core::OutQueue& out, const upstream::Backend& backend);
+  void countFailure(const upstream::Backend& backend, const FailureVerdict& verdict);
+  void reportBackendFailure(const upstream::Backend& backend);
+
+  upstream::Cluster& cluster_;
+  const upstream::Timeouts& timeouts_;
+  core::Recycler<std::string>& heads_;
+  Owner& owner_;
+  ResponseRelay& response_;
+  std::string head_;
+  std::size_t hostSplit_ = std::string::npos;
+  // Bytes of the head at the front of the lease's output: what a retry on another backend
+  // replaces, keeping the body bytes queued behind it.
+  std::size_t queuedHeadBytes_ = 0;
+  std::string_view bufferedBody_;
+  std::unique_ptr<upstream::Connection> lease_;
+  const upstream::Backend* backend_ = nullptr;
+  AttemptFacts facts_;
+  uint64_t triedBackends_ = 0;   // bit per backend index, for connect retries
+  uint64_t failedBackends_ = 0;  // bit per backend index, each reported to passive health once
+  bool connectTimedOut_ = false;  // the last connect attempt timed out (504 rather than 502)
+  int64_t startUs_ = 0;  // core::monotonicUs() when the current attempt's request was handed over
+  int64_t upstreamUs_ = -1;
+};
+
+}  // namespace gw::proxy
