@@ -10,6 +10,9 @@
 namespace gw::config {
 namespace {
 
+constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                             "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
 // Requests are routed by their normalised path (http::normalisePath), so a match path that is not
 // in normal form would never match, or would match something other than it reads.
 std::optional<std::string> checkMatchPath(std::string_view path, http::PathRules rules) {

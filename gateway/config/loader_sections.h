@@ -23,8 +23,6 @@
 
 namespace gw::config {
 
-inline constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
-                                                    "CONNECT", "OPTIONS", "TRACE", "PATCH"};
 inline constexpr Duration kMinTimeout{1};
 
 // "FILE:LINE:COL", as messages name another place in the file.
