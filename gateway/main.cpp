@@ -6,9 +6,10 @@
 #include <string_view>
 
 #include "gateway/config/loader.h"
-#include "gateway/config/snapshot.h"
 #include "gateway/core/log.h"
 #include "gateway/core/server.h"
+#include "gateway/runtime/load_environment.h"
+#include "gateway/runtime/snapshot.h"
 
 namespace {
 
@@ -57,14 +58,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  gw::config::LoadResult loaded = gw::config::loadFile(configPath);
+  gw::config::LoadResult loaded = gw::config::loadFile(configPath, gw::runtime::loadEnvironment());
   printDiagnostics(loaded.warnings, "warning: ");
   if (!loaded.config) {
     printDiagnostics(loaded.errors, "");
     return 1;
   }
   std::vector<gw::config::Diagnostic> errors;
-  auto snapshot = gw::config::buildSnapshot(std::move(*loaded.config), errors);
+  auto snapshot = gw::runtime::buildSnapshot(std::move(*loaded.config), errors);
   if (!snapshot) {
     printDiagnostics(errors, "");
     return 1;

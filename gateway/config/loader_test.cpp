@@ -7,8 +7,7 @@
 #include <fstream>
 #include <thread>
 
-#include "gateway/plugin/config_reader.h"
-#include "test/support/files.h"
+#include "gateway/config/node_reader.h"
 
 namespace doctest {
 // Prints diagnostics one per line when a comparison fails.
@@ -33,6 +32,78 @@ constexpr std::string_view kHead =
     "listeners: [{port: 8080}]\n"
     "upstreams: [{name: u, backends: [127.0.0.1:9000]}]\n";
 
+// A plugin type for loader tests: settings {value: 1..9}; `value: throw` makes parse throw the
+// way a careless yaml-cpp conversion would.
+struct Probe final : PluginSettings {
+  int value = 0;
+};
+
+class ProbeType final : public PluginType {
+ public:
+  ProbeType(std::string name, std::string kind, bool repeats)
+      : name_(std::move(name)), kind_(std::move(kind)), repeats_(repeats) {}
+  std::string_view name() const override { return name_; }
+  std::string_view kind() const override { return kind_; }
+  bool allowsRepeats() const override { return repeats_; }
+  std::shared_ptr<const PluginSettings> parseSettings(
+      const YAML::Node& settings, std::vector<ConfigError>& errors) const override {
+    if (settings.IsMap() && settings["value"].Scalar() == "throw") settings["value"].as<int>();
+    const std::size_t before = errors.size();
+    auto reader = NodeReader::settings(settings, name_, errors);
+    reader.allowKeys({"value"});
+    auto probe = std::make_shared<Probe>();
+    reader.readInt("value", probe->value, 1, 9);
+    return errors.size() == before ? probe : nullptr;
+  }
+
+ private:
+  std::string name_;
+  std::string kind_;
+  bool repeats_;
+};
+
+class TestCatalogue final : public PluginCatalogue {
+ public:
+  void add(std::unique_ptr<PluginType> type) { types_.push_back(std::move(type)); }
+  const PluginType* find(std::string_view name) const override {
+    for (const auto& type : types_) {
+      if (type->name() == name) return type.get();
+    }
+    return nullptr;
+  }
+  std::vector<std::string_view> names() const override {
+    std::vector<std::string_view> out;
+    for (const auto& type : types_) out.push_back(type->name());
+    return out;
+  }
+
+ private:
+  std::vector<std::unique_ptr<PluginType>> types_;
+};
+
+const TestCatalogue& testPlugins() {
+  static const TestCatalogue catalogue = [] {
+    TestCatalogue c;
+    c.add(std::make_unique<ProbeType>("probe", "", false));
+    c.add(std::make_unique<ProbeType>("ids", "request_id", false));
+    c.add(std::make_unique<ProbeType>("key_auth", "auth", false));
+    c.add(std::make_unique<ProbeType>("limit", "rate_limit", true));
+    return c;
+  }();
+  return catalogue;
+}
+
+// The probe plugins; every access-log field and OTLP endpoint passes (the real checks are
+// runtime/load_environment's, tested with it).
+LoadEnvironment testEnvironment(const PluginCatalogue& plugins = testPlugins()) {
+  return {plugins, [](std::string_view) { return true; },
+          [](std::string_view) { return std::optional<std::string>(); }};
+}
+
+LoadResult loadText(std::string_view yaml) {
+  return loadString(yaml, "t.yaml", testEnvironment());
+}
+
 std::vector<std::string> format(const std::vector<Diagnostic>& diagnostics) {
   std::vector<std::string> lines;
   for (const Diagnostic& d : diagnostics) lines.push_back(d.format());
@@ -40,7 +111,7 @@ std::vector<std::string> format(const std::vector<Diagnostic>& diagnostics) {
 }
 
 std::vector<std::string> errorsOf(std::string_view yaml) {
-  return format(loadString(yaml, "t.yaml").errors);
+  return format(loadText(yaml).errors);
 }
 
 std::vector<std::string> routeErrors(std::string_view routes) {
@@ -48,7 +119,7 @@ std::vector<std::string> routeErrors(std::string_view routes) {
 }
 
 Config load(std::string_view yaml) {
-  LoadResult result = loadString(yaml, "t.yaml");
+  LoadResult result = loadText(yaml);
   INFO(format(result.errors));
   REQUIRE(result.errors.empty());
   REQUIRE(result.config);
@@ -306,54 +377,6 @@ TEST_CASE("error: a wildcard listener overlaps a specific one of its family and 
             .empty());
 }
 
-TEST_CASE("access_log: settings, defaults and errors") {
-  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
-  CHECK(defaults.access_log.enabled);
-  CHECK(defaults.access_log.path == "stdout");
-  CHECK(defaults.access_log.fields.empty());
-  CHECK_FALSE(defaults.access_log.mask_query_params.has_value());
-  const Config config = load(std::string(kHead) +
-                             "access_log:\n  path: /var/log/gw.log\n  fields: [time, status]\n"
-                             "  log_headers: [User-Agent]\n  mask_headers: [X-Api-Key]\n"
-                             "  mask_query_params: [sig]\n  max_queued_bytes: 1MiB\n"
-                             "routes: [{upstream: u}]\n");
-  CHECK(config.access_log.path == "/var/log/gw.log");
-  CHECK(config.access_log.fields == Lines{"time", "status"});
-  CHECK(config.access_log.log_headers == Lines{"User-Agent"});
-  CHECK(config.access_log.mask_headers == Lines{"X-Api-Key"});
-  CHECK(config.access_log.mask_query_params == Lines{"sig"});
-  CHECK(config.access_log.max_queued_bytes == 1024 * 1024);
-  CHECK(routeErrors("access_log: {path: logs/a.log, fields: [status, colour], log_headers: "
-                    "[\"Bad Name\"]}\nroutes: [{upstream: u}]\n") ==
-        Lines{"t.yaml:3:20: access_log path must be 'stdout' or an absolute file path, got "
-              "'logs/a.log'",
-              "t.yaml:3:49: fields: each entry must be a field name such as status or "
-              "request_id, got 'colour'",
-              "t.yaml:3:72: log_headers: each entry must be a header name, got 'Bad Name'"});
-}
-
-TEST_CASE("tracing: on by default; OTLP export settings and errors") {
-  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
-  CHECK(defaults.tracing.enabled);
-  CHECK_FALSE(defaults.tracing.otlp.has_value());
-  const Config config = load(std::string(kHead) +
-                             "tracing:\n  otlp: {endpoint: 'http://[::1]:4318/v1/traces', "
-                             "service_name: edge, batch_size: 100, flush_interval: 500ms}\n"
-                             "routes: [{upstream: u}]\n");
-  REQUIRE(config.tracing.otlp.has_value());
-  CHECK(config.tracing.otlp->endpoint == "http://[::1]:4318/v1/traces");
-  CHECK(config.tracing.otlp->service_name == "edge");
-  CHECK(config.tracing.otlp->batch_size == 100);
-  CHECK(config.tracing.otlp->flush_interval == milliseconds(500));
-  const Lines errors = routeErrors(
-      "tracing:\n  enabled: false\n  otlp: {endpoint: 'https://collector:4318'}\n"
-      "routes: [{upstream: u}]\n");
-  CHECK(errors == Lines{"t.yaml:5:9: tracing.otlp needs tracing enabled (spans come from the "
-                        "trace context)",
-                        "t.yaml:5:20: tracing.otlp endpoint: invalid OTLP endpoint "
-                        "'https://collector:4318': https is not supported yet"});
-}
-
 TEST_CASE("http: header rules: underscores dropped and no trusted proxy by default") {
   const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
   CHECK(defaults.underscores_in_headers == UnderscoreHeaders::Drop);
@@ -475,7 +498,7 @@ TEST_CASE("workers: auto and a number") {
 }
 
 TEST_CASE("error: missing file") {
-  const LoadResult result = loadFile("/nonexistent/gw.yaml");
+  const LoadResult result = loadFile("/nonexistent/gw.yaml", testEnvironment());
   CHECK_FALSE(result.config);
   CHECK(
       format(result.errors) ==
@@ -805,11 +828,10 @@ TEST_CASE("every problem is reported, in file order") {
 }
 
 TEST_CASE("warnings: unused upstream and repeated method") {
-  const LoadResult ok = loadString(
+  const LoadResult ok = loadText(
       "listeners: [{port: 1}]\n"
       "upstreams: [{name: u, backends: [h:1]}, {name: v, backends: [h:2]}]\n"
-      "routes: [{upstream: v, match: {methods: [GET, GET]}}]\n",
-      "t.yaml");
+      "routes: [{upstream: v, match: {methods: [GET, GET]}}]\n");
   CHECK(ok.errors.empty());
   CHECK(format(ok.warnings) == Lines{"t.yaml:2:13: upstream 'u' is not used by any route",
                                      "t.yaml:3:47: method 'GET' is listed twice"});
@@ -818,15 +840,14 @@ TEST_CASE("warnings: unused upstream and repeated method") {
 }
 
 TEST_CASE("warnings: a prefix's other methods falling through to a later route") {
-  const LoadResult result = loadString(
+  const LoadResult result = loadText(
       "listeners: [{port: 1}]\n"
       "upstreams: [{name: u, backends: [h:1]}, {name: v, backends: [h:2]}]\n"
       "routes:\n"
       "  - {name: admin, upstream: v, match: {prefix: /admin, methods: [GET, POST]}}\n"
       "  - {name: tenant, upstream: v, match: {host: a.x.io, prefix: /, methods: [GET]}}\n"
       "  - {name: upload, upstream: u, match: {prefix: /upload, methods: [PUT]}}\n"
-      "  - {name: all, upstream: u}\n",
-      "t.yaml");
+      "  - {name: all, upstream: u}\n");
   CHECK(result.errors.empty());
   // 'upload' falls through to the same upstream with the same plugins: nothing to say.
   CHECK(format(result.warnings) ==
@@ -838,98 +859,10 @@ TEST_CASE("warnings: a prefix's other methods falling through to a later route")
               "instead of a 405"});
 }
 
-using test::sourceRoot;
-
-// Every shipped configuration must load cleanly, so none of them rots.
-TEST_CASE("every file in conf/ and conf/examples/ loads without errors or warnings") {
-  const std::filesystem::path root = sourceRoot();
-  INFO("source root: " << root);
-  REQUIRE(std::filesystem::is_directory(root / "conf" / "examples"));
-  std::size_t files = 0;
-  for (const auto& dir : {root / "conf", root / "conf" / "examples"}) {
-    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-      if (entry.path().extension() != ".yaml") continue;
-      ++files;
-      const LoadResult result = loadFile(entry.path().string());
-      INFO(entry.path().string());
-      CHECK(format(result.errors) == Lines{});
-      CHECK(format(result.warnings) == Lines{});
-    }
-  }
-  CHECK(files >= 5);
-}
-
-TEST_CASE("the benchmark contract") {
-  const LoadResult result = loadFile((sourceRoot() / "conf/examples/bench.yaml").string());
-  REQUIRE(result.config);
-  const Config& config = *result.config;
-  CHECK(config.workers == 1);
-  REQUIRE(config.listeners.size() == 1);
-  CHECK(config.listeners[0].address == "127.0.0.1");
-  CHECK(config.listeners[0].port == 18090);
-  REQUIRE(config.upstreams.size() == 1);
-  REQUIRE(config.upstreams[0].backends.size() == 1);
-  CHECK(config.upstreams[0].backends[0].host == "127.0.0.1");
-  CHECK(config.upstreams[0].backends[0].port == 18081);
-  CHECK(config.upstreams[0].pool.max_idle_per_backend >= 256);
-  REQUIRE(config.routes.size() == 1);
-  CHECK(config.routes[0].match.kind == PathMatch::Prefix);
-  CHECK(config.routes[0].match.path == "/");
-  CHECK(config.routes[0].strip_prefix.empty());
-  CHECK(config.admin.enabled);  // the benchmark scrapes nothing, but the default stays on
-  CHECK(config.admin.port == 9901);
-}
-
 // ---- plugins ----
 
-// A plugin type for loader tests: settings {value: 1..9}; `value: throw` makes parse throw the
-// way a careless yaml-cpp conversion would.
-struct Probe final : plugin::RouteConfig {
-  int value = 0;
-};
-
-class ProbeFactory final : public plugin::Factory {
- public:
-  ProbeFactory(std::string name, std::string kind, bool repeats)
-      : name_(std::move(name)), kind_(std::move(kind)), repeats_(repeats) {}
-  std::string_view name() const override { return name_; }
-  std::string_view kind() const override { return kind_; }
-  bool allowsRepeats() const override { return repeats_; }
-  std::shared_ptr<const plugin::RouteConfig> parse(
-      const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override {
-    if (settings.IsMap() && settings["value"].Scalar() == "throw") settings["value"].as<int>();
-    const std::size_t before = errors.size();
-    plugin::ConfigReader reader(settings, name_, errors);
-    reader.allowKeys({"value"});
-    auto probe = std::make_shared<Probe>();
-    reader.readInt("value", probe->value, 1, 9);
-    return errors.size() == before ? probe : nullptr;
-  }
-  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig&,
-                                         plugin::WorkerState*) const override {
-    return nullptr;
-  }
-
- private:
-  std::string name_;
-  std::string kind_;
-  bool repeats_;
-};
-
-const plugin::Registry& testPlugins() {
-  static const plugin::Registry registry = [] {
-    plugin::Registry r;
-    r.add(std::make_unique<ProbeFactory>("probe", "", false));
-    r.add(std::make_unique<ProbeFactory>("ids", "request_id", false));
-    r.add(std::make_unique<ProbeFactory>("key_auth", "auth", false));
-    r.add(std::make_unique<ProbeFactory>("limit", "rate_limit", true));
-    return r;
-  }();
-  return registry;
-}
-
 LoadResult loadPlugins(std::string_view rest) {
-  return loadString(std::string(kHead) + std::string(rest), "t.yaml", testPlugins());
+  return loadText(std::string(kHead) + std::string(rest));
 }
 Lines pluginErrors(std::string_view rest) { return format(loadPlugins(rest).errors); }
 Lines pluginWarnings(std::string_view rest) {
@@ -959,7 +892,7 @@ TEST_CASE("plugins: the global list comes first, then the route's own, in YAML o
   const Config& config = *result.config;
   REQUIRE(config.plugins.size() == 2);
   CHECK(config.plugins[0].name == "ids");
-  CHECK(config.plugins[0].factory == testPlugins().find("ids"));
+  CHECK(config.plugins[0].type == testPlugins().find("ids"));
   CHECK(probeValue(config.plugins[0]) == 0);  // no settings: the defaults
   CHECK(config.plugins[0].where.line == 4);
   CHECK(config.plugins[0].where.column == 5);
@@ -1000,8 +933,9 @@ TEST_CASE("plugins: entries that are not plugins") {
         Lines{"t.yaml:3:33: 'plugins' must be a list, got 'cors'"});
   CHECK(pluginErrors("plugins: {probe: {}}\nroutes: [{upstream: u}]\n") ==
         Lines{"t.yaml:3:10: 'plugins' must be a list, got a mapping"});
+  const TestCatalogue none;
   CHECK(format(loadString(std::string(kHead) + "routes: [{upstream: u, plugins: [x]}]\n", "t.yaml",
-                          plugin::Registry())
+                          testEnvironment(none))
                    .errors) == Lines{"t.yaml:3:34: unknown plugin 'x' (known plugins: none)"});
 }
 
@@ -1052,23 +986,6 @@ TEST_CASE("plugins: warnings on orders that defeat a plugin") {
   CHECK(pluginWarnings("routes: [{upstream: u, plugins: [ids, limit, key_auth, limit]}]\n") ==
         Lines{});
   CHECK(pluginWarnings("routes: [{upstream: u, plugins: [ids, key_auth, probe]}]\n") == Lines{});
-}
-
-TEST_CASE("plugins: the built-in plugins load through the default registry") {
-  LoadResult ok = loadString(std::string(kHead) +
-                                 "plugins: [request_id]\n"
-                                 "routes:\n"
-                                 "  - upstream: u\n"
-                                 "    plugins:\n"
-                                 "      - security_headers: {headers: {X-Frame-Options: DENY}}\n",
-                             "t.yaml");
-  INFO(format(ok.errors));
-  REQUIRE(ok.config);
-  REQUIRE(ok.config->routes[0].plugins.size() == 2);
-  CHECK(ok.config->routes[0].plugins[0].factory == plugin::Registry::builtin().find("request_id"));
-  CHECK(ok.config->routes[0].plugins[1].name == "security_headers");
-  CHECK(routeErrors("routes: [{upstream: u, plugins: [security_headers: {hide_server: 2}]}]\n") ==
-        Lines{"t.yaml:3:66: 'hide_server': expected true or false, got '2'"});
 }
 
 }  // namespace

@@ -13,12 +13,10 @@
 #include "gateway/http/path.h"
 #include "gateway/net/cidr.h"
 
-namespace gw::plugin {
-class Factory;
-struct RouteConfig;
-}  // namespace gw::plugin
-
 namespace gw::config {
+
+class PluginType;
+struct PluginSettings;
 
 using Duration = std::chrono::milliseconds;
 
@@ -33,6 +31,14 @@ struct Diagnostic {
   Location where;
   std::string message;
   std::string format() const;  // "FILE:LINE:COL: message"
+};
+
+// A problem found in YAML where the file is not known (a plugin's settings, a NodeReader):
+// the loader adds the file. Line 0 means "no position of its own".
+struct ConfigError {
+  int line = 0;    // 1-based, from YAML::Node::Mark()
+  int column = 0;  // 1-based
+  std::string message;
 };
 
 struct ListenerConfig {
@@ -116,11 +122,12 @@ struct Limits {
   Duration idle_timeout = std::chrono::seconds(60);
 };
 
-// One entry of a `plugins:` list, parsed by its factory at load.
+// One entry of a `plugins:` list, its settings parsed by its type at load
+// (config/plugin_catalogue.h).
 struct PluginBinding {
   std::string name;
-  const plugin::Factory* factory = nullptr;
-  std::shared_ptr<const plugin::RouteConfig> settings;
+  const PluginType* type = nullptr;
+  std::shared_ptr<const PluginSettings> settings;
   Location where;
 };
 

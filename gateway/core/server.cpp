@@ -36,7 +36,7 @@ admin::Response jsonResponse(int status, std::string body) {
   return {status, "application/json", std::move(body), {}};
 }
 
-std::vector<upstream::UpstreamHealthSpec> healthSpecs(const config::Snapshot& snapshot) {
+std::vector<upstream::UpstreamHealthSpec> healthSpecs(const runtime::Snapshot& snapshot) {
   std::vector<upstream::UpstreamHealthSpec> specs;
   const auto& upstreams = snapshot.config.upstreams;
   for (std::size_t u = 0; u < upstreams.size(); ++u) {
@@ -71,7 +71,7 @@ struct Server::Scrape {
   std::function<void(admin::Response)> done;
 };
 
-Server::Server(std::shared_ptr<const config::Snapshot> snapshot)
+Server::Server(std::shared_ptr<const runtime::Snapshot> snapshot)
     : snapshot_(std::move(snapshot)),
       health_(healthSpecs(*snapshot_)),
       finishedWorkers_(snapshot_->metricsLayout) {}
@@ -295,7 +295,7 @@ admin::Response Server::purgeCaches(std::string_view query) const {
   std::vector<plugin::Purgeable*> stores;
   auto collect = [&](const std::vector<config::PluginBinding>& bindings) {
     for (const config::PluginBinding& binding : bindings) {
-      plugin::Purgeable* store = binding.settings ? binding.settings->purgeable() : nullptr;
+      plugin::Purgeable* store = binding.settings ? plugin::settingsOf(binding).purgeable() : nullptr;
       if (store && std::find(stores.begin(), stores.end(), store) == stores.end()) {
         stores.push_back(store);
       }

@@ -8,11 +8,11 @@
 
 #include "gateway/admin/admin_server.h"
 
-#include "gateway/config/snapshot.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/reactor.h"
 #include "gateway/core/worker.h"
 #include "gateway/observability/metrics.h"
+#include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
 #include "gateway/upstream/prober.h"
 
@@ -20,7 +20,7 @@ namespace gw::core {
 
 class Server final : public admin::Service {
  public:
-  explicit Server(std::shared_ptr<const config::Snapshot> snapshot);
+  explicit Server(std::shared_ptr<const runtime::Snapshot> snapshot);
   ~Server();
   // Runs until SIGTERM/SIGINT and the drain that follows; returns the exit code.
   int run();
@@ -48,7 +48,7 @@ class Server final : public admin::Service {
   void workerDrained(std::size_t index, const observability::WorkerMetrics& last);
   void workerStarted();
 
-  std::shared_ptr<const config::Snapshot> snapshot_;
+  std::shared_ptr<const runtime::Snapshot> snapshot_;
   // Before the workers, which use them (members are destroyed in reverse order).
   upstream::HealthBoard health_;
   std::unique_ptr<observability::LogSink> accessLog_;

@@ -17,7 +17,7 @@ namespace {
 constexpr int kAcceptBatch = 64;
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
+Worker::Worker(unsigned index, std::shared_ptr<const runtime::Snapshot> snapshot,
                const WorkerServices& services)
     : index_(index),
       snapshot_(std::move(snapshot)),
@@ -56,7 +56,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
                               timeouts_.get(route.timeouts.send)});
     auto& views = pluginStateViews_.emplace_back();
     for (const auto& binding : route.plugins) {
-      pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, *this));
+      pluginStates_.push_back(plugin::factoryOf(binding).makeWorkerState(plugin::settingsOf(binding), *this));
       views.push_back(pluginStates_.back().get());
     }
   };

@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "gateway/config/snapshot.h"
 #include "gateway/core/accept_pause.h"
 #include "gateway/core/graveyard.h"
 #include "gateway/core/io_buffer.h"
@@ -29,6 +28,7 @@
 #include "gateway/plugin/plugin.h"
 #include "gateway/proxy/background_fetch.h"
 #include "gateway/proxy/plugin_exchange.h"
+#include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/cluster.h"
 
 namespace gw::proxy {
@@ -53,7 +53,7 @@ class Worker {
 
   // Opens the worker's listening sockets (errors reported, nothing started). The health board
   // is the process's, shared with the other workers and the prober.
-  Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
+  Worker(unsigned index, std::shared_ptr<const runtime::Snapshot> snapshot,
          const WorkerServices& services);
   ~Worker();
   Worker(const Worker&) = delete;
@@ -73,7 +73,7 @@ class Worker {
   observability::WorkerMetrics& metrics() { return metrics_; }
   // A copy of the shard with the gauges filled in, for a scrape (this thread only).
   observability::WorkerMetrics metricsSnapshot() const;
-  const config::Snapshot& snapshot() const { return *snapshot_; }
+  const runtime::Snapshot& snapshot() const { return *snapshot_; }
   // This worker's access log lines, batched for the shared sink; null when the log is off.
   observability::AccessLogBuffer* accessLog() { return accessLog_.get(); }
   // Trace and span ids for this worker's exchanges (not thread-safe, and need not be).
@@ -138,7 +138,7 @@ class Worker {
   void stopNow();
 
   unsigned index_;
-  std::shared_ptr<const config::Snapshot> snapshot_;
+  std::shared_ptr<const runtime::Snapshot> snapshot_;
   Reactor reactor_;
   // Before anything that returns objects to them on destruction.
   BlockRecycler blocks_{kRecycled};

@@ -16,11 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/config/plugin_catalogue.h"
 #include "gateway/core/error.h"
-
-namespace YAML {
-class Node;
-}
 
 namespace gw::core {
 class Worker;
@@ -155,8 +152,7 @@ class Purgeable {
 };
 
 // Parsed and validated once at load; immutable; shared by all workers.
-struct RouteConfig {
-  virtual ~RouteConfig() = default;
+struct RouteConfig : config::PluginSettings {
   // Non-null for a plugin whose shared state the admin interface can purge.
   virtual Purgeable* purgeable() const { return nullptr; }
 };
@@ -187,29 +183,33 @@ class Plugin {
 };
 
 // One error found while parsing a plugin's settings, located like every config error.
-struct ConfigError {
-  int line = 0;    // 1-based, from YAML::Node::Mark()
-  int column = 0;  // 1-based
-  std::string message;
-};
+using ConfigError = config::ConfigError;
 
-class Factory {
+// A plugin type, as the loader finds it in the Registry (name, kind, allowsRepeats: see
+// config::PluginType).
+class Factory : public config::PluginType {
  public:
-  virtual ~Factory() = default;
-  virtual std::string_view name() const = 0;
-  // What the plugin does, for the loader's order checks ("auth", "request_id", "logging",
-  // "rate_limit", ...); empty means the plugin's name.
-  virtual std::string_view kind() const { return ""; }
-  // Whether one route may list the plugin more than once (e.g. two rate_limit tiers).
-  virtual bool allowsRepeats() const { return false; }
   // Load time only (the loader's thread); YAML stops here. Returns null after adding at least
   // one error. `settings` is the value under the plugin's name (null node: no settings).
   virtual std::shared_ptr<const RouteConfig> parse(const YAML::Node& settings,
                                                    std::vector<ConfigError>& errors) const = 0;
+  std::shared_ptr<const config::PluginSettings> parseSettings(
+      const YAML::Node& settings, std::vector<ConfigError>& errors) const final {
+    return parse(settings, errors);
+  }
   virtual std::unique_ptr<WorkerState> makeWorkerState(const RouteConfig&, core::Worker&) const {
     return nullptr;
   }
   virtual std::unique_ptr<Plugin> create(const RouteConfig&, WorkerState*) const = 0;
 };
+
+// A binding's factory and settings. Bindings are made by the loader from the Registry, whose
+// types are Factories and whose settings are RouteConfigs.
+inline const Factory& factoryOf(const config::PluginBinding& binding) {
+  return static_cast<const Factory&>(*binding.type);
+}
+inline const RouteConfig& settingsOf(const config::PluginBinding& binding) {
+  return static_cast<const RouteConfig&>(*binding.settings);
+}
 
 }  // namespace gw::plugin

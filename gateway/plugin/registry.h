@@ -1,6 +1,7 @@
 #pragma once
-// The plugin types gatewayd knows, by name. Filled once from plugins/builtin.cpp (one explicit
-// line per plugin: static libraries drop self-registering objects), read-only afterwards.
+// The plugin types gatewayd knows, by name: the catalogue the loader resolves plugin entries in.
+// Filled once from plugins/builtin.cpp (one explicit line per plugin: static libraries drop
+// self-registering objects), read-only afterwards.
 
 #include <memory>
 #include <string_view>
@@ -10,14 +11,14 @@
 
 namespace gw::plugin {
 
-class Registry {
+class Registry final : public config::PluginCatalogue {
  public:
   // The registry of built-in plugins (defined in plugins/builtin.cpp).
   static const Registry& builtin();
 
   void add(std::unique_ptr<Factory> factory);
-  const Factory* find(std::string_view name) const;
-  std::vector<std::string_view> names() const;
+  const Factory* find(std::string_view name) const override;
+  std::vector<std::string_view> names() const override;
 
  private:
   std::vector<std::unique_ptr<Factory>> factories_;

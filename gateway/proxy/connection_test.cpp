@@ -21,10 +21,11 @@
 #include <string_view>
 
 #include "gateway/config/loader.h"
-#include "gateway/config/snapshot.h"
 #include "gateway/core/worker.h"
 #include "gateway/net/socket.h"
 #include "gateway/plugin/registry.h"
+#include "gateway/runtime/load_environment.h"
+#include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
 #include "test/support/files.h"
 
@@ -184,10 +185,10 @@ class WorkerFixture {
         "}]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
         "  - {name: main, backends: [127.0.0.1:" +
         std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
-    config::LoadResult loaded = config::loadString(yaml, "connection_test.yaml", testPlugins());
+    config::LoadResult loaded = config::loadString(yaml, "connection_test.yaml", runtime::loadEnvironment(testPlugins()));
     REQUIRE_MESSAGE(loaded.config, yaml);
     std::vector<config::Diagnostic> errors;
-    snapshot_ = config::buildSnapshot(std::move(*loaded.config), errors);
+    snapshot_ = runtime::buildSnapshot(std::move(*loaded.config), errors);
     REQUIRE(errors.empty());
     std::vector<upstream::UpstreamHealthSpec> specs(1);
     specs[0].name = "main";
@@ -209,7 +210,7 @@ class WorkerFixture {
 
  private:
   uint16_t port_ = 0;
-  std::shared_ptr<const config::Snapshot> snapshot_;
+  std::shared_ptr<const runtime::Snapshot> snapshot_;
   std::unique_ptr<upstream::HealthBoard> health_;
   std::unique_ptr<core::Worker> worker_;
 };

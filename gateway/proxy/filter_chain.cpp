@@ -11,7 +11,7 @@ void FilterChain::start(const std::vector<config::PluginBinding>& bindings,
   finished_ = false;
   for (std::size_t i = 0; i < bindings.size(); ++i) {
     const auto& binding = bindings[i];
-    plugins_.push_back(binding.factory->create(*binding.settings, i < states.size() ? states[i] : nullptr));
+    plugins_.push_back(plugin::factoryOf(binding).create(plugin::settingsOf(binding), i < states.size() ? states[i] : nullptr));
   }
 }
 

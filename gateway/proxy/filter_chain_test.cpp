@@ -82,7 +82,7 @@ struct Fixture {
     s->journal = &journal;
     config::PluginBinding binding;
     binding.name = s->name;
-    binding.factory = &factory;
+    binding.type = &factory;
     binding.settings = s;
     bindings.push_back(binding);
     scripts.push_back(s);

@@ -26,7 +26,7 @@ class Prober {
   using OnChange = std::function<void(std::size_t upstream, std::size_t backend, bool healthy)>;
 
   // `addresses`: per upstream, per backend, in the board's order (the shape of
-  // config::Snapshot::backendAddresses). The board must outlive the prober. Throws
+  // runtime::Snapshot::backendAddresses). The board must outlive the prober. Throws
   // std::invalid_argument when the shape does not match the board.
   Prober(HealthBoard& board, const std::vector<std::vector<net::SocketAddress>>& addresses,
          OnChange onChange = {});

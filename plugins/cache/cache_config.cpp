@@ -4,32 +4,32 @@
 #include <cctype>
 
 #include "gateway/http/headers.h"
-#include "gateway/plugin/config_reader.h"
+#include "gateway/config/node_reader.h"
 #include "plugins/cache/cache.h"
 
 namespace gw::plugins::cache {
 namespace {
 
-using plugin::ConfigReader;
+using config::NodeReader;
 
 // A duration setting in whole seconds (HTTP's unit for every lifetime).
-void readSeconds(ConfigReader& reader, std::string_view key, int64_t& seconds) {
+void readSeconds(NodeReader& reader, std::string_view key, int64_t& seconds) {
   config::Duration duration(0);
   if (!reader.readDuration(key, duration)) return;
   if (duration.count() % 1000 != 0) {
     reader.error(*reader.value(key), std::string(key) + " must be whole seconds, got " +
-                                         ConfigReader::describe(*reader.value(key)));
+                                         config::describe(*reader.value(key)));
     return;
   }
   seconds = std::min<int64_t>(duration.count() / 1000, kDeltaMax);
 }
 
 // Request field names, lower-cased as the key builder compares them.
-void readFieldNames(ConfigReader& reader, std::string_view key, std::vector<std::string>& out) {
+void readFieldNames(NodeReader& reader, std::string_view key, std::vector<std::string>& out) {
   if (!reader.readStrings(key, out)) return;
   for (std::string& name : out) {
     if (!http::isToken(name)) {
-      reader.error(*reader.value(key), std::string(key) + ": " + ConfigReader::quote(name) +
+      reader.error(*reader.value(key), std::string(key) + ": " + config::quote(name) +
                                            " is not a header field name");
     }
     std::transform(name.begin(), name.end(), name.begin(),
@@ -38,16 +38,16 @@ void readFieldNames(ConfigReader& reader, std::string_view key, std::vector<std:
 }
 
 // A field value we send as configured (Cache-Control, Surrogate-Control).
-void readFieldValue(ConfigReader& reader, std::string_view key, std::string& out) {
+void readFieldValue(NodeReader& reader, std::string_view key, std::string& out) {
   if (reader.readString(key, out) && !http::isValidFieldValue(out)) {
     reader.error(*reader.value(key), std::string(key) + " is not a valid header field value");
   }
 }
 
-void readKey(ConfigReader& parent, std::vector<plugin::ConfigError>& errors, KeyOptions& key) {
+void readKey(NodeReader& parent, std::vector<plugin::ConfigError>& errors, KeyOptions& key) {
   const auto node = parent.readMap("key");
   if (!node) return;
-  ConfigReader reader(*node, "cache key", errors);
+  NodeReader reader(*node, "cache key", errors);
   reader.allowKeys({"headers", "sort_query", "ignore_query_params"});
   readFieldNames(reader, "headers", key.headers);
   reader.readBool("sort_query", key.sortQuery);
@@ -59,7 +59,7 @@ void readKey(ConfigReader& parent, std::vector<plugin::ConfigError>& errors, Key
 std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
-  ConfigReader reader(settings, "cache", errors);
+  auto reader = NodeReader::settings(settings, "cache", errors);
   reader.allowKeys({"max_bytes", "max_entry_bytes", "default_ttl", "heuristic", "heuristic_max",
                     "stale_if_error", "key", "targeted_field", "allow_authorized",
                     "allow_cookies", "store_set_cookie", "ignore_no_store", "ignore_private",

@@ -4,13 +4,13 @@
 #include <string>
 
 #include "gateway/http/headers.h"
-#include "gateway/plugin/config_reader.h"
+#include "gateway/config/node_reader.h"
 #include "plugins/cors/cors.h"
 
 namespace gw::plugins::cors {
 namespace {
 
-using plugin::ConfigReader;
+using config::NodeReader;
 
 // An origin as browsers serialise it: scheme "://" host [":" port], nothing after.
 bool isOrigin(std::string_view text) {
@@ -23,20 +23,20 @@ bool isOrigin(std::string_view text) {
 
 // A list of strings under `key`, each checked by `valid` (reported with `expected`), joined with
 // ", " into `out`. Returns the items, or nothing when the key is absent.
-std::optional<std::vector<std::string>> readList(ConfigReader& reader, std::string_view key,
+std::optional<std::vector<std::string>> readList(NodeReader& reader, std::string_view key,
                                                  bool (*valid)(std::string_view),
                                                  std::string_view expected) {
   const auto node = reader.value(key);
   if (!node) return std::nullopt;
   if (!node->IsSequence()) {
-    reader.error(*node, std::string(key) + " must be a list, got " + ConfigReader::describe(*node));
+    reader.error(*node, std::string(key) + " must be a list, got " + config::describe(*node));
     return std::nullopt;
   }
   std::vector<std::string> items;
   for (const YAML::Node& item : *node) {
     if (!item.IsScalar() || !valid(item.Scalar())) {
       reader.error(item, std::string(key) + ": each entry must be " + std::string(expected) +
-                             ", got " + ConfigReader::describe(item));
+                             ", got " + config::describe(item));
       continue;
     }
     items.push_back(item.Scalar());
@@ -61,7 +61,7 @@ bool isOriginOrStar(std::string_view text) { return text == "*" || isOrigin(text
 std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
-  ConfigReader reader(settings, "cors", errors);
+  auto reader = NodeReader::settings(settings, "cors", errors);
   reader.allowKeys({"allow_origins", "allow_methods", "allow_headers", "expose_headers",
                     "allow_credentials", "max_age"});
   auto config = std::make_shared<Config>();
@@ -102,7 +102,7 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
   if (reader.readDuration("max_age", maxAge)) {
     if (maxAge.count() % 1000 != 0) {
       reader.error(*reader.value("max_age"), "max_age must be whole seconds, got " +
-                                                 ConfigReader::describe(*reader.value("max_age")));
+                                                 config::describe(*reader.value("max_age")));
     } else if (maxAge.count() > 0) {
       config->maxAge = std::to_string(maxAge.count() / 1000);
     }

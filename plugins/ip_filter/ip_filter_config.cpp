@@ -2,36 +2,36 @@
 
 #include <string>
 
-#include "gateway/plugin/config_reader.h"
+#include "gateway/config/node_reader.h"
 #include "plugins/ip_filter/ip_filter.h"
 
 namespace gw::plugins::ip_filter {
 namespace {
 
-using plugin::ConfigReader;
+using config::NodeReader;
 
 // Reads the list under `key` into `out`, each bad entry reported at its own position.
-void parseList(ConfigReader& reader, std::string_view key, std::vector<net::IpNetwork>& out) {
+void parseList(NodeReader& reader, std::string_view key, std::vector<net::IpNetwork>& out) {
   const std::optional<YAML::Node> list = reader.value(key);
   if (!list) return;
   const std::string what = "ip_filter " + std::string(key);
   if (!list->IsSequence() || list->size() == 0) {
     reader.error(*list, what + " must be a non-empty list of addresses or CIDR blocks such as "
                                "10.0.0.0/8 or 2001:db8::/32, got " +
-                            ConfigReader::describe(*list));
+                            config::describe(*list));
     return;
   }
   for (const YAML::Node& item : *list) {
     if (!item.IsScalar()) {
       reader.error(item, what + ": each entry must be an address or CIDR block, got " +
-                             ConfigReader::describe(item));
+                             config::describe(item));
       continue;
     }
     std::string why;
     if (const auto network = net::parseIpNetwork(item.Scalar(), why)) {
       out.push_back(*network);
     } else {
-      reader.error(item, what + ": " + ConfigReader::quote(item.Scalar()) + ": " + why);
+      reader.error(item, what + ": " + config::quote(item.Scalar()) + ": " + why);
     }
   }
 }
@@ -41,7 +41,7 @@ void parseList(ConfigReader& reader, std::string_view key, std::vector<net::IpNe
 std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
-  ConfigReader reader(settings, "ip_filter", errors);
+  auto reader = NodeReader::settings(settings, "ip_filter", errors);
   reader.allowKeys({"allow", "deny"});
   auto config = std::make_shared<Config>();
   parseList(reader, "allow", config->allow);

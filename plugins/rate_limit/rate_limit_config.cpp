@@ -4,14 +4,14 @@
 #include <chrono>
 #include <string>
 
+#include "gateway/config/node_reader.h"
 #include "gateway/http/headers.h"
-#include "gateway/plugin/config_reader.h"
 #include "plugins/rate_limit/rate_limit.h"
 
 namespace gw::plugins::rate_limit {
 namespace {
 
-using plugin::ConfigReader;
+using config::NodeReader;
 
 // Bounds that keep the window arithmetic (requests x window in ms) far inside int64.
 constexpr int64_t kMaxRequests = 1'000'000'000;
@@ -31,7 +31,7 @@ bool isPolicyName(std::string_view name) {
 void parseLimit(const YAML::Node& node, std::size_t index, std::size_t count,
                 std::vector<NamedLimit>& out, std::vector<plugin::ConfigError>& errors) {
   const std::size_t errorsBefore = errors.size();
-  ConfigReader reader(node, "a rate_limit limit", errors);
+  auto reader = NodeReader::settings(node, "a rate_limit limit", errors);
   if (!node.IsMap()) {
     if (node.IsNull()) reader.error(node, "a rate_limit limit must be a mapping, got nothing");
     return;
@@ -40,12 +40,8 @@ void parseLimit(const YAML::Node& node, std::size_t index, std::size_t count,
   NamedLimit limit;
   // One limit is "default" (the draft's example name); several are told apart by position.
   limit.name = count == 1 ? "default" : "limit" + std::to_string(index + 1);
-  for (std::string_view required : {"requests", "window"}) {
-    if (!reader.has(required)) {
-      reader.error(node,
-                   "a rate_limit limit is missing required key " + ConfigReader::quote(required));
-    }
-  }
+  reader.require("requests");
+  reader.require("window");
   reader.readInt("requests", limit.limit.requests, 1, kMaxRequests);
   config::Duration window{0};
   if (reader.readDuration("window", window, config::Duration(1))) {
@@ -57,12 +53,12 @@ void parseLimit(const YAML::Node& node, std::size_t index, std::size_t count,
   if (reader.readString("name", limit.name) && !isPolicyName(limit.name)) {
     reader.error(*reader.value("name"),
                  "'name' must be 1 to 64 letters, digits, '_', '.' or '-', got " +
-                     ConfigReader::quote(limit.name));
+                     config::quote(limit.name));
   }
   if (errors.size() == errorsBefore) out.push_back(std::move(limit));
 }
 
-void parseLimits(ConfigReader& reader, const YAML::Node& settings, std::vector<NamedLimit>& out,
+void parseLimits(NodeReader& reader, const YAML::Node& settings, std::vector<NamedLimit>& out,
                  std::vector<plugin::ConfigError>& errors) {
   const auto node = reader.value("limits");
   if (!node) {
@@ -71,7 +67,7 @@ void parseLimits(ConfigReader& reader, const YAML::Node& settings, std::vector<N
   }
   if (!node->IsSequence() || node->size() == 0) {
     reader.error(*node, "'limits' must be a non-empty list of {requests, window}, got " +
-                            ConfigReader::describe(*node));
+                            config::describe(*node));
     return;
   }
   if (node->size() > WindowTable::kMaxLimits) {
@@ -85,13 +81,13 @@ void parseLimits(ConfigReader& reader, const YAML::Node& settings, std::vector<N
   for (std::size_t i = 0; i < out.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (out[i].name == out[j].name) {
-        reader.error((*node)[i], "duplicate limit name " + ConfigReader::quote(out[i].name));
+        reader.error((*node)[i], "duplicate limit name " + config::quote(out[i].name));
       }
     }
   }
 }
 
-void parseKey(ConfigReader& reader, std::vector<KeySpec>& out) {
+void parseKey(NodeReader& reader, std::vector<KeySpec>& out) {
   const auto node = reader.value("key");
   if (!node) {
     out.push_back({KeyKind::ClientIp, {}});
@@ -101,7 +97,7 @@ void parseKey(ConfigReader& reader, std::vector<KeySpec>& out) {
     reader.error(*node,
                  "'key' must be a non-empty list of client_ip, route and {header: NAME}, "
                  "got " +
-                     ConfigReader::describe(*node));
+                     config::describe(*node));
     return;
   }
   if (node->size() > Config::kMaxKeyParts) {
@@ -122,21 +118,21 @@ void parseKey(ConfigReader& reader, std::vector<KeySpec>& out) {
         reader.error(name.IsNull() ? entry : name,
                      "'header' must be a header name (letters, digits and !#$%&'*+-.^_`|~), "
                      "got " +
-                         ConfigReader::describe(name));
+                         config::describe(name));
         continue;
       }
       spec.kind = KeyKind::Header;
       spec.header = name.Scalar();
     } else {
       reader.error(entry, "a key part must be client_ip, route or {header: NAME}, got " +
-                              ConfigReader::describe(entry));
+                              config::describe(entry));
       continue;
     }
     const bool repeated = std::any_of(out.begin(), out.end(), [&](const KeySpec& other) {
       return other.kind == spec.kind && http::iequals(other.header, spec.header);
     });
     if (repeated) {
-      reader.error(entry, "key part " + ConfigReader::describe(entry) + " is listed twice");
+      reader.error(entry, "key part " + config::describe(entry) + " is listed twice");
       continue;
     }
     out.push_back(std::move(spec));
@@ -148,7 +144,7 @@ void parseKey(ConfigReader& reader, std::vector<KeySpec>& out) {
 std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
-  ConfigReader reader(settings, "rate_limit", errors);
+  auto reader = NodeReader::settings(settings, "rate_limit", errors);
   reader.allowKeys(
       {"limits", "key", "missing_key", "headers", "mode", "max_keys", "max_key_bytes"});
   std::vector<NamedLimit> limits;

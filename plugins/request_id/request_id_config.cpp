@@ -1,7 +1,7 @@
 #include "plugins/request_id/request_id_config.h"
 
+#include "gateway/config/node_reader.h"
 #include "gateway/http/headers.h"
-#include "gateway/plugin/config_reader.h"
 #include "plugins/request_id/request_id.h"
 
 namespace gw::plugins::request_id {
@@ -9,17 +9,17 @@ namespace gw::plugins::request_id {
 std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
-  plugin::ConfigReader reader(settings, "request_id", errors);
+  auto reader = config::NodeReader::settings(settings, "request_id", errors);
   reader.allowKeys({"header", "accept_incoming", "response_header"});
   auto config = std::make_shared<Config>();
   if (reader.readString("header", config->header)) {
     if (!http::isToken(config->header)) {
       reader.error(*reader.value("header"),
                    "'header' must be a header name (letters, digits and !#$%&'*+-.^_`|~), got " +
-                       plugin::ConfigReader::quote(config->header));
+                       config::quote(config->header));
     } else if (http::isProxyOwned(config->header)) {
       reader.error(*reader.value("header"),
-                   "'header' must not be " + plugin::ConfigReader::quote(config->header) +
+                   "'header' must not be " + config::quote(config->header) +
                        ", the gateway's own field (it frames the message, routes it or belongs "
                        "to the connection)");
     }

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "gateway/config/file_text.h"
+#include "gateway/config/node_reader.h"
 #include "gateway/config/units.h"
 #include "gateway/http/headers.h"
 #include "plugins/schema_validation/schema_validation.h"
@@ -17,27 +18,15 @@ namespace gw::plugins::schema_validation {
 
 namespace {
 
+using config::describe;
+using config::quote;
+
 constexpr int kMaxDepthLimit =
     256;  // beyond this a worker's stack is at risk (see kDefaultMaxDepth)
 // Below these nothing but trivial bodies validates; above, the bound is no bound.
 constexpr int64_t kMinValidationSteps = 1000;
 constexpr int64_t kMaxValidationStepsLimit = 1'000'000'000'000;
 constexpr std::size_t kMinValidationBytes = 64 * 1024;
-
-std::string quote(std::string_view text) { return "'" + std::string(text) + "'"; }
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Scalar:
-      return quote(node.Scalar());
-    default:
-      return "nothing";
-  }
-}
 
 bool isInteger(std::string_view text, int64_t& out) {
   if (!text.empty() && text.front() == '+') text.remove_prefix(1);
@@ -129,8 +118,7 @@ class Parser {
 
  private:
   void error(const YAML::Node& node, std::string message) {
-    const YAML::Mark mark = node.Mark();
-    errors_.push_back({mark.line + 1, mark.column + 1, std::move(message)});
+    config::addError(errors_, node, std::move(message));
   }
 
   // A size such as `example`, at least `min` bytes; a bad value is reported and `out` kept.

@@ -339,6 +339,17 @@ TEST_CASE("inline and file schemas give the same verdicts; the shipped example c
   // patternProperties failure always names schema_path "#"; the instance path is exact.
 }
 
+TEST_CASE("config errors spell out control characters, as every configuration message does") {
+  // A config file's CR or ESC must not reach the operator's terminal raw.
+  const auto errors = parseErrors("query:\n  page: {type: \"int\\x1b[2J\"}\n");
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].line == 2);
+  CHECK(errors[0].message == "'type' must be string or integer, got 'int\\x1b[2J'");
+  const auto keys = parseErrors("\"max\\tdepth\": 3\n");
+  REQUIRE(keys.size() == 1);
+  CHECK(keys[0].message.starts_with("unknown key 'max\\tdepth' in schema_validation;"));
+}
+
 TEST_CASE("config errors carry line and column") {
   auto errors = parseErrors("schema: {type: object}\nschema_file: a.json\n");
   REQUIRE(errors.size() >= 1);

@@ -2,14 +2,14 @@
 
 #include <algorithm>
 
+#include "gateway/config/node_reader.h"
 #include "gateway/http/headers.h"
-#include "gateway/plugin/config_reader.h"
 #include "plugins/security_headers/security_headers.h"
 
 namespace gw::plugins::security_headers {
 namespace {
 
-using plugin::ConfigReader;
+using config::NodeReader;
 
 // A plain (unquoted) scalar such as `false`; a quoted "false" is the text false.
 bool isPlain(const YAML::Node& node, std::string_view text) {
@@ -23,7 +23,7 @@ const Header* findDefault(std::string_view name) {
 }
 
 // Applies the `headers:` overrides to config.headers (which starts as the defaults).
-void parseHeaders(const YAML::Node& map, ConfigReader& reader, Config& config) {
+void parseHeaders(const YAML::Node& map, NodeReader& reader, Config& config) {
   std::vector<std::pair<std::string, YAML::Mark>> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
     const YAML::Node key = it->first;
@@ -31,21 +31,20 @@ void parseHeaders(const YAML::Node& map, ConfigReader& reader, Config& config) {
     const YAML::Node& anchor = value.IsNull() ? key : value;
     if (!key.IsScalar() || !http::isToken(key.Scalar())) {
       reader.error(key, "a header name must be a token such as X-Frame-Options, got " +
-                            ConfigReader::describe(key));
+                            config::describe(key));
       continue;
     }
     const std::string& name = key.Scalar();
     const auto first = std::find_if(seen.begin(), seen.end(),
                                     [&](const auto& s) { return http::iequals(s.first, name); });
     if (first != seen.end()) {
-      reader.error(key, "header " + ConfigReader::quote(name) + " is given twice (first at line " +
-                            std::to_string(first->second.line + 1) + ", column " +
-                            std::to_string(first->second.column + 1) + ")");
+      reader.error(key, "header " + config::quote(name) + " is given twice (first at " +
+                            reader.position(first->second) + ")");
       continue;
     }
     seen.emplace_back(name, key.Mark());
     if (http::isProxyOwned(name)) {
-      reader.error(key, "header " + ConfigReader::quote(name) +
+      reader.error(key, "header " + config::quote(name) +
                             " is the gateway's own (it frames the message, routes it or belongs "
                             "to the connection) and cannot be set by security_headers");
       continue;
@@ -55,7 +54,7 @@ void parseHeaders(const YAML::Node& map, ConfigReader& reader, Config& config) {
                                 [&](const auto& h) { return http::iequals(h.first, name); });
     if (isPlain(value, "false")) {
       if (standard == nullptr) {
-        reader.error(anchor, "header " + ConfigReader::quote(name) +
+        reader.error(anchor, "header " + config::quote(name) +
                                  ": false turns off one of the default headers, and this is not "
                                  "one of them");
       } else {
@@ -64,14 +63,14 @@ void parseHeaders(const YAML::Node& map, ConfigReader& reader, Config& config) {
       continue;
     }
     if (!value.IsScalar() || isPlain(value, "true")) {
-      reader.error(anchor, "header " + ConfigReader::quote(name) +
+      reader.error(anchor, "header " + config::quote(name) +
                                " must be a value (a string) or false, got " +
-                               ConfigReader::describe(value));
+                               config::describe(value));
       continue;
     }
     const std::string& text = value.Scalar();
     if (text.empty() || !http::isValidFieldValue(text)) {
-      reader.error(anchor, "header " + ConfigReader::quote(name) +
+      reader.error(anchor, "header " + config::quote(name) +
                                " must have a non-empty value without control characters (CR, "
                                "LF, NUL, ...); use false to turn it off");
       continue;
@@ -89,7 +88,7 @@ void parseHeaders(const YAML::Node& map, ConfigReader& reader, Config& config) {
 std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
-  ConfigReader reader(settings, "security_headers", errors);
+  auto reader = NodeReader::settings(settings, "security_headers", errors);
   reader.allowKeys({"headers", "upstream_values", "hide_powered_by", "hide_server"});
   auto config = std::make_shared<Config>();
   for (const Header& h : kDefaults) config->headers.emplace_back(h.name, h.value);

@@ -24,8 +24,9 @@
 #include <vector>
 
 #include "gateway/config/loader.h"
-#include "gateway/config/snapshot.h"
 #include "gateway/core/worker.h"
+#include "gateway/runtime/load_environment.h"
+#include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
 #include "test/fuzz/fuzz_check.h"
 
@@ -63,8 +64,8 @@ void checkDiagnostic(const config::Diagnostic& diagnostic, std::size_t lines) {
 }
 
 // A worker over the snapshot, without its listening sockets: what `-c` builds before serving.
-void buildWorker(std::shared_ptr<const config::Snapshot> snapshot) {
-  const_cast<config::Snapshot&>(*snapshot).listenerAddresses.clear();
+void buildWorker(std::shared_ptr<const runtime::Snapshot> snapshot) {
+  const_cast<runtime::Snapshot&>(*snapshot).listenerAddresses.clear();
   std::vector<upstream::UpstreamHealthSpec> specs;
   for (std::size_t u = 0; u < snapshot->config.upstreams.size(); ++u) {
     upstream::UpstreamHealthSpec& spec = specs.emplace_back();
@@ -81,7 +82,7 @@ void buildWorker(std::shared_ptr<const config::Snapshot> snapshot) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   using namespace gw::fuzz;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  gw::config::LoadResult loaded = gw::config::loadString(text, std::string(kSource));
+  gw::config::LoadResult loaded = gw::config::loadString(text, std::string(kSource), gw::runtime::loadEnvironment());
   FUZZ_REQUIRE(loaded.config.has_value() == loaded.errors.empty(),
                "a configuration returned with errors, or none without");
   // YAML breaks lines at LF, CR and CRLF: counting both bytes bounds the line numbers.
@@ -92,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   for (const auto& warning : loaded.warnings) checkDiagnostic(warning, lines);
   if (!loaded.config || !resolvesLocally(*loaded.config)) return 0;
   std::vector<gw::config::Diagnostic> errors;
-  auto snapshot = gw::config::buildSnapshot(std::move(*loaded.config), errors);
+  auto snapshot = gw::runtime::buildSnapshot(std::move(*loaded.config), errors);
   if (snapshot) buildWorker(std::move(snapshot));
   return 0;
 }

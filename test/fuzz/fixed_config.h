@@ -8,21 +8,22 @@
 #include <vector>
 
 #include "gateway/config/loader.h"
-#include "gateway/config/snapshot.h"
+#include "gateway/runtime/load_environment.h"
+#include "gateway/runtime/snapshot.h"
 #include "test/fuzz/fuzz_check.h"
 
 namespace gw::fuzz {
 
 // The snapshot of `yaml`, without listening addresses: a target's worker accepts nothing.
-inline std::shared_ptr<const config::Snapshot> fixedSnapshot(std::string_view yaml) {
-  config::LoadResult loaded = config::loadString(yaml, "fuzz-target.yaml");
+inline std::shared_ptr<const runtime::Snapshot> fixedSnapshot(std::string_view yaml) {
+  config::LoadResult loaded = config::loadString(yaml, "fuzz-target.yaml", runtime::loadEnvironment());
   for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.format().c_str());
   FUZZ_REQUIRE(loaded.config, "the target's own configuration does not load");
   std::vector<config::Diagnostic> errors;
-  auto snapshot = config::buildSnapshot(std::move(*loaded.config), errors);
+  auto snapshot = runtime::buildSnapshot(std::move(*loaded.config), errors);
   FUZZ_REQUIRE(snapshot, "the target's own configuration does not resolve");
   // buildSnapshot made it (make_shared, non-const): a worker built on it then opens no socket.
-  const_cast<config::Snapshot&>(*snapshot).listenerAddresses.clear();
+  const_cast<runtime::Snapshot&>(*snapshot).listenerAddresses.clear();
   return snapshot;
 }
 

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/config/snapshot.h"
 #include "gateway/core/worker.h"
+#include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
 #include "test/fuzz/http_reader.h"
 
@@ -42,7 +42,7 @@ class LoopbackGateway {
   LoopbackGateway& operator=(const LoopbackGateway&) = delete;
 
   core::Worker& worker() { return *worker_; }
-  const config::Snapshot& snapshot() const { return *snapshot_; }
+  const runtime::Snapshot& snapshot() const { return *snapshot_; }
   int listener() const { return listener_; }
   // "127.0.0.1:PORT": the Host a backend gets when the route does not preserve the client's.
   const std::string& backendAuthority() const { return backendAuthority_; }
@@ -50,7 +50,7 @@ class LoopbackGateway {
  private:
   int listener_ = -1;
   std::string backendAuthority_;
-  std::shared_ptr<const config::Snapshot> snapshot_;
+  std::shared_ptr<const runtime::Snapshot> snapshot_;
   std::unique_ptr<upstream::HealthBoard> health_;
   std::unique_ptr<core::Worker> worker_;
 };

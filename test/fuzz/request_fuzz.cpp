@@ -43,12 +43,12 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/config/snapshot.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/path.h"
 #include "gateway/observability/trace_context.h"
 #include "gateway/proxy/router.h"
 #include "gateway/proxy/upstream_request.h"
+#include "gateway/runtime/snapshot.h"
 #include "test/fuzz/fuzz_check.h"
 #include "test/fuzz/http_reader.h"
 #include "test/fuzz/loopback_gateway.h"

@@ -13,10 +13,10 @@
 #include "gateway/observability/metrics.h"
 #include "gateway/proxy/router.h"
 
-namespace gw::config {
+namespace gw::runtime {
 
 struct Snapshot {
-  Config config;
+  config::Config config;
   std::unique_ptr<proxy::Router> router;
   // Per upstream, per backend (same order as in config), resolved once at load.
   std::vector<std::vector<net::SocketAddress>> backendAddresses;
@@ -32,11 +32,17 @@ struct Snapshot {
   // What answers no route took (a request refused before routing, or one no route matches) are
   // handled as: the global `plugins:` list, whose response phase runs on them (security headers
   // on a 400 too). Never forwarded anywhere.
-  RouteConfig unrouted;
+  config::RouteConfig unrouted;
   uint64_t generation = 1;
 };
 
 // Compiles routes and resolves addresses. Errors are FILE:LINE:COL diagnostics.
-std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnostic>& errors);
+std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
+                                              std::vector<config::Diagnostic>& errors);
 
+}  // namespace gw::runtime
+
+namespace gw::config {
+// The old name, until proxy/connection.cpp (being rewritten) says runtime::Snapshot.
+using runtime::Snapshot;
 }  // namespace gw::config

@@ -1,8 +1,9 @@
-#include "gateway/config/snapshot.h"
+#include "gateway/runtime/snapshot.h"
 
-namespace gw::config {
+namespace gw::runtime {
 
-std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnostic>& errors) {
+std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
+                                              std::vector<config::Diagnostic>& errors) {
   auto snapshot = std::make_shared<Snapshot>();
   std::string error;
   for (const auto& listener : config.listeners) {
@@ -38,7 +39,7 @@ std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnos
   withUnrouted->routes.emplace_back(Snapshot::kUnroutedName);
   snapshot->metricsLayout = std::move(withUnrouted);
   if (config.access_log.enabled) {
-    const AccessLogConfig& log = config.access_log;
+    const config::AccessLogConfig& log = config.access_log;
     auto format = std::make_shared<observability::AccessLogFormat>();
     if (!log.fields.empty()) {
       std::vector<observability::AccessLogFormat::Field> fields;
@@ -59,4 +60,4 @@ std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnos
   return snapshot;
 }
 
-}  // namespace gw::config
+}  // namespace gw::runtime

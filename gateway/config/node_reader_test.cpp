@@ -1,8 +1,8 @@
-#include "gateway/plugin/config_reader.h"
+#include "gateway/config/node_reader.h"
 
 #include <doctest.h>
 
-namespace gw::plugin {
+namespace gw::config {
 namespace {
 
 using Lines = std::vector<std::string>;
@@ -22,51 +22,51 @@ struct Sample {
   std::string name = "default";
   bool flag = false;
   int count = 7;
-  config::Duration window{1000};
+  Duration window{1000};
   std::size_t size = 10;
   std::vector<std::string> list{"x"};
   Mode mode = Mode::Replace;
   std::vector<ConfigError> errors;
 
   explicit Sample(const std::string& yaml) {
-    ConfigReader reader(YAML::Load(yaml), "sample", errors);
+    auto reader = NodeReader::settings(YAML::Load(yaml), "sample", errors);
     reader.allowKeys({"name", "flag", "count", "window", "size", "list", "mode"});
     reader.readString("name", name);
     reader.readBool("flag", flag);
     reader.readInt("count", count, 1, 100);
-    reader.readDuration("window", window, config::Duration(1));
+    reader.readDuration("window", window, Duration(1));
     reader.readSize("size", size, 1);
     reader.readStrings("list", list);
     reader.readEnum("mode", mode, {{"keep", Mode::Keep}, {"replace", Mode::Replace}});
   }
 };
 
-TEST_CASE("ConfigReader: absent keys and null settings keep the defaults") {
+TEST_CASE("NodeReader: absent keys and null settings keep the defaults") {
   for (const char* yaml : {"", "{}", "~"}) {
     Sample s(yaml);
     CHECK(s.errors.empty());
     CHECK(s.name == "default");
     CHECK(s.count == 7);
-    CHECK(s.window == config::Duration(1000));
+    CHECK(s.window == Duration(1000));
     CHECK(s.list == Lines{"x"});
     CHECK(s.mode == Mode::Replace);
   }
 }
 
-TEST_CASE("ConfigReader: every type reads") {
+TEST_CASE("NodeReader: every type reads") {
   Sample s("{name: n, flag: true, count: 100, window: 2m, size: 4KiB, list: [a, b], mode: keep}");
   CHECK(format(s.errors).empty());
   CHECK(s.name == "n");
   CHECK(s.flag);
   CHECK(s.count == 100);
-  CHECK(s.window == config::Duration(120'000));
+  CHECK(s.window == Duration(120'000));
   CHECK(s.size == 4096);
   CHECK(s.list == Lines{"a", "b"});
   CHECK(s.mode == Mode::Keep);
   CHECK(Sample("{list: []}").list.empty());
 }
 
-TEST_CASE("ConfigReader: bad values are reported where they are and keep the defaults") {
+TEST_CASE("NodeReader: bad values are reported where they are and keep the defaults") {
   Sample s(
       "name: [a]\n"
       "flag: yes\n"
@@ -90,30 +90,30 @@ TEST_CASE("ConfigReader: bad values are reported where they are and keep the def
               "7:7: 'mode': expected keep or replace, got 'drop'"});
   CHECK(s.name == "default");
   CHECK_FALSE(s.flag);
-  CHECK(s.window == config::Duration(1000));
+  CHECK(s.window == Duration(1000));
   CHECK(s.size == 10);
   CHECK(s.list == Lines{"x"});
   CHECK(s.mode == Mode::Replace);
 }
 
-TEST_CASE("ConfigReader: an empty value is reported at its key") {
+TEST_CASE("NodeReader: an empty value is reported at its key") {
   Sample s("name:\ncount: -1\n");
   CHECK(format(s.errors) == Lines{"1:1: 'name' must be a string, got nothing",
                                   "2:8: 'count': expected an integer from 1 to 100, got '-1'"});
 }
 
-TEST_CASE("ConfigReader: settings that are not a mapping") {
+TEST_CASE("NodeReader: settings that are not a mapping") {
   std::vector<ConfigError> errors;
-  ConfigReader reader(YAML::Load("[1, 2]"), "sample", errors);
+  auto reader = NodeReader::settings(YAML::Load("[1, 2]"), "sample", errors);
   reader.allowKeys({"a"});
   std::string a = "kept";
   CHECK_FALSE(reader.readString("a", a));
   CHECK(format(errors) == Lines{"1:1: the settings of sample must be a mapping, got a list"});
 }
 
-TEST_CASE("ConfigReader: readMap and value give nested nodes") {
+TEST_CASE("NodeReader: readMap and value give nested nodes") {
   std::vector<ConfigError> errors;
-  ConfigReader reader(YAML::Load("{m: {k: v}, n: 3, e: }"), "sample", errors);
+  NodeReader reader(YAML::Load("{m: {k: v}, n: 3, e: }"), "sample", errors);
   REQUIRE(reader.readMap("m"));
   CHECK((*reader.readMap("m"))["k"].Scalar() == "v");
   CHECK_FALSE(reader.readMap("e"));
@@ -124,5 +124,56 @@ TEST_CASE("ConfigReader: readMap and value give nested nodes") {
   CHECK(reader.value("n")->Scalar() == "3");
 }
 
+TEST_CASE("NodeReader: required keys and lists, reported at the mapping or the value") {
+  std::vector<ConfigError> errors;
+  NodeReader reader(YAML::Load("a: [x]\nb: []\nc: 3\n"), "the thing", errors);
+  CHECK(reader.require("a"));
+  CHECK_FALSE(reader.require("z"));
+  REQUIRE(reader.requireList("a"));
+  CHECK(reader.requireList("a")->size() == 1);
+  CHECK_FALSE(reader.requireList("b"));
+  CHECK_FALSE(reader.requireList("c"));
+  CHECK_FALSE(reader.requireList("y"));
+  CHECK(format(errors) ==
+        Lines{"1:1: the thing is missing required key 'z'", "2:4: 'b' must have at least one entry",
+              "3:4: 'c' must be a list, got '3'", "1:1: the thing is missing required key 'y'"});
+}
+
+TEST_CASE("NodeReader: a repeated key's first place names the file when the reader has one") {
+  std::vector<ConfigError> errors;
+  NodeReader(YAML::Load("a: 1\na: 2\n"), "top", errors, "gw.yaml").allowKeys({"a"});
+  NodeReader(YAML::Load("a: 1\na: 2\n"), "top", errors).allowKeys({"a"});
+  NodeReader(YAML::Load("a: 1\n"), "top", errors).allowKeys({});
+  CHECK(format(errors) == Lines{"2:1: duplicate key 'a' (first at gw.yaml:1:1)",
+                                "2:1: duplicate key 'a' (first at line 1, column 1)",
+                                "1:1: unknown key 'a' in top (it takes no settings)"});
+}
+
+TEST_CASE("NodeReader: read converts through the caller's check and words its refusal") {
+  std::vector<ConfigError> errors;
+  NodeReader reader(YAML::Load("even: 4\nodd: 3\nlist: [1]\n"), "sample", errors);
+  const auto even = [](const std::string& text, std::string& why) {
+    if (std::stoi(text) % 2 == 0) return std::optional(std::stoi(text));
+    why = "expected an even number, got " + quote(text);
+    return std::optional<int>();
+  };
+  int value = 0;
+  CHECK(reader.read("even", "an even number", value, even));
+  CHECK(value == 4);
+  CHECK_FALSE(reader.read("odd", "an even number", value, even));
+  CHECK_FALSE(reader.read("list", "an even number", value, even));
+  CHECK(value == 4);
+  CHECK(format(errors) == Lines{"2:6: 'odd': expected an even number, got '3'",
+                                "3:7: 'list' must be an even number, got a list"});
+}
+
+TEST_CASE("NodeReader: control characters in values are spelled out in messages") {
+  std::vector<ConfigError> errors;
+  NodeReader reader(YAML::Load("flag: \"a\\tb\\x1b[0m\"\n"), "sample", errors);
+  bool flag = false;
+  CHECK_FALSE(reader.readBool("flag", flag));
+  CHECK(format(errors) == Lines{"1:7: 'flag': expected true or false, got 'a\\tb\\x1b[0m'"});
+}
+
 }  // namespace
-}  // namespace gw::plugin
+}  // namespace gw::config
