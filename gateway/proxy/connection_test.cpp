@@ -28,12 +28,14 @@
 #include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
 #include "test/support/files.h"
+#include "test/support/worker_fixture.h"
 
 namespace gw::proxy {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr auto kWait = std::chrono::seconds(5);
+using test::Socket;
+using test::WorkerFixture;
+using test::wholeMessage;
 
 // A plugin that throws from one hook, as a programmer error would.
 enum class ThrowIn { RequestHeaders, ResponseHeaders };
@@ -81,139 +83,6 @@ const plugin::Registry& testPlugins() {
   }();
   return registry;
 }
-
-net::SocketAddress loopback(uint16_t port) {
-  std::string error;
-  std::optional<net::SocketAddress> address = net::resolve("127.0.0.1", port, error);
-  REQUIRE_MESSAGE(address, error);
-  return *address;
-}
-
-// A listening socket on a port the kernel picks.
-net::Fd listenOnFreePort() {
-  std::string error;
-  std::optional<net::Fd> fd = net::listenOn(loopback(0), net::PortSharing::Exclusive, error);
-  REQUIRE_MESSAGE(fd, error);
-  return std::move(*fd);
-}
-
-uint16_t portOf(const net::Fd& fd) {
-  sockaddr_in address{};
-  socklen_t length = sizeof address;
-  REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  return ntohs(address.sin_port);
-}
-
-bool waitReadable(const net::Fd& fd, Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  pollfd p{fd.get(), POLLIN, 0};
-  return left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) == 1;
-}
-
-// One blocking loopback socket of the test thread.
-class Socket {
- public:
-  explicit Socket(net::Fd fd) : fd_(std::move(fd)) {}
-
-  static Socket connectTo(uint16_t port) {
-    const net::SocketAddress address = loopback(port);
-    net::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    REQUIRE(::connect(fd.get(), address.get(), address.length) == 0);
-    return Socket(std::move(fd));
-  }
-  void send(std::string_view bytes) const {
-    REQUIRE(::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-            static_cast<ssize_t>(bytes.size()));
-  }
-  // Reads until `done(received)` holds, the peer closes (then *closed is set) or kWait passed.
-  template <typename Done>
-  std::string readUntil(Done&& done, bool* closed = nullptr) const {
-    std::string got;
-    const auto deadline = Clock::now() + kWait;
-    char buffer[4096];
-    if (closed) *closed = false;
-    while (!done(got) && waitReadable(fd_, deadline)) {
-      const ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
-      if (n <= 0) {
-        if (closed) *closed = true;
-        break;
-      }
-      got.append(buffer, static_cast<std::size_t>(n));
-    }
-    return got;
-  }
-  std::string readToClose(bool* closed) const {
-    return readUntil([](const std::string&) { return false; }, closed);
-  }
-
- private:
-  net::Fd fd_;
-};
-
-// A complete message head, and a body of Content-Length bytes when the head declares one.
-bool wholeMessage(const std::string& bytes) {
-  const std::size_t end = bytes.find("\r\n\r\n");
-  if (end == std::string::npos) return false;
-  const std::size_t length = bytes.find("Content-Length: ");
-  if (length == std::string::npos || length > end) return true;
-  return bytes.size() >= end + 4 + std::stoul(bytes.substr(length + 16));
-}
-
-// A listening socket the test thread answers on, as the route's only backend.
-class ScriptedBackend {
- public:
-  uint16_t port() const { return portOf(listener_); }
-  bool connectionWaiting() const { return waitReadable(listener_, Clock::now()); }
-  // The gateway's next upstream connection.
-  Socket accept() const {
-    REQUIRE(waitReadable(listener_, Clock::now() + kWait));
-    return Socket(net::Fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)));
-  }
-
- private:
-  net::Fd listener_ = listenOnFreePort();
-};
-
-// A worker with the routes `routes` (YAML list items), in front of one scripted backend.
-class WorkerFixture {
- public:
-  explicit WorkerFixture(std::string_view routes) {
-    // A port that was free a moment ago: the worker's listener must claim it itself.
-    port_ = portOf(listenOnFreePort());
-    const std::string yaml =
-        "workers: 1\nlisteners: [{address: 127.0.0.1, port: " + std::to_string(port_) +
-        "}]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
-        "  - {name: main, backends: [127.0.0.1:" +
-        std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
-    config::LoadResult loaded = config::loadString(yaml, "connection_test.yaml", runtime::loadEnvironment(testPlugins()));
-    REQUIRE_MESSAGE(loaded.config, yaml);
-    std::vector<config::Diagnostic> errors;
-    snapshot_ = runtime::buildSnapshot(std::move(*loaded.config), errors);
-    REQUIRE(errors.empty());
-    std::vector<upstream::UpstreamHealthSpec> specs(1);
-    specs[0].name = "main";
-    specs[0].backends = snapshot_->metricsLayout->upstreams[0].backends;
-    health_ = std::make_unique<upstream::HealthBoard>(std::move(specs));
-    worker_ = std::make_unique<core::Worker>(0, snapshot_, core::WorkerServices{*health_});
-    std::string error;
-    REQUIRE_MESSAGE(worker_->listening(error), error);
-    worker_->start();
-  }
-  ~WorkerFixture() {
-    worker_->stopAsync();
-    worker_->join();
-  }
-
-  Socket connect() const { return Socket::connectTo(port_); }
-
-  ScriptedBackend backend;
-
- private:
-  uint16_t port_ = 0;
-  std::shared_ptr<const runtime::Snapshot> snapshot_;
-  std::unique_ptr<upstream::HealthBoard> health_;
-  std::unique_ptr<core::Worker> worker_;
-};
 
 constexpr std::string_view kRequest = "GET /plain/items?page=2 HTTP/1.1\r\nHost: gw.test\r\n\r\n";
 constexpr std::string_view kResponse =
@@ -269,7 +138,7 @@ void expectInternalError(const Socket& client, std::string_view what, Trigger&& 
 }  // namespace
 
 TEST_CASE("connection: a request goes upstream with the gateway's head; the answer comes back") {
-  WorkerFixture f(kRoutes);
+  WorkerFixture f(kRoutes, testPlugins());
   Socket client = f.connect();
   client.send(kRequest);
   Socket upstream = f.backend.accept();
@@ -288,7 +157,7 @@ TEST_CASE("connection: a request goes upstream with the gateway's head; the answ
 }
 
 TEST_CASE("connection: an exception from a request plugin is a 500 and the worker lives on") {
-  WorkerFixture f(kRoutes);
+  WorkerFixture f(kRoutes, testPlugins());
   {
     Socket client = f.connect();
     expectInternalError(client, "planted in onRequestHeaders", [&] {
@@ -300,7 +169,7 @@ TEST_CASE("connection: an exception from a request plugin is a 500 and the worke
 }
 
 TEST_CASE("connection: an exception from a response plugin before any byte went out is a 500") {
-  WorkerFixture f(kRoutes);
+  WorkerFixture f(kRoutes, testPlugins());
   {
     Socket client = f.connect();
     client.send("GET /throws-response/x HTTP/1.1\r\nHost: gw.test\r\n\r\n");
@@ -312,7 +181,7 @@ TEST_CASE("connection: an exception from a response plugin before any byte went 
 }
 
 TEST_CASE("connection: requests it cannot serve are answered without reaching the backend") {
-  WorkerFixture f(kRoutes);
+  WorkerFixture f(kRoutes, testPlugins());
   struct Case {
     std::string_view request;
     std::string_view statusLine;

@@ -361,12 +361,14 @@ Status Exchange::runResponseHeaders() {
 }
 
 void Exchange::refuseWait(std::string_view phase) {
-  // Like OpenResty's header and body filters, these phases cannot wait: the bytes they see are
-  // on their way. A plugin that asks to is wrong, and the exchange must not hang on it.
-  core::log::error("programmer error: a plugin returned Stop where it cannot wait",
+  // Like OpenResty's header and body filters, these phases cannot wait (nor answer, once the
+  // head is on its way): the bytes they see are moving. A plugin that asks to is wrong, and the
+  // exchange must not hang on it.
+  core::log::error("programmer error: a plugin's status cannot be honoured in this phase",
                    {{"plugin", plugins_->chain.stoppedBy()},
                     {"phase", phase},
                     {"route", route_.name}});
+  plugins_->chain.passOver();
 }
 
 // --- response side ---

@@ -208,8 +208,8 @@ class Exchange final : public plugin::Context,
   plugin::Status runResponseHeaders();
   // The response-header phase on a gateway-made response; a plugin may replace it once.
   void filterLocalResponse(LocalResponse& response);
-  // Stop where a phase cannot wait (a streamed body piece, the response phases): logged as the
-  // plugin's bug, and the phase goes on with the next plugin.
+  // Stop where a phase cannot wait (a streamed body piece, the response phases), or Respond on a
+  // response body piece: logged as the plugin's bug, and the phase goes on with the next plugin.
   void refuseWait(std::string_view phase);
   void complete();
 

@@ -35,6 +35,9 @@ class FilterChain {
   // run() of this phase begins with the plugin after it.
   plugin::Status run(Phase phase, plugin::Context& ctx, std::string_view body = {},
                      bool end = false);
+  // The status the last plugin returned cannot be honoured in this phase: the next run() goes on
+  // with the plugin after it, as after a Stop.
+  void passOver() { interrupted_ = true; }
   // The name of the plugin that returned the last Stop or Respond, for diagnostics.
   std::string_view stoppedBy() const;
   // onComplete for every plugin, once; then onDestroy.

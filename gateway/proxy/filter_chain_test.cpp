@@ -180,6 +180,20 @@ TEST_CASE("filter_chain: a Stop in one phase does not carry into another") {
   CHECK(f.journal.lines == std::vector<std::string>{"a response", "b response"});
 }
 
+TEST_CASE("filter_chain: a status passed over lets the phase go on with the next plugin") {
+  Fixture f;
+  f.add("a").onResponseBody = Status::Respond;
+  f.add("b");
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  chain.start(f.bindings, {});
+  CHECK(chain.run(Phase::ResponseBody, ctx, "p") == Status::Respond);
+  chain.passOver();
+  CHECK(chain.run(Phase::ResponseBody, ctx, "p") == Status::Continue);
+  CHECK(f.journal.lines ==
+        std::vector<std::string>{"a response body 'p'", "b response body 'p'"});
+}
+
 TEST_CASE("filter_chain: a Stop by the last plugin resumes to the end of the phase") {
   Fixture f;
   f.add("a");

@@ -1,0 +1,165 @@
+#pragma once
+// A real core::Worker (its event loop on its own thread) in this test process, in front of one
+// backend the test thread scripts: the test writes and reads every byte on both sides of the
+// request pipeline. Plugins registered only in the test binary can be put on its routes.
+
+#include <arpa/inet.h>
+#include <doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/config/loader.h"
+#include "gateway/core/worker.h"
+#include "gateway/net/socket.h"
+#include "gateway/plugin/registry.h"
+#include "gateway/runtime/load_environment.h"
+#include "gateway/runtime/snapshot.h"
+#include "gateway/upstream/health.h"
+
+namespace gw::test {
+
+using Clock = std::chrono::steady_clock;
+inline constexpr auto kWait = std::chrono::seconds(5);
+
+inline net::SocketAddress loopback(uint16_t port) {
+  std::string error;
+  std::optional<net::SocketAddress> address = net::resolve("127.0.0.1", port, error);
+  REQUIRE_MESSAGE(address, error);
+  return *address;
+}
+
+// A listening socket on a port the kernel picks.
+inline net::Fd listenOnFreePort() {
+  std::string error;
+  std::optional<net::Fd> fd = net::listenOn(loopback(0), net::PortSharing::Exclusive, error);
+  REQUIRE_MESSAGE(fd, error);
+  return std::move(*fd);
+}
+
+inline uint16_t portOf(const net::Fd& fd) {
+  sockaddr_in address{};
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  return ntohs(address.sin_port);
+}
+
+inline bool waitReadable(const net::Fd& fd, Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  pollfd p{fd.get(), POLLIN, 0};
+  return left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) == 1;
+}
+
+// One blocking loopback socket of the test thread.
+class Socket {
+ public:
+  explicit Socket(net::Fd fd) : fd_(std::move(fd)) {}
+
+  static Socket connectTo(uint16_t port) {
+    const net::SocketAddress address = loopback(port);
+    net::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(::connect(fd.get(), address.get(), address.length) == 0);
+    return Socket(std::move(fd));
+  }
+  void send(std::string_view bytes) const {
+    REQUIRE(::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(bytes.size()));
+  }
+  // Reads until `done(received)` holds, the peer closes (then *closed is set) or kWait passed.
+  template <typename Done>
+  std::string readUntil(Done&& done, bool* closed = nullptr) const {
+    std::string got;
+    const auto deadline = Clock::now() + kWait;
+    char buffer[4096];
+    if (closed) *closed = false;
+    while (!done(got) && waitReadable(fd_, deadline)) {
+      const ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
+      if (n <= 0) {
+        if (closed) *closed = true;
+        break;
+      }
+      got.append(buffer, static_cast<std::size_t>(n));
+    }
+    return got;
+  }
+  std::string readToClose(bool* closed) const {
+    return readUntil([](const std::string&) { return false; }, closed);
+  }
+
+ private:
+  net::Fd fd_;
+};
+
+// A complete message head, and a body of Content-Length bytes when the head declares one.
+inline bool wholeMessage(const std::string& bytes) {
+  const std::size_t end = bytes.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  const std::size_t length = bytes.find("Content-Length: ");
+  if (length == std::string::npos || length > end) return true;
+  return bytes.size() >= end + 4 + std::stoul(bytes.substr(length + 16));
+}
+
+// A listening socket the test thread answers on, as the route's only backend.
+class ScriptedBackend {
+ public:
+  uint16_t port() const { return portOf(listener_); }
+  bool connectionWaiting() const { return waitReadable(listener_, Clock::now()); }
+  // The gateway's next upstream connection.
+  Socket accept() const {
+    REQUIRE(waitReadable(listener_, Clock::now() + kWait));
+    return Socket(net::Fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)));
+  }
+
+ private:
+  net::Fd listener_ = listenOnFreePort();
+};
+
+// A worker with the routes `routes` (YAML list items), in front of one scripted backend.
+class WorkerFixture {
+ public:
+  WorkerFixture(std::string_view routes, const plugin::Registry& plugins) {
+    // A port that was free a moment ago: the worker's listener must claim it itself.
+    port_ = portOf(listenOnFreePort());
+    const std::string yaml =
+        "workers: 1\nlisteners: [{address: 127.0.0.1, port: " + std::to_string(port_) +
+        "}]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
+        "  - {name: main, backends: [127.0.0.1:" +
+        std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
+    config::LoadResult loaded = config::loadString(yaml, "worker_fixture.yaml", runtime::loadEnvironment(plugins));
+    REQUIRE_MESSAGE(loaded.config, yaml);
+    std::vector<config::Diagnostic> errors;
+    snapshot_ = runtime::buildSnapshot(std::move(*loaded.config), errors);
+    REQUIRE(errors.empty());
+    std::vector<upstream::UpstreamHealthSpec> specs(1);
+    specs[0].name = "main";
+    specs[0].backends = snapshot_->metricsLayout->upstreams[0].backends;
+    health_ = std::make_unique<upstream::HealthBoard>(std::move(specs));
+    worker_ = std::make_unique<core::Worker>(0, snapshot_, core::WorkerServices{*health_});
+    std::string error;
+    REQUIRE_MESSAGE(worker_->listening(error), error);
+    worker_->start();
+  }
+  ~WorkerFixture() {
+    worker_->stopAsync();
+    worker_->join();
+  }
+
+  Socket connect() const { return Socket::connectTo(port_); }
+
+  ScriptedBackend backend;
+
+ private:
+  uint16_t port_ = 0;
+  std::shared_ptr<const runtime::Snapshot> snapshot_;
+  std::unique_ptr<upstream::HealthBoard> health_;
+  std::unique_ptr<core::Worker> worker_;
+};
+
+}  // namespace gw::test
