@@ -56,23 +56,7 @@ class ThrowingPlugin final : public plugin::Plugin {
   ThrowIn where_;
 };
 
-class ThrowingFactory final : public plugin::Factory {
- public:
-  ThrowingFactory(std::string name, ThrowIn where) : name_(std::move(name)), where_(where) {}
-  std::string_view name() const override { return name_; }
-  std::shared_ptr<const plugin::RouteConfig> parse(
-      const YAML::Node&, std::vector<plugin::ConfigError>&) const override {
-    return std::make_shared<plugin::RouteConfig>();
-  }
-  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig&,
-                                         plugin::WorkerState*) const override {
-    return std::make_unique<ThrowingPlugin>(where_);
-  }
-
- private:
-  std::string name_;
-  ThrowIn where_;
-};
+using ThrowingFactory = test::ScriptedFactory<ThrowingPlugin, ThrowIn>;
 
 const plugin::Registry& testPlugins() {
   static const plugin::Registry registry = [] {

@@ -68,23 +68,7 @@ class ScriptedPlugin final : public plugin::Plugin {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-class ScriptedFactory final : public plugin::Factory {
- public:
-  ScriptedFactory(std::string name, Script script) : name_(std::move(name)), script_(script) {}
-  std::string_view name() const override { return name_; }
-  std::shared_ptr<const plugin::RouteConfig> parse(
-      const YAML::Node&, std::vector<plugin::ConfigError>&) const override {
-    return std::make_shared<plugin::RouteConfig>();
-  }
-  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig&,
-                                         plugin::WorkerState*) const override {
-    return std::make_unique<ScriptedPlugin>(script_);
-  }
-
- private:
-  std::string name_;
-  Script script_;
-};
+using ScriptedFactory = test::ScriptedFactory<ScriptedPlugin, Script>;
 
 const plugin::Registry& scriptedPlugins() {
   static const plugin::Registry registry = [] {

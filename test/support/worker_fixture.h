@@ -26,6 +26,26 @@
 
 namespace gw::test {
 
+// A plugin type for tests: no settings, and every exchange gets `Plugin(script)`.
+template <typename Plugin, typename Script>
+class ScriptedFactory final : public plugin::Factory {
+ public:
+  ScriptedFactory(std::string name, Script script) : name_(std::move(name)), script_(script) {}
+  std::string_view name() const override { return name_; }
+  std::shared_ptr<const plugin::RouteConfig> parse(
+      const YAML::Node&, std::vector<plugin::ConfigError>&) const override {
+    return std::make_shared<plugin::RouteConfig>();
+  }
+  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig&,
+                                         plugin::WorkerState*) const override {
+    return std::make_unique<Plugin>(script_);
+  }
+
+ private:
+  std::string name_;
+  Script script_;
+};
+
 using Clock = std::chrono::steady_clock;
 inline constexpr auto kWait = std::chrono::seconds(5);
 
