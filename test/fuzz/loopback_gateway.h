@@ -1,7 +1,7 @@
 #pragma once
 // gatewayd in the fuzzer's process, for the targets that play a peer: a real core::Worker
 // (never started: the fuzz thread runs its event loop), a client on a socketpair that the worker
-// adopts as it adopts an accepted socket — so every byte goes through proxy::Connection, Stream,
+// adopts as it adopts an accepted socket — so every byte goes through proxy::Connection, Exchange,
 // the upstream pool and connections as in production — and a backend behind a real listening
 // socket on 127.0.0.1 (port 0) that the worker's cluster connects to, pools and reuses. Nothing
 // leaves the loopback interface, and no input waits for a timer.

@@ -1,5 +1,5 @@
 // The backend side of the proxy: bytes a backend answers with, read by read, through the real
-// proxy::Connection and proxy::Stream of a worker in this process (test/fuzz/loopback_gateway.h)
+// proxy::Connection and proxy::Exchange of a worker in this process (test/fuzz/loopback_gateway.h)
 // and its upstream connection: the response parser with the upstream head limits, 1xx relaying
 // (and refusing a 101, a 1xx with a body, a status below 100, too many 1xx), HEAD/204/304 and
 // the framing rules, head rewriting, re-chunking, plugins' response phase (request_id,
