@@ -199,9 +199,9 @@ BackgroundFetches::BackgroundFetches(core::Graveyard& graveyard) : graveyard_(gr
 
 BackgroundFetches::~BackgroundFetches() { abortAll(); }
 
-bool BackgroundFetches::start(Exchange& stream, plugin::BackgroundRequest request) {
+bool BackgroundFetches::start(Exchange& exchange, plugin::BackgroundRequest request) {
   if (fetches_.size() >= kMaxPerWorker) return false;
-  upstream::Cluster& cluster = stream.cluster();
+  upstream::Cluster& cluster = exchange.cluster();
   if (!cluster.anyUsable()) return false;
   upstream::Backend* backend = cluster.pick(0);
   if (!backend) return false;
@@ -210,23 +210,23 @@ bool BackgroundFetches::start(Exchange& stream, plugin::BackgroundRequest reques
   // buildUpstreamHead never copies a Content-Length).
   FieldList fields;
   for (const auto& [name, value] : request.fields) fields.add(name, value);
-  const plugin::RequestInfo& info = stream.request();
+  const plugin::RequestInfo& info = exchange.request();
   std::string rewritten;
   ForwardTarget target;
   target.method = "GET";
-  target.host = stream.forwardHost();
-  target.path = rewritePath(stream.route(), info.path, rewritten);
+  target.host = exchange.forwardHost();
+  target.path = rewritePath(exchange.route(), info.path, rewritten);
   target.query = info.query;
-  target.hasQuery = stream.hasQuery();
+  target.hasQuery = exchange.hasQuery();
   std::string head;
   const std::size_t hostSplit = buildUpstreamHead(head, target, ListFields{fields}, info.clientIp,
-                                                  stream.route().preserve_host, false);
+                                                  exchange.route().preserve_host, false);
   if (hostSplit != std::string::npos) {
     head.insert(hostSplit, "Host: " + backend->authority + "\r\n");
   }
 
-  auto fetch = std::make_unique<Fetch>(*this, cluster, stream.timeouts(), std::move(request));
-  if (!fetch->begin(*backend, std::move(head), stream.worker())) return false;
+  auto fetch = std::make_unique<Fetch>(*this, cluster, exchange.timeouts(), std::move(request));
+  if (!fetch->begin(*backend, std::move(head), exchange.worker())) return false;
   fetches_.push_front(std::move(fetch));
   fetches_.front()->registration = fetches_.begin();
   return true;

@@ -91,22 +91,20 @@ void Exchange::start(const ParserFields& fields, bool overBodyLimit) {
 
 void Exchange::captureRequest(std::string_view requestId) {
   PluginExchange& p = *plugins_;
-  p.method = target_.method;
-  p.host = target_.host;
-  p.path = target_.path;
-  p.query = target_.query;
-  p.hasQuery = target_.hasQuery;
-  p.forwardHost = target_.forwardHost;
-  p.clientIp = target_.clientIp;
+  // The copy, and the request's views moved onto it: the upstream head is built from it later.
+  auto keep = [](std::string& copy, std::string_view& view) {
+    copy.assign(view);
+    view = copy;
+  };
+  keep(p.method, target_.method);
+  keep(p.host, target_.host);
+  keep(p.path, target_.path);
+  keep(p.query, target_.query);
+  keep(p.forwardHost, target_.forwardHost);
+  keep(p.clientIp, target_.clientIp);
   p.requestId = requestId;
   p.info = {p.method,   p.path,      p.query,       p.host,
             p.clientIp, route_.name, p.forwardHost, requestHasBody_};
-  target_.method = p.method;
-  target_.host = p.host;
-  target_.path = p.path;
-  target_.query = p.query;
-  target_.forwardHost = p.forwardHost;
-  target_.clientIp = p.clientIp;
 }
 
 void Exchange::filterUnroutedAnswer(LocalResponse& response, std::string_view requestId) {

@@ -136,14 +136,11 @@ class Exchange final : public plugin::Context,
   // A plugin asked for the whole body before anything goes upstream.
   bool buffering() const { return plugins_ && plugins_->bufferLimit > 0; }
   bool requestComplete() const override { return requestComplete_; }
-  bool requestHasBody() const { return requestHasBody_; }
   bool responseStarted() const { return relay_.started(); }
   // Takes back a response head no byte of which reached the client.
   bool withdrawResponse() { return relay_.withdraw(); }
   void forceClose() { relay_.forceClose(); }
-  bool closeAfterResponse() const { return relay_.closeAfter(); }
   const config::RouteConfig& route() const { return route_; }
-  int status() const { return status_; }
   const upstream::Backend* backend() const { return forwarder_.backend(); }
   int64_t upstreamMicros() const { return forwarder_.upstreamMicros(); }
   upstream::Cluster& cluster() { return cluster_; }

@@ -57,10 +57,13 @@ class ScriptedPlugin final : public plugin::Plugin {
   void onDestroy() noexcept override { *alive_ = false; }
 
  private:
-  // Resumes from a later loop turn, as a plugin waiting on I/O would.
+  // Resumes from a later loop turn, as a plugin waiting on I/O would, with what it learnt
+  // meanwhile: a request that went on without waiting would lack it.
   void resumeLater(plugin::Context& ctx) {
     ctx.worker().post([&ctx, alive = alive_] {
-      if (*alive) ctx.resume();
+      if (!*alive) return;
+      ctx.requestHeaders().set("X-Resumed", "1");
+      ctx.resume();
     });
   }
 
@@ -108,6 +111,7 @@ TEST_CASE("exchange: a wait in the request-header phase holds the request until 
       exchange(f, "GET /a HTTP/1.1\r\nHost: gw.test\r\nX-Mine: 1\r\n\r\n");
   CHECK(forwarded.rfind("GET /a HTTP/1.1\r\n", 0) == 0);
   CHECK(forwarded.find("X-Mine: 1\r\n") != std::string::npos);
+  CHECK(forwarded.find("X-Resumed: 1\r\n") != std::string::npos);
   CHECK(answered.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(answered.find("X-Tag: seen\r\n") != std::string::npos);
 }
@@ -121,6 +125,7 @@ TEST_CASE("exchange: a wait in the buffered body's phase holds the request, then
   CHECK(forwarded.find("Content-Length: 5\r\n") != std::string::npos);
   CHECK(forwarded.find("Transfer-Encoding") == std::string::npos);
   CHECK(forwarded.find("X-Body-Seen: 5\r\n") != std::string::npos);
+  CHECK(forwarded.find("X-Resumed: 1\r\n") != std::string::npos);
   CHECK(forwarded.substr(forwarded.size() - 5) == "abcde");
   CHECK(answered.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
 }

@@ -89,9 +89,6 @@ class Forwarder final : public upstream::Connection::Listener {
   void send();
   // The connection the request goes on (null between attempts and after the end).
   upstream::Connection* lease() { return lease_.get(); }
-  // Body bytes are queued here, behind the head.
-  core::OutQueue& requestOutput() { return lease_->output(); }
-  bool upstreamReusable = false;
 
   // The response is complete: the backend is judged by its own status (`upstreamStatus`), the
   // attempt counted, and the connection goes back to the pool when `reusable`.

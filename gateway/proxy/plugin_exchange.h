@@ -21,7 +21,6 @@ struct PluginExchange {
   FilterChain chain;
   plugin::RequestInfo info;
   std::string method, host, path, query, clientIp, forwardHost;
-  bool hasQuery = false;
   std::string requestId;
   plugin::ExchangeNotes notes;
   FieldList requestFields;
