@@ -33,10 +33,9 @@ mutation() {
 }
 
 # Issue 9, finding 24: the audit's bugs that passed the suite, (a) to (f).
-mutation connection-nominated-plugin-routes gateway/proxy/connection.cpp \
-  'kinds[i] == http::FieldName::Dropped ||
-        (nominated && tokens.nominates(name))) {' \
-  'kinds[i] == http::FieldName::Dropped) {' \
+mutation connection-nominated-plugin-routes gateway/proxy/exchange.cpp \
+  'kind == http::FieldName::Dropped || fields.nominated(name)) {' \
+  'kind == http::FieldName::Dropped) {' \
   "(a) fields a client's Connection names reach the backend on routes with plugins" \
   '' 'headers*'
 mutation rate-limit-reset-previous-window plugins/rate_limit/window_table.cpp \
@@ -56,14 +55,14 @@ mutation local-reply-without-no-store gateway/proxy/local_reply.cpp \
   '' \
   "(d) the gateway's own answers lose Cache-Control: no-store" \
   '*/local_reply_test.cpp' 'local replies*,gateway answers*,smuggling*'
-mutation stale-pooled-connection-not-retried gateway/proxy/connection.cpp \
-  'if (up.reused() && stream.idempotent &&' \
-  'if (false && up.reused() && stream.idempotent &&' \
+mutation stale-pooled-connection-not-retried gateway/proxy/forwarder.cpp \
+  '                 ? NextAttempt::FreshConnection' \
+  '                 ? NextAttempt::Fail' \
   '(e) no retry after a pooled connection the backend had closed' \
-  '' 'pool*'
+  '*/proxy/forwarder_test.cpp' 'pool*'
 mutation invalid-path-keeps-connection gateway/proxy/connection.cpp \
-  'refuse(Error::downstream(ErrorCode::InvalidPath, std::string(http::describe(bad))));' \
-  'decline(Error::downstream(ErrorCode::InvalidPath, std::string(http::describe(bad))));' \
+  '    reply(target.error(), true);' \
+  '    reply(target.error(), false);' \
   '(f) an invalid path is answered but the connection stays open' \
   '' 'local replies*,path guard*'
 
@@ -83,17 +82,17 @@ mutation forwarded-body-unframed gateway/proxy/upstream_request.h \
   "(0) the gateway's own Content-Length is left out: the body reaches the backend unframed" \
   '' 'smuggling*,bodies*,headers*'
 mutation connection-nominated-fast-path gateway/proxy/upstream_request.h \
-  '        if (fields.nominated(fields.name(i))) continue;' \
+  '    if (fields.nominated(fields.name(i))) continue;' \
   '' \
   "fields a client's Connection names reach the backend on routes without plugins" \
   '' 'headers*'
-mutation connection-nominated-response gateway/proxy/stream.cpp \
+mutation connection-nominated-response gateway/proxy/response_relay.cpp \
   '    if (nominated && connection.nominates(name)) continue;' \
   '' \
   "fields a backend's Connection names reach the client" \
   '' 'headers*'
-mutation retried-failure-counted-twice gateway/proxy/connection.cpp \
-  '  if (stream_->failedBackends & bit) return;' \
+mutation retried-failure-counted-twice gateway/proxy/forwarder.cpp \
+  '  if (failedBackends_ & bit) return;' \
   '' \
   '(3) a retried reset counts twice toward ejecting the backend' \
   '' 'health*,pool*'
@@ -103,7 +102,7 @@ mutation last-backend-ejected gateway/upstream/health.cpp \
   '(3) passive health ejects the last healthy backend' \
   '*/upstream/health_test.cpp' 'health*'
 mutation pipelined-output-unbounded gateway/proxy/connection.cpp \
-  '    if (!stream_ && out_.pending() > kHighWatermark) {' \
+  '    if (!exchange_ && out_.pending() > kHighWatermark) {' \
   '    if (false) {' \
   '(4) a client that pipelines and never reads makes the gateway queue every answer' \
   '' 'pipelining*'
@@ -127,11 +126,11 @@ mutation switching-protocols-relayed gateway/http/parser.cpp \
   '' \
   '(7) a 101 nobody asked for is relayed' \
   '*/http/parser_test.cpp' 'upstream framing*'
-mutation upstream-input-compacted-before-flush gateway/proxy/connection.cpp \
-  '  if (!flushClient()) return;
+mutation upstream-input-compacted-before-flush gateway/proxy/exchange.cpp \
+  '  if (!downstream_.flushClient()) return;
   // Only now may the input move' \
-  '  if (!up.parser().inHead()) in.compact();
-  if (!flushClient()) return;
+  '  if (!forwarder_.lease()->parser().inHead()) forwarder_.lease()->input().compact();
+  if (!downstream_.flushClient()) return;
   // Only now may the input move' \
   "(8) the upstream input moves while the client's queue still points into it" \
   '' 'upstream framing*,bodies*'
@@ -140,12 +139,12 @@ mutation excess-bytes-connection-pooled gateway/upstream/cluster.cpp \
   '  if (connection->closed() ||' \
   '(8) an upstream connection with bytes after the response goes back to the pool' \
   '*/upstream/cluster_test.cpp' 'upstream framing*'
-mutation non-idempotent-retried gateway/proxy/connection.cpp \
-  'if (up.reused() && stream.idempotent &&' \
-  'if (up.reused() &&' \
+mutation non-idempotent-retried gateway/proxy/forwarder.cpp \
+  '      return facts.idempotent && !facts.requestHasBody && !facts.retriedReuse' \
+  '      return !facts.requestHasBody && !facts.retriedReuse' \
   '(10) a POST on a stale pooled connection is sent twice' \
-  '' 'pool*'
-mutation retry-drops-queued-body gateway/proxy/connection.cpp \
+  '*/proxy/forwarder_test.cpp' 'pool*'
+mutation retry-drops-queued-body gateway/proxy/forwarder.cpp \
   '        out.appendFrom(queued);' \
   '' \
   '(11a) a retry on the next backend loses the body bytes already queued' \
@@ -166,7 +165,7 @@ mutation chunk-extensions-unbounded gateway/http/parser.cpp \
   '(17) chunk extensions have no length cap' \
   '*/http/parser_test.cpp' 'smuggling*'
 
-mutation underscored-names-forwarded gateway/proxy/connection.cpp \
+mutation underscored-names-forwarded gateway/proxy/request_head.cpp \
   '          kinds[i] = http::FieldName::Dropped;' \
   '' \
   '(18) header names with an underscore reach the backend (X_Forwarded_For read as X-Forwarded-For)' \
@@ -189,24 +188,24 @@ mutation client-left-not-recorded gateway/proxy/connection.cpp \
   'a client that left before its answer is neither logged nor counted (499)' \
   '' 'access log*,admin*'
 mutation exception-not-answered gateway/proxy/connection.cpp \
-  '  stream_.reset();
+  '  exchange_.reset();
   reply(Error::internal("internal error"), true);' \
-  '  stream_.reset();
+  '  exchange_.reset();
   close();' \
   'an exception escaping a request gets no 500, the connection is just cut' \
   '*/proxy/connection_test.cpp' ''
-mutation expectation-not-refused gateway/proxy/connection.cpp \
-  '        if (!http::hasToken(parser_.fieldValue(base, i), "100-continue")) {' \
+mutation expectation-not-refused gateway/proxy/request_head.cpp \
+  '        if (!http::hasToken(parser.fieldValue(base, i), "100-continue")) {' \
   '        if (false) {' \
   'an Expect other than 100-continue is forwarded instead of answered 417' \
   '*/proxy/connection_test.cpp' 'local replies*,bodies*'
-mutation connect-method-routed gateway/proxy/connection.cpp \
-  '  if (method == HTTP_CONNECT) {' \
+mutation connect-method-routed gateway/proxy/request_head.cpp \
+  '  if (head.method == HTTP_CONNECT) {' \
   '  if (false) {' \
   'CONNECT is routed instead of answered 501' \
   '*/proxy/connection_test.cpp' 'local replies*'
 mutation body-timeout-silent-close gateway/proxy/connection.cpp \
-  '    failExchange(Error::downstream(ErrorCode::RequestTimeout, "client body timeout"));' \
+  '    exchange_->failExchange(Error::downstream(ErrorCode::RequestTimeout, "client body timeout"));' \
   '    close();' \
   'a stalled request body is cut without the 408 the docs promise' \
   '' 'timeouts*,local replies*'
