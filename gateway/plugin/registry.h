@@ -1,6 +1,6 @@
 #pragma once
-// The plugin types gatewayd knows, by name. Filled once from plugins/builtin.cpp (one explicit
-// line per plugin: static libraries drop self-registering objects), read-only afterwards.
+// The plugin types gatewayd knows, by name. Filled once by builtin() (generated from the list in
+// plugins/meson.build: static libraries drop self-registering objects), read-only afterwards.
 
 #include <memory>
 #include <string_view>
@@ -12,7 +12,7 @@ namespace gw::plugin {
 
 class Registry {
  public:
-  // The registry of built-in plugins (defined in plugins/builtin.cpp).
+  // The registry of built-in plugins (defined in the generated plugins/builtin.cpp).
   static const Registry& builtin();
 
   void add(std::unique_ptr<Factory> factory);

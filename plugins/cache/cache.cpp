@@ -206,7 +206,7 @@ plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
     phase_ = Phase::Answered;
     outcome_ = Outcome::Miss;
     cacheStatus_ = "gatewayd; fwd=miss; detail=only-if-cached";
-    ctx.fail(core::Error::downstream(core::ErrorCode::NotCached,
+    ctx.fail(core::Error::downstream(kNotCached,
                                      "only-if-cached: no stored response can answer this request"));
     return plugin::Status::Respond;
   }

@@ -19,6 +19,9 @@
 
 namespace gw::plugins::cache {
 
+// The answer to `Cache-Control: only-if-cached` when nothing usable is stored (RFC 9111 §5.2.1.7).
+inline constexpr core::ErrorCode kNotCached{504, "NOT_CACHED"};
+
 class Cache final : public plugin::Plugin {
  public:
   explicit Cache(const Settings& settings) : settings_(settings) {}

@@ -367,7 +367,7 @@ TEST_CASE("cache: only-if-cached without a stored answer is a 504 NOT_CACHED") {
   auto x = get(*config, "/o", kFresh, {{"Cache-Control", "only-if-cached"}});
   CHECK_FALSE(x->forwarded);
   REQUIRE(x->ctx.failedWith);
-  CHECK(x->ctx.failedWith->code == core::ErrorCode::NotCached);
+  CHECK(x->ctx.failedWith->code == plugins::cache::kNotCached);
 }
 
 TEST_CASE("cache: a successful unsafe request invalidates the URL and same-origin Location") {

@@ -143,7 +143,7 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
   ++ctx.routeMetrics().rate_limit_rejections;
   notes.rateLimit = "rejected";
   refused_ = true;
-  ctx.fail(core::Error::downstream(core::ErrorCode::RateLimitExceeded,
+  ctx.fail(core::Error::downstream(kRateLimitExceeded,
                                    "rate limit exceeded; retry after the Retry-After delay"));
   return plugin::Status::Respond;
 }

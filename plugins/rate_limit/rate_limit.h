@@ -24,6 +24,9 @@
 
 namespace gw::plugins::rate_limit {
 
+// The answer to a request over an enforced limit.
+inline constexpr core::ErrorCode kRateLimitExceeded{429, "RATE_LIMIT_EXCEEDED"};
+
 // Key part kinds; also KeyPart::kind in the table.
 enum class KeyKind : uint8_t { ClientIp = 1, Header = 2, Route = 3 };
 

@@ -82,7 +82,7 @@ TEST_CASE("rate_limit: refuses with 429 RATE_LIMIT_EXCEEDED and Retry-After roun
   Exchange refused(*config, kT0 + 500);
   CHECK(refused.request == plugin::Status::Respond);
   REQUIRE(refused.ctx.failedWith);
-  CHECK(refused.ctx.failedWith->code == core::ErrorCode::RateLimitExceeded);
+  CHECK(refused.ctx.failedWith->code == kRateLimitExceeded);
   CHECK(core::httpStatus(refused.ctx.failedWith->code) == 429);
   CHECK(refused.header("Retry-After") == "2");  // 1499 ms: at 1 s the client would be early
   CHECK(refused.header("RateLimit") == "\"default\";r=0;t=2");

@@ -32,6 +32,12 @@
 
 namespace gw::plugins::schema_validation {
 
+// The answers to a request body the plugin refuses.
+inline constexpr core::ErrorCode kUnsupportedMediaType{415, "UNSUPPORTED_MEDIA_TYPE"};
+inline constexpr core::ErrorCode kInvalidJson{400, "INVALID_JSON"};
+inline constexpr core::ErrorCode kValidationFailed{400, "VALIDATION_FAILED"};
+inline constexpr core::ErrorCode kBodyTooComplex{413, "BODY_TOO_COMPLEX"};
+
 using Regex = rapidjson::internal::GenericRegex<rapidjson::UTF8<>>;
 
 inline constexpr std::size_t kDefaultMaxBodyBytes = std::size_t{1} << 20;
