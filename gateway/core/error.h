@@ -47,7 +47,8 @@ struct ErrorCode {
 #undef GW_ERROR_DECLARE
 };
 
-#define GW_ERROR_DEFINE(name, status, wire) inline constexpr ErrorCode ErrorCode::name{status, wire};
+#define GW_ERROR_DEFINE(name, status, wire) \
+  inline constexpr ErrorCode ErrorCode::name{status, wire};
 GW_ERROR_CODES(GW_ERROR_DEFINE)
 #undef GW_ERROR_DEFINE
 

@@ -56,7 +56,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const config::Snapshot> snapshot,
                               timeouts_.get(route.timeouts.send)});
     auto& views = pluginStateViews_.emplace_back();
     for (const auto& binding : route.plugins) {
-      pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, *this));
+      pluginStates_.push_back(binding.factory->makeWorkerState(*binding.settings, dispatcher_));
       views.push_back(pluginStates_.back().get());
     }
   };
@@ -101,8 +101,6 @@ void Worker::stopAsync() {
     reactor_.stop();
   });
 }
-
-int64_t Worker::nowMs() const { return nowUs() / 1000; }
 
 int64_t Worker::nowUs() const {
   timeval now;

@@ -17,14 +17,12 @@
 #include <vector>
 
 #include "gateway/core/error.h"
+#include "gateway/plugin/dispatcher.h"
 
 namespace YAML {
 class Node;
 }
 
-namespace gw::core {
-class Worker;
-}
 namespace gw::observability {
 struct RouteMetrics;
 }
@@ -127,8 +125,9 @@ class Context {
   // After returning Stop: continue the phase with the next plugin. Same worker thread only. If
   // the plugin answered (reply/replyWith/fail) before resuming, that answer is sent instead.
   virtual void resume() = 0;
-  virtual core::Worker& worker() = 0;
-  // Milliseconds on a monotonic clock, cached per event-loop turn (cheap; use it for windows).
+  // The exchange's worker, as far as a plugin may use it: post, timers, clock.
+  virtual Dispatcher& dispatcher() = 0;
+  // dispatcher().nowMs(), in one call: the clock, cached per event-loop turn.
   virtual int64_t nowMs() const = 0;
   virtual ExchangeNotes& notes() = 0;
   // The counters of this exchange's route in this worker's metric shard (plain integers).
@@ -196,7 +195,8 @@ class Factory {
   // one error. `settings` is the value under the plugin's name (null node: no settings).
   virtual std::shared_ptr<const RouteConfig> parse(const YAML::Node& settings,
                                                    std::vector<ConfigError>& errors) const = 0;
-  virtual std::unique_ptr<WorkerState> makeWorkerState(const RouteConfig&, core::Worker&) const {
+  // Once per worker and binding, on the thread that builds the worker.
+  virtual std::unique_ptr<WorkerState> makeWorkerState(const RouteConfig&, Dispatcher&) const {
     return nullptr;
   }
   virtual std::unique_ptr<Plugin> create(const RouteConfig&, WorkerState*) const = 0;

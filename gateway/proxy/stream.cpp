@@ -136,6 +136,8 @@ observability::RouteMetrics& Stream::routeMetrics() {
 
 int64_t Stream::nowMs() const { return worker_.nowMs(); }
 
+plugin::Dispatcher& Stream::dispatcher() { return worker_.dispatcher(); }
+
 void Stream::runResponsePhase(LocalResponse& response) {
   status_ = response.status;
   plugins_->responseFields = &response.headers;

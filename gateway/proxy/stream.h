@@ -136,7 +136,8 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   void bufferRequestBody(std::size_t limit) override;
   bool fetchInBackground(plugin::BackgroundRequest request) override;
   void resume() override { owner_.resumeExchange(); }
-  core::Worker& worker() override { return worker_; }
+  core::Worker& worker() { return worker_; }
+  plugin::Dispatcher& dispatcher() override;
   int64_t nowMs() const override;
   plugin::ExchangeNotes& notes() override { return plugins_->notes; }
   observability::RouteMetrics& routeMetrics() override;

@@ -1,14 +1,11 @@
 #include "plugins/cache/cache.h"
 
-#include <event2/event.h>
-
 #include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <string>
 #include <utility>
 
-#include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
 #include "plugins/cache/conditional.h"
 #include "plugins/cache/http_date.h"
@@ -218,11 +215,11 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
   outcome_ = Outcome::Miss;
   if (mayWait && settings_.coalesce && !leading_) {
     waitLink_ = std::make_shared<WaitLink>(WaitLink{this});
-    core::Worker& worker = ctx.worker();
+    plugin::Dispatcher& dispatcher = ctx.dispatcher();
     // Runs on the leader's thread: hop to ours, where the link is read and cut.
     const auto ticket = settings_.shared->gate.beginFetch(
-        key_.primary, [link = waitLink_, &worker](FetchGate::End end) {
-          worker.post([link, end] {
+        key_.primary, [link = waitLink_, &dispatcher](FetchGate::End end) {
+          dispatcher.post([link, end] {
             if (link->cache) link->cache->leaderFinished(end);
           });
         });
@@ -236,14 +233,11 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
         phase_ = Phase::Waiting;
         waiterId_ = ticket.id;
         if (!waitTimer_) {
-          waitTimer_.reset(evtimer_new(worker.base(), &Cache::onWaitTimeout, this));
+          waitTimer_ = dispatcher.createTimer([this] { onWaitTimeout(); });
           waitDeadlineMs_ = ctx.nowMs() + settings_.coalesceTimeout.count();
         }
         // Waiting again behind a new leader does not extend the wait.
-        const int64_t wait = std::max<int64_t>(0, waitDeadlineMs_ - ctx.nowMs());
-        const timeval timeout{static_cast<time_t>(wait / 1000),
-                              static_cast<suseconds_t>(wait % 1000 * 1000)};
-        evtimer_add(waitTimer_.get(), &timeout);
+        waitTimer_->arm(std::max<int64_t>(0, waitDeadlineMs_ - ctx.nowMs()));
         return plugin::Status::Stop;
       }
     }
@@ -498,7 +492,7 @@ void Cache::stopWaiting() {
     waitLink_->cache = nullptr;
     waitLink_.reset();
   }
-  if (waitTimer_) event_del(waitTimer_.get());
+  if (waitTimer_) waitTimer_->cancel();
 }
 
 void Cache::leaderFinished(FetchGate::End end) {
@@ -513,12 +507,11 @@ void Cache::leaderFinished(FetchGate::End end) {
   ctx_->resume();
 }
 
-void Cache::onWaitTimeout(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<Cache*>(arg);
-  if (self->phase_ != Phase::Waiting) return;
+void Cache::onWaitTimeout() {
+  if (phase_ != Phase::Waiting) return;
   // If the leader's callback was already taken, its post will wake us: wait for that instead.
-  if (!self->settings_.shared->gate.cancel(self->key_.primary, self->waiterId_)) return;
-  self->resumeAlone();
+  if (!settings_.shared->gate.cancel(key_.primary, waiterId_)) return;
+  resumeAlone();
 }
 
 void Cache::resumeAlone() {

@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "gateway/core/libevent_ptr.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "plugins/cache/cache_config.h"
@@ -72,7 +71,7 @@ class Cache final : public plugin::Plugin {
   void decorate(plugin::Context& ctx);
   void finishLeading(FetchGate::End end = FetchGate::End::Answered);
   void stopWaiting();
-  static void onWaitTimeout(evutil_socket_t, short, void* arg);
+  void onWaitTimeout();
 
   const Settings& settings_;
   Phase phase_ = Phase::Idle;
@@ -101,7 +100,7 @@ class Cache final : public plugin::Plugin {
   // Waiting for a leader.
   std::shared_ptr<WaitLink> waitLink_;
   uint64_t waiterId_ = 0;
-  core::EventPtr waitTimer_;
+  std::unique_ptr<plugin::Timer> waitTimer_;
   int64_t waitDeadlineMs_ = 0;  // coalesce_timeout from the first wait (ctx.nowMs() clock)
 };
 

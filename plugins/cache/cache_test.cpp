@@ -412,3 +412,124 @@ TEST_CASE("cache: downstream Cache-Control and Surrogate-Control are set on good
   CHECK(personal->ctx.responseFields.get("cache-control") == "private, max-age=60");
   CHECK_FALSE(personal->ctx.responseFields.get("surrogate-control"));
 }
+
+// ---- coalescing, driven through the fake dispatcher ----
+
+namespace {
+
+// One exchange held open across steps, as the engine does while the plugin waits or fetches.
+struct OpenExchange {
+  TestContext ctx;
+  plugins::cache::Cache cache;
+  Status requestStatus = Status::Continue;
+
+  OpenExchange(const Settings& config, std::string_view path) : cache(config) {
+    ctx.info.path = path;
+    requestStatus = cache.onRequestHeaders(ctx);
+  }
+  ~OpenExchange() { cache.onDestroy(); }
+  // The upstream answers the fetch this exchange forwarded.
+  void answer(const Origin& origin) {
+    ctx.status = origin.status;
+    ctx.responseFields.fields = origin.fields;
+    cache.onResponseHeaders(ctx);
+    cache.onResponseBody(ctx, origin.body, true);
+  }
+  // The engine's part after resume(): the phase goes on with what the plugin decided.
+  bool answeredFromStore() const { return ctx.repliedStatus.has_value(); }
+};
+
+const std::string kCoalesce = "coalesce_timeout: 500ms";
+
+}  // namespace
+
+TEST_CASE("cache coalescing: a waiter is answered from what the leader stored") {
+  const auto config = settings(kCoalesce);
+  OpenExchange leader(*config, "/c");
+  REQUIRE(leader.requestStatus == Status::Continue);  // leads: fetches
+  OpenExchange waiter(*config, "/c");
+  REQUIRE(waiter.requestStatus == Status::Stop);  // waits for the leader
+  CHECK(waiter.ctx.loop->armedTimers() == 1);
+
+  leader.answer(kFresh);
+  CHECK(waiter.ctx.resumes == 0);  // told on the leader's thread, woken on its own worker
+  CHECK(waiter.ctx.loop->runPosted() == 1);
+  CHECK(waiter.ctx.resumes == 1);
+  REQUIRE(waiter.answeredFromStore());
+  CHECK(*waiter.ctx.repliedStatus == 200);
+  CHECK(waiter.ctx.repliedBody == "payload");
+  CHECK(waiter.ctx.loop->armedTimers() == 0);  // the wait timer is cancelled
+}
+
+TEST_CASE("cache coalescing: a waiter whose leader is slow fetches itself at coalesce_timeout") {
+  const auto config = settings(kCoalesce);
+  OpenExchange leader(*config, "/slow");
+  OpenExchange waiter(*config, "/slow");
+  REQUIRE(waiter.requestStatus == Status::Stop);
+  waiter.ctx.loop->advance(499);
+  CHECK(waiter.ctx.resumes == 0);
+  waiter.ctx.loop->advance(1);
+  CHECK(waiter.ctx.resumes == 1);
+  CHECK_FALSE(waiter.answeredFromStore());  // resumed to go upstream on its own
+  // The leader finishing later no longer concerns the waiter.
+  leader.answer(kFresh);
+  CHECK(waiter.ctx.loop->runPosted() == 0);
+  CHECK(waiter.ctx.resumes == 1);
+}
+
+TEST_CASE("cache coalescing: when the leading client leaves, one waiter fetches for the others") {
+  const auto config = settings(kCoalesce);
+  auto leader = std::make_unique<OpenExchange>(*config, "/left");
+  OpenExchange first(*config, "/left");
+  OpenExchange second(*config, "/left");
+  REQUIRE(first.requestStatus == Status::Stop);
+  REQUIRE(second.requestStatus == Status::Stop);
+
+  leader.reset();  // its client went away before any answer: the fetch is abandoned
+  first.ctx.loop->runPosted();
+  second.ctx.loop->runPosted();
+  // Exactly one of them leads the next fetch (resumed to go upstream); the other waits on.
+  OpenExchange& fetching = first.ctx.resumes == 1 ? first : second;
+  OpenExchange& waiting = first.ctx.resumes == 1 ? second : first;
+  REQUIRE(fetching.ctx.resumes == 1);
+  CHECK_FALSE(fetching.answeredFromStore());
+  CHECK(waiting.ctx.resumes == 0);
+
+  fetching.answer(kFresh);
+  CHECK(waiting.ctx.loop->runPosted() == 1);
+  CHECK(waiting.ctx.resumes == 1);
+  REQUIRE(waiting.answeredFromStore());
+  CHECK(waiting.ctx.repliedBody == "payload");
+}
+
+TEST_CASE("cache coalescing: waiting behind a new leader does not extend the wait") {
+  const auto config = settings(kCoalesce);
+  auto leader = std::make_unique<OpenExchange>(*config, "/again");
+  OpenExchange first(*config, "/again");
+  OpenExchange second(*config, "/again");
+  first.ctx.loop->advance(300);
+  second.ctx.loop->advance(300);
+  leader.reset();
+  first.ctx.loop->runPosted();
+  second.ctx.loop->runPosted();
+  OpenExchange& waiting = first.ctx.resumes == 1 ? second : first;
+  REQUIRE(waiting.ctx.resumes == 0);
+  waiting.ctx.loop->advance(199);
+  CHECK(waiting.ctx.resumes == 0);
+  waiting.ctx.loop->advance(1);  // 500 ms after it first waited
+  CHECK(waiting.ctx.resumes == 1);
+  CHECK_FALSE(waiting.answeredFromStore());
+}
+
+TEST_CASE("cache coalescing: an exchange torn down while waiting leaves no timer or wake-up") {
+  const auto config = settings(kCoalesce);
+  OpenExchange leader(*config, "/gone");
+  auto waiter = std::make_unique<OpenExchange>(*config, "/gone");
+  REQUIRE(waiter->requestStatus == Status::Stop);
+  auto loop = std::move(waiter->ctx.loop);
+  waiter->ctx.loop = std::make_unique<test::FakeDispatcher>();
+  waiter.reset();
+  CHECK(loop->armedTimers() == 0);
+  leader.answer(kFresh);
+  CHECK(loop->runPosted() == 0);  // the leader no longer knows the waiter
+}

@@ -29,7 +29,7 @@ struct Exchange {
 
   Exchange(const plugin::RouteConfig& config, int64_t now, std::string ip = "192.0.2.1",
            std::optional<std::string> apiKey = std::nullopt, std::string route = "route") {
-    ctx.now = now;
+    ctx.loop->now = now;
     ctx.info.clientIp = ip_ = std::move(ip);
     ctx.info.routeName = route_ = std::move(route);
     if (apiKey) ctx.requestHeaders().add("X-API-Key", *apiKey);
@@ -68,7 +68,7 @@ std::size_t keysIn(const plugin::RouteConfig& config) {
 std::optional<core::Error> keyError(const plugin::RouteConfig& config,
                                     std::initializer_list<std::string_view> values) {
   test::TestContext ctx;
-  ctx.now = kT0;
+  ctx.loop->now = kT0;
   for (std::string_view value : values) ctx.requestHeaders().add("X-API-Key", value);
   auto plugin = Factory().create(config, nullptr);
   if (plugin->onRequestHeaders(ctx) == plugin::Status::Continue) return std::nullopt;

@@ -372,7 +372,7 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
 }
 
 std::unique_ptr<plugin::WorkerState> Factory::makeWorkerState(const plugin::RouteConfig& config,
-                                                              core::Worker&) const {
+                                                              plugin::Dispatcher&) const {
   return std::make_unique<WorkerSchemas>(static_cast<const Config&>(config));
 }
 

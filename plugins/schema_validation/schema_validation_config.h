@@ -18,7 +18,7 @@ class Factory final : public plugin::Factory {
   std::shared_ptr<const plugin::RouteConfig> parse(
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
   std::unique_ptr<plugin::WorkerState> makeWorkerState(const plugin::RouteConfig& config,
-                                                       core::Worker& worker) const override;
+                                                       plugin::Dispatcher&) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
                                          plugin::WorkerState* state) const override;
 };

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +14,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
+#include "test/support/fake_dispatcher.h"
 
 namespace gw::test {
 
@@ -67,7 +68,9 @@ class TestContext final : public plugin::Context {
   };
   std::vector<BackgroundFetch> background;
   bool acceptBackground = true;
-  int64_t now = 1'000'000;  // tests move time by hand
+  // The worker: tests move its clock and fire its timers by hand. Behind a pointer so that a
+  // context can be moved while the plugin's timers point at the dispatcher.
+  std::unique_ptr<FakeDispatcher> loop = std::make_unique<FakeDispatcher>();
 
   const plugin::RequestInfo& request() const override { return info; }
   plugin::HeaderMap& requestHeaders() override { return requestFields; }
@@ -97,8 +100,8 @@ class TestContext final : public plugin::Context {
     return true;
   }
   void resume() override { ++resumes; }
-  core::Worker& worker() override { throw std::logic_error("no worker in unit tests"); }
-  int64_t nowMs() const override { return now; }
+  plugin::Dispatcher& dispatcher() override { return *loop; }
+  int64_t nowMs() const override { return loop->now; }
   plugin::ExchangeNotes& notes() override { return exchangeNotes; }
   observability::RouteMetrics& routeMetrics() override { return metrics; }
   plugin::ExchangeNotes exchangeNotes;
