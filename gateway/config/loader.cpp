@@ -181,6 +181,7 @@ class Loader {
  public:
   Loader(const std::string& source, const plugin::Registry& registry) : registry_(registry) {
     config_.source = source;
+    config_.registry = &registry;
   }
 
   LoadResult load(std::string_view yaml) {
@@ -509,8 +510,10 @@ class Loader {
             "access_log path must be 'stdout' or an absolute file path, got " + quote(out.path));
     }
     readSize(*log, "max_queued_bytes", out.max_queued_bytes, 64 * 1024);
-    auto isField = [](const std::string& name) {
-      return observability::AccessLogFormat::fieldByName(name).has_value();
+    auto isField = [&](const std::string& name) {
+      const auto plugins = registry_.logFields();
+      return observability::AccessLogFormat::fieldByName(name).has_value() ||
+             std::find(plugins.begin(), plugins.end(), name) != plugins.end();
     };
     auto isHeaderName = [](const std::string& name) { return http::isToken(name); };
     auto isParamName = [](const std::string& name) {

@@ -15,6 +15,7 @@
 
 namespace gw::plugin {
 class Factory;
+class Registry;
 struct RouteConfig;
 }  // namespace gw::plugin
 
@@ -211,6 +212,8 @@ struct Config {
   AdminConfig admin;
   AccessLogConfig access_log;
   TracingConfig tracing;
+  // The plugin types the configuration was loaded with: their counters and log fields.
+  const plugin::Registry* registry = nullptr;
 };
 
 }  // namespace gw::config

@@ -1,5 +1,7 @@
 #include "gateway/config/snapshot.h"
 
+#include "gateway/plugin/registry.h"
+
 namespace gw::config {
 
 std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnostic>& errors) {
@@ -33,20 +35,17 @@ std::shared_ptr<const Snapshot> buildSnapshot(Config config, std::vector<Diagnos
     }
   }
   if (!errors.empty()) return nullptr;
-  auto layout = observability::MetricsLayout::fromConfig(config);
+  auto layout = observability::MetricsLayout::fromConfig(
+      config, config.registry ? config.registry->counterFamilies()
+                              : std::span<const observability::CounterFamily>());
   auto withUnrouted = std::make_shared<observability::MetricsLayout>(*layout);
   withUnrouted->routes.emplace_back(Snapshot::kUnroutedName);
   snapshot->metricsLayout = std::move(withUnrouted);
   if (config.access_log.enabled) {
     const AccessLogConfig& log = config.access_log;
-    auto format = std::make_shared<observability::AccessLogFormat>();
-    if (!log.fields.empty()) {
-      std::vector<observability::AccessLogFormat::Field> fields;
-      for (const std::string& name : log.fields) {
-        fields.push_back(*observability::AccessLogFormat::fieldByName(name));  // checked at load
-      }
-      format->setFields(fields);
-    }
+    auto format = std::make_shared<observability::AccessLogFormat>(
+        config.registry ? config.registry->logFields() : std::span<const std::string_view>());
+    if (!log.fields.empty()) format->setFields(log.fields);  // names checked at load
     for (const std::string& name : log.mask_headers) format->addMaskedHeader(name);
     if (log.mask_query_params) format->setMaskedQueryParams(*log.mask_query_params);
     snapshot->accessLogFormat = std::move(format);

@@ -6,6 +6,7 @@
 // every phase, so the YAML reads top to bottom as what happens (as in Kong, unlike Envoy's
 // reversed encoder chain).
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,14 +18,11 @@
 #include <vector>
 
 #include "gateway/core/error.h"
+#include "gateway/observability/metrics.h"
 #include "gateway/plugin/dispatcher.h"
 
 namespace YAML {
 class Node;
-}
-
-namespace gw::observability {
-struct RouteMetrics;
 }
 
 namespace gw::plugin {
@@ -88,11 +86,26 @@ struct BackgroundRequest {
   std::function<void(BackgroundResponse&)> done;
 };
 
-// What the log phase records of an exchange beyond what the core saw itself (access log fields).
-// Values are static strings.
-struct ExchangeNotes {
-  std::string_view rateLimit;  // "allowed", "rejected", "shadow" (over the limit, let through)
-  std::string_view cache;      // "hit", "miss", "stale", "bypass"
+// What plugins record of an exchange for the access log: one value per log field a plugin type
+// declared (Factory::logFields()), by slot; empty is logged as null. Values are static strings.
+class ExchangeNotes {
+ public:
+  // All plugin types' log fields together (the Registry refuses more).
+  static constexpr std::size_t kMaxFields = 8;
+  std::string_view& operator[](std::size_t slot) { return values_[slot]; }
+  std::string_view operator[](std::size_t slot) const { return values_[slot]; }
+  std::span<const std::string_view> values() const { return values_; }
+
+ private:
+  std::array<std::string_view, kMaxFields> values_{};
+};
+
+// Where a plugin type's counters and log fields begin in the blocks every route (counters) and
+// every exchange (notes) has for all plugin types. The Registry places each type; a factory in
+// no registry (as unit tests use one) starts both at 0.
+struct Slots {
+  uint32_t counters = 0;
+  uint32_t logFields = 0;
 };
 
 class Context {
@@ -130,8 +143,10 @@ class Context {
   // dispatcher().nowMs(), in one call: the clock, cached per event-loop turn.
   virtual int64_t nowMs() const = 0;
   virtual ExchangeNotes& notes() = 0;
-  // The counters of this exchange's route in this worker's metric shard (plain integers).
-  virtual observability::RouteMetrics& routeMetrics() = 0;
+  // This exchange's route's plugin counters in this worker's metric shard: plain integers of
+  // this thread, summed over workers at scrape. Index: Slots::counters + the counter's number.
+  virtual std::span<uint64_t> counters() = 0;
+  void count(uint32_t slot, uint64_t n = 1) { counters()[slot] += n; }
 };
 
 // Shared state an operator may clear through the admin interface (the cache's purge).
@@ -200,6 +215,18 @@ class Factory {
     return nullptr;
   }
   virtual std::unique_ptr<Plugin> create(const RouteConfig&, WorkerState*) const = 0;
+  // The counter families this type adds to /metrics, every route having each series from the
+  // start. The type's counters are numbered from 0 in declaration order, one per series (a
+  // labelled family has one per value); Context::count(slots().counters + number).
+  virtual std::span<const observability::CounterFamily> counters() const { return {}; }
+  // The access-log fields this type may set (names as in access_log.fields), numbered from 0;
+  // Context::notes()[slots().logFields + number] = value.
+  virtual std::span<const std::string_view> logFields() const { return {}; }
+  Slots slots() const { return slots_; }
+
+ private:
+  friend class Registry;
+  Slots slots_;
 };
 
 }  // namespace gw::plugin

@@ -2,7 +2,9 @@
 // The plugin types gatewayd knows, by name. Filled once by builtin() (generated from the list in
 // plugins/meson.build: static libraries drop self-registering objects), read-only afterwards.
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -18,9 +20,15 @@ class Registry {
   void add(std::unique_ptr<Factory> factory);
   const Factory* find(std::string_view name) const;
   std::vector<std::string_view> names() const;
+  // Every type's counter families and log fields, in the order of their slots.
+  std::span<const observability::CounterFamily> counterFamilies() const { return counters_; }
+  std::span<const std::string_view> logFields() const { return logFields_; }
 
  private:
   std::vector<std::unique_ptr<Factory>> factories_;
+  std::vector<observability::CounterFamily> counters_;
+  std::vector<std::string_view> logFields_;
+  uint32_t counterSlots_ = 0;
 };
 
 }  // namespace gw::plugin

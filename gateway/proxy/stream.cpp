@@ -130,9 +130,7 @@ bool Stream::fetchInBackground(plugin::BackgroundRequest request) {
   return worker_.backgroundFetches().start(*this, std::move(request));
 }
 
-observability::RouteMetrics& Stream::routeMetrics() {
-  return worker_.metrics().routes[routeIndex_];
-}
+std::span<uint64_t> Stream::counters() { return worker_.metrics().routes[routeIndex_].counters; }
 
 int64_t Stream::nowMs() const { return worker_.nowMs(); }
 

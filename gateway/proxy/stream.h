@@ -140,10 +140,10 @@ class Stream final : public http::Parser::Handler, public plugin::Context {
   plugin::Dispatcher& dispatcher() override;
   int64_t nowMs() const override;
   plugin::ExchangeNotes& notes() override { return plugins_->notes; }
-  observability::RouteMetrics& routeMetrics() override;
-  // What plugins noted for the access log (nothing on a route without plugins).
-  plugin::ExchangeNotes exchangeNotes() const {
-    return plugins_ ? plugins_->notes : plugin::ExchangeNotes{};
+  std::span<uint64_t> counters() override;
+  // What plugins noted for the access log, by slot (nothing on a route without plugins).
+  std::span<const std::string_view> exchangeNotes() const {
+    return plugins_ ? plugins_->notes.values() : std::span<const std::string_view>();
   }
 
   // http::Parser::Handler, for the upstream response.

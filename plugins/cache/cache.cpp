@@ -465,8 +465,9 @@ void Cache::decorate(plugin::Context& ctx) {
     }
     if (!counted_) {
       counted_ = true;
-      ctx.routeMetrics().countCache(outcome_);
-      ctx.notes().cache = observability::kCacheResultNames[static_cast<std::size_t>(outcome_)];
+      const auto outcome = static_cast<uint32_t>(outcome_);
+      ctx.count(slots_.counters + outcome);
+      ctx.notes()[slots_.logFields] = kOutcomeNames[outcome];
     }
   }
   // What browsers and CDNs downstream are told: only for answers a shared cache may keep (served

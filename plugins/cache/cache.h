@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "plugins/cache/cache_config.h"
 
@@ -23,7 +22,7 @@ inline constexpr core::ErrorCode kNotCached{504, "NOT_CACHED"};
 
 class Cache final : public plugin::Plugin {
  public:
-  explicit Cache(const Settings& settings) : settings_(settings) {}
+  Cache(const Settings& settings, plugin::Slots slots) : settings_(settings), slots_(slots) {}
 
   plugin::Status onRequestHeaders(plugin::Context& ctx) override;
   plugin::Status onResponseHeaders(plugin::Context& ctx) override;
@@ -42,7 +41,6 @@ class Cache final : public plugin::Plugin {
     Fetching,    // forwarded upstream: miss, revalidation, or fetch after a wait
     Answered,    // answered by the cache itself (from the store, or only-if-cached's 504)
   };
-  using Outcome = observability::CacheResult;
   // Shared with the gate's callback, which may outlive this exchange; cut in onDestroy.
   struct WaitLink {
     Cache* cache = nullptr;  // read and cut on this exchange's worker only
@@ -74,6 +72,7 @@ class Cache final : public plugin::Plugin {
   void onWaitTimeout();
 
   const Settings& settings_;
+  plugin::Slots slots_;
   Phase phase_ = Phase::Idle;
   Outcome outcome_ = Outcome::Miss;
   plugin::Context* ctx_ = nullptr;  // the exchange's, valid until onDestroy

@@ -108,7 +108,7 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
 
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
                                                 plugin::WorkerState*) const {
-  return std::make_unique<Cache>(static_cast<const Settings&>(config));
+  return std::make_unique<Cache>(static_cast<const Settings&>(config), slots());
 }
 
 }  // namespace gw::plugins::cache

@@ -45,9 +45,23 @@ struct Settings final : plugin::RouteConfig {
   plugin::Purgeable* purgeable() const override { return shared.get(); }
 };
 
+// What a lookup came to: the `cache` access-log field and the `result` of the plugin's counter,
+// whose numbers are the enumerators (one series per result).
+enum class Outcome : uint8_t { Hit, Miss, Stale, Bypass };
+inline constexpr std::string_view kOutcomeNames[] = {"hit", "miss", "stale", "bypass"};
+inline constexpr observability::CounterFamily kCounterFamilies[] = {
+    {"gatewayd_cache_requests_total", "Cache lookups by route and result.", "result",
+     kOutcomeNames},
+};
+inline constexpr std::string_view kLogFields[] = {"cache"};
+
 class Factory final : public plugin::Factory {
  public:
   std::string_view name() const override { return "cache"; }
+  std::span<const observability::CounterFamily> counters() const override {
+    return kCounterFamilies;
+  }
+  std::span<const std::string_view> logFields() const override { return kLogFields; }
   std::shared_ptr<const plugin::RouteConfig> parse(
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,

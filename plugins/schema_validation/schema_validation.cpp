@@ -732,7 +732,7 @@ plugin::Status SchemaValidationPlugin::reject(plugin::Context& ctx, core::ErrorC
   if (code == kInvalidJson) ++c.invalidJson;
   if (code == kValidationFailed) ++c.validationFailed;
   if (code == kBodyTooComplex) ++c.tooComplex;
-  ++ctx.routeMetrics().schema_validation_failures;
+  ctx.count(slots_.counters);
   ctx.fail(core::Error::downstream(code, std::move(message)));
   return plugin::Status::Respond;
 }

@@ -379,7 +379,7 @@ std::unique_ptr<plugin::WorkerState> Factory::makeWorkerState(const plugin::Rout
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
                                                 plugin::WorkerState* state) const {
   return std::make_unique<SchemaValidationPlugin>(static_cast<const Config&>(config),
-                                                  static_cast<WorkerSchemas&>(*state));
+                                                  static_cast<WorkerSchemas&>(*state), slots());
 }
 
 }  // namespace gw::plugins::schema_validation

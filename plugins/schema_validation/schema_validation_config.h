@@ -9,6 +9,7 @@
 //   headers: {X-Client: {pattern: "^[a-z]+$", required: true}}
 
 #include "gateway/plugin/plugin.h"
+#include "plugins/schema_validation/schema_validation.h"
 
 namespace gw::plugins::schema_validation {
 
@@ -21,6 +22,9 @@ class Factory final : public plugin::Factory {
                                                        plugin::Dispatcher&) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
                                          plugin::WorkerState* state) const override;
+  std::span<const observability::CounterFamily> counters() const override {
+    return kCounterFamilies;
+  }
 };
 
 }  // namespace gw::plugins::schema_validation

@@ -3,6 +3,7 @@
 // reads what it did (headers changed, reply or error, buffering asked, resume called). The real
 // Context is the proxy's stream; integration tests in test/integration/plugins/ cover that.
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -12,7 +13,6 @@
 #include <vector>
 
 #include "gateway/http/headers.h"
-#include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "test/support/fake_dispatcher.h"
 
@@ -103,9 +103,10 @@ class TestContext final : public plugin::Context {
   plugin::Dispatcher& dispatcher() override { return *loop; }
   int64_t nowMs() const override { return loop->now; }
   plugin::ExchangeNotes& notes() override { return exchangeNotes; }
-  observability::RouteMetrics& routeMetrics() override { return metrics; }
+  std::span<uint64_t> counters() override { return counted; }
   plugin::ExchangeNotes exchangeNotes;
-  observability::RouteMetrics metrics;
+  // The route's plugin counters, by slot (a plugin under test has slots from 0).
+  std::array<uint64_t, 16> counted{};
 };
 
 }  // namespace gw::test
