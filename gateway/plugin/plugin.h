@@ -149,20 +149,26 @@ class Context {
   void count(uint32_t slot, uint64_t n = 1) { counters()[slot] += n; }
 };
 
-// Shared state an operator may clear through the admin interface (the cache's purge).
-class Purgeable {
- public:
-  virtual ~Purgeable() = default;
-  // Drops what is stored for requests to `host` ("" any host) whose path equals `path`, or
-  // starts with it when `prefix`. Returns how many entries went. Any thread.
-  virtual std::size_t purge(std::string_view host, std::string_view path, bool prefix) = 0;
-};
-
 // Parsed and validated once at load; immutable; shared by all workers.
 struct RouteConfig {
   virtual ~RouteConfig() = default;
-  // Non-null for a plugin whose shared state the admin interface can purge.
-  virtual Purgeable* purgeable() const { return nullptr; }
+};
+
+// A route of the live configuration and the settings of one plugin type bound to it (the
+// global list's included), for that type's admin endpoints.
+struct BoundRoute {
+  std::string_view name;
+  std::vector<const RouteConfig*> settings;
+};
+
+// An endpoint a plugin type offers on the admin listener (the cache's DELETE /cache).
+struct AdminEndpoint {
+  std::string_view method;  // the one method it answers; any other gets 405 with Allow
+  std::string_view path;    // matched exactly
+  // Runs on the admin thread with the query (without '?') and every route of the live
+  // configuration, so it may touch only thread-safe shared state. Returns the JSON body of a
+  // 200, or an Error whose code gives the status and the wire code of the JSON error.
+  core::Result<std::string> (*handle)(std::string_view query, std::span<const BoundRoute> routes);
 };
 // Per (route binding x worker); touched by that worker's thread only.
 struct WorkerState {
@@ -222,6 +228,8 @@ class Factory {
   // The access-log fields this type may set (names as in access_log.fields), numbered from 0;
   // Context::notes()[slots().logFields + number] = value.
   virtual std::span<const std::string_view> logFields() const { return {}; }
+  // The admin endpoints this type offers.
+  virtual std::span<const AdminEndpoint> adminEndpoints() const { return {}; }
   Slots slots() const { return slots_; }
 
  private:

@@ -20,6 +20,7 @@ class Registry {
   void add(std::unique_ptr<Factory> factory);
   const Factory* find(std::string_view name) const;
   std::vector<std::string_view> names() const;
+  std::span<const std::unique_ptr<Factory>> factories() const { return factories_; }
   // Every type's counter families and log fields, in the order of their slots.
   std::span<const observability::CounterFamily> counterFamilies() const { return counters_; }
   std::span<const std::string_view> logFields() const { return logFields_; }

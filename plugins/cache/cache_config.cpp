@@ -6,6 +6,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/plugin/config_reader.h"
 #include "plugins/cache/cache.h"
+#include "plugins/cache/purge_query.h"
 
 namespace gw::plugins::cache {
 namespace {
@@ -109,6 +110,10 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
                                                 plugin::WorkerState*) const {
   return std::make_unique<Cache>(static_cast<const Settings&>(config), slots());
+}
+
+std::span<const plugin::AdminEndpoint> Factory::adminEndpoints() const {
+  return {&kPurgeEndpoint, 1};
 }
 
 }  // namespace gw::plugins::cache

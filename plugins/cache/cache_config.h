@@ -16,14 +16,11 @@
 
 namespace gw::plugins::cache {
 
-// What every worker's exchanges on the route share; thread-safe. The admin purge reaches it
-// through RouteConfig::purgeable().
-struct SharedCache final : plugin::Purgeable {
+// What every worker's exchanges on the route share; thread-safe. The admin purge (DELETE /cache,
+// purge_query.h) reaches it through the route's settings.
+struct SharedCache {
   SharedCache(StoreOptions storeOptions, std::size_t maxWaiters)
       : store(storeOptions), gate(maxWaiters) {}
-  std::size_t purge(std::string_view host, std::string_view path, bool prefix) override {
-    return store.purge(host, path, prefix);
-  }
 
   CacheStore store;
   FetchGate gate;
@@ -41,8 +38,6 @@ struct Settings final : plugin::RouteConfig {
   std::string responseCacheControl;  // empty: leave Cache-Control as it is
   std::string surrogateControl;      // empty: none
   std::unique_ptr<SharedCache> shared;
-
-  plugin::Purgeable* purgeable() const override { return shared.get(); }
 };
 
 // What a lookup came to: the `cache` access-log field and the `result` of the plugin's counter,
@@ -62,6 +57,7 @@ class Factory final : public plugin::Factory {
     return kCounterFamilies;
   }
   std::span<const std::string_view> logFields() const override { return kLogFields; }
+  std::span<const plugin::AdminEndpoint> adminEndpoints() const override;
   std::shared_ptr<const plugin::RouteConfig> parse(
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,

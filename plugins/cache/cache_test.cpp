@@ -9,6 +9,7 @@
 
 #include "plugins/cache/cache_config.h"
 #include "plugins/cache/http_date.h"
+#include "plugins/cache/purge_query.h"
 #include "test/support/plugin_config.h"
 #include "test/support/plugin_context.h"
 
@@ -126,7 +127,7 @@ TEST_CASE("cache config: defaults, and every bad value located") {
   CHECK(config->coalesce);
   CHECK_FALSE(config->allowAuthorized);
   CHECK_FALSE(config->policy.defaultTtl);
-  CHECK(config->purgeable() != nullptr);
+  CHECK(config->shared != nullptr);
 
   CHECK(test::configErrors(Factory(), "max_bytes: lots") ==
         std::vector<std::string>{"1:12: 'max_bytes': invalid size 'lots': expected a whole "
@@ -532,4 +533,33 @@ TEST_CASE("cache coalescing: an exchange torn down while waiting leaves no timer
   CHECK(loop->armedTimers() == 0);
   leader.answer(kFresh);
   CHECK(loop->runPosted() == 0);  // the leader no longer knows the waiter
+}
+
+TEST_CASE("cache purge endpoint: DELETE /cache over the routes' stores, each store once") {
+  const auto shared = settings(kPlain);  // bound globally: on both routes
+  const auto own = settings(kPlain);     // on route "b" only
+  get(*shared, "/items/1", kFresh);
+  get(*shared, "/items/2", kFresh);
+  get(*own, "/items/1", kFresh);
+  REQUIRE(get(*shared, "/items/1", kFresh)->status() == 200);
+  const std::vector<plugin::BoundRoute> routes = {
+      {"a", {shared.get()}}, {"b", {shared.get(), own.get()}}, {"c", {}}};
+  const auto endpoints = Factory().adminEndpoints();
+  REQUIRE(endpoints.size() == 1);
+  CHECK(endpoints[0].method == "DELETE");
+  CHECK(endpoints[0].path == "/cache");
+  const auto purge = [&](std::string_view query) { return endpoints[0].handle(query, routes); };
+
+  const auto bad = purge("path=/x&bogus=1");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == core::ErrorCode::BadRequest);
+  const auto unknown = purge("path=/items/1&route=nope");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == plugins::cache::kNoSuchRoute);
+  CHECK(unknown.error().message == "no route named 'nope'");
+
+  CHECK(*purge("path=/items/1&route=c") == "{\"purged\":0}\n");
+  CHECK(*purge("path=/items/1&route=a") == "{\"purged\":1}\n");  // the shared store only
+  CHECK(*purge("prefix=/items/") == "{\"purged\":2}\n");  // shared's /items/2, own's /items/1
+  CHECK(*purge("prefix=/") == "{\"purged\":0}\n");
 }
