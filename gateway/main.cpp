@@ -58,14 +58,15 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  gw::config::LoadResult loaded = gw::config::loadFile(configPath, gw::runtime::loadEnvironment());
+  const gw::plugin::Registry& plugins = gw::plugin::Registry::builtin();
+  gw::config::LoadResult loaded = gw::config::loadFile(configPath, gw::runtime::loadEnvironment(plugins));
   printDiagnostics(loaded.warnings, "warning: ");
   if (!loaded.config) {
     printDiagnostics(loaded.errors, "");
     return 1;
   }
   std::vector<gw::config::Diagnostic> errors;
-  auto snapshot = gw::runtime::buildSnapshot(std::move(*loaded.config), errors);
+  auto snapshot = gw::runtime::buildSnapshot(std::move(*loaded.config), plugins, errors);
   if (!snapshot) {
     printDiagnostics(errors, "");
     return 1;

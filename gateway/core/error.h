@@ -11,40 +11,46 @@
 
 namespace gw::core {
 
-// One line per code: enumerator, HTTP status, machine code on the wire.
-#define GW_ERROR_CODES(X)                                           \
-  X(BadRequest, 400, "BAD_REQUEST")                                 \
-  X(MissingHost, 400, "MISSING_HOST")                               \
-  X(InvalidPath, 400, "INVALID_PATH")                               \
-  X(RequestTimeout, 408, "REQUEST_TIMEOUT")                         \
-  X(PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE")                      \
-  X(UriTooLong, 414, "URI_TOO_LONG")                                \
-  X(HeadersTooLarge, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE")        \
-  X(Forbidden, 403, "FORBIDDEN")                                    \
-  X(MethodNotAllowed, 405, "METHOD_NOT_ALLOWED")                    \
-  X(RouteNotFound, 404, "ROUTE_NOT_FOUND")                          \
-  X(ExpectationFailed, 417, "EXPECTATION_FAILED")                   \
-  X(RateLimitExceeded, 429, "RATE_LIMIT_EXCEEDED")                  \
-  X(UnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE")            \
-  X(InvalidJson, 400, "INVALID_JSON")                               \
-  X(ValidationFailed, 400, "VALIDATION_FAILED")                     \
-  X(BodyTooComplex, 413, "BODY_TOO_COMPLEX")                        \
-  X(NotImplemented, 501, "NOT_IMPLEMENTED")                         \
-  X(NotCached, 504, "NOT_CACHED")                                   \
-  X(UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED")          \
-  X(UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE")               \
-  X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT")        \
-  X(UpstreamTimeout, 504, "UPSTREAM_TIMEOUT")                       \
-  X(UpstreamReset, 502, "UPSTREAM_RESET")                           \
-  X(UpstreamProtocol, 502, "UPSTREAM_PROTOCOL_ERROR")               \
-  X(ServiceUnavailable, 503, "SERVICE_UNAVAILABLE")                 \
+// What went wrong, as the client is told: the HTTP status and the machine code on the wire. The
+// core's codes are the static members below; a plugin defines its own codes the same way, as
+// constants in its folder (e.g. `inline constexpr core::ErrorCode kRateLimitExceeded{429,
+// "RATE_LIMIT_EXCEEDED"}`), so the core names none of them.
+struct ErrorCode {
+  uint16_t status = 500;
+  std::string_view wire = "INTERNAL_ERROR";
+  friend constexpr bool operator==(const ErrorCode&, const ErrorCode&) = default;
+
+// One line per core code: name, HTTP status, machine code on the wire.
+#define GW_ERROR_CODES(X)                                    \
+  X(BadRequest, 400, "BAD_REQUEST")                          \
+  X(MissingHost, 400, "MISSING_HOST")                        \
+  X(InvalidPath, 400, "INVALID_PATH")                        \
+  X(RequestTimeout, 408, "REQUEST_TIMEOUT")                  \
+  X(PayloadTooLarge, 413, "PAYLOAD_TOO_LARGE")               \
+  X(UriTooLong, 414, "URI_TOO_LONG")                         \
+  X(HeadersTooLarge, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE") \
+  X(MethodNotAllowed, 405, "METHOD_NOT_ALLOWED")             \
+  X(RouteNotFound, 404, "ROUTE_NOT_FOUND")                   \
+  X(ExpectationFailed, 417, "EXPECTATION_FAILED")            \
+  X(NotImplemented, 501, "NOT_IMPLEMENTED")                  \
+  X(UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED")   \
+  X(UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE")        \
+  X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT") \
+  X(UpstreamTimeout, 504, "UPSTREAM_TIMEOUT")                \
+  X(UpstreamReset, 502, "UPSTREAM_RESET")                    \
+  X(UpstreamProtocol, 502, "UPSTREAM_PROTOCOL_ERROR")        \
+  X(ServiceUnavailable, 503, "SERVICE_UNAVAILABLE")          \
   X(Internal, 500, "INTERNAL_ERROR")
 
-enum class ErrorCode : uint8_t {
-#define GW_ERROR_ENUM(name, status, wire) name,
-  GW_ERROR_CODES(GW_ERROR_ENUM)
-#undef GW_ERROR_ENUM
+#define GW_ERROR_DECLARE(name, status, wire) static const ErrorCode name;
+  GW_ERROR_CODES(GW_ERROR_DECLARE)
+#undef GW_ERROR_DECLARE
 };
+
+#define GW_ERROR_DEFINE(name, status, wire) \
+  inline constexpr ErrorCode ErrorCode::name{status, wire};
+GW_ERROR_CODES(GW_ERROR_DEFINE)
+#undef GW_ERROR_DEFINE
 
 // Whether a failed upstream attempt may be repeated on another connection, as far as the
 // request's delivery goes (the Forwarder adds the method, the body and its retry budget).
@@ -69,8 +75,8 @@ struct Error {
   static Error internal(std::string message) { return {ErrorCode::Internal, std::move(message)}; }
 };
 
-int httpStatus(ErrorCode code);
-std::string_view wireCode(ErrorCode code);
+inline int httpStatus(const ErrorCode& code) { return code.status; }
+inline std::string_view wireCode(const ErrorCode& code) { return code.wire; }
 
 // A value or an Error; the data plane returns these instead of throwing.
 template <typename T>

@@ -7,11 +7,11 @@
 #include <string>
 #include <utility>
 
-#include "gateway/admin/admin_query.h"
 #include "gateway/core/json.h"
 #include "gateway/core/log.h"
 #include "gateway/observability/process_metrics.h"
 #include "gateway/plugin/plugin.h"
+#include "gateway/plugin/registry.h"
 
 namespace gw::core {
 
@@ -274,50 +274,41 @@ void Server::handle(const admin::Request& request, std::function<void(admin::Res
     response.allow = std::move(allow);
     done(std::move(response));
   };
-  if (request.path == "/cache") {
-    if (request.method != "DELETE") return methodNotAllowed("DELETE");
-    return done(purgeCaches(request.query));
+  std::string known = "admin endpoints: /metrics /health /ready /status";
+  for (const auto& factory : snapshot_->plugins->factories()) {
+    for (const plugin::AdminEndpoint& endpoint : factory->adminEndpoints()) {
+      if (request.path == endpoint.path) {
+        if (request.method != endpoint.method) return methodNotAllowed(std::string(endpoint.method));
+        return done(pluginEndpoint(*factory, endpoint, request.query));
+      }
+      known.append(", ").append(endpoint.method).append(" ").append(endpoint.path);
+    }
   }
   if (request.method != "GET" && request.method != "HEAD") return methodNotAllowed("GET, HEAD");
   if (request.path == "/health") return done(jsonResponse(200, "{\"status\":\"alive\"}\n"));
   if (request.path == "/ready") return done(readiness());
   if (request.path == "/status") return done(status());
   if (request.path == "/metrics") return collectMetrics(std::move(done));
-  done(admin::errorResponse(404, "NOT_FOUND",
-                            "admin endpoints: /metrics /health /ready /status, DELETE /cache"));
+  done(admin::errorResponse(404, "NOT_FOUND", known));
 }
 
-admin::Response Server::purgeCaches(std::string_view query) const {
-  const auto purge = admin::parsePurgeQuery(query);
-  if (!purge) return admin::errorResponse(400, "BAD_REQUEST", purge.error().message);
-  const config::Config& config = snapshot_->config;
-  // A global binding is one settings object shared by every route's list: purge each store once.
-  std::vector<plugin::Purgeable*> stores;
-  auto collect = [&](const std::vector<config::PluginBinding>& bindings) {
-    for (const config::PluginBinding& binding : bindings) {
-      plugin::Purgeable* store = binding.settings ? plugin::settingsOf(binding).purgeable() : nullptr;
-      if (store && std::find(stores.begin(), stores.end(), store) == stores.end()) {
-        stores.push_back(store);
+admin::Response Server::pluginEndpoint(const plugin::Factory& factory,
+                                       const plugin::AdminEndpoint& endpoint,
+                                       std::string_view query) const {
+  std::vector<plugin::BoundRoute> routes;
+  for (const config::RouteConfig& route : snapshot_->config.routes) {
+    plugin::BoundRoute& bound = routes.emplace_back();
+    bound.name = route.name;
+    // The route's list begins with the global list's bindings.
+    for (const config::PluginBinding& binding : route.plugins) {
+      if (binding.type == &factory && binding.settings) {
+        bound.settings.push_back(&plugin::settingsOf(binding));
       }
     }
-  };
-  if (purge->route) {
-    const auto route = std::find_if(config.routes.begin(), config.routes.end(),
-                                    [&](const auto& r) { return r.name == *purge->route; });
-    if (route == config.routes.end()) {
-      return admin::errorResponse(404, "NOT_FOUND", "no route named '" + *purge->route + "'");
-    }
-    collect(route->plugins);  // the global list included: its caches serve this route too
-  } else {
-    collect(config.plugins);
-    for (const config::RouteConfig& route : config.routes) collect(route.plugins);
   }
-  std::size_t purged = 0;
-  for (plugin::Purgeable* store : stores) {
-    purged += store->purge(purge->host, purge->path, purge->prefix);
-  }
-  log::info("admin cache purge", {{"query", query}, {"purged", std::to_string(purged)}});
-  return jsonResponse(200, "{\"purged\":" + std::to_string(purged) + "}\n");
+  auto answer = endpoint.handle(query, routes);
+  if (!answer) return admin::errorResponse(answer.error().code, answer.error().message);
+  return jsonResponse(200, std::move(*answer));
 }
 
 admin::Response Server::readiness() const {

@@ -36,7 +36,10 @@ class Server final : public admin::Service {
   admin::Response readiness() const;
   admin::Response status() const;
   // Runs the purge here, on the admin thread: the caches' stores are thread-safe.
-  admin::Response purgeCaches(std::string_view query) const;
+  // An admin endpoint a plugin type offers, over the live configuration's routes.
+  admin::Response pluginEndpoint(const plugin::Factory& factory,
+                                 const plugin::AdminEndpoint& endpoint,
+                                 std::string_view query) const;
 
   void handleSignals();
   static void onSignal(evutil_socket_t signal, short what, void* arg);

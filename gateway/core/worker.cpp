@@ -56,7 +56,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const runtime::Snapshot> snapshot
                               timeouts_.get(route.timeouts.send)});
     auto& views = pluginStateViews_.emplace_back();
     for (const auto& binding : route.plugins) {
-      pluginStates_.push_back(plugin::factoryOf(binding).makeWorkerState(plugin::settingsOf(binding), *this));
+      pluginStates_.push_back(
+          plugin::factoryOf(binding).makeWorkerState(plugin::settingsOf(binding), dispatcher_));
       views.push_back(pluginStates_.back().get());
     }
   };
@@ -101,8 +102,6 @@ void Worker::stopAsync() {
     reactor_.stop();
   });
 }
-
-int64_t Worker::nowMs() const { return nowUs() / 1000; }
 
 int64_t Worker::nowUs() const {
   timeval now;

@@ -18,6 +18,7 @@
 #include "gateway/core/reactor.h"
 #include "gateway/core/recycler.h"
 #include "gateway/core/timeouts.h"
+#include "gateway/core/worker_dispatcher.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
@@ -81,6 +82,8 @@ class Worker {
   // Finished spans for export, handed over in batches; null when export is off.
   observability::SpanBatch* spans() { return spans_ ? &*spans_ : nullptr; }
 
+  // What plugins may use of this worker (post, timers, clock).
+  plugin::Dispatcher& dispatcher() { return dispatcher_; }
   // For the connections of this worker (its thread only).
   event_base* base() const { return reactor_.base(); }
   Graveyard& graveyard() { return graveyard_; }
@@ -97,7 +100,7 @@ class Worker {
   const timeval* headerTimeout() const { return headerTimeout_; }
   const timeval* bodyTimeout() const { return bodyTimeout_; }
   const timeval* idleTimeout() const { return idleTimeout_; }
-  int64_t nowMs() const;
+  int64_t nowMs() const { return dispatcher_.nowMs(); }
   // Microseconds on the loop's cached clock (refreshed each loop turn), for durations.
   int64_t nowUs() const;
   uint64_t nextRequestSeq() { return ++requestSeq_; }
@@ -140,6 +143,7 @@ class Worker {
   unsigned index_;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
   Reactor reactor_;
+  WorkerDispatcher dispatcher_{reactor_};
   // Before anything that returns objects to them on destruction.
   BlockRecycler blocks_{kRecycled};
   BlockRecycler upstreamBlocks_{kRecycled / 4};

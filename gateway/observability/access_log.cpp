@@ -13,10 +13,10 @@ namespace {
 using Field = AccessLogFormat::Field;
 
 constexpr std::array<std::string_view, AccessLogFormat::kFieldCount> kFieldNames = {
-    "time",   "request_id", "trace_id",  "span_id",     "client",
-    "method", "path",       "route",     "upstream",    "backend",
-    "status", "bytes_in",   "bytes_out", "duration_ms", "upstream_duration_ms",
-    "cache",  "rate_limit", "error",     "user_agent",  "headers",
+    "time",   "request_id", "trace_id",   "span_id",     "client",
+    "method", "path",       "route",      "upstream",    "backend",
+    "status", "bytes_in",   "bytes_out",  "duration_ms", "upstream_duration_ms",
+    "",       "error",      "user_agent", "headers",
 };
 
 constexpr std::string_view kMask = "***";
@@ -320,12 +320,8 @@ void appendField(std::string& out, Field field, const AccessLogRecord& r,
         appendMillis(out, r.upstream_duration_us);
       }
       break;
-    case Field::Cache:
-      appendTrustedOrNull(out, r.cache);
-      break;
-    case Field::RateLimit:
-      appendTrustedOrNull(out, r.rate_limit);
-      break;
+    case Field::Plugins:
+      break;  // appendAccessLine() writes each plugin field by its slot
     case Field::Error:
       appendTrustedOrNull(out, r.error);
       break;
@@ -342,7 +338,9 @@ void appendField(std::string& out, Field field, const AccessLogRecord& r,
 
 std::optional<Field> AccessLogFormat::fieldByName(std::string_view name) {
   for (std::size_t i = 0; i < kFieldNames.size(); ++i) {
-    if (kFieldNames[i] == name) return static_cast<Field>(i);
+    if (kFieldNames[i] == name && static_cast<Field>(i) != Field::Plugins) {
+      return static_cast<Field>(i);
+    }
   }
   return std::nullopt;
 }
@@ -351,27 +349,52 @@ std::string_view AccessLogFormat::fieldName(Field field) {
   return kFieldNames[static_cast<std::size_t>(field)];
 }
 
-AccessLogFormat::AccessLogFormat()
-    : maskedHeaders_{"authorization", "proxy-authorization", "cookie", "set-cookie"},
+AccessLogFormat::AccessLogFormat(std::span<const std::string_view> pluginFields)
+    : pluginFields_(pluginFields.begin(), pluginFields.end()),
+      pluginOn_(pluginFields.size(), true),
+      maskedHeaders_{"authorization", "proxy-authorization", "cookie", "set-cookie"},
       maskedQueryParams_{"api_key", "token", "password", "access_token", "secret"} {
   fields_.set();
   planKeys();
 }
 
-void AccessLogFormat::setFields(std::span<const Field> fields) {
+void AccessLogFormat::setFields(std::span<const std::string> names) {
   fields_.reset();
-  for (Field field : fields) fields_.set(static_cast<std::size_t>(field));
+  pluginOn_.assign(pluginFields_.size(), false);
+  for (const std::string& name : names) {
+    if (const auto field = fieldByName(name)) fields_.set(static_cast<std::size_t>(*field));
+    for (std::size_t slot = 0; slot < pluginFields_.size(); ++slot) {
+      if (pluginFields_[slot] == name) pluginOn_[slot] = true;
+    }
+  }
   planKeys();
+}
+
+bool AccessLogFormat::has(std::string_view name) const {
+  if (const auto field = fieldByName(name)) return fields_.test(static_cast<std::size_t>(*field));
+  for (std::size_t slot = 0; slot < pluginFields_.size(); ++slot) {
+    if (pluginFields_[slot] == name) return pluginOn_[slot];
+  }
+  return false;
 }
 
 void AccessLogFormat::planKeys() {
   keys_.clear();
-  for (std::size_t i = 0; i < kFieldCount; ++i) {
-    if (!fields_.test(i)) continue;
+  const auto addKey = [&](Field field, std::size_t slot, std::string_view name) {
     std::string key = keys_.empty() ? "{\"" : ",\"";
-    key += kFieldNames[i];
+    key += name;
     key += "\":";
-    keys_.emplace_back(static_cast<Field>(i), std::move(key));
+    keys_.push_back({field, static_cast<uint8_t>(slot), std::move(key)});
+  };
+  for (std::size_t i = 0; i < kFieldCount; ++i) {
+    const auto field = static_cast<Field>(i);
+    if (field == Field::Plugins) {
+      for (std::size_t slot = 0; slot < pluginFields_.size(); ++slot) {
+        if (pluginOn_[slot]) addKey(field, slot, pluginFields_[slot]);
+      }
+    } else if (fields_.test(i)) {
+      addKey(field, 0, kFieldNames[i]);
+    }
   }
 }
 
@@ -397,9 +420,15 @@ bool AccessLogFormat::queryParamMasked(std::string_view encodedName) const {
 void appendAccessLine(const AccessLogRecord& record, const AccessLogFormat& format,
                       std::string& out) {
   if (format.keys().empty()) out.push_back('{');
-  for (const auto& [field, key] : format.keys()) {
-    out.append(key);
-    appendField(out, field, record, format);
+  for (const AccessLogFormat::Key& key : format.keys()) {
+    out.append(key.text);
+    if (key.field != Field::Plugins) {
+      appendField(out, key.field, record, format);
+    } else {
+      appendTrustedOrNull(out, key.slot < record.plugin_fields.size()
+                                   ? record.plugin_fields[key.slot]
+                                   : std::string_view());
+    }
   }
   out.append("}\n");
 }

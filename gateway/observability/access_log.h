@@ -44,8 +44,9 @@ struct AccessLogRecord {
   uint64_t bytes_out = 0;
   int64_t duration_us = 0;
   int64_t upstream_duration_us = -1;  // -1: no upstream was involved
-  std::string_view cache;             // cache result, e.g. "hit" / "miss"
-  std::string_view rate_limit;        // "allowed" / "rejected" / "shadow"
+  // The plugins' fields, by slot (AccessLogFormat's plugin fields): static strings, set by the
+  // plugins' own code; empty (or missing) is null.
+  std::span<const std::string_view> plugin_fields;
   std::string_view error;             // wire error code, e.g. "UPSTREAM_TIMEOUT"
   std::string_view user_agent;
   std::span<const AccessLogHeader> headers;  // the request headers the operator asked to log
@@ -71,24 +72,27 @@ class AccessLogFormat {
     BytesOut,
     DurationMs,
     UpstreamDurationMs,
-    Cache,
-    RateLimit,
+    Plugins,  // not a key itself: where the plugins' fields go, in their order
     Error,
     UserAgent,
     Headers,
   };
   static constexpr std::size_t kFieldCount = static_cast<std::size_t>(Field::Headers) + 1;
 
-  // For the config loader: a configured field name -> Field, nullopt if unknown.
+  // For the config loader: a configured field name -> one of the core's Fields, nullopt if
+  // unknown (plugins' field names are the registry's).
   static std::optional<Field> fieldByName(std::string_view name);
   static std::string_view fieldName(Field field);
 
-  // All fields on; masked headers: authorization, proxy-authorization, cookie, set-cookie;
-  // masked query parameters: api_key, token, password, access_token, secret.
-  AccessLogFormat();
+  // All fields on, the plugins' (names, by slot; static strings) included; masked headers:
+  // authorization, proxy-authorization, cookie, set-cookie; masked query parameters: api_key,
+  // token, password, access_token, secret.
+  explicit AccessLogFormat(std::span<const std::string_view> pluginFields = {});
 
-  void setFields(std::span<const Field> fields);  // exactly these, in the fixed order
-  bool has(Field field) const { return fields_.test(static_cast<std::size_t>(field)); }
+  // Exactly these (the core's or the plugins' field names), in the fixed order; names neither
+  // knows were refused at load and are ignored here.
+  void setFields(std::span<const std::string> names);
+  bool has(std::string_view name) const;
 
   // Adds to the always-masked set; names compare case-insensitively.
   void addMaskedHeader(std::string_view name);
@@ -98,14 +102,21 @@ class AccessLogFormat {
 
   bool headerMasked(std::string_view name) const;
   // The fields on, in order, each with its key text ready to copy: `{"time":`, `,"status":`.
-  const std::vector<std::pair<Field, std::string>>& keys() const { return keys_; }
+  struct Key {
+    Field field;
+    uint8_t slot;  // Field::Plugins: which plugin field
+    std::string text;
+  };
+  const std::vector<Key>& keys() const { return keys_; }
   bool queryParamMasked(std::string_view encodedName) const;
 
  private:
   void planKeys();
 
   std::bitset<kFieldCount> fields_;
-  std::vector<std::pair<Field, std::string>> keys_;
+  std::vector<std::string_view> pluginFields_;
+  std::vector<bool> pluginOn_;
+  std::vector<Key> keys_;
   std::vector<std::string> maskedHeaders_;      // lower-case
   std::vector<std::string> maskedQueryParams_;  // lower-case
 };

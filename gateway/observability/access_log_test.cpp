@@ -47,6 +47,10 @@ const std::array<obs::AccessLogHeader, 4> kSecretHeaders = {{
     {"X-Tenant", "acme"},
 }};
 
+// Plugins' fields as the registry gives them (names by slot) and values a record carries.
+constexpr std::string_view kPluginFields[] = {"cache", "rate_limit"};
+constexpr std::string_view kPluginValues[] = {"miss", "allowed"};
+
 obs::AccessLogRecord fullRecord() {
   obs::AccessLogRecord r;
   r.time_us = 1795838706'789123;  // 2026-11-28T04:05:06.789123Z
@@ -65,8 +69,7 @@ obs::AccessLogRecord fullRecord() {
   r.bytes_out = 4567;
   r.duration_us = 12345;
   r.upstream_duration_us = 10001;
-  r.cache = "miss";
-  r.rate_limit = "allowed";
+  r.plugin_fields = kPluginValues;
   r.user_agent = "curl/8.0";
   return r;
 }
@@ -76,8 +79,10 @@ obs::AccessLogRecord fullRecord() {
 TEST_CASE("AccessLogFormat::fieldByName knows exactly the JSON keys") {
   for (std::size_t i = 0; i < obs::AccessLogFormat::kFieldCount; ++i) {
     const auto field = static_cast<Field>(i);
+    if (field == Field::Plugins) continue;  // a place in the order, not a key
     CHECK(obs::AccessLogFormat::fieldByName(obs::AccessLogFormat::fieldName(field)) == field);
   }
+  CHECK_FALSE(obs::AccessLogFormat::fieldByName("cache").has_value());  // a plugin's
   CHECK(obs::AccessLogFormat::fieldByName("duration_ms") == Field::DurationMs);
   CHECK(obs::AccessLogFormat::fieldByName("headers") == Field::Headers);
   CHECK_FALSE(obs::AccessLogFormat::fieldByName("Time").has_value());
@@ -85,8 +90,8 @@ TEST_CASE("AccessLogFormat::fieldByName knows exactly the JSON keys") {
   CHECK_FALSE(obs::AccessLogFormat::fieldByName("").has_value());
 }
 
-TEST_CASE("appendAccessLine writes every field in the fixed order") {
-  obs::AccessLogFormat format;
+TEST_CASE("appendAccessLine writes every field in the fixed order, the plugins' in theirs") {
+  const obs::AccessLogFormat format(kPluginFields);
   const std::string line = lineOf(fullRecord(), format);
   rapidjson::Document doc = parseLine(line);
 
@@ -94,8 +99,14 @@ TEST_CASE("appendAccessLine writes every field in the fixed order") {
   for (const auto& member : doc.GetObject()) keys.emplace_back(member.name.GetString());
   std::vector<std::string> expected;
   for (std::size_t i = 0; i < obs::AccessLogFormat::kFieldCount; ++i) {
-    expected.emplace_back(obs::AccessLogFormat::fieldName(static_cast<Field>(i)));
+    if (static_cast<Field>(i) == Field::Plugins) {
+      expected.insert(expected.end(), std::begin(kPluginFields), std::end(kPluginFields));
+    } else {
+      expected.emplace_back(obs::AccessLogFormat::fieldName(static_cast<Field>(i)));
+    }
   }
+  CHECK(expected[15] == "cache");  // between upstream_duration_ms and error, as always
+  CHECK(expected[17] == "error");
   CHECK(keys == expected);
 
   CHECK(std::string(doc["time"].GetString()) == "2026-11-28T04:05:06.789Z");
@@ -129,7 +140,7 @@ TEST_CASE("absent values are null; durations keep three decimals") {
   r.status = 502;
   r.duration_us = 7;
   r.error = "UPSTREAM_UNAVAILABLE";
-  const std::string line = lineOf(r, obs::AccessLogFormat());
+  const std::string line = lineOf(r, obs::AccessLogFormat(kPluginFields));
   rapidjson::Document doc = parseLine(line);
   CHECK(std::string(doc["time"].GetString()) == "2024-02-29T23:59:59.999Z");
   for (const char* key : {"request_id", "trace_id", "span_id", "client", "route", "upstream",
@@ -153,14 +164,17 @@ TEST_CASE("absent values are null; durations keep three decimals") {
 }
 
 TEST_CASE("setFields keeps only the chosen keys, still in the fixed order") {
-  obs::AccessLogFormat format;
-  const std::array<Field, 3> fields = {Field::Status, Field::Time, Field::Path};
+  obs::AccessLogFormat format(kPluginFields);
+  const std::array<std::string, 4> fields = {"rate_limit", "status", "time", "path"};
   format.setFields(fields);
-  CHECK(format.has(Field::Status));
-  CHECK_FALSE(format.has(Field::Method));
+  CHECK(format.has("status"));
+  CHECK(format.has("rate_limit"));
+  CHECK_FALSE(format.has("method"));
+  CHECK_FALSE(format.has("cache"));
   const std::string line = lineOf(fullRecord(), format);
   CHECK(line ==
-        "{\"time\":\"2026-11-28T04:05:06.789Z\",\"path\":\"/api/items?x=1&y=2\",\"status\":200}\n");
+        "{\"time\":\"2026-11-28T04:05:06.789Z\",\"path\":\"/api/items?x=1&y=2\",\"status\":200,"
+        "\"rate_limit\":\"allowed\"}\n");
 
   format.setFields({});
   CHECK(lineOf(fullRecord(), format) == "{}\n");

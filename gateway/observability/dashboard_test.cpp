@@ -12,8 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "test/support/files.h"
 #include "gateway/observability/metrics.h"
+#include "gateway/plugin/registry.h"
+#include "test/support/files.h"
 
 namespace obs = gw::observability;
 
@@ -86,9 +87,11 @@ TEST_CASE("the Grafana dashboard is valid JSON and queries only exported metric 
   auto layout = std::make_shared<obs::MetricsLayout>();
   layout->routes = {"r"};
   layout->upstreams = {{"u", {"127.0.0.1:1"}}};
+  const auto plugins = gw::plugin::Registry::builtin().counterFamilies();
+  layout->routeCounters.assign(plugins.begin(), plugins.end());
   std::string exposition;
   obs::renderPrometheus(obs::WorkerMetrics(layout), {}, {}, exposition);
-  const auto families = obs::metricFamilyNames();
+  const auto families = obs::metricFamilyNames(*layout);
   const auto exported = [&](const std::string& name) {
     return std::find(families.begin(), families.end(), name) != families.end();
   };
@@ -130,7 +133,7 @@ TEST_CASE("the dashboard check catches a name gatewayd does not export") {
   const std::vector<std::string> names = metricNames(
       "sum(rate(gatewayd_http_requests_totl{code=~\"5..\",x=\"a \\\" process_fake\"}[5m]))");
   CHECK(names == std::vector<std::string>{"gatewayd_http_requests_totl"});
-  const auto families = obs::metricFamilyNames();
+  const auto families = obs::metricFamilyNames(obs::MetricsLayout());
   CHECK(std::find(families.begin(), families.end(), names.at(0)) == families.end());
   CHECK(metricNames("process_open_fds / process_max_fds") ==
         std::vector<std::string>{"process_open_fds", "process_max_fds"});

@@ -26,17 +26,17 @@ uint64_t& requestCount(std::vector<RouteMetrics::RequestCount>& requests, uint8_
 
 // ---- merging ----
 
-void mergeRoute(RouteMetrics& into, const RouteMetrics& from) {
+// Plugin counters are summed only between shards of the same families (a registry is fixed for
+// the life of the process, so across a reload too).
+void mergeRoute(RouteMetrics& into, const RouteMetrics& from, bool sameCounters) {
   for (const RouteMetrics::RequestCount& entry : from.requests) {
     requestCount(into.requests, entry.method, entry.code) += entry.count;
   }
   into.duration.merge(from.duration);
   into.request_bytes += from.request_bytes;
   into.response_bytes += from.response_bytes;
-  into.rate_limit_rejections += from.rate_limit_rejections;
-  into.rate_limit_shadow_exceeded += from.rate_limit_shadow_exceeded;
-  for (std::size_t i = 0; i < into.cache.size(); ++i) into.cache[i] += from.cache[i];
-  into.schema_validation_failures += from.schema_validation_failures;
+  if (!sameCounters) return;
+  for (std::size_t i = 0; i < into.counters.size(); ++i) into.counters[i] += from.counters[i];
 }
 
 // Everything but the per-backend counters, which the caller matches up.
@@ -168,8 +168,9 @@ struct Family {
   void (*write)(Scrape&, std::string_view name);
 };
 
-// Every family, in exposition order: the one list both the renderer and metricFamilyNames() use.
-constexpr Family kFamilies[] = {
+// The core's families, in exposition order: the lists both the renderer and metricFamilyNames()
+// use.
+constexpr Family kRouteFamilies[] = {
     {"gatewayd_http_requests_total", "counter",
      "HTTP requests answered, by route, method and status code.",
      [](Scrape& s, std::string_view name) {
@@ -197,31 +198,10 @@ constexpr Family kFamilies[] = {
      [](Scrape& s, std::string_view name) { s.perRoute(name, &RouteMetrics::request_bytes); }},
     {"gatewayd_response_bytes_total", "counter", "Response bytes sent to clients, by route.",
      [](Scrape& s, std::string_view name) { s.perRoute(name, &RouteMetrics::response_bytes); }},
-    {"gatewayd_rate_limit_rejections_total", "counter",
-     "Requests rejected by an enforced rate limit, by route.",
-     [](Scrape& s, std::string_view name) {
-       s.perRoute(name, &RouteMetrics::rate_limit_rejections);
-     }},
-    {"gatewayd_rate_limit_shadow_exceeded_total", "counter",
-     "Requests over a shadow-mode rate limit (let through), by route.",
-     [](Scrape& s, std::string_view name) {
-       s.perRoute(name, &RouteMetrics::rate_limit_shadow_exceeded);
-     }},
-    {"gatewayd_cache_requests_total", "counter", "Cache lookups by route and result.",
-     [](Scrape& s, std::string_view name) {
-       for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
-         for (std::size_t r = 0; r < kCacheResultNames.size(); ++r) {
-           s.routeLabel(i);
-           appendLabel(s.labels, "result", kCacheResultNames[r]);
-           s.sample(name, s.total.routes[i].cache[r]);
-         }
-       }
-     }},
-    {"gatewayd_schema_validation_failures_total", "counter",
-     "Requests rejected by schema validation, by route.",
-     [](Scrape& s, std::string_view name) {
-       s.perRoute(name, &RouteMetrics::schema_validation_failures);
-     }},
+};
+
+// After the route families above, the plugins' (MetricsLayout::routeCounters), then these.
+constexpr Family kLaterFamilies[] = {
     {"gatewayd_upstream_request_duration_seconds", "histogram",
      "Time from sending a request upstream to its complete response, by upstream.",
      [](Scrape& s, std::string_view name) {
@@ -330,16 +310,47 @@ constexpr Family kFamilies[] = {
      }},
 };
 
-constexpr auto kFamilyNames = [] {
-  std::array<std::string_view, std::size(kFamilies)> names;
-  for (std::size_t i = 0; i < names.size(); ++i) names[i] = kFamilies[i].name;
-  return names;
-}();
+void writeHeader(std::string& out, std::string_view name, std::string_view type,
+                 std::string_view help) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void writeFamilies(Scrape& scrape, std::span<const Family> families) {
+  for (const Family& family : families) {
+    writeHeader(scrape.out, family.name, family.type, family.help);
+    family.write(scrape, family.name);
+  }
+}
+
+// Each route's series of each plugin family, from the route's block of plugin counters.
+void writePluginFamilies(Scrape& s) {
+  std::size_t first = 0;  // the family's first slot
+  for (const CounterFamily& family : s.total.layout->routeCounters) {
+    writeHeader(s.out, family.name, "counter", family.help);
+    for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
+      for (std::size_t v = 0; v < family.series(); ++v) {
+        s.routeLabel(i);
+        if (!family.label.empty()) appendLabel(s.labels, family.label, family.values[v]);
+        s.sample(family.name, s.total.routes[i].counters[first + v]);
+      }
+    }
+    first += family.series();
+  }
+}
 
 }  // namespace
 
-std::shared_ptr<const MetricsLayout> MetricsLayout::fromConfig(const config::Config& config) {
+std::size_t MetricsLayout::routeCounterSlots() const {
+  std::size_t slots = 0;
+  for (const CounterFamily& family : routeCounters) slots += family.series();
+  return slots;
+}
+
+std::shared_ptr<const MetricsLayout> MetricsLayout::fromConfig(
+    const config::Config& config, std::span<const CounterFamily> routeCounters) {
   auto layout = std::make_shared<MetricsLayout>();
+  layout->routeCounters.assign(routeCounters.begin(), routeCounters.end());
   for (const config::RouteConfig& route : config.routes) layout->routes.push_back(route.name);
   for (const config::UpstreamConfig& upstream : config.upstreams) {
     Upstream& names = layout->upstreams.emplace_back();
@@ -361,6 +372,7 @@ WorkerMetrics::WorkerMetrics(std::shared_ptr<const MetricsLayout> layoutIn)
     : layout(std::move(layoutIn)),
       routes(layout->routes.size()),
       upstreams(layout->upstreams.size()) {
+  for (RouteMetrics& route : routes) route.counters.resize(layout->routeCounterSlots());
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
     upstreams[i].backends.resize(layout->upstreams[i].backends.size());
   }
@@ -375,10 +387,11 @@ int WorkerMetrics::methodIndex(std::string_view method) {
 
 void WorkerMetrics::merge(const WorkerMetrics& other) {
   const bool sameLayout = layout == other.layout || *layout == *other.layout;
+  const bool sameCounters = sameLayout || layout->routeCounters == other.layout->routeCounters;
   for (std::size_t from = 0; from < other.routes.size(); ++from) {
     const std::size_t into =
         sameLayout ? from : indexOf(layout->routes, other.layout->routes[from]);
-    if (into != kNotFound) mergeRoute(routes[into], other.routes[from]);
+    if (into != kNotFound) mergeRoute(routes[into], other.routes[from], sameCounters);
   }
   for (std::size_t from = 0; from < other.upstreams.size(); ++from) {
     const MetricsLayout::Upstream& names = other.layout->upstreams[from];
@@ -401,13 +414,17 @@ void renderPrometheus(const WorkerMetrics& total, const GlobalMetrics& global,
                       const ProcessSample& process, std::string& out) {
   out.clear();
   Scrape scrape{total, global, process, out, {}};
-  for (const Family& family : kFamilies) {
-    out.append("# HELP ").append(family.name).append(" ").append(family.help).append("\n");
-    out.append("# TYPE ").append(family.name).append(" ").append(family.type).append("\n");
-    family.write(scrape, family.name);
-  }
+  writeFamilies(scrape, kRouteFamilies);
+  writePluginFamilies(scrape);
+  writeFamilies(scrape, kLaterFamilies);
 }
 
-std::span<const std::string_view> metricFamilyNames() { return kFamilyNames; }
+std::vector<std::string_view> metricFamilyNames(const MetricsLayout& layout) {
+  std::vector<std::string_view> names;
+  for (const Family& family : kRouteFamilies) names.push_back(family.name);
+  for (const CounterFamily& family : layout.routeCounters) names.push_back(family.name);
+  for (const Family& family : kLaterFamilies) names.push_back(family.name);
+  return names;
+}
 
 }  // namespace gw::observability

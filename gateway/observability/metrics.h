@@ -6,6 +6,7 @@
 // (method, status) pair). At scrape the admin thread has every worker copy its shard, merges the
 // copies into one total and renders it with the process-wide GlobalMetrics and a ProcessSample.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +25,20 @@ struct Config;
 
 namespace gw::observability {
 
+// A counter family a plugin type declares (plugin::Factory::counters()): one series per route,
+// or per route and value of `label`. Names are static strings.
+struct CounterFamily {
+  std::string_view name;  // e.g. "gatewayd_cache_requests_total"
+  std::string_view help;
+  std::string_view label;                    // "" for route only, e.g. "result"
+  std::span<const std::string_view> values;  // the label's values, one series each
+  std::size_t series() const { return label.empty() ? 1 : values.size(); }
+  friend bool operator==(const CounterFamily& a, const CounterFamily& b) {
+    return a.name == b.name && a.help == b.help && a.label == b.label &&
+           std::equal(a.values.begin(), a.values.end(), b.values.begin(), b.values.end());
+  }
+};
+
 // The label values of a shard: index i of `routes` names WorkerMetrics::routes[i], and so on.
 // Immutable and shared (by shards and their scrape copies), so a copy never duplicates names.
 struct MetricsLayout {
@@ -34,18 +49,19 @@ struct MetricsLayout {
   };
   std::vector<std::string> routes;  // index = index in config::Config::routes
   std::vector<Upstream> upstreams;  // index = index in config::Config::upstreams
+  // The plugins' families; every route has a counter for each of their series, in this order.
+  std::vector<CounterFamily> routeCounters;
   bool operator==(const MetricsLayout&) const = default;
+  std::size_t routeCounterSlots() const;
 
-  static std::shared_ptr<const MetricsLayout> fromConfig(const config::Config& config);
+  // `routeCounters` from the registry the configuration was loaded with.
+  static std::shared_ptr<const MetricsLayout> fromConfig(
+      const config::Config& config, std::span<const CounterFamily> routeCounters);
 };
 
 // Methods outside this fixed set count as "OTHER", so the method label stays bounded.
 inline constexpr std::array<std::string_view, 10> kMethodNames = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"};
-
-enum class CacheResult : uint8_t { Hit, Miss, Stale, Bypass };
-inline constexpr std::array<std::string_view, 4> kCacheResultNames = {"hit", "miss", "stale",
-                                                                      "bypass"};
 
 enum class UpstreamErrorKind : uint8_t { Connect, Timeout, Reset, Protocol };
 inline constexpr std::array<std::string_view, 4> kUpstreamErrorKindNames = {"connect", "timeout",
@@ -60,17 +76,13 @@ struct RouteMetrics {
 
   // `methodIndex` from WorkerMetrics::methodIndex(); `code` is the status sent downstream.
   void countRequest(int methodIndex, int code);
-  void countCache(CacheResult result) { ++cache[static_cast<std::size_t>(result)]; }
 
   // Sparse, sorted by (method, code): a route sees few distinct pairs, so a linear walk is cheap.
   std::vector<RequestCount> requests;
   Histogram duration;  // whole exchange, first request byte to last response byte
   uint64_t request_bytes = 0;
   uint64_t response_bytes = 0;
-  uint64_t rate_limit_rejections = 0;       // enforced: the request was answered 429
-  uint64_t rate_limit_shadow_exceeded = 0;  // shadow mode: over the limit but let through
-  std::array<uint64_t, kCacheResultNames.size()> cache{};  // by CacheResult
-  uint64_t schema_validation_failures = 0;
+  std::vector<uint64_t> counters;  // the plugins' (MetricsLayout::routeCounters), by slot
 };
 
 struct BackendMetrics {
@@ -130,7 +142,8 @@ struct GlobalMetrics {
 void renderPrometheus(const WorkerMetrics& total, const GlobalMetrics& global,
                       const ProcessSample& process, std::string& out);
 
-// Every family name renderPrometheus() writes, in order (histograms without _bucket/_sum/_count).
-std::span<const std::string_view> metricFamilyNames();
+// Every family name renderPrometheus() writes for a shard of this layout, in order (histograms
+// without _bucket/_sum/_count).
+std::vector<std::string_view> metricFamilyNames(const MetricsLayout& layout);
 
 }  // namespace gw::observability

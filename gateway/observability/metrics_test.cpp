@@ -10,15 +10,25 @@
 #include <sstream>
 
 #include "gateway/config/model.h"
+#include "gateway/plugin/registry.h"
 
 namespace obs = gw::observability;
 using obs::WorkerMetrics;
 
 namespace {
 
+// The plugins' counter families, as gatewayd registers them: the cache's (slots 0-3, by
+// result), rate_limit's two (4, 5), schema_validation's (6).
+std::span<const obs::CounterFamily> pluginFamilies() {
+  return gw::plugin::Registry::builtin().counterFamilies();
+}
+constexpr std::size_t kCacheHit = 0, kCacheStale = 2, kRejections = 4, kShadowExceeded = 5,
+                      kSchemaFailures = 6;
+
 std::shared_ptr<const obs::MetricsLayout> tinyLayout() {
   auto layout = std::make_shared<obs::MetricsLayout>();
   layout->routes = {"r"};
+  layout->routeCounters.assign(pluginFamilies().begin(), pluginFamilies().end());
   layout->upstreams = {{"u", {"127.0.0.1:9000"}}};
   return layout;
 }
@@ -92,10 +102,11 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   a.routes[0].request_bytes = 10;
   b.routes[0].request_bytes = 5;
   b.routes[0].response_bytes = 7;
-  a.routes[0].rate_limit_rejections = 1;
-  b.routes[0].rate_limit_shadow_exceeded = 2;
-  b.routes[0].countCache(obs::CacheResult::Stale);
-  a.routes[0].schema_validation_failures = 3;
+  REQUIRE(a.routes[0].counters.size() == 7);
+  a.routes[0].counters[kRejections] = 1;
+  b.routes[0].counters[kShadowExceeded] = 2;
+  b.routes[0].counters[kCacheStale] = 1;
+  a.routes[0].counters[kSchemaFailures] = 3;
   a.upstreams[0].connects = 2;
   b.upstreams[0].reuses = 9;
   b.upstreams[0].countError(obs::UpstreamErrorKind::Reset);
@@ -119,10 +130,7 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   CHECK(route.duration.sumMicros() == 2'100);
   CHECK(route.request_bytes == 15);
   CHECK(route.response_bytes == 7);
-  CHECK(route.rate_limit_rejections == 1);
-  CHECK(route.rate_limit_shadow_exceeded == 2);
-  CHECK(route.cache[static_cast<std::size_t>(obs::CacheResult::Stale)] == 1);
-  CHECK(route.schema_validation_failures == 3);
+  CHECK(route.counters == std::vector<uint64_t>{0, 0, 1, 0, 1, 2, 3});
   const obs::UpstreamMetrics& upstream = total.upstreams[0];
   CHECK(upstream.connects == 2);
   CHECK(upstream.reuses == 9);
@@ -160,6 +168,18 @@ TEST_CASE("merge across a layout change matches routes, upstreams and backends b
   CHECK(carried.upstreams[0].backends[1].requests == 0);
 }
 
+TEST_CASE("plugin counters are summed only between shards of the same families") {
+  auto other = std::make_shared<obs::MetricsLayout>(*tinyLayout());
+  other->routeCounters.pop_back();  // another set of families: slots mean other things
+  WorkerMetrics old(other);
+  old.routes[0].counters[kRejections] = 5;
+  old.routes[0].request_bytes = 9;
+  WorkerMetrics total(tinyLayout());
+  total.merge(old);
+  CHECK(total.routes[0].request_bytes == 9);
+  CHECK(total.routes[0].counters == std::vector<uint64_t>(7, 0));
+}
+
 TEST_CASE("MetricsLayout::fromConfig takes names in config order, IPv6 backends bracketed") {
   gw::config::Config config;
   config.routes.resize(2);
@@ -172,8 +192,10 @@ TEST_CASE("MetricsLayout::fromConfig takes names in config order, IPv6 backends 
   config.upstreams[0].backends[0].port = 9000;
   config.upstreams[0].backends[1].host = "::1";
   config.upstreams[0].backends[1].port = 9001;
-  const auto layout = obs::MetricsLayout::fromConfig(config);
+  const auto layout = obs::MetricsLayout::fromConfig(config, pluginFamilies());
   CHECK(layout->routes == std::vector<std::string>{"api", "route-2"});
+  CHECK(layout->routeCounters.size() == 4);
+  CHECK(layout->routeCounterSlots() == 7);
   REQUIRE(layout->upstreams.size() == 1);
   CHECK(layout->upstreams[0].name == "pool");
   CHECK(layout->upstreams[0].backends == std::vector<std::string>{"127.0.0.1:9000", "[::1]:9001"});
@@ -187,8 +209,8 @@ TEST_CASE("renderPrometheus renders a tiny layout exactly") {
   total.routes[0].duration.observe(1'500);
   total.routes[0].request_bytes = 120;
   total.routes[0].response_bytes = 4096;
-  total.routes[0].rate_limit_rejections = 1;
-  total.routes[0].countCache(obs::CacheResult::Hit);
+  total.routes[0].counters[kRejections] = 1;
+  total.routes[0].counters[kCacheHit] = 1;
   total.upstreams[0].duration.observe(250'000);
   total.upstreams[0].connects = 1;
   total.upstreams[0].reuses = 2;
@@ -240,18 +262,18 @@ gatewayd_request_bytes_total{route="r"} 120
 # HELP gatewayd_response_bytes_total Response bytes sent to clients, by route.
 # TYPE gatewayd_response_bytes_total counter
 gatewayd_response_bytes_total{route="r"} 4096
-# HELP gatewayd_rate_limit_rejections_total Requests rejected by an enforced rate limit, by route.
-# TYPE gatewayd_rate_limit_rejections_total counter
-gatewayd_rate_limit_rejections_total{route="r"} 1
-# HELP gatewayd_rate_limit_shadow_exceeded_total Requests over a shadow-mode rate limit (let through), by route.
-# TYPE gatewayd_rate_limit_shadow_exceeded_total counter
-gatewayd_rate_limit_shadow_exceeded_total{route="r"} 0
 # HELP gatewayd_cache_requests_total Cache lookups by route and result.
 # TYPE gatewayd_cache_requests_total counter
 gatewayd_cache_requests_total{route="r",result="hit"} 1
 gatewayd_cache_requests_total{route="r",result="miss"} 0
 gatewayd_cache_requests_total{route="r",result="stale"} 0
 gatewayd_cache_requests_total{route="r",result="bypass"} 0
+# HELP gatewayd_rate_limit_rejections_total Requests rejected by an enforced rate limit, by route.
+# TYPE gatewayd_rate_limit_rejections_total counter
+gatewayd_rate_limit_rejections_total{route="r"} 1
+# HELP gatewayd_rate_limit_shadow_exceeded_total Requests over a shadow-mode rate limit (let through), by route.
+# TYPE gatewayd_rate_limit_shadow_exceeded_total counter
+gatewayd_rate_limit_shadow_exceeded_total{route="r"} 0
 # HELP gatewayd_schema_validation_failures_total Requests rejected by schema validation, by route.
 # TYPE gatewayd_schema_validation_failures_total counter
 gatewayd_schema_validation_failures_total{route="r"} 0
@@ -365,8 +387,8 @@ TEST_CASE("renderPrometheus writes HELP and TYPE for exactly the families it nam
        at = out.find("# TYPE ", at + 1)) {
     ++types;
   }
-  CHECK(types == obs::metricFamilyNames().size());
-  for (const std::string_view name : obs::metricFamilyNames()) {
+  CHECK(types == obs::metricFamilyNames(*tinyLayout()).size());
+  for (const std::string_view name : obs::metricFamilyNames(*tinyLayout())) {
     INFO(name);
     CHECK(out.find("# HELP " + std::string(name) + " ") != std::string::npos);
     CHECK(out.find("# TYPE " + std::string(name) + " ") != std::string::npos);

@@ -6,6 +6,7 @@
 // every phase, so the YAML reads top to bottom as what happens (as in Kong, unlike Envoy's
 // reversed encoder chain).
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -18,12 +19,11 @@
 
 #include "gateway/config/plugin_catalogue.h"
 #include "gateway/core/error.h"
+#include "gateway/observability/metrics.h"
+#include "gateway/plugin/dispatcher.h"
 
-namespace gw::core {
-class Worker;
-}
-namespace gw::observability {
-struct RouteMetrics;
+namespace YAML {
+class Node;
 }
 
 namespace gw::plugin {
@@ -97,11 +97,26 @@ struct BackgroundRequest {
   std::function<void(BackgroundResponse&)> done;
 };
 
-// What the log phase records of an exchange beyond what the core saw itself (access log fields).
-// Values are static strings.
-struct ExchangeNotes {
-  std::string_view rateLimit;  // "allowed", "rejected", "shadow" (over the limit, let through)
-  std::string_view cache;      // "hit", "miss", "stale", "bypass"
+// What plugins record of an exchange for the access log: one value per log field a plugin type
+// declared (Factory::logFields()), by slot; empty is logged as null. Values are static strings.
+class ExchangeNotes {
+ public:
+  // All plugin types' log fields together (the Registry refuses more).
+  static constexpr std::size_t kMaxFields = 8;
+  std::string_view& operator[](std::size_t slot) { return values_[slot]; }
+  std::string_view operator[](std::size_t slot) const { return values_[slot]; }
+  std::span<const std::string_view> values() const { return values_; }
+
+ private:
+  std::array<std::string_view, kMaxFields> values_{};
+};
+
+// Where a plugin type's counters and log fields begin in the blocks every route (counters) and
+// every exchange (notes) has for all plugin types. The Registry places each type; a factory in
+// no registry (as unit tests use one) starts both at 0.
+struct Slots {
+  uint32_t counters = 0;
+  uint32_t logFields = 0;
 };
 
 class Context {
@@ -134,27 +149,35 @@ class Context {
   // After returning Stop: continue the phase with the next plugin. Same worker thread only. If
   // the plugin answered (reply/replyWith/fail) before resuming, that answer is sent instead.
   virtual void resume() = 0;
-  virtual core::Worker& worker() = 0;
-  // Milliseconds on a monotonic clock, cached per event-loop turn (cheap; use it for windows).
+  // The exchange's worker, as far as a plugin may use it: post, timers, clock.
+  virtual Dispatcher& dispatcher() = 0;
+  // dispatcher().nowMs(), in one call: the clock, cached per event-loop turn.
   virtual int64_t nowMs() const = 0;
   virtual ExchangeNotes& notes() = 0;
-  // The counters of this exchange's route in this worker's metric shard (plain integers).
-  virtual observability::RouteMetrics& routeMetrics() = 0;
-};
-
-// Shared state an operator may clear through the admin interface (the cache's purge).
-class Purgeable {
- public:
-  virtual ~Purgeable() = default;
-  // Drops what is stored for requests to `host` ("" any host) whose path equals `path`, or
-  // starts with it when `prefix`. Returns how many entries went. Any thread.
-  virtual std::size_t purge(std::string_view host, std::string_view path, bool prefix) = 0;
+  // This exchange's route's plugin counters in this worker's metric shard: plain integers of
+  // this thread, summed over workers at scrape. Index: Slots::counters + the counter's number.
+  virtual std::span<uint64_t> counters() = 0;
+  void count(uint32_t slot, uint64_t n = 1) { counters()[slot] += n; }
 };
 
 // Parsed and validated once at load; immutable; shared by all workers.
-struct RouteConfig : config::PluginSettings {
-  // Non-null for a plugin whose shared state the admin interface can purge.
-  virtual Purgeable* purgeable() const { return nullptr; }
+struct RouteConfig : config::PluginSettings {};
+
+// A route of the live configuration and the settings of one plugin type bound to it (the
+// global list's included), for that type's admin endpoints.
+struct BoundRoute {
+  std::string_view name;
+  std::vector<const RouteConfig*> settings;
+};
+
+// An endpoint a plugin type offers on the admin listener (the cache's DELETE /cache).
+struct AdminEndpoint {
+  std::string_view method;  // the one method it answers; any other gets 405 with Allow
+  std::string_view path;    // matched exactly
+  // Runs on the admin thread with the query (without '?') and every route of the live
+  // configuration, so it may touch only thread-safe shared state. Returns the JSON body of a
+  // 200, or an Error whose code gives the status and the wire code of the JSON error.
+  core::Result<std::string> (*handle)(std::string_view query, std::span<const BoundRoute> routes);
 };
 // Per (route binding x worker); touched by that worker's thread only.
 struct WorkerState {
@@ -197,10 +220,25 @@ class Factory : public config::PluginType {
       const YAML::Node& settings, std::vector<ConfigError>& errors) const final {
     return parse(settings, errors);
   }
-  virtual std::unique_ptr<WorkerState> makeWorkerState(const RouteConfig&, core::Worker&) const {
+  // Once per worker and binding, on the thread that builds the worker.
+  virtual std::unique_ptr<WorkerState> makeWorkerState(const RouteConfig&, Dispatcher&) const {
     return nullptr;
   }
   virtual std::unique_ptr<Plugin> create(const RouteConfig&, WorkerState*) const = 0;
+  // The counter families this type adds to /metrics, every route having each series from the
+  // start. The type's counters are numbered from 0 in declaration order, one per series (a
+  // labelled family has one per value); Context::count(slots().counters + number).
+  virtual std::span<const observability::CounterFamily> counters() const { return {}; }
+  // The access-log fields this type may set (names as in access_log.fields), numbered from 0;
+  // Context::notes()[slots().logFields + number] = value.
+  virtual std::span<const std::string_view> logFields() const { return {}; }
+  // The admin endpoints this type offers.
+  virtual std::span<const AdminEndpoint> adminEndpoints() const { return {}; }
+  Slots slots() const { return slots_; }
+
+ private:
+  friend class Registry;
+  Slots slots_;
 };
 
 // A binding's factory and settings. Bindings are made by the loader from the Registry, whose

@@ -362,9 +362,7 @@ void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t res
   r.duration_us = durationUs;
   r.upstream_duration_us = record_.upstreamUs;
   r.error = record_.error;
-  const plugin::ExchangeNotes notes = exchange_ ? exchange_->exchangeNotes() : plugin::ExchangeNotes{};
-  r.rate_limit = notes.rateLimit;
-  r.cache = notes.cache;
+  if (exchange_) r.plugin_fields = exchange_->exchangeNotes();
   r.user_agent = record_.userAgent;
   observability::AccessLogHeader headers[16];
   std::size_t headerCount = 0;

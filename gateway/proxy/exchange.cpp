@@ -439,10 +439,10 @@ bool Exchange::fetchInBackground(plugin::BackgroundRequest request) {
   return worker_.backgroundFetches().start(*this, std::move(request));
 }
 
-observability::RouteMetrics& Exchange::routeMetrics() {
-  return worker_.metrics().routes[routeIndex_];
-}
+std::span<uint64_t> Exchange::counters() { return worker_.metrics().routes[routeIndex_].counters; }
 
 int64_t Exchange::nowMs() const { return worker_.nowMs(); }
+
+plugin::Dispatcher& Exchange::dispatcher() { return worker_.dispatcher(); }
 
 }  // namespace gw::proxy

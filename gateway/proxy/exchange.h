@@ -148,8 +148,8 @@ class Exchange final : public plugin::Context,
   std::string_view forwardHost() const { return target_.forwardHost; }
   bool hasQuery() const { return target_.hasQuery; }
   // What plugins noted for the access log (nothing on a route without plugins).
-  plugin::ExchangeNotes exchangeNotes() const {
-    return plugins_ ? plugins_->notes : plugin::ExchangeNotes{};
+  std::span<const std::string_view> exchangeNotes() const {
+    return plugins_ ? plugins_->notes.values() : std::span<const std::string_view>();
   }
 
   // plugin::Context
@@ -167,10 +167,10 @@ class Exchange final : public plugin::Context,
   void bufferRequestBody(std::size_t limit) override;
   bool fetchInBackground(plugin::BackgroundRequest request) override;
   void resume() override;
-  core::Worker& worker() override { return worker_; }
+  plugin::Dispatcher& dispatcher() override;
   int64_t nowMs() const override;
   plugin::ExchangeNotes& notes() override { return plugins_->notes; }
-  observability::RouteMetrics& routeMetrics() override;
+  std::span<uint64_t> counters() override;
 
   // Forwarder::Owner
   void onResponseParsed() override;

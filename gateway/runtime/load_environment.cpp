@@ -1,15 +1,19 @@
 #include "gateway/runtime/load_environment.h"
 
+#include <algorithm>
+
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/otlp_exporter.h"
 
 namespace gw::runtime {
 
-config::LoadEnvironment loadEnvironment(const config::PluginCatalogue& plugins) {
+config::LoadEnvironment loadEnvironment(const plugin::Registry& plugins) {
   return {
       plugins,
-      [](std::string_view name) {
-        return observability::AccessLogFormat::fieldByName(name).has_value();
+      [&plugins](std::string_view name) {
+        const auto pluginFields = plugins.logFields();
+        return observability::AccessLogFormat::fieldByName(name).has_value() ||
+               std::find(pluginFields.begin(), pluginFields.end(), name) != pluginFields.end();
       },
       [](std::string_view endpoint) -> std::optional<std::string> {
         const auto parsed = observability::parseOtlpEndpoint(endpoint);

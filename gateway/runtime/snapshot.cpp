@@ -2,9 +2,10 @@
 
 namespace gw::runtime {
 
-std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
+std::shared_ptr<const Snapshot> buildSnapshot(config::Config config, const plugin::Registry& plugins,
                                               std::vector<config::Diagnostic>& errors) {
   auto snapshot = std::make_shared<Snapshot>();
+  snapshot->plugins = &plugins;
   std::string error;
   for (const auto& listener : config.listeners) {
     auto address = net::resolve(listener.address, listener.port, error);
@@ -34,20 +35,14 @@ std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
     }
   }
   if (!errors.empty()) return nullptr;
-  auto layout = observability::MetricsLayout::fromConfig(config);
+  auto layout = observability::MetricsLayout::fromConfig(config, plugins.counterFamilies());
   auto withUnrouted = std::make_shared<observability::MetricsLayout>(*layout);
   withUnrouted->routes.emplace_back(Snapshot::kUnroutedName);
   snapshot->metricsLayout = std::move(withUnrouted);
   if (config.access_log.enabled) {
     const config::AccessLogConfig& log = config.access_log;
-    auto format = std::make_shared<observability::AccessLogFormat>();
-    if (!log.fields.empty()) {
-      std::vector<observability::AccessLogFormat::Field> fields;
-      for (const std::string& name : log.fields) {
-        fields.push_back(*observability::AccessLogFormat::fieldByName(name));  // checked at load
-      }
-      format->setFields(fields);
-    }
+    auto format = std::make_shared<observability::AccessLogFormat>(plugins.logFields());
+    if (!log.fields.empty()) format->setFields(log.fields);  // names checked at load
     for (const std::string& name : log.mask_headers) format->addMaskedHeader(name);
     if (log.mask_query_params) format->setMaskedQueryParams(*log.mask_query_params);
     snapshot->accessLogFormat = std::move(format);

@@ -11,12 +11,16 @@
 #include "gateway/net/socket.h"
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/metrics.h"
+#include "gateway/plugin/registry.h"
 #include "gateway/proxy/router.h"
 
 namespace gw::runtime {
 
 struct Snapshot {
   config::Config config;
+  // The plugin types the configuration was loaded with: their counters, log fields and admin
+  // endpoints.
+  const plugin::Registry* plugins = nullptr;
   std::unique_ptr<proxy::Router> router;
   // Per upstream, per backend (same order as in config), resolved once at load.
   std::vector<std::vector<net::SocketAddress>> backendAddresses;
@@ -36,8 +40,9 @@ struct Snapshot {
   uint64_t generation = 1;
 };
 
-// Compiles routes and resolves addresses. Errors are FILE:LINE:COL diagnostics.
-std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
+// Compiles routes and resolves addresses. Errors are FILE:LINE:COL diagnostics. `plugins` is
+// the registry `config` was loaded with; it must outlive the snapshot.
+std::shared_ptr<const Snapshot> buildSnapshot(config::Config config, const plugin::Registry& plugins,
                                               std::vector<config::Diagnostic>& errors);
 
 }  // namespace gw::runtime

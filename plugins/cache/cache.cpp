@@ -1,14 +1,11 @@
 #include "plugins/cache/cache.h"
 
-#include <event2/event.h>
-
 #include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <string>
 #include <utility>
 
-#include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
 #include "plugins/cache/conditional.h"
 #include "plugins/cache/http_date.h"
@@ -206,7 +203,7 @@ plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
     phase_ = Phase::Answered;
     outcome_ = Outcome::Miss;
     cacheStatus_ = "gatewayd; fwd=miss; detail=only-if-cached";
-    ctx.fail(core::Error::downstream(core::ErrorCode::NotCached,
+    ctx.fail(core::Error::downstream(kNotCached,
                                      "only-if-cached: no stored response can answer this request"));
     return plugin::Status::Respond;
   }
@@ -218,11 +215,11 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
   outcome_ = Outcome::Miss;
   if (mayWait && settings_.coalesce && !leading_) {
     waitLink_ = std::make_shared<WaitLink>(WaitLink{this});
-    core::Worker& worker = ctx.worker();
+    plugin::Dispatcher& dispatcher = ctx.dispatcher();
     // Runs on the leader's thread: hop to ours, where the link is read and cut.
     const auto ticket = settings_.shared->gate.beginFetch(
-        key_.primary, [link = waitLink_, &worker](FetchGate::End end) {
-          worker.post([link, end] {
+        key_.primary, [link = waitLink_, &dispatcher](FetchGate::End end) {
+          dispatcher.post([link, end] {
             if (link->cache) link->cache->leaderFinished(end);
           });
         });
@@ -236,14 +233,11 @@ plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
         phase_ = Phase::Waiting;
         waiterId_ = ticket.id;
         if (!waitTimer_) {
-          waitTimer_.reset(evtimer_new(worker.base(), &Cache::onWaitTimeout, this));
+          waitTimer_ = dispatcher.createTimer([this] { onWaitTimeout(); });
           waitDeadlineMs_ = ctx.nowMs() + settings_.coalesceTimeout.count();
         }
         // Waiting again behind a new leader does not extend the wait.
-        const int64_t wait = std::max<int64_t>(0, waitDeadlineMs_ - ctx.nowMs());
-        const timeval timeout{static_cast<time_t>(wait / 1000),
-                              static_cast<suseconds_t>(wait % 1000 * 1000)};
-        evtimer_add(waitTimer_.get(), &timeout);
+        waitTimer_->arm(std::max<int64_t>(0, waitDeadlineMs_ - ctx.nowMs()));
         return plugin::Status::Stop;
       }
     }
@@ -471,8 +465,9 @@ void Cache::decorate(plugin::Context& ctx) {
     }
     if (!counted_) {
       counted_ = true;
-      ctx.routeMetrics().countCache(outcome_);
-      ctx.notes().cache = observability::kCacheResultNames[static_cast<std::size_t>(outcome_)];
+      const auto outcome = static_cast<uint32_t>(outcome_);
+      ctx.count(slots_.counters + outcome);
+      ctx.notes()[slots_.logFields] = kOutcomeNames[outcome];
     }
   }
   // What browsers and CDNs downstream are told: only for answers a shared cache may keep (served
@@ -498,7 +493,7 @@ void Cache::stopWaiting() {
     waitLink_->cache = nullptr;
     waitLink_.reset();
   }
-  if (waitTimer_) event_del(waitTimer_.get());
+  if (waitTimer_) waitTimer_->cancel();
 }
 
 void Cache::leaderFinished(FetchGate::End end) {
@@ -513,12 +508,11 @@ void Cache::leaderFinished(FetchGate::End end) {
   ctx_->resume();
 }
 
-void Cache::onWaitTimeout(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<Cache*>(arg);
-  if (self->phase_ != Phase::Waiting) return;
+void Cache::onWaitTimeout() {
+  if (phase_ != Phase::Waiting) return;
   // If the leader's callback was already taken, its post will wake us: wait for that instead.
-  if (!self->settings_.shared->gate.cancel(self->key_.primary, self->waiterId_)) return;
-  self->resumeAlone();
+  if (!settings_.shared->gate.cancel(key_.primary, waiterId_)) return;
+  resumeAlone();
 }
 
 void Cache::resumeAlone() {

@@ -12,16 +12,17 @@
 #include <string>
 #include <vector>
 
-#include "gateway/core/libevent_ptr.h"
-#include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "plugins/cache/cache_config.h"
 
 namespace gw::plugins::cache {
 
+// The answer to `Cache-Control: only-if-cached` when nothing usable is stored (RFC 9111 §5.2.1.7).
+inline constexpr core::ErrorCode kNotCached{504, "NOT_CACHED"};
+
 class Cache final : public plugin::Plugin {
  public:
-  explicit Cache(const Settings& settings) : settings_(settings) {}
+  Cache(const Settings& settings, plugin::Slots slots) : settings_(settings), slots_(slots) {}
 
   plugin::Status onRequestHeaders(plugin::Context& ctx) override;
   plugin::Status onResponseHeaders(plugin::Context& ctx) override;
@@ -40,7 +41,6 @@ class Cache final : public plugin::Plugin {
     Fetching,    // forwarded upstream: miss, revalidation, or fetch after a wait
     Answered,    // answered by the cache itself (from the store, or only-if-cached's 504)
   };
-  using Outcome = observability::CacheResult;
   // Shared with the gate's callback, which may outlive this exchange; cut in onDestroy.
   struct WaitLink {
     Cache* cache = nullptr;  // read and cut on this exchange's worker only
@@ -69,9 +69,10 @@ class Cache final : public plugin::Plugin {
   void decorate(plugin::Context& ctx);
   void finishLeading(FetchGate::End end = FetchGate::End::Answered);
   void stopWaiting();
-  static void onWaitTimeout(evutil_socket_t, short, void* arg);
+  void onWaitTimeout();
 
   const Settings& settings_;
+  plugin::Slots slots_;
   Phase phase_ = Phase::Idle;
   Outcome outcome_ = Outcome::Miss;
   plugin::Context* ctx_ = nullptr;  // the exchange's, valid until onDestroy
@@ -98,7 +99,7 @@ class Cache final : public plugin::Plugin {
   // Waiting for a leader.
   std::shared_ptr<WaitLink> waitLink_;
   uint64_t waiterId_ = 0;
-  core::EventPtr waitTimer_;
+  std::unique_ptr<plugin::Timer> waitTimer_;
   int64_t waitDeadlineMs_ = 0;  // coalesce_timeout from the first wait (ctx.nowMs() clock)
 };
 

@@ -6,6 +6,7 @@
 #include "gateway/http/headers.h"
 #include "gateway/config/node_reader.h"
 #include "plugins/cache/cache.h"
+#include "plugins/cache/purge_query.h"
 
 namespace gw::plugins::cache {
 namespace {
@@ -108,7 +109,11 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
 
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
                                                 plugin::WorkerState*) const {
-  return std::make_unique<Cache>(static_cast<const Settings&>(config));
+  return std::make_unique<Cache>(static_cast<const Settings&>(config), slots());
+}
+
+std::span<const plugin::AdminEndpoint> Factory::adminEndpoints() const {
+  return {&kPurgeEndpoint, 1};
 }
 
 }  // namespace gw::plugins::cache

@@ -16,14 +16,11 @@
 
 namespace gw::plugins::cache {
 
-// What every worker's exchanges on the route share; thread-safe. The admin purge reaches it
-// through RouteConfig::purgeable().
-struct SharedCache final : plugin::Purgeable {
+// What every worker's exchanges on the route share; thread-safe. The admin purge (DELETE /cache,
+// purge_query.h) reaches it through the route's settings.
+struct SharedCache {
   SharedCache(StoreOptions storeOptions, std::size_t maxWaiters)
       : store(storeOptions), gate(maxWaiters) {}
-  std::size_t purge(std::string_view host, std::string_view path, bool prefix) override {
-    return store.purge(host, path, prefix);
-  }
 
   CacheStore store;
   FetchGate gate;
@@ -41,13 +38,26 @@ struct Settings final : plugin::RouteConfig {
   std::string responseCacheControl;  // empty: leave Cache-Control as it is
   std::string surrogateControl;      // empty: none
   std::unique_ptr<SharedCache> shared;
-
-  plugin::Purgeable* purgeable() const override { return shared.get(); }
 };
+
+// What a lookup came to: the `cache` access-log field and the `result` of the plugin's counter,
+// whose numbers are the enumerators (one series per result).
+enum class Outcome : uint8_t { Hit, Miss, Stale, Bypass };
+inline constexpr std::string_view kOutcomeNames[] = {"hit", "miss", "stale", "bypass"};
+inline constexpr observability::CounterFamily kCounterFamilies[] = {
+    {"gatewayd_cache_requests_total", "Cache lookups by route and result.", "result",
+     kOutcomeNames},
+};
+inline constexpr std::string_view kLogFields[] = {"cache"};
 
 class Factory final : public plugin::Factory {
  public:
   std::string_view name() const override { return "cache"; }
+  std::span<const observability::CounterFamily> counters() const override {
+    return kCounterFamilies;
+  }
+  std::span<const std::string_view> logFields() const override { return kLogFields; }
+  std::span<const plugin::AdminEndpoint> adminEndpoints() const override;
   std::shared_ptr<const plugin::RouteConfig> parse(
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,

@@ -9,6 +9,7 @@
 
 #include "plugins/cache/cache_config.h"
 #include "plugins/cache/http_date.h"
+#include "plugins/cache/purge_query.h"
 #include "test/support/plugin_config.h"
 #include "test/support/plugin_context.h"
 
@@ -79,7 +80,7 @@ std::unique_ptr<Exchange> run(const Settings& config, std::string method, std::s
   pathStorage = std::move(path);
   ctx.info.path = pathStorage;
   ctx.requestFields.fields = std::move(request);
-  plugins::cache::Cache cache(config);
+  plugins::cache::Cache cache(config, {});
   x->requestStatus = cache.onRequestHeaders(ctx);
   if (x->requestStatus == Status::Continue) {
     x->forwarded = true;
@@ -126,7 +127,7 @@ TEST_CASE("cache config: defaults, and every bad value located") {
   CHECK(config->coalesce);
   CHECK_FALSE(config->allowAuthorized);
   CHECK_FALSE(config->policy.defaultTtl);
-  CHECK(config->purgeable() != nullptr);
+  CHECK(config->shared != nullptr);
 
   CHECK(test::configErrors(Factory(), "max_bytes: lots") ==
         std::vector<std::string>{"1:12: 'max_bytes': invalid size 'lots': expected a whole "
@@ -150,7 +151,7 @@ TEST_CASE("cache: a storable miss is stored and the next request is a hit with A
   auto miss = get(*config, "/a", kFresh);
   CHECK(miss->forwarded);
   CHECK(miss->cacheStatus() == "gatewayd; fwd=uri-miss; fwd-status=200; stored");
-  CHECK(miss->ctx.exchangeNotes.cache == "miss");
+  CHECK(miss->ctx.exchangeNotes[0] == "miss");
 
   auto hit = get(*config, "/a", {500, {}, "the origin must not be asked"});
   CHECK_FALSE(hit->forwarded);
@@ -159,8 +160,8 @@ TEST_CASE("cache: a storable miss is stored and the next request is a hit with A
   CHECK(hit->field("ETag") == "\"v1\"");
   CHECK(hit->field("Age") == "0");
   CHECK(hit->cacheStatus().find("gatewayd; hit; ttl=") == 0);
-  CHECK(hit->ctx.exchangeNotes.cache == "hit");
-  CHECK(hit->ctx.metrics.cache[0] == 1);
+  CHECK(hit->ctx.exchangeNotes[0] == "hit");
+  CHECK(hit->ctx.counted[static_cast<std::size_t>(plugins::cache::Outcome::Hit)] == 1);
 
   auto head = run(*config, "HEAD", "/a", {}, {500, {}, ""});
   CHECK_FALSE(head->forwarded);
@@ -194,7 +195,7 @@ TEST_CASE("cache: Authorization and Cookie bypass the cache unless the route opt
   auto authorized = get(*config, "/b", kFresh, {{"Authorization", "Bearer x"}});
   CHECK(authorized->forwarded);
   CHECK(authorized->cacheStatus() == "gatewayd; fwd=bypass");
-  CHECK(authorized->ctx.exchangeNotes.cache == "bypass");
+  CHECK(authorized->ctx.exchangeNotes[0] == "bypass");
   CHECK(get(*config, "/b", kFresh, {{"Cookie", "s=1"}})->forwarded);
 
   auto optIn = settings("{coalesce: false, allow_cookies: true}");
@@ -208,7 +209,7 @@ TEST_CASE("cache: a GET with a body neither reads nor fills the store") {
   auto first = run(*config, "GET", "/gb", {}, kFresh, withBody);
   CHECK(first->forwarded);
   CHECK(first->cacheStatus() == "gatewayd; fwd=bypass; detail=request-body");
-  CHECK(first->ctx.exchangeNotes.cache == "bypass");
+  CHECK(first->ctx.exchangeNotes[0] == "bypass");
   CHECK(get(*config, "/gb", kFresh)->forwarded);  // nothing was stored
   CHECK_FALSE(get(*config, "/gb", kFresh)->forwarded);
   CHECK(run(*config, "GET", "/gb", {}, kFresh, withBody)->forwarded);
@@ -250,7 +251,7 @@ TEST_CASE("cache: a stale entry is revalidated with its validator; a 304 freshen
   CHECK(revalidated->status() == 200);  // the client's "other" does not match v1
   CHECK(revalidated->ctx.repliedBody == "original");
   CHECK(revalidated->cacheStatus() == "gatewayd; fwd=stale; fwd-status=304; stored");
-  CHECK(revalidated->ctx.exchangeNotes.cache == "stale");
+  CHECK(revalidated->ctx.exchangeNotes[0] == "stale");
   // Freshened for 60 s by the 304's Cache-Control.
   auto hit = get(*config, "/r", {500, {}, ""});
   CHECK_FALSE(hit->forwarded);
@@ -367,7 +368,7 @@ TEST_CASE("cache: only-if-cached without a stored answer is a 504 NOT_CACHED") {
   auto x = get(*config, "/o", kFresh, {{"Cache-Control", "only-if-cached"}});
   CHECK_FALSE(x->forwarded);
   REQUIRE(x->ctx.failedWith);
-  CHECK(x->ctx.failedWith->code == core::ErrorCode::NotCached);
+  CHECK(x->ctx.failedWith->code == plugins::cache::kNotCached);
 }
 
 TEST_CASE("cache: a successful unsafe request invalidates the URL and same-origin Location") {
@@ -411,4 +412,154 @@ TEST_CASE("cache: downstream Cache-Control and Surrogate-Control are set on good
   auto personal = get(*config, "/p", {200, {{"Cache-Control", "private, max-age=60"}}, "me"});
   CHECK(personal->ctx.responseFields.get("cache-control") == "private, max-age=60");
   CHECK_FALSE(personal->ctx.responseFields.get("surrogate-control"));
+}
+
+// ---- coalescing, driven through the fake dispatcher ----
+
+namespace {
+
+// One exchange held open across steps, as the engine does while the plugin waits or fetches.
+struct OpenExchange {
+  TestContext ctx;
+  plugins::cache::Cache cache;
+  Status requestStatus = Status::Continue;
+
+  OpenExchange(const Settings& config, std::string_view path) : cache(config, {}) {
+    ctx.info.path = path;
+    requestStatus = cache.onRequestHeaders(ctx);
+  }
+  ~OpenExchange() { cache.onDestroy(); }
+  // The upstream answers the fetch this exchange forwarded.
+  void answer(const Origin& origin) {
+    ctx.status = origin.status;
+    ctx.responseFields.fields = origin.fields;
+    cache.onResponseHeaders(ctx);
+    cache.onResponseBody(ctx, origin.body, true);
+  }
+  // The engine's part after resume(): the phase goes on with what the plugin decided.
+  bool answeredFromStore() const { return ctx.repliedStatus.has_value(); }
+};
+
+const std::string kCoalesce = "coalesce_timeout: 500ms";
+
+}  // namespace
+
+TEST_CASE("cache coalescing: a waiter is answered from what the leader stored") {
+  const auto config = settings(kCoalesce);
+  OpenExchange leader(*config, "/c");
+  REQUIRE(leader.requestStatus == Status::Continue);  // leads: fetches
+  OpenExchange waiter(*config, "/c");
+  REQUIRE(waiter.requestStatus == Status::Stop);  // waits for the leader
+  CHECK(waiter.ctx.loop->armedTimers() == 1);
+
+  leader.answer(kFresh);
+  CHECK(waiter.ctx.resumes == 0);  // told on the leader's thread, woken on its own worker
+  CHECK(waiter.ctx.loop->runPosted() == 1);
+  CHECK(waiter.ctx.resumes == 1);
+  REQUIRE(waiter.answeredFromStore());
+  CHECK(*waiter.ctx.repliedStatus == 200);
+  CHECK(waiter.ctx.repliedBody == "payload");
+  CHECK(waiter.ctx.loop->armedTimers() == 0);  // the wait timer is cancelled
+}
+
+TEST_CASE("cache coalescing: a waiter whose leader is slow fetches itself at coalesce_timeout") {
+  const auto config = settings(kCoalesce);
+  OpenExchange leader(*config, "/slow");
+  OpenExchange waiter(*config, "/slow");
+  REQUIRE(waiter.requestStatus == Status::Stop);
+  waiter.ctx.loop->advance(499);
+  CHECK(waiter.ctx.resumes == 0);
+  waiter.ctx.loop->advance(1);
+  CHECK(waiter.ctx.resumes == 1);
+  CHECK_FALSE(waiter.answeredFromStore());  // resumed to go upstream on its own
+  // The leader finishing later no longer concerns the waiter.
+  leader.answer(kFresh);
+  CHECK(waiter.ctx.loop->runPosted() == 0);
+  CHECK(waiter.ctx.resumes == 1);
+}
+
+TEST_CASE("cache coalescing: when the leading client leaves, one waiter fetches for the others") {
+  const auto config = settings(kCoalesce);
+  auto leader = std::make_unique<OpenExchange>(*config, "/left");
+  OpenExchange first(*config, "/left");
+  OpenExchange second(*config, "/left");
+  REQUIRE(first.requestStatus == Status::Stop);
+  REQUIRE(second.requestStatus == Status::Stop);
+
+  leader.reset();  // its client went away before any answer: the fetch is abandoned
+  first.ctx.loop->runPosted();
+  second.ctx.loop->runPosted();
+  // Exactly one of them leads the next fetch (resumed to go upstream); the other waits on.
+  OpenExchange& fetching = first.ctx.resumes == 1 ? first : second;
+  OpenExchange& waiting = first.ctx.resumes == 1 ? second : first;
+  REQUIRE(fetching.ctx.resumes == 1);
+  CHECK_FALSE(fetching.answeredFromStore());
+  CHECK(waiting.ctx.resumes == 0);
+
+  fetching.answer(kFresh);
+  CHECK(waiting.ctx.loop->runPosted() == 1);
+  CHECK(waiting.ctx.resumes == 1);
+  REQUIRE(waiting.answeredFromStore());
+  CHECK(waiting.ctx.repliedBody == "payload");
+}
+
+TEST_CASE("cache coalescing: waiting behind a new leader does not extend the wait") {
+  const auto config = settings(kCoalesce);
+  auto leader = std::make_unique<OpenExchange>(*config, "/again");
+  OpenExchange first(*config, "/again");
+  OpenExchange second(*config, "/again");
+  first.ctx.loop->advance(300);
+  second.ctx.loop->advance(300);
+  leader.reset();
+  first.ctx.loop->runPosted();
+  second.ctx.loop->runPosted();
+  OpenExchange& waiting = first.ctx.resumes == 1 ? second : first;
+  REQUIRE(waiting.ctx.resumes == 0);
+  waiting.ctx.loop->advance(199);
+  CHECK(waiting.ctx.resumes == 0);
+  waiting.ctx.loop->advance(1);  // 500 ms after it first waited
+  CHECK(waiting.ctx.resumes == 1);
+  CHECK_FALSE(waiting.answeredFromStore());
+}
+
+TEST_CASE("cache coalescing: an exchange torn down while waiting leaves no timer or wake-up") {
+  const auto config = settings(kCoalesce);
+  OpenExchange leader(*config, "/gone");
+  auto waiter = std::make_unique<OpenExchange>(*config, "/gone");
+  REQUIRE(waiter->requestStatus == Status::Stop);
+  auto loop = std::move(waiter->ctx.loop);
+  waiter->ctx.loop = std::make_unique<test::FakeDispatcher>();
+  waiter.reset();
+  CHECK(loop->armedTimers() == 0);
+  leader.answer(kFresh);
+  CHECK(loop->runPosted() == 0);  // the leader no longer knows the waiter
+}
+
+TEST_CASE("cache purge endpoint: DELETE /cache over the routes' stores, each store once") {
+  const auto shared = settings(kPlain);  // bound globally: on both routes
+  const auto own = settings(kPlain);     // on route "b" only
+  get(*shared, "/items/1", kFresh);
+  get(*shared, "/items/2", kFresh);
+  get(*own, "/items/1", kFresh);
+  REQUIRE(get(*shared, "/items/1", kFresh)->status() == 200);
+  const std::vector<plugin::BoundRoute> routes = {
+      {"a", {shared.get()}}, {"b", {shared.get(), own.get()}}, {"c", {}}};
+  const auto endpoints = Factory().adminEndpoints();
+  REQUIRE(endpoints.size() == 1);
+  CHECK(endpoints[0].method == "DELETE");
+  CHECK(endpoints[0].path == "/cache");
+  const auto purge = [&](std::string_view query) { return endpoints[0].handle(query, routes); };
+
+  const auto bad = purge("path=/x&bogus=1");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == core::ErrorCode::BadRequest);
+  const auto unknown = purge("path=/items/1&route=nope");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == plugins::cache::kNoSuchRoute);
+  CHECK(unknown.error().message == "no route named 'nope'");
+
+  CHECK(*purge("path=/items/1&route=c") == "{\"purged\":0}\n");
+  CHECK(*purge("path=/items/1&route=a") == "{\"purged\":1}\n");  // the shared store only
+  CHECK(*purge("prefix=/items/") == "{\"purged\":2}\n");  // shared's /items/2, own's /items/1
+  CHECK(*purge("prefix=/") == "{\"purged\":0}\n");
 }

@@ -13,7 +13,7 @@ plugin::Status IpFilter::onRequestHeaders(plugin::Context& ctx) {
   // An address we cannot read is refused: the filter fails closed.
   const std::optional<net::IpAddress> client = net::parseIpAddress(ctx.request().clientIp);
   if (client && config_.permits(*client)) return plugin::Status::Continue;
-  ctx.fail(core::Error::downstream(core::ErrorCode::Forbidden,
+  ctx.fail(core::Error::downstream(kForbidden,
                                    "the client address is not allowed on this route"));
   return plugin::Status::Respond;
 }

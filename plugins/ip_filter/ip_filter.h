@@ -10,6 +10,9 @@
 
 namespace gw::plugins::ip_filter {
 
+// The answer to a client the filter refuses.
+inline constexpr core::ErrorCode kForbidden{403, "FORBIDDEN"};
+
 struct Config final : plugin::RouteConfig {
   std::vector<net::IpNetwork> allow;  // empty: every address not denied passes
   std::vector<net::IpNetwork> deny;

@@ -35,7 +35,7 @@ bool passes(const std::string& yaml, std::string_view client) {
   }
   CHECK(status == plugin::Status::Respond);
   REQUIRE(ctx.failedWith);
-  CHECK(ctx.failedWith->code == core::ErrorCode::Forbidden);
+  CHECK(ctx.failedWith->code == kForbidden);
   CHECK(core::httpStatus(ctx.failedWith->code) == 403);
   CHECK(core::wireCode(ctx.failedWith->code) == "FORBIDDEN");
   return false;

@@ -124,26 +124,22 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
     }
   }
 
-  Counters& counters = config_.counters();
   decision_ = config_.table().admit({parts.data(), count}, ctx.nowMs());
   // Two tiers on one route note the most telling outcome: rejected over shadow over allowed.
-  plugin::ExchangeNotes& notes = ctx.notes();
+  std::string_view& note = ctx.notes()[slots_.logFields];
   if (decision_->allowed) {
-    counters.admitted.fetch_add(1, std::memory_order_relaxed);
-    if (notes.rateLimit.empty()) notes.rateLimit = "allowed";
+    if (note.empty()) note = "allowed";
     return plugin::Status::Continue;
   }
   if (config_.mode() == Mode::Shadow) {
-    counters.shadowRejected.fetch_add(1, std::memory_order_relaxed);
-    ++ctx.routeMetrics().rate_limit_shadow_exceeded;
-    notes.rateLimit = "shadow";
+    ctx.count(slots_.counters + kShadowExceeded);
+    note = "shadow";
     return plugin::Status::Continue;
   }
-  counters.rejected.fetch_add(1, std::memory_order_relaxed);
-  ++ctx.routeMetrics().rate_limit_rejections;
-  notes.rateLimit = "rejected";
+  ctx.count(slots_.counters + kRejections);
+  note = "rejected";
   refused_ = true;
-  ctx.fail(core::Error::downstream(core::ErrorCode::RateLimitExceeded,
+  ctx.fail(core::Error::downstream(kRateLimitExceeded,
                                    "rate limit exceeded; retry after the Retry-After delay"));
   return plugin::Status::Respond;
 }

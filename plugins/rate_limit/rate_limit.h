@@ -12,7 +12,6 @@
 // with 400, a longer one with 431, in both modes.
 
 #include <array>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -23,6 +22,9 @@
 #include "plugins/rate_limit/window_table.h"
 
 namespace gw::plugins::rate_limit {
+
+// The answer to a request over an enforced limit.
+inline constexpr core::ErrorCode kRateLimitExceeded{429, "RATE_LIMIT_EXCEEDED"};
 
 // Key part kinds; also KeyPart::kind in the table.
 enum class KeyKind : uint8_t { ClientIp = 1, Header = 2, Route = 3 };
@@ -36,13 +38,23 @@ enum class MissingKey : uint8_t { ClientIp, Reject };
 enum class HeaderStyle : uint8_t { Draft, Legacy, X, Off };
 enum class Mode : uint8_t { Enforce, Shadow };
 
-// What the observability work reads (per plugin instance, all workers together). Relaxed atomics:
-// counts, not synchronisation.
-struct Counters {
-  std::atomic<uint64_t> admitted{0};
-  std::atomic<uint64_t> rejected{0};        // answered 429
-  std::atomic<uint64_t> shadowRejected{0};  // would have been 429; let through in shadow mode
+// The plugin's counters, by number (Context::count(slots.counters + number)), and their families.
+enum Counter : uint32_t {
+  kRejections,      // enforced: answered 429
+  kShadowExceeded,  // shadow mode: over the limit but let through
 };
+inline constexpr observability::CounterFamily kCounterFamilies[] = {
+    {"gatewayd_rate_limit_rejections_total",
+     "Requests rejected by an enforced rate limit, by route.",
+     "",
+     {}},
+    {"gatewayd_rate_limit_shadow_exceeded_total",
+     "Requests over a shadow-mode rate limit (let through), by route.",
+     "",
+     {}},
+};
+// The access-log field: "allowed", "rejected", "shadow" (over the limit, let through).
+inline constexpr std::string_view kLogFields[] = {"rate_limit"};
 
 struct NamedLimit {
   Limit limit;
@@ -70,7 +82,6 @@ class Config final : public plugin::RouteConfig {
 
   // Shared mutable state of an otherwise immutable config: thread-safe by construction.
   WindowTable& table() const { return table_; }
-  Counters& counters() const { return counters_; }
 
  private:
   std::vector<NamedLimit> limits_;
@@ -81,17 +92,17 @@ class Config final : public plugin::RouteConfig {
   std::size_t maxKeyBytes_;
   std::string policyField_;
   mutable WindowTable table_;
-  mutable Counters counters_;
 };
 
 class RateLimit final : public plugin::Plugin {
  public:
-  explicit RateLimit(const Config& config) : config_(config) {}
+  RateLimit(const Config& config, plugin::Slots slots) : config_(config), slots_(slots) {}
   plugin::Status onRequestHeaders(plugin::Context& ctx) override;
   plugin::Status onResponseHeaders(plugin::Context& ctx) override;
 
  private:
   const Config& config_;
+  plugin::Slots slots_;
   std::optional<Decision> decision_;  // none if an earlier plugin answered, or the key was missing
   bool refused_ = false;              // we answered 429
 };

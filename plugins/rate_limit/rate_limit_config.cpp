@@ -173,7 +173,7 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
 
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
                                                 plugin::WorkerState*) const {
-  return std::make_unique<RateLimit>(static_cast<const Config&>(config));
+  return std::make_unique<RateLimit>(static_cast<const Config&>(config), slots());
 }
 
 }  // namespace gw::plugins::rate_limit

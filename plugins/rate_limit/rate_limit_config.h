@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gateway/plugin/plugin.h"
+#include "plugins/rate_limit/rate_limit.h"
 
 namespace gw::plugins::rate_limit {
 
@@ -20,6 +21,10 @@ class Factory final : public plugin::Factory {
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
                                          plugin::WorkerState*) const override;
+  std::span<const observability::CounterFamily> counters() const override {
+    return kCounterFamilies;
+  }
+  std::span<const std::string_view> logFields() const override { return kLogFields; }
 };
 
 }  // namespace gw::plugins::rate_limit

@@ -728,11 +728,11 @@ std::string describe(const BodyVerdict& verdict, int maxDepth) {
 plugin::Status SchemaValidationPlugin::reject(plugin::Context& ctx, core::ErrorCode code,
                                               std::string message) {
   Counters& c = schemas_.counters;
-  if (code == core::ErrorCode::UnsupportedMediaType) ++c.unsupportedMediaType;
-  if (code == core::ErrorCode::InvalidJson) ++c.invalidJson;
-  if (code == core::ErrorCode::ValidationFailed) ++c.validationFailed;
-  if (code == core::ErrorCode::BodyTooComplex) ++c.tooComplex;
-  ++ctx.routeMetrics().schema_validation_failures;
+  if (code == kUnsupportedMediaType) ++c.unsupportedMediaType;
+  if (code == kInvalidJson) ++c.invalidJson;
+  if (code == kValidationFailed) ++c.validationFailed;
+  if (code == kBodyTooComplex) ++c.tooComplex;
+  ctx.count(slots_.counters);
   ctx.fail(core::Error::downstream(code, std::move(message)));
   return plugin::Status::Respond;
 }
@@ -740,12 +740,12 @@ plugin::Status SchemaValidationPlugin::reject(plugin::Context& ctx, core::ErrorC
 plugin::Status SchemaValidationPlugin::onRequestHeaders(plugin::Context& ctx) {
   if (!config_.query.empty()) {
     if (auto failure = schemas_.checkQuery(ctx.request().query)) {
-      return reject(ctx, core::ErrorCode::ValidationFailed, std::move(*failure));
+      return reject(ctx, kValidationFailed, std::move(*failure));
     }
   }
   plugin::HeaderMap& headers = ctx.requestHeaders();
   if (auto failure = schemas_.checkHeaders(headers)) {
-    return reject(ctx, core::ErrorCode::ValidationFailed, std::move(*failure));
+    return reject(ctx, kValidationFailed, std::move(*failure));
   }
   if (!config_.body) {
     ++schemas_.counters.passed;
@@ -770,12 +770,12 @@ plugin::Status SchemaValidationPlugin::onRequestHeaders(plugin::Context& ctx) {
   });
   if (contentTypes > 1) {
     return reject(
-        ctx, core::ErrorCode::UnsupportedMediaType,
+        ctx, kUnsupportedMediaType,
         "Content-Type must be given once, got " + std::to_string(contentTypes) + " fields");
   }
   const auto contentType = headers.get("Content-Type");
   if (!contentType || !isJsonMediaType(*contentType)) {
-    return reject(ctx, core::ErrorCode::UnsupportedMediaType,
+    return reject(ctx, kUnsupportedMediaType,
                   "Content-Type must be application/json or application/*+json, got " +
                       (contentType ? "'" + std::string(*contentType) + "'" : std::string("none")));
   }
@@ -801,15 +801,15 @@ plugin::Status SchemaValidationPlugin::onRequestBody(plugin::Context& ctx, plugi
       ++schemas_.counters.passed;
       return plugin::Status::Continue;
     case BodyVerdict::Kind::InvalidJson:
-      return reject(ctx, core::ErrorCode::InvalidJson, describe(verdict, config_.maxDepth));
+      return reject(ctx, kInvalidJson, describe(verdict, config_.maxDepth));
     case BodyVerdict::Kind::TooComplex:
-      return reject(ctx, core::ErrorCode::BodyTooComplex, describe(verdict, config_.maxDepth));
+      return reject(ctx, kBodyTooComplex, describe(verdict, config_.maxDepth));
     case BodyVerdict::Kind::TooDeep:
     case BodyVerdict::Kind::NulCharacter:
     case BodyVerdict::Kind::Invalid:
       break;
   }
-  return reject(ctx, core::ErrorCode::ValidationFailed, describe(verdict, config_.maxDepth));
+  return reject(ctx, kValidationFailed, describe(verdict, config_.maxDepth));
 }
 
 }  // namespace gw::plugins::schema_validation

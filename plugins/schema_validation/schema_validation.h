@@ -32,6 +32,20 @@
 
 namespace gw::plugins::schema_validation {
 
+// The answers to a request body the plugin refuses.
+inline constexpr core::ErrorCode kUnsupportedMediaType{415, "UNSUPPORTED_MEDIA_TYPE"};
+inline constexpr core::ErrorCode kInvalidJson{400, "INVALID_JSON"};
+inline constexpr core::ErrorCode kValidationFailed{400, "VALIDATION_FAILED"};
+inline constexpr core::ErrorCode kBodyTooComplex{413, "BODY_TOO_COMPLEX"};
+
+// The plugin's one counter (number 0): requests refused, whatever the reason.
+inline constexpr observability::CounterFamily kCounterFamilies[] = {
+    {"gatewayd_schema_validation_failures_total",
+     "Requests rejected by schema validation, by route.",
+     "",
+     {}},
+};
+
 using Regex = rapidjson::internal::GenericRegex<rapidjson::UTF8<>>;
 
 inline constexpr std::size_t kDefaultMaxBodyBytes = std::size_t{1} << 20;
@@ -149,8 +163,8 @@ std::string describe(const BodyVerdict& verdict, int maxDepth);
 
 class SchemaValidationPlugin final : public plugin::Plugin {
  public:
-  SchemaValidationPlugin(const Config& config, WorkerSchemas& schemas)
-      : config_(config), schemas_(schemas) {}
+  SchemaValidationPlugin(const Config& config, WorkerSchemas& schemas, plugin::Slots slots = {})
+      : config_(config), schemas_(schemas), slots_(slots) {}
 
   // Checks query and headers, then the Content-Type, then asks for the whole body.
   plugin::Status onRequestHeaders(plugin::Context& ctx) override;
@@ -162,6 +176,7 @@ class SchemaValidationPlugin final : public plugin::Plugin {
 
   const Config& config_;
   WorkerSchemas& schemas_;
+  plugin::Slots slots_;
   bool checkBody_ = false;
   std::string pending_;  // only if the core hands the body over in several pieces
 };

@@ -360,14 +360,14 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
 }
 
 std::unique_ptr<plugin::WorkerState> Factory::makeWorkerState(const plugin::RouteConfig& config,
-                                                              core::Worker&) const {
+                                                              plugin::Dispatcher&) const {
   return std::make_unique<WorkerSchemas>(static_cast<const Config&>(config));
 }
 
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
                                                 plugin::WorkerState* state) const {
   return std::make_unique<SchemaValidationPlugin>(static_cast<const Config&>(config),
-                                                  static_cast<WorkerSchemas&>(*state));
+                                                  static_cast<WorkerSchemas&>(*state), slots());
 }
 
 }  // namespace gw::plugins::schema_validation

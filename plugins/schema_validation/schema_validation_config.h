@@ -9,6 +9,7 @@
 //   headers: {X-Client: {pattern: "^[a-z]+$", required: true}}
 
 #include "gateway/plugin/plugin.h"
+#include "plugins/schema_validation/schema_validation.h"
 
 namespace gw::plugins::schema_validation {
 
@@ -18,9 +19,12 @@ class Factory final : public plugin::Factory {
   std::shared_ptr<const plugin::RouteConfig> parse(
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
   std::unique_ptr<plugin::WorkerState> makeWorkerState(const plugin::RouteConfig& config,
-                                                       core::Worker& worker) const override;
+                                                       plugin::Dispatcher&) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
                                          plugin::WorkerState* state) const override;
+  std::span<const observability::CounterFamily> counters() const override {
+    return kCounterFamilies;
+  }
 };
 
 }  // namespace gw::plugins::schema_validation

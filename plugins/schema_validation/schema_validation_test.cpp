@@ -18,7 +18,6 @@
 namespace gw::plugins::schema_validation {
 namespace {
 
-using core::ErrorCode;
 using plugin::Status;
 
 // The #825 shape: patternProperties plus additionalProperties: false.
@@ -109,7 +108,7 @@ TEST_CASE("an invalid body fails with the keyword, the schema path and the insta
   Route route(kOrderYaml);
   auto ctx = route.run("POST", R"({"customer_id":"AB123456","items":[{"sku":"x","qty":0}]})");
   REQUIRE(ctx.failedWith);
-  CHECK(ctx.failedWith->code == ErrorCode::ValidationFailed);
+  CHECK(ctx.failedWith->code == kValidationFailed);
   CHECK(messageOf(ctx) ==
         "body failed keyword=minimum schema_path=#/definitions/item/properties/qty "
         "instance_path=#/items/0/qty");
@@ -128,7 +127,7 @@ TEST_CASE("malformed JSON is INVALID_JSON with the byte offset, even after a sch
   Route route(kOrderYaml);
   auto ctx = route.run("POST", R"({"items": })");
   REQUIRE(ctx.failedWith);
-  CHECK(ctx.failedWith->code == ErrorCode::InvalidJson);
+  CHECK(ctx.failedWith->code == kInvalidJson);
   CHECK(messageOf(ctx) == "malformed JSON at byte 10: Invalid value.");
   // "items" breaks the schema first; the syntax error still wins.
   CHECK(messageOf(route.run("POST", R"({"items": 5, )")) ==
@@ -152,7 +151,7 @@ TEST_CASE("Content-Type must be JSON when a body is checked") {
     CAPTURE(type);
     auto ctx = route.run("POST", body, type);
     REQUIRE(ctx.failedWith);
-    CHECK(ctx.failedWith->code == ErrorCode::UnsupportedMediaType);
+    CHECK(ctx.failedWith->code == kUnsupportedMediaType);
     CHECK_FALSE(ctx.bufferLimit);
   }
   // Two fields, even both JSON: refused before the body is asked for.
@@ -163,7 +162,7 @@ TEST_CASE("Content-Type must be JSON when a body is checked") {
   SchemaValidationPlugin plugin(*route.config, *route.schemas);
   CHECK(plugin.onRequestHeaders(twice) == Status::Respond);
   REQUIRE(twice.failedWith);
-  CHECK(twice.failedWith->code == ErrorCode::UnsupportedMediaType);
+  CHECK(twice.failedWith->code == kUnsupportedMediaType);
   CHECK(messageOf(twice) == "Content-Type must be given once, got 2 fields");
   CHECK_FALSE(twice.bufferLimit);
   // No body and a method that does not expect one: nothing to check.
@@ -198,7 +197,7 @@ TEST_CASE("validation work and memory are bounded: past either, 413 BODY_TOO_COM
   const std::string deep = std::string(30, '[') + std::string(30, ']');
   auto ctx = route.run("POST", deep);
   REQUIRE(ctx.failedWith);
-  CHECK(ctx.failedWith->code == ErrorCode::BodyTooComplex);
+  CHECK(ctx.failedWith->code == kBodyTooComplex);
   CHECK(
       messageOf(ctx).starts_with("body failed keyword=max_validation_memory: validating it takes "
                                  "more than 16777216 bytes of validator state (at byte "));
@@ -211,7 +210,7 @@ TEST_CASE("validation work and memory are bounded: past either, 413 BODY_TOO_COM
   for (int i = 0; i < 200; ++i) many += ",0";
   ctx = steps.run("POST", many + "]");
   REQUIRE(ctx.failedWith);
-  CHECK(ctx.failedWith->code == ErrorCode::BodyTooComplex);
+  CHECK(ctx.failedWith->code == kBodyTooComplex);
   CHECK(messageOf(ctx).starts_with(
       "body failed keyword=max_validation_steps: validating it takes more than 1000 steps (at "
       "byte "));
@@ -243,7 +242,7 @@ TEST_CASE("a string or key holding U+0000 is refused: patterns would stop at it"
   CHECK_FALSE(route.run("POST", R"({"name":"abc","x-a":"v"})").failedWith);
   auto ctx = route.run("POST", R"({"name":"abc\u0000 DROP TABLE"})");
   REQUIRE(ctx.failedWith);
-  CHECK(ctx.failedWith->code == ErrorCode::ValidationFailed);
+  CHECK(ctx.failedWith->code == kValidationFailed);
   CHECK(messageOf(ctx) ==
         "body failed keyword=nul: a string or key holds U+0000, which schema patterns cannot "
         "check (the string ends at byte 29)");
@@ -286,7 +285,7 @@ query:
         "query parameter 'page' failed keyword=encoding: malformed percent-encoding");
   auto ctx = route.run("GET", "", "", "page=0");
   REQUIRE(ctx.failedWith);
-  CHECK(ctx.failedWith->code == ErrorCode::ValidationFailed);
+  CHECK(ctx.failedWith->code == kValidationFailed);
 }
 
 TEST_CASE("headers: required and pattern, names case-insensitive") {

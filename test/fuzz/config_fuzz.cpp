@@ -82,7 +82,8 @@ void buildWorker(std::shared_ptr<const runtime::Snapshot> snapshot) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   using namespace gw::fuzz;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  gw::config::LoadResult loaded = gw::config::loadString(text, std::string(kSource), gw::runtime::loadEnvironment());
+  const gw::plugin::Registry& plugins = gw::plugin::Registry::builtin();
+  gw::config::LoadResult loaded = gw::config::loadString(text, std::string(kSource), gw::runtime::loadEnvironment(plugins));
   FUZZ_REQUIRE(loaded.config.has_value() == loaded.errors.empty(),
                "a configuration returned with errors, or none without");
   // YAML breaks lines at LF, CR and CRLF: counting both bytes bounds the line numbers.
@@ -93,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   for (const auto& warning : loaded.warnings) checkDiagnostic(warning, lines);
   if (!loaded.config || !resolvesLocally(*loaded.config)) return 0;
   std::vector<gw::config::Diagnostic> errors;
-  auto snapshot = gw::runtime::buildSnapshot(std::move(*loaded.config), errors);
+  auto snapshot = gw::runtime::buildSnapshot(std::move(*loaded.config), plugins, errors);
   if (snapshot) buildWorker(std::move(snapshot));
   return 0;
 }

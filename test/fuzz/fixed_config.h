@@ -20,7 +20,7 @@ inline std::shared_ptr<const runtime::Snapshot> fixedSnapshot(std::string_view y
   for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.format().c_str());
   FUZZ_REQUIRE(loaded.config, "the target's own configuration does not load");
   std::vector<config::Diagnostic> errors;
-  auto snapshot = runtime::buildSnapshot(std::move(*loaded.config), errors);
+  auto snapshot = runtime::buildSnapshot(std::move(*loaded.config), plugin::Registry::builtin(), errors);
   FUZZ_REQUIRE(snapshot, "the target's own configuration does not resolve");
   // buildSnapshot made it (make_shared, non-const): a worker built on it then opens no socket.
   const_cast<runtime::Snapshot&>(*snapshot).listenerAddresses.clear();

@@ -3,17 +3,18 @@
 // reads what it did (headers changed, reply or error, buffering asked, resume called). The real
 // Context is the proxy's stream; integration tests in test/integration/plugins/ cover that.
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gateway/http/headers.h"
-#include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
+#include "test/support/fake_dispatcher.h"
 
 namespace gw::test {
 
@@ -67,7 +68,9 @@ class TestContext final : public plugin::Context {
   };
   std::vector<BackgroundFetch> background;
   bool acceptBackground = true;
-  int64_t now = 1'000'000;  // tests move time by hand
+  // The worker: tests move its clock and fire its timers by hand. Behind a pointer so that a
+  // context can be moved while the plugin's timers point at the dispatcher.
+  std::unique_ptr<FakeDispatcher> loop = std::make_unique<FakeDispatcher>();
 
   const plugin::RequestInfo& request() const override { return info; }
   plugin::HeaderMap& requestHeaders() override { return requestFields; }
@@ -97,12 +100,13 @@ class TestContext final : public plugin::Context {
     return true;
   }
   void resume() override { ++resumes; }
-  core::Worker& worker() override { throw std::logic_error("no worker in unit tests"); }
-  int64_t nowMs() const override { return now; }
+  plugin::Dispatcher& dispatcher() override { return *loop; }
+  int64_t nowMs() const override { return loop->now; }
   plugin::ExchangeNotes& notes() override { return exchangeNotes; }
-  observability::RouteMetrics& routeMetrics() override { return metrics; }
+  std::span<uint64_t> counters() override { return counted; }
   plugin::ExchangeNotes exchangeNotes;
-  observability::RouteMetrics metrics;
+  // The route's plugin counters, by slot (a plugin under test has slots from 0).
+  std::array<uint64_t, 16> counted{};
 };
 
 }  // namespace gw::test

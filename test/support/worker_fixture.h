@@ -155,7 +155,7 @@ class WorkerFixture {
     config::LoadResult loaded = config::loadString(yaml, "worker_fixture.yaml", runtime::loadEnvironment(plugins));
     REQUIRE_MESSAGE(loaded.config, yaml);
     std::vector<config::Diagnostic> errors;
-    snapshot_ = runtime::buildSnapshot(std::move(*loaded.config), errors);
+    snapshot_ = runtime::buildSnapshot(std::move(*loaded.config), plugins, errors);
     REQUIRE(errors.empty());
     std::vector<upstream::UpstreamHealthSpec> specs(1);
     specs[0].name = "main";

@@ -1,14 +1,17 @@
 #pragma once
-// The query of an admin cache purge (DELETE /cache?...), checked before anything is dropped: a
-// typo must be a 400, never a purge wider than the operator meant.
+// The cache's admin endpoint, DELETE /cache?...: its query is checked before anything is dropped
+// (a typo must be a 400, never a purge wider than the operator meant), then the matching entries
+// of the chosen routes' stores go.
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "gateway/core/error.h"
+#include "gateway/plugin/plugin.h"
 
-namespace gw::admin {
+namespace gw::plugins::cache {
 
 // What to drop: entries for `path` (or every path starting with it when `prefix`), of `host`
 // only when given, in the caches of `route` only when given.
@@ -25,4 +28,13 @@ struct PurgeQuery {
 // Errors are BadRequest with a message for the operator.
 core::Result<PurgeQuery> parsePurgeQuery(std::string_view query);
 
-}  // namespace gw::admin
+// The answer to a purge naming a route that does not exist.
+inline constexpr core::ErrorCode kNoSuchRoute{404, "NOT_FOUND"};
+
+// Purges per the query in the stores of its route (every route's when none is named), each store
+// once however many routes share it; answers {"purged":N}. Any thread: stores are thread-safe.
+core::Result<std::string> purge(std::string_view query, std::span<const plugin::BoundRoute> routes);
+
+inline constexpr plugin::AdminEndpoint kPurgeEndpoint{"DELETE", "/cache", &purge};
+
+}  // namespace gw::plugins::cache

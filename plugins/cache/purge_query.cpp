@@ -1,11 +1,14 @@
-#include "gateway/admin/admin_query.h"
+#include "plugins/cache/purge_query.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "gateway/core/log.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/path.h"
+#include "plugins/cache/cache_config.h"
 
-namespace gw::admin {
+namespace gw::plugins::cache {
 namespace {
 
 int hexValue(char c) {
@@ -86,4 +89,32 @@ core::Result<PurgeQuery> parsePurgeQuery(std::string_view query) {
   return purge;
 }
 
-}  // namespace gw::admin
+core::Result<std::string> purge(std::string_view query,
+                                std::span<const plugin::BoundRoute> routes) {
+  auto parsed = parsePurgeQuery(query);
+  if (!parsed) return parsed.error();
+  const PurgeQuery& what = *parsed;
+  if (what.route) {
+    const auto named = std::find_if(routes.begin(), routes.end(), [&](const plugin::BoundRoute& r) {
+      return r.name == *what.route;
+    });
+    if (named == routes.end()) {
+      return core::Error::downstream(kNoSuchRoute, "no route named '" + *what.route + "'");
+    }
+    routes = {&*named, 1};
+  }
+  // A global binding is one settings object shared by every route's list: purge each store once.
+  std::vector<SharedCache*> stores;
+  for (const plugin::BoundRoute& route : routes) {
+    for (const plugin::RouteConfig* settings : route.settings) {
+      SharedCache* store = static_cast<const Settings*>(settings)->shared.get();
+      if (std::find(stores.begin(), stores.end(), store) == stores.end()) stores.push_back(store);
+    }
+  }
+  std::size_t purged = 0;
+  for (SharedCache* store : stores) purged += store->store.purge(what.host, what.path, what.prefix);
+  core::log::info("admin cache purge", {{"query", query}, {"purged", std::to_string(purged)}});
+  return "{\"purged\":" + std::to_string(purged) + "}\n";
+}
+
+}  // namespace gw::plugins::cache

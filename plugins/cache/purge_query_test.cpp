@@ -1,8 +1,8 @@
-#include "gateway/admin/admin_query.h"
+#include "plugins/cache/purge_query.h"
 
 #include <doctest.h>
 
-using gw::admin::parsePurgeQuery;
+using gw::plugins::cache::parsePurgeQuery;
 
 namespace {
 
@@ -16,7 +16,7 @@ std::string refusal(std::string_view query) {
 
 }  // namespace
 
-TEST_CASE("admin_query: path, prefix, host and route") {
+TEST_CASE("cache purge query: path, prefix, host and route") {
   auto exact = parsePurgeQuery("path=/items/7");
   REQUIRE(exact);
   CHECK(exact->path == "/items/7");
@@ -32,7 +32,7 @@ TEST_CASE("admin_query: path, prefix, host and route") {
   CHECK(under->route == "api");
 }
 
-TEST_CASE("admin_query: values are percent-decoded, then normalised like a routed path") {
+TEST_CASE("cache purge query: values are percent-decoded, then normalised like a routed path") {
   CHECK(refusal("path=%2Fa%20b") == "'path' must be a valid absolute path");  // a space
   auto plus = parsePurgeQuery("p%61th=/a+b/%257E//x/./y&h%6Fst=example.com.");
   REQUIRE(plus);
@@ -43,7 +43,7 @@ TEST_CASE("admin_query: values are percent-decoded, then normalised like a route
   CHECK(encodedSlash->path == "/a%2Fb");  // kept encoded, as the router keeps it
 }
 
-TEST_CASE("admin_query: refused queries") {
+TEST_CASE("cache purge query: refused queries") {
   CHECK(refusal("") == "give exactly one of 'path' (one path) and 'prefix' (every path under it)");
   CHECK(refusal("host=example.com") ==
         "give exactly one of 'path' (one path) and 'prefix' (every path under it)");

@@ -1,0 +1,26 @@
+#pragma once
+// plugin::Dispatcher on a worker's event loop: post() through the reactor, timers as libevent
+// timer events on its base, the clock cached by the loop.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "gateway/core/reactor.h"
+#include "gateway/plugin/dispatcher.h"
+
+namespace gw::core {
+
+class WorkerDispatcher final : public plugin::Dispatcher {
+ public:
+  explicit WorkerDispatcher(Reactor& reactor) : reactor_(reactor) {}
+
+  void post(std::function<void()> fn) override { reactor_.post(std::move(fn)); }
+  std::unique_ptr<plugin::Timer> createTimer(std::function<void()> fired) override;
+  int64_t nowMs() const override;
+
+ private:
+  Reactor& reactor_;
+};
+
+}  // namespace gw::core

@@ -1,0 +1,88 @@
+#include "gateway/core/worker_dispatcher.h"
+
+#include <doctest.h>
+
+#include <memory>
+#include <vector>
+
+#include "gateway/core/clock.h"
+#include "gateway/core/reactor.h"
+
+namespace gw::core {
+namespace {
+
+// Runs the loop on this thread until stop() (or the 5 s safety timer, which fails the test).
+void runLoop(Reactor& reactor, WorkerDispatcher& dispatcher) {
+  bool safetyFired = false;
+  auto safety = dispatcher.createTimer([&] {
+    safetyFired = true;
+    reactor.stop();
+  });
+  safety->arm(5000);
+  reactor.run();
+  CHECK_FALSE(safetyFired);
+}
+
+TEST_CASE(
+    "worker dispatcher: timers fire once, in deadline order; cancel and destruction stop one") {
+  Reactor reactor;
+  WorkerDispatcher dispatcher(reactor);
+  std::vector<int> fired;
+  auto late = dispatcher.createTimer([&] {
+    fired.push_back(30);
+    reactor.stop();
+  });
+  auto early = dispatcher.createTimer([&] { fired.push_back(10); });
+  auto cancelled = dispatcher.createTimer([&] { fired.push_back(-1); });
+  auto destroyed = dispatcher.createTimer([&] { fired.push_back(-2); });
+  CHECK_FALSE(late->armed());
+  late->arm(30);
+  early->arm(10);
+  cancelled->arm(5);
+  destroyed->arm(5);
+  CHECK(late->armed());
+  cancelled->cancel();
+  CHECK_FALSE(cancelled->armed());
+  destroyed.reset();
+  const int64_t startUs = monotonicUs();
+  runLoop(reactor, dispatcher);
+  CHECK(fired == std::vector<int>{10, 30});
+  CHECK(monotonicUs() - startUs >= 29'000);
+  CHECK_FALSE(late->armed());  // one-shot
+}
+
+TEST_CASE("worker dispatcher: re-arming moves the deadline; post runs later on the loop") {
+  Reactor reactor;
+  WorkerDispatcher dispatcher(reactor);
+  int fires = 0;
+  std::vector<int> order;
+  auto timer = dispatcher.createTimer([&] {
+    ++fires;
+    reactor.stop();
+  });
+  timer->arm(5000);
+  timer->arm(1);  // replaces the 5 s deadline
+  dispatcher.post([&] { order.push_back(2); });
+  order.push_back(1);  // post never runs inside the call
+  runLoop(reactor, dispatcher);
+  CHECK(fires == 1);
+  CHECK(order == std::vector<int>{1, 2});
+}
+
+TEST_CASE("worker dispatcher: nowMs is the loop's clock in milliseconds") {
+  Reactor reactor;
+  WorkerDispatcher dispatcher(reactor);
+  const int64_t before = dispatcher.nowMs();
+  int64_t inLoop = 0;
+  auto timer = dispatcher.createTimer([&] {
+    inLoop = dispatcher.nowMs();
+    reactor.stop();
+  });
+  timer->arm(20);
+  runLoop(reactor, dispatcher);
+  CHECK(inLoop - before >= 19);
+  CHECK(inLoop - before < 5000);
+}
+
+}  // namespace
+}  // namespace gw::core
