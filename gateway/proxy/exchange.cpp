@@ -8,7 +8,7 @@
 #include "gateway/core/guard.h"
 #include "gateway/core/log.h"
 #include "gateway/proxy/watermarks.h"
-#include "gateway/core/worker.h"
+#include "gateway/proxy/worker_context.h"
 #include "gateway/http/headers.h"
 #include "gateway/proxy/background_fetch.h"
 #include "gateway/proxy/router.h"
@@ -40,7 +40,7 @@ void PluginExchange::reset(const config::RouteConfig& route,
   bufferedBody.clear();
 }
 
-Exchange::Exchange(core::Worker& worker, Downstream& downstream, const RoutedRequest& request)
+Exchange::Exchange(WorkerContext& worker, Downstream& downstream, const RoutedRequest& request)
     : worker_(worker),
       downstream_(downstream),
       route_(*request.route),
