@@ -40,7 +40,9 @@ Connection::Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer)
       readEvent_(event_new(worker.base(), fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable,
                            this)),
       in_(&worker.blocks()),
-      parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()) {
+      out_(&worker.outBuffers()),
+      parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()),
+      exchange_(worker.exchangeSlots()) {
   std::string ip = net::formatIp(peer);
   std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
   if (const auto address = net::ipAddressOf(peer)) {
@@ -266,8 +268,7 @@ void Connection::recordExchange(int status) {
   if (!log_.open()) beginRecord(false);  // refused before its head was even complete
   char requestId[WorkerContext::kRequestIdLength];
   ExchangeLog::Identity who{{}, clientIp_, {}};
-  // Only the access log and the span name the request: formatting its id is left to them.
-  if (worker_.accessLog() || log_.traced()) {
+  if (log_.needsIdentity(worker_)) {
     who.requestId = currentRequestId(requestId);
     if (exchange_) who.pluginFields = exchange_->exchangeNotes();
   }
@@ -519,6 +520,7 @@ void Connection::setReadTimeout(const timeval* timeout) {
 }
 
 void Connection::goIdle() {
+  exchange_.release();
   if (draining_) {
     if (out_.empty()) close();
     else closeAfterFlush_ = true;

@@ -117,9 +117,10 @@ class Connection final : public core::Retirable,
   core::IoBuffer in_;
   core::OutQueue out_;
   http::Parser parser_;
-  // In place, not on the heap: an exchange ends inside its own callbacks, and its storage stays
-  // valid while they return (see exchange.h).
-  std::optional<Exchange> exchange_;
+  // In room from the worker's pool, kept while the connection is busy: an exchange ends inside
+  // its own callbacks, and its storage stays valid while they return (see exchange.h); the room
+  // goes back when the connection is idle.
+  core::Slot<Exchange> exchange_;
   char clientIp_[46] = {};
   bool fromTrustedProxy_ = false;  // the peer is in http.trusted_proxies
   int64_t headDeadlineMs_ = 0;

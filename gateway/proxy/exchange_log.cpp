@@ -68,6 +68,10 @@ void ExchangeLog::startTrace(std::string_view traceParent, observability::TraceI
   trace_->formatUpstream(traceParent_);
 }
 
+bool ExchangeLog::needsIdentity(WorkerContext& worker) const {
+  return worker.accessLog() || (trace_ && worker.spans());
+}
+
 void ExchangeLog::finish(WorkerContext& worker, int status, uint64_t requestBytes,
                          uint64_t queuedTotal, const Identity& who) {
   open_ = false;

@@ -50,6 +50,8 @@ class ExchangeLog {
   void setUpstreamMicros(int64_t us) { upstreamUs_ = us; }
   std::string_view methodName() const { return methodName_; }
 
+  // Whether finish() will write a line or a span, the only places that name the request.
+  bool needsIdentity(WorkerContext& worker) const;
   // Counts the exchange in the route's metrics, writes its access log line and exports its span
   // (each when on), then forgets what only this exchange had.
   void finish(WorkerContext& worker, int status, uint64_t requestBytes, uint64_t queuedTotal,

@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "gateway/proxy/exchange.h"
+
 namespace gw::proxy {
 
 WorkerContext::WorkerContext(unsigned index, event_base* base, plugin::Dispatcher& dispatcher,

@@ -15,7 +15,9 @@
 #include "gateway/config/model.h"
 #include "gateway/core/graveyard.h"
 #include "gateway/core/io_buffer.h"
+#include "gateway/core/out_queue.h"
 #include "gateway/core/recycler.h"
+#include "gateway/core/slot.h"
 #include "gateway/core/timeouts.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
@@ -34,6 +36,7 @@
 namespace gw::proxy {
 
 class Connection;
+class Exchange;
 class Router;
 
 // What the proxy reads of one loaded configuration. runtime::Snapshot owns all of it and
@@ -117,8 +120,9 @@ class WorkerContext {
   const timeval* headerTimeout() const { return headerTimeout_; }
   const timeval* bodyTimeout() const { return bodyTimeout_; }
   const timeval* idleTimeout() const { return idleTimeout_; }
-  int64_t nowMs() const { return dispatcher_.nowMs(); }
-  // Microseconds on the loop's cached clock (refreshed each loop turn), for durations.
+  // Milliseconds / microseconds on the loop's cached clock (refreshed each loop turn): the
+  // plugins' Dispatcher clock, read here without a virtual call.
+  int64_t nowMs() const { return nowUs() / 1000; }
   int64_t nowUs() const;
   uint64_t nextRequestSeq() { return ++requestSeq_; }
   // The gateway's id for request `seq`: 8 hex digits of a per-worker random prefix, 8 of seq.
@@ -138,6 +142,10 @@ class WorkerContext {
   http::FieldListRecycler& fieldLists() { return fieldLists_; }
   core::Recycler<std::string>& heads() { return heads_; }
   core::Recycler<std::unique_ptr<PluginExchange>>& pluginExchanges() { return pluginExchanges_; }
+  // The output buffers of busy client connections (idle ones hold none).
+  core::OutQueue::BufferPool& outBuffers() { return outBuffers_; }
+  // Room for the exchange of each busy connection of this worker (idle ones hold none).
+  core::SlotPool<Exchange>& exchangeSlots() { return exchangeSlots_; }
   // Upstream fetches plugins started with no client waiting (plugin::Context::fetchInBackground).
   BackgroundFetches& backgroundFetches() { return backgroundFetches_; }
 
@@ -156,6 +164,8 @@ class WorkerContext {
   http::FieldListRecycler fieldLists_{kRecycled};
   core::Recycler<std::string> heads_{kRecycled};
   core::Recycler<std::unique_ptr<PluginExchange>> pluginExchanges_{kRecycled};
+  core::SlotPool<Exchange> exchangeSlots_{kRecycled};
+  core::OutQueue::BufferPool outBuffers_{kRecycled};
   core::Graveyard graveyard_;
   core::TimeoutCache timeouts_;
   observability::WorkerMetrics metrics_;  // before the clusters, which count into it
