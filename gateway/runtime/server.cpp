@@ -9,6 +9,7 @@
 
 #include "gateway/core/json.h"
 #include "gateway/core/log.h"
+#include "gateway/observability/exposition.h"
 #include "gateway/observability/process_metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "gateway/plugin/registry.h"
@@ -301,9 +302,8 @@ void Server::finishScrape(Scrape& scrape) {
       healthy.push_back(health_.usable(u, b, now));
     }
   }
-  std::string text;
-  observability::renderPrometheus(scrape.total, global, observability::sampleProcess(), text);
-  scrape.done(std::move(text));
+  scrape.done(observability::textExposition(
+      observability::ScrapeCollectable(scrape.total, global, observability::sampleProcess())));
 }
 
 }  // namespace gw::runtime
