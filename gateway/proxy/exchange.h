@@ -147,6 +147,7 @@ class Exchange final : public plugin::Context,
   const upstream::Timeouts& timeouts() const { return timeouts_; }
   std::string_view forwardHost() const { return target_.forwardHost; }
   bool hasQuery() const { return target_.hasQuery; }
+  core::Worker& worker() { return worker_; }
   // What plugins noted for the access log (nothing on a route without plugins).
   std::span<const std::string_view> exchangeNotes() const {
     return plugins_ ? plugins_->notes.values() : std::span<const std::string_view>();

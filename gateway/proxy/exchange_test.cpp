@@ -60,7 +60,7 @@ class ScriptedPlugin final : public plugin::Plugin {
   // Resumes from a later loop turn, as a plugin waiting on I/O would, with what it learnt
   // meanwhile: a request that went on without waiting would lack it.
   void resumeLater(plugin::Context& ctx) {
-    ctx.worker().post([&ctx, alive = alive_] {
+    ctx.dispatcher().post([&ctx, alive = alive_] {
       if (!*alive) return;
       ctx.requestHeaders().set("X-Resumed", "1");
       ctx.resume();

@@ -41,20 +41,13 @@ NextAttempt nextAttempt(const Error& error, const AttemptFacts& facts) {
 }
 
 FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts, bool responseOverOurLimits) {
-  switch (error.code) {
-    case ErrorCode::UpstreamConnectFailed:
-      return {Kind::Connect, true};
-    case ErrorCode::UpstreamConnectTimeout:
-      return {Kind::Timeout, true};
-    case ErrorCode::UpstreamTimeout:
-      // A client picks the path; one slow path does not prove the backend down.
-      return {Kind::Timeout, countReadTimeouts};
-    case ErrorCode::UpstreamProtocol:
-      // A head over our own limits is no sign of a sick backend.
-      return {Kind::Protocol, !responseOverOurLimits};
-    default:
-      return {Kind::Reset, true};
-  }
+  if (error.code == ErrorCode::UpstreamConnectFailed) return {Kind::Connect, true};
+  if (error.code == ErrorCode::UpstreamConnectTimeout) return {Kind::Timeout, true};
+  // A client picks the path; one slow path does not prove the backend down.
+  if (error.code == ErrorCode::UpstreamTimeout) return {Kind::Timeout, countReadTimeouts};
+  // A head over our own limits is no sign of a sick backend.
+  if (error.code == ErrorCode::UpstreamProtocol) return {Kind::Protocol, !responseOverOurLimits};
+  return {Kind::Reset, true};
 }
 
 Forwarder::Forwarder(upstream::Cluster& cluster, const upstream::Timeouts& timeouts,
