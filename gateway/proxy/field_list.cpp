@@ -1,12 +1,11 @@
 #include "gateway/proxy/field_list.h"
 
-#include <algorithm>
-
 #include "gateway/http/headers.h"
 
 namespace gw::proxy {
 
 std::optional<std::string_view> FieldList::get(std::string_view name) const {
+  if (!(nameLengths_ & lengthBit(name.size()))) return std::nullopt;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     auto [n, v] = at(i);
     if (http::iequals(n, name)) return v;
@@ -25,20 +24,17 @@ void FieldList::add(std::string_view name, std::string_view value) {
     arena_.reserve(1024);
     entries_.reserve(32);
   }
-  Entry entry;
-  entry.nameOffset = static_cast<uint32_t>(arena_.size());
-  entry.nameLength = static_cast<uint32_t>(name.size());
-  arena_ += name;
-  entry.valueOffset = static_cast<uint32_t>(arena_.size());
-  entry.valueLength = static_cast<uint32_t>(value.size());
-  arena_ += value;
-  entries_.push_back(entry);
+  entries_.push_back({static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(name.size()),
+                      static_cast<uint32_t>(value.size())});
+  arena_.append(name).append(value);
+  nameLengths_ |= lengthBit(name.size());
 }
 
 void FieldList::remove(std::string_view name) {
+  if (!(nameLengths_ & lengthBit(name.size()))) return;
   auto matches = [&](const Entry& e) {
     return e.nameLength == name.size() &&
-           http::iequals(std::string_view(arena_.data() + e.nameOffset, e.nameLength), name);
+           http::iequals(std::string_view(arena_.data() + e.offset, e.nameLength), name);
   };
   // Usually there is nothing to remove (set() of a header the message lacks): just look.
   auto first = std::find_if(entries_.begin(), entries_.end(), matches);
@@ -46,33 +42,10 @@ void FieldList::remove(std::string_view name) {
   entries_.erase(std::remove_if(first, entries_.end(), matches), entries_.end());
 }
 
-std::pair<std::string_view, std::string_view> FieldList::at(std::size_t i) const {
-  const Entry& e = entries_[i];
-  std::string_view arena = arena_;
-  return {arena.substr(e.nameOffset, e.nameLength), arena.substr(e.valueOffset, e.valueLength)};
-}
-
 void FieldList::clear() {
   arena_.clear();
   entries_.clear();
-}
-
-std::size_t FieldList::serializedSize() const {
-  std::size_t size = 0;
-  for (const Entry& e : entries_) size += e.nameLength + e.valueLength + 4;
-  return size;
-}
-
-char* FieldList::serializeTo(char* out) const {
-  for (const Entry& e : entries_) {
-    out = std::copy_n(arena_.data() + e.nameOffset, e.nameLength, out);
-    *out++ = ':';
-    *out++ = ' ';
-    out = std::copy_n(arena_.data() + e.valueOffset, e.valueLength, out);
-    *out++ = '\r';
-    *out++ = '\n';
-  }
-  return out;
+  nameLengths_ = 0;
 }
 
 }  // namespace gw::proxy

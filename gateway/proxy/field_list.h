@@ -4,6 +4,7 @@
 // into it by offset, so adding fields never leaves dangling entries. Views returned by get()/at()
 // are valid until the next add()/set().
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,21 +21,60 @@ class FieldList final : public plugin::HeaderMap {
   void add(std::string_view name, std::string_view value) override;
   void remove(std::string_view name) override;
   std::size_t size() const override { return entries_.size(); }
-  std::pair<std::string_view, std::string_view> at(std::size_t i) const override;
+  std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
+    const Entry& e = entries_[i];
+    const char* name = arena_.data() + e.offset;
+    return {{name, e.nameLength}, {name + e.nameLength, e.valueLength}};
+  }
   void clear();
-  // Bytes of "Name: value\r\n" for every field, and writing them (at `out`, that many).
-  std::size_t serializedSize() const;
-  char* serializeTo(char* out) const;
+  // Bytes of "Name: value\r\n" for every field `skip(name)` is false of, and writing them (at
+  // `out`, that many): a head is written with one reservation of its output.
+  template <typename Skip>
+  std::size_t serializedSize(Skip&& skip) const;
+  template <typename Skip>
+  char* serializeTo(char* out, Skip&& skip) const;
+  std::size_t serializedSize() const { return serializedSize(keepAll); }
+  char* serializeTo(char* out) const { return serializeTo(out, keepAll); }
 
  private:
+  static constexpr bool keepAll(std::string_view) { return false; }
+  // A field's name and value, back to back in the arena.
   struct Entry {
-    uint32_t nameOffset;
+    uint32_t offset;
     uint32_t nameLength;
-    uint32_t valueOffset;
     uint32_t valueLength;
   };
+  static uint64_t lengthBit(std::size_t length) { return uint64_t{1} << (length % 64); }
   std::string arena_;
   std::vector<Entry> entries_;
+  // One bit per name length (mod 64) ever added since clear(): a set() of a name no field can
+  // have (the usual case: a plugin adding its own field) skips the search for fields to remove.
+  uint64_t nameLengths_ = 0;
 };
+
+template <typename Skip>
+std::size_t FieldList::serializedSize(Skip&& skip) const {
+  std::size_t size = 0;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    if (!skip(at(i).first)) size += e.nameLength + e.valueLength + 4;
+  }
+  return size;
+}
+
+template <typename Skip>
+char* FieldList::serializeTo(char* out, Skip&& skip) const {
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    const auto [name, value] = at(i);
+    if (skip(name)) continue;
+    out = std::copy_n(name.data(), name.size(), out);
+    *out++ = ':';
+    *out++ = ' ';
+    out = std::copy_n(value.data(), value.size(), out);
+    *out++ = '\r';
+    *out++ = '\n';
+  }
+  return out;
+}
 
 }  // namespace gw::proxy

@@ -31,3 +31,35 @@ TEST_CASE("field list entries stay valid while the arena grows") {
   CHECK(value == std::string(50, 'v'));
   CHECK(fields.at(199).first == "X-N199");
 }
+
+TEST_CASE("field list finds and replaces names whatever lengths it saw before") {
+  FieldList fields;
+  CHECK_FALSE(fields.get("X-A").has_value());
+  fields.add("X-A", "1");
+  // 3 + 64: the same bit of the length summary as "X-A", a different name.
+  const std::string longName = "X-" + std::string(65, 'b');
+  CHECK_FALSE(fields.get(longName).has_value());
+  fields.set(longName, "2");
+  fields.set("x-a", "3");
+  CHECK(fields.size() == 2);
+  CHECK(fields.get(longName) == std::optional<std::string_view>("2"));
+  CHECK(fields.get("X-A") == std::optional<std::string_view>("3"));
+  fields.remove(longName);
+  CHECK(fields.size() == 1);
+  fields.clear();
+  CHECK_FALSE(fields.get("X-A").has_value());
+  fields.set("X-A", "4");
+  CHECK(fields.size() == 1);
+  CHECK(fields.at(0).second == "4");
+}
+
+TEST_CASE("field list serialises every field but the skipped ones") {
+  FieldList fields;
+  fields.add("A", "1");
+  fields.add("Content-Length", "5");
+  fields.add("B", "");
+  auto skipLength = [](std::string_view name) { return name == "Content-Length"; };
+  std::string out(fields.serializedSize(skipLength), '\0');
+  CHECK(fields.serializeTo(out.data(), skipLength) == out.data() + out.size());
+  CHECK(out == "A: 1\r\nB: \r\n");
+}

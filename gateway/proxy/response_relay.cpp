@@ -153,9 +153,12 @@ void ResponseRelay::appendResponseHead() {
       return;
     }
     appendStatusLine(status_, parser.statusText(base));
-    for (std::size_t i = 0; i < edited->size(); ++i) {
-      auto [name, value] = edited->at(i);
-      if (!framedByUs(http::classifyField(name))) appendField(clientOut_, name, value);
+    // Only a Content-Length can be framed by us: the other names skip classification.
+    auto framed = [&](std::string_view name) {
+      return name.size() == 14 && framedByUs(http::classifyField(name));
+    };
+    if (const std::size_t size = edited->serializedSize(framed)) {
+      edited->serializeTo(clientOut_.appendRaw(size), framed);
     }
   }
   appendFraming();
