@@ -1,8 +1,23 @@
 #include "gateway/proxy/field_list.h"
 
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
 #include "gateway/http/headers.h"
 
 namespace gw::proxy {
+
+FieldList& FieldList::operator=(FieldList&& other) noexcept {
+  if (this == &other) return *this;
+  arena_ = std::move(other.arena_);
+  arenaSize_ = std::exchange(other.arenaSize_, 0);
+  arenaCapacity_ = std::exchange(other.arenaCapacity_, 0);
+  entries_ = std::move(other.entries_);
+  other.entries_.clear();
+  nameLengths_ = std::exchange(other.nameLengths_, 0);
+  return *this;
+}
 
 std::optional<std::string_view> FieldList::get(std::string_view name) const {
   if (!(nameLengths_ & lengthBit(name.size()))) return std::nullopt;
@@ -19,22 +34,33 @@ void FieldList::set(std::string_view name, std::string_view value) {
 }
 
 void FieldList::add(std::string_view name, std::string_view value) {
-  if (entries_.empty()) {
-    // One allocation each for a typical head instead of a chain of regrowths.
-    arena_.reserve(1024);
-    entries_.reserve(32);
-  }
-  entries_.push_back({static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(name.size()),
+  const std::size_t n = name.size() + value.size();
+  if (arenaCapacity_ - arenaSize_ < n) reserveArena(n);
+  // Entries hold 32-bit offsets: a list is bounded far below that by the head limits.
+  entries_.push_back({static_cast<uint32_t>(arenaSize_), static_cast<uint32_t>(name.size()),
                       static_cast<uint32_t>(value.size())});
-  arena_.append(name).append(value);
+  char* out = arena_.get() + arenaSize_;
+  if (!name.empty()) std::memcpy(out, name.data(), name.size());
+  if (!value.empty()) std::memcpy(out + name.size(), value.data(), value.size());
+  arenaSize_ += n;
   nameLengths_ |= lengthBit(name.size());
+}
+
+void FieldList::reserveArena(std::size_t n) {
+  // One allocation for a typical head instead of a chain of regrowths.
+  const std::size_t capacity = std::max({std::size_t{1024}, 2 * arenaCapacity_, arenaSize_ + n});
+  auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+  if (arenaSize_ > 0) std::memcpy(grown.get(), arena_.get(), arenaSize_);
+  arena_ = std::move(grown);
+  arenaCapacity_ = capacity;
+  if (entries_.capacity() == 0) entries_.reserve(32);
 }
 
 void FieldList::remove(std::string_view name) {
   if (!(nameLengths_ & lengthBit(name.size()))) return;
   auto matches = [&](const Entry& e) {
     return e.nameLength == name.size() &&
-           http::iequals(std::string_view(arena_.data() + e.offset, e.nameLength), name);
+           http::iequals(std::string_view(arena_.get() + e.offset, e.nameLength), name);
   };
   // Usually there is nothing to remove (set() of a header the message lacks): just look.
   auto first = std::find_if(entries_.begin(), entries_.end(), matches);
@@ -43,7 +69,7 @@ void FieldList::remove(std::string_view name) {
 }
 
 void FieldList::clear() {
-  arena_.clear();
+  arenaSize_ = 0;
   entries_.clear();
   nameLengths_ = 0;
 }

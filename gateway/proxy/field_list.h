@@ -1,11 +1,12 @@
 #pragma once
 // An owned, editable list of header fields: what plugins see and change, and what is serialised
-// toward the upstream or the client afterwards. Bytes live in one arena string; entries point
-// into it by offset, so adding fields never leaves dangling entries. Views returned by get()/at()
+// toward the upstream or the client afterwards. Bytes live in one arena; entries point into it by
+// offset, so adding fields never leaves dangling entries. Views returned by get()/at()
 // are valid until the next add()/set().
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,10 @@ namespace gw::proxy {
 
 class FieldList final : public plugin::HeaderMap {
  public:
+  FieldList() = default;
+  // Moved-from lists are empty (and usable).
+  FieldList(FieldList&& other) noexcept { *this = std::move(other); }
+  FieldList& operator=(FieldList&& other) noexcept;
   std::optional<std::string_view> get(std::string_view name) const override;
   void set(std::string_view name, std::string_view value) override;
   void add(std::string_view name, std::string_view value) override;
@@ -23,7 +28,7 @@ class FieldList final : public plugin::HeaderMap {
   std::size_t size() const override { return entries_.size(); }
   std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
     const Entry& e = entries_[i];
-    const char* name = arena_.data() + e.offset;
+    const char* name = arena_.get() + e.offset;
     return {{name, e.nameLength}, {name + e.nameLength, e.valueLength}};
   }
   void clear();
@@ -45,7 +50,13 @@ class FieldList final : public plugin::HeaderMap {
     uint32_t valueLength;
   };
   static uint64_t lengthBit(std::size_t length) { return uint64_t{1} << (length % 64); }
-  std::string arena_;
+  // Room for n more bytes in the arena.
+  void reserveArena(std::size_t n);
+  // Not a std::string: appending to one costs twice the copy itself, and lists are recycled,
+  // so the arena keeps its capacity across clear().
+  std::unique_ptr<char[]> arena_;
+  std::size_t arenaSize_ = 0;
+  std::size_t arenaCapacity_ = 0;
   std::vector<Entry> entries_;
   // One bit per name length (mod 64) ever added since clear(): a set() of a name no field can
   // have (the usual case: a plugin adding its own field) skips the search for fields to remove.

@@ -63,3 +63,20 @@ TEST_CASE("field list serialises every field but the skipped ones") {
   CHECK(fields.serializeTo(out.data(), skipLength) == out.data() + out.size());
   CHECK(out == "A: 1\r\nB: \r\n");
 }
+
+TEST_CASE("field list moves its fields and leaves the source empty and usable") {
+  FieldList source;
+  source.add("A", "1");
+  FieldList moved(std::move(source));
+  CHECK(moved.size() == 1);
+  CHECK(moved.get("a") == std::optional<std::string_view>("1"));
+  CHECK(source.size() == 0);  // NOLINT(bugprone-use-after-move): the contract under test
+  CHECK_FALSE(source.get("A").has_value());
+  source.add("B", std::string(2000, 'x'));
+  CHECK(source.at(0).second.size() == 2000);
+  moved = std::move(source);
+  CHECK(moved.size() == 1);
+  CHECK(moved.at(0).first == "B");
+  source.add("C", "3");
+  CHECK(source.at(0) == std::pair<std::string_view, std::string_view>("C", "3"));
+}
