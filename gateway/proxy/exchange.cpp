@@ -115,7 +115,9 @@ void Exchange::filterUnroutedAnswer(LocalResponse& response, std::string_view re
 void Exchange::filter(const ParserFields& fields, bool overBodyLimit) {
   // Plugins may wait (Stop) while the input buffer moves on: they get their own copy, and the
   // head toward the upstream is built from it.
-  captureRequest(worker_.formatRequestId(target_.seq));
+  char requestId[core::Worker::kRequestIdLength];
+  worker_.formatRequestId(target_.seq, requestId);
+  captureRequest({requestId, sizeof requestId});
   PluginExchange& p = *plugins_;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const http::FieldName kind = fields.kind(i);

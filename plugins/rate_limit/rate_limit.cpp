@@ -34,7 +34,7 @@ class FieldWriter {
   std::string_view view() const { return {buffer_.data(), size_}; }
 
  private:
-  std::array<char, 160> buffer_{};
+  std::array<char, 160> buffer_;  // no zeroing: only view()'s bytes are ever read
   std::size_t size_ = 0;
 };
 
