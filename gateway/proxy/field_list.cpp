@@ -34,14 +34,21 @@ void FieldList::set(std::string_view name, std::string_view value) {
 }
 
 void FieldList::add(std::string_view name, std::string_view value) {
-  const std::size_t n = name.size() + value.size();
+  const Entry entry{static_cast<uint32_t>(arenaSize_), static_cast<uint32_t>(name.size()),
+                    static_cast<uint32_t>(value.size())};
+  const std::size_t n = entry.lineLength();
   if (arenaCapacity_ - arenaSize_ < n) reserveArena(n);
   // Entries hold 32-bit offsets: a list is bounded far below that by the head limits.
-  entries_.push_back({static_cast<uint32_t>(arenaSize_), static_cast<uint32_t>(name.size()),
-                      static_cast<uint32_t>(value.size())});
+  entries_.push_back(entry);
   char* out = arena_.get() + arenaSize_;
   if (!name.empty()) std::memcpy(out, name.data(), name.size());
-  if (!value.empty()) std::memcpy(out + name.size(), value.data(), value.size());
+  out += name.size();
+  *out++ = ':';
+  *out++ = ' ';
+  if (!value.empty()) std::memcpy(out, value.data(), value.size());
+  out += value.size();
+  *out++ = '\r';
+  *out = '\n';
   arenaSize_ += n;
   nameLengths_ |= lengthBit(name.size());
 }

@@ -1,7 +1,8 @@
 #pragma once
 // An owned, editable list of header fields: what plugins see and change, and what is serialised
-// toward the upstream or the client afterwards. Bytes live in one arena; entries point into it by
-// offset, so adding fields never leaves dangling entries. Views returned by get()/at()
+// toward the upstream or the client afterwards. Bytes live in one arena, already serialised
+// ("Name: value\r\n"), so that writing a head copies runs of fields at once; entries point into
+// it by offset, so adding fields never leaves dangling entries. Views returned by get()/at()
 // are valid until the next add()/set().
 
 #include <algorithm>
@@ -29,7 +30,7 @@ class FieldList final : public plugin::HeaderMap {
   std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
     const Entry& e = entries_[i];
     const char* name = arena_.get() + e.offset;
-    return {{name, e.nameLength}, {name + e.nameLength, e.valueLength}};
+    return {{name, e.nameLength}, {name + e.nameLength + 2, e.valueLength}};
   }
   void clear();
   // Bytes of "Name: value\r\n" for every field `skip(name)` is false of, and writing them (at
@@ -43,11 +44,12 @@ class FieldList final : public plugin::HeaderMap {
 
  private:
   static constexpr bool keepAll(std::string_view) { return false; }
-  // A field's name and value, back to back in the arena.
+  // A field's line in the arena: its name at offset, ": ", its value, CRLF.
   struct Entry {
     uint32_t offset;
     uint32_t nameLength;
     uint32_t valueLength;
+    uint32_t lineLength() const { return nameLength + valueLength + 4; }
   };
   static uint64_t lengthBit(std::size_t length) { return uint64_t{1} << (length % 64); }
   // Room for n more bytes in the arena.
@@ -67,25 +69,28 @@ template <typename Skip>
 std::size_t FieldList::serializedSize(Skip&& skip) const {
   std::size_t size = 0;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
-    const Entry& e = entries_[i];
-    if (!skip(at(i).first)) size += e.nameLength + e.valueLength + 4;
+    if (!skip(at(i).first)) size += entries_[i].lineLength();
   }
   return size;
 }
 
 template <typename Skip>
 char* FieldList::serializeTo(char* out, Skip&& skip) const {
+  // Lines of fields neither removed nor skipped lie back to back: one copy per run of them.
+  const char* run = arena_.get();
+  std::size_t runLength = 0;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
-    const auto [name, value] = at(i);
-    if (skip(name)) continue;
-    out = std::copy_n(name.data(), name.size(), out);
-    *out++ = ':';
-    *out++ = ' ';
-    out = std::copy_n(value.data(), value.size(), out);
-    *out++ = '\r';
-    *out++ = '\n';
+    if (skip(at(i).first)) continue;
+    const Entry& e = entries_[i];
+    const char* line = arena_.get() + e.offset;
+    if (line != run + runLength) {
+      out = std::copy_n(run, runLength, out);
+      run = line;
+      runLength = 0;
+    }
+    runLength += e.lineLength();
   }
-  return out;
+  return std::copy_n(run, runLength, out);
 }
 
 }  // namespace gw::proxy

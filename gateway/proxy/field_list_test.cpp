@@ -80,3 +80,16 @@ TEST_CASE("field list moves its fields and leaves the source empty and usable") 
   source.add("C", "3");
   CHECK(source.at(0) == std::pair<std::string_view, std::string_view>("C", "3"));
 }
+
+TEST_CASE("field list serialises runs of fields around removed and skipped ones") {
+  FieldList fields;
+  for (const char* name : {"Skip", "A", "Gone", "B", "C", "Skip", "Gone", "D", "Skip"}) {
+    fields.add(name, std::string(name) + "-v");
+  }
+  fields.remove("gone");
+  auto skip = [](std::string_view name) { return name == "Skip"; };
+  std::string out(fields.serializedSize(skip), '\0');
+  CHECK(fields.serializeTo(out.data(), skip) == out.data() + out.size());
+  CHECK(out == "A: A-v\r\nB: B-v\r\nC: C-v\r\nD: D-v\r\n");
+  CHECK(fields.get("D") == std::optional<std::string_view>("D-v"));
+}
