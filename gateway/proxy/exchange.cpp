@@ -125,7 +125,7 @@ void Exchange::filter(const ParserFields& fields, bool overBodyLimit) {
     if (http::isHopByHop(kind) || kind == http::FieldName::Dropped || fields.nominated(name)) {
       continue;
     }
-    p.requestFields.add(name, fields.value(i));
+    p.requestFields.add(name, fields.value(i), kind);
   }
   if (overBodyLimit) {
     failExchange(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"));

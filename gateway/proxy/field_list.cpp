@@ -4,7 +4,6 @@
 #include <cstring>
 #include <utility>
 
-#include "gateway/http/headers.h"
 
 namespace gw::proxy {
 
@@ -33,9 +32,9 @@ void FieldList::set(std::string_view name, std::string_view value) {
   add(name, value);
 }
 
-void FieldList::add(std::string_view name, std::string_view value) {
+void FieldList::add(std::string_view name, std::string_view value, uint8_t kind) {
   const Entry entry{static_cast<uint32_t>(arenaSize_), static_cast<uint32_t>(name.size()),
-                    static_cast<uint32_t>(value.size())};
+                    static_cast<uint32_t>(value.size()), kind};
   const std::size_t n = entry.lineLength();
   if (arenaCapacity_ - arenaSize_ < n) reserveArena(n);
   // Entries hold 32-bit offsets: a list is bounded far below that by the head limits.
@@ -73,6 +72,32 @@ void FieldList::remove(std::string_view name) {
   auto first = std::find_if(entries_.begin(), entries_.end(), matches);
   if (first == entries_.end()) return;
   entries_.erase(std::remove_if(first, entries_.end(), matches), entries_.end());
+}
+
+std::size_t FieldList::serializedSize(bool withoutLength) const {
+  std::size_t size = 0;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (!omitted(i, withoutLength)) size += entries_[i].lineLength();
+  }
+  return size;
+}
+
+char* FieldList::serializeTo(char* out, bool withoutLength) const {
+  // Lines of fields neither removed nor omitted lie back to back: one copy per run of them.
+  const char* run = arena_.get();
+  std::size_t runLength = 0;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (omitted(i, withoutLength)) continue;
+    const Entry& e = entries_[i];
+    const char* line = arena_.get() + e.offset;
+    if (line != run + runLength) {
+      out = std::copy_n(run, runLength, out);
+      run = line;
+      runLength = 0;
+    }
+    runLength += e.lineLength();
+  }
+  return std::copy_n(run, runLength, out);
 }
 
 void FieldList::clear() {

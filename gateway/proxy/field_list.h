@@ -5,13 +5,13 @@
 // it by offset, so adding fields never leaves dangling entries. Views returned by get()/at()
 // are valid until the next add()/set().
 
-#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "gateway/http/headers.h"
 #include "gateway/plugin/plugin.h"
 
 namespace gw::proxy {
@@ -24,7 +24,11 @@ class FieldList final : public plugin::HeaderMap {
   FieldList& operator=(FieldList&& other) noexcept;
   std::optional<std::string_view> get(std::string_view name) const override;
   void set(std::string_view name, std::string_view value) override;
-  void add(std::string_view name, std::string_view value) override;
+  void add(std::string_view name, std::string_view value) override { add(name, value, kUnknown); }
+  // A field whose kind the caller already knows (as classified from the head it copies).
+  void add(std::string_view name, std::string_view value, http::FieldName kind) {
+    add(name, value, static_cast<uint8_t>(kind));
+  }
   void remove(std::string_view name) override;
   std::size_t size() const override { return entries_.size(); }
   std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
@@ -32,25 +36,32 @@ class FieldList final : public plugin::HeaderMap {
     const char* name = arena_.get() + e.offset;
     return {{name, e.nameLength}, {name + e.nameLength + 2, e.valueLength}};
   }
+  // What the gateway makes of field i's name (http::classifyField()).
+  http::FieldName kind(std::size_t i) const {
+    const uint8_t kind = entries_[i].kind;
+    return kind == kUnknown ? http::classifyField(at(i).first) : static_cast<http::FieldName>(kind);
+  }
   void clear();
-  // Bytes of "Name: value\r\n" for every field `skip(name)` is false of, and writing them (at
-  // `out`, that many): a head is written with one reservation of its output.
-  template <typename Skip>
-  std::size_t serializedSize(Skip&& skip) const;
-  template <typename Skip>
-  char* serializeTo(char* out, Skip&& skip) const;
-  std::size_t serializedSize() const { return serializedSize(keepAll); }
-  char* serializeTo(char* out) const { return serializeTo(out, keepAll); }
+  // Bytes of "Name: value\r\n" for every field (but Content-Length when `withoutLength`: the
+  // framing is the writer's), and writing them at `out`, that many: a head is written with one
+  // reservation of its output.
+  std::size_t serializedSize(bool withoutLength = false) const;
+  char* serializeTo(char* out, bool withoutLength = false) const;
 
  private:
-  static constexpr bool keepAll(std::string_view) { return false; }
   // A field's line in the arena: its name at offset, ": ", its value, CRLF.
   struct Entry {
     uint32_t offset;
     uint32_t nameLength;
     uint32_t valueLength;
+    uint8_t kind;  // an http::FieldName, or kUnknown until asked (fields plugins add)
     uint32_t lineLength() const { return nameLength + valueLength + 4; }
   };
+  static constexpr uint8_t kUnknown = 0xff;
+  void add(std::string_view name, std::string_view value, uint8_t kind);
+  bool omitted(std::size_t i, bool withoutLength) const {
+    return withoutLength && entries_[i].nameLength == 14 && kind(i) == http::FieldName::ContentLength;
+  }
   static uint64_t lengthBit(std::size_t length) { return uint64_t{1} << (length % 64); }
   // Room for n more bytes in the arena.
   void reserveArena(std::size_t n);
@@ -64,33 +75,5 @@ class FieldList final : public plugin::HeaderMap {
   // have (the usual case: a plugin adding its own field) skips the search for fields to remove.
   uint64_t nameLengths_ = 0;
 };
-
-template <typename Skip>
-std::size_t FieldList::serializedSize(Skip&& skip) const {
-  std::size_t size = 0;
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (!skip(at(i).first)) size += entries_[i].lineLength();
-  }
-  return size;
-}
-
-template <typename Skip>
-char* FieldList::serializeTo(char* out, Skip&& skip) const {
-  // Lines of fields neither removed nor skipped lie back to back: one copy per run of them.
-  const char* run = arena_.get();
-  std::size_t runLength = 0;
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (skip(at(i).first)) continue;
-    const Entry& e = entries_[i];
-    const char* line = arena_.get() + e.offset;
-    if (line != run + runLength) {
-      out = std::copy_n(run, runLength, out);
-      run = line;
-      runLength = 0;
-    }
-    runLength += e.lineLength();
-  }
-  return std::copy_n(run, runLength, out);
-}
 
 }  // namespace gw::proxy

@@ -139,7 +139,7 @@ void ResponseRelay::appendResponseHead() {
   const http::ConnectionTokens connection = forEachForwardedField(
       [&](std::string_view name, std::string_view value, http::FieldName kind) {
         if (edited) {
-          edited->add(name, value);  // plugins see the length (a cache's bound)
+          edited->add(name, value, kind);  // plugins see the length (a cache's bound)
         } else if (!framedByUs(kind)) {
           appendField(clientOut_, name, value);
         }
@@ -153,10 +153,7 @@ void ResponseRelay::appendResponseHead() {
       return;
     }
     appendStatusLine(status_, parser.statusText(base));
-    // Only a Content-Length can be framed by us: the other names skip classification.
-    auto framed = [&](std::string_view name) {
-      return name.size() == 14 && framedByUs(http::classifyField(name));
-    };
+    const bool framed = framedByUs(http::FieldName::ContentLength);
     if (const std::size_t size = edited->serializedSize(framed)) {
       edited->serializeTo(clientOut_.appendRaw(size), framed);
     }
