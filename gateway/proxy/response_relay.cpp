@@ -130,6 +130,9 @@ void ResponseRelay::appendResponseHead() {
   }
   if (framing_ == BodyFraming::UntilClose) closeAfter_ = true;
 
+  // The head goes out in pieces: room for all of them (what the upstream sent, our framing
+  // and what plugins usually add) is made once.
+  clientOut_.reserve(parser.headBytes() + (phases_ ? 1024 : 128));
   FieldList* edited = phases_ ? &phases_->upstreamHeadFields() : nullptr;
   if (edited) {
     edited->clear();
