@@ -4,7 +4,6 @@
 #include <cstring>
 #include <utility>
 
-
 namespace gw::proxy {
 
 FieldList& FieldList::operator=(FieldList&& other) noexcept {
@@ -27,31 +26,6 @@ std::optional<std::string_view> FieldList::get(std::string_view name) const {
   return std::nullopt;
 }
 
-void FieldList::set(std::string_view name, std::string_view value) {
-  remove(name);
-  add(name, value);
-}
-
-void FieldList::add(std::string_view name, std::string_view value, uint8_t kind) {
-  const Entry entry{static_cast<uint32_t>(arenaSize_), static_cast<uint32_t>(name.size()),
-                    static_cast<uint32_t>(value.size()), kind};
-  const std::size_t n = entry.lineLength();
-  if (arenaCapacity_ - arenaSize_ < n) reserveArena(n);
-  // Entries hold 32-bit offsets: a list is bounded far below that by the head limits.
-  entries_.push_back(entry);
-  char* out = arena_.get() + arenaSize_;
-  if (!name.empty()) std::memcpy(out, name.data(), name.size());
-  out += name.size();
-  *out++ = ':';
-  *out++ = ' ';
-  if (!value.empty()) std::memcpy(out, value.data(), value.size());
-  out += value.size();
-  *out++ = '\r';
-  *out = '\n';
-  arenaSize_ += n;
-  nameLengths_ |= lengthBit(name.size());
-}
-
 void FieldList::reserveArena(std::size_t n) {
   // One allocation for a typical head instead of a chain of regrowths.
   const std::size_t capacity = std::max({std::size_t{1024}, 2 * arenaCapacity_, arenaSize_ + n});
@@ -62,8 +36,7 @@ void FieldList::reserveArena(std::size_t n) {
   if (entries_.capacity() == 0) entries_.reserve(32);
 }
 
-void FieldList::remove(std::string_view name) {
-  if (!(nameLengths_ & lengthBit(name.size()))) return;
+void FieldList::removeMatching(std::string_view name) {
   auto matches = [&](const Entry& e) {
     return e.nameLength == name.size() &&
            http::iequals(std::string_view(arena_.get() + e.offset, e.nameLength), name);

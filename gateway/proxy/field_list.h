@@ -6,6 +6,7 @@
 // are valid until the next add()/set().
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,13 +24,19 @@ class FieldList final : public plugin::HeaderMap {
   FieldList(FieldList&& other) noexcept { *this = std::move(other); }
   FieldList& operator=(FieldList&& other) noexcept;
   std::optional<std::string_view> get(std::string_view name) const override;
-  void set(std::string_view name, std::string_view value) override;
+  // set(), add() and remove() are inline: plugins adding a dozen fields pay for little else.
+  void set(std::string_view name, std::string_view value) override {
+    remove(name);
+    add(name, value);
+  }
   void add(std::string_view name, std::string_view value) override { add(name, value, kUnknown); }
   // A field whose kind the caller already knows (as classified from the head it copies).
   void add(std::string_view name, std::string_view value, http::FieldName kind) {
     add(name, value, static_cast<uint8_t>(kind));
   }
-  void remove(std::string_view name) override;
+  void remove(std::string_view name) override {
+    if (nameLengths_ & lengthBit(name.size())) removeMatching(name);
+  }
   std::size_t size() const override { return entries_.size(); }
   std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
     const Entry& e = entries_[i];
@@ -59,6 +66,7 @@ class FieldList final : public plugin::HeaderMap {
   };
   static constexpr uint8_t kUnknown = 0xff;
   void add(std::string_view name, std::string_view value, uint8_t kind);
+  void removeMatching(std::string_view name);
   bool omitted(std::size_t i, bool withoutLength) const {
     return withoutLength && entries_[i].nameLength == 14 && kind(i) == http::FieldName::ContentLength;
   }
@@ -75,5 +83,25 @@ class FieldList final : public plugin::HeaderMap {
   // have (the usual case: a plugin adding its own field) skips the search for fields to remove.
   uint64_t nameLengths_ = 0;
 };
+
+inline void FieldList::add(std::string_view name, std::string_view value, uint8_t kind) {
+  const Entry entry{static_cast<uint32_t>(arenaSize_), static_cast<uint32_t>(name.size()),
+                    static_cast<uint32_t>(value.size()), kind};
+  const std::size_t n = entry.lineLength();
+  if (arenaCapacity_ - arenaSize_ < n) reserveArena(n);
+  // Entries hold 32-bit offsets: a list is bounded far below that by the head limits.
+  entries_.push_back(entry);
+  char* out = arena_.get() + arenaSize_;
+  if (!name.empty()) std::memcpy(out, name.data(), name.size());
+  out += name.size();
+  *out++ = ':';
+  *out++ = ' ';
+  if (!value.empty()) std::memcpy(out, value.data(), value.size());
+  out += value.size();
+  *out++ = '\r';
+  *out = '\n';
+  arenaSize_ += n;
+  nameLengths_ |= lengthBit(name.size());
+}
 
 }  // namespace gw::proxy
