@@ -13,12 +13,13 @@ FieldList& FieldList::operator=(FieldList&& other) noexcept {
   arenaCapacity_ = std::exchange(other.arenaCapacity_, 0);
   entries_ = std::move(other.entries_);
   other.entries_.clear();
-  nameLengths_ = std::exchange(other.nameLengths_, 0);
+  lineBytes_ = std::exchange(other.lineBytes_, 0);
+  namesSeen_ = std::exchange(other.namesSeen_, 0);
   return *this;
 }
 
 std::optional<std::string_view> FieldList::get(std::string_view name) const {
-  if (!(nameLengths_ & lengthBit(name.size()))) return std::nullopt;
+  if (!(namesSeen_ & nameBit(name))) return std::nullopt;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     auto [n, v] = at(i);
     if (http::iequals(n, name)) return v;
@@ -44,15 +45,12 @@ void FieldList::removeMatching(std::string_view name) {
   // Usually there is nothing to remove (set() of a header the message lacks): just look.
   auto first = std::find_if(entries_.begin(), entries_.end(), matches);
   if (first == entries_.end()) return;
-  entries_.erase(std::remove_if(first, entries_.end(), matches), entries_.end());
-}
-
-std::size_t FieldList::serializedSize(bool withoutLength) const {
-  std::size_t size = 0;
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (!omitted(i, withoutLength)) size += entries_[i].lineLength();
-  }
-  return size;
+  const auto kept = std::remove_if(first, entries_.end(), [&](const Entry& e) {
+    if (!matches(e)) return false;
+    lineBytes_ -= e.lineLength();
+    return true;
+  });
+  entries_.erase(kept, entries_.end());
 }
 
 char* FieldList::serializeTo(char* out, bool withoutLength) const {
@@ -75,8 +73,9 @@ char* FieldList::serializeTo(char* out, bool withoutLength) const {
 
 void FieldList::clear() {
   arenaSize_ = 0;
+  lineBytes_ = 0;
   entries_.clear();
-  nameLengths_ = 0;
+  namesSeen_ = 0;
 }
 
 }  // namespace gw::proxy

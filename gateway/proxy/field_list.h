@@ -35,7 +35,7 @@ class FieldList final : public plugin::HeaderMap {
     add(name, value, static_cast<uint8_t>(kind));
   }
   void remove(std::string_view name) override {
-    if (nameLengths_ & lengthBit(name.size())) removeMatching(name);
+    if (namesSeen_ & nameBit(name)) removeMatching(name);
   }
   std::size_t size() const override { return entries_.size(); }
   std::pair<std::string_view, std::string_view> at(std::size_t i) const override {
@@ -49,10 +49,9 @@ class FieldList final : public plugin::HeaderMap {
     return kind == kUnknown ? http::classifyField(at(i).first) : static_cast<http::FieldName>(kind);
   }
   void clear();
-  // Bytes of "Name: value\r\n" for every field (but Content-Length when `withoutLength`: the
-  // framing is the writer's), and writing them at `out`, that many: a head is written with one
-  // reservation of its output.
-  std::size_t serializedSize(bool withoutLength = false) const;
+  // Bytes of "Name: value\r\n" for every field, and writing them at `out` (all of them, or all
+  // but Content-Length when `withoutLength`: the framing is the writer's); returns the end.
+  std::size_t serializedSize() const { return lineBytes_; }
   char* serializeTo(char* out, bool withoutLength = false) const;
 
  private:
@@ -70,7 +69,12 @@ class FieldList final : public plugin::HeaderMap {
   bool omitted(std::size_t i, bool withoutLength) const {
     return withoutLength && entries_[i].nameLength == 14 && kind(i) == http::FieldName::ContentLength;
   }
-  static uint64_t lengthBit(std::size_t length) { return uint64_t{1} << (length % 64); }
+  // A name's bit in namesSeen_: its length and last character (case-folded, as names compare)
+  // spread the usual field names over the 64 bits.
+  static uint64_t nameBit(std::string_view name) {
+    const unsigned last = name.empty() ? 0 : static_cast<unsigned char>(name.back()) | 0x20;
+    return uint64_t{1} << ((name.size() * 12 + last) % 64);
+  }
   // Room for n more bytes in the arena.
   void reserveArena(std::size_t n);
   // Not a std::string: appending to one costs twice the copy itself, and lists are recycled,
@@ -79,9 +83,10 @@ class FieldList final : public plugin::HeaderMap {
   std::size_t arenaSize_ = 0;
   std::size_t arenaCapacity_ = 0;
   std::vector<Entry> entries_;
-  // One bit per name length (mod 64) ever added since clear(): a set() of a name no field can
-  // have (the usual case: a plugin adding its own field) skips the search for fields to remove.
-  uint64_t nameLengths_ = 0;
+  std::size_t lineBytes_ = 0;  // the lines of entries_
+  // The nameBit() of every name added since clear(): a set() of a name no field can have (the
+  // usual case: a plugin adding its own field) skips the search for fields to remove.
+  uint64_t namesSeen_ = 0;
 };
 
 inline void FieldList::add(std::string_view name, std::string_view value, uint8_t kind) {
@@ -101,7 +106,8 @@ inline void FieldList::add(std::string_view name, std::string_view value, uint8_
   *out++ = '\r';
   *out = '\n';
   arenaSize_ += n;
-  nameLengths_ |= lengthBit(name.size());
+  lineBytes_ += n;
+  namesSeen_ |= nameBit(name);
 }
 
 }  // namespace gw::proxy

@@ -32,12 +32,12 @@ TEST_CASE("field list entries stay valid while the arena grows") {
   CHECK(fields.at(199).first == "X-N199");
 }
 
-TEST_CASE("field list finds and replaces names whatever lengths it saw before") {
+TEST_CASE("field list finds and replaces names whatever names it saw before") {
   FieldList fields;
   CHECK_FALSE(fields.get("X-A").has_value());
   fields.add("X-A", "1");
-  // 3 + 64: the same bit of the length summary as "X-A", a different name.
-  const std::string longName = "X-" + std::string(65, 'b');
+  // 3 + 16 bytes, the same last letter: the same bit of the names seen as "X-A", another name.
+  const std::string longName = "X-" + std::string(16, 'b') + "A";
   CHECK_FALSE(fields.get(longName).has_value());
   fields.set(longName, "2");
   fields.set("x-a", "3");
@@ -58,8 +58,8 @@ TEST_CASE("field list serialises every field, or all but Content-Length") {
   fields.add("A", "1");
   fields.add("Content-Length", "5");
   fields.add("B", "");
-  std::string out(fields.serializedSize(true), '\0');
-  CHECK(fields.serializeTo(out.data(), true) == out.data() + out.size());
+  std::string out(fields.serializedSize(), '\0');
+  out.resize(fields.serializeTo(out.data(), true) - out.data());
   CHECK(out == "A: 1\r\nB: \r\n");
   out.assign(fields.serializedSize(), '\0');
   CHECK(fields.serializeTo(out.data()) == out.data() + out.size());
@@ -90,8 +90,10 @@ TEST_CASE("field list serialises runs of fields around removed and omitted ones"
     fields.add(name, std::string(name) + "-v");
   }
   fields.remove("gone");
-  std::string out(fields.serializedSize(true), '\0');
-  CHECK(fields.serializeTo(out.data(), true) == out.data() + out.size());
+  std::string out(fields.serializedSize(), '\0');
+  // Four "X: X-v" lines and three "content-length: content-length-v" ones: the removed are gone.
+  CHECK(fields.serializedSize() == 4 * 8 + 3 * 34);
+  out.resize(fields.serializeTo(out.data(), true) - out.data());
   CHECK(out == "A: A-v\r\nB: B-v\r\nC: C-v\r\nD: D-v\r\n");
   CHECK(fields.get("D") == std::optional<std::string_view>("D-v"));
 }

@@ -156,9 +156,12 @@ void ResponseRelay::appendResponseHead() {
       return;
     }
     appendStatusLine(status_, parser.statusText(base));
-    const bool framed = framedByUs(http::FieldName::ContentLength);
-    if (const std::size_t size = edited->serializedSize(framed)) {
-      edited->serializeTo(clientOut_.appendRaw(size), framed);
+    // Room for every field; what a Content-Length we frame ourselves leaves unused is given back.
+    if (const std::size_t most = edited->serializedSize()) {
+      char* fields = clientOut_.appendRaw(most);
+      const auto written = static_cast<std::size_t>(
+          edited->serializeTo(fields, framedByUs(http::FieldName::ContentLength)) - fields);
+      if (written < most) clientOut_.truncate(clientOut_.queuedTotal() - (most - written));
     }
   }
   appendFraming();
