@@ -55,20 +55,22 @@ void FieldList::removeMatching(std::string_view name) {
 
 char* FieldList::serializeTo(char* out, bool withoutLength) const {
   // Lines of fields neither removed nor omitted lie back to back: one copy per run of them.
-  const char* run = arena_.get();
-  std::size_t runLength = 0;
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (omitted(i, withoutLength)) continue;
-    const Entry& e = entries_[i];
-    const char* line = arena_.get() + e.offset;
-    if (line != run + runLength) {
-      out = std::copy_n(run, runLength, out);
-      run = line;
-      runLength = 0;
+  // Locals only in the loop: writes through `out` could alias the members.
+  const char* const arena = arena_.get();
+  std::size_t from = 0;
+  std::size_t to = 0;  // the run not yet copied: [from, to) of the arena
+  for (const Entry *e = entries_.data(), *end = e + entries_.size(); e != end; ++e) {
+    const std::size_t line = e->offset;
+    const bool omit = withoutLength && omitted(*e);
+    if (omit || line != to) {
+      out = std::copy_n(arena + from, to - from, out);
+      from = omit ? line + e->lineLength() : line;
+      to = from;
+      if (omit) continue;
     }
-    runLength += e.lineLength();
+    to = line + e->lineLength();
   }
-  return std::copy_n(run, runLength, out);
+  return std::copy_n(arena + from, to - from, out);
 }
 
 void FieldList::clear() {

@@ -44,10 +44,7 @@ class FieldList final : public plugin::HeaderMap {
     return {{name, e.nameLength}, {name + e.nameLength + 2, e.valueLength}};
   }
   // What the gateway makes of field i's name (http::classifyField()).
-  http::FieldName kind(std::size_t i) const {
-    const uint8_t kind = entries_[i].kind;
-    return kind == kUnknown ? http::classifyField(at(i).first) : static_cast<http::FieldName>(kind);
-  }
+  http::FieldName kind(std::size_t i) const { return kindOf(entries_[i]); }
   void clear();
   // Bytes of "Name: value\r\n" for every field, and writing them at `out` (all of them, or all
   // but Content-Length when `withoutLength`: the framing is the writer's); returns the end.
@@ -66,8 +63,13 @@ class FieldList final : public plugin::HeaderMap {
   static constexpr uint8_t kUnknown = 0xff;
   void add(std::string_view name, std::string_view value, uint8_t kind);
   void removeMatching(std::string_view name);
-  bool omitted(std::size_t i, bool withoutLength) const {
-    return withoutLength && entries_[i].nameLength == 14 && kind(i) == http::FieldName::ContentLength;
+  http::FieldName kindOf(const Entry& e) const {
+    return e.kind == kUnknown ? http::classifyField({arena_.get() + e.offset, e.nameLength})
+                              : static_cast<http::FieldName>(e.kind);
+  }
+  // A Content-Length, which serializeTo() may leave out.
+  bool omitted(const Entry& e) const {
+    return e.nameLength == 14 && kindOf(e) == http::FieldName::ContentLength;
   }
   // A name's bit in namesSeen_: its length and last character (case-folded, as names compare)
   // spread the usual field names over the 64 bits.
