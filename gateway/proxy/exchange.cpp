@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -91,20 +92,22 @@ void Exchange::start(const ParserFields& fields, bool overBodyLimit) {
 
 void Exchange::captureRequest(std::string_view requestId) {
   PluginExchange& p = *plugins_;
-  // The copy, and the request's views moved onto it: the upstream head is built from it later.
-  auto keep = [](std::string& copy, std::string_view& view) {
-    copy.assign(view);
-    view = copy;
-  };
-  keep(p.method, target_.method);
-  keep(p.host, target_.host);
-  keep(p.path, target_.path);
-  keep(p.query, target_.query);
-  keep(p.forwardHost, target_.forwardHost);
-  keep(p.clientIp, target_.clientIp);
+  // One copy of every view, back to back, and the request's views moved onto it: the upstream
+  // head is built from it later.
+  std::string_view* const views[] = {&target_.method, &target_.host,        &target_.path,
+                                     &target_.query,  &target_.forwardHost, &target_.clientIp};
+  std::size_t size = 0;
+  for (const std::string_view* view : views) size += view->size();
+  p.requestText.resize(size);
+  char* out = p.requestText.data();
+  for (std::string_view* view : views) {
+    if (!view->empty()) std::memcpy(out, view->data(), view->size());
+    *view = {out, view->size()};
+    out += view->size();
+  }
   p.requestId = requestId;
-  p.info = {p.method,   p.path,      p.query,       p.host,
-            p.clientIp, route_.name, p.forwardHost, requestHasBody_};
+  p.info = {target_.method,   target_.path, target_.query,       target_.host,
+            target_.clientIp, route_.name,  target_.forwardHost, requestHasBody_};
 }
 
 void Exchange::filterUnroutedAnswer(LocalResponse& response, std::string_view requestId) {

@@ -20,7 +20,9 @@ struct PluginExchange {
 
   FilterChain chain;
   plugin::RequestInfo info;
-  std::string method, host, path, query, clientIp, forwardHost;
+  // What `info` and the head toward the upstream read of the request (method, host, path, query,
+  // forwarded host, client address), copied from buffers that move on while plugins may wait.
+  std::string requestText;
   std::string requestId;
   plugin::ExchangeNotes notes;
   FieldList requestFields;
