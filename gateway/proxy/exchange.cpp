@@ -34,6 +34,8 @@ void PluginExchange::reset(const config::RouteConfig& route,
   upstreamResponseFields.clear();
   responseFields = &upstreamResponseFields;
   answer.reset();
+  requestId.clear();
+  requestIdSeq.reset();
   notes = {};
   bufferLimit = 0;
   // A large buffered body is not worth keeping around for the next request.
@@ -90,7 +92,7 @@ void Exchange::start(const ParserFields& fields, bool overBodyLimit) {
   startForwarding({});
 }
 
-void Exchange::captureRequest(std::string_view requestId) {
+void Exchange::captureRequest() {
   PluginExchange& p = *plugins_;
   // One copy of every view, back to back, and the request's views moved onto it: the upstream
   // head is built from it later.
@@ -105,22 +107,22 @@ void Exchange::captureRequest(std::string_view requestId) {
     *view = {out, view->size()};
     out += view->size();
   }
-  p.requestId = requestId;
   p.info = {target_.method,   target_.path, target_.query,       target_.host,
             target_.clientIp, route_.name,  target_.forwardHost, requestHasBody_};
 }
 
 void Exchange::filterUnroutedAnswer(LocalResponse& response, std::string_view requestId) {
-  captureRequest(requestId);
+  captureRequest();
+  plugins_->requestId = requestId;
+  plugins_->requestIdSeq.reset();
   filterLocalResponse(response);
 }
 
 void Exchange::filter(const ParserFields& fields, bool overBodyLimit) {
   // Plugins may wait (Stop) while the input buffer moves on: they get their own copy, and the
   // head toward the upstream is built from it.
-  char requestId[core::Worker::kRequestIdLength];
-  worker_.formatRequestId(target_.seq, requestId);
-  captureRequest({requestId, sizeof requestId});
+  captureRequest();
+  plugins_->requestIdSeq = target_.seq;
   PluginExchange& p = *plugins_;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const http::FieldName kind = fields.kind(i);
@@ -424,8 +426,20 @@ void Exchange::complete() {
 
 // --- plugin::Context ---
 
+std::string_view Exchange::requestId() const {
+  if (!plugins_) return {};
+  PluginExchange& p = *plugins_;
+  if (p.requestIdSeq) {
+    char id[core::Worker::kRequestIdLength];
+    worker_.formatRequestId(*p.requestIdSeq, id);
+    p.requestId.assign(id, sizeof id);
+    p.requestIdSeq.reset();
+  }
+  return p.requestId;
+}
+
 void Exchange::reply(int status, std::string body, std::string_view contentType) {
-  plugins_->answer = makeResponse(status, std::move(body), contentType, plugins_->requestId);
+  plugins_->answer = makeResponse(status, std::move(body), contentType, requestId());
 }
 
 void Exchange::replyWith(int status, std::span<const Field> fields, std::string body) {
@@ -433,7 +447,7 @@ void Exchange::replyWith(int status, std::span<const Field> fields, std::string 
 }
 
 void Exchange::fail(core::Error error) {
-  plugins_->answer = makeErrorResponse(error, plugins_->requestId);
+  plugins_->answer = makeErrorResponse(error, requestId());
 }
 
 void Exchange::bufferRequestBody(std::size_t limit) {
