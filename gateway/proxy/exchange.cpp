@@ -446,9 +446,7 @@ void Exchange::replyWith(int status, std::span<const Field> fields, std::string 
   plugins_->answer = makeResponseWith(status, fields, std::move(body));
 }
 
-void Exchange::fail(core::Error error) {
-  plugins_->answer = makeErrorResponse(error, requestId());
-}
+void Exchange::fail(core::Error error) { plugins_->answer = makeErrorResponse(error, requestId()); }
 
 void Exchange::bufferRequestBody(std::size_t limit) {
   plugins_->bufferLimit = std::max<std::size_t>(1, std::min(limit, route_.body_bytes));

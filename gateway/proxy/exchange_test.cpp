@@ -24,13 +24,13 @@ using test::WorkerFixture;
 using test::wholeMessage;
 
 enum class Script {
-  WaitOnHeaders,     // Stop in the request-header phase, resumed from the next loop turn
-  WaitOnBody,        // buffers the body, Stop in its phase, resumed from the next loop turn
-  StopOnResponse,    // Stop in the response-header phase (cannot wait)
-  RespondOnBody,     // Respond on a response body piece (cannot answer)
-  TagResponse,       // adds X-Tag: seen to the response
-  EchoRequestId,     // adds X-Seen-Id: ctx.requestId() to the response (its first read of it)
-  FailRequest,       // answers the request with a gateway error (whose body names the id)
+  WaitOnHeaders,   // Stop in the request-header phase, resumed from the next loop turn
+  WaitOnBody,      // buffers the body, Stop in its phase, resumed from the next loop turn
+  StopOnResponse,  // Stop in the response-header phase (cannot wait)
+  RespondOnBody,   // Respond on a response body piece (cannot answer)
+  TagResponse,     // adds X-Tag: seen to the response
+  EchoRequestId,   // adds X-Seen-Id: ctx.requestId() to the response (its first read of it)
+  FailRequest,     // answers the request with a gateway error (whose body names the id)
 };
 
 class ScriptedPlugin final : public plugin::Plugin {
@@ -124,10 +124,10 @@ std::string fieldOf(std::string_view response, std::string_view name) {
 
 TEST_CASE("exchange: the request id plugins read is the gateway's, formatted when first read") {
   WorkerFixture f(route("echo_request_id"), scriptedPlugins());
-  const std::string first = fieldOf(exchange(f, "GET /a HTTP/1.1\r\nHost: gw.test\r\n\r\n").second,
-                                    "X-Seen-Id");
-  const std::string second = fieldOf(
-      exchange(f, "GET /b HTTP/1.1\r\nHost: gw.test\r\n\r\n").second, "X-Seen-Id");
+  const std::string first =
+      fieldOf(exchange(f, "GET /a HTTP/1.1\r\nHost: gw.test\r\n\r\n").second, "X-Seen-Id");
+  const std::string second =
+      fieldOf(exchange(f, "GET /b HTTP/1.1\r\nHost: gw.test\r\n\r\n").second, "X-Seen-Id");
   CHECK(first.size() == core::Worker::kRequestIdLength);
   CHECK(first.find_first_not_of("0123456789abcdef") == std::string::npos);
   CHECK(second.size() == first.size());

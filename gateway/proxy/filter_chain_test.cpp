@@ -35,7 +35,8 @@ class ScriptedPlugin final : public plugin::Plugin {
   explicit ScriptedPlugin(const Scripted& s) : s_(s) {}
   Status onRequestHeaders(plugin::Context&) override {
     // Per-request state: a recycled instance must have forgotten the previous exchange's.
-    s_.journal->lines.push_back(s_.name + " headers" + (completed_ ? " of a completed exchange" : ""));
+    s_.journal->lines.push_back(s_.name + " headers" +
+                                (completed_ ? " of a completed exchange" : ""));
     return s_.onHeaders;
   }
   Status onRequestBody(plugin::Context&, plugin::BodyView body, bool end) override {
@@ -250,14 +251,15 @@ TEST_CASE("filter_chain: a plugin that recycles itself serves the next exchange 
   CHECK(kept.created == 1);
   CHECK(fresh.created == 3);
   // Every exchange still ends with onComplete and onDestroy, and starts from a clean state.
-  const std::vector<std::string> one{"kept headers",  "fresh headers", "kept complete",
+  const std::vector<std::string> one{"kept headers",   "fresh headers", "kept complete",
                                      "fresh complete", "kept destroy",  "fresh destroy"};
   std::vector<std::string> three;
   for (int i = 0; i < 3; ++i) three.insert(three.end(), one.begin(), one.end());
   CHECK(f.journal.lines == three);
 }
 
-TEST_CASE("filter_chain: a recycled plugin serves only the settings and worker state it was made for") {
+TEST_CASE(
+    "filter_chain: a recycled plugin serves only the settings and worker state it was made for") {
   Fixture f;
   f.add("a").recyclable = true;
   test::TestContext ctx;
