@@ -7,7 +7,7 @@
 
 #include "gateway/config/loader.h"
 #include "gateway/core/log.h"
-#include "gateway/core/server.h"
+#include "gateway/runtime/server.h"
 #include "gateway/runtime/load_environment.h"
 #include "gateway/runtime/snapshot.h"
 
@@ -75,6 +75,6 @@ int main(int argc, char** argv) {
     std::printf("%s: configuration ok\n", configPath.c_str());
     return 0;
   }
-  gw::core::Server server(snapshot);
+  gw::runtime::Server server(snapshot);
   return server.run();
 }

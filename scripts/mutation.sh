@@ -175,7 +175,7 @@ mutation client-address-fields-untrusted gateway/proxy/upstream_request.h \
   '        field(fields.name(i), fields.value(i));' \
   "(18) any client's X-Real-IP and Forwarded reach the backend, not only a trusted proxy's" \
   '' 'headers*'
-mutation connection-limit-ignored gateway/core/worker.cpp \
+mutation connection-limit-ignored gateway/runtime/worker.cpp \
   '    if (connections_.size() >= snapshot_->config.limits.max_connections_per_worker) {' \
   '    if (false) {' \
   'a worker accepts connections past limits.max_connections_per_worker' \
@@ -209,7 +209,7 @@ mutation body-timeout-silent-close gateway/proxy/connection.cpp \
   '    close();' \
   'a stalled request body is cut without the 408 the docs promise' \
   '' 'timeouts*,local replies*'
-mutation only-first-worker-listens gateway/core/worker.cpp \
+mutation only-first-worker-listens gateway/runtime/worker.cpp \
   '  for (const auto& address : snapshot_->listenerAddresses) {' \
   '  for (const auto& address : index_ == 0 ? snapshot_->listenerAddresses : decltype(snapshot_->listenerAddresses){}) {' \
   'only the first worker accepts connections' \

@@ -46,7 +46,7 @@ Response errorResponse(int status, std::string_view code, std::string_view messa
 // The same with the status and code of a gateway error code (REQUEST_TIMEOUT, ...).
 Response errorResponse(core::ErrorCode code, std::string_view message);
 
-// What the admin endpoints answer, methods included; implemented by the process (core::Server).
+// What the admin endpoints answer, methods included; implemented by the process (runtime::Server).
 class Service {
  public:
   virtual ~Service() = default;

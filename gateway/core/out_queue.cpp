@@ -19,7 +19,14 @@ void OutQueue::append(std::string_view bytes) {
   std::memcpy(appendRaw(bytes.size()), bytes.data(), bytes.size());
 }
 
+void OutQueue::takeBuffers() {
+  Buffers buffers = pool_->take();
+  segments_ = std::move(buffers.segments);
+  owned_ = std::move(buffers.owned);
+}
+
 char* OutQueue::appendRaw(std::size_t n) {
+  if (pool_ && segments_.capacity() == 0) takeBuffers();
   std::size_t offset = owned_.size();
   owned_.resize(offset + n);
   pending_ += n;
@@ -37,6 +44,7 @@ char* OutQueue::appendRaw(std::size_t n) {
 
 void OutQueue::borrow(const char* data, std::size_t n) {
   if (n == 0) return;
+  if (pool_ && segments_.capacity() == 0) takeBuffers();
   segments_.push_back({data, 0, static_cast<uint32_t>(n)});
   pending_ += n;
   queuedTotal_ += n;
@@ -154,10 +162,18 @@ void OutQueue::truncate(uint64_t mark) {
 
 void OutQueue::shrink() {
   if (pending_ != 0) return;
-  std::vector<Segment>().swap(segments_);
-  std::string().swap(owned_);
-  std::string().swap(spare_);
   first_ = 0;
+  segments_.clear();
+  owned_.clear();
+  std::string().swap(spare_);
+  const bool small = segments_.capacity() <= kKeptSegments && owned_.capacity() <= kKeptBytes;
+  if (pool_ && small && segments_.capacity() > 0) {
+    pool_->give({std::move(segments_), std::move(owned_)});
+  }
+  if (pool_ || !small) {
+    std::vector<Segment>().swap(segments_);
+    std::string().swap(owned_);
+  }
 }
 
 }  // namespace gw::core

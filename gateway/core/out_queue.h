@@ -13,11 +13,29 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/core/recycler.h"
+
 namespace gw::core {
 
 class OutQueue {
  public:
   enum class WriteStatus : uint8_t { Drained, Blocked, Failed };
+
+  struct Segment {
+    const char* data;    // borrowed bytes, or nullptr for owned
+    uint32_t offset;     // into the owned bytes when data == nullptr
+    uint32_t length;
+  };
+  // The memory of an idle queue, which a worker keeps for the next busy one.
+  struct Buffers {
+    std::vector<Segment> segments;
+    std::string owned;
+  };
+  using BufferPool = Recycler<Buffers>;
+
+  // With a pool, an idle queue (shrink()) gives its buffers to it and holds none; without one,
+  // it keeps buffers a typical exchange fills. Either way a keep-alive exchange allocates nothing.
+  explicit OutQueue(BufferPool* pool = nullptr) : pool_(pool) {}
 
   void append(std::string_view bytes);
   // Reserves n owned bytes at the tail and returns where to write them.
@@ -51,16 +69,23 @@ class OutQueue {
   // reached the socket yet (mark >= sentTotal()): a response head that turned out unusable is
   // withdrawn before the client saw a byte of it.
   void truncate(uint64_t mark);
-  // Gives memory back when idle.
+  // Gives memory back when idle: to the pool, or (without one) all but what a typical exchange
+  // needs (kKeptBytes of owned bytes, kKeptSegments segments). Larger buffers are freed.
   void shrink();
+  static constexpr std::size_t kKeptBytes = 1024;
+  static constexpr std::size_t kKeptSegments = 8;
+  // The heap memory the queue holds on to (its buffers' capacity; a string's inline room is not).
+  std::size_t retainedBytes() const {
+    const auto heap = [](const std::string& s) {
+      return s.capacity() > std::string().capacity() ? s.capacity() : 0;
+    };
+    return heap(owned_) + heap(spare_) + segments_.capacity() * sizeof(Segment);
+  }
 
  private:
-  struct Segment {
-    const char* data;    // borrowed bytes, or nullptr for owned
-    uint32_t offset;     // into owned_ when data == nullptr
-    uint32_t length;
-  };
   void advance(std::size_t written);
+  // Before the first append of a busy period: the pool's buffers, if it has any.
+  void takeBuffers();
 
   std::vector<Segment> segments_;
   std::size_t first_ = 0;  // index of the first unsent segment
@@ -68,6 +93,7 @@ class OutQueue {
   std::string spare_;  // the other half of retainBorrowed()'s double buffer
   std::size_t pending_ = 0;
   uint64_t queuedTotal_ = 0;
+  BufferPool* pool_;
 };
 
 }  // namespace gw::core

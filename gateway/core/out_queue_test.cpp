@@ -236,6 +236,58 @@ TEST_CASE("clear drops everything queued; the queue is reusable") {
   CHECK(pair.drain() == "againthird");
 }
 
+TEST_CASE("shrink without a pool keeps the small buffers an idle connection reuses, drops large ones") {
+  SocketPair pair;
+  OutQueue out;
+  out.append(std::string(200, 'h'));  // a response head
+  std::string body = "body";
+  out.borrow(body.data(), body.size());
+  CHECK(out.flush(pair.writer) == WriteStatus::Drained);
+  out.shrink();
+  const std::size_t kept = out.retainedBytes();
+  CHECK(kept >= 200);  // the next head is written without allocating
+  CHECK(kept <= OutQueue::kKeptBytes * 2 + OutQueue::kKeptSegments * 16);
+
+  out.append(std::string(64 * 1024, 'x'));
+  CHECK(out.flush(pair.writer) != WriteStatus::Failed);
+  while (!out.empty()) {
+    pair.drain();
+    CHECK(out.flush(pair.writer) != WriteStatus::Failed);
+  }
+  out.shrink();
+  CHECK(out.retainedBytes() <= OutQueue::kKeptBytes * 2 + OutQueue::kKeptSegments * 16);
+  CHECK(out.retainedBytes() < 64 * 1024);
+}
+
+TEST_CASE("shrink with a pool hands the buffers over; the next busy queue takes them back") {
+  SocketPair pair;
+  OutQueue::BufferPool pool(4);
+  OutQueue out(&pool);
+  out.append(std::string(300, 'h'));
+  CHECK(out.flush(pair.writer) == WriteStatus::Drained);
+  const std::size_t used = out.retainedBytes();
+  CHECK(used >= 300);
+  out.shrink();
+  CHECK(out.retainedBytes() == 0);  // an idle connection holds no output memory
+
+  OutQueue next(&pool);
+  next.append("head");
+  CHECK(next.retainedBytes() == used);  // the same buffers: no allocation
+  CHECK(next.flush(pair.writer) == WriteStatus::Drained);
+  CHECK(pair.drain() == std::string(300, 'h') + "head");
+
+  next.append(std::string(64 * 1024, 'x'));  // a large buffer is freed, not pooled
+  while (!next.empty()) {
+    pair.drain();
+    CHECK(next.flush(pair.writer) != WriteStatus::Failed);
+  }
+  next.shrink();
+  CHECK(next.retainedBytes() == 0);
+  OutQueue third(&pool);
+  third.append("x");
+  CHECK(third.retainedBytes() < 64 * 1024);
+}
+
 TEST_CASE("discardFront and appendFrom move what follows a prefix to another queue, in order") {
   SocketPair pair;
   OutQueue first;

@@ -1,7 +1,7 @@
 #pragma once
 // What a plugin may ask of the worker its exchange runs on, and nothing more: run a callback on
 // that worker, wait with a one-shot timer, read the worker's clock. The worker implements it on
-// its event loop (gateway/core/worker_dispatcher.h); plugin unit tests use a fake whose clock and
+// its event loop (gateway/runtime/worker_dispatcher.h); plugin unit tests use a fake whose clock and
 // timers the test drives (test/support/fake_dispatcher.h). This is also where the clients that
 // plugins will wait on (Redis, HTTP fetches such as JWKS) belong when they come, so that a plugin
 // keeps reaching its worker through this one interface.

@@ -9,7 +9,7 @@
 #include "gateway/core/guard.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/log.h"
-#include "gateway/core/worker.h"
+#include "gateway/proxy/worker_context.h"
 #include "gateway/http/headers.h"
 #include "gateway/proxy/field_list.h"
 #include "gateway/proxy/router.h"
@@ -30,7 +30,7 @@ class BackgroundFetches::Fetch final : public core::Retirable,
 
   // Leases a connection to `backend` and queues `head` on it. False (nothing left running) when
   // no connection could be had.
-  bool begin(upstream::Backend& backend, std::string head, core::Worker& worker) {
+  bool begin(upstream::Backend& backend, std::string head, WorkerContext& worker) {
     lease_ = cluster_.takeIdle(backend);
     const bool fresh = !lease_;
     if (fresh) {

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
-#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -12,13 +11,13 @@
 #include "gateway/core/clock.h"
 #include "gateway/core/guard.h"
 #include "gateway/core/log.h"
-#include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/path.h"
 #include "gateway/proxy/local_reply.h"
 #include "gateway/proxy/request_head.h"
 #include "gateway/proxy/router.h"
 #include "gateway/proxy/watermarks.h"
+#include "gateway/proxy/worker_context.h"
 
 namespace gw::proxy {
 
@@ -33,33 +32,17 @@ constexpr std::chrono::milliseconds kLinger{2000};
 // What the metrics and the access log say when the client left before its answer (as nginx).
 constexpr int kClientClosedRequest = 499;
 
-// llhttp's method number -> the metrics' method label, computed once.
-int metricsMethod(llhttp_method_t method) {
-  static const auto kTable = [] {
-    std::array<uint8_t, 64> table;
-    table.fill(static_cast<uint8_t>(observability::WorkerMetrics::methodIndex("OTHER")));
-    // Only numbers llhttp defines: llhttp_method_name() aborts on any other.
-#define GW_METHOD_ENTRY(number, name, text) \
-  if ((number) < table.size())              \
-    table[number] = static_cast<uint8_t>(observability::WorkerMetrics::methodIndex(#text));
-    HTTP_ALL_METHOD_MAP(GW_METHOD_ENTRY)
-#undef GW_METHOD_ENTRY
-    return table;
-  }();
-  const auto index = static_cast<std::size_t>(method);
-  return index < kTable.size() ? kTable[index]
-                               : observability::WorkerMetrics::methodIndex("OTHER");
-}
-
 }  // namespace
 
-Connection::Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer)
+Connection::Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer)
     : worker_(worker),
       fd_(std::move(fd)),
       readEvent_(event_new(worker.base(), fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable,
                            this)),
       in_(&worker.blocks()),
-      parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()) {
+      out_(&worker.outBuffers()),
+      parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()),
+      exchange_(worker.exchangeSlots()) {
   std::string ip = net::formatIp(peer);
   std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
   if (const auto address = net::ipAddressOf(peer)) {
@@ -84,13 +67,13 @@ void Connection::drain() {
 
 void Connection::close() {
   if (!fd_.valid()) return;
-  if (record_.open) recordExchange(kClientClosedRequest);
+  if (log_.open()) recordExchange(kClientClosedRequest);
   exchange_.reset();
   event_del(readEvent_.get());
   if (writeEvent_) event_del(writeEvent_.get());
   fd_.reset();
   out_.clear();
-  worker_.connectionClosed(*this);
+  worker_.home().connectionClosed(*this);
 }
 
 void Connection::onReadable(evutil_socket_t, short what, void* arg) {
@@ -276,141 +259,34 @@ int Connection::onMessageComplete() {
 }
 
 void Connection::beginRecord(bool headParsed) {
-  record_.open = true;
-  record_.startUs = worker_.nowUs();
-  record_.startMonotonicUs = core::monotonicUs();
-  record_.queuedAtStart = out_.queuedTotal();
-  record_.route = worker_.snapshot().unroutedIndex();
+  log_.begin(worker_, parser_, in_.base(), headParsed, out_.queuedTotal());
   // Every exchange has its own id, a request refused before its head was complete too.
   lastSeq_ = worker_.nextRequestSeq();
-  if (headParsed || parser_.methodKnown()) {
-    record_.method = metricsMethod(parser_.method());
-    record_.methodName = llhttp_method_name(parser_.method());
-  } else {
-    record_.method = observability::WorkerMetrics::methodIndex("OTHER");
-    record_.methodName = {};
-  }
-  if (!worker_.accessLog()) return;
-  record_.target.clear();
-  record_.userAgent.clear();
-  record_.loggedHeaders.clear();
-  if (!headParsed) return;
-  const char* base = in_.base();
-  record_.target.assign(parser_.target(base));
-  const auto& wanted = worker_.config().access_log.log_headers;
-  for (std::size_t i = 0; i < parser_.fieldCount(); ++i) {
-    const std::string_view name = parser_.fieldName(base, i);
-    if (http::iequals(name, "User-Agent")) record_.userAgent.assign(parser_.fieldValue(base, i));
-    for (const std::string& w : wanted) {
-      if (http::iequals(name, w)) record_.loggedHeaders.emplace_back(name, parser_.fieldValue(base, i));
-    }
-  }
 }
 
 void Connection::recordExchange(int status) {
-  if (!record_.open) beginRecord(false);  // refused before its head was even complete
-  record_.open = false;
-  const int64_t durationUs = std::max<int64_t>(core::monotonicUs() - record_.startMonotonicUs, 0);
-  const uint64_t requestBytes = std::exchange(requestBytes_, 0);
-  const uint64_t responseBytes = out_.queuedTotal() - record_.queuedAtStart;
-  observability::RouteMetrics& metrics = worker_.metrics().routes[record_.route];
-  metrics.countRequest(record_.method, status);
-  metrics.duration.observe(static_cast<uint64_t>(durationUs));
-  metrics.request_bytes += requestBytes;
-  metrics.response_bytes += responseBytes;
-  if (worker_.accessLog()) writeAccessLine(status, requestBytes, responseBytes, durationUs);
-  if (record_.trace && worker_.spans()) exportSpan(status, durationUs);
-  // What only this exchange had: the next one (or a request refused before it is parsed) starts
-  // without them.
-  record_.error = {};
-  record_.backend = nullptr;
-  record_.upstreamUs = -1;
-  record_.trace.reset();
-}
-
-std::string_view Connection::recordUpstreamName() const {
-  const config::Snapshot& snapshot = worker_.snapshot();
-  if (record_.route == snapshot.unroutedIndex()) return {};
-  return snapshot.metricsLayout->upstreams[snapshot.config.routes[record_.route].upstream].name;
-}
-
-void Connection::writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
-                                 int64_t durationUs) {
-  const config::Snapshot& snapshot = worker_.snapshot();
-  char requestId[core::Worker::kRequestIdLength];
-  observability::AccessLogRecord r;
-  r.time_us = record_.startUs;
-  r.request_id = currentRequestId(requestId);
-  if (record_.trace) {
-    // Both are already in the traceparent sent upstream: 00-<trace id>-<span id>-<flags>.
-    const std::string_view traceParent = upstreamTraceParent();
-    r.trace_id = traceParent.substr(3, observability::kTraceIdHexLen);
-    r.span_id = traceParent.substr(4 + observability::kTraceIdHexLen, observability::kSpanIdHexLen);
+  if (!log_.open()) beginRecord(false);  // refused before its head was even complete
+  char requestId[WorkerContext::kRequestIdLength];
+  ExchangeLog::Identity who{{}, clientIp_, {}};
+  if (log_.needsIdentity(worker_)) {
+    who.requestId = currentRequestId(requestId);
+    if (exchange_) who.pluginFields = exchange_->exchangeNotes();
   }
-  r.client = clientIp_;
-  r.method = record_.methodName;
-  const std::string_view target = record_.target;
-  const std::size_t question = target.find('?');
-  r.path = target.substr(0, question);
-  if (question != std::string_view::npos) r.query = target.substr(question + 1);
-  r.route = snapshot.metricsLayout->routes[record_.route];
-  r.upstream = recordUpstreamName();
-  if (record_.backend) r.backend = record_.backend->authority;
-  r.status = status;
-  r.bytes_in = requestBytes;
-  r.bytes_out = responseBytes;
-  r.duration_us = durationUs;
-  r.upstream_duration_us = record_.upstreamUs;
-  r.error = record_.error;
-  if (exchange_) r.plugin_fields = exchange_->exchangeNotes();
-  r.user_agent = record_.userAgent;
-  observability::AccessLogHeader headers[16];
-  std::size_t headerCount = 0;
-  for (const auto& [name, value] : record_.loggedHeaders) {
-    if (headerCount == std::size(headers)) break;
-    headers[headerCount++] = {name, value};
-  }
-  r.headers = {headers, headerCount};
-  observability::AccessLogBuffer& log = *worker_.accessLog();
-  const int64_t nowMs = worker_.nowMs();
-  log.append(r, *snapshot.accessLogFormat, nowMs);
-  if (log.due(nowMs)) log.flush();
-}
-
-void Connection::exportSpan(int status, int64_t durationUs) {
-  const config::Snapshot& snapshot = worker_.snapshot();
-  const observability::TraceHop& hop = *record_.trace;
-  observability::SpanRecord span;
-  span.trace_id = hop.trace_id;
-  span.span_id = hop.span_id;
-  span.parent_span_id = hop.parent_span_id;
-  span.method = record_.methodName.empty() ? "_OTHER" : record_.methodName;
-  span.route = snapshot.metricsLayout->routes[record_.route];
-  span.name = span.method + " " + span.route;
-  span.start_unix_nanos = static_cast<uint64_t>(record_.startUs) * 1000;
-  span.end_unix_nanos = static_cast<uint64_t>(record_.startUs + durationUs) * 1000;
-  span.status_code = status;
-  span.path = std::string_view(record_.target).substr(0, record_.target.find('?'));
-  span.client_address = clientIp_;
-  span.upstream = recordUpstreamName();
-  if (record_.backend) span.server_address = record_.backend->authority;
-  span.request_id = currentRequestId();
-  worker_.spans()->add(std::move(span));
+  log_.finish(worker_, status, std::exchange(requestBytes_, 0), out_.queuedTotal(), who);
 }
 
 void Connection::startExchange() {
   beginRecord(true);
   const char* base = in_.base();
   const config::Config& config = worker_.config();
-  core::Worker::Scratch& scratch = worker_.scratch();
+  WorkerContext::Scratch& scratch = worker_.scratch();
   auto fields = readHeadFields(parser_, base, config, scratch.fieldKinds);
   if (!fields) {
     reply(fields.error(), true);
     return;
   }
   if (config.tracing.enabled) {
-    record_.trace = observability::startHop(fields->traceParent, worker_.traceIds());
-    record_.trace->formatUpstream(record_.traceParent);
+    log_.startTrace(fields->traceParent, worker_.traceIds());
   }
   auto target = readHeadTarget(parser_, base, config, *fields, scratch.host, scratch.path);
   if (!target) {
@@ -449,10 +325,10 @@ void Connection::startExchange() {
   request.query = target->query;
   request.hasQuery = target->hasQuery;
   request.clientIp = clientIp_;
-  request.traceParent = upstreamTraceParent();
-  request.keepTraceState = !record_.trace || record_.trace->continued;
+  request.traceParent = log_.upstreamTraceParent();
+  request.keepTraceState = !log_.traced() || log_.traceContinued();
   request.fromTrustedProxy = fromTrustedProxy_;
-  record_.route = request.routeIndex;
+  log_.setRoute(request.routeIndex);
   exchange_.emplace(worker_, *this, request);
   const bool overBodyLimit = request.contentLength && *request.contentLength > route.body_bytes;
   exchange_->start(ParserFields{parser_, base, scratch.fieldKinds, fields->tokens}, overBodyLimit);
@@ -468,19 +344,19 @@ void Connection::continueAfterExchange() {
 }
 
 void Connection::reply(const Error& error, bool closeAfter) {
-  if (!record_.open) beginRecord(false);  // refused before its head was complete: its own id
-  record_.error = core::wireCode(error.code);
+  if (!log_.open()) beginRecord(false);  // refused before its head was complete: its own id
+  log_.setError(core::wireCode(error.code));
   if (error.code == ErrorCode::Internal) {
     core::log::error("internal error", {{"message", error.message}, {"request_id", currentRequestId()}});
   }
   LocalResponse response = makeErrorResponse(error, currentRequestId());
   if (exchange_) {
-    record_.backend = exchange_->backend();
+    log_.setBackend(exchange_->backend());
     exchange_->respond(std::move(response), closeAfter);  // back through answered()
     return;
   }
   // The global plugins' response phase runs on an answer no route took.
-  if (!worker_.snapshot().unrouted.plugins.empty()) runUnroutedResponsePhase(response);
+  if (!worker_.unrouted().plugins.empty()) runUnroutedResponsePhase(response);
   writeLocalResponse(response, closeAfter);
 }
 
@@ -494,7 +370,7 @@ void Connection::answered(LocalResponse response, bool close) {
 void Connection::writeLocalResponse(const LocalResponse& response, bool closeAfter) {
   appendResponse(out_, response,
                  {.closeConnection = closeAfter,
-                  .headRequest = record_.methodName == "HEAD",
+                  .headRequest = log_.methodName() == "HEAD",
                   .http10KeepAlive = parser_.versionMinor() == 0});
   recordExchange(response.status);
   if (closeAfter) {
@@ -506,8 +382,8 @@ void Connection::writeLocalResponse(const LocalResponse& response, bool closeAft
 }
 
 void Connection::completed(int status, bool close) {
-  record_.backend = exchange_->backend();
-  record_.upstreamUs = exchange_->upstreamMicros();
+  log_.setBackend(exchange_->backend());
+  log_.setUpstreamMicros(exchange_->upstreamMicros());
   recordExchange(status);
   endExchange(close || draining_);
 }
@@ -524,8 +400,8 @@ void Connection::endExchange(bool close) {
 }
 
 void Connection::cut(int status, ErrorCode error) {
-  record_.error = core::wireCode(error);
-  record_.backend = exchange_->backend();
+  log_.setError(core::wireCode(error));
+  log_.setBackend(exchange_->backend());
   recordExchange(status);
   close();
 }
@@ -541,16 +417,15 @@ void Connection::requestBytesDrained() {
 }
 
 void Connection::runUnroutedResponsePhase(LocalResponse& response) {
-  const config::Snapshot& snapshot = worker_.snapshot();
   // The request may be unreadable (that is often why no route took it): plugins get only what
   // is certain about it.
   RoutedRequest request;
-  request.route = &snapshot.unrouted;
-  request.routeIndex = snapshot.unroutedIndex();
+  request.route = &worker_.unrouted();
+  request.routeIndex = worker_.unroutedIndex();
   request.seq = lastSeq_;
   request.client.versionMinor = parser_.versionMinor();
-  request.client.headRequest = record_.methodName == "HEAD";
-  request.method = record_.methodName;
+  request.client.headRequest = log_.methodName() == "HEAD";
+  request.method = log_.methodName();
   request.clientIp = clientIp_;
   Exchange unrouted(worker_, *this, request);
   unrouted.filterUnroutedAnswer(response, currentRequestId());
@@ -645,6 +520,7 @@ void Connection::setReadTimeout(const timeval* timeout) {
 }
 
 void Connection::goIdle() {
+  exchange_.release();
   if (draining_) {
     if (out_.empty()) close();
     else closeAfterFlush_ = true;
@@ -668,7 +544,7 @@ void Connection::lingerThenClose() {
 }
 
 std::string_view Connection::currentRequestId(
-    char (&buffer)[core::Worker::kRequestIdLength]) const {
+    char (&buffer)[WorkerContext::kRequestIdLength]) const {
   if (exchange_ && !exchange_->requestId().empty()) return exchange_->requestId();
   worker_.formatRequestId(lastSeq_, buffer);
   return {buffer, sizeof buffer};

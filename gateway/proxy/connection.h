@@ -20,19 +20,15 @@
 #include "gateway/core/io_buffer.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/out_queue.h"
-#include "gateway/core/worker.h"
 #include "gateway/http/headers.h"
 #include "gateway/http/parser.h"
 #include "gateway/http/path.h"
 #include "gateway/net/cidr.h"
 #include "gateway/net/socket.h"
-#include "gateway/observability/trace_context.h"
 #include "gateway/proxy/exchange.h"
+#include "gateway/proxy/exchange_log.h"
 #include "gateway/proxy/local_reply.h"
-
-namespace gw::core {
-class Worker;
-}
+#include "gateway/proxy/worker_context.h"
 
 namespace gw::proxy {
 
@@ -40,7 +36,7 @@ class Connection final : public core::Retirable,
                          public http::Parser::Handler,
                          public Downstream {
  public:
-  Connection(core::Worker& worker, net::Fd fd, const sockaddr* peer);
+  Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer);
   ~Connection() override;
 
   void start();
@@ -107,56 +103,31 @@ class Connection final : public core::Retirable,
   void lingerThenClose();
   std::string currentRequestId() const;
   // The same without allocating: a plugin's id, or the gateway's formatted into `buffer`.
-  std::string_view currentRequestId(char (&buffer)[core::Worker::kRequestIdLength]) const;
+  std::string_view currentRequestId(char (&buffer)[WorkerContext::kRequestIdLength]) const;
   // The log phase: an exchange is begun when its head is complete and recorded exactly once,
   // with the status the client got (499 when the client left first).
   // `headParsed`: the request head is complete, so its target and fields can be copied.
   void beginRecord(bool headParsed);
   void recordExchange(int status);
-  void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
-                       int64_t durationUs);
 
-  core::Worker& worker_;
+  WorkerContext& worker_;
   net::Fd fd_;
   core::EventPtr readEvent_;
   core::EventPtr writeEvent_;  // created on the first EAGAIN
   core::IoBuffer in_;
   core::OutQueue out_;
   http::Parser parser_;
-  // In place, not on the heap: an exchange ends inside its own callbacks, and its storage stays
-  // valid while they return (see exchange.h).
-  std::optional<Exchange> exchange_;
+  // In room from the worker's pool, kept while the connection is busy: an exchange ends inside
+  // its own callbacks, and its storage stays valid while they return (see exchange.h); the room
+  // goes back when the connection is idle.
+  core::Slot<Exchange> exchange_;
   char clientIp_[46] = {};
   bool fromTrustedProxy_ = false;  // the peer is in http.trusted_proxies
   int64_t headDeadlineMs_ = 0;
   // Request bytes parsed since the last exchange was recorded: one request's head and body, as
   // pipelined requests wait until the one in flight is answered.
   uint64_t requestBytes_ = 0;
-  struct ExchangeRecord {
-    int64_t startUs = 0;           // wall clock (loop-cached): the log's time, the span's start
-    int64_t startMonotonicUs = 0;  // core::monotonicUs(): durations
-    uint64_t queuedAtStart = 0;  // out_.queuedTotal() when the exchange began
-    std::size_t route = 0;  // metrics index: the route, or the unrouted slot
-    int method = 0;         // observability method index
-    std::string_view methodName;  // "" when the request was refused before its method was read
-    bool open = false;
-    // For the access log only (copied when it is on; the strings keep their capacity).
-    std::string target;  // as received: path?query
-    std::string userAgent;
-    std::vector<std::pair<std::string, std::string>> loggedHeaders;
-    std::string_view error;  // wire code of the gateway's own error answer
-    const upstream::Backend* backend = nullptr;
-    int64_t upstreamUs = -1;
-    // The gateway's hop of the W3C trace (when tracing is on) and its upstream traceparent.
-    std::optional<observability::TraceHop> trace;
-    char traceParent[observability::kTraceParentLen] = {};
-  } record_;
-  std::string_view upstreamTraceParent() const {
-    return record_.trace ? std::string_view(record_.traceParent, sizeof record_.traceParent)
-                         : std::string_view();
-  }
-  void exportSpan(int status, int64_t durationUs);
-  std::string_view recordUpstreamName() const;  // "" when no route took the exchange
+  ExchangeLog log_;
   uint64_t lastSeq_ = 0;
   Pause pause_ = Pause::None;
   bool readsPaused_ = false;

@@ -1,4 +1,4 @@
-// proxy::Connection driven directly in this process: a real core::Worker (its event loop on its own
+// proxy::Connection driven directly in this process: a real runtime::Worker (its event loop on its own
 // thread) accepts the connection on its loopback listener, and the test thread plays both the
 // client and a scripted backend, so it writes and reads every byte on both sides of the request
 // pipeline. Plugins registered only in this binary make a request throw, which no built-in plugin
@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "gateway/config/loader.h"
-#include "gateway/core/worker.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/net/socket.h"
 #include "gateway/plugin/registry.h"
 #include "gateway/runtime/load_environment.h"

@@ -9,7 +9,7 @@
 #include "gateway/core/guard.h"
 #include "gateway/core/log.h"
 #include "gateway/proxy/watermarks.h"
-#include "gateway/core/worker.h"
+#include "gateway/proxy/worker_context.h"
 #include "gateway/http/headers.h"
 #include "gateway/proxy/background_fetch.h"
 #include "gateway/proxy/router.h"
@@ -43,7 +43,7 @@ void PluginExchange::reset(const config::RouteConfig& route,
   bufferedBody.clear();
 }
 
-Exchange::Exchange(core::Worker& worker, Downstream& downstream, const RoutedRequest& request)
+Exchange::Exchange(WorkerContext& worker, Downstream& downstream, const RoutedRequest& request)
     : worker_(worker),
       downstream_(downstream),
       route_(*request.route),
@@ -430,7 +430,7 @@ std::string_view Exchange::requestId() const {
   if (!plugins_) return {};
   PluginExchange& p = *plugins_;
   if (p.requestIdSeq) {
-    char id[core::Worker::kRequestIdLength];
+    char id[WorkerContext::kRequestIdLength];
     worker_.formatRequestId(*p.requestIdSeq, id);
     p.requestId.assign(id, sizeof id);
     p.requestIdSeq.reset();

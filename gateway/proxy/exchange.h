@@ -29,11 +29,9 @@
 #include "gateway/proxy/response_relay.h"
 #include "gateway/proxy/upstream_request.h"
 
-namespace gw::core {
-class Worker;
-}
-
 namespace gw::proxy {
+
+class WorkerContext;
 
 // What an exchange needs of the client connection it arrived on.
 class Downstream {
@@ -94,7 +92,7 @@ class Exchange final : public plugin::Context,
  public:
   enum class Stage : uint8_t { Filtering, Waiting, Buffering, Forwarding, Done };
 
-  Exchange(core::Worker& worker, Downstream& downstream, const RoutedRequest& request);
+  Exchange(WorkerContext& worker, Downstream& downstream, const RoutedRequest& request);
   ~Exchange() override;
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -147,7 +145,7 @@ class Exchange final : public plugin::Context,
   const upstream::Timeouts& timeouts() const { return timeouts_; }
   std::string_view forwardHost() const { return target_.forwardHost; }
   bool hasQuery() const { return target_.hasQuery; }
-  core::Worker& worker() { return worker_; }
+  WorkerContext& worker() { return worker_; }
   // What plugins noted for the access log (nothing on a route without plugins).
   std::span<const std::string_view> exchangeNotes() const {
     return plugins_ ? plugins_->notes.values() : std::span<const std::string_view>();
@@ -212,7 +210,7 @@ class Exchange final : public plugin::Context,
   void refuseWait(std::string_view phase);
   void complete();
 
-  core::Worker& worker_;
+  WorkerContext& worker_;
   Downstream& downstream_;
   const config::RouteConfig& route_;
   std::size_t routeIndex_;

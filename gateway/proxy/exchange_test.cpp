@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "gateway/core/worker.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/plugin/registry.h"
 #include "test/support/worker_fixture.h"
 
@@ -128,7 +128,7 @@ TEST_CASE("exchange: the request id plugins read is the gateway's, formatted whe
       fieldOf(exchange(f, "GET /a HTTP/1.1\r\nHost: gw.test\r\n\r\n").second, "X-Seen-Id");
   const std::string second =
       fieldOf(exchange(f, "GET /b HTTP/1.1\r\nHost: gw.test\r\n\r\n").second, "X-Seen-Id");
-  CHECK(first.size() == core::Worker::kRequestIdLength);
+  CHECK(first.size() == WorkerContext::kRequestIdLength);
   CHECK(first.find_first_not_of("0123456789abcdef") == std::string::npos);
   CHECK(second.size() == first.size());
   CHECK(second != first);
@@ -143,7 +143,7 @@ TEST_CASE("exchange: a plugin's error answer and a later read name the same requ
   const std::string answered = client.readUntil(wholeMessage);
   CHECK(answered.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
   const std::string id = fieldOf(answered, "X-Seen-Id");
-  REQUIRE(id.size() == core::Worker::kRequestIdLength);
+  REQUIRE(id.size() == WorkerContext::kRequestIdLength);
   CHECK(answered.find("\"request_id\":\"" + id + "\"") != std::string::npos);
 }
 

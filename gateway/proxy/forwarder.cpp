@@ -77,7 +77,7 @@ void Forwarder::start(const AttemptFacts& facts, std::string_view body) {
   connect();
 }
 
-void Forwarder::connect() {
+bool Forwarder::connect() {
   // What an earlier attempt queued (head, body so far) moves to the next connection untouched.
   core::OutQueue queued;
   bool carryOver = false;
@@ -88,12 +88,12 @@ void Forwarder::connect() {
     if (queued.sentTotal() != 0) {
       // Part of the request is gone with that connection: a retry could not resend it exactly.
       owner_.onForwardFailed(Error::upstream(ErrorCode::UpstreamReset, "upstream failed mid-request"));
-      return;
+      return false;
     }
   }
   if (!cluster_.anyUsable()) {
     owner_.onForwardFailed(Error::upstream(ErrorCode::UpstreamUnavailable, "no healthy backend"));
-    return;
+    return false;
   }
   while (true) {
     upstream::Backend* backend = cluster_.pick(triedBackends_);
@@ -102,7 +102,7 @@ void Forwarder::connect() {
           connectTimedOut_
               ? Error::upstream(ErrorCode::UpstreamConnectTimeout, "upstream connect timed out")
               : Error::upstream(ErrorCode::UpstreamConnectFailed, "no backend could be reached"));
-      return;
+      return false;
     }
     triedBackends_ |= bitOf(cluster_, *backend);
     backend_ = backend;
@@ -140,7 +140,7 @@ void Forwarder::connect() {
     // A pooled connection already watches reads (idle timeout until the request is out); send()
     // writes the head together with whatever body is already here.
     if (fresh) lease_->startConnect();
-    return;
+    return true;
   }
 }
 
@@ -228,16 +228,15 @@ void Forwarder::failed(const Error& error) {
     case NextAttempt::AnotherBackend:
       cluster_.markDown(up.backend());
       connectTimedOut_ = error.code == ErrorCode::UpstreamConnectTimeout;
-      connect();  // nothing was sent: the queued request moves to the next backend
-      send();
+      // Nothing was sent: the queued request moves to the next backend.
+      if (connect()) send();
       return;
     case NextAttempt::FreshConnection:
       facts_.retriedReuse = true;
       triedBackends_ &= ~bitOf(cluster_, up.backend());
       lease_->output().clear();
       cluster_.retire(std::move(lease_));
-      connect();
-      send();
+      if (connect()) send();
       return;
     case NextAttempt::Fail:
       owner_.onForwardFailed(error);

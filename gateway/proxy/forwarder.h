@@ -111,7 +111,9 @@ class Forwarder final : public upstream::Connection::Listener {
  private:
   template <typename Body>
   void guarded(Body&& body);
-  void connect();
+  // Leases a connection to the next usable backend and queues the request on it. False when
+  // none could be had: the failure went to the owner, and the exchange (this too) may be gone.
+  bool connect();
   void failed(const core::Error& error);
   void queueHead(core::OutQueue& out, const upstream::Backend& backend);
   void countFailure(const upstream::Backend& backend, const FailureVerdict& verdict);

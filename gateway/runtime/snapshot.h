@@ -46,8 +46,3 @@ std::shared_ptr<const Snapshot> buildSnapshot(config::Config config, const plugi
                                               std::vector<config::Diagnostic>& errors);
 
 }  // namespace gw::runtime
-
-namespace gw::config {
-// The old name, until proxy/connection.cpp (being rewritten) says runtime::Snapshot.
-using runtime::Snapshot;
-}  // namespace gw::config

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "gateway/config/loader.h"
-#include "gateway/core/worker.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/runtime/load_environment.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
@@ -73,7 +73,7 @@ void buildWorker(std::shared_ptr<const runtime::Snapshot> snapshot) {
     spec.backends = snapshot->metricsLayout->upstreams[u].backends;
   }
   upstream::HealthBoard health(std::move(specs));
-  core::Worker worker(0, std::move(snapshot), core::WorkerServices{health});
+  runtime::Worker worker(0, std::move(snapshot), proxy::SharedServices{health});
 }
 
 }  // namespace

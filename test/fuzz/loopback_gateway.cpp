@@ -112,7 +112,7 @@ LoopbackGateway::LoopbackGateway(std::string_view yaml) {
     spec.backends = snapshot_->metricsLayout->upstreams[u].backends;
   }
   health_ = std::make_unique<upstream::HealthBoard>(std::move(specs));
-  worker_ = std::make_unique<core::Worker>(0, snapshot_, core::WorkerServices{*health_});
+  worker_ = std::make_unique<runtime::Worker>(0, snapshot_, proxy::SharedServices{*health_});
 }
 
 Session::Session(LoopbackGateway& gateway, const char* clientIp) : gateway_(gateway) {
@@ -142,7 +142,7 @@ Session::~Session() {
     if (backend->fd >= 0) abort(backend->fd);
     backend->fd = -1;
   }
-  core::Worker& worker = gateway_.worker();
+  runtime::Worker& worker = gateway_.worker();
   for (int round = 0;; ++round) {
     pump();
     const observability::WorkerMetrics metrics = worker.metricsSnapshot();
@@ -154,7 +154,7 @@ Session::~Session() {
     FUZZ_REQUIRE(round < kMaxTeardownRounds,
                  "the worker still holds a connection after both peers closed theirs");
   }
-  worker.graveyard().reap();
+  worker.context().graveyard().reap();
   failureContext() = nullptr;
 }
 

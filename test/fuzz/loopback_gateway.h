@@ -1,5 +1,5 @@
 #pragma once
-// gatewayd in the fuzzer's process, for the targets that play a peer: a real core::Worker
+// gatewayd in the fuzzer's process, for the targets that play a peer: a real runtime::Worker
 // (never started: the fuzz thread runs its event loop), a client on a socketpair that the worker
 // adopts as it adopts an accepted socket — so every byte goes through proxy::Connection, Exchange,
 // the upstream pool and connections as in production — and a backend behind a real listening
@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/core/worker.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
 #include "test/fuzz/http_reader.h"
@@ -41,7 +41,7 @@ class LoopbackGateway {
   LoopbackGateway(const LoopbackGateway&) = delete;
   LoopbackGateway& operator=(const LoopbackGateway&) = delete;
 
-  core::Worker& worker() { return *worker_; }
+  runtime::Worker& worker() { return *worker_; }
   const runtime::Snapshot& snapshot() const { return *snapshot_; }
   int listener() const { return listener_; }
   // "127.0.0.1:PORT": the Host a backend gets when the route does not preserve the client's.
@@ -52,7 +52,7 @@ class LoopbackGateway {
   std::string backendAuthority_;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
   std::unique_ptr<upstream::HealthBoard> health_;
-  std::unique_ptr<core::Worker> worker_;
+  std::unique_ptr<runtime::Worker> worker_;
 };
 
 // One input's worth of traffic: one client connection and the backend connections it causes.

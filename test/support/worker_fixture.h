@@ -1,5 +1,5 @@
 #pragma once
-// A real core::Worker (its event loop on its own thread) in this test process, in front of one
+// A real runtime::Worker (its event loop on its own thread) in this test process, in front of one
 // backend the test thread scripts: the test writes and reads every byte on both sides of the
 // request pipeline. Plugins registered only in the test binary can be put on its routes.
 
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "gateway/config/loader.h"
-#include "gateway/core/worker.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/net/socket.h"
 #include "gateway/plugin/registry.h"
 #include "gateway/runtime/load_environment.h"
@@ -161,7 +161,7 @@ class WorkerFixture {
     specs[0].name = "main";
     specs[0].backends = snapshot_->metricsLayout->upstreams[0].backends;
     health_ = std::make_unique<upstream::HealthBoard>(std::move(specs));
-    worker_ = std::make_unique<core::Worker>(0, snapshot_, core::WorkerServices{*health_});
+    worker_ = std::make_unique<runtime::Worker>(0, snapshot_, proxy::SharedServices{*health_});
     std::string error;
     REQUIRE_MESSAGE(worker_->listening(error), error);
     worker_->start();
@@ -179,7 +179,7 @@ class WorkerFixture {
   uint16_t port_ = 0;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
   std::unique_ptr<upstream::HealthBoard> health_;
-  std::unique_ptr<core::Worker> worker_;
+  std::unique_ptr<runtime::Worker> worker_;
 };
 
 }  // namespace gw::test

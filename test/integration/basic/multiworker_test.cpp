@@ -15,7 +15,7 @@ using namespace gw::it;
 namespace {
 
 // The worker part of a gateway request id: each worker's ids start with its own 8 hex digits
-// (core::Worker::formatRequestId), so two prefixes mean two workers answered.
+// (proxy::WorkerContext::formatRequestId), so two prefixes mean two workers answered.
 std::string workerPrefix(const Response& r) {
   rapidjson::Document d;
   if (d.Parse(r.body.c_str()).HasParseError() || !d.IsObject() || !d.HasMember("error")) return {};

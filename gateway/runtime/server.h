@@ -7,39 +7,34 @@
 #include <vector>
 
 #include "gateway/admin/admin_server.h"
-
+#include "gateway/admin/endpoints.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/reactor.h"
-#include "gateway/core/worker.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/upstream/health.h"
 #include "gateway/upstream/prober.h"
 
-namespace gw::core {
+namespace gw::runtime {
 
-class Server final : public admin::Service {
+class Server final : admin::Process {
  public:
   explicit Server(std::shared_ptr<const runtime::Snapshot> snapshot);
   ~Server();
   // Runs until SIGTERM/SIGINT and the drain that follows; returns the exit code.
   int run();
 
-  // admin::Service: GET/HEAD /health, /ready, /status, /metrics; DELETE /cache (purge).
-  void handle(const admin::Request& request, std::function<void(admin::Response)> done) override;
+  // admin::Process
+  admin::ProcessState state() const override { return state_; }
+  std::size_t workerCount() const override { return workers_.size(); }
+  int64_t startedAtMs() const override { return startedAtMs_; }
+  uint64_t configGeneration() const override { return snapshot_->generation; }
+  void collectMetrics(std::function<void(std::string)> done) override;
 
  private:
-  enum class State : uint8_t { Starting, Serving, Draining };
   struct Scrape;
-  void collectMetrics(std::function<void(admin::Response)> done);
   void finishScrape(Scrape& scrape);
-  admin::Response readiness() const;
-  admin::Response status() const;
-  // Runs the purge here, on the admin thread: the caches' stores are thread-safe.
-  // An admin endpoint a plugin type offers, over the live configuration's routes.
-  admin::Response pluginEndpoint(const plugin::Factory& factory,
-                                 const plugin::AdminEndpoint& endpoint,
-                                 std::string_view query) const;
 
   void handleSignals();
   static void onSignal(evutil_socket_t signal, short what, void* arg);
@@ -54,17 +49,18 @@ class Server final : public admin::Service {
   std::shared_ptr<const runtime::Snapshot> snapshot_;
   // Before the workers, which use them (members are destroyed in reverse order).
   upstream::HealthBoard health_;
+  admin::Endpoints endpoints_;
   std::unique_ptr<observability::LogSink> accessLog_;
   std::unique_ptr<observability::OtlpExporter> spanExporter_;
-  Reactor main_;
+  core::Reactor main_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<EventPtr> signalEvents_;
-  EventPtr drainTimer_;
-  EventPtr logFlushTimer_;
+  std::vector<core::EventPtr> signalEvents_;
+  core::EventPtr drainTimer_;
+  core::EventPtr logFlushTimer_;
   unsigned drained_ = 0;
   unsigned started_ = 0;
   bool shuttingDown_ = false;
-  State state_ = State::Starting;
+  admin::ProcessState state_ = admin::ProcessState::Starting;
   int64_t startedAtMs_ = 0;  // wall clock
   std::vector<bool> workerGone_;  // drained: its loop no longer runs posted work
   // The counters of workers that have finished, so totals never go backwards during a drain.
@@ -73,4 +69,4 @@ class Server final : public admin::Service {
   std::unique_ptr<admin::AdminServer> admin_;
 };
 
-}  // namespace gw::core
+}  // namespace gw::runtime

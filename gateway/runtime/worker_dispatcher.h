@@ -9,18 +9,18 @@
 #include "gateway/core/reactor.h"
 #include "gateway/plugin/dispatcher.h"
 
-namespace gw::core {
+namespace gw::runtime {
 
 class WorkerDispatcher final : public plugin::Dispatcher {
  public:
-  explicit WorkerDispatcher(Reactor& reactor) : reactor_(reactor) {}
+  explicit WorkerDispatcher(core::Reactor& reactor) : reactor_(reactor) {}
 
   void post(std::function<void()> fn) override { reactor_.post(std::move(fn)); }
   std::unique_ptr<plugin::Timer> createTimer(std::function<void()> fired) override;
   int64_t nowMs() const override;
 
  private:
-  Reactor& reactor_;
+  core::Reactor& reactor_;
 };
 
-}  // namespace gw::core
+}  // namespace gw::runtime

@@ -1,4 +1,4 @@
-#include "gateway/core/server.h"
+#include "gateway/runtime/server.h"
 
 #include <algorithm>
 #include <chrono>
@@ -13,7 +13,9 @@
 #include "gateway/plugin/plugin.h"
 #include "gateway/plugin/registry.h"
 
-namespace gw::core {
+namespace gw::runtime {
+
+namespace log = core::log;
 
 namespace {
 
@@ -30,10 +32,6 @@ std::string signalName(int signal) {
   }
   const char* abbreviation = sigabbrev_np(signal);
   return abbreviation ? std::string("SIG") + abbreviation : "signal " + std::to_string(signal);
-}
-
-admin::Response jsonResponse(int status, std::string body) {
-  return {status, "application/json", std::move(body), {}};
 }
 
 std::vector<upstream::UpstreamHealthSpec> healthSpecs(const runtime::Snapshot& snapshot) {
@@ -68,12 +66,13 @@ std::vector<upstream::UpstreamHealthSpec> healthSpecs(const runtime::Snapshot& s
 struct Server::Scrape {
   observability::WorkerMetrics total;
   std::size_t waiting = 0;
-  std::function<void(admin::Response)> done;
+  std::function<void(std::string)> done;
 };
 
 Server::Server(std::shared_ptr<const runtime::Snapshot> snapshot)
     : snapshot_(std::move(snapshot)),
       health_(healthSpecs(*snapshot_)),
+      endpoints_(snapshot_->config, *snapshot_->plugins, health_, *this),
       finishedWorkers_(snapshot_->metricsLayout) {}
 
 Server::~Server() {
@@ -114,7 +113,7 @@ int Server::run() {
   constexpr timeval kEverySecond{1, 0};
   event_add(logFlushTimer_.get(), &kEverySecond);
   if (config.admin.enabled) {
-    admin_ = std::make_unique<admin::AdminServer>(main_.base(), *this, config.admin);
+    admin_ = std::make_unique<admin::AdminServer>(main_.base(), endpoints_, config.admin);
     std::string error;
     if (!admin_->listen(snapshot_->adminAddress, error)) {
       log::error("cannot listen on the admin address",
@@ -123,7 +122,7 @@ int Server::run() {
       return 1;
     }
   }
-  const WorkerServices services{health_, accessLog_.get(), spanExporter_.get()};
+  const proxy::SharedServices services{health_, accessLog_.get(), spanExporter_.get()};
   for (unsigned i = 0; i < config.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, snapshot_, services));
     std::string error;
@@ -216,7 +215,7 @@ void Server::onIgnoredSignal(evutil_socket_t signal, short, void*) {
 void Server::onLogFlush(evutil_socket_t, short, void*) { log::flushSuppressed(); }
 
 void Server::workerStarted() {
-  if (++started_ == workers_.size() && state_ == State::Starting) state_ = State::Serving;
+  if (++started_ == workers_.size() && state_ == admin::ProcessState::Starting) state_ = admin::ProcessState::Serving;
 }
 
 void Server::onSignal(evutil_socket_t signal, short, void* arg) {
@@ -239,7 +238,7 @@ void Server::onReopenLogs(evutil_socket_t, short, void* arg) {
 
 void Server::beginShutdown() {
   shuttingDown_ = true;
-  state_ = State::Draining;
+  state_ = admin::ProcessState::Draining;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     Worker* worker = workers_[i].get();
     // Runs on the worker's thread as its loop ends: its last counters travel with the news.
@@ -267,117 +266,7 @@ void Server::onDrainTimeout(evutil_socket_t, short, void* arg) {
   self->main_.stop();
 }
 
-void Server::handle(const admin::Request& request, std::function<void(admin::Response)> done) {
-  auto methodNotAllowed = [&](std::string allow) {
-    admin::Response response =
-        admin::errorResponse(405, "METHOD_NOT_ALLOWED", "this admin endpoint answers " + allow);
-    response.allow = std::move(allow);
-    done(std::move(response));
-  };
-  std::string known = "admin endpoints: /metrics /health /ready /status";
-  for (const auto& factory : snapshot_->plugins->factories()) {
-    for (const plugin::AdminEndpoint& endpoint : factory->adminEndpoints()) {
-      if (request.path == endpoint.path) {
-        if (request.method != endpoint.method) return methodNotAllowed(std::string(endpoint.method));
-        return done(pluginEndpoint(*factory, endpoint, request.query));
-      }
-      known.append(", ").append(endpoint.method).append(" ").append(endpoint.path);
-    }
-  }
-  if (request.method != "GET" && request.method != "HEAD") return methodNotAllowed("GET, HEAD");
-  if (request.path == "/health") return done(jsonResponse(200, "{\"status\":\"alive\"}\n"));
-  if (request.path == "/ready") return done(readiness());
-  if (request.path == "/status") return done(status());
-  if (request.path == "/metrics") return collectMetrics(std::move(done));
-  done(admin::errorResponse(404, "NOT_FOUND", known));
-}
-
-admin::Response Server::pluginEndpoint(const plugin::Factory& factory,
-                                       const plugin::AdminEndpoint& endpoint,
-                                       std::string_view query) const {
-  std::vector<plugin::BoundRoute> routes;
-  for (const config::RouteConfig& route : snapshot_->config.routes) {
-    plugin::BoundRoute& bound = routes.emplace_back();
-    bound.name = route.name;
-    // The route's list begins with the global list's bindings.
-    for (const config::PluginBinding& binding : route.plugins) {
-      if (binding.type == &factory && binding.settings) {
-        bound.settings.push_back(&plugin::settingsOf(binding));
-      }
-    }
-  }
-  auto answer = endpoint.handle(query, routes);
-  if (!answer) return admin::errorResponse(answer.error().code, answer.error().message);
-  return jsonResponse(200, std::move(*answer));
-}
-
-admin::Response Server::readiness() const {
-  std::string reasons;
-  auto reason = [&](std::string_view text) {
-    reasons += reasons.empty() ? "\"" : ",\"";
-    appendJsonEscaped(reasons, text);
-    reasons += '"';
-  };
-  if (state_ == State::Starting) reason("starting: workers are not running yet");
-  if (state_ == State::Draining) reason("draining: shutting down");
-  // An upstream no route uses is not required; one a route needs with no backend left is.
-  const int64_t now = wallClockMs();
-  for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
-    const bool required = std::any_of(
-        snapshot_->config.routes.begin(), snapshot_->config.routes.end(),
-        [&](const config::RouteConfig& route) { return route.upstream == u; });
-    if (required && !health_.anyUsable(u, now)) {
-      reason("upstream '" + health_.spec(u).name + "' has no healthy backend");
-    }
-  }
-  if (reasons.empty()) return jsonResponse(200, "{\"status\":\"ready\"}\n");
-  return jsonResponse(503, "{\"status\":\"not_ready\",\"reasons\":[" + reasons + "]}\n");
-}
-
-admin::Response Server::status() const {
-  const config::Config& config = snapshot_->config;
-  static constexpr const char* kStateNames[] = {"starting", "serving", "draining"};
-  std::string body = "{\"version\":\"" GATEWAYD_VERSION "\",\"state\":\"";
-  body += kStateNames[static_cast<int>(state_)];
-  body += "\",\"uptime_seconds\":" + std::to_string((wallClockMs() - startedAtMs_) / 1000);
-  body += ",\"config\":{\"source\":\"";
-  appendJsonEscaped(body, config.source);
-  body += "\",\"generation\":" + std::to_string(snapshot_->generation) + "}";
-  body += ",\"workers\":" + std::to_string(workers_.size());
-  body += ",\"upstreams\":[";
-  const int64_t now = wallClockMs();
-  bool firstUpstream = true;
-  for (const upstream::UpstreamStatus& u : health_.snapshot(now)) {
-    body += std::exchange(firstUpstream, false) ? "{\"name\":\"" : ",{\"name\":\"";
-    appendJsonEscaped(body, u.name);
-    body += "\",\"healthy\":";
-    body += u.anyUsable ? "true" : "false";
-    body += ",\"active_check\":";
-    body += u.activeCheck ? "true" : "false";
-    body += ",\"backends\":[";
-    bool firstBackend = true;
-    for (const upstream::BackendStatus& b : u.backends) {
-      body += std::exchange(firstBackend, false) ? "{\"address\":\"" : ",{\"address\":\"";
-      appendJsonEscaped(body, b.address);
-      body += "\",\"state\":\"";
-      body += upstream::stateName(b.state);
-      body += "\",\"reason\":\"";
-      appendJsonEscaped(body, b.reason);
-      body += "\",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures);
-      body += ",\"ejections\":" + std::to_string(b.ejections);
-      body += ",\"ejections_refused\":" + std::to_string(b.ejectionsRefused);
-      body += ",\"last_probe_status\":" + std::to_string(b.lastProbeStatus);
-      body += ",\"last_probe_error\":\"";
-      appendJsonEscaped(body, b.lastProbeError);
-      body += "\"}";
-    }
-    body += "]}";
-  }
-  body += "]}\n";
-  return jsonResponse(200, std::move(body));
-}
-
-void Server::collectMetrics(std::function<void(admin::Response)> done) {
+void Server::collectMetrics(std::function<void(std::string)> done) {
   auto scrape = std::make_shared<Scrape>(
       Scrape{observability::WorkerMetrics(snapshot_->metricsLayout), 0, std::move(done)});
   scrape->total.merge(finishedWorkers_);
@@ -414,7 +303,7 @@ void Server::finishScrape(Scrape& scrape) {
   }
   std::string text;
   observability::renderPrometheus(scrape.total, global, observability::sampleProcess(), text);
-  scrape.done({200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}});
+  scrape.done(std::move(text));
 }
 
-}  // namespace gw::core
+}  // namespace gw::runtime

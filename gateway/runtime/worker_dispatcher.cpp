@@ -1,4 +1,4 @@
-#include "gateway/core/worker_dispatcher.h"
+#include "gateway/runtime/worker_dispatcher.h"
 
 #include <event2/event.h>
 
@@ -6,7 +6,7 @@
 
 #include "gateway/core/libevent_ptr.h"
 
-namespace gw::core {
+namespace gw::runtime {
 namespace {
 
 class LoopTimer final : public plugin::Timer {
@@ -26,7 +26,7 @@ class LoopTimer final : public plugin::Timer {
   static void onFire(evutil_socket_t, short, void* arg) { static_cast<LoopTimer*>(arg)->fired_(); }
 
   std::function<void()> fired_;
-  EventPtr event_;  // freeing it removes it from the loop
+  core::EventPtr event_;  // freeing it removes it from the loop
 };
 
 }  // namespace
@@ -41,4 +41,4 @@ int64_t WorkerDispatcher::nowMs() const {
   return int64_t(now.tv_sec) * 1000 + now.tv_usec / 1000;
 }
 
-}  // namespace gw::core
+}  // namespace gw::runtime

@@ -1,0 +1,139 @@
+#include "gateway/admin/endpoints.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "gateway/core/json.h"
+
+namespace gw::admin {
+
+namespace {
+
+int64_t wallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Response jsonResponse(int status, std::string body) {
+  return {status, "application/json", std::move(body), {}};
+}
+
+}  // namespace
+
+void Endpoints::handle(const Request& request, std::function<void(Response)> done) {
+  auto methodNotAllowed = [&](std::string allow) {
+    Response response =
+        errorResponse(405, "METHOD_NOT_ALLOWED", "this admin endpoint answers " + allow);
+    response.allow = std::move(allow);
+    done(std::move(response));
+  };
+  std::string known = "admin endpoints: /metrics /health /ready /status";
+  for (const auto& factory : plugins_.factories()) {
+    for (const plugin::AdminEndpoint& endpoint : factory->adminEndpoints()) {
+      if (request.path == endpoint.path) {
+        if (request.method != endpoint.method) return methodNotAllowed(std::string(endpoint.method));
+        return done(pluginEndpoint(*factory, endpoint, request.query));
+      }
+      known.append(", ").append(endpoint.method).append(" ").append(endpoint.path);
+    }
+  }
+  if (request.method != "GET" && request.method != "HEAD") return methodNotAllowed("GET, HEAD");
+  if (request.path == "/health") return done(jsonResponse(200, "{\"status\":\"alive\"}\n"));
+  if (request.path == "/ready") return done(readiness());
+  if (request.path == "/status") return done(status());
+  if (request.path == "/metrics") {
+    return process_.collectMetrics([done = std::move(done)](std::string text) {
+      done({200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}});
+    });
+  }
+  done(errorResponse(404, "NOT_FOUND", known));
+}
+
+Response Endpoints::pluginEndpoint(const plugin::Factory& factory,
+                                   const plugin::AdminEndpoint& endpoint,
+                                   std::string_view query) const {
+  std::vector<plugin::BoundRoute> routes;
+  for (const config::RouteConfig& route : config_.routes) {
+    plugin::BoundRoute& bound = routes.emplace_back();
+    bound.name = route.name;
+    // The route's list begins with the global list's bindings.
+    for (const config::PluginBinding& binding : route.plugins) {
+      if (binding.type == &factory && binding.settings) {
+        bound.settings.push_back(&plugin::settingsOf(binding));
+      }
+    }
+  }
+  auto answer = endpoint.handle(query, routes);
+  if (!answer) return errorResponse(answer.error().code, answer.error().message);
+  return jsonResponse(200, std::move(*answer));
+}
+
+Response Endpoints::readiness() const {
+  std::string reasons;
+  auto reason = [&](std::string_view text) {
+    reasons += reasons.empty() ? "\"" : ",\"";
+    core::appendJsonEscaped(reasons, text);
+    reasons += '"';
+  };
+  if (process_.state() == ProcessState::Starting) reason("starting: workers are not running yet");
+  if (process_.state() == ProcessState::Draining) reason("draining: shutting down");
+  // An upstream no route uses is not required; one a route needs with no backend left is.
+  const int64_t now = wallClockMs();
+  for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
+    const bool required = std::any_of(
+        config_.routes.begin(), config_.routes.end(),
+        [&](const config::RouteConfig& route) { return route.upstream == u; });
+    if (required && !health_.anyUsable(u, now)) {
+      reason("upstream '" + health_.spec(u).name + "' has no healthy backend");
+    }
+  }
+  if (reasons.empty()) return jsonResponse(200, "{\"status\":\"ready\"}\n");
+  return jsonResponse(503, "{\"status\":\"not_ready\",\"reasons\":[" + reasons + "]}\n");
+}
+
+Response Endpoints::status() const {
+  const config::Config& config = config_;
+  static constexpr const char* kStateNames[] = {"starting", "serving", "draining"};
+  std::string body = "{\"version\":\"" GATEWAYD_VERSION "\",\"state\":\"";
+  body += kStateNames[static_cast<int>(process_.state())];
+  body += "\",\"uptime_seconds\":" + std::to_string((wallClockMs() - process_.startedAtMs()) / 1000);
+  body += ",\"config\":{\"source\":\"";
+  core::appendJsonEscaped(body, config.source);
+  body += "\",\"generation\":" + std::to_string(process_.configGeneration()) + "}";
+  body += ",\"workers\":" + std::to_string(process_.workerCount());
+  body += ",\"upstreams\":[";
+  const int64_t now = wallClockMs();
+  bool firstUpstream = true;
+  for (const upstream::UpstreamStatus& u : health_.snapshot(now)) {
+    body += std::exchange(firstUpstream, false) ? "{\"name\":\"" : ",{\"name\":\"";
+    core::appendJsonEscaped(body, u.name);
+    body += "\",\"healthy\":";
+    body += u.anyUsable ? "true" : "false";
+    body += ",\"active_check\":";
+    body += u.activeCheck ? "true" : "false";
+    body += ",\"backends\":[";
+    bool firstBackend = true;
+    for (const upstream::BackendStatus& b : u.backends) {
+      body += std::exchange(firstBackend, false) ? "{\"address\":\"" : ",{\"address\":\"";
+      core::appendJsonEscaped(body, b.address);
+      body += "\",\"state\":\"";
+      body += upstream::stateName(b.state);
+      body += "\",\"reason\":\"";
+      core::appendJsonEscaped(body, b.reason);
+      body += "\",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures);
+      body += ",\"ejections\":" + std::to_string(b.ejections);
+      body += ",\"ejections_refused\":" + std::to_string(b.ejectionsRefused);
+      body += ",\"last_probe_status\":" + std::to_string(b.lastProbeStatus);
+      body += ",\"last_probe_error\":\"";
+      core::appendJsonEscaped(body, b.lastProbeError);
+      body += "\"}";
+    }
+    body += "]}";
+  }
+  body += "]}\n";
+  return jsonResponse(200, std::move(body));
+}
+
+}  // namespace gw::admin

@@ -1,0 +1,162 @@
+#include "gateway/admin/endpoints.h"
+
+#include <doctest.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gw::admin {
+namespace {
+
+class FakeProcess final : public Process {
+ public:
+  ProcessState state() const override { return state_; }
+  std::size_t workerCount() const override { return 3; }
+  int64_t startedAtMs() const override { return 0; }
+  uint64_t configGeneration() const override { return 7; }
+  void collectMetrics(std::function<void(std::string)> done) override {
+    ++scrapes;
+    done("gatewayd_up 1\n");
+  }
+
+  ProcessState state_ = ProcessState::Serving;
+  int scrapes = 0;
+};
+
+struct Tagged final : plugin::RouteConfig {
+  explicit Tagged(std::string t) : tag(std::move(t)) {}
+  std::string tag;
+};
+
+// Answers with the tags of the settings it was handed, route by route: "a:x,y;b:".
+core::Result<std::string> listTags(std::string_view query, std::span<const plugin::BoundRoute> routes) {
+  if (query == "fail=1") return core::Error::downstream(core::ErrorCode::BadRequest, "asked to fail");
+  std::string out;
+  for (const plugin::BoundRoute& route : routes) {
+    out.append(route.name).append(":");
+    for (std::size_t i = 0; i < route.settings.size(); ++i) {
+      if (i) out += ',';
+      out += static_cast<const Tagged*>(route.settings[i])->tag;
+    }
+    out += ';';
+  }
+  return out;
+}
+
+class WithEndpoint final : public plugin::Factory {
+ public:
+  std::string_view name() const override { return "tagged"; }
+  std::shared_ptr<const plugin::RouteConfig> parse(const YAML::Node&,
+                                                   std::vector<plugin::ConfigError>&) const override {
+    return nullptr;
+  }
+  std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig&,
+                                         plugin::WorkerState*) const override {
+    return nullptr;
+  }
+  std::span<const plugin::AdminEndpoint> adminEndpoints() const override { return kEndpoints; }
+
+ private:
+  static constexpr plugin::AdminEndpoint kEndpoints[] = {{"DELETE", "/tags", &listTags}};
+};
+
+struct Fixture {
+  Fixture() {
+    auto factory = std::make_unique<WithEndpoint>();
+    const plugin::Factory* type = factory.get();
+    registry.add(std::move(factory));
+    config.upstreams.resize(2);
+    config.upstreams[0].name = "used";
+    config.upstreams[1].name = "unused";
+    auto bind = [&](std::string tag) {
+      return config::PluginBinding{"tagged", type, std::make_shared<Tagged>(std::move(tag)), {}};
+    };
+    config::RouteConfig& a = config.routes.emplace_back();
+    a.name = "a";
+    a.plugins = {bind("x"), bind("y")};
+    config::RouteConfig& b = config.routes.emplace_back();
+    b.name = "b";
+  }
+
+  Response ask(std::string_view method, std::string_view path, std::string_view query = {}) {
+    std::optional<Response> answer;
+    endpoints.handle({method, path, query}, [&](Response r) { answer = std::move(r); });
+    REQUIRE(answer.has_value());
+    return std::move(*answer);
+  }
+
+  plugin::Registry registry;
+  config::Config config;
+  // "used" has one backend, "unused" (no route reaches it) none at all.
+  upstream::HealthBoard health{{{"used", {"127.0.0.1:1"}, {}, {}}, {"unused", {}, {}, {}}}};
+  FakeProcess process;
+  Endpoints endpoints{config, registry, health, process};
+};
+
+TEST_CASE("admin endpoints: /ready follows the process's state; an unused upstream is not required") {
+  Fixture f;
+  Response ready = f.ask("GET", "/ready");
+  CHECK(ready.status == 200);
+  CHECK(ready.body == "{\"status\":\"ready\"}\n");
+
+  f.process.state_ = ProcessState::Starting;
+  Response starting = f.ask("GET", "/ready");
+  CHECK(starting.status == 503);
+  CHECK(starting.body.find("starting: workers are not running yet") != std::string::npos);
+
+  f.process.state_ = ProcessState::Draining;
+  Response draining = f.ask("HEAD", "/ready");
+  CHECK(draining.status == 503);
+  CHECK(draining.body.find("draining: shutting down") != std::string::npos);
+}
+
+TEST_CASE("admin endpoints: /status reports what the process says of itself") {
+  Fixture f;
+  Response status = f.ask("GET", "/status");
+  CHECK(status.status == 200);
+  CHECK(status.body.find("\"state\":\"serving\"") != std::string::npos);
+  CHECK(status.body.find("\"generation\":7") != std::string::npos);
+  CHECK(status.body.find("\"workers\":3") != std::string::npos);
+  CHECK(status.body.find("{\"name\":\"unused\"") != std::string::npos);
+}
+
+TEST_CASE("admin endpoints: /metrics is gathered by the process, as Prometheus text") {
+  Fixture f;
+  Response metrics = f.ask("GET", "/metrics");
+  CHECK(f.process.scrapes == 1);
+  CHECK(metrics.status == 200);
+  CHECK(metrics.contentType == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(metrics.body == "gatewayd_up 1\n");
+}
+
+TEST_CASE("admin endpoints: a plugin's endpoint gets every route with that type's settings") {
+  Fixture f;
+  Response tags = f.ask("DELETE", "/tags");
+  CHECK(tags.status == 200);
+  CHECK(tags.body == "a:x,y;b:;");
+
+  Response refused = f.ask("DELETE", "/tags", "fail=1");
+  CHECK(refused.status == 400);
+  CHECK(refused.body.find("\"BAD_REQUEST\"") != std::string::npos);
+
+  Response wrongMethod = f.ask("GET", "/tags");
+  CHECK(wrongMethod.status == 405);
+  CHECK(wrongMethod.allow == "DELETE");
+}
+
+TEST_CASE("admin endpoints: unknown paths list every endpoint, plugins' included; writes are 405") {
+  Fixture f;
+  Response unknown = f.ask("GET", "/nope");
+  CHECK(unknown.status == 404);
+  CHECK(unknown.body.find("admin endpoints: /metrics /health /ready /status, DELETE /tags") !=
+        std::string::npos);
+
+  Response post = f.ask("POST", "/health");
+  CHECK(post.status == 405);
+  CHECK(post.allow == "GET, HEAD");
+}
+
+}  // namespace
+}  // namespace gw::admin

@@ -1,0 +1,78 @@
+#pragma once
+// A worker thread: one event loop and everything reached from it — its listening sockets
+// (SO_REUSEPORT, one per listener), client connections, upstream clusters with their pools, and
+// scratch space reused by every request. Other threads talk to it only through post().
+
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/core/accept_pause.h"
+#include "gateway/core/libevent_ptr.h"
+#include "gateway/core/reactor.h"
+#include "gateway/net/socket.h"
+#include "gateway/observability/metrics.h"
+#include "gateway/proxy/worker_context.h"
+#include "gateway/runtime/snapshot.h"
+#include "gateway/runtime/worker_dispatcher.h"
+
+namespace gw::runtime {
+
+class Worker final : proxy::ConnectionHome {
+ public:
+  // Opens the worker's listening sockets (errors reported, nothing started). The health board
+  // is the process's, shared with the other workers and the prober.
+  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, const proxy::SharedServices& services);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  bool listening(std::string& error) const;
+  void start();
+  void join() { reactor_.join(); }
+  // From any thread: stop accepting, close idle connections, finish the rest, then stop.
+  void drainAsync(std::function<void()> onDone);
+  // From any thread: close everything now and stop.
+  void stopAsync();
+  // From any thread: runs fn on this worker's loop (control traffic only, e.g. a scrape).
+  void post(std::function<void()> fn) { reactor_.post(std::move(fn)); }
+
+  // A copy of the metric shard with the gauges filled in, for a scrape (this thread only).
+  observability::WorkerMetrics metricsSnapshot() const;
+  // What the connections of this worker use of it (its thread only).
+  proxy::WorkerContext& context() { return context_; }
+  event_base* base() const { return reactor_.base(); }
+  // A client socket accepted (by this worker's listeners, or handed over by a test harness):
+  // the connection is registered and starts reading. This thread only.
+  void adopt(net::Fd fd, const sockaddr* peer);
+
+ private:
+  static void onAccept(evutil_socket_t fd, short what, void* arg);
+  static void onLogFlush(evutil_socket_t fd, short what, void* arg);
+  void connectionClosed(proxy::Connection& connection) override;
+  void acceptAll(int listenFd);
+  // At the connection limit: the listeners stop being watched until a connection closes.
+  void holdAccepting();
+  void beginDrain();
+  void checkDrained();
+  void stopNow();
+
+  unsigned index_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  core::Reactor reactor_;
+  WorkerDispatcher dispatcher_{reactor_};
+  proxy::WorkerContext context_;
+  core::AcceptPause acceptPause_;
+  core::EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker
+  std::vector<net::Fd> listenFds_;
+  std::vector<core::EventPtr> acceptEvents_;
+  std::string listenError_;
+  std::list<std::unique_ptr<proxy::Connection>> connections_;
+  bool draining_ = false;
+  bool acceptsHeld_ = false;  // at limits.max_connections_per_worker: not accepting
+  std::function<void()> onDrained_;
+};
+
+}  // namespace gw::runtime

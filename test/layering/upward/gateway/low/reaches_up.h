@@ -1,0 +1,3 @@
+#pragma once
+// A file of the lower floor that includes one of the floor above: the check must refuse it.
+#include "gateway/high/above.h"
