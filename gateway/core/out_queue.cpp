@@ -25,6 +25,11 @@ void OutQueue::takeBuffers() {
   owned_ = std::move(buffers.owned);
 }
 
+void OutQueue::reserve(std::size_t n) {
+  if (pool_ && segments_.capacity() == 0) takeBuffers();
+  owned_.reserve(owned_.size() + n);
+}
+
 char* OutQueue::appendRaw(std::size_t n) {
   if (pool_ && segments_.capacity() == 0) takeBuffers();
   std::size_t offset = owned_.size();

@@ -41,7 +41,7 @@ class OutQueue {
   // Reserves n owned bytes at the tail and returns where to write them.
   char* appendRaw(std::size_t n);
   // Room for n more owned bytes, so that appending a head in pieces allocates once.
-  void reserve(std::size_t n) { owned_.reserve(owned_.size() + n); }
+  void reserve(std::size_t n);
   // References bytes owned by someone else; valid until retainBorrowed().
   void borrow(const char* data, std::size_t n);
 
@@ -72,7 +72,7 @@ class OutQueue {
   // Gives memory back when idle: to the pool, or (without one) all but what a typical exchange
   // needs (kKeptBytes of owned bytes, kKeptSegments segments). Larger buffers are freed.
   void shrink();
-  static constexpr std::size_t kKeptBytes = 1024;
+  static constexpr std::size_t kKeptBytes = 4096;
   static constexpr std::size_t kKeptSegments = 8;
   // The heap memory the queue holds on to (its buffers' capacity; a string's inline room is not).
   std::size_t retainedBytes() const {

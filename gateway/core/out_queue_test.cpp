@@ -271,6 +271,8 @@ TEST_CASE("shrink with a pool hands the buffers over; the next busy queue takes 
   CHECK(out.retainedBytes() == 0);  // an idle connection holds no output memory
 
   OutQueue next(&pool);
+  next.reserve(16);  // a head about to be written takes the pool's buffers, not new ones
+  CHECK(next.retainedBytes() == used);
   next.append("head");
   CHECK(next.retainedBytes() == used);  // the same buffers: no allocation
   CHECK(next.flush(pair.writer) == WriteStatus::Drained);
