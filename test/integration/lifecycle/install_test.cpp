@@ -77,7 +77,8 @@ Install runInstall(const FakeTools& tools, const std::string& destdir,
   return run;
 }
 
-const std::set<std::string> kBinaryPackages = {"libevent-core-2.1-7", "libyaml-cpp0.7"};
+const std::set<std::string> kBinaryPackages = {"libevent-core-2.1-7", "libyaml-cpp0.7",
+                                               "libsystemd0"};
 
 void checkInstalledTree(const std::string& root) {
   for (const char* file : {"/usr/local/bin/gatewayd", "/etc/systemd/system/gatewayd.service",
