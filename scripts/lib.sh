@@ -51,6 +51,14 @@ gw_port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# gw_require_free_ports PORT...: dies naming the first of the ports something already listens on.
+gw_require_free_ports() {
+  local p
+  for p in "$@"; do
+    ! gw_port_in_use "$p" || gw_die "127.0.0.1:$p is already in use (--port)"
+  done
+}
+
 # gw_wait_http PID PORT PATH SECONDS: wait until 127.0.0.1:PORT answers PATH with any HTTP
 # status (prints it), failing early if PID exits. Polls; never a fixed sleep.
 gw_wait_http() {
@@ -67,4 +75,34 @@ gw_wait_http() {
     sleep 0.1
   done
   return 1
+}
+
+# gw_start_test_backend BINARY ID OUT LOG: starts test_backend (BINARY) on a free loopback port
+# with its stdout in OUT and stderr in LOG, appends its PID to the caller's `pids` array (stopped
+# by the caller's exit trap) and sets GW_BACKEND_PORT to the port it prints. Bounded wait.
+gw_start_test_backend() {
+  local binary="$1" id="$2" out="$3" log="$4" word i
+  "$binary" --port 0 --id "$id" >"$out" 2>"$log" &
+  pids+=("$!")
+  for ((i = 0; i < 100; i++)); do
+    [[ -s "$out" ]] && break
+    sleep 0.05
+  done
+  read -r word GW_BACKEND_PORT <"$out" || true
+  [[ "$word" == PORT && "$GW_BACKEND_PORT" =~ ^[0-9]+$ ]] || gw_die "test_backend $id did not start"
+}
+
+# gw_stop_at_exit DIR: from now on, exiting (or INT/TERM) stops every PID in the caller's `pids`
+# array with gw_pid_stop and removes DIR. Only ever PIDs the calling script started itself.
+gw_stop_at_exit() {
+  GW_EXIT_DIR="$1"
+  pids=()
+  trap gw_stop_now EXIT
+  trap 'exit 130' INT TERM
+}
+gw_stop_now() {
+  trap - EXIT INT TERM
+  local p
+  for p in "${pids[@]}"; do gw_pid_stop "$p" 15; done
+  rm -rf "$GW_EXIT_DIR"
 }

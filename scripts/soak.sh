@@ -71,36 +71,19 @@ gw_build "$build" || gw_die "build failed"
 gatewayd="$build/gatewayd"
 backend="$build/test/support/test_backend"
 [[ -x "$gatewayd" && -x "$backend" ]] || gw_die "$gatewayd or $backend was not built"
-for p in "$port" "$admin_port"; do
-  ! gw_port_in_use "$p" || gw_die "127.0.0.1:$p is already in use (--port)"
-done
+gw_require_free_ports "$port" "$admin_port"
 
 out="${out:-$PWD/soak-results/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 tmp="$(mktemp -d /tmp/gwsoak.XXXXXX)"
-pids=()
-cleanup() {
-  trap - EXIT INT TERM
-  local p
-  for p in "${pids[@]}"; do gw_pid_stop "$p" 15; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+gw_stop_at_exit "$tmp"
 
 # --- backends -------------------------------------------------------------------------------------
 backend_ports=()
 for id in b1 b2; do
-  "$backend" --port 0 --id "$id" >"$tmp/$id.out" 2>"$out/$id.log" &
-  pids+=("$!")
-  for ((i = 0; i < 100; i++)); do
-    [[ -s "$tmp/$id.out" ]] && break
-    sleep 0.05
-  done
-  read -r word bport <"$tmp/$id.out" || true
-  [[ "$word" == PORT && "$bport" =~ ^[0-9]+$ ]] || gw_die "test_backend $id did not start"
-  backend_ports+=("$bport")
+  gw_start_test_backend "$backend" "$id" "$tmp/$id.out" "$out/$id.log"
+  backend_ports+=("$GW_BACKEND_PORT")
 done
 
 # --- gatewayd: every plugin on --------------------------------------------------------------------

@@ -40,6 +40,8 @@ class OutQueue {
   void append(std::string_view bytes);
   // Reserves n owned bytes at the tail and returns where to write them.
   char* appendRaw(std::size_t n);
+  // Room for n more owned bytes, so that appending a head in pieces allocates once.
+  void reserve(std::size_t n) { owned_.reserve(owned_.size() + n); }
   // References bytes owned by someone else; valid until retainBorrowed().
   void borrow(const char* data, std::size_t n);
 

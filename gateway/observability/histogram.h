@@ -5,16 +5,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <string>
-#include <string_view>
 
 namespace gw::observability {
-
-// Exposition number formatting, shared with metrics.cpp.
-void appendUnsigned(std::string& out, uint64_t value);
-// Appends `micros` as decimal seconds, exactly and without trailing zeros ("0.0005", "2.5", "10").
-// Integer arithmetic keeps _sum and le values exact, where printing a double would not be.
-void appendMicrosAsSeconds(std::string& out, uint64_t micros);
 
 class Histogram {
  public:
@@ -31,10 +23,6 @@ class Histogram {
   uint64_t bucket(std::size_t index) const { return buckets_[index]; }
   uint64_t count() const { return count_; }
   uint64_t sumMicros() const { return sum_micros_; }
-
-  // Appends the cumulative series NAME_bucket{LABELS,le=".."} .. le="+Inf", NAME_sum (seconds)
-  // and NAME_count. `labels` is already-escaped label text without braces (may be empty).
-  void appendPrometheus(std::string& out, std::string_view name, std::string_view labels) const;
 
  private:
   std::array<uint64_t, kBucketCount> buckets_{};

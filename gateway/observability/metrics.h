@@ -1,10 +1,10 @@
 #pragma once
-// Per-worker metric shards and their Prometheus text exposition (format 0.0.4).
+// Per-worker metric shards.
 //
 // Each worker owns one WorkerMetrics of plain integers, touched only by its own thread: no
 // atomics, no locks, no allocation on the request path (except the first time a route sees a new
-// (method, status) pair). At scrape the admin thread has every worker copy its shard, merges the
-// copies into one total and renders it with the process-wide GlobalMetrics and a ProcessSample.
+// (method, status) pair). At scrape the admin thread has every worker copy its shard and merges
+// the copies into one total, which exposition.h turns into the Prometheus exposition.
 
 #include <algorithm>
 #include <array>
@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "gateway/observability/histogram.h"
-#include "gateway/observability/process_metrics.h"
 
 namespace gw::config {
 struct Config;
@@ -121,29 +120,5 @@ struct WorkerMetrics {
   int64_t downstream_connections = 0;  // gauge: open now
   uint64_t downstream_connections_accepted = 0;
 };
-
-// Process-wide values the admin thread fills at scrape; not per worker.
-struct GlobalMetrics {
-  std::string version;
-  uint64_t config_reloads_success = 0;
-  uint64_t config_reloads_failure = 0;
-  uint64_t config_generation = 0;
-  uint64_t log_lines_dropped = 0;
-  uint64_t trace_spans_exported = 0;
-  uint64_t trace_spans_dropped = 0;
-  // [upstream][backend], indexed like the layout of the rendered shard; a backend without an
-  // entry gets no gatewayd_upstream_backend_healthy series (health unknown is not "healthy").
-  std::vector<std::vector<bool>> backend_healthy;
-};
-
-// Replaces `out` (keeping its capacity) with the exposition: # HELP and # TYPE for every family,
-// every route/upstream series present from the start with 0, except http_requests_total whose
-// (method, code) series appear once seen.
-void renderPrometheus(const WorkerMetrics& total, const GlobalMetrics& global,
-                      const ProcessSample& process, std::string& out);
-
-// Every family name renderPrometheus() writes for a shard of this layout, in order (histograms
-// without _bucket/_sum/_count).
-std::vector<std::string_view> metricFamilyNames(const MetricsLayout& layout);
 
 }  // namespace gw::observability

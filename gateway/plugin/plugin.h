@@ -1,10 +1,11 @@
 #pragma once
 // The plugin seam. A plugin type is a Factory (listed once in plugins/builtin.cpp) that parses its
 // YAML settings at load into an immutable RouteConfig, may keep per-worker state, and creates a
-// small per-request Plugin. Every hook passes through by default; control flow is the returned
-// Status. Plugins run in the order of the route's `plugins:` list (the global list first), in
-// every phase, so the YAML reads top to bottom as what happens (as in Kong, unlike Envoy's
-// reversed encoder chain).
+// small per-request Plugin (which may offer itself for the worker's next request, see
+// Plugin::recycle()). Every hook passes through by default; control flow is the returned Status.
+// Plugins run in the order of the route's `plugins:` list (the global list first), in every
+// phase, so the YAML reads top to bottom as what happens (as in Kong, unlike Envoy's reversed
+// encoder chain).
 
 #include <array>
 #include <cstdint>
@@ -203,6 +204,11 @@ class Plugin {
   virtual void onComplete(const Context&) noexcept {}
   // The exchange is being torn down (also on errors): cancel async work before we are freed.
   virtual void onDestroy() noexcept {}
+  // After onDestroy: ready this instance for the next exchange of the same binding on the same
+  // worker (forget the per-request state) and return true, so that no fresh instance is created
+  // per request; false (the default): it is destroyed and create() makes the next one. A recycled
+  // instance may be destroyed after its worker state: its destructor must not touch it.
+  virtual bool recycle() noexcept { return false; }
 };
 
 // One error found while parsing a plugin's settings, located like every config error.

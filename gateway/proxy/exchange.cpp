@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -33,6 +34,8 @@ void PluginExchange::reset(const config::RouteConfig& route,
   upstreamResponseFields.clear();
   responseFields = &upstreamResponseFields;
   answer.reset();
+  requestId.clear();
+  requestIdSeq.reset();
   notes = {};
   bufferLimit = 0;
   // A large buffered body is not worth keeping around for the next request.
@@ -89,33 +92,37 @@ void Exchange::start(const ParserFields& fields, bool overBodyLimit) {
   startForwarding({});
 }
 
-void Exchange::captureRequest(std::string_view requestId) {
+void Exchange::captureRequest() {
   PluginExchange& p = *plugins_;
-  // The copy, and the request's views moved onto it: the upstream head is built from it later.
-  auto keep = [](std::string& copy, std::string_view& view) {
-    copy.assign(view);
-    view = copy;
-  };
-  keep(p.method, target_.method);
-  keep(p.host, target_.host);
-  keep(p.path, target_.path);
-  keep(p.query, target_.query);
-  keep(p.forwardHost, target_.forwardHost);
-  keep(p.clientIp, target_.clientIp);
-  p.requestId = requestId;
-  p.info = {p.method,   p.path,      p.query,       p.host,
-            p.clientIp, route_.name, p.forwardHost, requestHasBody_};
+  // One copy of every view, back to back, and the request's views moved onto it: the upstream
+  // head is built from it later.
+  std::string_view* const views[] = {&target_.method, &target_.host,        &target_.path,
+                                     &target_.query,  &target_.forwardHost, &target_.clientIp};
+  std::size_t size = 0;
+  for (const std::string_view* view : views) size += view->size();
+  p.requestText.resize(size);
+  char* out = p.requestText.data();
+  for (std::string_view* view : views) {
+    if (!view->empty()) std::memcpy(out, view->data(), view->size());
+    *view = {out, view->size()};
+    out += view->size();
+  }
+  p.info = {target_.method,   target_.path, target_.query,       target_.host,
+            target_.clientIp, route_.name,  target_.forwardHost, requestHasBody_};
 }
 
 void Exchange::filterUnroutedAnswer(LocalResponse& response, std::string_view requestId) {
-  captureRequest(requestId);
+  captureRequest();
+  plugins_->requestId = requestId;
+  plugins_->requestIdSeq.reset();
   filterLocalResponse(response);
 }
 
 void Exchange::filter(const ParserFields& fields, bool overBodyLimit) {
   // Plugins may wait (Stop) while the input buffer moves on: they get their own copy, and the
   // head toward the upstream is built from it.
-  captureRequest(worker_.formatRequestId(target_.seq));
+  captureRequest();
+  plugins_->requestIdSeq = target_.seq;
   PluginExchange& p = *plugins_;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const http::FieldName kind = fields.kind(i);
@@ -123,7 +130,7 @@ void Exchange::filter(const ParserFields& fields, bool overBodyLimit) {
     if (http::isHopByHop(kind) || kind == http::FieldName::Dropped || fields.nominated(name)) {
       continue;
     }
-    p.requestFields.add(name, fields.value(i));
+    p.requestFields.add(name, fields.value(i), kind);
   }
   if (overBodyLimit) {
     failExchange(Error::downstream(ErrorCode::PayloadTooLarge, "request body exceeds the limit"));
@@ -419,17 +426,27 @@ void Exchange::complete() {
 
 // --- plugin::Context ---
 
+std::string_view Exchange::requestId() const {
+  if (!plugins_) return {};
+  PluginExchange& p = *plugins_;
+  if (p.requestIdSeq) {
+    char id[WorkerContext::kRequestIdLength];
+    worker_.formatRequestId(*p.requestIdSeq, id);
+    p.requestId.assign(id, sizeof id);
+    p.requestIdSeq.reset();
+  }
+  return p.requestId;
+}
+
 void Exchange::reply(int status, std::string body, std::string_view contentType) {
-  plugins_->answer = makeResponse(status, std::move(body), contentType, plugins_->requestId);
+  plugins_->answer = makeResponse(status, std::move(body), contentType, requestId());
 }
 
 void Exchange::replyWith(int status, std::span<const Field> fields, std::string body) {
   plugins_->answer = makeResponseWith(status, fields, std::move(body));
 }
 
-void Exchange::fail(core::Error error) {
-  plugins_->answer = makeErrorResponse(error, plugins_->requestId);
-}
+void Exchange::fail(core::Error error) { plugins_->answer = makeErrorResponse(error, requestId()); }
 
 void Exchange::bufferRequestBody(std::size_t limit) {
   plugins_->bufferLimit = std::max<std::size_t>(1, std::min(limit, route_.body_bytes));

@@ -156,10 +156,11 @@ class Exchange final : public plugin::Context,
   plugin::HeaderMap& requestHeaders() override { return plugins_->requestFields; }
   plugin::HeaderMap& responseHeaders() override { return *plugins_->responseFields; }
   int responseStatus() const override { return status_; }
-  std::string_view requestId() const override {
-    return plugins_ ? std::string_view(plugins_->requestId) : std::string_view();
+  std::string_view requestId() const override;
+  void setRequestId(std::string id) override {
+    plugins_->requestId = std::move(id);
+    plugins_->requestIdSeq.reset();
   }
-  void setRequestId(std::string id) override { plugins_->requestId = std::move(id); }
   void reply(int status, std::string body, std::string_view contentType) override;
   void fail(core::Error error) override;
   void replyWith(int status, std::span<const Field> fields, std::string body) override;
@@ -188,7 +189,7 @@ class Exchange final : public plugin::Context,
 
  private:
   // Copies what plugins may read of the request (the input buffer moves on without them).
-  void captureRequest(std::string_view requestId);
+  void captureRequest();
   // Copies the request, then runs the request-header phase.
   void filter(const ParserFields& fields, bool overBodyLimit);
   void runRequestHeaders();

@@ -24,11 +24,13 @@ using test::WorkerFixture;
 using test::wholeMessage;
 
 enum class Script {
-  WaitOnHeaders,     // Stop in the request-header phase, resumed from the next loop turn
-  WaitOnBody,        // buffers the body, Stop in its phase, resumed from the next loop turn
-  StopOnResponse,    // Stop in the response-header phase (cannot wait)
-  RespondOnBody,     // Respond on a response body piece (cannot answer)
-  TagResponse,       // adds X-Tag: seen to the response
+  WaitOnHeaders,   // Stop in the request-header phase, resumed from the next loop turn
+  WaitOnBody,      // buffers the body, Stop in its phase, resumed from the next loop turn
+  StopOnResponse,  // Stop in the response-header phase (cannot wait)
+  RespondOnBody,   // Respond on a response body piece (cannot answer)
+  TagResponse,     // adds X-Tag: seen to the response
+  EchoRequestId,   // adds X-Seen-Id: ctx.requestId() to the response (its first read of it)
+  FailRequest,     // answers the request with a gateway error (whose body names the id)
 };
 
 class ScriptedPlugin final : public plugin::Plugin {
@@ -36,6 +38,10 @@ class ScriptedPlugin final : public plugin::Plugin {
   explicit ScriptedPlugin(Script script) : script_(script) {}
 
   Status onRequestHeaders(plugin::Context& ctx) override {
+    if (script_ == Script::FailRequest) {
+      ctx.fail(core::Error::downstream(core::ErrorCode::BadRequest, "refused by the test"));
+      return Status::Respond;
+    }
     if (script_ == Script::WaitOnBody) ctx.bufferRequestBody(1024);
     if (script_ != Script::WaitOnHeaders) return Status::Continue;
     resumeLater(ctx);
@@ -49,6 +55,7 @@ class ScriptedPlugin final : public plugin::Plugin {
   }
   Status onResponseHeaders(plugin::Context& ctx) override {
     if (script_ == Script::TagResponse) ctx.responseHeaders().add("X-Tag", "seen");
+    if (script_ == Script::EchoRequestId) ctx.responseHeaders().add("X-Seen-Id", ctx.requestId());
     return script_ == Script::StopOnResponse ? Status::Stop : Status::Continue;
   }
   Status onResponseBody(plugin::Context&, plugin::BodyView, bool) override {
@@ -81,6 +88,8 @@ const plugin::Registry& scriptedPlugins() {
     r.add(std::make_unique<ScriptedFactory>("stop_on_response", Script::StopOnResponse));
     r.add(std::make_unique<ScriptedFactory>("respond_on_body", Script::RespondOnBody));
     r.add(std::make_unique<ScriptedFactory>("tag_response", Script::TagResponse));
+    r.add(std::make_unique<ScriptedFactory>("echo_request_id", Script::EchoRequestId));
+    r.add(std::make_unique<ScriptedFactory>("fail_request", Script::FailRequest));
     return r;
   }();
   return registry;
@@ -103,7 +112,40 @@ std::pair<std::string, std::string> exchange(WorkerFixture& f, std::string_view 
   return {forwarded, client.readUntil(wholeMessage)};
 }
 
+// The value of the response field `name` ("" if none).
+std::string fieldOf(std::string_view response, std::string_view name) {
+  const std::size_t at = response.find("\r\n" + std::string(name) + ": ");
+  if (at == std::string_view::npos) return "";
+  const std::size_t from = at + name.size() + 4;
+  return std::string(response.substr(from, response.find("\r\n", from) - from));
+}
+
 }  // namespace
+
+TEST_CASE("exchange: the request id plugins read is the gateway's, formatted when first read") {
+  WorkerFixture f(route("echo_request_id"), scriptedPlugins());
+  const std::string first =
+      fieldOf(exchange(f, "GET /a HTTP/1.1\r\nHost: gw.test\r\n\r\n").second, "X-Seen-Id");
+  const std::string second =
+      fieldOf(exchange(f, "GET /b HTTP/1.1\r\nHost: gw.test\r\n\r\n").second, "X-Seen-Id");
+  CHECK(first.size() == WorkerContext::kRequestIdLength);
+  CHECK(first.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(second.size() == first.size());
+  CHECK(second != first);
+  // Same worker: the same prefix, the sequence number after it differs.
+  CHECK(second.substr(0, 8) == first.substr(0, 8));
+}
+
+TEST_CASE("exchange: a plugin's error answer and a later read name the same request id") {
+  WorkerFixture f(route("fail_request, echo_request_id"), scriptedPlugins());
+  Socket client = f.connect();
+  client.send("GET /a HTTP/1.1\r\nHost: gw.test\r\n\r\n");
+  const std::string answered = client.readUntil(wholeMessage);
+  CHECK(answered.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+  const std::string id = fieldOf(answered, "X-Seen-Id");
+  REQUIRE(id.size() == WorkerContext::kRequestIdLength);
+  CHECK(answered.find("\"request_id\":\"" + id + "\"") != std::string::npos);
+}
 
 TEST_CASE("exchange: a wait in the request-header phase holds the request until resumed") {
   WorkerFixture f(route("wait_on_headers, tag_response"), scriptedPlugins());

@@ -1,12 +1,25 @@
 #include "gateway/proxy/field_list.h"
 
 #include <algorithm>
-
-#include "gateway/http/headers.h"
+#include <cstring>
+#include <utility>
 
 namespace gw::proxy {
 
+FieldList& FieldList::operator=(FieldList&& other) noexcept {
+  if (this == &other) return *this;
+  arena_ = std::move(other.arena_);
+  arenaSize_ = std::exchange(other.arenaSize_, 0);
+  arenaCapacity_ = std::exchange(other.arenaCapacity_, 0);
+  entries_ = std::move(other.entries_);
+  other.entries_.clear();
+  lineBytes_ = std::exchange(other.lineBytes_, 0);
+  namesSeen_ = std::exchange(other.namesSeen_, 0);
+  return *this;
+}
+
 std::optional<std::string_view> FieldList::get(std::string_view name) const {
+  if (!(namesSeen_ & nameBit(name))) return std::nullopt;
   for (std::size_t i = 0; i < entries_.size(); ++i) {
     auto [n, v] = at(i);
     if (http::iequals(n, name)) return v;
@@ -14,65 +27,57 @@ std::optional<std::string_view> FieldList::get(std::string_view name) const {
   return std::nullopt;
 }
 
-void FieldList::set(std::string_view name, std::string_view value) {
-  remove(name);
-  add(name, value);
+void FieldList::reserveArena(std::size_t n) {
+  // One allocation for a typical head instead of a chain of regrowths.
+  const std::size_t capacity = std::max({std::size_t{1024}, 2 * arenaCapacity_, arenaSize_ + n});
+  auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+  if (arenaSize_ > 0) std::memcpy(grown.get(), arena_.get(), arenaSize_);
+  arena_ = std::move(grown);
+  arenaCapacity_ = capacity;
+  if (entries_.capacity() == 0) entries_.reserve(32);
 }
 
-void FieldList::add(std::string_view name, std::string_view value) {
-  if (entries_.empty()) {
-    // One allocation each for a typical head instead of a chain of regrowths.
-    arena_.reserve(1024);
-    entries_.reserve(32);
-  }
-  Entry entry;
-  entry.nameOffset = static_cast<uint32_t>(arena_.size());
-  entry.nameLength = static_cast<uint32_t>(name.size());
-  arena_ += name;
-  entry.valueOffset = static_cast<uint32_t>(arena_.size());
-  entry.valueLength = static_cast<uint32_t>(value.size());
-  arena_ += value;
-  entries_.push_back(entry);
-}
-
-void FieldList::remove(std::string_view name) {
+void FieldList::removeMatching(std::string_view name) {
   auto matches = [&](const Entry& e) {
     return e.nameLength == name.size() &&
-           http::iequals(std::string_view(arena_.data() + e.nameOffset, e.nameLength), name);
+           http::iequals(std::string_view(arena_.get() + e.offset, e.nameLength), name);
   };
   // Usually there is nothing to remove (set() of a header the message lacks): just look.
   auto first = std::find_if(entries_.begin(), entries_.end(), matches);
   if (first == entries_.end()) return;
-  entries_.erase(std::remove_if(first, entries_.end(), matches), entries_.end());
+  const auto kept = std::remove_if(first, entries_.end(), [&](const Entry& e) {
+    if (!matches(e)) return false;
+    lineBytes_ -= e.lineLength();
+    return true;
+  });
+  entries_.erase(kept, entries_.end());
 }
 
-std::pair<std::string_view, std::string_view> FieldList::at(std::size_t i) const {
-  const Entry& e = entries_[i];
-  std::string_view arena = arena_;
-  return {arena.substr(e.nameOffset, e.nameLength), arena.substr(e.valueOffset, e.valueLength)};
+char* FieldList::serializeTo(char* out, bool withoutLength) const {
+  // Lines of fields neither removed nor omitted lie back to back: one copy per run of them.
+  // Locals only in the loop: writes through `out` could alias the members.
+  const char* const arena = arena_.get();
+  std::size_t from = 0;
+  std::size_t to = 0;  // the run not yet copied: [from, to) of the arena
+  for (const Entry *e = entries_.data(), *end = e + entries_.size(); e != end; ++e) {
+    const std::size_t line = e->offset;
+    const bool omit = withoutLength && omitted(*e);
+    if (omit || line != to) {
+      out = std::copy_n(arena + from, to - from, out);
+      from = omit ? line + e->lineLength() : line;
+      to = from;
+      if (omit) continue;
+    }
+    to = line + e->lineLength();
+  }
+  return std::copy_n(arena + from, to - from, out);
 }
 
 void FieldList::clear() {
-  arena_.clear();
+  arenaSize_ = 0;
+  lineBytes_ = 0;
   entries_.clear();
-}
-
-std::size_t FieldList::serializedSize() const {
-  std::size_t size = 0;
-  for (const Entry& e : entries_) size += e.nameLength + e.valueLength + 4;
-  return size;
-}
-
-char* FieldList::serializeTo(char* out) const {
-  for (const Entry& e : entries_) {
-    out = std::copy_n(arena_.data() + e.nameOffset, e.nameLength, out);
-    *out++ = ':';
-    *out++ = ' ';
-    out = std::copy_n(arena_.data() + e.valueOffset, e.valueLength, out);
-    *out++ = '\r';
-    *out++ = '\n';
-  }
-  return out;
+  namesSeen_ = 0;
 }
 
 }  // namespace gw::proxy

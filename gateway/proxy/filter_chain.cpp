@@ -4,20 +4,35 @@ namespace gw::proxy {
 
 void FilterChain::start(const std::vector<config::PluginBinding>& bindings,
                         std::span<plugin::WorkerState* const> states) {
-  plugins_.clear();
+  // A previous exchange that never finished leaves nothing fit for another.
+  if (!finished_) destroyAll();
   bindings_ = &bindings;
   next_ = 0;
   interrupted_ = false;
   finished_ = false;
+  instances_.resize(bindings.size());
   for (std::size_t i = 0; i < bindings.size(); ++i) {
-    const auto& binding = bindings[i];
-    plugins_.push_back(plugin::factoryOf(binding).create(plugin::settingsOf(binding), i < states.size() ? states[i] : nullptr));
+    const config::PluginBinding& binding = bindings[i];
+    plugin::WorkerState* const state = i < states.size() ? states[i] : nullptr;
+    Instance& instance = instances_[i];
+    if (instance.plugin && instance.settings == binding.settings && instance.state == state) {
+      continue;
+    }
+    instance.plugin = plugin::factoryOf(binding).create(plugin::settingsOf(binding), state);
+    instance.settings = binding.settings;
+    instance.state = state;
   }
 }
 
 FilterChain::~FilterChain() {
-  if (finished_) return;
-  for (auto& plugin : plugins_) plugin->onDestroy();
+  if (!finished_) destroyAll();
+}
+
+void FilterChain::destroyAll() noexcept {
+  for (Instance& instance : instances_) {
+    if (instance.plugin) instance.plugin->onDestroy();
+  }
+  instances_.clear();
 }
 
 plugin::Status FilterChain::run(Phase phase, plugin::Context& ctx, std::string_view body,
@@ -25,8 +40,8 @@ plugin::Status FilterChain::run(Phase phase, plugin::Context& ctx, std::string_v
   if (!interrupted_ || phase != phase_) next_ = 0;
   phase_ = phase;
   interrupted_ = false;
-  while (next_ < plugins_.size()) {
-    plugin::Plugin& plugin = *plugins_[next_++];
+  while (next_ < instances_.size()) {
+    plugin::Plugin& plugin = *instances_[next_++].plugin;
     plugin::Status status = plugin::Status::Continue;
     switch (phase) {
       case Phase::RequestHeaders: status = plugin.onRequestHeaders(ctx); break;
@@ -49,8 +64,11 @@ std::string_view FilterChain::stoppedBy() const {
 void FilterChain::finish(const plugin::Context& ctx) noexcept {
   if (finished_) return;
   finished_ = true;
-  for (auto& plugin : plugins_) plugin->onComplete(ctx);
-  for (auto& plugin : plugins_) plugin->onDestroy();
+  for (Instance& instance : instances_) instance.plugin->onComplete(ctx);
+  for (Instance& instance : instances_) instance.plugin->onDestroy();
+  for (Instance& instance : instances_) {
+    if (!instance.plugin->recycle()) instance.plugin.reset();
+  }
 }
 
 }  // namespace gw::proxy

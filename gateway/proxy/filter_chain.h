@@ -4,7 +4,8 @@
 // phase stops at the first plugin that does not return Continue; after a Stop, the next run() of
 // the same phase goes on from the plugin after it (Envoy's continueDecoding); any other run starts
 // the phase over from the first plugin. What Stop and Respond mean in each phase is the exchange's
-// (see plugin.h).
+// (see plugin.h). A chain outlives its exchange (workers recycle them): a plugin that recycle()s
+// itself serves the next exchange of the same binding instead of a fresh instance.
 
 #include <cstdint>
 #include <memory>
@@ -21,7 +22,8 @@ class FilterChain {
  public:
   FilterChain() = default;
   ~FilterChain();
-  // Creates this exchange's plugin instances (after finish() of the previous exchange, if any).
+  // Readies this exchange's plugin instances (after finish() of the previous exchange, if any):
+  // the recycled ones of the same bindings, and new ones.
   void start(const std::vector<config::PluginBinding>& bindings,
              std::span<plugin::WorkerState* const> states);
   FilterChain(const FilterChain&) = delete;
@@ -29,7 +31,7 @@ class FilterChain {
 
   enum class Phase : uint8_t { RequestHeaders, RequestBody, ResponseHeaders, ResponseBody };
 
-  bool empty() const { return plugins_.empty(); }
+  bool empty() const { return instances_.empty(); }
   // Runs `phase` (with `body` and `end` in the body phases). Continue: every plugin continued.
   // Stop or Respond: the status of the plugin that stopped the phase; after a Stop, the next
   // run() of this phase begins with the plugin after it.
@@ -40,11 +42,20 @@ class FilterChain {
   void passOver() { interrupted_ = true; }
   // The name of the plugin that returned the last Stop or Respond, for diagnostics.
   std::string_view stoppedBy() const;
-  // onComplete for every plugin, once; then onDestroy.
+  // onComplete for every plugin, once; then onDestroy; then each keeps itself or is destroyed.
   void finish(const plugin::Context& ctx) noexcept;
 
  private:
-  std::vector<std::unique_ptr<plugin::Plugin>> plugins_;
+  // Recycling an instance is sound only for the settings and worker state it was made with:
+  // holding the settings keeps their address from naming other settings later.
+  struct Instance {
+    std::unique_ptr<plugin::Plugin> plugin;  // null: destroyed at finish(), created at start()
+    std::shared_ptr<const config::PluginSettings> settings;
+    plugin::WorkerState* state = nullptr;
+  };
+  void destroyAll() noexcept;
+
+  std::vector<Instance> instances_;
   std::size_t next_ = 0;
   Phase phase_ = Phase::RequestHeaders;
   const std::vector<config::PluginBinding>* bindings_ = nullptr;

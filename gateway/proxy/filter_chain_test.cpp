@@ -25,14 +25,18 @@ struct Scripted final : plugin::RouteConfig {
   Status onBody = Status::Continue;
   Status onResponse = Status::Continue;
   Status onResponseBody = Status::Continue;
+  bool recyclable = false;
   Journal* journal = nullptr;
+  mutable int created = 0;
 };
 
 class ScriptedPlugin final : public plugin::Plugin {
  public:
   explicit ScriptedPlugin(const Scripted& s) : s_(s) {}
   Status onRequestHeaders(plugin::Context&) override {
-    s_.journal->lines.push_back(s_.name + " headers");
+    // Per-request state: a recycled instance must have forgotten the previous exchange's.
+    s_.journal->lines.push_back(s_.name + " headers" +
+                                (completed_ ? " of a completed exchange" : ""));
     return s_.onHeaders;
   }
   Status onRequestBody(plugin::Context&, plugin::BodyView body, bool end) override {
@@ -49,12 +53,18 @@ class ScriptedPlugin final : public plugin::Plugin {
     return s_.onResponseBody;
   }
   void onComplete(const plugin::Context&) noexcept override {
+    completed_ = true;
     s_.journal->lines.push_back(s_.name + " complete");
   }
   void onDestroy() noexcept override { s_.journal->lines.push_back(s_.name + " destroy"); }
+  bool recycle() noexcept override {
+    completed_ = false;
+    return s_.recyclable;
+  }
 
  private:
   const Scripted& s_;
+  bool completed_ = false;
 };
 
 class ScriptedFactory final : public plugin::Factory {
@@ -66,7 +76,9 @@ class ScriptedFactory final : public plugin::Factory {
   }
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
                                          plugin::WorkerState*) const override {
-    return std::make_unique<ScriptedPlugin>(static_cast<const Scripted&>(config));
+    const auto& scripted = static_cast<const Scripted&>(config);
+    ++scripted.created;
+    return std::make_unique<ScriptedPlugin>(scripted);
   }
 };
 
@@ -222,4 +234,68 @@ TEST_CASE("filter_chain: response phases run every plugin; finish completes then
   CHECK(f.journal.lines == std::vector<std::string>{"a headers", "a response", "b response",
                                                     "a complete", "b complete", "a destroy",
                                                     "b destroy"});
+}
+
+TEST_CASE("filter_chain: a plugin that recycles itself serves the next exchange of its binding") {
+  Fixture f;
+  Scripted& kept = f.add("kept");
+  kept.recyclable = true;
+  Scripted& fresh = f.add("fresh");
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  for (int exchange = 0; exchange < 3; ++exchange) {
+    chain.start(f.bindings, {});
+    CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Continue);
+    chain.finish(ctx);
+  }
+  CHECK(kept.created == 1);
+  CHECK(fresh.created == 3);
+  // Every exchange still ends with onComplete and onDestroy, and starts from a clean state.
+  const std::vector<std::string> one{"kept headers",   "fresh headers", "kept complete",
+                                     "fresh complete", "kept destroy",  "fresh destroy"};
+  std::vector<std::string> three;
+  for (int i = 0; i < 3; ++i) three.insert(three.end(), one.begin(), one.end());
+  CHECK(f.journal.lines == three);
+}
+
+TEST_CASE(
+    "filter_chain: a recycled plugin serves only the settings and worker state it was made for") {
+  Fixture f;
+  f.add("a").recyclable = true;
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  auto exchange = [&](const std::vector<config::PluginBinding>& bindings,
+                      std::span<plugin::WorkerState* const> states) {
+    chain.start(bindings, states);
+    chain.run(Phase::RequestHeaders, ctx);
+    chain.finish(ctx);
+  };
+  exchange(f.bindings, {});
+  CHECK(f.scripts[0]->created == 1);
+
+  Fixture other;  // another route, or a reloaded configuration: other settings
+  other.add("a").recyclable = true;
+  exchange(other.bindings, {});
+  CHECK(other.scripts[0]->created == 1);
+
+  plugin::WorkerState state;
+  plugin::WorkerState* states[] = {&state};
+  exchange(other.bindings, states);
+  CHECK(other.scripts[0]->created == 2);
+  exchange(other.bindings, states);
+  CHECK(other.scripts[0]->created == 2);
+  CHECK(f.scripts[0]->created == 1);
+}
+
+TEST_CASE("filter_chain: an exchange that never finished leaves no plugin to recycle") {
+  Fixture f;
+  f.add("a").recyclable = true;
+  test::TestContext ctx;
+  proxy::FilterChain chain;
+  chain.start(f.bindings, {});
+  CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Continue);
+  chain.start(f.bindings, {});
+  CHECK(chain.run(Phase::RequestHeaders, ctx) == Status::Continue);
+  CHECK(f.scripts[0]->created == 2);
+  CHECK(f.journal.lines == std::vector<std::string>{"a headers", "a destroy", "a headers"});
 }

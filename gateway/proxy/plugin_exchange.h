@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,8 +21,13 @@ struct PluginExchange {
 
   FilterChain chain;
   plugin::RequestInfo info;
-  std::string method, host, path, query, clientIp, forwardHost;
+  // What `info` and the head toward the upstream read of the request (method, host, path, query,
+  // forwarded host, client address), copied from buffers that move on while plugins may wait.
+  std::string requestText;
+  // Formatted from the worker's sequence number when first read (nothing reads it on most
+  // exchanges), unless given (setRequestId, an unrouted answer's).
   std::string requestId;
+  std::optional<uint64_t> requestIdSeq;
   plugin::ExchangeNotes notes;
   FieldList requestFields;
   FieldList upstreamResponseFields;

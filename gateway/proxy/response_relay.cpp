@@ -130,6 +130,9 @@ void ResponseRelay::appendResponseHead() {
   }
   if (framing_ == BodyFraming::UntilClose) closeAfter_ = true;
 
+  // The head goes out in pieces: room for all of them (what the upstream sent, our framing
+  // and what plugins usually add) is made once.
+  clientOut_.reserve(parser.headBytes() + (phases_ ? 1024 : 128));
   FieldList* edited = phases_ ? &phases_->upstreamHeadFields() : nullptr;
   if (edited) {
     edited->clear();
@@ -139,7 +142,7 @@ void ResponseRelay::appendResponseHead() {
   const http::ConnectionTokens connection = forEachForwardedField(
       [&](std::string_view name, std::string_view value, http::FieldName kind) {
         if (edited) {
-          edited->add(name, value);  // plugins see the length (a cache's bound)
+          edited->add(name, value, kind);  // plugins see the length (a cache's bound)
         } else if (!framedByUs(kind)) {
           appendField(clientOut_, name, value);
         }
@@ -153,9 +156,12 @@ void ResponseRelay::appendResponseHead() {
       return;
     }
     appendStatusLine(status_, parser.statusText(base));
-    for (std::size_t i = 0; i < edited->size(); ++i) {
-      auto [name, value] = edited->at(i);
-      if (!framedByUs(http::classifyField(name))) appendField(clientOut_, name, value);
+    // Room for every field; what a Content-Length we frame ourselves leaves unused is given back.
+    if (const std::size_t most = edited->serializedSize()) {
+      char* fields = clientOut_.appendRaw(most);
+      const auto written = static_cast<std::size_t>(
+          edited->serializeTo(fields, framedByUs(http::FieldName::ContentLength)) - fields);
+      if (written < most) clientOut_.truncate(clientOut_.queuedTotal() - (most - written));
     }
   }
   appendFraming();

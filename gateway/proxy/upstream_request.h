@@ -56,7 +56,7 @@ struct ListFields {
   std::size_t size() const { return list.size(); }
   std::string_view name(std::size_t i) const { return list.at(i).first; }
   std::string_view value(std::size_t i) const { return list.at(i).second; }
-  http::FieldName kind(std::size_t i) const { return http::classifyField(name(i)); }
+  http::FieldName kind(std::size_t i) const { return list.kind(i); }
   bool nominated(std::string_view) const { return false; }
 };
 

@@ -10,6 +10,7 @@
 #include "gateway/core/clock.h"
 #include "gateway/core/json.h"
 #include "gateway/core/log.h"
+#include "gateway/observability/exposition.h"
 #include "gateway/observability/process_metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "gateway/plugin/registry.h"
@@ -371,9 +372,8 @@ std::string Server::renderMetrics(const observability::WorkerMetrics& total) con
       healthy.push_back(health_.usable(u, b, now));
     }
   }
-  std::string text;
-  observability::renderPrometheus(total, global, observability::sampleProcess(), text);
-  return text;
+  return observability::textExposition(
+      observability::ScrapeCollectable(total, global, observability::sampleProcess()));
 }
 
 }  // namespace gw::runtime

@@ -99,6 +99,11 @@ class RateLimit final : public plugin::Plugin {
   RateLimit(const Config& config, plugin::Slots slots) : config_(config), slots_(slots) {}
   plugin::Status onRequestHeaders(plugin::Context& ctx) override;
   plugin::Status onResponseHeaders(plugin::Context& ctx) override;
+  bool recycle() noexcept override {
+    decision_.reset();
+    refused_ = false;
+    return true;
+  }
 
  private:
   const Config& config_;

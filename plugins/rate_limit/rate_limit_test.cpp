@@ -274,5 +274,22 @@ TEST_CASE("rate_limit: no headers when an earlier plugin answered before ours ra
   CHECK(ctx.responseHeaders().size() == 0);
 }
 
+TEST_CASE("rate_limit: a recycled instance forgets the previous exchange's decision") {
+  const auto config = load("limits: [{requests: 1, window: 1m}]");
+  auto plugin = Factory().create(*config, nullptr);
+  {
+    test::TestContext refused;
+    refused.loop->now = kT0;
+    refused.info.clientIp = "192.0.2.1";
+    CHECK(plugin->onRequestHeaders(refused) == plugin::Status::Continue);
+    CHECK(plugin->onRequestHeaders(refused) == plugin::Status::Respond);
+  }
+  REQUIRE(plugin->recycle());
+  // The next exchange was answered by an earlier plugin: ours never judged it.
+  test::TestContext next;
+  CHECK(plugin->onResponseHeaders(next) == plugin::Status::Continue);
+  CHECK(next.responseHeaders().size() == 0);
+}
+
 }  // namespace
 }  // namespace gw::plugins::rate_limit

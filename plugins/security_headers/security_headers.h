@@ -48,6 +48,7 @@ class SecurityHeaders final : public plugin::Plugin {
  public:
   explicit SecurityHeaders(const Config& config) : config_(config) {}
   plugin::Status onResponseHeaders(plugin::Context& ctx) override;
+  bool recycle() noexcept override { return true; }  // nothing per request
 
  private:
   const Config& config_;

@@ -62,6 +62,20 @@ TEST_CASE("security_headers: helmet's defaults with no settings") {
   CHECK(respond("{}") == kHelmet);          // `- security_headers: {}`
 }
 
+TEST_CASE("security_headers: a recycled instance sets the same fields on the next response") {
+  std::vector<plugin::ConfigError> errors;
+  const auto config = Factory().parse(YAML::Node(), errors);
+  REQUIRE(config);
+  auto plugin = Factory().create(*config, nullptr);
+  for (int exchange = 0; exchange < 2; ++exchange) {
+    test::TestContext ctx;
+    ctx.responseHeaders().add("X-Powered-By", "php");
+    CHECK(plugin->onResponseHeaders(ctx) == plugin::Status::Continue);
+    CHECK(fieldsOf(ctx.responseHeaders()) == kHelmet);
+    REQUIRE(plugin->recycle());
+  }
+}
+
 TEST_CASE("security_headers: X-Powered-By removed, upstream values replaced, Server kept") {
   Fields expected{{"Server", "app/1.0"}, {"Content-Type", "text/plain"}};
   expected.insert(expected.end(), kHelmet.begin(), kHelmet.end());

@@ -1,0 +1,301 @@
+#include "gateway/observability/exposition.h"
+
+#include <prometheus/text_serializer.h>
+
+#include <limits>
+#include <string_view>
+#include <utility>
+
+namespace gw::observability {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+// What one scrape collects from, handed to each family's collector.
+struct Sources {
+  const WorkerMetrics& total;
+  const GlobalMetrics& global;
+  const ProcessSample& process;
+
+  ClientMetric::Label route(std::size_t i) const { return {"route", total.layout->routes[i]}; }
+  ClientMetric::Label upstream(std::size_t i) const {
+    return {"upstream", total.layout->upstreams[i].name};
+  }
+};
+
+double seconds(uint64_t micros) { return static_cast<double>(micros) / 1e6; }
+
+// A sample of a counter or gauge family, whichever `family` is.
+void addSample(MetricFamily& family, Labels labels, double value) {
+  ClientMetric& metric = family.metric.emplace_back();
+  metric.label = std::move(labels);
+  (family.type == MetricType::Counter ? metric.counter.value : metric.gauge.value) = value;
+}
+
+void addHistogram(MetricFamily& family, Labels labels, const Histogram& histogram) {
+  ClientMetric& metric = family.metric.emplace_back();
+  metric.label = std::move(labels);
+  metric.histogram = clientHistogram(histogram);
+}
+
+void perRoute(const Sources& s, MetricFamily& family, uint64_t RouteMetrics::*counter) {
+  for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
+    addSample(family, {s.route(i)}, static_cast<double>(s.total.routes[i].*counter));
+  }
+}
+
+void perUpstream(const Sources& s, MetricFamily& family, uint64_t UpstreamMetrics::*counter) {
+  for (std::size_t i = 0; i < s.total.upstreams.size(); ++i) {
+    addSample(family, {s.upstream(i)}, static_cast<double>(s.total.upstreams[i].*counter));
+  }
+}
+
+void perBackend(const Sources& s, MetricFamily& family, uint64_t BackendMetrics::*counter) {
+  for (std::size_t u = 0; u < s.total.upstreams.size(); ++u) {
+    const auto& backends = s.total.layout->upstreams[u].backends;
+    for (std::size_t b = 0; b < backends.size(); ++b) {
+      addSample(family, {s.upstream(u), {"backend", backends[b]}},
+                static_cast<double>(s.total.upstreams[u].backends[b].*counter));
+    }
+  }
+}
+
+void unlabelled(MetricFamily& family, uint64_t value) {
+  addSample(family, {}, static_cast<double>(value));
+}
+
+struct Family {
+  std::string_view name;
+  MetricType type;
+  std::string_view help;
+  void (*collect)(const Sources&, MetricFamily&);
+};
+
+// The core's families, in exposition order.
+constexpr Family kRouteFamilies[] = {
+    {"gatewayd_http_requests_total", MetricType::Counter,
+     "HTTP requests answered, by route, method and status code.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
+         for (const RouteMetrics::RequestCount& entry : s.total.routes[i].requests) {
+           addSample(family,
+                     {s.route(i),
+                      {"method", std::string(kMethodNames[entry.method])},
+                      {"code", std::to_string(entry.code)}},
+                     static_cast<double>(entry.count));
+         }
+       }
+     }},
+    {"gatewayd_http_request_duration_seconds", MetricType::Histogram,
+     "Time from the first request byte to the last response byte, by route.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
+         addHistogram(family, {s.route(i)}, s.total.routes[i].duration);
+       }
+     }},
+    {"gatewayd_request_bytes_total", MetricType::Counter,
+     "Request bytes received from clients, by route.",
+     [](const Sources& s, MetricFamily& family) {
+       perRoute(s, family, &RouteMetrics::request_bytes);
+     }},
+    {"gatewayd_response_bytes_total", MetricType::Counter,
+     "Response bytes sent to clients, by route.",
+     [](const Sources& s, MetricFamily& family) {
+       perRoute(s, family, &RouteMetrics::response_bytes);
+     }},
+};
+
+// After the route families above, the plugins' (MetricsLayout::routeCounters), then these.
+constexpr Family kLaterFamilies[] = {
+    {"gatewayd_upstream_request_duration_seconds", MetricType::Histogram,
+     "Time from sending a request upstream to its complete response, by upstream.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t i = 0; i < s.total.upstreams.size(); ++i) {
+         addHistogram(family, {s.upstream(i)}, s.total.upstreams[i].duration);
+       }
+     }},
+    {"gatewayd_upstream_connections", MetricType::Gauge,
+     "Upstream connections by state: active (carrying a request) or idle (pooled).",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t i = 0; i < s.total.upstreams.size(); ++i) {
+         const UpstreamMetrics& upstream = s.total.upstreams[i];
+         addSample(family, {s.upstream(i), {"state", "active"}},
+                   static_cast<double>(upstream.active_connections));
+         addSample(family, {s.upstream(i), {"state", "idle"}},
+                   static_cast<double>(upstream.idle_connections));
+       }
+     }},
+    {"gatewayd_upstream_connects_total", MetricType::Counter, "New upstream connections opened.",
+     [](const Sources& s, MetricFamily& family) {
+       perUpstream(s, family, &UpstreamMetrics::connects);
+     }},
+    {"gatewayd_upstream_reuses_total", MetricType::Counter,
+     "Upstream requests sent on a pooled keep-alive connection.",
+     [](const Sources& s, MetricFamily& family) {
+       perUpstream(s, family, &UpstreamMetrics::reuses);
+     }},
+    {"gatewayd_upstream_errors_total", MetricType::Counter,
+     "Upstream failures by upstream and kind.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t i = 0; i < s.total.upstreams.size(); ++i) {
+         for (std::size_t k = 0; k < kUpstreamErrorKindNames.size(); ++k) {
+           addSample(family, {s.upstream(i), {"kind", std::string(kUpstreamErrorKindNames[k])}},
+                     static_cast<double>(s.total.upstreams[i].errors[k]));
+         }
+       }
+     }},
+    {"gatewayd_upstream_backend_requests_total", MetricType::Counter,
+     "Requests sent to each backend.",
+     [](const Sources& s, MetricFamily& family) {
+       perBackend(s, family, &BackendMetrics::requests);
+     }},
+    {"gatewayd_upstream_backend_errors_total", MetricType::Counter,
+     "Failed requests to each backend.",
+     [](const Sources& s, MetricFamily& family) {
+       perBackend(s, family, &BackendMetrics::errors);
+     }},
+    {"gatewayd_upstream_backend_healthy", MetricType::Gauge,
+     "1 if the backend is in the load balancer, 0 if health checks took it out.",
+     [](const Sources& s, MetricFamily& family) {
+       const auto& health = s.global.backend_healthy;
+       for (std::size_t u = 0; u < s.total.layout->upstreams.size() && u < health.size(); ++u) {
+         const auto& backends = s.total.layout->upstreams[u].backends;
+         for (std::size_t b = 0; b < backends.size() && b < health[u].size(); ++b) {
+           addSample(family, {s.upstream(u), {"backend", backends[b]}}, health[u][b] ? 1 : 0);
+         }
+       }
+     }},
+    {"gatewayd_downstream_connections", MetricType::Gauge, "Client connections open now.",
+     [](const Sources& s, MetricFamily& family) {
+       addSample(family, {}, static_cast<double>(s.total.downstream_connections));
+     }},
+    {"gatewayd_downstream_connections_accepted_total", MetricType::Counter,
+     "Client connections accepted.",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.total.downstream_connections_accepted);
+     }},
+    {"gatewayd_config_reloads_total", MetricType::Counter, "Configuration reloads by result.",
+     [](const Sources& s, MetricFamily& family) {
+       addSample(family, {{"result", "success"}},
+                 static_cast<double>(s.global.config_reloads_success));
+       addSample(family, {{"result", "failure"}},
+                 static_cast<double>(s.global.config_reloads_failure));
+     }},
+    {"gatewayd_config_generation", MetricType::Gauge,
+     "Generation of the live configuration (1 at start, +1 per successful reload).",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.global.config_generation);
+     }},
+    {"gatewayd_log_dropped_total", MetricType::Counter,
+     "Access log lines dropped because the writer could not keep up.",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.global.log_lines_dropped);
+     }},
+    {"gatewayd_trace_spans_exported_total", MetricType::Counter, "Trace spans exported over OTLP.",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.global.trace_spans_exported);
+     }},
+    {"gatewayd_trace_spans_dropped_total", MetricType::Counter,
+     "Trace spans dropped (export queue full or collector failing).",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.global.trace_spans_dropped);
+     }},
+    {"gatewayd_build_info", MetricType::Gauge, "Always 1; the version is in the label.",
+     [](const Sources& s, MetricFamily& family) {
+       addSample(family, {{"version", s.global.version}}, 1);
+     }},
+    {"process_cpu_seconds_total", MetricType::Counter,
+     "Total user and system CPU time spent in seconds.",
+     [](const Sources& s, MetricFamily& family) {
+       addSample(family, {}, seconds(s.process.cpu_micros));
+     }},
+    {"process_resident_memory_bytes", MetricType::Gauge, "Resident memory size in bytes.",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.process.resident_memory_bytes);
+     }},
+    {"process_virtual_memory_bytes", MetricType::Gauge, "Virtual memory size in bytes.",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.process.virtual_memory_bytes);
+     }},
+    {"process_open_fds", MetricType::Gauge, "Number of open file descriptors.",
+     [](const Sources& s, MetricFamily& family) { unlabelled(family, s.process.open_fds); }},
+    {"process_max_fds", MetricType::Gauge, "Maximum number of open file descriptors.",
+     [](const Sources& s, MetricFamily& family) { unlabelled(family, s.process.max_fds); }},
+    {"process_start_time_seconds", MetricType::Gauge,
+     "Start time of the process since unix epoch in seconds.",
+     [](const Sources& s, MetricFamily& family) {
+       addSample(family, {}, seconds(s.process.start_time_micros));
+     }},
+};
+
+void collectFamilies(const Sources& s, std::span<const Family> families,
+                     std::vector<MetricFamily>& out) {
+  for (const Family& family : families) {
+    MetricFamily& collected = out.emplace_back();
+    collected.name = family.name;
+    collected.help = family.help;
+    collected.type = family.type;
+    family.collect(s, collected);
+  }
+}
+
+// Each route's series of each plugin family, from the route's block of plugin counters.
+void collectPluginFamilies(const Sources& s, std::vector<MetricFamily>& out) {
+  std::size_t first = 0;  // the family's first slot
+  for (const CounterFamily& family : s.total.layout->routeCounters) {
+    MetricFamily& collected = out.emplace_back();
+    collected.name = family.name;
+    collected.help = family.help;
+    collected.type = MetricType::Counter;
+    for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
+      for (std::size_t v = 0; v < family.series(); ++v) {
+        Labels labels{s.route(i)};
+        if (!family.label.empty()) {
+          labels.push_back({std::string(family.label), std::string(family.values[v])});
+        }
+        addSample(collected, std::move(labels),
+                  static_cast<double>(s.total.routes[i].counters[first + v]));
+      }
+    }
+    first += family.series();
+  }
+}
+
+}  // namespace
+
+std::vector<MetricFamily> ScrapeCollectable::Collect() const {
+  const Sources sources{total_, global_, process_};
+  std::vector<MetricFamily> families;
+  families.reserve(std::size(kRouteFamilies) + total_.layout->routeCounters.size() +
+                   std::size(kLaterFamilies));
+  collectFamilies(sources, kRouteFamilies, families);
+  collectPluginFamilies(sources, families);
+  collectFamilies(sources, kLaterFamilies, families);
+  return families;
+}
+
+ClientMetric::Histogram clientHistogram(const Histogram& histogram) {
+  ClientMetric::Histogram out;
+  out.sample_count = histogram.count();
+  out.sample_sum = seconds(histogram.sumMicros());
+  out.bucket.reserve(Histogram::kBucketCount);
+  uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < Histogram::kBucketCount; ++i) {
+    cumulative += histogram.bucket(i);
+    const double bound = i < Histogram::kBoundsMicros.size()
+                             ? seconds(Histogram::kBoundsMicros[i])
+                             : std::numeric_limits<double>::infinity();
+    out.bucket.push_back({.cumulative_count = cumulative, .upper_bound = bound});
+  }
+  return out;
+}
+
+std::string textExposition(const prometheus::Collectable& collectable) {
+  return prometheus::TextSerializer().Serialize(collectable.Collect());
+}
+
+}  // namespace gw::observability
