@@ -8,9 +8,12 @@
 # benchmark package (prometheus, nginx, ...). Then: edit /etc/gatewayd/gateway.yaml,
 # `systemctl enable --now gatewayd`.
 #   scripts/install.sh [--config FILE] [--binary FILE]
+#   scripts/install.sh --uninstall
 #   --config FILE   FILE instead of conf/gateway.yaml as the initial config
 #   --binary FILE   install this gatewayd, built elsewhere (`scripts/build.sh` on a build machine):
 #                   nothing is compiled here. The way for a production host.
+#   --uninstall     stop and disable the service, remove the binary, the unit and the docs; keep
+#                   /etc/gatewayd and /var/log/gatewayd (the operator's config and logs)
 # Without --binary it builds $BUILD_DIR (build/) here first, which needs the compiler and -dev
 # packages (scripts/setup.sh --build installs those missing; they stay: remove them yourself).
 # DESTDIR=/some/dir installs under that root instead (for packaging; no systemctl then).
@@ -21,17 +24,33 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 config="$GW_ROOT/conf/gateway.yaml"
 binary=""
+uninstall=0
 while (($#)); do
   case "$1" in
+    --uninstall) uninstall=1 ;;
     --config) (($# >= 2)) || gw_die "--config needs a value"; config="$2"; shift ;;
     --binary) (($# >= 2)) || gw_die "--binary needs a value"; binary="$2"; shift ;;
-    -h | --help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
 done
 destdir="${DESTDIR:-}"
 [[ -n "$destdir" || $EUID -eq 0 ]] || gw_die "run as root (or set DESTDIR)"
+systemd_running() { [[ -z "$destdir" && -d /run/systemd/system ]]; }
+
+if ((uninstall)); then
+  if systemd_running; then
+    # Stopping drains in-flight requests first (SIGTERM).
+    systemctl disable --now gatewayd.service 2>/dev/null || true
+  fi
+  rm -f "$destdir/usr/local/bin/gatewayd" "$destdir/etc/systemd/system/gatewayd.service"
+  rm -rf "$destdir/usr/local/share/doc/gatewayd"
+  systemd_running && systemctl daemon-reload
+  gw_log "uninstalled from ${destdir:-/}; kept $destdir/etc/gatewayd (config) and" \
+    "/var/log/gatewayd (logs): remove them yourself if you want them gone"
+  exit 0
+fi
 [[ -f "$config" ]] || gw_die "no such config: $config"
 
 if [[ -n "$binary" ]]; then
@@ -69,7 +88,7 @@ for f in "$GW_ROOT"/docs/*.md; do
   [[ -e "$f" ]] && install -m 0644 "$f" "$destdir/usr/local/share/doc/gatewayd/"
 done
 
-if [[ -z "$destdir" ]] && [[ -d /run/systemd/system ]]; then
+if systemd_running; then
   systemctl daemon-reload
   gw_log "installed. Start it with: systemctl enable --now gatewayd   (logs: journalctl -u gatewayd)"
 else

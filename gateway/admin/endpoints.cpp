@@ -20,6 +20,14 @@ Response jsonResponse(int status, std::string body) {
   return {status, "application/json", std::move(body), {}};
 }
 
+// Appends `text` to the items of a JSON array, as a string.
+void appendJsonString(std::string& items, std::string_view text) {
+  if (!items.empty()) items += ',';
+  items += '"';
+  core::appendJsonEscaped(items, text);
+  items += '"';
+}
+
 }  // namespace
 
 void Endpoints::handle(const Request& request, std::function<void(Response)> done) {
@@ -72,25 +80,28 @@ Response Endpoints::pluginEndpoint(const plugin::Factory& factory,
 
 Response Endpoints::readiness() const {
   std::string reasons;
-  auto reason = [&](std::string_view text) {
-    reasons += reasons.empty() ? "\"" : ",\"";
-    core::appendJsonEscaped(reasons, text);
-    reasons += '"';
-  };
+  auto reason = [&](std::string_view text) { appendJsonString(reasons, text); };
   if (process_.state() == ProcessState::Starting) reason("starting: workers are not running yet");
   if (process_.state() == ProcessState::Draining) reason("draining: shutting down");
-  // An upstream no route uses is not required; one a route needs with no backend left is.
+  // An upstream a route needs with no backend left is degraded, and listed; it makes the gateway
+  // not ready only when readiness.required_upstreams names it.
+  const std::vector<std::size_t>& required = config_.readiness.required_upstreams;
   const int64_t now = wallClockMs();
+  std::string degraded;
   for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
-    const bool required = std::any_of(
-        config_.routes.begin(), config_.routes.end(),
-        [&](const config::RouteConfig& route) { return route.upstream == u; });
-    if (required && !health_.anyUsable(u, now)) {
-      reason("upstream '" + health_.spec(u).name + "' has no healthy backend");
-    }
+    const bool isRequired = std::find(required.begin(), required.end(), u) != required.end();
+    const bool routed =
+        std::any_of(config_.routes.begin(), config_.routes.end(),
+                    [&](const config::RouteConfig& route) { return route.upstream == u; });
+    if ((!routed && !isRequired) || health_.anyUsable(u, now)) continue;
+    const std::string& name = health_.spec(u).name;
+    appendJsonString(degraded, name);
+    if (isRequired) reason("upstream '" + name + "' has no healthy backend");
   }
-  if (reasons.empty()) return jsonResponse(200, "{\"status\":\"ready\"}\n");
-  return jsonResponse(503, "{\"status\":\"not_ready\",\"reasons\":[" + reasons + "]}\n");
+  const std::string listed = degraded.empty() ? "" : ",\"degraded_upstreams\":[" + degraded + "]";
+  if (reasons.empty()) return jsonResponse(200, "{\"status\":\"ready\"" + listed + "}\n");
+  return jsonResponse(503,
+                      "{\"status\":\"not_ready\",\"reasons\":[" + reasons + "]" + listed + "}\n");
 }
 
 Response Endpoints::status() const {

@@ -43,8 +43,8 @@ class Endpoints final : public Service {
   void handle(const Request& request, std::function<void(Response)> done) override;
 
  private:
-  // 200 when the process serves and every upstream a route needs has a usable backend; else
-  // 503 with the reasons.
+  // 200 when the process serves and every upstream of readiness.required_upstreams has a usable
+  // backend; else 503 with the reasons. Either lists the upstreams routes use that have none.
   Response readiness() const;
   Response status() const;
   // An admin endpoint a plugin type offers, over the live configuration's routes.

@@ -112,6 +112,39 @@ TEST_CASE("admin endpoints: /ready follows the process's state; an unused upstre
   CHECK(draining.body.find("draining: shutting down") != std::string::npos);
 }
 
+TEST_CASE(
+    "admin endpoints: an upstream without a backend is listed; it fails /ready when required") {
+  Fixture f;
+  f.config.routes[1].upstream = 1;  // route b now needs "unused", which has no backend
+  Response degraded = f.ask("GET", "/ready");
+  CHECK(degraded.status == 200);
+  CHECK(degraded.body == "{\"status\":\"ready\",\"degraded_upstreams\":[\"unused\"]}\n");
+
+  f.config.readiness.required_upstreams = {0};  // "used" has its backend
+  CHECK(f.ask("GET", "/ready").body == degraded.body);
+
+  f.config.readiness.required_upstreams = {0, 1};
+  Response notReady = f.ask("GET", "/ready");
+  CHECK(notReady.status == 503);
+  CHECK(notReady.body ==
+        "{\"status\":\"not_ready\",\"reasons\":[\"upstream 'unused' has no healthy backend\"],"
+        "\"degraded_upstreams\":[\"unused\"]}\n");
+
+  f.process.state_ = ProcessState::Draining;
+  CHECK(f.ask("GET", "/ready").body ==
+        "{\"status\":\"not_ready\",\"reasons\":[\"draining: shutting down\",\"upstream 'unused' "
+        "has no healthy backend\"],\"degraded_upstreams\":[\"unused\"]}\n");
+}
+
+TEST_CASE("admin endpoints: a required upstream no route uses still counts") {
+  Fixture f;
+  CHECK(f.ask("GET", "/ready").body == "{\"status\":\"ready\"}\n");  // not routed: not listed
+  f.config.readiness.required_upstreams = {1};
+  Response notReady = f.ask("GET", "/ready");
+  CHECK(notReady.status == 503);
+  CHECK(notReady.body.find("upstream 'unused' has no healthy backend") != std::string::npos);
+}
+
 TEST_CASE("admin endpoints: /status reports what the process says of itself") {
   Fixture f;
   Response status = f.ask("GET", "/status");

@@ -113,8 +113,8 @@ bool Loader::readName(NodeReader& in, std::string_view key, std::string& out) {
 void Loader::parseRoot(const YAML::Node& node) {
   if (!expectMap(node, "the configuration")) return;
   NodeReader root = reader(node, "the configuration");
-  root.allowKeys({"workers", "listeners", "admin", "access_log", "tracing", "limits", "http",
-                  "shutdown", "upstreams", "plugins", "routes"});
+  root.allowKeys({"workers", "listeners", "admin", "readiness", "access_log", "tracing", "limits",
+                  "http", "shutdown", "upstreams", "plugins", "routes"});
   parseWorkers(root);
   parseListeners(root);
   parseAdmin(root);
@@ -130,6 +130,7 @@ void Loader::parseRoot(const YAML::Node& node) {
   parseUpstreams(root);
   if (const auto plugins = root.field("plugins")) parsePlugins(*plugins, config_.plugins);
   parseRoutes(root);  // after upstreams and limits: routes inherit from both
+  parseReadiness(root);
   warnUnusedUpstreams();
 }
 

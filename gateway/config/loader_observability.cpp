@@ -1,5 +1,8 @@
-// The sections that watch the gateway: the admin listener, the access log and tracing. What only
+// The sections that watch the gateway: the admin listener and what its /ready requires, the
+// access log and tracing. What only
 // observability can judge (field names, OTLP endpoints) is asked of the LoadEnvironment.
+
+#include <algorithm>
 
 #include "gateway/config/loader_sections.h"
 #include "gateway/http/headers.h"
@@ -39,6 +42,41 @@ void Loader::parseAdmin(NodeReader& root) {
                         " would share a port with the listener at " + toString(listener.where) +
                         "; admin traffic needs its own port");
     }
+  }
+}
+
+void Loader::parseReadiness(NodeReader& root) {
+  const auto readiness = root.readMap("readiness");
+  if (!readiness) return;
+  NodeReader in = reader(*readiness, "readiness");
+  in.allowKeys({"required_upstreams"});
+  ReadinessConfig& out = config_.readiness;
+  out.where = locate(*readiness);
+  const auto field = in.field("required_upstreams");
+  if (!field) return;
+  auto require = [&](std::size_t upstream) {
+    if (std::find(out.required_upstreams.begin(), out.required_upstreams.end(), upstream) ==
+        out.required_upstreams.end()) {
+      out.required_upstreams.push_back(upstream);
+    }
+  };
+  if (field->value.IsScalar() && field->value.Scalar() == "all") {
+    for (const RouteConfig& route : config_.routes) require(route.upstream);
+    return;
+  }
+  if (!field->value.IsSequence()) {
+    error(field->anchor(), "required_upstreams must be a list of upstream names or 'all', got " +
+                               describe(field->value));
+    return;
+  }
+  for (const YAML::Node& item : field->value) {
+    const auto found = item.IsScalar() ? upstreamIndex_.find(item.Scalar()) : upstreamIndex_.end();
+    if (found == upstreamIndex_.end()) {
+      error(item, "required_upstreams: each entry must be the name of an upstream, got " +
+                      describe(item));
+      continue;
+    }
+    require(found->second);
   }
 }
 

@@ -3,7 +3,7 @@
 // file per group of sections: loader.cpp (the document, the top level, the order of sections),
 // loader_listeners.cpp (workers, listeners, limits, http), loader_upstreams.cpp,
 // loader_routes.cpp, loader_plugins.cpp (plugin lists and their order) and
-// loader_observability.cpp (admin, access_log, tracing).
+// loader_observability.cpp (admin, readiness, access_log, tracing).
 
 #include <yaml-cpp/yaml.h>
 
@@ -100,6 +100,7 @@ class Loader {
 
   // ---- loader_observability.cpp ----
   void parseAdmin(NodeReader& root);
+  void parseReadiness(NodeReader& root);  // after upstreams and routes
   void parseAccessLog(NodeReader& root);
   void parseTracing(NodeReader& root);
 

@@ -315,6 +315,37 @@ TEST_CASE("admin: settings and a port shared with a proxy listener") {
             "port, max_connections, header_timeout"});
 }
 
+TEST_CASE("readiness: no upstream is required by default; a list or 'all' names them") {
+  constexpr std::string_view kTwo =
+      "listeners: [{port: 8080}]\n"
+      "upstreams: [{name: u, backends: [127.0.0.1:9000]}, {name: v, backends: [127.0.0.1:9001]},\n"
+      "            {name: w, backends: [127.0.0.1:9002]}]\n"
+      "routes: [{match: {prefix: /v/}, upstream: v}, {upstream: u}]\n";
+  CHECK(load(kTwo).readiness.required_upstreams.empty());
+  CHECK(load(std::string(kTwo) + "readiness: {required_upstreams: [w, u, w]}\n")
+            .readiness.required_upstreams == std::vector<std::size_t>{2, 0});
+  // 'all': every upstream a route uses, in route order (w is used by none).
+  CHECK(load(std::string(kTwo) + "readiness: {required_upstreams: all}\n")
+            .readiness.required_upstreams == std::vector<std::size_t>{1, 0});
+  CHECK(load(std::string(kTwo) + "readiness: {required_upstreams: []}\n")
+            .readiness.required_upstreams.empty());
+}
+
+TEST_CASE("readiness: an unknown upstream, a bad shape or key is an error at its place") {
+  CHECK(routeErrors(
+            "routes: [{upstream: u}]\nreadiness:\n  required_upstreams: [u, nope, {a: 1}]\n") ==
+        Lines{"t.yaml:5:27: required_upstreams: each entry must be the name of an upstream, got "
+              "'nope'",
+              "t.yaml:5:33: required_upstreams: each entry must be the name of an upstream, got a "
+              "mapping"});
+  CHECK(
+      routeErrors("routes: [{upstream: u}]\nreadiness: {required_upstreams: u}\n") ==
+      Lines{"t.yaml:4:33: required_upstreams must be a list of upstream names or 'all', got 'u'"});
+  CHECK(routeErrors("routes: [{upstream: u}]\nreadiness: {required: [u]}\n") ==
+        Lines{"t.yaml:4:13: unknown key 'required' in readiness; expected one of: "
+              "required_upstreams"});
+}
+
 TEST_CASE("admin: connection slots and the request head deadline") {
   const Config config = load(std::string(kHead) +
                              "admin: {max_connections: 8, header_timeout: 500ms}\n"
@@ -561,10 +592,11 @@ TEST_CASE("error: a ',' no document can hold, where yaml-cpp's LoadAll() never r
 }
 
 TEST_CASE("error: unknown key, with the allowed ones listed") {
-  CHECK(routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
-        Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
-              "listeners, admin, access_log, tracing, limits, http, shutdown, upstreams, plugins, "
-              "routes"});
+  CHECK(
+      routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
+      Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
+            "listeners, admin, readiness, access_log, tracing, limits, http, shutdown, upstreams, "
+            "plugins, routes"});
   CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
                  "routes: [{upstream: u}]\n") ==
         Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port"});

@@ -197,6 +197,15 @@ struct AdminConfig {
   Location where;
 };
 
+// What the admin /ready answer depends on besides the process's own state (starting, serving,
+// draining): the upstreams that must each have a usable backend. Empty by default: one dead
+// backend pool should not take the whole gateway, every healthy route included, out of a load
+// balancer that shares that backend with every other instance.
+struct ReadinessConfig {
+  std::vector<std::size_t> required_upstreams;  // indices into Config::upstreams, each once
+  Location where;
+};
+
 // What happens to a request header whose name holds an underscore: backends that read `_` and
 // `-` alike (WSGI, CGI, PHP) would take `X_Forwarded_For` for `X-Forwarded-For`.
 enum class UnderscoreHeaders : uint8_t { Drop, Reject, Allow };
@@ -216,6 +225,7 @@ struct Config {
   // the gateway is the one that knows the client's address).
   std::vector<net::IpNetwork> trusted_proxies;
   AdminConfig admin;
+  ReadinessConfig readiness;
   AccessLogConfig access_log;
   TracingConfig tracing;
 };

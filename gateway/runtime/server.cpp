@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "gateway/core/clock.h"
 #include "gateway/core/json.h"
 #include "gateway/core/log.h"
 #include "gateway/observability/exposition.h"
@@ -33,6 +34,16 @@ std::string signalName(int signal) {
   }
   const char* abbreviation = sigabbrev_np(signal);
   return abbreviation ? std::string("SIG") + abbreviation : "signal " + std::to_string(signal);
+}
+
+// "1 route", "3 routes".
+std::string counted(std::size_t n, std::string_view noun) {
+  return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
+}
+
+timeval toTimeval(std::chrono::microseconds us) {
+  return {static_cast<time_t>(us.count() / 1'000'000),
+          static_cast<suseconds_t>(us.count() % 1'000'000)};
 }
 
 std::vector<upstream::UpstreamHealthSpec> healthSpecs(const runtime::Snapshot& snapshot) {
@@ -62,13 +73,6 @@ std::vector<upstream::UpstreamHealthSpec> healthSpecs(const runtime::Snapshot& s
 }
 
 }  // namespace
-
-// One /metrics request in progress: the shards reported so far, summed.
-struct Server::Scrape {
-  observability::WorkerMetrics total;
-  std::size_t waiting = 0;
-  std::function<void(std::string)> done;
-};
 
 Server::Server(std::shared_ptr<const runtime::Snapshot> snapshot)
     : snapshot_(std::move(snapshot)),
@@ -150,6 +154,7 @@ int Server::run() {
     // Ready once every loop runs: the first work each one does is to say so.
     worker->post([this] { main_.post([this] { workerStarted(); }); });
   }
+  startWatchdog();
   std::string listeners;
   for (const auto& listener : config.listeners) {
     if (!listeners.empty()) listeners += ",";
@@ -216,7 +221,39 @@ void Server::onIgnoredSignal(evutil_socket_t signal, short, void*) {
 void Server::onLogFlush(evutil_socket_t, short, void*) { log::flushSuppressed(); }
 
 void Server::workerStarted() {
-  if (++started_ == workers_.size() && state_ == admin::ProcessState::Starting) state_ = admin::ProcessState::Serving;
+  if (++started_ == workers_.size() && state_ == admin::ProcessState::Starting) {
+    state_ = admin::ProcessState::Serving;
+    notifier_.ready(servingStatus());
+  }
+}
+
+std::string Server::servingStatus() const {
+  const config::Config& config = snapshot_->config;
+  return "serving: " + counted(config.routes.size(), "route") + ", " +
+         counted(config.upstreams.size(), "upstream") + ", " + counted(workers_.size(), "worker") +
+         ", generation " + std::to_string(snapshot_->generation);
+}
+
+void Server::startWatchdog() {
+  const auto interval = serviceWatchdogInterval();
+  if (!interval) return;
+  Watchdog::Workers& workers = *this;  // a private base: convertible here only
+  watchdog_ = std::make_unique<Watchdog>(workers, *interval, &core::monotonicUs,
+                                         [this] { notifier_.watchdog(); });
+  watchdogTimer_.reset(event_new(main_.base(), -1, EV_PERSIST, &Server::onWatchdogTick, this));
+  const timeval every = toTimeval(watchdog_->tickInterval());
+  event_add(watchdogTimer_.get(), &every);
+  log::info("systemd watchdog on: pinging while every worker answers its heartbeat",
+            {{"interval_ms", std::to_string(interval->count() / 1000)}});
+}
+
+void Server::onWatchdogTick(evutil_socket_t, short, void* arg) {
+  static_cast<Server*>(arg)->watchdog_->tick();
+}
+
+void Server::sendHeartbeat(std::size_t index, std::function<void()> answered) {
+  workers_[index]->post(
+      [this, answered = std::move(answered)]() mutable { main_.post(std::move(answered)); });
 }
 
 void Server::onSignal(evutil_socket_t signal, short, void* arg) {
@@ -240,6 +277,12 @@ void Server::onReopenLogs(evutil_socket_t, short, void* arg) {
 void Server::beginShutdown() {
   shuttingDown_ = true;
   state_ = admin::ProcessState::Draining;
+  notifier_.stopping("draining: finishing open connections (at most " +
+                     std::to_string(snapshot_->config.drain_timeout.count()) + " ms)");
+  drainProgressTimer_.reset(
+      event_new(main_.base(), -1, EV_PERSIST, &Server::onDrainProgress, this));
+  constexpr timeval kEverySecond{1, 0};
+  event_add(drainProgressTimer_.get(), &kEverySecond);
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     Worker* worker = workers_[i].get();
     // Runs on the worker's thread as its loop ends: its last counters travel with the news.
@@ -260,6 +303,17 @@ void Server::workerDrained(std::size_t index, const observability::WorkerMetrics
   if (++drained_ == workers_.size()) main_.stop();
 }
 
+void Server::onDrainProgress(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Server*>(arg);
+  auto left = std::make_shared<std::size_t>(0);
+  self->askWorkers<std::size_t>(
+      [](Worker& worker) { return worker.openConnections(); },
+      [left](std::size_t open) { *left += open; },
+      [self, left] {
+        self->notifier_.status("draining: " + counted(*left, "connection") + " left");
+      });
+}
+
 void Server::onDrainTimeout(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Server*>(arg);
   log::warn("drain timeout reached: closing remaining connections");
@@ -267,26 +321,42 @@ void Server::onDrainTimeout(evutil_socket_t, short, void* arg) {
   self->main_.stop();
 }
 
-void Server::collectMetrics(std::function<void(std::string)> done) {
-  auto scrape = std::make_shared<Scrape>(
-      Scrape{observability::WorkerMetrics(snapshot_->metricsLayout), 0, std::move(done)});
-  scrape->total.merge(finishedWorkers_);
+template <typename T>
+void Server::askWorkers(std::function<T(Worker&)> read, std::function<void(T)> each,
+                        std::function<void()> done) {
+  struct Asking {
+    std::function<T(Worker&)> read;
+    std::function<void(T)> each;
+    std::function<void()> done;
+    std::size_t waiting = 0;
+  };
+  auto asking = std::make_shared<Asking>(Asking{std::move(read), std::move(each), std::move(done)});
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     if (workerGone_[i]) continue;
-    ++scrape->waiting;
+    ++asking->waiting;
     Worker* worker = workers_[i].get();
-    worker->post([this, worker, scrape] {
-      auto copy = std::make_shared<observability::WorkerMetrics>(worker->metricsSnapshot());
-      main_.post([this, scrape, copy] {
-        scrape->total.merge(*copy);
-        if (--scrape->waiting == 0) finishScrape(*scrape);
+    worker->post([this, worker, asking] {
+      auto answer = std::make_shared<T>(asking->read(*worker));
+      main_.post([asking, answer] {
+        asking->each(std::move(*answer));
+        if (--asking->waiting == 0) asking->done();
       });
     });
   }
-  if (scrape->waiting == 0) finishScrape(*scrape);
+  if (asking->waiting == 0) asking->done();
 }
 
-void Server::finishScrape(Scrape& scrape) {
+void Server::collectMetrics(std::function<void(std::string)> done) {
+  // The workers that have finished count from now on; those still running answer below.
+  auto total = std::make_shared<observability::WorkerMetrics>(snapshot_->metricsLayout);
+  total->merge(finishedWorkers_);
+  askWorkers<observability::WorkerMetrics>(
+      [](Worker& worker) { return worker.metricsSnapshot(); },
+      [total](observability::WorkerMetrics shard) { total->merge(shard); },
+      [this, total, done = std::move(done)] { done(renderMetrics(*total)); });
+}
+
+std::string Server::renderMetrics(const observability::WorkerMetrics& total) const {
   observability::GlobalMetrics global;
   global.version = GATEWAYD_VERSION;
   global.config_generation = snapshot_->generation;
@@ -302,8 +372,8 @@ void Server::finishScrape(Scrape& scrape) {
       healthy.push_back(health_.usable(u, b, now));
     }
   }
-  scrape.done(observability::textExposition(
-      observability::ScrapeCollectable(scrape.total, global, observability::sampleProcess())));
+  return observability::textExposition(
+      observability::ScrapeCollectable(total, global, observability::sampleProcess()));
 }
 
 }  // namespace gw::runtime

@@ -1,6 +1,7 @@
 #pragma once
-// The process: starts the workers, owns the main loop (signals, drain timer, the admin listener),
-// and decides when the process exits. Workers are reached only through their post().
+// The process: starts the workers, owns the main loop (signals, drain timer, the admin listener,
+// what systemd is told and the watchdog), and decides when the process exits. Workers are reached
+// only through their post().
 
 #include <cstdint>
 #include <memory>
@@ -10,15 +11,17 @@
 #include "gateway/admin/endpoints.h"
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/reactor.h"
-#include "gateway/runtime/worker.h"
 #include "gateway/observability/metrics.h"
+#include "gateway/runtime/service_notifier.h"
 #include "gateway/runtime/snapshot.h"
+#include "gateway/runtime/watchdog.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/upstream/health.h"
 #include "gateway/upstream/prober.h"
 
 namespace gw::runtime {
 
-class Server final : admin::Process {
+class Server final : admin::Process, Watchdog::Workers {
  public:
   explicit Server(std::shared_ptr<const runtime::Snapshot> snapshot);
   ~Server();
@@ -33,8 +36,22 @@ class Server final : admin::Process {
   void collectMetrics(std::function<void(std::string)> done) override;
 
  private:
-  struct Scrape;
-  void finishScrape(Scrape& scrape);
+  // Runs `read` on the loop of every worker still running, then `each` with its answer and, once
+  // all have answered, `done`, both on the main loop.
+  template <typename T>
+  void askWorkers(std::function<T(Worker&)> read, std::function<void(T)> each,
+                  std::function<void()> done);
+  std::string renderMetrics(const observability::WorkerMetrics& total) const;
+
+  // Watchdog::Workers
+  std::size_t count() const override { return workers_.size(); }
+  bool running(std::size_t index) const override { return !workerGone_[index]; }
+  void sendHeartbeat(std::size_t index, std::function<void()> answered) override;
+  void startWatchdog();
+  static void onWatchdogTick(evutil_socket_t, short, void* arg);
+  // "serving: 3 routes, 2 upstreams, 2 workers, generation 1", for `systemctl status`.
+  std::string servingStatus() const;
+  static void onDrainProgress(evutil_socket_t, short, void* arg);
 
   void handleSignals();
   static void onSignal(evutil_socket_t signal, short what, void* arg);
@@ -57,6 +74,10 @@ class Server final : admin::Process {
   std::vector<core::EventPtr> signalEvents_;
   core::EventPtr drainTimer_;
   core::EventPtr logFlushTimer_;
+  ServiceNotifier notifier_;
+  std::unique_ptr<Watchdog> watchdog_;  // when systemd asks for one (WatchdogSec=)
+  core::EventPtr watchdogTimer_;
+  core::EventPtr drainProgressTimer_;  // STATUS=draining: N connections left, every second
   unsigned drained_ = 0;
   unsigned started_ = 0;
   bool shuttingDown_ = false;

@@ -39,6 +39,8 @@ class Worker final : proxy::ConnectionHome {
   // From any thread: runs fn on this worker's loop (control traffic only, e.g. a scrape).
   void post(std::function<void()> fn) { reactor_.post(std::move(fn)); }
 
+  // Client connections open on this worker (this thread only).
+  std::size_t openConnections() const { return connections_.size(); }
   // A copy of the metric shard with the gauges filled in, for a scrape (this thread only).
   observability::WorkerMetrics metricsSnapshot() const;
   // What the connections of this worker use of it (its thread only).

@@ -155,7 +155,8 @@ std::string readFile(const std::string& path) {
 
 // --- Process -----------------------------------------------------------------------------------
 
-Process::Process(std::vector<std::string> argv, const std::string& stderr_file) {
+Process::Process(std::vector<std::string> argv, const std::string& stderr_file,
+                 const std::vector<std::string>& environment) {
   int out[2];
   REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
   posix_spawn_file_actions_t actions;
@@ -182,7 +183,18 @@ Process::Process(std::vector<std::string> argv, const std::string& stderr_file) 
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
-  int rc = ::posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ);
+  auto overridden = [&](std::string_view entry) {
+    const std::string_view name = entry.substr(0, entry.find('=') + 1);  // "NAME="
+    return std::any_of(environment.begin(), environment.end(),
+                       [&](const std::string& set) { return set.starts_with(name); });
+  };
+  std::vector<char*> env;
+  for (char** entry = environ; *entry; ++entry) {
+    if (!overridden(*entry)) env.push_back(*entry);
+  }
+  for (const std::string& entry : environment) env.push_back(const_cast<char*>(entry.c_str()));
+  env.push_back(nullptr);
+  int rc = ::posix_spawn(&pid_, args[0], &actions, &attr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(out[1]);
@@ -681,7 +693,8 @@ void limitAsanQuarantine() {
 
 }  // namespace
 
-Gateway::Gateway(std::string yaml_template, uint16_t port)
+Gateway::Gateway(std::string yaml_template, uint16_t port,
+                 const std::vector<std::string>& environment)
     : port_(port ? port : freePort()), admin_port_(freePort()) {
   limitAsanQuarantine();
   // Never the default 9901: a gatewayd started by scripts/run.sh may be running beside the tests.
@@ -692,7 +705,8 @@ Gateway::Gateway(std::string yaml_template, uint16_t port)
                             subst(std::move(yaml_template), {{"PORT", std::to_string(port_)},
                                                              {"ADMIN_PORT", std::to_string(admin_port_)}}));
   log_path_ = dir_.path() + "/gatewayd.log";
-  process_.emplace(std::vector<std::string>{gatewaydPath(), "-c", config_path_}, log_path_);
+  process_.emplace(std::vector<std::string>{gatewaydPath(), "-c", config_path_}, log_path_,
+                   environment);
   auto deadline = Clock::now() + 10000ms;
   while (!waitPortOpen(port_, 50ms)) {
     if (!process_->running())

@@ -56,8 +56,10 @@ CommandResult runGatewaydCommand(std::vector<std::string> args);
 // A child process in its own process group; stopped (SIGTERM, then SIGKILL) on destruction.
 class Process {
  public:
-  // stdout is a pipe readable with readLine(); stderr goes to stderr_file (or is inherited).
-  Process(std::vector<std::string> argv, const std::string& stderr_file = {});
+  // stdout is a pipe readable with readLine(); stderr goes to stderr_file (or is inherited). The
+  // child gets this process's environment with `environment` ("NAME=value" each) set on top.
+  Process(std::vector<std::string> argv, const std::string& stderr_file = {},
+          const std::vector<std::string>& environment = {});
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -216,7 +218,9 @@ class Backend {
 // 127.0.0.1:${ADMIN_PORT}, another free port.
 class Gateway {
  public:
-  explicit Gateway(std::string yaml_template, uint16_t port = 0);
+  // `environment`: variables ("NAME=value") set for gatewayd on top of the tests' own.
+  explicit Gateway(std::string yaml_template, uint16_t port = 0,
+                   const std::vector<std::string>& environment = {});
   // Stops gatewayd with SIGTERM and fails the test if it did not exit 0 or if its log holds a
   // sanitizer report: every test doubles as a clean-shutdown and ASan/UBSan check.
   ~Gateway();

@@ -78,7 +78,7 @@ Install runInstall(const FakeTools& tools, const std::string& destdir,
 }
 
 const std::set<std::string> kBinaryPackages = {"libevent-core-2.1-7", "libyaml-cpp0.7",
-                                               "libprometheus-cpp-core1.0"};
+                                               "libprometheus-cpp-core1.0", "libsystemd0"};
 
 void checkInstalledTree(const std::string& root) {
   for (const char* file : {"/usr/local/bin/gatewayd", "/etc/systemd/system/gatewayd.service",
@@ -101,6 +101,25 @@ TEST_CASE("install: with a prebuilt binary, only the libraries it links are want
   CHECK(linesOf(tools.log("dpkg-query")) == kBinaryPackages);
   CHECK(tools.log("apt-get").empty());
   CHECK(tools.log("meson").empty());  // nothing built
+}
+
+TEST_CASE("install: --uninstall removes what install put there, keeps the config") {
+  FakeTools tools;
+  TempDir target;
+  const std::string root = target.path() + "/root";
+  REQUIRE(runInstall(tools, root, {"--binary", gatewaydPath()}).exit_code == 0);
+  checkInstalledTree(root);
+  const Install run = runInstall(tools, root, {"--uninstall"});
+  INFO(run.out);
+  REQUIRE(run.exit_code == 0);
+  for (const char* gone : {"/usr/local/bin/gatewayd", "/etc/systemd/system/gatewayd.service",
+                           "/usr/local/share/doc/gatewayd"}) {
+    CHECK_MESSAGE(!std::filesystem::exists(root + gone), gone);
+  }
+  CHECK(std::filesystem::exists(root + "/etc/gatewayd/gateway.yaml"));
+  CHECK(run.out.find("kept " + root + "/etc/gatewayd (config)") != std::string::npos);
+  // Again, on a host without it: nothing to do, and no error.
+  CHECK(runInstall(tools, root, {"--uninstall"}).exit_code == 0);
 }
 
 TEST_CASE("install: building on the host wants the build packages, never test or bench ones") {

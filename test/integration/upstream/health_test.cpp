@@ -67,8 +67,8 @@ void expectError(const Gateway& gw, std::string_view target, int status, std::st
   CHECK(errorCode(r.body) == code);
 }
 
-std::string activeConfig(const Backend& a, const Backend& b) {
-  return subst(R"yaml(workers: 2
+std::string activeConfig(const Backend& a, const Backend& b, std::string_view extraTop = {}) {
+  return std::string(extraTop) + subst(R"yaml(workers: 2
 listeners:
   - address: 127.0.0.1
     port: ${PORT}
@@ -82,7 +82,7 @@ upstreams:
 routes:
   - upstream: main
 )yaml",
-               {{"A", a.address()}, {"B", b.address()}});
+                                       {{"A", a.address()}, {"B", b.address()}});
 }
 
 // Upstream "main": a port nothing listens on (every connect refused), then `live`; one worker;
@@ -107,7 +107,8 @@ routes:
 
 }  // namespace
 
-TEST_CASE("health: a killed backend leaves the rotation, /ready flips, and it comes back") {
+TEST_CASE(
+    "health: a killed backend leaves the rotation, /ready lists the upstream, it comes back") {
   auto a = std::make_unique<Backend>("a");
   auto b = std::make_unique<Backend>("b");
   const uint16_t portA = a->port();
@@ -143,9 +144,11 @@ TEST_CASE("health: a killed backend leaves the rotation, /ready flips, and it co
   CHECK(adminRequest(gw, "/ready").status == 200);  // one backend is enough
 
   b.reset();
-  REQUIRE(waitFor([&] { return adminRequest(gw, "/ready").status == 503; }, 5000ms));
-  Response notReady = adminRequest(gw, "/ready");
-  CHECK(notReady.body.find("upstream 'main' has no healthy backend") != std::string::npos);
+  // By default an upstream without a backend is listed, and the gateway stays ready: its other
+  // routes (and other instances behind the same load balancer) serve on.
+  const std::string degraded = "{\"status\":\"ready\",\"degraded_upstreams\":[\"main\"]}\n";
+  REQUIRE(waitFor([&] { return adminRequest(gw, "/ready").body == degraded; }, 5000ms));
+  CHECK(adminRequest(gw, "/ready").status == 200);
   Response refused = Client(gw.port()).roundTrip(get("/echo"));
   REQUIRE(refused.complete);
   CHECK(refused.status == 503);
@@ -153,13 +156,30 @@ TEST_CASE("health: a killed backend leaves the rotation, /ready flips, and it co
 
   a = std::make_unique<Backend>("a", portA);
   REQUIRE(waitFor([&] { return backendState(gw, addressA) == "healthy"; }, 5000ms));
-  CHECK(waitFor([&] { return adminRequest(gw, "/ready").status == 200; }, 2000ms));
+  CHECK(waitFor([&] { return adminRequest(gw, "/ready").body == "{\"status\":\"ready\"}\n"; },
+                2000ms));
   Response back = Client(gw.port()).roundTrip(get("/echo"));
   REQUIRE(back.complete);
   CHECK(back.status == 200);
   CHECK(back.header("X-Backend-Id") == "a");
   CHECK(backendState(gw, addressB) == "unhealthy");
   (void)portB;
+}
+
+TEST_CASE("health: an upstream readiness requires turns /ready to 503 without a backend") {
+  auto a = std::make_unique<Backend>("a");
+  const uint16_t portA = a->port();
+  Backend b("b");
+  Gateway gw(activeConfig(*a, b, "readiness: {required_upstreams: [main]}\n"));
+  REQUIRE(waitFor([&] { return adminRequest(gw, "/ready").status == 200; }, 5000ms));
+  b.process().stop();
+  a.reset();
+  REQUIRE(waitFor([&] { return adminRequest(gw, "/ready").status == 503; }, 5000ms));
+  CHECK(adminRequest(gw, "/ready").body ==
+        "{\"status\":\"not_ready\",\"reasons\":[\"upstream 'main' has no healthy backend\"],"
+        "\"degraded_upstreams\":[\"main\"]}\n");
+  a = std::make_unique<Backend>("a", portA);
+  CHECK(waitFor([&] { return adminRequest(gw, "/ready").status == 200; }, 5000ms));
 }
 
 TEST_CASE("health: passive checks eject a failing backend after consecutive failures") {
