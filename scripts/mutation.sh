@@ -183,7 +183,7 @@ mutation connection-limit-ignored gateway/runtime/worker.cpp \
 
 # Promises of the docs that finding 24 found untested.
 mutation client-left-not-recorded gateway/proxy/connection.cpp \
-  '  if (record_.open) recordExchange(kClientClosedRequest);' \
+  '  if (log_.open()) recordExchange(kClientClosedRequest);' \
   '' \
   'a client that left before its answer is neither logged nor counted (499)' \
   '' 'access log*,admin*'
