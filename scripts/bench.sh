@@ -4,11 +4,16 @@
 # plus the backend measured directly as the reference. wrk runs against each target in turn,
 # the order rotating each round; the table shows medians over the rounds.
 #   scripts/bench.sh [--body small|big] [--rounds N] [--duration S] [--workers N] [--config FILE]
+#                    [--tls [--close]]
 #     --body small   100-byte JSON responses (default);  big = 64 KiB responses
 #     --rounds N     rounds (default $ROUNDS or 3);  --duration S  seconds per wrk run ($DURATION or 8)
 #     --workers N    workers of gatewayd and of the nginx proxy (default 1)
 #     --config FILE  gatewayd config (default conf/examples/bench.yaml); it must listen on
 #                    127.0.0.1:18090 (or --gateway-port) and proxy every path to 127.0.0.1:18081
+#     --tls          gatewayd (conf/examples/bench-tls.yaml, port 18443) and nginx terminate TLS
+#                    with the same certificate and ciphers, made here in /tmp/gatewayd-bench-tls
+#                    (ECDSA P-256, subjectAltName IP:127.0.0.1, DNS:localhost); the backend stays
+#                    plain.  --close: every request on a new connection (handshakes per second)
 # Everything binds 127.0.0.1 (ports 18081 backend, 18082 nginx, 18090 gatewayd), runs in a temp
 # dir under /tmp and is stopped by PID at exit. Build: release, in build/ (or $BUILD_DIR).
 # For comparisons with HAProxy/h2o, instructions and syscalls per request, see README.md.
@@ -27,6 +32,9 @@ nginx_port=18082
 gateway_port=18090
 warmup=2
 conns=64
+tls=0
+close=0
+tls_dir=/tmp/gatewayd-bench-tls
 
 need_arg() { (($# >= 2)) || gw_die "$1 needs a value"; }
 while (($#)); do
@@ -37,7 +45,9 @@ while (($#)); do
     --workers) need_arg "$@"; workers="$2"; shift ;;
     --config) need_arg "$@"; config="$2"; shift ;;
     --gateway-port) need_arg "$@"; gateway_port="$2"; shift ;;
-    -h | --help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --tls) tls=1; config="$GW_ROOT/conf/examples/bench-tls.yaml"; gateway_port=18443 ;;
+    --close) close=1 ;;
+    -h | --help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -52,6 +62,19 @@ for v in rounds duration workers gateway_port; do
 done
 ((duration <= 120 && rounds <= 20)) || gw_die "keep it bounded: --duration <= 120, --rounds <= 20"
 [[ -f "$config" ]] || gw_die "no such config: $config"
+
+((close == 0 || tls == 1)) || gw_die "--close goes with --tls"
+scheme=http
+if ((tls)); then
+  scheme=https
+  # The benchmark's own certificate: ECDSA P-256, valid for 127.0.0.1 and localhost.
+  mkdir -p "$tls_dir"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null ||
+    gw_die "openssl could not make $tls_dir/cert.pem"
+  chmod 0644 "$tls_dir/cert.pem" "$tls_dir/key.pem"  # nginx workers run as "nobody"
+fi
 
 "$GW_ROOT/scripts/setup.sh" --bench
 dir="${BUILD_DIR:-$GW_ROOT/build}"
@@ -146,7 +169,15 @@ nginx_conf "$tmp/nginx" "$workers" "
         keepalive_timeout 300s;
     }
     server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
+        listen 127.0.0.1:$nginx_port $( ((tls)) && echo ssl) backlog=4096;
+$( ((tls)) && cat <<TLS
+        ssl_certificate $tls_dir/cert.pem;
+        ssl_certificate_key $tls_dir/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+        ssl_session_tickets on;
+TLS
+)
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -169,30 +200,34 @@ start() {  # name cmd...; logs in $tmp/name.log
   "$@" >"$tmp/$name.log" 2>&1 &
   pids+=($!)
 }
-ready() {  # name port pid: a 200 with the expected body length within 30 s
-  local code
-  code="$(gw_wait_http "$3" "$2" "$path" 30)" || { cat "$tmp/$1.log" >&2; gw_die "$1 did not start"; }
+ready() {  # name port pid [scheme]: a 200 with the expected body length within 30 s
+  local code s="${4:-http}"
+  code="$(gw_wait_http "$3" "$2" "$path" 30 "$s")" || { cat "$tmp/$1.log" >&2; gw_die "$1 did not start"; }
   [[ "$code" == 200 ]] || gw_die "$1 answered $path with $code, not 200"
   local len
-  len="$(curl -s --max-time 5 "http://127.0.0.1:$2$path" | wc -c)"
+  len="$(curl -sk --max-time 5 "$s://127.0.0.1:$2$path" | wc -c)"
   ((len == body_len)) || gw_die "$1 returned $len body bytes for $path, expected $body_len"
 }
 
 start backend nginx -p "$tmp/backend" -c "$tmp/backend/nginx.conf" -e "$tmp/backend/error.log"
 ready backend "$backend_port" "${pids[-1]}"
 start nginx nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log"
-ready nginx "$nginx_port" "${pids[-1]}"
+ready nginx "$nginx_port" "${pids[-1]}" "$scheme"
 start gatewayd "$gatewayd" -c "$gw_conf"
 gateway_pid="${pids[-1]}"
-ready gatewayd "$gateway_port" "$gateway_pid"
+ready gatewayd "$gateway_port" "$gateway_pid" "$scheme"
 
 names=(direct gatewayd nginx)
 ports=("$backend_port" "$gateway_port" "$nginx_port")
+schemes=(http "$scheme" "$scheme")
+wrk_headers=()
+((close)) && wrk_headers=(-H "Connection: close")
 
-# One wrk run; prints "rps p50_ms p99_ms errors".
+# One wrk run against port $1 for $2 seconds with scheme $3; prints "rps p50_ms p99_ms errors".
 wrk_run() {
   local out
-  out="$(timeout $(($2 + 30)) wrk -t1 -c"$conns" -d"$2"s --latency "http://127.0.0.1:$1$path")" ||
+  out="$(timeout $(($2 + 30)) wrk -t1 -c"$conns" -d"$2"s --latency "${wrk_headers[@]}" \
+    "${3:-http}://127.0.0.1:$1$path")" ||
     gw_die "wrk against port $1 failed"
   awk '
     function ms(s) {
@@ -210,7 +245,7 @@ wrk_run() {
 }
 
 gw_log "warm-up: ${warmup}s per target"
-for i in "${!names[@]}"; do wrk_run "${ports[$i]}" "$warmup" >/dev/null; done
+for i in "${!names[@]}"; do wrk_run "${ports[$i]}" "$warmup" "${schemes[$i]}" >/dev/null; done
 
 results="$tmp/results.txt"  # round target rps p50 p99 errors
 : >"$results"
@@ -218,16 +253,16 @@ n=${#names[@]}
 for ((r = 0; r < rounds; r++)); do
   for ((k = 0; k < n; k++)); do
     i=$(((r + k) % n))
-    line="$(wrk_run "${ports[$i]}" "$duration")"
+    line="$(wrk_run "${ports[$i]}" "$duration" "${schemes[$i]}")"
     echo "$r ${names[$i]} $line" >>"$results"
     gw_log "round $((r + 1))/$rounds ${names[$i]}: $line (req/s p50ms p99ms errors)"
   done
   kill -0 "$gateway_pid" 2>/dev/null || { cat "$tmp/gatewayd.log" >&2; gw_die "gatewayd died"; }
 done
 
-python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" <<'PY'
+python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" "$scheme" "$close" <<'PY'
 import statistics as st, sys
-path, body, body_len, workers, rounds, duration, conns = sys.argv[1:]
+path, body, body_len, workers, rounds, duration, conns, scheme, close = sys.argv[1:]
 rows = [l.split() for l in open(path) if l.strip()]
 by = {}
 for r, name, rps, p50, p99, err in rows:
@@ -236,7 +271,8 @@ def col(name, i): return [x[i] for x in by[name]]
 per_round = {name: {x[0]: x[1] for x in v} for name, v in by.items()}
 ratios = [per_round["gatewayd"][r] / per_round["nginx"][r] for r in per_round["gatewayd"]
           if per_round["nginx"].get(r)]
-print(f"\n# scripts/bench.sh  body={body} ({body_len} B)  workers={workers}  "
+mode = "" if scheme == "http" else ("  TLS, a new connection per request" if close == "1" else "  TLS keep-alive")
+print(f"\n# scripts/bench.sh  body={body} ({body_len} B)  workers={workers}{mode}  "
       f"wrk -t1 -c{conns} -d{duration}s  x{rounds} rounds, medians")
 print(f"{'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
 for name in ("direct", "nginx", "gatewayd"):

@@ -59,15 +59,16 @@ gw_require_free_ports() {
   done
 }
 
-# gw_wait_http PID PORT PATH SECONDS: wait until 127.0.0.1:PORT answers PATH with any HTTP
-# status (prints it), failing early if PID exits. Polls; never a fixed sleep.
+# gw_wait_http PID PORT PATH SECONDS [SCHEME]: wait until 127.0.0.1:PORT answers PATH with any
+# HTTP status (prints it), failing early if PID exits. Polls; never a fixed sleep. SCHEME https
+# accepts any certificate (a benchmark's own).
 gw_wait_http() {
-  local pid="$1" port="$2" path="$3" secs="$4" code i
+  local pid="$1" port="$2" path="$3" secs="$4" scheme="${5:-http}" code i
   for ((i = 0; i < secs * 10; i++)); do
     if ! kill -0 "$pid" 2>/dev/null; then
       return 1
     fi
-    code="$(curl -s -o /dev/null --max-time 1 -w '%{http_code}' "http://127.0.0.1:$port$path" || true)"
+    code="$(curl -sk -o /dev/null --max-time 1 -w '%{http_code}' "$scheme://127.0.0.1:$port$path" || true)"
     if [[ -n "$code" && "$code" != 000 ]]; then
       printf '%s\n' "$code"
       return 0

@@ -39,7 +39,7 @@ void Loader::parseListeners(NodeReader& root) {
   for (const YAML::Node& node : *list) {
     if (!expectMap(node, "a listener")) continue;
     NodeReader in = reader(node, "listener");
-    in.allowKeys({"address", "port"});
+    in.allowKeys({"address", "port", "tls"});
     ListenerConfig listener;
     listener.where = locate(node);
     std::optional<std::string> ip = canonicalIp(listener.address);
@@ -52,6 +52,11 @@ void Loader::parseListeners(NodeReader& root) {
       }
     }
     const bool hasPort = in.require("port") && in.readInt("port", listener.port, 1, 65535);
+    if (const auto tls = in.readMap("tls")) {
+      listener.tls = parseListenerTls(*tls);
+    } else if (const auto field = in.field("tls"); field && field->value.IsNull()) {
+      error(field->anchor(), "'tls' must be a mapping with at least 'certificates', got nothing");
+    }
     if (ip && hasPort) {
       const auto [first, inserted] = seen.emplace(hostPort(*ip, listener.port), listener.where);
       const std::pair familyPort{isIpv6(*ip), listener.port};
@@ -71,6 +76,76 @@ void Loader::parseListeners(NodeReader& root) {
     }
     config_.listeners.push_back(std::move(listener));
   }
+}
+
+ListenerTls Loader::parseListenerTls(const YAML::Node& node) {
+  NodeReader in = reader(node, "tls");
+  in.allowKeys({"certificates", "protocols", "ciphers", "ciphersuites", "handshake_timeout",
+                "session_tickets"});
+  ListenerTls out;
+  net::TlsOptions& options = out.options;
+  if (const auto list = in.requireList("certificates")) {
+    for (const YAML::Node& item : *list) {
+      if (!expectMap(item, "a certificate")) continue;
+      NodeReader entry = reader(item, "certificate");
+      entry.allowKeys({"chain", "key"});
+      net::TlsOptions::Certificate certificate;
+      ListenerTls::CertificateLocations where;
+      const auto readPath = [&](std::string_view key, std::string& path, Location& at) {
+        if (!entry.require(key) || !entry.readString(key, path)) return;
+        const YAML::Node anchor = entry.field(key)->anchor();
+        at = locate(anchor);
+        if (!path.starts_with('/')) {
+          error(anchor, "certificate " + std::string(key) + " must be an absolute file path, got " +
+                            quote(path));
+        }
+      };
+      readPath("chain", certificate.chainPath, where.chain);
+      readPath("key", certificate.keyPath, where.key);
+      options.certificates.push_back(std::move(certificate));
+      out.certificateWhere.push_back(std::move(where));
+    }
+  }
+  if (const auto field = in.field("protocols")) parseTlsProtocols(*field, options);
+  const auto readCipherList = [&](std::string_view key, std::string& list, Location& at) {
+    if (!in.readString(key, list)) return;
+    at = locate(in.field(key)->anchor());
+    if (list.empty()) error(in.field(key)->anchor(), quote(key) + " must not be empty");
+  };
+  readCipherList("ciphers", options.ciphers, out.ciphersWhere);
+  readCipherList("ciphersuites", options.ciphersuites, out.ciphersuitesWhere);
+  in.readDuration("handshake_timeout", options.handshakeTimeout, kMinTimeout);
+  in.readBool("session_tickets", options.sessionTickets);
+  return out;
+}
+
+void Loader::parseTlsProtocols(const NodeReader::Field& field, net::TlsOptions& out) {
+  if (!field.value.IsSequence()) {
+    error(field.anchor(),
+          "'protocols' must be a list of TLSv1.2, TLSv1.3, got " + describe(field.value));
+    return;
+  }
+  if (field.value.size() == 0) {
+    error(field.anchor(), "'protocols' must list at least one of TLSv1.2, TLSv1.3");
+    return;
+  }
+  bool tls12 = false;
+  bool tls13 = false;
+  for (const YAML::Node& item : field.value) {
+    if (item.IsScalar() && item.Scalar() == "TLSv1.2") {
+      tls12 = true;
+    } else if (item.IsScalar() && item.Scalar() == "TLSv1.3") {
+      tls13 = true;
+    } else {
+      error(item,
+            "protocols: each entry must be TLSv1.2 or TLSv1.3 (older versions are not "
+            "supported), got " +
+                describe(item));
+    }
+  }
+  if (!tls12 && !tls13) return;
+  out.minVersion = tls12 ? net::TlsVersion::Tls12 : net::TlsVersion::Tls13;
+  out.maxVersion = tls13 ? net::TlsVersion::Tls13 : net::TlsVersion::Tls12;
 }
 
 void Loader::parseLimits(NodeReader& root) {

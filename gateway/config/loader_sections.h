@@ -94,6 +94,8 @@ class Loader {
 
   // ---- loader_listeners.cpp ----
   void parseListeners(NodeReader& root);
+  ListenerTls parseListenerTls(const YAML::Node& node);
+  void parseTlsProtocols(const NodeReader::Field& field, net::TlsOptions& out);
   void parseLimits(NodeReader& root);
   void parseHttp(NodeReader& root);
   void readNetworks(NodeReader& in, std::string_view key, std::vector<net::IpNetwork>& out);

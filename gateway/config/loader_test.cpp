@@ -599,7 +599,7 @@ TEST_CASE("error: unknown key, with the allowed ones listed") {
             "plugins, routes"});
   CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
                  "routes: [{upstream: u}]\n") ==
-        Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port"});
+        Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port, tls"});
 }
 
 TEST_CASE("error: a key given twice") {
@@ -997,6 +997,86 @@ TEST_CASE("plugins: a plugin listed twice is an error unless its type allows rep
               "t.yaml:6:29: plugin 'probe' is listed twice (first at t.yaml:3:11)"});
   CHECK(pluginErrors("plugins: [ids, ids]\nroutes: [{upstream: u}]\n") ==
         Lines{"t.yaml:3:16: plugin 'ids' is listed twice (first at t.yaml:3:11)"});
+}
+
+// A listener with `tls:` on line 1 and its settings from line 2 on, then an upstream and a route.
+std::string tlsConfig(std::string_view tls) {
+  return "listeners:\n  - port: 8443\n    tls:\n" + std::string(tls) +
+         "upstreams: [{name: u, backends: [127.0.0.1:9000]}]\nroutes: [{upstream: u}]\n";
+}
+
+TEST_CASE("listeners: tls settings and their defaults") {
+  const Config defaults = load(tlsConfig("      certificates: [{chain: /c.pem, key: /k.pem}]\n"));
+  REQUIRE(defaults.listeners[0].tls);
+  const ListenerTls& plain = *defaults.listeners[0].tls;
+  REQUIRE(plain.options.certificates.size() == 1);
+  CHECK(plain.options.certificates[0].chainPath == "/c.pem");
+  CHECK(plain.options.certificates[0].keyPath == "/k.pem");
+  CHECK(plain.certificateWhere[0].chain.line == 4);
+  CHECK(plain.certificateWhere[0].chain.column == 30);
+  CHECK(plain.certificateWhere[0].key.column == 43);
+  CHECK(plain.options.minVersion == net::TlsVersion::Tls12);
+  CHECK(plain.options.maxVersion == net::TlsVersion::Tls13);
+  CHECK(plain.options.ciphers == net::kDefaultTlsCiphers);
+  CHECK(plain.options.ciphersuites == net::kDefaultTlsCiphersuites);
+  CHECK(plain.options.handshakeTimeout == seconds(10));
+  CHECK(plain.options.sessionTickets);
+
+  const Config set = load(tlsConfig("      certificates:\n"
+                                    "        - {chain: /a.pem, key: /a.key}\n"
+                                    "        - {chain: /b.pem, key: /b.key}\n"
+                                    "      protocols: [TLSv1.3]\n"
+                                    "      ciphers: ECDHE-ECDSA-AES128-GCM-SHA256\n"
+                                    "      ciphersuites: TLS_AES_128_GCM_SHA256\n"
+                                    "      handshake_timeout: 3s\n"
+                                    "      session_tickets: false\n"));
+  const ListenerTls& tls = *set.listeners[0].tls;
+  REQUIRE(tls.options.certificates.size() == 2);
+  CHECK(tls.options.certificates[1].chainPath == "/b.pem");
+  CHECK(tls.options.minVersion == net::TlsVersion::Tls13);
+  CHECK(tls.options.maxVersion == net::TlsVersion::Tls13);
+  CHECK(tls.options.ciphers == "ECDHE-ECDSA-AES128-GCM-SHA256");
+  CHECK(tls.ciphersWhere.line == 8);
+  CHECK(tls.ciphersuitesWhere.line == 9);
+  CHECK(tls.options.handshakeTimeout == seconds(3));
+  CHECK_FALSE(tls.options.sessionTickets);
+  CHECK(load(tlsConfig("      certificates: [{chain: /c.pem, key: /k.pem}]\n"
+                       "      protocols: [TLSv1.2]\n"))
+            .listeners[0]
+            .tls->options.maxVersion == net::TlsVersion::Tls12);
+  CHECK_FALSE(load(std::string(kHead) + "routes: [{upstream: u}]\n").listeners[0].tls);
+}
+
+TEST_CASE("listeners: tls errors") {
+  CHECK(errorsOf(tlsConfig("      certificates: []\n")) ==
+        Lines{"t.yaml:4:21: 'certificates' must have at least one entry"});
+  CHECK(errorsOf(tlsConfig("      protocols: [TLSv1.2]\n")) ==
+        Lines{"t.yaml:4:7: tls is missing required key 'certificates'"});
+  CHECK(errorsOf("listeners:\n  - port: 8443\n    tls:\n"
+                 "upstreams: [{name: u, backends: [127.0.0.1:9000]}]\nroutes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:3:5: 'tls' must be a mapping with at least 'certificates', got nothing"});
+  CHECK(errorsOf(tlsConfig("      certificates: [{chain: c.pem, key: /k.pem}, {key: /k.pem}, 7]\n"
+                           "      protocols: [TLSv1.1, TLSv1.3, [x]]\n"
+                           "      ciphers: ''\n"
+                           "      handshake_timeout: 0s\n"
+                           "      colour: blue\n")) ==
+        Lines{"t.yaml:4:30: certificate chain must be an absolute file path, got 'c.pem'",
+              "t.yaml:4:51: certificate is missing required key 'chain'",
+              "t.yaml:4:66: a certificate must be a mapping, got '7'",
+              "t.yaml:5:19: protocols: each entry must be TLSv1.2 or TLSv1.3 (older versions are "
+              "not supported), got 'TLSv1.1'",
+              "t.yaml:5:37: protocols: each entry must be TLSv1.2 or TLSv1.3 (older versions are "
+              "not supported), got a list",
+              "t.yaml:6:16: 'ciphers' must not be empty",
+              "t.yaml:7:26: 'handshake_timeout': expected at least 1ms, got '0s'",
+              "t.yaml:8:7: unknown key 'colour' in tls; expected one of: certificates, protocols, "
+              "ciphers, ciphersuites, handshake_timeout, session_tickets"});
+  CHECK(errorsOf(tlsConfig("      certificates: [{chain: /c.pem, key: /k.pem}]\n"
+                           "      protocols: []\n")) ==
+        Lines{"t.yaml:5:18: 'protocols' must list at least one of TLSv1.2, TLSv1.3"});
+  CHECK(errorsOf(tlsConfig("      certificates: [{chain: /c.pem, key: /k.pem}]\n"
+                           "      protocols: TLSv1.3\n")) ==
+        Lines{"t.yaml:5:18: 'protocols' must be a list of TLSv1.2, TLSv1.3, got 'TLSv1.3'"});
 }
 
 TEST_CASE("plugins: warnings on orders that defeat a plugin") {

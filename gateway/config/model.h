@@ -12,6 +12,7 @@
 
 #include "gateway/http/path.h"
 #include "gateway/net/cidr.h"
+#include "gateway/net/tls_options.h"
 
 namespace gw::config {
 
@@ -41,10 +42,24 @@ struct ConfigError {
   std::string message;
 };
 
+// A listener's `tls:`. The files are read when the snapshot is built (runtime/snapshot), which
+// reports their problems at these locations.
+struct ListenerTls {
+  net::TlsOptions options;
+  struct CertificateLocations {
+    Location chain;
+    Location key;
+  };
+  std::vector<CertificateLocations> certificateWhere;  // parallel to options.certificates
+  Location ciphersWhere;
+  Location ciphersuitesWhere;
+};
+
 struct ListenerConfig {
   std::string address = "0.0.0.0";
   uint16_t port = 0;
   Location where;
+  std::optional<ListenerTls> tls;  // none: plain HTTP
 };
 
 // "host:port" with an IPv6 literal bracketed: how an address is written in messages, metric

@@ -55,7 +55,8 @@ void OutQueue::borrow(const char* data, std::size_t n) {
   queuedTotal_ += n;
 }
 
-OutQueue::WriteStatus OutQueue::flush(int fd) {
+template <typename Write>
+OutQueue::WriteStatus OutQueue::flushWith(Write write) {
   while (pending_ > 0) {
     iovec iov[kMaxIov];
     std::size_t count = 0;
@@ -64,20 +65,34 @@ OutQueue::WriteStatus OutQueue::flush(int fd) {
       iov[count].iov_base = const_cast<char*>(s.data ? s.data : owned_.data() + s.offset);
       iov[count].iov_len = s.length;
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    ssize_t written = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    const ssize_t written = write(iov, count);
     if (written < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return WriteStatus::Blocked;
       return WriteStatus::Failed;
     }
     advance(static_cast<std::size_t>(written));
-    if (count == kMaxIov) continue;  // more segments than one call could carry
+    if (count == kMaxIov) continue;                 // more segments than one call could carry
     if (pending_ > 0) return WriteStatus::Blocked;  // short write: the socket buffer is full
   }
   return WriteStatus::Drained;
+}
+
+OutQueue::WriteStatus OutQueue::flush(int fd) {
+  return flushWith([fd](iovec* iov, std::size_t count) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    return ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  });
+}
+
+OutQueue::WriteStatus OutQueue::flush(Sink& sink) {
+  return flushWith([&](iovec* iov, std::size_t count) {
+    const ssize_t written = sink.writev(iov, static_cast<int>(count));
+    committed_ = sink.committed();
+    return written;
+  });
 }
 
 void OutQueue::advance(std::size_t written) {
@@ -105,7 +120,8 @@ void OutQueue::advance(std::size_t written) {
 
 void OutQueue::retainBorrowed() {
   bool anyBorrowed = false;
-  for (std::size_t i = first_; i < segments_.size(); ++i) anyBorrowed |= segments_[i].data != nullptr;
+  for (std::size_t i = first_; i < segments_.size(); ++i)
+    anyBorrowed |= segments_[i].data != nullptr;
   if (!anyBorrowed) return;
   // Rebuild as a single owned segment, preserving order. The spare string keeps its capacity,
   // so a slow client costs copies but no allocation per round.
@@ -126,6 +142,7 @@ void OutQueue::clear() {
   owned_.clear();
   first_ = 0;
   pending_ = 0;
+  committed_ = 0;
 }
 
 void OutQueue::discardFront(std::size_t n) {

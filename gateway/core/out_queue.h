@@ -5,6 +5,7 @@
 // behind must be retained (copied) before the lender reuses its buffer: that copy only happens
 // when the peer is slow, and its size is what backpressure watches.
 
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include <cstddef>
@@ -22,8 +23,8 @@ class OutQueue {
   enum class WriteStatus : uint8_t { Drained, Blocked, Failed };
 
   struct Segment {
-    const char* data;    // borrowed bytes, or nullptr for owned
-    uint32_t offset;     // into the owned bytes when data == nullptr
+    const char* data;  // borrowed bytes, or nullptr for owned
+    uint32_t offset;   // into the owned bytes when data == nullptr
     uint32_t length;
   };
   // The memory of an idle queue, which a worker keeps for the next busy one.
@@ -32,6 +33,17 @@ class OutQueue {
     std::string owned;
   };
   using BufferPool = Recycler<Buffers>;
+  // Where flush(Sink&) writes instead of a socket: an encrypting stream (net/tls_stream.h).
+  class Sink {
+   public:
+    virtual ~Sink() = default;
+    // As writev(2) on a non-blocking socket: bytes taken from the front of iov, or -1 with
+    // errno set (EAGAIN: nothing can be taken now).
+    virtual ssize_t writev(const iovec* iov, int count) = 0;
+    // Bytes at the front that the sink has begun to send but not finished: they must be offered
+    // again, unchanged, by the next call, and may no longer be taken back (they count as sent).
+    virtual std::size_t committed() const = 0;
+  };
 
   // With a pool, an idle queue (shrink()) gives its buffers to it and holds none; without one,
   // it keeps buffers a typical exchange fills. Either way a keep-alive exchange allocates nothing.
@@ -50,12 +62,14 @@ class OutQueue {
   // what one response put on the wire.
   uint64_t queuedTotal() const { return queuedTotal_; }
   bool empty() const { return pending_ == 0; }
-  // Every byte ever handed to the socket: a mark taken from queuedTotal() is on the wire once
-  // this passes it.
-  uint64_t sentTotal() const { return queuedTotal_ - pending_; }
+  // Every byte ever handed to the socket (or committed to a sink): a mark taken from
+  // queuedTotal() is on the wire once this passes it.
+  uint64_t sentTotal() const { return queuedTotal_ - pending_ + committed_; }
 
   // Writes as much as the socket takes. Failed leaves errno set.
   WriteStatus flush(int fd);
+  // The same through a sink.
+  WriteStatus flush(Sink& sink);
   // Copies unsent borrowed bytes into owned storage.
   void retainBorrowed();
   // Drops everything queued (connection is being closed or the exchange abandoned).
@@ -83,6 +97,8 @@ class OutQueue {
   }
 
  private:
+  template <typename Write>
+  WriteStatus flushWith(Write write);
   void advance(std::size_t written);
   // Before the first append of a busy period: the pool's buffers, if it has any.
   void takeBuffers();
@@ -92,6 +108,7 @@ class OutQueue {
   std::string owned_;
   std::string spare_;  // the other half of retainBorrowed()'s double buffer
   std::size_t pending_ = 0;
+  std::size_t committed_ = 0;  // of pending_: what a Sink has begun to send (Sink::committed)
   uint64_t queuedTotal_ = 0;
   BufferPool* pool_;
 };

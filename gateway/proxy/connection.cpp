@@ -34,15 +34,18 @@ constexpr int kClientClosedRequest = 499;
 
 }  // namespace
 
-Connection::Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer)
+Connection::Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer,
+                       std::shared_ptr<const net::TlsContext> tls)
     : worker_(worker),
       fd_(std::move(fd)),
-      readEvent_(event_new(worker.base(), fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable,
-                           this)),
+      tls_(tls ? std::make_unique<net::TlsStream>(std::move(tls), fd_.get()) : nullptr),
+      readEvent_(
+          event_new(worker.base(), fd_.get(), EV_READ | EV_PERSIST, &Connection::onReadable, this)),
       in_(&worker.blocks()),
       out_(&worker.outBuffers()),
       parser_(HTTP_REQUEST, this, worker.headLimits(), &worker.fieldLists()),
-      exchange_(worker.exchangeSlots()) {
+      exchange_(worker.exchangeSlots()),
+      handshaking_(tls_ != nullptr) {
   std::string ip = net::formatIp(peer);
   std::snprintf(clientIp_, sizeof clientIp_, "%s", ip.c_str());
   if (const auto address = net::ipAddressOf(peer)) {
@@ -52,7 +55,63 @@ Connection::Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer)
 
 Connection::~Connection() { close(); }
 
-void Connection::start() { event_add(readEvent_.get(), worker_.headerTimeout()); }
+void Connection::start() {
+  if (handshaking_) {
+    handshakeDeadlineMs_ = worker_.nowMs() + tls_->handshakeTimeout().count();
+    continueHandshake();
+    return;
+  }
+  event_add(readEvent_.get(), worker_.headerTimeout());
+}
+
+void Connection::continueHandshake() {
+  switch (tls_->handshake()) {
+    case net::TlsStream::Progress::Done:
+      handshaking_ = false;
+      if (writeArmed_) {
+        writeArmed_ = false;
+        event_del(writeEvent_.get());
+      }
+      // From here on the connection is a plain one: the header timeout starts now.
+      event_add(readEvent_.get(), worker_.headerTimeout());
+      readAgainIfBuffered();  // the first request often comes with the client's Finished
+      return;
+    case net::TlsStream::Progress::WantRead:
+      if (writeArmed_) {
+        writeArmed_ = false;
+        event_del(writeEvent_.get());
+      }
+      awaitHandshake(readEvent_.get());
+      return;
+    case net::TlsStream::Progress::WantWrite:
+      // Not readable meanwhile: a client sending more would wake us for nothing, again and again.
+      event_del(readEvent_.get());
+      if (!writeEvent_) {
+        writeEvent_.reset(event_new(worker_.base(), fd_.get(), EV_WRITE | EV_PERSIST,
+                                    &Connection::onWritable, this));
+      }
+      writeArmed_ = true;
+      awaitHandshake(writeEvent_.get());
+      return;
+    case net::TlsStream::Progress::Failed:
+      close();
+      return;
+  }
+}
+
+void Connection::awaitHandshake(event* event) {
+  // One deadline for the whole handshake, however slowly its bytes trickle in.
+  const int64_t left = std::max<int64_t>(handshakeDeadlineMs_ - worker_.nowMs(), 1);
+  const timeval tv{static_cast<time_t>(left / 1000),
+                   static_cast<suseconds_t>((left % 1000) * 1000)};
+  event_add(event, &tv);
+}
+
+void Connection::readAgainIfBuffered() {
+  if (tls_ && fd_.valid() && !readsPaused_ && !lingering_ && tls_->hasBufferedInput()) {
+    event_active(readEvent_.get(), EV_READ, 0);
+  }
+}
 
 void Connection::drain() {
   draining_ = true;
@@ -71,6 +130,10 @@ void Connection::close() {
   exchange_.reset();
   event_del(readEvent_.get());
   if (writeEvent_) event_del(writeEvent_.get());
+  if (tls_) {
+    tls_->shutdown();
+    tls_.reset();
+  }
   fd_.reset();
   out_.clear();
   worker_.home().connectionClosed(*this);
@@ -78,20 +141,23 @@ void Connection::close() {
 
 void Connection::onReadable(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  core::guarded([&] { self->handleRead(what); }, [&](const char* why) { self->recoverFromBug(why); });
+  core::guarded([&] { self->handleRead(what); },
+                [&](const char* why) { self->recoverFromBug(why); });
 }
 
 void Connection::onWritable(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  core::guarded([&] { self->handleWrite(what); }, [&](const char* why) { self->recoverFromBug(why); });
+  core::guarded([&] { self->handleWrite(what); },
+                [&](const char* why) { self->recoverFromBug(why); });
 }
 
 void Connection::recoverFromBug(const char* what) {
-  core::log::error("programmer error while handling a request",
-                   {{"what", what},
-                    {"client", clientIp_},
-                    {"route", exchange_ ? std::string_view(exchange_->route().name) : std::string_view()},
-                    {"request_id", currentRequestId()}});
+  core::log::error(
+      "programmer error while handling a request",
+      {{"what", what},
+       {"client", clientIp_},
+       {"route", exchange_ ? std::string_view(exchange_->route().name) : std::string_view()},
+       {"request_id", currentRequestId()}});
   if (!fd_.valid()) return;
   if (exchange_ && exchange_->responseStarted() && !exchange_->withdrawResponse()) {
     close();  // the client already has part of a response: cutting it is the only honest end
@@ -105,6 +171,10 @@ void Connection::recoverFromBug(const char* what) {
 void Connection::handleRead(short what) {
   if (what & EV_TIMEOUT) {
     handleTimeout();
+    return;
+  }
+  if (handshaking_) {
+    continueHandshake();
     return;
   }
   if (lingering_) {
@@ -127,19 +197,24 @@ void Connection::handleRead(short what) {
       return;
     }
   }
-  ssize_t n = ::recv(fd_.get(), in_.writePtr(), in_.writable(), 0);
+  ssize_t n = tls_ ? tls_->read(in_.writePtr(), in_.writable())
+                   : ::recv(fd_.get(), in_.writePtr(), in_.writable(), 0);
   if (n > 0) {
     in_.commit(static_cast<std::size_t>(n));
     processInput();
+    readAgainIfBuffered();
     return;
   }
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    if (tls_ && tls_->readWantsWrite()) armClientWrite();
+    return;
+  }
   // The client went away (or reset): whatever is in flight is abandoned.
   close();
 }
 
 void Connection::handleTimeout() {
-  if (lingering_) {
+  if (lingering_ || handshaking_) {
     close();
   } else if (exchange_ && exchange_->waiting()) {
     // Reading is paused for a plugin (a coalesced cache miss): its own bound applies, and a
@@ -178,7 +253,7 @@ void Connection::parseBuffered() {
   bool runParser = true;
   while (runParser && fd_.valid() && !lingering_ && !closeAfterFlush_) {
     if (exchange_ && exchange_->requestComplete()) break;  // pipelined bytes wait their turn
-    if (exchange_ && exchange_->waiting()) break;  // a plugin is still deciding
+    if (exchange_ && exchange_->waiting()) break;          // a plugin is still deciding
     if (!exchange_ && out_.pending() > kHighWatermark) {
       // The client is not reading its answers: the next pipelined request waits (handleWrite
       // picks it up once the queue drained), or the queue would hold every answer it asked for.
@@ -317,7 +392,8 @@ void Connection::startExchange() {
   request.idempotent = http::isIdempotent(fields->method);
   request.hasBody = hasBody;
   request.chunked = parser_.chunked();
-  if (parser_.hasContentLength() && !parser_.chunked()) request.contentLength = parser_.contentLength();
+  if (parser_.hasContentLength() && !parser_.chunked())
+    request.contentLength = parser_.contentLength();
   request.expectContinue = fields->expectContinue;
   request.host = target->host;
   request.forwardHost = target->forwardHost;
@@ -328,6 +404,7 @@ void Connection::startExchange() {
   request.traceParent = log_.upstreamTraceParent();
   request.keepTraceState = !log_.traced() || log_.traceContinued();
   request.fromTrustedProxy = fromTrustedProxy_;
+  request.secure = tls_ != nullptr;
   log_.setRoute(request.routeIndex);
   exchange_.emplace(worker_, *this, request);
   const bool overBodyLimit = request.contentLength && *request.contentLength > route.body_bytes;
@@ -347,7 +424,8 @@ void Connection::reply(const Error& error, bool closeAfter) {
   if (!log_.open()) beginRecord(false);  // refused before its head was complete: its own id
   log_.setError(core::wireCode(error.code));
   if (error.code == ErrorCode::Internal) {
-    core::log::error("internal error", {{"message", error.message}, {"request_id", currentRequestId()}});
+    core::log::error("internal error",
+                     {{"message", error.message}, {"request_id", currentRequestId()}});
   }
   LocalResponse response = makeErrorResponse(error, currentRequestId());
   if (exchange_) {
@@ -457,7 +535,7 @@ void Connection::rejectRequest(llhttp_errno_t err) {
 }
 
 bool Connection::flushClient() {
-  auto status = out_.flush(fd_.get());
+  auto status = tls_ ? out_.flush(*tls_) : out_.flush(fd_.get());
   if (status == core::OutQueue::WriteStatus::Failed) {
     close();
     return false;
@@ -474,8 +552,8 @@ bool Connection::flushClient() {
 void Connection::armClientWrite() {
   if (writeArmed_) return;
   if (!writeEvent_) {
-    writeEvent_.reset(event_new(worker_.base(), fd_.get(), EV_WRITE | EV_PERSIST,
-                                &Connection::onWritable, this));
+    writeEvent_.reset(
+        event_new(worker_.base(), fd_.get(), EV_WRITE | EV_PERSIST, &Connection::onWritable, this));
   }
   writeArmed_ = true;
   event_add(writeEvent_.get(), worker_.idleTimeout());
@@ -483,8 +561,16 @@ void Connection::armClientWrite() {
 
 void Connection::handleWrite(short what) {
   if (what & EV_TIMEOUT) {
-    close();  // the client stopped reading
+    close();  // the client stopped reading (or stalled its handshake)
     return;
+  }
+  if (handshaking_) {
+    continueHandshake();
+    return;
+  }
+  if (tls_ && tls_->readWantsWrite()) {
+    handleRead(EV_READ);  // OpenSSL's own bytes are out: the read it stopped can go on
+    if (!fd_.valid()) return;
   }
   if (!flushClient()) return;
   if (!out_.empty()) return;
@@ -511,6 +597,7 @@ void Connection::resumeClientReads() {
   readsPaused_ = false;
   event_add(readEvent_.get(),
             exchange_ && !exchange_->requestComplete() ? worker_.bodyTimeout() : nullptr);
+  readAgainIfBuffered();
 }
 
 void Connection::setReadTimeout(const timeval* timeout) {
@@ -522,8 +609,10 @@ void Connection::setReadTimeout(const timeval* timeout) {
 void Connection::goIdle() {
   exchange_.release();
   if (draining_) {
-    if (out_.empty()) close();
-    else closeAfterFlush_ = true;
+    if (out_.empty())
+      close();
+    else
+      closeAfterFlush_ = true;
     return;
   }
   in_.releaseIfEmpty();
@@ -538,6 +627,7 @@ void Connection::lingerThenClose() {
   if (lingering_) return;
   lingering_ = true;
   exchange_.reset();
+  if (tls_) tls_->shutdown();
   ::shutdown(fd_.get(), SHUT_WR);
   readsPaused_ = false;
   event_add(readEvent_.get(), worker_.timeouts().get(kLinger));

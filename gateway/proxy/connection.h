@@ -6,6 +6,9 @@
 // sendmsg and EV_WRITE is armed only when the socket is full (see DESIGN.md, "Syscalls").
 // Backpressure: while the client's pending output is above the high watermark the upstream is
 // not read; while the upstream's pending output is above it the client is not read.
+// On a TLS listener the connection first completes its handshake (net/tls_stream.h, within the
+// listener's handshake_timeout), then reads and writes through the stream; everything else,
+// limits and timeouts included, is the same.
 
 #include <event2/event.h>
 
@@ -25,6 +28,7 @@
 #include "gateway/http/path.h"
 #include "gateway/net/cidr.h"
 #include "gateway/net/socket.h"
+#include "gateway/net/tls_stream.h"
 #include "gateway/proxy/exchange.h"
 #include "gateway/proxy/exchange_log.h"
 #include "gateway/proxy/local_reply.h"
@@ -32,11 +36,11 @@
 
 namespace gw::proxy {
 
-class Connection final : public core::Retirable,
-                         public http::Parser::Handler,
-                         public Downstream {
+class Connection final : public core::Retirable, public http::Parser::Handler, public Downstream {
  public:
-  Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer);
+  // `tls`: the listener's TLS server side, null on a plain listener.
+  Connection(WorkerContext& worker, net::Fd fd, const sockaddr* peer,
+             std::shared_ptr<const net::TlsContext> tls = nullptr);
   ~Connection() override;
 
   void start();
@@ -78,6 +82,12 @@ class Connection final : public core::Retirable,
   void handleRead(short what);
   void handleWrite(short what);
   void handleTimeout();
+  // One more step of the TLS handshake; then the connection reads requests as a plain one.
+  void continueHandshake();
+  // Waits on `event` (the read or the write event) until the handshake's deadline.
+  void awaitHandshake(event* event);
+  // Decrypted request bytes wait inside OpenSSL, where no socket event announces them.
+  void readAgainIfBuffered();
 
   // Parses what is buffered, as far as the exchange in flight allows, then sends upstream.
   void processInput();
@@ -112,6 +122,7 @@ class Connection final : public core::Retirable,
 
   WorkerContext& worker_;
   net::Fd fd_;
+  std::unique_ptr<net::TlsStream> tls_;  // null on a plain listener
   core::EventPtr readEvent_;
   core::EventPtr writeEvent_;  // created on the first EAGAIN
   core::IoBuffer in_;
@@ -124,6 +135,7 @@ class Connection final : public core::Retirable,
   char clientIp_[46] = {};
   bool fromTrustedProxy_ = false;  // the peer is in http.trusted_proxies
   int64_t headDeadlineMs_ = 0;
+  int64_t handshakeDeadlineMs_ = 0;
   // Request bytes parsed since the last exchange was recorded: one request's head and body, as
   // pipelined requests wait until the one in flight is answered.
   uint64_t requestBytes_ = 0;
@@ -138,6 +150,7 @@ class Connection final : public core::Retirable,
   bool draining_ = false;
   bool headPending_ = false;  // bytes of a request head are buffered
   bool bodyTooLarge_ = false;
+  bool handshaking_ = false;
 };
 
 }  // namespace gw::proxy

@@ -230,7 +230,8 @@ void Exchange::buildHead(const Fields& fields, std::string_view path,
                              bodyLength,
                              target_.traceParent,
                              target_.keepTraceState,
-                             target_.fromTrustedProxy};
+                             target_.fromTrustedProxy,
+                             target_.secure};
   forwarder_.setHostSplit(buildUpstreamHead(forwarder_.head(), target, fields, target_.clientIp,
                                             route_.preserve_host, chunked_));
 }

@@ -84,6 +84,7 @@ struct RoutedRequest {
   std::string_view traceParent;   // toward the upstream ("" when tracing is off)
   bool keepTraceState = true;
   bool fromTrustedProxy = false;
+  bool secure = false;  // the client came over TLS
 };
 
 class Exchange final : public plugin::Context,

@@ -35,6 +35,7 @@ struct ForwardTarget {
   bool keepTraceState = true;
   // The client is a proxy the configuration trusts: its X-Real-IP and Forwarded pass on.
   bool fromTrustedProxy = false;
+  bool secure = false;  // the client came over TLS: X-Forwarded-Proto says https
 };
 
 // Fields of a parsed request head, with their classification and the Connection options.
@@ -47,7 +48,9 @@ struct ParserFields {
   std::string_view name(std::size_t i) const { return parser.fieldName(base, i); }
   std::string_view value(std::size_t i) const { return parser.fieldValue(base, i); }
   http::FieldName kind(std::size_t i) const { return kinds[i]; }
-  bool nominated(std::string_view n) const { return !tokens.others().empty() && tokens.nominates(n); }
+  bool nominated(std::string_view n) const {
+    return !tokens.others().empty() && tokens.nominates(n);
+  }
 };
 
 // Fields a plugin may have edited (hop-by-hop ones were never put in).
@@ -130,7 +133,7 @@ std::size_t buildUpstreamHead(std::string& head, const ForwardTarget& target, co
     head += ", ";
   }
   head += clientIp;
-  head += "\r\nX-Forwarded-Proto: http\r\n";
+  head += target.secure ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n";
   if (!target.host.empty()) field("X-Forwarded-Host", target.host);
   head += "Via: 1.1 gatewayd\r\n";
   if (!target.traceParent.empty()) field("traceparent", target.traceParent);

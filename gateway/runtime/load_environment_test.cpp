@@ -133,6 +133,29 @@ TEST_CASE("the benchmark contract") {
   CHECK(config.admin.port == 9901);
 }
 
+TEST_CASE("the TLS benchmark contract") {
+  const LoadResult result =
+      loadFile((sourceRoot() / "conf/examples/bench-tls.yaml").string(), loadEnvironment());
+  REQUIRE(result.config);
+  const Config& config = *result.config;
+  CHECK(config.workers == 1);
+  CHECK_FALSE(config.access_log.enabled);
+  REQUIRE(config.listeners.size() == 1);
+  CHECK(config.listeners[0].address == "127.0.0.1");
+  CHECK(config.listeners[0].port == 18443);
+  REQUIRE(config.listeners[0].tls);
+  REQUIRE(config.listeners[0].tls->options.certificates.size() == 1);
+  CHECK(config.listeners[0].tls->options.certificates[0].chainPath ==
+        "/tmp/gatewayd-bench-tls/cert.pem");
+  CHECK(config.listeners[0].tls->options.certificates[0].keyPath ==
+        "/tmp/gatewayd-bench-tls/key.pem");
+  REQUIRE(config.upstreams.size() == 1);
+  REQUIRE(config.upstreams[0].backends.size() == 1);
+  CHECK(config.upstreams[0].backends[0].port == 18081);
+  REQUIRE(config.routes.size() == 1);
+  CHECK(config.routes[0].match.path == "/");
+}
+
 TEST_CASE("the built-in plugins load through the default registry") {
   LoadResult ok = loadString(std::string(kHead) +
                                  "plugins: [request_id]\n"

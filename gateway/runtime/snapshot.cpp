@@ -1,8 +1,41 @@
 #include "gateway/runtime/snapshot.h"
 
+#include <algorithm>
+#include <utility>
+
 namespace gw::runtime {
 
-std::shared_ptr<const Snapshot> buildSnapshot(config::Config config, const plugin::Registry& plugins,
+namespace {
+
+// The listener's TLS contexts, with each problem located where its part was written.
+std::shared_ptr<const net::TlsContext> loadTls(const config::ListenerTls& tls,
+                                               std::vector<config::Diagnostic>& errors) {
+  std::vector<net::TlsProblem> problems;
+  auto context = net::TlsContext::create(tls.options, problems);
+  const std::size_t first = errors.size();
+  for (net::TlsProblem& problem : problems) {
+    using Part = net::TlsProblem::Part;
+    const config::Location* where = &tls.ciphersWhere;
+    if (problem.part == Part::Chain || problem.part == Part::Key) {
+      const auto& files = tls.certificateWhere.at(problem.certificate);
+      where = problem.part == Part::Chain ? &files.chain : &files.key;
+    } else if (problem.part == Part::Ciphersuites) {
+      where = &tls.ciphersuitesWhere;
+    }
+    errors.push_back({*where, std::move(problem.message)});
+  }
+  std::stable_sort(errors.begin() + static_cast<std::ptrdiff_t>(first), errors.end(),
+                   [](const config::Diagnostic& a, const config::Diagnostic& b) {
+                     return std::pair(a.where.line, a.where.column) <
+                            std::pair(b.where.line, b.where.column);
+                   });
+  return context;
+}
+
+}  // namespace
+
+std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
+                                              const plugin::Registry& plugins,
                                               std::vector<config::Diagnostic>& errors) {
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->plugins = &plugins;
@@ -14,6 +47,7 @@ std::shared_ptr<const Snapshot> buildSnapshot(config::Config config, const plugi
       continue;
     }
     snapshot->listenerAddresses.push_back(*address);
+    snapshot->listenerTls.push_back(listener.tls ? loadTls(*listener.tls, errors) : nullptr);
   }
   for (const auto& upstream : config.upstreams) {
     auto& resolved = snapshot->backendAddresses.emplace_back();

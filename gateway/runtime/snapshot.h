@@ -9,6 +9,7 @@
 
 #include "gateway/config/model.h"
 #include "gateway/net/socket.h"
+#include "gateway/net/tls_context.h"
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/registry.h"
@@ -25,6 +26,9 @@ struct Snapshot {
   // Per upstream, per backend (same order as in config), resolved once at load.
   std::vector<std::vector<net::SocketAddress>> backendAddresses;
   std::vector<net::SocketAddress> listenerAddresses;
+  // Parallel to listenerAddresses: the TLS server side of each listener with `tls:` (its
+  // certificates read when this snapshot was built), null for a plain one.
+  std::vector<std::shared_ptr<const net::TlsContext>> listenerTls;
   net::SocketAddress adminAddress;  // when config.admin.enabled
   // Metric label values: the routes (plus kUnroutedName for requests no route took) and the
   // upstreams with their backends.
@@ -40,9 +44,11 @@ struct Snapshot {
   uint64_t generation = 1;
 };
 
-// Compiles routes and resolves addresses. Errors are FILE:LINE:COL diagnostics. `plugins` is
+// Compiles routes, resolves addresses, reads the TLS listeners' certificates and keys. Errors
+// are FILE:LINE:COL diagnostics. `plugins` is
 // the registry `config` was loaded with; it must outlive the snapshot.
-std::shared_ptr<const Snapshot> buildSnapshot(config::Config config, const plugin::Registry& plugins,
+std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
+                                              const plugin::Registry& plugins,
                                               std::vector<config::Diagnostic>& errors);
 
 }  // namespace gw::runtime

@@ -17,9 +17,12 @@ namespace {
 constexpr int kAcceptBatch = 64;
 
 proxy::ServedConfig servedConfig(const Snapshot& snapshot) {
-  return {snapshot.config,        *snapshot.router,
-          snapshot.backendAddresses, snapshot.metricsLayout,
-          snapshot.accessLogFormat.get(), snapshot.unrouted};
+  return {snapshot.config,
+          *snapshot.router,
+          snapshot.backendAddresses,
+          snapshot.metricsLayout,
+          snapshot.accessLogFormat.get(),
+          snapshot.unrouted};
 }
 }  // namespace
 
@@ -90,9 +93,15 @@ void Worker::onLogFlush(evutil_socket_t, short, void* arg) {
   static_cast<Worker*>(arg)->context_.flushTelemetry(false);
 }
 
-void Worker::onAccept(evutil_socket_t fd, short, void* arg) { static_cast<Worker*>(arg)->acceptAll(fd); }
+void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
+  static_cast<Worker*>(arg)->acceptAll(fd);
+}
 
 void Worker::acceptAll(int listenFd) {
+  const std::shared_ptr<const net::TlsContext>* tls = nullptr;
+  for (std::size_t i = 0; i < listenFds_.size(); ++i) {
+    if (listenFds_[i].get() == listenFd) tls = &snapshot_->listenerTls[i];
+  }
   for (int i = 0; i < kAcceptBatch; ++i) {
     if (connections_.size() >= snapshot_->config.limits.max_connections_per_worker) {
       holdAccepting();
@@ -100,7 +109,8 @@ void Worker::acceptAll(int listenFd) {
     }
     sockaddr_storage peer;
     socklen_t length = sizeof peer;
-    int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &length,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       // Out of descriptors: pause. Otherwise none is waiting (EAGAIN), or one was aborted before
       // we took it: the next readiness tells.
@@ -109,13 +119,14 @@ void Worker::acceptAll(int listenFd) {
     }
     acceptPause_.accepted();
     net::setNoDelay(fd);
-    adopt(net::Fd(fd), reinterpret_cast<const sockaddr*>(&peer));
+    adopt(net::Fd(fd), reinterpret_cast<const sockaddr*>(&peer), tls ? *tls : nullptr);
   }
 }
 
-void Worker::adopt(net::Fd fd, const sockaddr* peer) {
+void Worker::adopt(net::Fd fd, const sockaddr* peer, std::shared_ptr<const net::TlsContext> tls) {
   ++context_.metrics().downstream_connections_accepted;
-  auto connection = std::make_unique<proxy::Connection>(context_, std::move(fd), peer);
+  auto connection =
+      std::make_unique<proxy::Connection>(context_, std::move(fd), peer, std::move(tls));
   proxy::Connection& ref = *connection;
   connections_.push_front(std::move(connection));
   ref.registration = connections_.begin();

@@ -24,7 +24,8 @@ class Worker final : proxy::ConnectionHome {
  public:
   // Opens the worker's listening sockets (errors reported, nothing started). The health board
   // is the process's, shared with the other workers and the prober.
-  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, const proxy::SharedServices& services);
+  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot,
+         const proxy::SharedServices& services);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -48,7 +49,9 @@ class Worker final : proxy::ConnectionHome {
   event_base* base() const { return reactor_.base(); }
   // A client socket accepted (by this worker's listeners, or handed over by a test harness):
   // the connection is registered and starts reading. This thread only.
-  void adopt(net::Fd fd, const sockaddr* peer);
+  // `tls`: the listener's TLS server side, null for a plain listener.
+  void adopt(net::Fd fd, const sockaddr* peer,
+             std::shared_ptr<const net::TlsContext> tls = nullptr);
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);

@@ -1,0 +1,153 @@
+#include "gateway/net/tls_context.h"
+
+#include <doctest.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "test/support/files.h"
+#include "test/support/tls_certificates.h"
+
+namespace gw::net {
+namespace {
+
+using test::CertificateFiles;
+
+std::string commonName(SSL_CTX* ctx) {
+  char name[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(SSL_CTX_get0_certificate(ctx)), NID_commonName,
+                            name, sizeof name);
+  return name;
+}
+
+TlsOptions optionsFor(std::initializer_list<CertificateFiles> certificates) {
+  TlsOptions options;
+  for (const CertificateFiles& files : certificates) {
+    options.certificates.push_back({files.chainPath, files.keyPath});
+  }
+  return options;
+}
+
+struct Problems {
+  std::vector<TlsProblem> list;
+  std::shared_ptr<const TlsContext> context;
+  explicit Problems(const TlsOptions& options) : context(TlsContext::create(options, list)) {}
+};
+
+TEST_CASE("TlsContext: certificates chosen by the client's server name") {
+  test::TempDir dir;
+  test::TestCa ca(dir.path);
+  const CertificateFiles api = ca.issue("api", {"api.test", "*.api.test"});
+  const CertificateFiles web = ca.issue("web", {"web.test"});
+  std::vector<TlsProblem> problems;
+  const auto context = TlsContext::create(optionsFor({api, web}), problems);
+  REQUIRE(problems.empty());
+  REQUIRE(context);
+  CHECK(commonName(context->initial()) == "api.test");
+  REQUIRE(context->forServerName("web.test"));
+  CHECK(commonName(context->forServerName("web.test")) == "web.test");
+  CHECK(commonName(context->forServerName("WEB.test")) == "web.test");
+  CHECK(commonName(context->forServerName("v2.api.test")) == "api.test");
+  CHECK(context->forServerName("other.test") == nullptr);
+  CHECK(context->forServerName("a.b.api.test") == nullptr);  // a wildcard is one label
+  CHECK(context->handshakeTimeout() == std::chrono::seconds(10));
+}
+
+TEST_CASE("TlsContext: each problem names its part") {
+  test::TempDir dir;
+  test::TestCa ca(dir.path);
+  const CertificateFiles good = ca.issue("good", {"good.test"});
+  const CertificateFiles other = ca.issue("other", {"other.test"});
+  const std::string garbage = dir.path + "/garbage.pem";
+  std::ofstream(garbage) << "not a certificate\n";
+
+  SUBCASE("unreadable chain") {
+    Problems p(optionsFor({good, {dir.path + "/missing.pem", good.keyPath}}));
+    CHECK_FALSE(p.context);
+    REQUIRE(p.list.size() == 1);
+    CHECK(p.list[0].part == TlsProblem::Part::Chain);
+    CHECK(p.list[0].certificate == 1);
+    CHECK(p.list[0].message ==
+          "cannot read certificate chain " + dir.path + "/missing.pem: No such file or directory");
+  }
+  SUBCASE("not PEM") {
+    Problems p(optionsFor({{garbage, good.keyPath}}));
+    REQUIRE(p.list.size() == 1);
+    CHECK(p.list[0].part == TlsProblem::Part::Chain);
+    CHECK(p.list[0].message ==
+          "certificate chain " + garbage + " holds no PEM certificate (no start line)");
+  }
+  SUBCASE("a key that is not one") {
+    Problems p(optionsFor({{good.chainPath, garbage}}));
+    REQUIRE(p.list.size() == 1);
+    CHECK(p.list[0].part == TlsProblem::Part::Key);
+    CHECK(p.list[0].message ==
+          "private key " + garbage +
+              " holds no PEM private key, or an encrypted one (gatewayd reads unencrypted keys "
+              "only)");
+  }
+  SUBCASE("a key of another certificate") {
+    Problems p(optionsFor({{good.chainPath, other.keyPath}}));
+    REQUIRE(p.list.size() == 1);
+    CHECK(p.list[0].part == TlsProblem::Part::Key);
+    CHECK(p.list[0].message ==
+          "private key " + other.keyPath + " does not match the certificate in " + good.chainPath);
+  }
+  SUBCASE("an encrypted key is refused, never prompted for") {
+    const std::string encrypted = dir.path + "/encrypted.key";
+    test::runCommand("openssl pkey -in " + good.keyPath + " -aes256 -passout pass:secret -out " +
+                     encrypted);
+    Problems p(optionsFor({{good.chainPath, encrypted}}));
+    REQUIRE(p.list.size() == 1);
+    CHECK(p.list[0].part == TlsProblem::Part::Key);
+  }
+  SUBCASE("cipher lists without one usable entry") {
+    TlsOptions options = optionsFor({good, other});
+    options.ciphers = "NO-SUCH-CIPHER";
+    options.ciphersuites = "TLS_NO_SUCH_SUITE";
+    Problems p(options);
+    CHECK_FALSE(p.context);
+    REQUIRE(p.list.size() == 2);  // once, not once per certificate
+    CHECK(p.list[0].part == TlsProblem::Part::Ciphers);
+    CHECK(p.list[0].message == "no usable TLS 1.2 cipher in NO-SUCH-CIPHER (no cipher match)");
+    CHECK(p.list[1].part == TlsProblem::Part::Ciphersuites);
+  }
+  SUBCASE("no certificate at all") {
+    Problems p(TlsOptions{});
+    CHECK_FALSE(p.context);
+    CHECK(p.list.size() == 1);
+  }
+}
+
+TEST_CASE("TicketKeys: a new key every lifetime, the previous one still opens tickets") {
+  using Clock = TicketKeys::Clock;
+  const Clock::time_point start{};
+  TicketKeys keys(start);
+  const TicketKeys::Key first = keys.current(start);
+  bool renew = true;
+  REQUIRE(keys.find(first.name, start + std::chrono::minutes(59), renew));
+  CHECK_FALSE(renew);
+  CHECK(std::memcmp(keys.current(start + std::chrono::minutes(59)).name, first.name, 16) == 0);
+
+  const auto later = start + TicketKeys::kLifetime;
+  const TicketKeys::Key second = keys.current(later);
+  CHECK(std::memcmp(second.name, first.name, 16) != 0);
+  const auto opened = keys.find(first.name, later, renew);
+  REQUIRE(opened);
+  CHECK(renew);  // sealed with the previous key: the client gets a fresh ticket
+  CHECK(std::memcmp(opened->aes, first.aes, sizeof first.aes) == 0);
+
+  // One lifetime later the first key is gone, the second is the previous one.
+  const auto muchLater = later + TicketKeys::kLifetime;
+  CHECK_FALSE(keys.find(first.name, muchLater, renew));
+  CHECK(keys.find(second.name, muchLater, renew));
+  CHECK(renew);
+  // Unused for two lifetimes: nothing old opens.
+  CHECK_FALSE(
+      keys.find(keys.current(muchLater).name, muchLater + 2 * TicketKeys::kLifetime, renew));
+}
+
+}  // namespace
+}  // namespace gw::net

@@ -1,0 +1,177 @@
+#include "gateway/net/tls_stream.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+namespace gw::net {
+
+namespace {
+
+// What a failed call means for the caller, with OpenSSL's error queue emptied (it is
+// per thread: a leftover entry would be blamed on the next connection of this worker).
+enum class Outcome : uint8_t { WantRead, WantWrite, Closed, Failed };
+
+Outcome judge(SSL* ssl, int result) {
+  const int error = SSL_get_error(ssl, result);
+  ERR_clear_error();
+  switch (error) {
+    case SSL_ERROR_WANT_READ:
+      return Outcome::WantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Outcome::WantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return Outcome::Closed;
+    default:
+      return Outcome::Failed;
+  }
+}
+
+// Walks the bytes of an iovec array.
+class IovCursor {
+ public:
+  IovCursor(const iovec* iov, int count) : iov_(iov), end_(iov + count) { skipEmpty(); }
+  bool done() const { return iov_ == end_; }
+  std::size_t contiguous() const { return iov_->iov_len - offset_; }
+  const char* data() const { return static_cast<const char*>(iov_->iov_base) + offset_; }
+  std::size_t remaining() const {
+    std::size_t total = contiguous();
+    for (const iovec* i = iov_ + 1; i != end_; ++i) total += i->iov_len;
+    return total;
+  }
+  // Copies the next n bytes into out without moving.
+  void peek(char* out, std::size_t n) const {
+    const iovec* i = iov_;
+    std::size_t offset = offset_;
+    while (n > 0) {
+      const std::size_t take = std::min(n, i->iov_len - offset);
+      std::memcpy(out, static_cast<const char*>(i->iov_base) + offset, take);
+      out += take;
+      n -= take;
+      ++i;
+      offset = 0;
+    }
+  }
+  void advance(std::size_t n) {
+    while (n > 0) {
+      const std::size_t take = std::min(n, contiguous());
+      offset_ += take;
+      n -= take;
+      skipEmpty();
+    }
+  }
+
+ private:
+  void skipEmpty() {
+    while (iov_ != end_ && offset_ == iov_->iov_len) {
+      ++iov_;
+      offset_ = 0;
+    }
+  }
+  const iovec* iov_;
+  const iovec* end_;
+  std::size_t offset_ = 0;
+};
+
+}  // namespace
+
+TlsStream::TlsStream(std::shared_ptr<const TlsContext> context, int fd)
+    : context_(std::move(context)), ssl_(SSL_new(context_->initial())) {
+  if (!ssl_ || SSL_set_fd(ssl_, fd) != 1) {
+    SSL_free(ssl_);
+    ERR_clear_error();
+    throw std::bad_alloc();
+  }
+  SSL_set_accept_state(ssl_);
+}
+
+TlsStream::~TlsStream() { SSL_free(ssl_); }
+
+TlsStream::Progress TlsStream::handshake() {
+  const int result = SSL_do_handshake(ssl_);
+  if (result == 1) return Progress::Done;
+  switch (judge(ssl_, result)) {
+    case Outcome::WantRead:
+      return Progress::WantRead;
+    case Outcome::WantWrite:
+      return Progress::WantWrite;
+    default:
+      return Progress::Failed;
+  }
+}
+
+ssize_t TlsStream::read(char* data, std::size_t size) {
+  readWantsWrite_ = false;
+  std::size_t read = 0;
+  const int result = SSL_read_ex(ssl_, data, size, &read);
+  if (result == 1) return static_cast<ssize_t>(read);
+  switch (judge(ssl_, result)) {
+    case Outcome::WantWrite:
+      readWantsWrite_ = true;
+      [[fallthrough]];
+    case Outcome::WantRead:
+      errno = EAGAIN;
+      return -1;
+    case Outcome::Closed:
+      return 0;
+    case Outcome::Failed:
+      break;
+  }
+  errno = ECONNRESET;
+  return -1;
+}
+
+bool TlsStream::hasBufferedInput() const { return SSL_pending(ssl_) > 0; }
+
+void TlsStream::shutdown() {
+  if (shutdownSent_) return;
+  shutdownSent_ = true;
+  // Only after a completed handshake; the result does not matter (we close either way).
+  if (SSL_is_init_finished(ssl_)) SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
+ssize_t TlsStream::writev(const iovec* iov, int count) {
+  IovCursor in(iov, count);
+  std::size_t taken = 0;
+  char gathered[kMaxRecord];
+  while (!in.done()) {
+    // A blocked record must be offered again with the same bytes: they are still at the front.
+    const std::size_t length =
+        pendingWrite_ != 0 ? pendingWrite_ : std::min(in.remaining(), kMaxRecord);
+    if (length > in.remaining()) {
+      errno = EPROTO;  // the queue lost bytes OpenSSL holds: the stream cannot go on
+      return -1;
+    }
+    const char* bytes = in.data();
+    if (in.contiguous() < length) {
+      // Small pieces (a head, then a short body) go out in one record, as one write would.
+      in.peek(gathered, length);
+      bytes = gathered;
+    }
+    std::size_t written = 0;
+    const int result = SSL_write_ex(ssl_, bytes, length, &written);
+    if (result == 1) {
+      pendingWrite_ = 0;
+      in.advance(written);
+      taken += written;
+      continue;
+    }
+    const Outcome outcome = judge(ssl_, result);
+    if (outcome == Outcome::WantWrite || outcome == Outcome::WantRead) {
+      pendingWrite_ = length;
+      if (taken > 0) return static_cast<ssize_t>(taken);
+      errno = EAGAIN;
+      return -1;
+    }
+    errno = EPIPE;
+    return -1;
+  }
+  return static_cast<ssize_t>(taken);
+}
+
+}  // namespace gw::net
