@@ -7,8 +7,8 @@
 
 #include "gateway/config/loader.h"
 #include "gateway/core/log.h"
-#include "gateway/runtime/server.h"
 #include "gateway/runtime/load_environment.h"
+#include "gateway/runtime/server.h"
 #include "gateway/runtime/snapshot.h"
 
 namespace {
@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
   }
 
   const gw::plugin::Registry& plugins = gw::plugin::Registry::builtin();
-  gw::config::LoadResult loaded = gw::config::loadFile(configPath, gw::runtime::loadEnvironment(plugins));
+  gw::config::LoadResult loaded =
+      gw::config::loadFile(configPath, gw::runtime::loadEnvironment(plugins));
   printDiagnostics(loaded.warnings, "warning: ");
   if (!loaded.config) {
     printDiagnostics(loaded.errors, "");

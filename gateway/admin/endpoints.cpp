@@ -41,7 +41,8 @@ void Endpoints::handle(const Request& request, std::function<void(Response)> don
   for (const auto& factory : plugins_.factories()) {
     for (const plugin::AdminEndpoint& endpoint : factory->adminEndpoints()) {
       if (request.path == endpoint.path) {
-        if (request.method != endpoint.method) return methodNotAllowed(std::string(endpoint.method));
+        if (request.method != endpoint.method)
+          return methodNotAllowed(std::string(endpoint.method));
         return done(pluginEndpoint(*factory, endpoint, request.query));
       }
       known.append(", ").append(endpoint.method).append(" ").append(endpoint.path);
@@ -109,7 +110,8 @@ Response Endpoints::status() const {
   static constexpr const char* kStateNames[] = {"starting", "serving", "draining"};
   std::string body = "{\"version\":\"" GATEWAYD_VERSION "\",\"state\":\"";
   body += kStateNames[static_cast<int>(process_.state())];
-  body += "\",\"uptime_seconds\":" + std::to_string((wallClockMs() - process_.startedAtMs()) / 1000);
+  body +=
+      "\",\"uptime_seconds\":" + std::to_string((wallClockMs() - process_.startedAtMs()) / 1000);
   body += ",\"config\":{\"source\":\"";
   core::appendJsonEscaped(body, config.source);
   body += "\",\"generation\":" + std::to_string(process_.configGeneration()) + "}";

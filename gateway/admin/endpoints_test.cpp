@@ -31,8 +31,10 @@ struct Tagged final : plugin::RouteConfig {
 };
 
 // Answers with the tags of the settings it was handed, route by route: "a:x,y;b:".
-core::Result<std::string> listTags(std::string_view query, std::span<const plugin::BoundRoute> routes) {
-  if (query == "fail=1") return core::Error::downstream(core::ErrorCode::BadRequest, "asked to fail");
+core::Result<std::string> listTags(std::string_view query,
+                                   std::span<const plugin::BoundRoute> routes) {
+  if (query == "fail=1")
+    return core::Error::downstream(core::ErrorCode::BadRequest, "asked to fail");
   std::string out;
   for (const plugin::BoundRoute& route : routes) {
     out.append(route.name).append(":");
@@ -48,8 +50,8 @@ core::Result<std::string> listTags(std::string_view query, std::span<const plugi
 class WithEndpoint final : public plugin::Factory {
  public:
   std::string_view name() const override { return "tagged"; }
-  std::shared_ptr<const plugin::RouteConfig> parse(const YAML::Node&,
-                                                   std::vector<plugin::ConfigError>&) const override {
+  std::shared_ptr<const plugin::RouteConfig> parse(
+      const YAML::Node&, std::vector<plugin::ConfigError>&) const override {
     return nullptr;
   }
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig&,
@@ -95,7 +97,8 @@ struct Fixture {
   Endpoints endpoints{config, registry, health, process};
 };
 
-TEST_CASE("admin endpoints: /ready follows the process's state; an unused upstream is not required") {
+TEST_CASE(
+    "admin endpoints: /ready follows the process's state; an unused upstream is not required") {
   Fixture f;
   Response ready = f.ask("GET", "/ready");
   CHECK(ready.status == 200);

@@ -8,7 +8,9 @@ namespace gw::core {
 namespace {
 
 struct Counted {
-  explicit Counted(int& alive, std::string text) : alive_(alive), text(std::move(text)) { ++alive_; }
+  explicit Counted(int& alive, std::string text) : alive_(alive), text(std::move(text)) {
+    ++alive_;
+  }
   ~Counted() { --alive_; }
   int& alive_;
   std::string text;

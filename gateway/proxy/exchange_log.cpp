@@ -27,8 +27,7 @@ int metricsMethod(llhttp_method_t method) {
     return table;
   }();
   const auto index = static_cast<std::size_t>(method);
-  return index < kTable.size() ? kTable[index]
-                               : observability::WorkerMetrics::methodIndex("OTHER");
+  return index < kTable.size() ? kTable[index] : observability::WorkerMetrics::methodIndex("OTHER");
 }
 
 }  // namespace
@@ -82,7 +81,8 @@ void ExchangeLog::finish(WorkerContext& worker, int status, uint64_t requestByte
   metrics.duration.observe(static_cast<uint64_t>(durationUs));
   metrics.request_bytes += requestBytes;
   metrics.response_bytes += responseBytes;
-  if (worker.accessLog()) writeAccessLine(worker, status, requestBytes, responseBytes, durationUs, who);
+  if (worker.accessLog())
+    writeAccessLine(worker, status, requestBytes, responseBytes, durationUs, who);
   if (trace_ && worker.spans()) exportSpan(worker, status, durationUs, who);
   // What only this exchange had: the next one (or a request refused before it is parsed) starts
   // without them.

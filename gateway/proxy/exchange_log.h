@@ -66,8 +66,8 @@ class ExchangeLog {
   int64_t startUs_ = 0;           // wall clock (loop-cached): the log's time, the span's start
   int64_t startMonotonicUs_ = 0;  // core::monotonicUs(): durations
   uint64_t queuedAtStart_ = 0;
-  std::size_t route_ = 0;  // metrics index: the route, or the unrouted slot
-  int method_ = 0;         // observability method index
+  std::size_t route_ = 0;        // metrics index: the route, or the unrouted slot
+  int method_ = 0;               // observability method index
   std::string_view methodName_;  // "" when the request was refused before its method was read
   bool open_ = false;
   // For the access log only (copied when it is on; the strings keep their capacity).

@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "gateway/config/loader.h"
-#include "gateway/runtime/worker.h"
 #include "gateway/runtime/load_environment.h"
 #include "gateway/runtime/snapshot.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/upstream/health.h"
 #include "test/fuzz/fuzz_check.h"
 
@@ -83,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   using namespace gw::fuzz;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const gw::plugin::Registry& plugins = gw::plugin::Registry::builtin();
-  gw::config::LoadResult loaded = gw::config::loadString(text, std::string(kSource), gw::runtime::loadEnvironment(plugins));
+  gw::config::LoadResult loaded =
+      gw::config::loadString(text, std::string(kSource), gw::runtime::loadEnvironment(plugins));
   FUZZ_REQUIRE(loaded.config.has_value() == loaded.errors.empty(),
                "a configuration returned with errors, or none without");
   // YAML breaks lines at LF, CR and CRLF: counting both bytes bounds the line numbers.

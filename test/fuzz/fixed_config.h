@@ -16,11 +16,13 @@ namespace gw::fuzz {
 
 // The snapshot of `yaml`, without listening addresses: a target's worker accepts nothing.
 inline std::shared_ptr<const runtime::Snapshot> fixedSnapshot(std::string_view yaml) {
-  config::LoadResult loaded = config::loadString(yaml, "fuzz-target.yaml", runtime::loadEnvironment());
+  config::LoadResult loaded =
+      config::loadString(yaml, "fuzz-target.yaml", runtime::loadEnvironment());
   for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.format().c_str());
   FUZZ_REQUIRE(loaded.config, "the target's own configuration does not load");
   std::vector<config::Diagnostic> errors;
-  auto snapshot = runtime::buildSnapshot(std::move(*loaded.config), plugin::Registry::builtin(), errors);
+  auto snapshot =
+      runtime::buildSnapshot(std::move(*loaded.config), plugin::Registry::builtin(), errors);
   FUZZ_REQUIRE(snapshot, "the target's own configuration does not resolve");
   // buildSnapshot made it (make_shared, non-const): a worker built on it then opens no socket.
   const_cast<runtime::Snapshot&>(*snapshot).listenerAddresses.clear();

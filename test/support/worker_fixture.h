@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "gateway/config/loader.h"
-#include "gateway/runtime/worker.h"
 #include "gateway/net/socket.h"
 #include "gateway/plugin/registry.h"
 #include "gateway/runtime/load_environment.h"
 #include "gateway/runtime/snapshot.h"
+#include "gateway/runtime/worker.h"
 #include "gateway/upstream/health.h"
 
 namespace gw::test {
@@ -152,7 +152,8 @@ class WorkerFixture {
         "}]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
         "  - {name: main, backends: [127.0.0.1:" +
         std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
-    config::LoadResult loaded = config::loadString(yaml, "worker_fixture.yaml", runtime::loadEnvironment(plugins));
+    config::LoadResult loaded =
+        config::loadString(yaml, "worker_fixture.yaml", runtime::loadEnvironment(plugins));
     REQUIRE_MESSAGE(loaded.config, yaml);
     std::vector<config::Diagnostic> errors;
     snapshot_ = runtime::buildSnapshot(std::move(*loaded.config), plugins, errors);
