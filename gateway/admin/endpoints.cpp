@@ -28,6 +28,38 @@ void appendJsonString(std::string& items, std::string_view text) {
   items += '"';
 }
 
+// {"result":"applied","generation":N,"at_unix_ms":T,"errors":[...],"needs_restart":[...]}, the
+// lists only when not empty.
+std::string reloadJson(const ReloadOutcome& outcome) {
+  std::string body = "{\"result\":\"";
+  body += outcome.applied ? "applied" : "refused";
+  body += "\",\"generation\":" + std::to_string(outcome.generation);
+  body += ",\"at_unix_ms\":" + std::to_string(outcome.atMs);
+  const auto list = [&](std::string_view key, const std::vector<std::string>& items) {
+    if (items.empty()) return;
+    std::string joined;
+    for (const std::string& item : items) appendJsonString(joined, item);
+    body.append(",\"").append(key).append("\":[").append(joined).append("]");
+  };
+  list("errors", outcome.errors);
+  list("needs_restart", outcome.needsRestart);
+  body += "}";
+  return body;
+}
+
+// 200 when applied; a refused configuration is the caller's to fix: 400 with the usual error
+// object (its message the first problem) and every problem listed; 503 while draining.
+Response reloadAnswer(const ReloadOutcome& outcome) {
+  if (outcome.applied) return jsonResponse(200, reloadJson(outcome) + "\n");
+  const std::string_view code = outcome.shuttingDown ? "SHUTTING_DOWN" : "CONFIG_INVALID";
+  std::string body = "{\"error\":{\"code\":\"";
+  body.append(code).append("\",\"message\":\"");
+  core::appendJsonEscaped(
+      body, outcome.errors.empty() ? "configuration refused" : std::string_view(outcome.errors[0]));
+  body += "\"},\"reload\":" + reloadJson(outcome) + "}\n";
+  return jsonResponse(outcome.shuttingDown ? 503 : 400, std::move(body));
+}
+
 }  // namespace
 
 void Endpoints::handle(const Request& request, std::function<void(Response)> done) {
@@ -37,7 +69,7 @@ void Endpoints::handle(const Request& request, std::function<void(Response)> don
     response.allow = std::move(allow);
     done(std::move(response));
   };
-  std::string known = "admin endpoints: /metrics /health /ready /status";
+  std::string known = "admin endpoints: /metrics /health /ready /status, POST /reload";
   for (const auto& factory : plugins_.factories()) {
     for (const plugin::AdminEndpoint& endpoint : factory->adminEndpoints()) {
       if (request.path == endpoint.path) {
@@ -47,6 +79,11 @@ void Endpoints::handle(const Request& request, std::function<void(Response)> don
       }
       known.append(", ").append(endpoint.method).append(" ").append(endpoint.path);
     }
+  }
+  if (request.path == "/reload") {
+    if (request.method != "POST") return methodNotAllowed("POST");
+    return process_.reload(
+        [done = std::move(done)](const ReloadOutcome& outcome) { done(reloadAnswer(outcome)); });
   }
   if (request.method != "GET" && request.method != "HEAD") return methodNotAllowed("GET, HEAD");
   if (request.path == "/health") return done(jsonResponse(200, "{\"status\":\"alive\"}\n"));
@@ -64,7 +101,7 @@ Response Endpoints::pluginEndpoint(const plugin::Factory& factory,
                                    const plugin::AdminEndpoint& endpoint,
                                    std::string_view query) const {
   std::vector<plugin::BoundRoute> routes;
-  for (const config::RouteConfig& route : config_.routes) {
+  for (const config::RouteConfig& route : config_->routes) {
     plugin::BoundRoute& bound = routes.emplace_back();
     bound.name = route.name;
     // The route's list begins with the global list's bindings.
@@ -86,16 +123,16 @@ Response Endpoints::readiness() const {
   if (process_.state() == ProcessState::Draining) reason("draining: shutting down");
   // An upstream a route needs with no backend left is degraded, and listed; it makes the gateway
   // not ready only when readiness.required_upstreams names it.
-  const std::vector<std::size_t>& required = config_.readiness.required_upstreams;
+  const std::vector<std::size_t>& required = config_->readiness.required_upstreams;
   const int64_t now = wallClockMs();
   std::string degraded;
-  for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
+  for (std::size_t u = 0; u < health_->upstreamCount(); ++u) {
     const bool isRequired = std::find(required.begin(), required.end(), u) != required.end();
     const bool routed =
-        std::any_of(config_.routes.begin(), config_.routes.end(),
+        std::any_of(config_->routes.begin(), config_->routes.end(),
                     [&](const config::RouteConfig& route) { return route.upstream == u; });
-    if ((!routed && !isRequired) || health_.anyUsable(u, now)) continue;
-    const std::string& name = health_.spec(u).name;
+    if ((!routed && !isRequired) || health_->anyUsable(u, now)) continue;
+    const std::string& name = health_->spec(u).name;
     appendJsonString(degraded, name);
     if (isRequired) reason("upstream '" + name + "' has no healthy backend");
   }
@@ -106,7 +143,7 @@ Response Endpoints::readiness() const {
 }
 
 Response Endpoints::status() const {
-  const config::Config& config = config_;
+  const config::Config& config = *config_;
   static constexpr const char* kStateNames[] = {"starting", "serving", "draining"};
   std::string body = "{\"version\":\"" GATEWAYD_VERSION "\",\"state\":\"";
   body += kStateNames[static_cast<int>(process_.state())];
@@ -116,10 +153,12 @@ Response Endpoints::status() const {
   core::appendJsonEscaped(body, config.source);
   body += "\",\"generation\":" + std::to_string(process_.configGeneration()) + "}";
   body += ",\"workers\":" + std::to_string(process_.workerCount());
+  body += ",\"last_reload\":";
+  body += process_.lastReload() ? reloadJson(*process_.lastReload()) : "null";
   body += ",\"upstreams\":[";
   const int64_t now = wallClockMs();
   bool firstUpstream = true;
-  for (const upstream::UpstreamStatus& u : health_.snapshot(now)) {
+  for (const upstream::UpstreamStatus& u : health_->snapshot(now)) {
     body += std::exchange(firstUpstream, false) ? "{\"name\":\"" : ",{\"name\":\"";
     core::appendJsonEscaped(body, u.name);
     body += "\",\"healthy\":";

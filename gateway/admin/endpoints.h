@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gateway/admin/admin_server.h"
 #include "gateway/config/model.h"
@@ -17,6 +19,17 @@
 namespace gw::admin {
 
 enum class ProcessState : uint8_t { Starting, Serving, Draining };
+
+// What one reload attempt did (SIGHUP or POST /reload).
+struct ReloadOutcome {
+  bool applied = false;
+  bool shuttingDown = false;        // refused: the process is draining
+  uint64_t generation = 0;          // the live one after the attempt
+  int64_t atMs = 0;                 // wall clock, when the attempt ended
+  std::vector<std::string> errors;  // FILE:LINE:COL: message, when refused
+  // Keys that changed but take effect only at a restart (the rest was applied).
+  std::vector<std::string> needsRestart;
+};
 
 // What the running process tells the admin endpoints about itself (runtime::Server).
 class Process {
@@ -28,6 +41,11 @@ class Process {
   // Calls `done` once, on the admin loop's thread, with the Prometheus exposition of every
   // worker's counters and the process's own.
   virtual void collectMetrics(std::function<void(std::string)> done) = 0;
+  // Re-reads the configuration file; `done` runs once, on the admin loop's thread, when the new
+  // configuration is live on every worker or was refused.
+  virtual void reload(std::function<void(const ReloadOutcome&)> done) = 0;
+  // The last attempt, if any since start.
+  virtual const std::optional<ReloadOutcome>& lastReload() const = 0;
 
  protected:
   ~Process() = default;
@@ -38,7 +56,13 @@ class Endpoints final : public Service {
   // Each must outlive the endpoints.
   Endpoints(const config::Config& config, const plugin::Registry& plugins,
             const upstream::HealthBoard& health, Process& process)
-      : config_(config), plugins_(plugins), health_(health), process_(process) {}
+      : config_(&config), plugins_(plugins), health_(&health), process_(process) {}
+  // After a reload: answers from the new configuration and its board (each must outlive its use
+  // here, until the next serve()).
+  void serve(const config::Config& config, const upstream::HealthBoard& health) {
+    config_ = &config;
+    health_ = &health;
+  }
 
   void handle(const Request& request, std::function<void(Response)> done) override;
 
@@ -51,9 +75,9 @@ class Endpoints final : public Service {
   Response pluginEndpoint(const plugin::Factory& factory, const plugin::AdminEndpoint& endpoint,
                           std::string_view query) const;
 
-  const config::Config& config_;
+  const config::Config* config_;
   const plugin::Registry& plugins_;
-  const upstream::HealthBoard& health_;
+  const upstream::HealthBoard* health_;
   Process& process_;
 };
 

@@ -20,9 +20,17 @@ class FakeProcess final : public Process {
     ++scrapes;
     done("gatewayd_up 1\n");
   }
+  // Answers with `nextReload`, which becomes the last one.
+  void reload(std::function<void(const ReloadOutcome&)> done) override {
+    last_ = nextReload;
+    done(*last_);
+  }
+  const std::optional<ReloadOutcome>& lastReload() const override { return last_; }
 
   ProcessState state_ = ProcessState::Serving;
   int scrapes = 0;
+  ReloadOutcome nextReload;
+  std::optional<ReloadOutcome> last_;
 };
 
 struct Tagged final : plugin::RouteConfig {
@@ -73,7 +81,8 @@ struct Fixture {
     config.upstreams[0].name = "used";
     config.upstreams[1].name = "unused";
     auto bind = [&](std::string tag) {
-      return config::PluginBinding{"tagged", type, std::make_shared<Tagged>(std::move(tag)), {}};
+      return config::PluginBinding{
+          "tagged", type, std::make_shared<Tagged>(std::move(tag)), {}, {}};
     };
     config::RouteConfig& a = config.routes.emplace_back();
     a.name = "a";
@@ -186,12 +195,47 @@ TEST_CASE("admin endpoints: unknown paths list every endpoint, plugins' included
   Fixture f;
   Response unknown = f.ask("GET", "/nope");
   CHECK(unknown.status == 404);
-  CHECK(unknown.body.find("admin endpoints: /metrics /health /ready /status, DELETE /tags") !=
+  CHECK(unknown.body.find(
+            "admin endpoints: /metrics /health /ready /status, POST /reload, DELETE /tags") !=
         std::string::npos);
 
   Response post = f.ask("POST", "/health");
   CHECK(post.status == 405);
   CHECK(post.allow == "GET, HEAD");
+}
+
+TEST_CASE("admin endpoints: POST /reload answers the outcome, which /status then shows") {
+  Fixture f;
+  CHECK(f.ask("GET", "/status").body.find("\"last_reload\":null") != std::string::npos);
+
+  f.process.nextReload = {true, false, 8, 1234, {}, {"workers"}};
+  Response applied = f.ask("POST", "/reload");
+  CHECK(applied.status == 200);
+  CHECK(applied.body ==
+        "{\"result\":\"applied\",\"generation\":8,\"at_unix_ms\":1234,"
+        "\"needs_restart\":[\"workers\"]}\n");
+
+  f.process.nextReload = {
+      false, false, 8, 5678, {"gw.yaml:3:7: unknown key 'x'", "gw.yaml:9:1: \"y\""}, {}};
+  Response refused = f.ask("POST", "/reload");
+  CHECK(refused.status == 400);
+  CHECK(refused.body ==
+        "{\"error\":{\"code\":\"CONFIG_INVALID\",\"message\":\"gw.yaml:3:7: unknown key 'x'\"},"
+        "\"reload\":{\"result\":\"refused\",\"generation\":8,\"at_unix_ms\":5678,"
+        "\"errors\":[\"gw.yaml:3:7: unknown key 'x'\",\"gw.yaml:9:1: \\\"y\\\"\"]}}\n");
+  CHECK(f.ask("GET", "/status")
+            .body.find(
+                "\"last_reload\":{\"result\":\"refused\",\"generation\":8,\"at_unix_ms\":5678,") !=
+        std::string::npos);
+
+  f.process.nextReload = {false, true, 8, 9999, {"the gateway is draining"}, {}};
+  Response draining = f.ask("POST", "/reload");
+  CHECK(draining.status == 503);
+  CHECK(draining.body.find("{\"error\":{\"code\":\"SHUTTING_DOWN\"") == 0);
+
+  Response get = f.ask("GET", "/reload");
+  CHECK(get.status == 405);
+  CHECK(get.allow == "POST");
 }
 
 }  // namespace

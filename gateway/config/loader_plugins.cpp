@@ -78,6 +78,7 @@ std::optional<PluginBinding> Loader::parsePlugin(const YAML::Node& name, const Y
   std::vector<ConfigError> problems;
   try {
     binding.settings = binding.type->parseSettings(settings, problems);
+    binding.identity = YAML::Dump(settings);
   } catch (const YAML::Exception& e) {
     problems.push_back({e.mark.line + 1, e.mark.column + 1,
                         "cannot read the settings of " + quote(binding.name) + ": " + e.msg});

@@ -49,6 +49,7 @@ void Loader::parseUpstreams(NodeReader& root) {
     in.allowKeys({"name", "backends", "pool", "timeouts", "health_checks"});
     UpstreamConfig upstream;
     upstream.where = locate(node);
+    upstream.identity = YAML::Dump(node);
     if (in.require("name") && readName(in, "name", upstream.name)) {
       const auto [first, inserted] =
           upstreamIndex_.emplace(upstream.name, config_.upstreams.size());

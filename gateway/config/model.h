@@ -118,6 +118,9 @@ struct UpstreamConfig {
   std::optional<ActiveHealthCheck> active_check;
   PassiveHealthCheck passive_check;
   Location where;
+  // The upstream's YAML as written (re-emitted, comments dropped): a reload keeps the per-worker
+  // connection pools of an upstream whose identity did not change.
+  std::string identity;
 };
 
 struct Limits {
@@ -144,6 +147,9 @@ struct PluginBinding {
   const PluginType* type = nullptr;
   std::shared_ptr<const PluginSettings> settings;
   Location where;
+  // The settings as written (re-emitted, comments dropped): a reload keeps the state (e.g.
+  // rate-limit windows, cache stores) of an entry whose route, position and identity stayed.
+  std::string identity;
 };
 
 enum class PathMatch : uint8_t { Prefix, Exact };

@@ -24,9 +24,14 @@ class BackgroundFetches::Fetch final : public core::Retirable,
                                        public upstream::Connection::Listener,
                                        public http::Parser::Handler {
  public:
-  Fetch(BackgroundFetches& owner, upstream::Cluster& cluster, const upstream::Timeouts& timeouts,
-        plugin::BackgroundRequest request)
-      : owner_(owner), cluster_(cluster), timeouts_(timeouts), request_(std::move(request)) {}
+  // The cluster and timeouts are `generation`'s, which the fetch holds until it ends.
+  Fetch(BackgroundFetches& owner, Generation& generation, upstream::Cluster& cluster,
+        const upstream::Timeouts& timeouts, plugin::BackgroundRequest request)
+      : owner_(owner),
+        generation_(generation),
+        cluster_(cluster),
+        timeouts_(timeouts),
+        request_(std::move(request)) {}
 
   // Leases a connection to `backend` and queues `head` on it. False (nothing left running) when
   // no connection could be had.
@@ -181,6 +186,7 @@ class BackgroundFetches::Fetch final : public core::Retirable,
   }
 
   BackgroundFetches& owner_;
+  Generation::Hold generation_;
   upstream::Cluster& cluster_;
   const upstream::Timeouts& timeouts_;
   plugin::BackgroundRequest request_;
@@ -225,7 +231,8 @@ bool BackgroundFetches::start(Exchange& exchange, plugin::BackgroundRequest requ
     head.insert(hostSplit, "Host: " + backend->authority + "\r\n");
   }
 
-  auto fetch = std::make_unique<Fetch>(*this, cluster, exchange.timeouts(), std::move(request));
+  auto fetch = std::make_unique<Fetch>(*this, exchange.generation(), cluster, exchange.timeouts(),
+                                       std::move(request));
   if (!fetch->begin(*backend, std::move(head), exchange.worker())) return false;
   fetches_.push_front(std::move(fetch));
   fetches_.front()->registration = fetches_.begin();

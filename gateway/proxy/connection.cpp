@@ -334,7 +334,7 @@ int Connection::onMessageComplete() {
 }
 
 void Connection::beginRecord(bool headParsed) {
-  log_.begin(worker_, parser_, in_.base(), headParsed, out_.queuedTotal());
+  log_.begin(worker_.current(), parser_, in_.base(), headParsed, out_.queuedTotal());
   // Every exchange has its own id, a request refused before its head was complete too.
   lastSeq_ = worker_.nextRequestSeq();
 }
@@ -343,17 +343,19 @@ void Connection::recordExchange(int status) {
   if (!log_.open()) beginRecord(false);  // refused before its head was even complete
   char requestId[WorkerContext::kRequestIdLength];
   ExchangeLog::Identity who{{}, clientIp_, {}};
-  if (log_.needsIdentity(worker_)) {
+  if (log_.needsIdentity()) {
     who.requestId = currentRequestId(requestId);
     if (exchange_) who.pluginFields = exchange_->exchangeNotes();
   }
-  log_.finish(worker_, status, std::exchange(requestBytes_, 0), out_.queuedTotal(), who);
+  log_.finish(status, std::exchange(requestBytes_, 0), out_.queuedTotal(), who);
 }
 
 void Connection::startExchange() {
   beginRecord(true);
+  // The request is served by the configuration that was current when its head was complete.
+  Generation& generation = log_.generation();
   const char* base = in_.base();
-  const config::Config& config = worker_.config();
+  const config::Config& config = generation.config();
   WorkerContext::Scratch& scratch = worker_.scratch();
   auto fields = readHeadFields(parser_, base, config, scratch.fieldKinds);
   if (!fields) {
@@ -369,7 +371,7 @@ void Connection::startExchange() {
     return;
   }
   const bool hasBody = parser_.chunked() || parser_.contentLength() > 0;
-  auto match = worker_.router().match(target->host, target->path, fields->methodName);
+  auto match = generation.router().match(target->host, target->path, fields->methodName);
   if (!match.route) {
     // A well-formed request we do not serve keeps the connection, unless its body is still on
     // the wire.
@@ -406,7 +408,7 @@ void Connection::startExchange() {
   request.fromTrustedProxy = fromTrustedProxy_;
   request.secure = tls_ != nullptr;
   log_.setRoute(request.routeIndex);
-  exchange_.emplace(worker_, *this, request);
+  exchange_.emplace(generation, *this, request);
   const bool overBodyLimit = request.contentLength && *request.contentLength > route.body_bytes;
   exchange_->start(ParserFields{parser_, base, scratch.fieldKinds, fields->tokens}, overBodyLimit);
 }
@@ -434,7 +436,7 @@ void Connection::reply(const Error& error, bool closeAfter) {
     return;
   }
   // The global plugins' response phase runs on an answer no route took.
-  if (!worker_.unrouted().plugins.empty()) runUnroutedResponsePhase(response);
+  if (!log_.generation().unrouted().plugins.empty()) runUnroutedResponsePhase(response);
   writeLocalResponse(response, closeAfter);
 }
 
@@ -497,15 +499,16 @@ void Connection::requestBytesDrained() {
 void Connection::runUnroutedResponsePhase(LocalResponse& response) {
   // The request may be unreadable (that is often why no route took it): plugins get only what
   // is certain about it.
+  Generation& generation = log_.generation();
   RoutedRequest request;
-  request.route = &worker_.unrouted();
-  request.routeIndex = worker_.unroutedIndex();
+  request.route = &generation.unrouted();
+  request.routeIndex = generation.unroutedIndex();
   request.seq = lastSeq_;
   request.client.versionMinor = parser_.versionMinor();
   request.client.headRequest = log_.methodName() == "HEAD";
   request.method = log_.methodName();
   request.clientIp = clientIp_;
-  Exchange unrouted(worker_, *this, request);
+  Exchange unrouted(generation, *this, request);
   unrouted.filterUnroutedAnswer(response, currentRequestId());
 }
 

@@ -43,25 +43,27 @@ void PluginExchange::reset(const config::RouteConfig& route,
   bufferedBody.clear();
 }
 
-Exchange::Exchange(WorkerContext& worker, Downstream& downstream, const RoutedRequest& request)
-    : worker_(worker),
+Exchange::Exchange(Generation& generation, Downstream& downstream, const RoutedRequest& request)
+    : generation_(generation),
+      worker_(generation.worker()),
       downstream_(downstream),
       route_(*request.route),
       routeIndex_(request.routeIndex),
-      cluster_(worker.cluster(route_.upstream)),
-      timeouts_(worker.routeTimeouts(routeIndex_)),
+      cluster_(generation.cluster(route_.upstream)),
+      timeouts_(generation.routeTimeouts(routeIndex_)),
       target_(request),
       relay_(downstream.clientOutput(), request.client, route_.plugins.empty() ? nullptr : this),
-      forwarder_(cluster_, timeouts_, worker.heads(), *this, relay_),
+      forwarder_(cluster_, timeouts_, worker_.heads(), *this, relay_),
       requestHasBody_(request.hasBody),
-      expectContinue_(request.expectContinue && request.hasBody && request.client.versionMinor >= 1),
+      expectContinue_(request.expectContinue && request.hasBody &&
+                      request.client.versionMinor >= 1),
       idempotent_(request.idempotent),
       chunked_(request.chunked),
       requestLength_(request.contentLength) {
   if (!route_.plugins.empty()) {
-    plugins_ = worker.pluginExchanges().take();
+    plugins_ = worker_.pluginExchanges().take();
     if (!plugins_) plugins_ = std::make_unique<PluginExchange>();
-    plugins_->reset(route_, worker.pluginStates(routeIndex_));
+    plugins_->reset(route_, generation.pluginStates(routeIndex_));
   }
 }
 
@@ -457,7 +459,9 @@ bool Exchange::fetchInBackground(plugin::BackgroundRequest request) {
   return worker_.backgroundFetches().start(*this, std::move(request));
 }
 
-std::span<uint64_t> Exchange::counters() { return worker_.metrics().routes[routeIndex_].counters; }
+std::span<uint64_t> Exchange::counters() {
+  return generation_->metrics().routes[routeIndex_].counters;
+}
 
 int64_t Exchange::nowMs() const { return worker_.nowMs(); }
 

@@ -24,6 +24,7 @@
 #include "gateway/core/out_queue.h"
 #include "gateway/plugin/plugin.h"
 #include "gateway/proxy/forwarder.h"
+#include "gateway/proxy/generation.h"
 #include "gateway/proxy/local_reply.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/proxy/response_relay.h"
@@ -93,7 +94,8 @@ class Exchange final : public plugin::Context,
  public:
   enum class Stage : uint8_t { Filtering, Waiting, Buffering, Forwarding, Done };
 
-  Exchange(WorkerContext& worker, Downstream& downstream, const RoutedRequest& request);
+  // Runs on `generation` (held until the exchange ends), whatever a reload makes current.
+  Exchange(Generation& generation, Downstream& downstream, const RoutedRequest& request);
   ~Exchange() override;
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -147,6 +149,7 @@ class Exchange final : public plugin::Context,
   std::string_view forwardHost() const { return target_.forwardHost; }
   bool hasQuery() const { return target_.hasQuery; }
   WorkerContext& worker() { return worker_; }
+  Generation& generation() { return *generation_; }
   // What plugins noted for the access log (nothing on a route without plugins).
   std::span<const std::string_view> exchangeNotes() const {
     return plugins_ ? plugins_->notes.values() : std::span<const std::string_view>();
@@ -211,6 +214,7 @@ class Exchange final : public plugin::Context,
   void refuseWait(std::string_view phase);
   void complete();
 
+  Generation::Hold generation_;
   WorkerContext& worker_;
   Downstream& downstream_;
   const config::RouteConfig& route_;

@@ -32,13 +32,15 @@ int metricsMethod(llhttp_method_t method) {
 
 }  // namespace
 
-void ExchangeLog::begin(WorkerContext& worker, const http::Parser& parser, const char* base,
+void ExchangeLog::begin(Generation& generation, const http::Parser& parser, const char* base,
                         bool headParsed, uint64_t queuedTotal) {
   open_ = true;
+  generation_ = Generation::Hold(generation);
+  WorkerContext& worker = generation.worker();
   startUs_ = worker.nowUs();
   startMonotonicUs_ = core::monotonicUs();
   queuedAtStart_ = queuedTotal;
-  route_ = worker.unroutedIndex();
+  route_ = generation.unroutedIndex();
   if (headParsed || parser.methodKnown()) {
     method_ = metricsMethod(parser.method());
     methodName_ = llhttp_method_name(parser.method());
@@ -52,7 +54,7 @@ void ExchangeLog::begin(WorkerContext& worker, const http::Parser& parser, const
   loggedHeaders_.clear();
   if (!headParsed) return;
   target_.assign(parser.target(base));
-  const auto& wanted = worker.config().access_log.log_headers;
+  const auto& wanted = generation.config().access_log.log_headers;
   for (std::size_t i = 0; i < parser.fieldCount(); ++i) {
     const std::string_view name = parser.fieldName(base, i);
     if (http::iequals(name, "User-Agent")) userAgent_.assign(parser.fieldValue(base, i));
@@ -67,38 +69,41 @@ void ExchangeLog::startTrace(std::string_view traceParent, observability::TraceI
   trace_->formatUpstream(traceParent_);
 }
 
-bool ExchangeLog::needsIdentity(WorkerContext& worker) const {
+bool ExchangeLog::needsIdentity() const {
+  WorkerContext& worker = generation_->worker();
   return worker.accessLog() || (trace_ && worker.spans());
 }
 
-void ExchangeLog::finish(WorkerContext& worker, int status, uint64_t requestBytes,
-                         uint64_t queuedTotal, const Identity& who) {
+void ExchangeLog::finish(int status, uint64_t requestBytes, uint64_t queuedTotal,
+                         const Identity& who) {
   open_ = false;
+  WorkerContext& worker = generation_->worker();
   const int64_t durationUs = std::max<int64_t>(core::monotonicUs() - startMonotonicUs_, 0);
   const uint64_t responseBytes = queuedTotal - queuedAtStart_;
-  observability::RouteMetrics& metrics = worker.metrics().routes[route_];
+  observability::RouteMetrics& metrics = generation_->metrics().routes[route_];
   metrics.countRequest(method_, status);
   metrics.duration.observe(static_cast<uint64_t>(durationUs));
   metrics.request_bytes += requestBytes;
   metrics.response_bytes += responseBytes;
-  if (worker.accessLog())
-    writeAccessLine(worker, status, requestBytes, responseBytes, durationUs, who);
-  if (trace_ && worker.spans()) exportSpan(worker, status, durationUs, who);
+  if (worker.accessLog()) writeAccessLine(status, requestBytes, responseBytes, durationUs, who);
+  if (trace_ && worker.spans()) exportSpan(status, durationUs, who);
   // What only this exchange had: the next one (or a request refused before it is parsed) starts
   // without them.
   error_ = {};
   backend_ = nullptr;
   upstreamUs_ = -1;
   trace_.reset();
+  generation_ = {};  // an idle keep-alive connection must not keep a replaced generation alive
 }
 
-std::string_view ExchangeLog::upstreamName(const WorkerContext& worker) const {
-  if (route_ == worker.unroutedIndex()) return {};
-  return worker.metricsLayout().upstreams[worker.config().routes[route_].upstream].name;
+std::string_view ExchangeLog::upstreamName() const {
+  const Generation& generation = *generation_;
+  if (route_ == generation.unroutedIndex()) return {};
+  return generation.metricsLayout().upstreams[generation.config().routes[route_].upstream].name;
 }
 
-void ExchangeLog::writeAccessLine(WorkerContext& worker, int status, uint64_t requestBytes,
-                                  uint64_t responseBytes, int64_t durationUs, const Identity& who) {
+void ExchangeLog::writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
+                                  int64_t durationUs, const Identity& who) {
   observability::AccessLogRecord r;
   r.time_us = startUs_;
   r.request_id = who.requestId;
@@ -114,8 +119,8 @@ void ExchangeLog::writeAccessLine(WorkerContext& worker, int status, uint64_t re
   const std::size_t question = target.find('?');
   r.path = target.substr(0, question);
   if (question != std::string_view::npos) r.query = target.substr(question + 1);
-  r.route = worker.metricsLayout().routes[route_];
-  r.upstream = upstreamName(worker);
+  r.route = generation_->metricsLayout().routes[route_];
+  r.upstream = upstreamName();
   if (backend_) r.backend = backend_->authority;
   r.status = status;
   r.bytes_in = requestBytes;
@@ -132,31 +137,31 @@ void ExchangeLog::writeAccessLine(WorkerContext& worker, int status, uint64_t re
     headers[headerCount++] = {name, value};
   }
   r.headers = {headers, headerCount};
+  WorkerContext& worker = generation_->worker();
   observability::AccessLogBuffer& log = *worker.accessLog();
   const int64_t nowMs = worker.nowMs();
-  log.append(r, *worker.accessLogFormat(), nowMs);
+  log.append(r, *generation_->accessLogFormat(), nowMs);
   if (log.due(nowMs)) log.flush();
 }
 
-void ExchangeLog::exportSpan(WorkerContext& worker, int status, int64_t durationUs,
-                             const Identity& who) {
+void ExchangeLog::exportSpan(int status, int64_t durationUs, const Identity& who) {
   const observability::TraceHop& hop = *trace_;
   observability::SpanRecord span;
   span.trace_id = hop.trace_id;
   span.span_id = hop.span_id;
   span.parent_span_id = hop.parent_span_id;
   span.method = methodName_.empty() ? "_OTHER" : methodName_;
-  span.route = worker.metricsLayout().routes[route_];
+  span.route = generation_->metricsLayout().routes[route_];
   span.name = span.method + " " + span.route;
   span.start_unix_nanos = static_cast<uint64_t>(startUs_) * 1000;
   span.end_unix_nanos = static_cast<uint64_t>(startUs_ + durationUs) * 1000;
   span.status_code = status;
   span.path = std::string_view(target_).substr(0, target_.find('?'));
   span.client_address = who.clientIp;
-  span.upstream = upstreamName(worker);
+  span.upstream = upstreamName();
   if (backend_) span.server_address = backend_->authority;
   span.request_id = who.requestId;
-  worker.spans()->add(std::move(span));
+  generation_->worker().spans()->add(std::move(span));
 }
 
 }  // namespace gw::proxy

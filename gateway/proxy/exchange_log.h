@@ -14,11 +14,10 @@
 
 #include "gateway/http/parser.h"
 #include "gateway/observability/trace_context.h"
+#include "gateway/proxy/generation.h"
 #include "gateway/upstream/cluster.h"
 
 namespace gw::proxy {
-
-class WorkerContext;
 
 class ExchangeLog {
  public:
@@ -33,8 +32,11 @@ class ExchangeLog {
   // `headParsed`: the request head is complete, so its method, target and fields can be read
   // from `base` (the buffer the parser's views point into). `queuedTotal`: the client output
   // queue's total so far, so the response's bytes are told apart from earlier ones.
-  void begin(WorkerContext& worker, const http::Parser& parser, const char* base, bool headParsed,
+  // The exchange is counted and logged on `generation`, held until finish().
+  void begin(Generation& generation, const http::Parser& parser, const char* base, bool headParsed,
              uint64_t queuedTotal);
+  // What begin() was given (valid while open()).
+  Generation& generation() const { return *generation_; }
   // The gateway's hop of the W3C trace, continuing the client's `traceParent` if it sent one.
   void startTrace(std::string_view traceParent, observability::TraceIds& ids);
   bool traced() const { return trace_.has_value(); }
@@ -51,18 +53,18 @@ class ExchangeLog {
   std::string_view methodName() const { return methodName_; }
 
   // Whether finish() will write a line or a span, the only places that name the request.
-  bool needsIdentity(WorkerContext& worker) const;
+  bool needsIdentity() const;
   // Counts the exchange in the route's metrics, writes its access log line and exports its span
   // (each when on), then forgets what only this exchange had.
-  void finish(WorkerContext& worker, int status, uint64_t requestBytes, uint64_t queuedTotal,
-              const Identity& who);
+  void finish(int status, uint64_t requestBytes, uint64_t queuedTotal, const Identity& who);
 
  private:
-  void writeAccessLine(WorkerContext& worker, int status, uint64_t requestBytes,
-                       uint64_t responseBytes, int64_t durationUs, const Identity& who);
-  void exportSpan(WorkerContext& worker, int status, int64_t durationUs, const Identity& who);
-  std::string_view upstreamName(const WorkerContext& worker) const;  // "" when no route took it
+  void writeAccessLine(int status, uint64_t requestBytes, uint64_t responseBytes,
+                       int64_t durationUs, const Identity& who);
+  void exportSpan(int status, int64_t durationUs, const Identity& who);
+  std::string_view upstreamName() const;  // "" when no route took it
 
+  Generation::Hold generation_;
   int64_t startUs_ = 0;           // wall clock (loop-cached): the log's time, the span's start
   int64_t startMonotonicUs_ = 0;  // core::monotonicUs(): durations
   uint64_t queuedAtStart_ = 0;

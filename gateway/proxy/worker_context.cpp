@@ -1,61 +1,73 @@
 #include "gateway/proxy/worker_context.h"
 
+#include <algorithm>
 #include <random>
+#include <utility>
 
 #include "gateway/proxy/exchange.h"
 
 namespace gw::proxy {
 
 WorkerContext::WorkerContext(unsigned index, event_base* base, plugin::Dispatcher& dispatcher,
-                             const ServedConfig& served, const SharedServices& services,
-                             ConnectionHome& home)
-    : base_(base),
-      dispatcher_(dispatcher),
-      served_(served),
-      home_(home),
-      graveyard_(base),
-      timeouts_(base),
-      metrics_(served.metricsLayout) {
-  const config::Limits& limits = served.config.limits;
-  headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
-  upstreamHeadLimits_ = {limits.request_line_bytes, limits.upstream_header_bytes,
-                         limits.upstream_header_count};
-  headerTimeout_ = timeouts_.get(limits.client_header_timeout);
-  bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
-  idleTimeout_ = timeouts_.get(limits.idle_timeout);
-  const auto& upstreams = served.config.upstreams;
-  for (std::size_t i = 0; i < upstreams.size(); ++i) {
-    clusters_.push_back(std::make_unique<upstream::Cluster>(
-        upstreams[i], served.backendAddresses[i], base, graveyard_, timeouts_, upstreamHeadLimits_,
-        upstreamBlocks_, metrics_.upstreams[i], services.health, i));
-  }
-  auto addRoute = [&](const config::RouteConfig& route) {
-    routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect),
-                              timeouts_.get(route.timeouts.read),
-                              timeouts_.get(route.timeouts.send)});
-    auto& views = pluginStateViews_.emplace_back();
-    for (const auto& binding : route.plugins) {
-      pluginStates_.push_back(
-          plugin::factoryOf(binding).makeWorkerState(plugin::settingsOf(binding), dispatcher_));
-      views.push_back(pluginStates_.back().get());
-    }
-  };
-  for (const auto& route : served.config.routes) addRoute(route);
-  addRoute(served.unrouted);  // at unroutedIndex()
+                             const ServedConfig& served, upstream::HealthBoard& health,
+                             std::shared_ptr<const void> keepAlive, uint64_t number,
+                             const SharedServices& services, ConnectionHome& home)
+    : base_(base), dispatcher_(dispatcher), home_(home), graveyard_(base), timeouts_(base) {
   if (services.spans) spans_.emplace(*services.spans);
   if (services.accessLog) {
     accessLog_ = std::make_unique<observability::AccessLogBuffer>(*services.accessLog);
   }
   std::random_device random;
   idPrefix_ = (random() & 0xffffff00u) | (index & 0xffu);
+  serve(served, health, std::move(keepAlive), number);
 }
 
 WorkerContext::~WorkerContext() { shutDown(); }
 
+void WorkerContext::serve(const ServedConfig& served, upstream::HealthBoard& health,
+                          std::shared_ptr<const void> keepAlive, uint64_t number) {
+  applyLimits(served.config.limits);
+  auto next = std::make_unique<Generation>(*this, served, health, std::move(keepAlive), number,
+                                           current_.get());
+  std::unique_ptr<Generation> previous = std::exchange(current_, std::move(next));
+  if (!previous) return;
+  Generation& replaced = *previous;
+  replaced_.push_back(std::move(previous));
+  replaced.replace();  // freed at once when no exchange holds it
+}
+
+void WorkerContext::applyLimits(const config::Limits& limits) {
+  headLimits_ = {limits.request_line_bytes, limits.header_bytes, limits.header_count};
+  upstreamHeadLimits_ = {limits.request_line_bytes, limits.upstream_header_bytes,
+                         limits.upstream_header_count};
+  headerTimeout_ = timeouts_.get(limits.client_header_timeout);
+  bodyTimeout_ = timeouts_.get(limits.client_body_timeout);
+  idleTimeout_ = timeouts_.get(limits.idle_timeout);
+}
+
+void WorkerContext::generationUnused(Generation& generation) {
+  const auto found = std::find_if(replaced_.begin(), replaced_.end(),
+                                  [&](const auto& owned) { return owned.get() == &generation; });
+  if (found == replaced_.end()) return;
+  current_->metrics().merge(generation.metrics());
+  std::unique_ptr<Generation> owned = std::move(*found);
+  replaced_.erase(found);
+  graveyard_.bury(std::move(owned));
+}
+
+observability::WorkerMetrics WorkerContext::metricsTotal() const {
+  observability::WorkerMetrics total = current_->metrics();
+  for (const auto& generation : replaced_) total.merge(generation->metrics());
+  return total;
+}
+
 void WorkerContext::shutDown() {
   flushTelemetry(true);  // the exchanges just cut are logged too
   backgroundFetches_.abortAll();
-  for (auto& cluster : clusters_) cluster->closeAllIdle();
+  for (const auto& cluster : current_->clusters()) cluster->closeAllIdle();
+  for (const auto& generation : replaced_) {
+    for (const auto& cluster : generation->clusters()) cluster->closeAllIdle();
+  }
   graveyard_.reap();
 }
 

@@ -29,6 +29,7 @@
 #include "gateway/plugin/dispatcher.h"
 #include "gateway/plugin/plugin.h"
 #include "gateway/proxy/background_fetch.h"
+#include "gateway/proxy/generation.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/upstream/health.h"
@@ -39,22 +40,9 @@ class Connection;
 class Exchange;
 class Router;
 
-// What the proxy reads of one loaded configuration. runtime::Snapshot owns all of it and
-// outlives every worker built on it.
-struct ServedConfig {
-  const config::Config& config;
-  const Router& router;
-  // Per upstream, per backend (as in config), resolved at load.
-  const std::vector<std::vector<net::SocketAddress>>& backendAddresses;
-  std::shared_ptr<const observability::MetricsLayout> metricsLayout;
-  const observability::AccessLogFormat* accessLogFormat;  // null when the access log is off
-  // The global plugin list, for answers no route took; at index config.routes.size().
-  const config::RouteConfig& unrouted;
-};
-
-// What the process shares with every worker, each behind its own thread-safe interface.
+// What the process shares with every worker for its whole life, each behind its own thread-safe
+// interface.
 struct SharedServices {
-  upstream::HealthBoard& health;
   observability::LogSink* accessLog = nullptr;   // null: the access log is off
   observability::OtlpExporter* spans = nullptr;  // null: spans are not exported
 };
@@ -74,9 +62,12 @@ class WorkerContext {
   // 4 MiB of upstream blocks).
   static constexpr std::size_t kRecycled = 256;
 
-  // `index` tells this worker's request ids apart from the others'.
+  // `index` tells this worker's request ids apart from the others'. Serves `served` as
+  // generation `number` (see serve()).
   WorkerContext(unsigned index, event_base* base, plugin::Dispatcher& dispatcher,
-                const ServedConfig& served, const SharedServices& services, ConnectionHome& home);
+                const ServedConfig& served, upstream::HealthBoard& health,
+                std::shared_ptr<const void> keepAlive, uint64_t number,
+                const SharedServices& services, ConnectionHome& home);
   ~WorkerContext();
   WorkerContext(const WorkerContext&) = delete;
   WorkerContext& operator=(const WorkerContext&) = delete;
@@ -86,16 +77,22 @@ class WorkerContext {
   plugin::Dispatcher& dispatcher() { return dispatcher_; }
   ConnectionHome& home() { return home_; }
 
-  const config::Config& config() const { return served_.config; }
-  const Router& router() const { return served_.router; }
-  const observability::MetricsLayout& metricsLayout() const { return *served_.metricsLayout; }
-  const observability::AccessLogFormat* accessLogFormat() const { return served_.accessLogFormat; }
-  const config::RouteConfig& unrouted() const { return served_.unrouted; }
-  std::size_t unroutedIndex() const { return served_.config.routes.size(); }
+  // New requests are served on this generation; see generation.h.
+  Generation& current() { return *current_; }
+  const Generation& current() const { return *current_; }
+  // A reload: `served` becomes the current generation for new requests; the one it replaces
+  // ends with its last exchange. `keepAlive` owns what `served` and `health` refer to.
+  void serve(const ServedConfig& served, upstream::HealthBoard& health,
+             std::shared_ptr<const void> keepAlive, uint64_t number);
+  // Generations replaced by a reload that still have exchanges in flight.
+  std::size_t replacedGenerations() const { return replaced_.size(); }
+  // The current configuration, for what is decided per connection or before a request is routed.
+  const config::Config& config() const { return current_->config(); }
 
-  // This worker's metric shard: plain counters, this thread only.
-  observability::WorkerMetrics& metrics() { return metrics_; }
-  const observability::WorkerMetrics& metrics() const { return metrics_; }
+  // This worker's metric shard (the current generation's): plain counters, this thread only.
+  observability::WorkerMetrics& metrics() { return current_->metrics(); }
+  // The counts of every generation still alive on this worker, for a scrape.
+  observability::WorkerMetrics metricsTotal() const;
   // This worker's access log lines, batched for the shared sink; null when the log is off.
   observability::AccessLogBuffer* accessLog() { return accessLog_.get(); }
   // Trace and span ids for this worker's exchanges (not thread-safe, and need not be).
@@ -107,16 +104,10 @@ class WorkerContext {
 
   core::Graveyard& graveyard() { return graveyard_; }
   core::TimeoutCache& timeouts() { return timeouts_; }
-  std::span<const std::unique_ptr<upstream::Cluster>> clusters() const { return clusters_; }
-  upstream::Cluster& cluster(std::size_t upstreamIndex) { return *clusters_[upstreamIndex]; }
-  const upstream::Timeouts& routeTimeouts(std::size_t routeIndex) const {
-    return routeTimeouts_[routeIndex];
-  }
+  // Client request heads, and backends' response heads: the current configuration's limits.
   const http::HeadLimits& headLimits() const { return headLimits_; }
-  // This worker's state of each plugin binding of a route (null where a plugin keeps none).
-  std::span<plugin::WorkerState* const> pluginStates(std::size_t routeIndex) const {
-    return pluginStateViews_[routeIndex];
-  }
+  const http::HeadLimits& upstreamHeadLimits() const { return upstreamHeadLimits_; }
+  core::BlockRecycler& upstreamBlocks() { return upstreamBlocks_; }
   const timeval* headerTimeout() const { return headerTimeout_; }
   const timeval* bodyTimeout() const { return bodyTimeout_; }
   const timeval* idleTimeout() const { return idleTimeout_; }
@@ -154,9 +145,14 @@ class WorkerContext {
   void shutDown();
 
  private:
+  friend class Generation;
+  // A replaced generation's last hold went: its counts join the current shard, and it is freed
+  // once the callbacks on the stack have unwound.
+  void generationUnused(Generation& generation);
+  void applyLimits(const config::Limits& limits);
+
   event_base* base_;
   plugin::Dispatcher& dispatcher_;
-  ServedConfig served_;
   ConnectionHome& home_;
   // Before anything that returns objects to them on destruction.
   core::BlockRecycler blocks_{kRecycled};
@@ -168,7 +164,6 @@ class WorkerContext {
   core::OutQueue::BufferPool outBuffers_{kRecycled};
   core::Graveyard graveyard_;
   core::TimeoutCache timeouts_;
-  observability::WorkerMetrics metrics_;  // before the clusters, which count into it
   std::unique_ptr<observability::AccessLogBuffer> accessLog_;
   std::optional<observability::SpanBatch> spans_;
   observability::TraceIds traceIds_;
@@ -177,11 +172,9 @@ class WorkerContext {
   const timeval* headerTimeout_;
   const timeval* bodyTimeout_;
   const timeval* idleTimeout_;
-  std::vector<std::unique_ptr<upstream::Cluster>> clusters_;
-  BackgroundFetches backgroundFetches_{graveyard_};  // after clusters_: they lease
-  std::vector<upstream::Timeouts> routeTimeouts_;
-  std::vector<std::unique_ptr<plugin::WorkerState>> pluginStates_;
-  std::vector<std::vector<plugin::WorkerState*>> pluginStateViews_;
+  std::unique_ptr<Generation> current_;
+  std::vector<std::unique_ptr<Generation>> replaced_;  // still held by exchanges in flight
+  BackgroundFetches backgroundFetches_{graveyard_};    // after the generations: fetches lease
   Scratch scratch_;
   uint64_t requestSeq_ = 0;
   uint32_t idPrefix_;

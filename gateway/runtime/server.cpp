@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "gateway/config/loader.h"
 #include "gateway/core/clock.h"
 #include "gateway/core/json.h"
 #include "gateway/core/log.h"
@@ -14,6 +15,7 @@
 #include "gateway/observability/process_metrics.h"
 #include "gateway/plugin/plugin.h"
 #include "gateway/plugin/registry.h"
+#include "gateway/runtime/load_environment.h"
 
 namespace gw::runtime {
 
@@ -76,11 +78,12 @@ std::vector<upstream::UpstreamHealthSpec> healthSpecs(const runtime::Snapshot& s
 
 Server::Server(std::shared_ptr<const runtime::Snapshot> snapshot)
     : snapshot_(std::move(snapshot)),
-      health_(healthSpecs(*snapshot_)),
-      endpoints_(snapshot_->config, *snapshot_->plugins, health_, *this),
+      health_(std::make_shared<upstream::HealthBoard>(healthSpecs(*snapshot_))),
+      endpoints_(snapshot_->config, *snapshot_->plugins, *health_, *this),
       finishedWorkers_(snapshot_->metricsLayout) {}
 
 Server::~Server() {
+  if (reloadThread_.joinable()) reloadThread_.join();
   for (auto& worker : workers_) worker->join();
 }
 
@@ -127,9 +130,9 @@ int Server::run() {
       return 1;
     }
   }
-  const proxy::SharedServices services{health_, accessLog_.get(), spanExporter_.get()};
+  const proxy::SharedServices services{accessLog_.get(), spanExporter_.get()};
   for (unsigned i = 0; i < config.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, snapshot_, services));
+    workers_.push_back(std::make_unique<Worker>(i, snapshot_, health_, services));
     std::string error;
     if (!workers_.back()->listening(error)) {
       log::error("cannot listen", {{"error", error}});
@@ -137,18 +140,7 @@ int Server::run() {
     }
   }
   workerGone_.assign(workers_.size(), false);
-  const bool anyActiveCheck = std::any_of(config.upstreams.begin(), config.upstreams.end(),
-                                          [](const auto& u) { return u.active_check.has_value(); });
-  if (anyActiveCheck) {
-    prober_ = std::make_unique<upstream::Prober>(
-        health_, snapshot_->backendAddresses, [this](std::size_t u, std::size_t b, bool healthy) {
-          const auto& spec = health_.spec(u);
-          log::write(healthy ? log::Level::Info : log::Level::Warn,
-                     healthy ? "backend passes its health check again" : "backend failed its health check",
-                     {{"upstream", spec.name}, {"backend", spec.backends[b]}});
-        });
-    prober_->start();
-  }
+  startProber();
   for (auto& worker : workers_) {
     worker->start();
     // Ready once every loop runs: the first work each one does is to say so.
@@ -168,6 +160,7 @@ int Server::run() {
              {"config", config.source}});
   main_.run();
   admin_.reset();
+  if (reloadThread_.joinable()) reloadThread_.join();
   if (prober_) prober_->stop();
   for (auto& worker : workers_) worker->join();
   if (accessLog_) accessLog_->stop();
@@ -194,11 +187,13 @@ void Server::handleSignals() {
   for (int signal : {SIGTERM, SIGINT}) handle(signal, &Server::onSignal);
   // logrotate's postrotate: `kill -USR1`, then the next lines go to a fresh file at the path.
   handle(SIGUSR1, &Server::onReopenLogs);
-  // Reserved: SIGHUP will reload the configuration, SIGUSR2 may start an upgrade. The rest end a
-  // process by default although nothing here asked for them (timers, profilers, I/O and power
-  // notices, Ctrl-Z): each is logged and ignored.
+  // `systemctl reload` (ExecReload=kill -HUP $MAINPID), as nginx and HAProxy do.
+  handle(SIGHUP, &Server::onReloadSignal);
+  // Reserved: SIGUSR2 may start an upgrade. The rest end a process by default although nothing
+  // here asked for them (timers, profilers, I/O and power notices, Ctrl-Z): each is logged and
+  // ignored.
   for (int signal :
-       {SIGHUP, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGTSTP, SIGXFSZ}) {
+       {SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGTSTP, SIGXFSZ}) {
     handle(signal, &Server::onIgnoredSignal);
   }
   for (int signal = SIGRTMIN; signal <= SIGRTMAX; ++signal) {
@@ -207,31 +202,177 @@ void Server::handleSignals() {
 }
 
 void Server::onIgnoredSignal(evutil_socket_t signal, short, void*) {
-  const std::string name = signalName(static_cast<int>(signal));
-  if (signal == SIGHUP) {
-    log::warn(
-        "SIGHUP: reloading the configuration is not supported yet; still serving the "
-        "running one (restart to apply a new one)",
-        {{"signal", name}});
-  } else {
-    log::warn("signal ignored", {{"signal", name}});
-  }
+  log::warn("signal ignored", {{"signal", signalName(static_cast<int>(signal))}});
 }
 
 void Server::onLogFlush(evutil_socket_t, short, void*) { log::flushSuppressed(); }
+
+void Server::startProber() {
+  const auto& upstreams = snapshot_->config.upstreams;
+  const bool anyActiveCheck = std::any_of(upstreams.begin(), upstreams.end(),
+                                          [](const auto& u) { return u.active_check.has_value(); });
+  if (!anyActiveCheck) return;
+  upstream::HealthBoard& health = *health_;
+  prober_ = std::make_unique<upstream::Prober>(
+      health, snapshot_->backendAddresses, [&health](std::size_t u, std::size_t b, bool healthy) {
+        const auto& spec = health.spec(u);
+        log::write(
+            healthy ? log::Level::Info : log::Level::Warn,
+            healthy ? "backend passes its health check again" : "backend failed its health check",
+            {{"upstream", spec.name}, {"backend", spec.backends[b]}});
+      });
+  prober_->start();
+}
+
+void Server::onReloadSignal(evutil_socket_t, short, void* arg) {
+  log::info("reloading the configuration", {{"signal", "SIGHUP"}});
+  static_cast<Server*>(arg)->reload(nullptr);
+}
+
+void Server::reload(std::function<void(const admin::ReloadOutcome&)> done) {
+  if (shuttingDown_) {
+    admin::ReloadOutcome outcome;
+    outcome.generation = snapshot_->generation;
+    outcome.atMs = wallClockMs();
+    outcome.shuttingDown = true;
+    outcome.errors.push_back("the gateway is draining: nothing to reload");
+    log::warn("reload refused", {{"reason", outcome.errors.front()}});
+    if (done) done(outcome);
+    return;
+  }
+  // Asked before every worker runs: it runs once they all do.
+  if (reloading_ || state_ == admin::ProcessState::Starting) {
+    reloadAgain_ = true;
+    if (done) reloadNext_.push_back(std::move(done));
+    return;
+  }
+  if (done) reloadWaiting_.push_back(std::move(done));
+  startReload();
+}
+
+void Server::startReload() {
+  reloading_ = true;
+  reloadStartedUs_ = core::monotonicUs();
+  notifier_.reloading("reloading: reading " + snapshot_->config.source);
+  if (reloadThread_.joinable()) reloadThread_.join();
+  // The thread reads only the live snapshot, which nothing changes while it runs.
+  reloadThread_ = std::thread([this, live = snapshot_] {
+    const plugin::Registry& plugins = *live->plugins;
+    config::LoadResult loaded = config::loadFile(live->config.source, loadEnvironment(plugins));
+    std::vector<std::string> errors;
+    std::shared_ptr<const runtime::Snapshot> next;
+    ReloadPlan plan;
+    for (const auto& warning : loaded.warnings) {
+      log::warn("configuration warning", {{"warning", warning.format()}});
+    }
+    if (loaded.config) {
+      plan = planReload(*loaded.config, live->config);
+      std::vector<config::Diagnostic> problems;
+      next = buildSnapshot(std::move(*loaded.config), plugins, problems, live->generation + 1);
+      for (const auto& problem : problems) errors.push_back(problem.format());
+    } else {
+      for (const auto& error : loaded.errors) errors.push_back(error.format());
+    }
+    main_.post([this, next = std::move(next), plan = std::move(plan),
+                errors = std::move(errors)]() mutable {
+      snapshotBuilt(std::move(next), std::move(plan), std::move(errors));
+    });
+  });
+}
+
+void Server::snapshotBuilt(std::shared_ptr<const runtime::Snapshot> next, ReloadPlan plan,
+                           std::vector<std::string> errors) {
+  admin::ReloadOutcome outcome;
+  if (shuttingDown_) {
+    outcome.generation = snapshot_->generation;
+    outcome.errors.push_back("the gateway began draining during the reload");
+    return reloadDone(std::move(outcome));
+  }
+  if (!next) {
+    outcome.generation = snapshot_->generation;
+    outcome.errors = std::move(errors);
+    return reloadDone(std::move(outcome));
+  }
+  outcome.applied = true;
+  outcome.generation = next->generation;
+  outcome.needsRestart = std::move(plan.needsRestart);
+  for (const std::string& key : outcome.needsRestart) {
+    log::warn(
+        "this setting changed but takes effect only at the next restart; its running value "
+        "is kept",
+        {{"key", key}});
+  }
+  // The board of the next configuration starts from what this one knows of each backend.
+  auto health = std::make_shared<upstream::HealthBoard>(healthSpecs(*next), *health_);
+  if (prober_) prober_->stop();
+  prober_.reset();
+  snapshot_ = next;
+  health_ = health;
+  endpoints_.serve(snapshot_->config, *health_);
+  startProber();
+  log::info("configuration loaded, switching the workers",
+            {{"generation", std::to_string(outcome.generation)},
+             {"plugin_entries_kept", std::to_string(plan.pluginEntriesKept)},
+             {"upstreams_kept", std::to_string(plan.upstreamsKept)}});
+  auto switched = std::make_shared<admin::ReloadOutcome>(std::move(outcome));
+  askWorkers<bool>(
+      [next, health](Worker& worker) {
+        worker.serve(next, health);
+        return true;
+      },
+      [](bool) {}, [this, switched] { reloadDone(std::move(*switched)); });
+}
+
+void Server::reloadDone(admin::ReloadOutcome outcome) {
+  outcome.atMs = wallClockMs();
+  const int64_t tookUs = core::monotonicUs() - reloadStartedUs_;
+  if (outcome.applied) {
+    ++reloadsApplied_;
+    log::info("configuration reloaded: every worker serves it",
+              {{"generation", std::to_string(outcome.generation)},
+               {"duration_ms", std::to_string(tookUs / 1000.0)}});
+  } else {
+    ++reloadsRefused_;
+    for (const std::string& error : outcome.errors) {
+      log::error("reload refused, the running configuration keeps serving", {{"error", error}});
+    }
+  }
+  lastReload_ = outcome;
+  reloading_ = false;
+  if (!shuttingDown_) notifier_.ready(servingStatus());
+  for (auto& done : std::exchange(reloadWaiting_, {})) done(outcome);
+  startAskedReload();
+}
+
+void Server::startAskedReload() {
+  if (!std::exchange(reloadAgain_, false)) return;
+  auto asked = std::exchange(reloadNext_, {});
+  if (shuttingDown_) {
+    for (auto& done : asked) reload(std::move(done));  // each told why not
+    return;
+  }
+  reloadWaiting_ = std::move(asked);
+  startReload();
+}
 
 void Server::workerStarted() {
   if (++started_ == workers_.size() && state_ == admin::ProcessState::Starting) {
     state_ = admin::ProcessState::Serving;
     notifier_.ready(servingStatus());
+    startAskedReload();
   }
 }
 
 std::string Server::servingStatus() const {
   const config::Config& config = snapshot_->config;
-  return "serving: " + counted(config.routes.size(), "route") + ", " +
-         counted(config.upstreams.size(), "upstream") + ", " + counted(workers_.size(), "worker") +
-         ", generation " + std::to_string(snapshot_->generation);
+  std::string status = "serving: " + counted(config.routes.size(), "route") + ", " +
+                       counted(config.upstreams.size(), "upstream") + ", " +
+                       counted(workers_.size(), "worker") + ", generation " +
+                       std::to_string(snapshot_->generation);
+  if (lastReload_ && !lastReload_->applied && !lastReload_->errors.empty()) {
+    status += ", last reload failed: " + lastReload_->errors.front();
+  }
+  return status;
 }
 
 void Server::startWatchdog() {
@@ -360,16 +501,18 @@ std::string Server::renderMetrics(const observability::WorkerMetrics& total) con
   observability::GlobalMetrics global;
   global.version = GATEWAYD_VERSION;
   global.config_generation = snapshot_->generation;
+  global.config_reloads_success = reloadsApplied_;
+  global.config_reloads_failure = reloadsRefused_;
   if (accessLog_) global.log_lines_dropped = accessLog_->droppedLines();
   if (spanExporter_) {
     global.trace_spans_exported = spanExporter_->exported();
     global.trace_spans_dropped = spanExporter_->dropped();
   }
   const int64_t now = wallClockMs();
-  for (std::size_t u = 0; u < health_.upstreamCount(); ++u) {
+  for (std::size_t u = 0; u < health_->upstreamCount(); ++u) {
     auto& healthy = global.backend_healthy.emplace_back();
-    for (std::size_t b = 0; b < health_.spec(u).backends.size(); ++b) {
-      healthy.push_back(health_.usable(u, b, now));
+    for (std::size_t b = 0; b < health_->spec(u).backends.size(); ++b) {
+      healthy.push_back(health_->usable(u, b, now));
     }
   }
   return observability::textExposition(

@@ -5,6 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway/admin/admin_server.h"
@@ -12,6 +15,7 @@
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/reactor.h"
 #include "gateway/observability/metrics.h"
+#include "gateway/runtime/reload_plan.h"
 #include "gateway/runtime/service_notifier.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/runtime/watchdog.h"
@@ -34,6 +38,8 @@ class Server final : admin::Process, Watchdog::Workers {
   int64_t startedAtMs() const override { return startedAtMs_; }
   uint64_t configGeneration() const override { return snapshot_->generation; }
   void collectMetrics(std::function<void(std::string)> done) override;
+  void reload(std::function<void(const admin::ReloadOutcome&)> done) override;
+  const std::optional<admin::ReloadOutcome>& lastReload() const override { return lastReload_; }
 
  private:
   // Runs `read` on the loop of every worker still running, then `each` with its answer and, once
@@ -55,6 +61,17 @@ class Server final : admin::Process, Watchdog::Workers {
 
   void handleSignals();
   static void onSignal(evutil_socket_t signal, short what, void* arg);
+  static void onReloadSignal(evutil_socket_t signal, short what, void* arg);
+  // Reload, in three steps: the file is read and the next snapshot built on a thread of its own
+  // (so the admin listener and the watchdog go on), then it is handed to every worker, then the
+  // outcome is told to whoever asked, the log, the metrics and systemd.
+  void startReload();
+  void snapshotBuilt(std::shared_ptr<const runtime::Snapshot> next, ReloadPlan plan,
+                     std::vector<std::string> errors);
+  void reloadDone(admin::ReloadOutcome outcome);
+  // A reload asked while another ran, or before every worker ran.
+  void startAskedReload();
+  void startProber();
   static void onReopenLogs(evutil_socket_t signal, short what, void* arg);
   static void onIgnoredSignal(evutil_socket_t signal, short what, void* arg);
   static void onLogFlush(evutil_socket_t, short, void* arg);
@@ -64,8 +81,9 @@ class Server final : admin::Process, Watchdog::Workers {
   void workerStarted();
 
   std::shared_ptr<const runtime::Snapshot> snapshot_;
-  // Before the workers, which use them (members are destroyed in reverse order).
-  upstream::HealthBoard health_;
+  // Before the workers, which use them (members are destroyed in reverse order). The live
+  // configuration's; a worker's older generations keep the board they were built with.
+  std::shared_ptr<upstream::HealthBoard> health_;
   admin::Endpoints endpoints_;
   std::unique_ptr<observability::LogSink> accessLog_;
   std::unique_ptr<observability::OtlpExporter> spanExporter_;
@@ -88,6 +106,17 @@ class Server final : admin::Process, Watchdog::Workers {
   observability::WorkerMetrics finishedWorkers_;
   std::unique_ptr<upstream::Prober> prober_;  // when an upstream has an active check
   std::unique_ptr<admin::AdminServer> admin_;
+  // Reload: one at a time; asking again meanwhile runs one more once it ends (the file may have
+  // changed after the running one read it), answering every caller then.
+  std::thread reloadThread_;
+  bool reloading_ = false;
+  bool reloadAgain_ = false;
+  int64_t reloadStartedUs_ = 0;  // monotonic
+  std::vector<std::function<void(const admin::ReloadOutcome&)>> reloadWaiting_;
+  std::vector<std::function<void(const admin::ReloadOutcome&)>> reloadNext_;
+  std::optional<admin::ReloadOutcome> lastReload_;
+  uint64_t reloadsApplied_ = 0;
+  uint64_t reloadsRefused_ = 0;
 };
 
 }  // namespace gw::runtime

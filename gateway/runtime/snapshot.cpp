@@ -36,9 +36,11 @@ std::shared_ptr<const net::TlsContext> loadTls(const config::ListenerTls& tls,
 
 std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
                                               const plugin::Registry& plugins,
-                                              std::vector<config::Diagnostic>& errors) {
+                                              std::vector<config::Diagnostic>& errors,
+                                              uint64_t generation) {
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->plugins = &plugins;
+  snapshot->generation = generation;
   std::string error;
   for (const auto& listener : config.listeners) {
     auto address = net::resolve(listener.address, listener.port, error);

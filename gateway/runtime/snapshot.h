@@ -45,10 +45,11 @@ struct Snapshot {
 };
 
 // Compiles routes, resolves addresses, reads the TLS listeners' certificates and keys. Errors
-// are FILE:LINE:COL diagnostics. `plugins` is
-// the registry `config` was loaded with; it must outlive the snapshot.
+// are FILE:LINE:COL diagnostics. `plugins` is the registry `config` was loaded with; it must
+// outlive the snapshot. `generation`: 1 at start, one more per applied reload.
 std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
                                               const plugin::Registry& plugins,
-                                              std::vector<config::Diagnostic>& errors);
+                                              std::vector<config::Diagnostic>& errors,
+                                              uint64_t generation = 1);
 
 }  // namespace gw::runtime

@@ -24,13 +24,22 @@ proxy::ServedConfig servedConfig(const Snapshot& snapshot) {
           snapshot.accessLogFormat.get(),
           snapshot.unrouted};
 }
+
+// What a worker's generation keeps alive: the snapshot it serves and the health board its
+// clusters report to.
+struct Served {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::shared_ptr<upstream::HealthBoard> health;
+};
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot,
-               const proxy::SharedServices& services)
+               std::shared_ptr<upstream::HealthBoard> health, const proxy::SharedServices& services)
     : index_(index),
       snapshot_(std::move(snapshot)),
-      context_(index, reactor_.base(), dispatcher_, servedConfig(*snapshot_), services, *this),
+      context_(index, reactor_.base(), dispatcher_, servedConfig(*snapshot_), *health,
+               std::make_shared<Served>(Served{snapshot_, health}), snapshot_->generation, services,
+               *this),
       acceptPause_(reactor_.base(), "proxy worker " + std::to_string(index)) {
   // The first worker claims each address, so a second gatewayd on it fails to start instead of
   // splitting the traffic (net::PortSharing); the others join the claimed port.
@@ -78,10 +87,17 @@ void Worker::stopAsync() {
   });
 }
 
+void Worker::serve(std::shared_ptr<const Snapshot> snapshot,
+                   std::shared_ptr<upstream::HealthBoard> health) {
+  snapshot_ = std::move(snapshot);
+  context_.serve(servedConfig(*snapshot_), *health,
+                 std::make_shared<Served>(Served{snapshot_, health}), snapshot_->generation);
+}
+
 observability::WorkerMetrics Worker::metricsSnapshot() const {
-  observability::WorkerMetrics copy = context_.metrics();
+  observability::WorkerMetrics copy = context_.metricsTotal();
   copy.downstream_connections = static_cast<int64_t>(connections_.size());
-  const auto clusters = context_.clusters();
+  const auto clusters = context_.current().clusters();
   for (std::size_t i = 0; i < clusters.size(); ++i) {
     copy.upstreams[i].active_connections = static_cast<int64_t>(clusters[i]->leasedConnections());
     copy.upstreams[i].idle_connections = static_cast<int64_t>(clusters[i]->idleConnections());
@@ -163,13 +179,13 @@ void Worker::beginDrain() {
   std::vector<proxy::Connection*> open;
   for (auto& connection : connections_) open.push_back(connection.get());
   for (proxy::Connection* connection : open) connection->drain();
-  for (const auto& cluster : context_.clusters()) cluster->closeAllIdle();
+  for (const auto& cluster : context_.current().clusters()) cluster->closeAllIdle();
   checkDrained();
 }
 
 void Worker::checkDrained() {
   if (!connections_.empty() || !onDrained_) return;
-  for (const auto& cluster : context_.clusters()) cluster->closeAllIdle();
+  for (const auto& cluster : context_.current().clusters()) cluster->closeAllIdle();
   context_.flushTelemetry(true);
   logFlushTimer_.reset();
   auto done = std::move(onDrained_);

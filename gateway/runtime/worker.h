@@ -25,7 +25,7 @@ class Worker final : proxy::ConnectionHome {
   // Opens the worker's listening sockets (errors reported, nothing started). The health board
   // is the process's, shared with the other workers and the prober.
   Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot,
-         const proxy::SharedServices& services);
+         std::shared_ptr<upstream::HealthBoard> health, const proxy::SharedServices& services);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -39,6 +39,10 @@ class Worker final : proxy::ConnectionHome {
   void stopAsync();
   // From any thread: runs fn on this worker's loop (control traffic only, e.g. a scrape).
   void post(std::function<void()> fn) { reactor_.post(std::move(fn)); }
+  // This thread only (post it): new requests are served by `snapshot`, with `health` as its
+  // board; exchanges in flight finish on the configuration they began on.
+  void serve(std::shared_ptr<const Snapshot> snapshot,
+             std::shared_ptr<upstream::HealthBoard> health);
 
   // Client connections open on this worker (this thread only).
   std::size_t openConnections() const { return connections_.size(); }

@@ -14,15 +14,15 @@ Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAd
                  event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
                  const http::HeadLimits& responseLimits, core::BlockRecycler& blocks,
                  observability::UpstreamMetrics& metrics, HealthBoard& health, std::size_t index)
-    : config_(config),
+    : config_(&config),
       base_(base),
       graveyard_(graveyard),
       responseLimits_(responseLimits),
       blocks_(blocks),
       idleTimeout_(timeouts.get(config.pool.idle_timeout)),
       backends_(config.backends.size()),
-      metrics_(metrics),
-      health_(health),
+      metrics_(&metrics),
+      health_(&health),
       index_(index) {
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     Backend& b = backends_[i];
@@ -33,6 +33,15 @@ Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAd
 }
 
 Cluster::~Cluster() { closeAllIdle(); }
+
+void Cluster::rebind(const config::UpstreamConfig& config, observability::UpstreamMetrics& metrics,
+                     HealthBoard& health, std::size_t index) {
+  config_ = &config;
+  for (std::size_t i = 0; i < backends_.size(); ++i) backends_[i].config = &config.backends[i];
+  metrics_ = &metrics;
+  health_ = &health;
+  index_ = index;
+}
 
 int64_t Cluster::nowMs() const {
   timeval now;
@@ -48,7 +57,7 @@ Backend* Cluster::pick(uint64_t tried) {
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     Backend& b = backends_[i];
     if (i < 64 && (tried & (uint64_t(1) << i))) continue;
-    if (!health_.usable(index_, i, now)) continue;
+    if (!health_->usable(index_, i, now)) continue;
     if (b.downUntilMs > now) {
       if (!leastRecentlyDown || b.downUntilMs < leastRecentlyDown->downUntilMs) leastRecentlyDown = &b;
       continue;
@@ -72,18 +81,18 @@ std::unique_ptr<Connection> Cluster::takeIdle(Backend& backend) {
   backend.idle.pop_back();
   connection->markReused();
   ++leased_;
-  ++metrics_.reuses;
+  ++metrics_->reuses;
   return connection;
 }
 
 std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
   net::Fd fd = net::connectNonBlocking(backend.address, err);
   if (err != 0) {
-    metrics_.countError(observability::UpstreamErrorKind::Connect);
+    metrics_->countError(observability::UpstreamErrorKind::Connect);
     return nullptr;
   }
   ++leased_;
-  ++metrics_.connects;
+  ++metrics_->connects;
   return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_, blocks_);
 }
 
@@ -91,7 +100,7 @@ void Cluster::release(std::unique_ptr<Connection> connection) {
   Backend& backend = connection->backend();
   --leased_;
   if (connection->closed() || !connection->clean() ||
-      backend.idle.size() >= config_.pool.max_idle_per_backend) {
+      backend.idle.size() >= config_->pool.max_idle_per_backend) {
     bury(std::move(connection));
     return;
   }

@@ -39,7 +39,7 @@ class Cluster {
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
 
-  const config::UpstreamConfig& config() const { return config_; }
+  const config::UpstreamConfig& config() const { return *config_; }
   std::size_t backendCount() const { return backends_.size(); }
 
   // Smooth weighted round-robin (as nginx): over backends the health board finds usable, not
@@ -47,12 +47,12 @@ class Cluster {
   // down, the one down longest is tried anyway.
   Backend* pick(uint64_t tried);
   // False when the health board has every backend out: the request gets its 503 at once.
-  bool anyUsable() const { return health_.anyUsable(index_, nowMs()); }
+  bool anyUsable() const { return health_->anyUsable(index_, nowMs()); }
   // The outcome of an exchange with a backend, for passive health checks. Returns true when
   // this failure ejected the backend.
-  void reportSuccess(const Backend& backend) { health_.reportSuccess(index_, indexOf(backend)); }
+  void reportSuccess(const Backend& backend) { health_->reportSuccess(index_, indexOf(backend)); }
   bool reportFailure(const Backend& backend) {
-    return health_.reportFailure(index_, indexOf(backend), nowMs());
+    return health_->reportFailure(index_, indexOf(backend), nowMs());
   }
   std::size_t indexOf(const Backend& backend) const;
 
@@ -68,12 +68,17 @@ class Cluster {
   // An idle connection expired or the backend closed it.
   void dropIdle(Connection& connection);
   void closeAllIdle();
+  // A reload left this upstream as written: the worker's next generation takes this cluster, its
+  // pool and balancer state included, bound to that generation's copy of the same settings, its
+  // metric shard and its health board (where the upstream may sit at another index).
+  void rebind(const config::UpstreamConfig& config, observability::UpstreamMetrics& metrics,
+              HealthBoard& health, std::size_t index);
 
   void markDown(Backend& backend);
   void markUp(Backend& backend) { backend.downUntilMs = 0; }
 
   const timeval* idleTimeout() const { return idleTimeout_; }
-  observability::UpstreamMetrics& metrics() { return metrics_; }
+  observability::UpstreamMetrics& metrics() { return *metrics_; }
   // Connections leased to exchanges now, and parked in the pool: the gauges, read at scrape.
   std::size_t leasedConnections() const { return leased_; }
   std::size_t idleConnections() const;
@@ -82,15 +87,15 @@ class Cluster {
   int64_t nowMs() const;
   void bury(std::unique_ptr<Connection> connection);
 
-  const config::UpstreamConfig& config_;
+  const config::UpstreamConfig* config_;
   event_base* base_;
   core::Graveyard& graveyard_;
   const http::HeadLimits& responseLimits_;
   core::BlockRecycler& blocks_;
   const timeval* idleTimeout_;
   std::vector<Backend> backends_;
-  observability::UpstreamMetrics& metrics_;
-  HealthBoard& health_;
+  observability::UpstreamMetrics* metrics_;
+  HealthBoard* health_;
   std::size_t index_;  // of this upstream in the config, and on the health board
   std::size_t leased_ = 0;
 };

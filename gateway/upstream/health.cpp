@@ -24,6 +24,37 @@ HealthBoard::HealthBoard(std::vector<UpstreamHealthSpec> upstreams) {
   }
 }
 
+HealthBoard::HealthBoard(std::vector<UpstreamHealthSpec> upstreams, const HealthBoard& previous)
+    : HealthBoard(std::move(upstreams)) {
+  std::lock_guard lock(previous.mutex_);
+  for (Upstream& upstream : upstreams_) {
+    const auto before =
+        std::find_if(previous.upstreams_.begin(), previous.upstreams_.end(),
+                     [&](const Upstream& old) { return old.spec.name == upstream.spec.name; });
+    if (before == previous.upstreams_.end()) continue;
+    for (std::size_t b = 0; b < upstream.slots.size(); ++b) {
+      const auto& names = before->spec.backends;
+      const auto found = std::find(names.begin(), names.end(), upstream.spec.backends[b]);
+      if (found == names.end()) continue;
+      const Slot& old = before->slots[static_cast<std::size_t>(found - names.begin())];
+      Slot& slot = upstream.slots[b];
+      if (upstream.spec.active) {
+        slot.activeHealthy.store(old.activeHealthy.load(std::memory_order_relaxed));
+        slot.probeSuccesses = old.probeSuccesses;
+        slot.probeFailures = old.probeFailures;
+        slot.lastProbeStatus = old.lastProbeStatus;
+        slot.lastProbeError = old.lastProbeError;
+      }
+      slot.ejectedUntilMs.store(old.ejectedUntilMs.load(std::memory_order_relaxed));
+      slot.consecutiveFailures.store(old.consecutiveFailures.load(std::memory_order_relaxed));
+      slot.ejectionLevel = old.ejectionLevel;
+      slot.lastEjectionEndMs = old.lastEjectionEndMs;
+      slot.ejections = old.ejections;
+      slot.ejectionsRefused = old.ejectionsRefused;
+    }
+  }
+}
+
 bool HealthBoard::usable(std::size_t upstream, std::size_t backend, int64_t nowMs) const {
   const Slot& slot = upstreams_[upstream].slots[backend];
   return slot.activeHealthy.load(std::memory_order_relaxed) &&

@@ -89,6 +89,9 @@ struct ProbeOutcome {
 class HealthBoard {
  public:
   explicit HealthBoard(std::vector<UpstreamHealthSpec> upstreams);
+  // After a reload: each backend that `previous` knew (same upstream name, same host:port) keeps
+  // its probe results, streaks and ejections; its active verdict only while it is still probed.
+  HealthBoard(std::vector<UpstreamHealthSpec> upstreams, const HealthBoard& previous);
   HealthBoard(const HealthBoard&) = delete;
   HealthBoard& operator=(const HealthBoard&) = delete;
 

@@ -276,5 +276,39 @@ TEST_CASE("probe results for an upstream without a check are ignored") {
   CHECK(board.usable(0, 0, 0));
 }
 
+TEST_CASE("a reload's board keeps what the old one knew of backends that stayed") {
+  ActiveCheck check;
+  check.unhealthyThreshold = 1;
+  HealthBoard before(one(spec(2, {}, check)));
+  REQUIRE(fail(before, 0, 5, 1000) == 1);  // ejected until 11'000
+  REQUIRE(before.recordProbe(0, 1, failed("timeout")) == std::optional<bool>(false));
+
+  SUBCASE("same backends, still probed: ejection and active verdict carried") {
+    HealthBoard after(one(spec(2, {}, check)), before);
+    CHECK_FALSE(after.usable(0, 0, 5000));
+    CHECK(after.usable(0, 0, 11'000));
+    CHECK_FALSE(after.usable(0, 1, 5000));
+    const auto status = after.snapshot(5000);
+    CHECK(status[0].backends[0].ejections == 1);
+    CHECK(status[0].backends[1].lastProbeError == "timeout");
+  }
+  SUBCASE("no longer probed: the active verdict would never be revised, so it is dropped") {
+    HealthBoard after(one(spec(2)), before);
+    CHECK_FALSE(after.usable(0, 0, 5000));
+    CHECK(after.usable(0, 1, 5000));
+  }
+  SUBCASE("another upstream name, or a backend that was not there, starts afresh") {
+    UpstreamHealthSpec renamed = spec(2, {}, check);
+    renamed.name = "other";
+    HealthBoard after(one(std::move(renamed)), before);
+    CHECK(after.usable(0, 0, 5000));
+    UpstreamHealthSpec moved = spec(2, {}, check);
+    moved.backends[0] = "127.0.0.1:9100";
+    HealthBoard later(one(std::move(moved)), before);
+    CHECK(later.usable(0, 0, 5000));
+    CHECK_FALSE(later.usable(0, 1, 5000));
+  }
+}
+
 }  // namespace
 }  // namespace gw::upstream

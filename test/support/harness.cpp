@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -697,13 +698,7 @@ Gateway::Gateway(std::string yaml_template, uint16_t port,
                  const std::vector<std::string>& environment)
     : port_(port ? port : freePort()), admin_port_(freePort()) {
   limitAsanQuarantine();
-  // Never the default 9901: a gatewayd started by scripts/run.sh may be running beside the tests.
-  const bool hasAdmin = yaml_template.starts_with("admin:") ||
-                        yaml_template.find("\nadmin:") != std::string::npos;
-  if (!hasAdmin) yaml_template += "\nadmin: {address: 127.0.0.1, port: ${ADMIN_PORT}}\n";
-  config_path_ = dir_.write("gateway.yaml",
-                            subst(std::move(yaml_template), {{"PORT", std::to_string(port_)},
-                                                             {"ADMIN_PORT", std::to_string(admin_port_)}}));
+  rewriteConfig(std::move(yaml_template));
   log_path_ = dir_.path() + "/gatewayd.log";
   process_.emplace(std::vector<std::string>{gatewaydPath(), "-c", config_path_}, log_path_,
                    environment);
@@ -729,6 +724,21 @@ Gateway::~Gateway() {
                  << text.substr(at > 200 ? at - 200 : 0, 4000));
   }
   if (code != 0) FAIL_CHECK("gatewayd exited with " << code << " on SIGTERM:\n" << text);
+}
+
+void Gateway::rewriteConfig(std::string yaml_template) {
+  // Never the default 9901: a gatewayd started by scripts/run.sh may be running beside the tests.
+  const bool hasAdmin =
+      yaml_template.starts_with("admin:") || yaml_template.find("\nadmin:") != std::string::npos;
+  if (!hasAdmin) yaml_template += "\nadmin: {address: 127.0.0.1, port: ${ADMIN_PORT}}\n";
+  // Written beside and renamed over, as editors and configuration managers do: a reload never
+  // reads half a file.
+  const std::string written = dir_.write(
+      "gateway.yaml.next",
+      subst(std::move(yaml_template),
+            {{"PORT", std::to_string(port_)}, {"ADMIN_PORT", std::to_string(admin_port_)}}));
+  config_path_ = dir_.path() + "/gateway.yaml";
+  REQUIRE(std::rename(written.c_str(), config_path_.c_str()) == 0);
 }
 
 std::string Gateway::log() const { return readFile(log_path_); }

@@ -230,6 +230,8 @@ class Gateway {
   uint16_t adminPort() const { return admin_port_; }
   Process& process() { return *process_; }
   const std::string& configPath() const { return config_path_; }
+  // Replaces the configuration file (same substitutions as the constructor's), for a reload.
+  void rewriteConfig(std::string yaml_template);
   std::string log() const;  // gatewayd's stderr so far
 
  private:

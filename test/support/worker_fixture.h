@@ -161,8 +161,8 @@ class WorkerFixture {
     std::vector<upstream::UpstreamHealthSpec> specs(1);
     specs[0].name = "main";
     specs[0].backends = snapshot_->metricsLayout->upstreams[0].backends;
-    health_ = std::make_unique<upstream::HealthBoard>(std::move(specs));
-    worker_ = std::make_unique<runtime::Worker>(0, snapshot_, proxy::SharedServices{*health_});
+    health_ = std::make_shared<upstream::HealthBoard>(std::move(specs));
+    worker_ = std::make_unique<runtime::Worker>(0, snapshot_, health_, proxy::SharedServices{});
     std::string error;
     REQUIRE_MESSAGE(worker_->listening(error), error);
     worker_->start();
@@ -179,7 +179,7 @@ class WorkerFixture {
  private:
   uint16_t port_ = 0;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
-  std::unique_ptr<upstream::HealthBoard> health_;
+  std::shared_ptr<upstream::HealthBoard> health_;
   std::unique_ptr<runtime::Worker> worker_;
 };
 
