@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "gateway/config/loader_sections.h"
+#include "gateway/config/yaml_identity.h"
 
 namespace gw::config {
 namespace {
@@ -78,7 +79,7 @@ std::optional<PluginBinding> Loader::parsePlugin(const YAML::Node& name, const Y
   std::vector<ConfigError> problems;
   try {
     binding.settings = binding.type->parseSettings(settings, problems);
-    binding.identity = YAML::Dump(settings);
+    binding.identity = identityOf(settings);
   } catch (const YAML::Exception& e) {
     problems.push_back({e.mark.line + 1, e.mark.column + 1,
                         "cannot read the settings of " + quote(binding.name) + ": " + e.msg});

@@ -1,6 +1,7 @@
 // The upstreams: their backends, connection pool, timeouts and health checks.
 
 #include "gateway/config/loader_sections.h"
+#include "gateway/config/yaml_identity.h"
 
 namespace gw::config {
 namespace {
@@ -49,7 +50,7 @@ void Loader::parseUpstreams(NodeReader& root) {
     in.allowKeys({"name", "backends", "pool", "timeouts", "health_checks"});
     UpstreamConfig upstream;
     upstream.where = locate(node);
-    upstream.identity = YAML::Dump(node);
+    upstream.identity = identityOf(node);
     if (in.require("name") && readName(in, "name", upstream.name)) {
       const auto [first, inserted] =
           upstreamIndex_.emplace(upstream.name, config_.upstreams.size());

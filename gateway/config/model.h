@@ -118,7 +118,7 @@ struct UpstreamConfig {
   std::optional<ActiveHealthCheck> active_check;
   PassiveHealthCheck passive_check;
   Location where;
-  // The upstream's YAML as written (re-emitted, comments dropped): a reload keeps the per-worker
+  // What the upstream's YAML says (config/yaml_identity.h): a reload keeps the per-worker
   // connection pools of an upstream whose identity did not change.
   std::string identity;
 };
@@ -147,7 +147,7 @@ struct PluginBinding {
   const PluginType* type = nullptr;
   std::shared_ptr<const PluginSettings> settings;
   Location where;
-  // The settings as written (re-emitted, comments dropped): a reload keeps the state (e.g.
+  // What the settings' YAML says (config/yaml_identity.h): a reload keeps the state (e.g.
   // rate-limit windows, cache stores) of an entry whose route, position and identity stayed.
   std::string identity;
 };

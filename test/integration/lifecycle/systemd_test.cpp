@@ -1,7 +1,8 @@
 // What gatewayd tells systemd (Type=notify): the test is the service manager, with a
-// NOTIFY_SOCKET of its own (no systemd needed), and asserts the exact messages for a start and a
-// drained stop, and the watchdog pings while every worker's loop answers. (A worker that stops
-// answering, and the pings stopping with it, is proven in gateway/runtime/watchdog_test.cpp.)
+// NOTIFY_SOCKET of its own (no systemd needed), and asserts the exact messages for a start, a
+// reload (applied and refused) and a drained stop, and the watchdog pings while every worker's loop
+// answers. (A worker that stops answering, and the pings stopping with it, is proven in
+// gateway/runtime/watchdog_test.cpp.)
 #include <doctest.h>
 #include <signal.h>
 
@@ -53,6 +54,44 @@ TEST_CASE("systemd: READY=1 once serving, STOPPING=1 when the drain starts, its 
   REQUIRE(gw.process().waitExit(5000ms) == 0);
   // Nothing else: no watchdog pings were asked for.
   CHECK(notify.next(100ms).value_or("nothing") == "nothing");
+}
+
+// "RELOADING=1\nMONOTONIC_USEC=<digits>\nSTATUS=..." with the digits replaced by N.
+std::string withoutClock(std::string message) {
+  const std::string key = "MONOTONIC_USEC=";
+  const std::size_t at = message.find(key);
+  if (at == std::string::npos) return message;
+  const std::size_t digits = at + key.size();
+  const std::size_t end = message.find_first_not_of("0123456789", digits);
+  if (end == digits) return message;
+  return message.replace(digits, end - digits, "N");
+}
+
+TEST_CASE("systemd: RELOADING=1 then READY=1 around a reload, applied or refused") {
+  NotifySocket notify;
+  Backend b;
+  Gateway gw(apiConfig(b, 2), 0, {notify.env()});
+  REQUIRE(notify.next(5000ms) ==
+          "READY=1\nSTATUS=serving: 1 route, 1 upstream, 2 workers, generation 1");
+  const std::string reloading =
+      "RELOADING=1\nMONOTONIC_USEC=N\nSTATUS=reloading: reading " + gw.configPath();
+
+  gw.rewriteConfig(
+      apiConfig(b, 2, {}, "  - {name: more, match: {prefix: /more}, upstream: main}\n"));
+  gw.process().signal(SIGHUP);
+  CHECK(withoutClock(notify.next(5000ms).value_or("nothing")) == reloading);
+  CHECK(notify.next(5000ms) ==
+        "READY=1\nSTATUS=serving: 2 routes, 1 upstream, 2 workers, generation 2");
+
+  gw.rewriteConfig(apiConfig(b, 2, "limits: {header_bytes: lots}\n"));
+  gw.process().signal(SIGHUP);
+  CHECK(withoutClock(notify.next(5000ms).value_or("nothing")) == reloading);
+  CHECK(notify.next(5000ms) ==
+        "READY=1\nSTATUS=serving: 2 routes, 1 upstream, 2 workers, generation 2, last reload "
+        "failed: " +
+            gw.configPath() +
+            ":2:24: 'header_bytes': invalid size 'lots': expected a whole number followed by B, "
+            "KB, MB, GB, KiB, MiB or GiB");
 }
 
 TEST_CASE("systemd: a NOTIFY_SOCKET nobody reads is logged, and gatewayd serves on") {
