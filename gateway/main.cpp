@@ -77,5 +77,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   gw::runtime::Server server(snapshot);
+  server.setExecutable(gw::runtime::Executable::current(argc, argv));
   return server.run();
 }

@@ -19,6 +19,7 @@
 #include "gateway/config/loader.h"
 #include "gateway/net/socket.h"
 #include "gateway/plugin/registry.h"
+#include "gateway/runtime/listening_sockets.h"
 #include "gateway/runtime/load_environment.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/runtime/worker.h"
@@ -162,9 +163,10 @@ class WorkerFixture {
     specs[0].name = "main";
     specs[0].backends = snapshot_->metricsLayout->upstreams[0].backends;
     health_ = std::make_unique<upstream::HealthBoard>(std::move(specs));
-    worker_ = std::make_unique<runtime::Worker>(0, snapshot_, proxy::SharedServices{*health_});
     std::string error;
-    REQUIRE_MESSAGE(worker_->listening(error), error);
+    REQUIRE_MESSAGE(sockets_.open(snapshot_->listenerAddresses, error), error);
+    worker_ = std::make_unique<runtime::Worker>(0, snapshot_, proxy::SharedServices{*health_});
+    worker_->watch(sockets_.forWorker(0));
     worker_->start();
   }
   ~WorkerFixture() {
@@ -180,6 +182,7 @@ class WorkerFixture {
   uint16_t port_ = 0;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
   std::unique_ptr<upstream::HealthBoard> health_;
+  runtime::ListeningSockets sockets_{1, {}};  // outlives the worker that watches them
   std::unique_ptr<runtime::Worker> worker_;
 };
 
