@@ -212,8 +212,13 @@ void Server::onLogFlush(evutil_socket_t, short, void*) { log::flushSuppressed();
 void Server::workerStarted() {
   if (++started_ == workers_.size() && state_ == admin::ProcessState::Starting) {
     state_ = admin::ProcessState::Serving;
-    notifier_.ready(servingStatus());
-    tellPredecessorServing(predecessor_, servingStatus());
+    if (predecessor_.valid()) {
+      // An upgrade: systemd hears from the old process, which names us its main process
+      // (NotifyAccess=main would drop our READY=1 until then).
+      tellPredecessorServing(predecessor_, servingStatus());
+    } else {
+      notifier_.ready(servingStatus());
+    }
   }
 }
 
