@@ -12,6 +12,7 @@
 
 #include "test/support/continuous_load.h"
 #include "test/support/harness.h"
+#include "test/support/notify_socket.h"
 
 using namespace gw::it;
 
@@ -167,4 +168,28 @@ TEST_CASE("upgrade: a second SIGUSR2 during an upgrade is refused; the first one
   gw.replaceBinary("#!/bin/sh\nexit 2\n");
   gw.process->signal(SIGUSR2);
   CHECK(gw.logged("it exited with status 2 before it served"));
+}
+
+TEST_CASE("upgrade: systemd hears MAINPID= of the new process, then only from it") {
+  NotifySocket notify;
+  Backend b;
+  // A watchdog, so that the new process must ping for itself (WATCHDOG_PID follows it).
+  Gateway gw(upgradeConfig(b), 0, {notify.env(), "WATCHDOG_USEC=2000000"});
+  const std::string serving = "STATUS=serving: 1 route, 1 upstream, 2 workers, generation 1";
+  REQUIRE(notify.next(10000ms) == "READY=1\n" + serving);
+  gw.process().signal(SIGUSR2);
+  REQUIRE_MESSAGE(waitFor([&] { return gw.log().find(kServes) != std::string::npos; }, 30000ms),
+                  gw.log());
+  StopAtEnd successor{std::stoi(loggedField(gw.log(), kServes, "new_pid"))};
+  // Watchdog pings of the old process until the handover, then the handover, and no STOPPING=1
+  // (the service is not stopping) nor READY=1 of the new one (not yet the main process).
+  std::optional<std::string> message;
+  while ((message = notify.next(5000ms)) && *message == "WATCHDOG=1") {
+  }
+  CHECK(message == "MAINPID=" + std::to_string(successor.pid) + "\n" + serving);
+  CHECK(gw.process().waitExit(15000ms) == 0);
+  // From now on the new process pings systemd's watchdog (WATCHDOG_PID named it); a STOPPING=1
+  // of the draining old one would arrive first.
+  CHECK(notify.next(5000ms) == "WATCHDOG=1");
+  CHECK(notify.next(5000ms) == "WATCHDOG=1");
 }
