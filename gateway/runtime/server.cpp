@@ -272,6 +272,9 @@ void Server::onReopenLogs(evutil_socket_t, short, void* arg) {
 void Server::beginShutdown() {
   shuttingDown_ = true;
   state_ = admin::ProcessState::Draining;
+  // Stopping in the middle of an upgrade: the new process must not take over a stopping service
+  // (its destructor stops it).
+  if (!handedOver_) successor_.reset();
   stopAccepting();
   // Handed over, the service is our successor's, which is not stopping.
   if (!handedOver_) {

@@ -49,6 +49,8 @@ struct StopAtEnd {
 
 constexpr std::string_view kServes =
     R"("msg":"upgrade: the new gatewayd serves; this one stops accepting and drains")";
+constexpr std::string_view kStarted =
+    R"("msg":"upgrade: started the new gatewayd; serving until it does")";
 constexpr std::string_view kFailed = R"("msg":"upgrade failed: still serving with this process")";
 
 std::string upgradeConfig(const Backend& b) {
@@ -150,8 +152,6 @@ TEST_CASE("upgrade: a second SIGUSR2 during an upgrade is refused; the first one
   // A new binary that never says it serves until it is told to stop.
   gw.replaceBinary("#!/bin/sh\nexec sleep 30\n");
   gw.process->signal(SIGUSR2);
-  constexpr std::string_view kStarted =
-      R"("msg":"upgrade: started the new gatewayd; serving until it does")";
   REQUIRE_MESSAGE(gw.logged(kStarted), readFile(gw.log));
   const pid_t successor = std::stoi(loggedField(readFile(gw.log), kStarted, "new_pid"));
   gw.process->signal(SIGUSR2);
@@ -168,6 +168,18 @@ TEST_CASE("upgrade: a second SIGUSR2 during an upgrade is refused; the first one
   gw.replaceBinary("#!/bin/sh\nexit 2\n");
   gw.process->signal(SIGUSR2);
   CHECK(gw.logged("it exited with status 2 before it served"));
+}
+
+TEST_CASE("upgrade: a stop during an upgrade stops the new process too") {
+  Backend b;
+  CopiedGateway gw(b);
+  gw.replaceBinary("#!/bin/sh\nexec sleep 30\n");
+  gw.process->signal(SIGUSR2);
+  REQUIRE_MESSAGE(gw.logged(kStarted), readFile(gw.log));
+  StopAtEnd successor{std::stoi(loggedField(readFile(gw.log), kStarted, "new_pid"))};
+  gw.process->signal(SIGTERM);
+  CHECK(gw.process->waitExit(15000ms) == 0);
+  CHECK(waitFor([&] { return ended(successor.pid); }, 5000ms));
 }
 
 TEST_CASE("upgrade: systemd hears MAINPID= of the new process, then only from it") {
