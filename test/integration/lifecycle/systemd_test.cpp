@@ -102,8 +102,9 @@ TEST_CASE("systemd: the unit is Type=notify with a watchdog and a reload by SIGH
 TEST_CASE("systemd: the socket unit holds the shipped config's listener for the service") {
   const std::string unit = readFile(kSourceRoot + "/systemd/gatewayd.socket");
   // One socket all workers share; SO_REUSEPORT would let another process take part of the port.
-  for (const char* line : {"\nListenStream=127.0.0.1:8080\n", "\nReusePort=no\n",
-                           "\nFileDescriptorName=gatewayd-http\n", "\nService=gatewayd.service\n"}) {
+  for (const char* line :
+       {"\nListenStream=127.0.0.1:8080\n", "\nReusePort=no\n",
+        "\nFileDescriptorName=gatewayd-http\n", "\nService=gatewayd.service\n"}) {
     CHECK_MESSAGE(unit.find(line) != std::string::npos, "the unit lacks " << std::string(line));
   }
   // gatewayd refuses a passed socket that matches no listener: the shipped pair must agree.
