@@ -63,8 +63,8 @@ std::string upgradeConfig(const Backend& b) {
 TEST_CASE("upgrade: SIGUSR2 under load hands over to the new process, no request fails") {
   Backend b;
   Gateway gw(upgradeConfig(b));
-  REQUIRE(waitFor(
-      [&] { return gw.log().find("\"msg\":\"gatewayd started\"") != std::string::npos; }, 10000ms));
+  // Serving (every worker runs): SIGUSR2 is refused before.
+  REQUIRE(waitFor([&] { return adminRequest(gw, "/ready").status == 200; }, 10000ms));
   ContinuousLoad load({.port = gw.port()});
   REQUIRE(load.waitAnsweredMore(200, 15000ms));
   const pid_t oldPid = gw.process().pid();
@@ -96,18 +96,20 @@ struct CopiedGateway {
   std::string binary = dir.path() + "/gatewayd";
   std::string log = dir.path() + "/gatewayd.log";
   uint16_t port = freePort();
+  uint16_t adminPort = freePort();
   std::optional<Process> process;
 
   explicit CopiedGateway(const Backend& b) {
     std::filesystem::copy_file(gatewaydPath(), binary);
     const std::string config = dir.write(
         "gw.yaml", subst(upgradeConfig(b) + "admin: {address: 127.0.0.1, port: ${ADMIN}}\n",
-                         {{"PORT", std::to_string(port)}, {"ADMIN", std::to_string(freePort())}}));
+                         {{"PORT", std::to_string(port)}, {"ADMIN", std::to_string(adminPort)}}));
     process.emplace(std::vector<std::string>{binary, "-c", config}, log);
+    // Serving (every worker runs): SIGUSR2 is refused before. The admin port listens first.
+    REQUIRE_MESSAGE(waitFor([&] { return waitPortOpen(adminPort, 100ms); }, 15000ms),
+                    readFile(log));
     REQUIRE_MESSAGE(
-        waitFor(
-            [&] { return readFile(log).find("\"msg\":\"gatewayd started\"") != std::string::npos; },
-            15000ms),
+        waitFor([&] { return Client(adminPort).roundTrip(get("/ready")).status == 200; }, 15000ms),
         readFile(log));
   }
   ~CopiedGateway() {
