@@ -9,7 +9,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,6 +112,10 @@ class Socket {
     }
     return got;
   }
+  // Nothing arrives (and the peer does not close) for `wait`.
+  bool silentFor(std::chrono::milliseconds wait) const {
+    return !waitReadable(fd_, Clock::now() + wait);
+  }
   std::string readToClose(bool* closed) const {
     return readUntil([](const std::string&) { return false; }, closed);
   }
@@ -142,17 +148,22 @@ class ScriptedBackend {
   net::Fd listener_ = listenOnFreePort();
 };
 
-// A worker with the routes `routes` (YAML list items), in front of one scripted backend.
+// A worker with the routes `routes` (YAML list items), in front of one scripted backend, with
+// `listeners` listeners, all watched.
 class WorkerFixture {
  public:
-  WorkerFixture(std::string_view routes, const plugin::Registry& plugins) {
-    // A port that was free a moment ago: the worker's listener must claim it itself.
-    port_ = portOf(listenOnFreePort());
-    const std::string yaml =
-        "workers: 1\nlisteners: [{address: 127.0.0.1, port: " + std::to_string(port_) +
-        "}]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
-        "  - {name: main, backends: [127.0.0.1:" +
-        std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
+  WorkerFixture(std::string_view routes, const plugin::Registry& plugins, int listeners = 1) {
+    std::string listenerList;
+    for (int i = 0; i < listeners; ++i) {
+      // A port that was free a moment ago: the process's sockets must claim it themselves.
+      ports_.push_back(portOf(listenOnFreePort()));
+      listenerList += std::string(i ? ", " : "") +
+                      "{address: 127.0.0.1, port: " + std::to_string(ports_.back()) + "}";
+    }
+    const std::string yaml = "workers: 1\nlisteners: [" + listenerList +
+                             "]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
+                             "  - {name: main, backends: [127.0.0.1:" +
+                             std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
     config::LoadResult loaded =
         config::loadString(yaml, "worker_fixture.yaml", runtime::loadEnvironment(plugins));
     REQUIRE_MESSAGE(loaded.config, yaml);
@@ -174,12 +185,28 @@ class WorkerFixture {
     worker_->join();
   }
 
-  Socket connect() const { return Socket::connectTo(port_); }
+  Socket connect(std::size_t listener = 0) const { return Socket::connectTo(ports_[listener]); }
+  // Has the running worker watch only the sockets of `listeners` (on its thread; returns once
+  // it does).
+  void watchOnly(const std::vector<std::size_t>& listeners) {
+    std::vector<runtime::WatchedSocket> watched;
+    for (const runtime::WatchedSocket& socket : sockets_.forWorker(0)) {
+      if (std::find(listeners.begin(), listeners.end(), socket.listener) != listeners.end()) {
+        watched.push_back(socket);
+      }
+    }
+    std::promise<void> done;
+    worker_->post([&] {
+      worker_->watch(watched);
+      done.set_value();
+    });
+    REQUIRE(done.get_future().wait_for(kWait) == std::future_status::ready);
+  }
 
   ScriptedBackend backend;
 
  private:
-  uint16_t port_ = 0;
+  std::vector<uint16_t> ports_;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
   std::unique_ptr<upstream::HealthBoard> health_;
   runtime::ListeningSockets sockets_{1, {}};  // outlives the worker that watches them
