@@ -1,6 +1,7 @@
 #include "gateway/runtime/successor.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -133,10 +134,18 @@ bool Successor::start(const Executable& executable, const std::vector<HandedSock
   if (watchdog) envp.push_back(watchdogPid.get());
   envp.push_back(nullptr);
 
+  // Signals wait until the child has dropped our handlers: one caught by a handler of ours in
+  // the child before execve would be lost (a SIGTERM would not stop it).
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
   const pid_t pid = ::fork();
-  if (pid < 0) return fail("fork");
   if (pid == 0) {
     // The child of a threaded process: async-signal-safe calls only, until execve.
+    struct sigaction byDefault {};
+    byDefault.sa_handler = SIG_DFL;
+    for (int signal = 1; signal < NSIG; ++signal) sigaction(signal, &byDefault, nullptr);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -149,6 +158,12 @@ bool Successor::start(const Executable& executable, const std::vector<HandedSock
     watchdogPid.fill(::getpid());
     ::execve(argv[0], argv.data(), envp.data());
     _exit(127);
+  }
+  const int forkError = errno;
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  if (pid < 0) {
+    errno = forkError;
+    return fail("fork");
   }
   pid_ = pid;
   ready_ = std::move(readEnd);
