@@ -21,7 +21,9 @@ constexpr std::string_view kUsage =
     "  -v, --version       print the version and exit\n"
     "  -h, --help          print this help and exit\n"
     "\n"
-    "Signals: SIGTERM/SIGINT drain in-flight requests (shutdown.drain_timeout) and exit 0.\n";
+    "Signals: SIGTERM/SIGINT drain in-flight requests (shutdown.drain_timeout) and exit 0.\n"
+    "         SIGUSR2 starts this binary anew with the listening sockets (an upgrade); once\n"
+    "         the new process serves, this one drains and exits.\n";
 
 void printDiagnostics(const std::vector<gw::config::Diagnostic>& diagnostics, const char* prefix) {
   for (const auto& d : diagnostics) std::fprintf(stderr, "%s%s\n", prefix, d.format().c_str());
@@ -77,5 +79,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   gw::runtime::Server server(snapshot);
+  server.setExecutable(gw::runtime::Executable::current(argc, argv));
   return server.run();
 }

@@ -2,6 +2,7 @@
 # Installs gatewayd as a systemd service, with nothing on the host but what it runs with:
 #   /usr/local/bin/gatewayd                   the release build
 #   /etc/systemd/system/gatewayd.service      systemd/gatewayd.service
+#   /etc/systemd/system/gatewayd.socket       systemd/gatewayd.socket (off until enabled)
 #   /etc/gatewayd/gateway.yaml                conf/gateway.yaml, only if no config is there yet
 #   /usr/local/share/doc/gatewayd/            README.md and docs/
 # and the libraries the binary links, if missing (scripts/setup.sh --run). Never a test or
@@ -42,9 +43,10 @@ systemd_running() { [[ -z "$destdir" && -d /run/systemd/system ]]; }
 if ((uninstall)); then
   if systemd_running; then
     # Stopping drains in-flight requests first (SIGTERM).
-    systemctl disable --now gatewayd.service 2>/dev/null || true
+    systemctl disable --now gatewayd.socket gatewayd.service 2>/dev/null || true
   fi
-  rm -f "$destdir/usr/local/bin/gatewayd" "$destdir/etc/systemd/system/gatewayd.service"
+  rm -f "$destdir/usr/local/bin/gatewayd" "$destdir/etc/systemd/system/gatewayd.service" \
+    "$destdir/etc/systemd/system/gatewayd.socket"
   rm -rf "$destdir/usr/local/share/doc/gatewayd"
   systemd_running && systemctl daemon-reload
   gw_log "uninstalled from ${destdir:-/}; kept $destdir/etc/gatewayd (config) and" \
@@ -72,6 +74,8 @@ fi
 
 install -D -m 0755 "$binary" "$destdir/usr/local/bin/gatewayd"
 install -D -m 0644 "$GW_ROOT/systemd/gatewayd.service" "$destdir/etc/systemd/system/gatewayd.service"
+# Off until enabled (docs/operations.md): its ListenStream= must match a listener in the config.
+install -D -m 0644 "$GW_ROOT/systemd/gatewayd.socket" "$destdir/etc/systemd/system/gatewayd.socket"
 install -d -m 0755 "$destdir/etc/gatewayd"
 target="$destdir/etc/gatewayd/gateway.yaml"
 if [[ -e "$target" ]]; then

@@ -230,15 +230,19 @@ AdminServer::~AdminServer() = default;
 bool AdminServer::listen(const net::SocketAddress& address, std::string& error) {
   auto fd = net::listenOn(address, net::PortSharing::Exclusive, error);
   if (!fd) return false;
+  serveOn(std::move(*fd));
+  return true;
+}
+
+void AdminServer::serveOn(net::Fd listening) {
   sockaddr_storage bound{};
   socklen_t length = sizeof bound;
-  ::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&bound), &length);
+  ::getsockname(listening.get(), reinterpret_cast<sockaddr*>(&bound), &length);
   port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  listenFd_ = std::move(*fd);
+  listenFd_ = std::move(listening);
   acceptEvent_.reset(event_new(base_, listenFd_.get(), EV_READ | EV_PERSIST, &onAccept, this));
   event_add(acceptEvent_.get(), nullptr);
-  return true;
 }
 
 void AdminServer::onAccept(evutil_socket_t, short, void* arg) {

@@ -64,7 +64,10 @@ class AdminServer {
 
   // Binds and listens; false with a message when the address cannot be used.
   bool listen(const net::SocketAddress& address, std::string& error);
+  // Serves on a listening socket opened elsewhere (passed by a previous gatewayd).
+  void serveOn(net::Fd listening);
   uint16_t port() const { return port_; }
+  int listeningFd() const { return listenFd_.get(); }
 
  private:
   class Connection;

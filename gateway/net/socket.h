@@ -43,6 +43,11 @@ struct SocketAddress {
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
 };
 
+// Same family, IP and port (and IPv6 scope): the same listening address.
+bool sameAddress(const SocketAddress& a, const SocketAddress& b);
+// The address a socket is bound to (getsockname), or nullopt for an fd that is not a socket.
+std::optional<SocketAddress> localAddress(int fd);
+
 // Resolves host (literal or name) and port; blocking, so only at startup.
 std::optional<SocketAddress> resolve(const std::string& host, uint16_t port, std::string& error);
 // "1.2.3.4" or "::1" for a peer address.

@@ -21,11 +21,10 @@ uint16_t portOf(const SocketAddress& address) {
   return ntohs(reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_port);
 }
 
-SocketAddress localAddress(int fd) {
-  SocketAddress address;
-  address.length = sizeof address.storage;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address.storage), &address.length) == 0);
-  return address;
+SocketAddress boundAddress(int fd) {
+  auto address = localAddress(fd);
+  REQUIRE(address.has_value());
+  return *address;
 }
 
 SocketAddress mustResolve(const std::string& host, uint16_t port) {
@@ -113,7 +112,7 @@ TEST_CASE("listenOn with ReusePort lets two sockets listen on one port") {
   std::string error;
   auto first = listenOn(mustResolve("127.0.0.1", 0), PortSharing::ReusePort, error);
   REQUIRE_MESSAGE(first.has_value(), error);
-  SocketAddress bound = localAddress(first->get());
+  SocketAddress bound = boundAddress(first->get());
   uint16_t port = portOf(bound);
   CHECK(port != 0);
   CHECK((::fcntl(first->get(), F_GETFL) & O_NONBLOCK) != 0);
@@ -121,7 +120,7 @@ TEST_CASE("listenOn with ReusePort lets two sockets listen on one port") {
 
   auto second = listenOn(bound, PortSharing::ReusePort, error);
   REQUIRE_MESSAGE(second.has_value(), error);
-  CHECK(portOf(localAddress(second->get())) == port);
+  CHECK(portOf(boundAddress(second->get())) == port);
 
   // A plain socket without SO_REUSEPORT is refused on that port.
   Fd plain(::socket(AF_INET, SOCK_STREAM, 0));
@@ -143,7 +142,7 @@ TEST_CASE("listenOn refuses a second socket where the first does not share its p
     std::string error;
     auto first = listenOn(mustResolve("127.0.0.1", 0), c.first, error);
     REQUIRE_MESSAGE(first.has_value(), error);
-    CHECK_FALSE(listenOn(localAddress(first->get()), c.second, error).has_value());
+    CHECK_FALSE(listenOn(boundAddress(first->get()), c.second, error).has_value());
     CHECK(error.find("Address already in use") != std::string::npos);
   }
 }
@@ -173,13 +172,13 @@ TEST_CASE("listenOn Claim refuses an address in use, then lets ReusePort sockets
   std::string error;
   auto claim = listenOn(mustResolve("127.0.0.1", 0), PortSharing::Claim, error);
   REQUIRE_MESSAGE(claim.has_value(), error);
-  const SocketAddress bound = localAddress(claim->get());
+  const SocketAddress bound = boundAddress(claim->get());
   const std::string where = formatAddress(bound);
 
   // The other workers of this process join the claimed port.
   auto joined = listenOn(bound, PortSharing::ReusePort, error);
   REQUIRE_MESSAGE(joined.has_value(), error);
-  CHECK(portOf(localAddress(joined->get())) == portOf(bound));
+  CHECK(portOf(boundAddress(joined->get())) == portOf(bound));
 
   // A second process claiming the same address (a second gatewayd) is refused, by address.
   CHECK_FALSE(listenOn(bound, PortSharing::Claim, error).has_value());
@@ -213,7 +212,7 @@ TEST_CASE("connectNonBlocking connects to a listener and sets TCP_NODELAY") {
   auto listener = listenOn(mustResolve("127.0.0.1", 0), PortSharing::ReusePort, error);
   REQUIRE(listener.has_value());
   int err = -1;
-  Fd fd = connectNonBlocking(localAddress(listener->get()), err);
+  Fd fd = connectNonBlocking(boundAddress(listener->get()), err);
   CHECK(err == 0);
   REQUIRE(fd.valid());
   CHECK((::fcntl(fd.get(), F_GETFL) & O_NONBLOCK) != 0);
@@ -234,7 +233,7 @@ TEST_CASE("connectNonBlocking to a closed port reports ECONNREFUSED") {
   Fd closed(::socket(AF_INET, SOCK_STREAM, 0));
   SocketAddress any = mustResolve("127.0.0.1", 0);
   REQUIRE(::bind(closed.get(), any.get(), any.length) == 0);
-  SocketAddress target = localAddress(closed.get());
+  SocketAddress target = boundAddress(closed.get());
 
   int err = -1;
   Fd fd = connectNonBlocking(target, err);
@@ -247,6 +246,37 @@ TEST_CASE("connectNonBlocking to a closed port reports ECONNREFUSED") {
     REQUIRE(::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0);
   }
   CHECK(err == ECONNREFUSED);
+}
+
+}  // namespace
+}  // namespace gw::net
+
+namespace gw::net {
+namespace {
+
+TEST_CASE("sameAddress compares family, IP and port") {
+  const SocketAddress v4 = mustResolve("127.0.0.1", 8080);
+  CHECK(sameAddress(v4, mustResolve("127.0.0.1", 8080)));
+  CHECK_FALSE(sameAddress(v4, mustResolve("127.0.0.1", 8081)));
+  CHECK_FALSE(sameAddress(v4, mustResolve("127.0.0.2", 8080)));
+  CHECK_FALSE(sameAddress(v4, mustResolve("::1", 8080)));
+  CHECK(sameAddress(mustResolve("::1", 8080), mustResolve("::1", 8080)));
+  CHECK_FALSE(sameAddress(mustResolve("::1", 8080), mustResolve("::2", 8080)));
+}
+
+TEST_CASE("localAddress reads a listening socket's address and refuses a non-socket") {
+  std::string error;
+  auto fd = listenOn(mustResolve("127.0.0.1", 0), PortSharing::Exclusive, error);
+  REQUIRE_MESSAGE(fd.has_value(), error);
+  auto bound = localAddress(fd->get());
+  REQUIRE(bound.has_value());
+  CHECK(portOf(*bound) != 0);
+  CHECK(formatIp(bound->get()) == "127.0.0.1");
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  CHECK_FALSE(localAddress(fds[0]).has_value());
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "gateway/plugin/plugin.h"
 #include "gateway/plugin/registry.h"
 #include "gateway/runtime/load_environment.h"
+#include "gateway/runtime/passed_sockets.h"
 
 namespace gw::runtime {
 
@@ -120,24 +121,11 @@ int Server::run() {
   logFlushTimer_.reset(event_new(main_.base(), -1, EV_PERSIST, &Server::onLogFlush, this));
   constexpr timeval kEverySecond{1, 0};
   event_add(logFlushTimer_.get(), &kEverySecond);
-  if (config.admin.enabled) {
-    admin_ = std::make_unique<admin::AdminServer>(main_.base(), endpoints_, config.admin);
-    std::string error;
-    if (!admin_->listen(snapshot_->adminAddress, error)) {
-      log::error("cannot listen on the admin address",
-                 {{"address", config.admin.address + ":" + std::to_string(config.admin.port)},
-                  {"error", error}});
-      return 1;
-    }
-  }
+  if (!openListeners()) return 1;
   const proxy::SharedServices services{accessLog_.get(), spanExporter_.get()};
   for (unsigned i = 0; i < config.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, snapshot_, health_, services));
-    std::string error;
-    if (!workers_.back()->listening(error)) {
-      log::error("cannot listen", {{"error", error}});
-      return 1;
-    }
+    workers_.back()->watch(listening_->forWorker(i));
   }
   workerGone_.assign(workers_.size(), false);
   startProber();
@@ -189,11 +177,10 @@ void Server::handleSignals() {
   handle(SIGUSR1, &Server::onReopenLogs);
   // `systemctl reload` (ExecReload=kill -HUP $MAINPID), as nginx and HAProxy do.
   handle(SIGHUP, &Server::onReloadSignal);
-  // Reserved: SIGUSR2 may start an upgrade. The rest end a process by default although nothing
-  // here asked for them (timers, profilers, I/O and power notices, Ctrl-Z): each is logged and
-  // ignored.
-  for (int signal :
-       {SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGTSTP, SIGXFSZ}) {
+  handle(SIGUSR2, &Server::onUpgradeSignal);
+  // The rest end a process by default although nothing here asked for them (timers, profilers,
+  // I/O and power notices, Ctrl-Z): each is logged and ignored.
+  for (int signal : {SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGTSTP, SIGXFSZ}) {
     handle(signal, &Server::onIgnoredSignal);
   }
   for (int signal = SIGRTMIN; signal <= SIGRTMAX; ++signal) {
@@ -293,6 +280,15 @@ void Server::snapshotBuilt(std::shared_ptr<const runtime::Snapshot> next, Reload
     outcome.errors = std::move(errors);
     return reloadDone(std::move(outcome));
   }
+  // Listeners that stay keep their sockets (no connection is refused); added ones open now, so
+  // an address that cannot be had refuses the whole reload.
+  std::string listenError;
+  auto removedSockets = listening_->update(next->listenerAddresses, listenError);
+  if (!removedSockets) {
+    outcome.generation = snapshot_->generation;
+    outcome.errors.push_back(next->config.source + ": cannot listen: " + listenError);
+    return reloadDone(std::move(outcome));
+  }
   outcome.applied = true;
   outcome.generation = next->generation;
   outcome.needsRestart = std::move(plan.needsRestart);
@@ -315,12 +311,20 @@ void Server::snapshotBuilt(std::shared_ptr<const runtime::Snapshot> next, Reload
              {"plugin_entries_kept", std::to_string(plan.pluginEntriesKept)},
              {"upstreams_kept", std::to_string(plan.upstreamsKept)}});
   auto switched = std::make_shared<admin::ReloadOutcome>(std::move(outcome));
+  auto removed = std::make_shared<std::vector<net::Fd>>(std::move(*removedSockets));
+  std::vector<std::vector<WatchedSocket>> watched;
+  for (unsigned i = 0; i < workers_.size(); ++i) watched.push_back(listening_->forWorker(i));
   askWorkers<bool>(
-      [next, health](Worker& worker) {
+      [next, health, watched = std::move(watched)](Worker& worker) {
         worker.serve(next, health);
+        worker.watch(watched[worker.index()]);
         return true;
       },
-      [](bool) {}, [this, switched] { reloadDone(std::move(*switched)); });
+      [](bool) {},
+      [this, switched, removed] {
+        removed->clear();  // no worker watches them any longer: connections queued there end
+        reloadDone(std::move(*switched));
+      });
 }
 
 void Server::reloadDone(admin::ReloadOutcome outcome) {
@@ -358,7 +362,13 @@ void Server::startAskedReload() {
 void Server::workerStarted() {
   if (++started_ == workers_.size() && state_ == admin::ProcessState::Starting) {
     state_ = admin::ProcessState::Serving;
-    notifier_.ready(servingStatus());
+    if (predecessor_.valid()) {
+      // An upgrade: systemd hears from the old process, which names us its main process
+      // (NotifyAccess=main would drop our READY=1 until then).
+      tellPredecessorServing(predecessor_, servingStatus());
+    } else {
+      notifier_.ready(servingStatus());
+    }
     startAskedReload();
   }
 }
@@ -418,12 +428,19 @@ void Server::onReopenLogs(evutil_socket_t, short, void* arg) {
 void Server::beginShutdown() {
   shuttingDown_ = true;
   state_ = admin::ProcessState::Draining;
-  notifier_.stopping("draining: finishing open connections (at most " +
-                     std::to_string(snapshot_->config.drain_timeout.count()) + " ms)");
-  drainProgressTimer_.reset(
-      event_new(main_.base(), -1, EV_PERSIST, &Server::onDrainProgress, this));
-  constexpr timeval kEverySecond{1, 0};
-  event_add(drainProgressTimer_.get(), &kEverySecond);
+  // Stopping in the middle of an upgrade: the new process must not take over a stopping service
+  // (its destructor stops it).
+  if (!handedOver_) successor_.reset();
+  stopAccepting();
+  // Handed over, the service is our successor's, which is not stopping.
+  if (!handedOver_) {
+    notifier_.stopping("draining: finishing open connections (at most " +
+                       std::to_string(snapshot_->config.drain_timeout.count()) + " ms)");
+    drainProgressTimer_.reset(
+        event_new(main_.base(), -1, EV_PERSIST, &Server::onDrainProgress, this));
+    constexpr timeval kEverySecond{1, 0};
+    event_add(drainProgressTimer_.get(), &kEverySecond);
+  }
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     Worker* worker = workers_[i].get();
     // Runs on the worker's thread as its loop ends: its last counters travel with the news.
@@ -436,6 +453,101 @@ void Server::beginShutdown() {
   auto ms = snapshot_->config.drain_timeout.count();
   timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
   evtimer_add(drainTimer_.get(), &tv);
+}
+
+bool Server::openListeners() {
+  const config::Config& config = snapshot_->config;
+  std::string error;
+  auto passed = takePassedSockets(error);
+  if (!passed) {
+    log::error("cannot use the sockets passed to gatewayd", {{"error", error}});
+    return false;
+  }
+  const std::size_t passedCount = passed->size();
+  if (config.admin.enabled) {
+    admin_ = std::make_unique<admin::AdminServer>(main_.base(), endpoints_, config.admin);
+    if (net::Fd adminSocket = takeSocketBoundTo(*passed, snapshot_->adminAddress);
+        adminSocket.valid()) {
+      admin_->serveOn(std::move(adminSocket));
+    } else if (!admin_->listen(snapshot_->adminAddress, error)) {
+      log::error("cannot listen on the admin address",
+                 {{"address", config.admin.address + ":" + std::to_string(config.admin.port)},
+                  {"error", error}});
+      return false;
+    }
+  }
+  listening_ = std::make_unique<ListeningSockets>(config.workers, std::move(*passed));
+  if (!listening_->open(snapshot_->listenerAddresses, error)) {
+    log::error("cannot listen", {{"error", error}});
+    return false;
+  }
+  if (passedCount > 0) {
+    log::info("using the listening sockets passed to gatewayd (LISTEN_FDS)",
+              {{"sockets", std::to_string(passedCount)}});
+  }
+  return true;
+}
+
+void Server::stopAccepting() {
+  for (auto& worker : workers_) {
+    worker->post([this, worker = worker.get()] {
+      worker->watch({});
+      main_.post([this] {
+        // Closed only now: a socket closed while a loop still watches it is an fd that loop
+        // might see reused.
+        if (++stoppedWatching_ == workers_.size()) listening_->close();
+      });
+    });
+  }
+}
+
+void Server::onUpgradeSignal(evutil_socket_t, short, void* arg) {
+  static_cast<Server*>(arg)->startUpgrade();
+}
+
+void Server::startUpgrade() {
+  if (shuttingDown_ || state_ != admin::ProcessState::Serving) {
+    log::warn(
+        "SIGUSR2 refused: an upgrade starts only while serving, not while starting or draining");
+    return;
+  }
+  if (successor_ && !successor_->finished()) {
+    log::warn("SIGUSR2 refused: an upgrade is in progress",
+              {{"new_pid", std::to_string(successor_->pid())}});
+    return;
+  }
+  std::vector<HandedSocket> sockets;
+  for (const WatchedSocket& socket : listening_->all()) {
+    sockets.push_back({socket.fd, "listener"});
+  }
+  if (admin_) sockets.push_back({admin_->listeningFd(), "admin"});
+  successor_ = std::make_unique<Successor>(
+      main_.base(),
+      Successor::Events{
+          [this](pid_t pid, const std::string& status) { successorServing(pid, status); },
+          [this](const std::string& why) {
+            log::error("upgrade failed: still serving with this process",
+                       {{"new_pid", std::to_string(successor_->pid())}, {"reason", why}});
+          }},
+      Successor::kReadyTimeout);
+  std::string error;
+  if (!successor_->start(executable_, sockets, error)) {
+    log::error("upgrade failed: cannot start the new gatewayd; still serving with this process",
+               {{"binary", executable_.path}, {"error", error}});
+    successor_.reset();
+    return;
+  }
+  log::info("upgrade: started the new gatewayd; serving until it does",
+            {{"binary", executable_.path}, {"new_pid", std::to_string(successor_->pid())}});
+}
+
+void Server::successorServing(pid_t pid, const std::string& status) {
+  log::info("upgrade: the new gatewayd serves; this one stops accepting and drains",
+            {{"new_pid", std::to_string(pid)}, {"status", status}});
+  notifier_.handOver(pid, status);
+  handedOver_ = true;
+  watchdogTimer_.reset();  // the successor pings systemd's watchdog now
+  beginShutdown();
 }
 
 void Server::workerDrained(std::size_t index, const observability::WorkerMetrics& last) {

@@ -16,8 +16,10 @@
 #include "gateway/core/reactor.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/runtime/reload_plan.h"
+#include "gateway/runtime/listening_sockets.h"
 #include "gateway/runtime/service_notifier.h"
 #include "gateway/runtime/snapshot.h"
+#include "gateway/runtime/successor.h"
 #include "gateway/runtime/watchdog.h"
 #include "gateway/runtime/worker.h"
 #include "gateway/upstream/health.h"
@@ -31,6 +33,8 @@ class Server final : admin::Process, Watchdog::Workers {
   ~Server();
   // Runs until SIGTERM/SIGINT and the drain that follows; returns the exit code.
   int run();
+  // What SIGUSR2 starts anew (an in-place upgrade); without it SIGUSR2 is refused.
+  void setExecutable(Executable executable) { executable_ = std::move(executable); }
 
   // admin::Process
   admin::ProcessState state() const override { return state_; }
@@ -77,6 +81,15 @@ class Server final : admin::Process, Watchdog::Workers {
   static void onLogFlush(evutil_socket_t, short, void* arg);
   static void onDrainTimeout(evutil_socket_t, short, void* arg);
   void beginShutdown();
+  // The listening sockets: passed ones (systemd, a previous gatewayd) or opened; the admin
+  // listener too. Workers are given theirs in startWorkers. False when start-up must stop.
+  bool openListeners();
+  // The workers stop watching the listening sockets, which close once all have.
+  void stopAccepting();
+  // SIGUSR2: start the binary anew with our sockets; hand over once it serves.
+  static void onUpgradeSignal(evutil_socket_t signal, short what, void* arg);
+  void startUpgrade();
+  void successorServing(pid_t pid, const std::string& status);
   void workerDrained(std::size_t index, const observability::WorkerMetrics& last);
   void workerStarted();
 
@@ -117,6 +130,13 @@ class Server final : admin::Process, Watchdog::Workers {
   std::optional<admin::ReloadOutcome> lastReload_;
   uint64_t reloadsApplied_ = 0;
   uint64_t reloadsRefused_ = 0;
+  std::unique_ptr<ListeningSockets> listening_;
+  unsigned stoppedWatching_ = 0;  // workers that no longer watch listening_
+  Executable executable_;
+  std::unique_ptr<Successor> successor_;  // the last upgrade started
+  bool handedOver_ = false;  // an upgrade's successor serves: systemd hears from it, not us
+  // Set when this process is an upgrade's successor: told once it serves.
+  net::Fd predecessor_ = takePredecessorLink();
 };
 
 }  // namespace gw::runtime

@@ -42,6 +42,10 @@ void ServiceNotifier::stopping(std::string_view status) {
 
 void ServiceNotifier::status(std::string_view status) { send_(statusField(status)); }
 
+void ServiceNotifier::handOver(int pid, std::string_view status) {
+  send_("MAINPID=" + std::to_string(pid) + "\n" + statusField(status));
+}
+
 void ServiceNotifier::watchdog() { send_("WATCHDOG=1"); }
 
 std::string statusField(std::string_view status) {

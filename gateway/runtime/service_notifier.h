@@ -33,6 +33,9 @@ class ServiceNotifier {
   // The drain begins: systemd shows the unit as deactivating while it lasts.
   void stopping(std::string_view status);
   void status(std::string_view status);
+  // An upgrade: process `pid` (our child) serves from now on and is the service's main process;
+  // with NotifyAccess=main systemd takes its messages, no longer ours, from here on.
+  void handOver(int pid, std::string_view status);
   // Alive: resets systemd's WatchdogSec= timer.
   void watchdog();
 

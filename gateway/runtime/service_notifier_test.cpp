@@ -36,6 +36,13 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
+TEST_CASE("service notifier: an upgrade names the new main process and its status") {
+  Recorded r;
+  r.notifier.handOver(4321, "serving: 1 route\nnext");
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.messages[0] == "MAINPID=4321\nSTATUS=serving: 1 route next");
+}
+
 TEST_CASE("service notifier: a reload is RELOADING=1 with MONOTONIC_USEC, then READY=1") {
   Recorded r;
   r.notifier.ready("serving: 1 route");

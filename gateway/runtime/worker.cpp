@@ -41,18 +41,6 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot,
                std::make_shared<Served>(Served{snapshot_, health}), snapshot_->generation, services,
                *this),
       acceptPause_(reactor_.base(), "proxy worker " + std::to_string(index)) {
-  // The first worker claims each address, so a second gatewayd on it fails to start instead of
-  // splitting the traffic (net::PortSharing); the others join the claimed port.
-  const net::PortSharing sharing =
-      index_ == 0 ? net::PortSharing::Claim : net::PortSharing::ReusePort;
-  for (const auto& address : snapshot_->listenerAddresses) {
-    auto fd = net::listenOn(address, sharing, listenError_);
-    if (!fd) break;
-    acceptEvents_.emplace_back(
-        event_new(base(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, this));
-    event_add(acceptEvents_.back().get(), nullptr);
-    listenFds_.push_back(std::move(*fd));
-  }
   if (context_.accessLog() || context_.spans()) {
     // Lines and spans leave when a batch fills or, on a quiet worker, at the latest this late.
     logFlushTimer_.reset(event_new(base(), -1, EV_PERSIST, &Worker::onLogFlush, this));
@@ -66,9 +54,16 @@ Worker::~Worker() {
   stopNow();
 }
 
-bool Worker::listening(std::string& error) const {
-  error = listenError_;
-  return listenError_.empty();
+void Worker::watch(const std::vector<WatchedSocket>& sockets) {
+  acceptPause_.cancel();  // it holds the events about to be freed
+  acceptEvents_.clear();
+  watched_ = sockets;
+  if (draining_) watched_.clear();
+  for (const WatchedSocket& socket : watched_) {
+    acceptEvents_.emplace_back(
+        event_new(base(), socket.fd, EV_READ | EV_PERSIST, &Worker::onAccept, this));
+    if (!acceptsHeld_) event_add(acceptEvents_.back().get(), nullptr);
+  }
 }
 
 void Worker::start() { reactor_.start(); }
@@ -115,8 +110,8 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
 
 void Worker::acceptAll(int listenFd) {
   const std::shared_ptr<const net::TlsContext>* tls = nullptr;
-  for (std::size_t i = 0; i < listenFds_.size(); ++i) {
-    if (listenFds_[i].get() == listenFd) tls = &snapshot_->listenerTls[i];
+  for (const WatchedSocket& socket : watched_) {
+    if (socket.fd == listenFd) tls = &snapshot_->listenerTls[socket.listener];
   }
   for (int i = 0; i < kAcceptBatch; ++i) {
     if (connections_.size() >= snapshot_->config.limits.max_connections_per_worker) {
@@ -175,7 +170,7 @@ void Worker::beginDrain() {
   draining_ = true;
   acceptPause_.cancel();
   acceptEvents_.clear();
-  listenFds_.clear();
+  watched_.clear();
   std::vector<proxy::Connection*> open;
   for (auto& connection : connections_) open.push_back(connection.get());
   for (proxy::Connection* connection : open) connection->drain();
@@ -197,7 +192,7 @@ void Worker::checkDrained() {
 void Worker::stopNow() {
   acceptPause_.cancel();
   acceptEvents_.clear();
-  listenFds_.clear();
+  watched_.clear();
   while (!connections_.empty()) connections_.front()->close();
   context_.shutDown();
 }

@@ -1,7 +1,8 @@
 #pragma once
-// A worker thread: one event loop and everything reached from it — its listening sockets
-// (SO_REUSEPORT, one per listener), client connections, upstream clusters with their pools, and
-// scratch space reused by every request. Other threads talk to it only through post().
+// A worker thread: one event loop and everything reached from it — the listening sockets it
+// watches (the process's ListeningSockets own them), client connections, upstream clusters with
+// their pools, and scratch space reused by every request. Other threads talk to it only through
+// post().
 
 #include <functional>
 #include <list>
@@ -15,6 +16,7 @@
 #include "gateway/net/socket.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/proxy/worker_context.h"
+#include "gateway/runtime/listening_sockets.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/runtime/worker_dispatcher.h"
 
@@ -22,15 +24,18 @@ namespace gw::runtime {
 
 class Worker final : proxy::ConnectionHome {
  public:
-  // Opens the worker's listening sockets (errors reported, nothing started). The health board
-  // is the process's, shared with the other workers and the prober.
+  // Watches no listening socket until watch(). The health board is the process's, shared with
+  // the other workers and the prober.
   Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot,
          std::shared_ptr<upstream::HealthBoard> health, const proxy::SharedServices& services);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  bool listening(std::string& error) const;
+  // Accepts on `sockets` from now on, instead of those watched so far (borrowed: the owner keeps
+  // them open while they are watched). Before start(), or on this worker's thread.
+  void watch(const std::vector<WatchedSocket>& sockets);
+  unsigned index() const { return index_; }
   void start();
   void join() { reactor_.join(); }
   // From any thread: stop accepting, close idle connections, finish the rest, then stop.
@@ -75,9 +80,8 @@ class Worker final : proxy::ConnectionHome {
   proxy::WorkerContext context_;
   core::AcceptPause acceptPause_;
   core::EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker
-  std::vector<net::Fd> listenFds_;
-  std::vector<core::EventPtr> acceptEvents_;
-  std::string listenError_;
+  std::vector<WatchedSocket> watched_;
+  std::vector<core::EventPtr> acceptEvents_;  // parallel to watched_
   std::list<std::unique_ptr<proxy::Connection>> connections_;
   bool draining_ = false;
   bool acceptsHeld_ = false;  // at limits.max_connections_per_worker: not accepting

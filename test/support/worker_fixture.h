@@ -9,7 +9,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +21,7 @@
 #include "gateway/config/loader.h"
 #include "gateway/net/socket.h"
 #include "gateway/plugin/registry.h"
+#include "gateway/runtime/listening_sockets.h"
 #include "gateway/runtime/load_environment.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/runtime/worker.h"
@@ -109,6 +112,10 @@ class Socket {
     }
     return got;
   }
+  // Nothing arrives (and the peer does not close) for `wait`.
+  bool silentFor(std::chrono::milliseconds wait) const {
+    return !waitReadable(fd_, Clock::now() + wait);
+  }
   std::string readToClose(bool* closed) const {
     return readUntil([](const std::string&) { return false; }, closed);
   }
@@ -141,17 +148,22 @@ class ScriptedBackend {
   net::Fd listener_ = listenOnFreePort();
 };
 
-// A worker with the routes `routes` (YAML list items), in front of one scripted backend.
+// A worker with the routes `routes` (YAML list items), in front of one scripted backend, with
+// `listeners` listeners, all watched.
 class WorkerFixture {
  public:
-  WorkerFixture(std::string_view routes, const plugin::Registry& plugins) {
-    // A port that was free a moment ago: the worker's listener must claim it itself.
-    port_ = portOf(listenOnFreePort());
-    const std::string yaml =
-        "workers: 1\nlisteners: [{address: 127.0.0.1, port: " + std::to_string(port_) +
-        "}]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
-        "  - {name: main, backends: [127.0.0.1:" +
-        std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
+  WorkerFixture(std::string_view routes, const plugin::Registry& plugins, int listeners = 1) {
+    std::string listenerList;
+    for (int i = 0; i < listeners; ++i) {
+      // A port that was free a moment ago: the process's sockets must claim it themselves.
+      ports_.push_back(portOf(listenOnFreePort()));
+      listenerList += std::string(i ? ", " : "") +
+                      "{address: 127.0.0.1, port: " + std::to_string(ports_.back()) + "}";
+    }
+    const std::string yaml = "workers: 1\nlisteners: [" + listenerList +
+                             "]\nadmin: {enabled: false}\ntracing: {enabled: false}\nupstreams:\n"
+                             "  - {name: main, backends: [127.0.0.1:" +
+                             std::to_string(backend.port()) + "]}\nroutes:\n" + std::string(routes);
     config::LoadResult loaded =
         config::loadString(yaml, "worker_fixture.yaml", runtime::loadEnvironment(plugins));
     REQUIRE_MESSAGE(loaded.config, yaml);
@@ -162,9 +174,10 @@ class WorkerFixture {
     specs[0].name = "main";
     specs[0].backends = snapshot_->metricsLayout->upstreams[0].backends;
     health_ = std::make_shared<upstream::HealthBoard>(std::move(specs));
-    worker_ = std::make_unique<runtime::Worker>(0, snapshot_, health_, proxy::SharedServices{});
     std::string error;
-    REQUIRE_MESSAGE(worker_->listening(error), error);
+    REQUIRE_MESSAGE(sockets_.open(snapshot_->listenerAddresses, error), error);
+    worker_ = std::make_unique<runtime::Worker>(0, snapshot_, health_, proxy::SharedServices{});
+    worker_->watch(sockets_.forWorker(0));
     worker_->start();
   }
   ~WorkerFixture() {
@@ -172,14 +185,31 @@ class WorkerFixture {
     worker_->join();
   }
 
-  Socket connect() const { return Socket::connectTo(port_); }
+  Socket connect(std::size_t listener = 0) const { return Socket::connectTo(ports_[listener]); }
+  // Has the running worker watch only the sockets of `listeners` (on its thread; returns once
+  // it does).
+  void watchOnly(const std::vector<std::size_t>& listeners) {
+    std::vector<runtime::WatchedSocket> watched;
+    for (const runtime::WatchedSocket& socket : sockets_.forWorker(0)) {
+      if (std::find(listeners.begin(), listeners.end(), socket.listener) != listeners.end()) {
+        watched.push_back(socket);
+      }
+    }
+    std::promise<void> done;
+    worker_->post([&] {
+      worker_->watch(watched);
+      done.set_value();
+    });
+    REQUIRE(done.get_future().wait_for(kWait) == std::future_status::ready);
+  }
 
   ScriptedBackend backend;
 
  private:
-  uint16_t port_ = 0;
+  std::vector<uint16_t> ports_;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
   std::shared_ptr<upstream::HealthBoard> health_;
+  runtime::ListeningSockets sockets_{1, {}};  // outlives the worker that watches them
   std::unique_ptr<runtime::Worker> worker_;
 };
 

@@ -1,7 +1,8 @@
 // scripts/install.sh: what it puts on a host. It runs here under DESTDIR, with dpkg-query, apt-get,
 // meson and ninja replaced by scripts that record what they were asked, so the test sees which
-// packages it wants without touching this machine's packages. The installed unit passes
-// `systemd-analyze verify` and grants the log directory the documented access log needs.
+// packages it wants without touching this machine's packages. The installed units (the service
+// and its socket) pass `systemd-analyze verify`, and the service grants the log directory the
+// documented access log needs.
 #include <doctest.h>
 #include <sys/stat.h>
 
@@ -83,7 +84,7 @@ const std::set<std::string> kBinaryPackages = {"libevent-core-2.1-7", "libyaml-c
 
 void checkInstalledTree(const std::string& root) {
   for (const char* file : {"/usr/local/bin/gatewayd", "/etc/systemd/system/gatewayd.service",
-                           "/etc/gatewayd/gateway.yaml", "/usr/local/share/doc/gatewayd/README.md",
+                           "/etc/systemd/system/gatewayd.socket", "/etc/gatewayd/gateway.yaml", "/usr/local/share/doc/gatewayd/README.md",
                            "/usr/local/share/doc/gatewayd/operations.md"}) {
     CHECK_MESSAGE(std::filesystem::exists(root + file), file);
   }
@@ -114,7 +115,7 @@ TEST_CASE("install: --uninstall removes what install put there, keeps the config
   INFO(run.out);
   REQUIRE(run.exit_code == 0);
   for (const char* gone : {"/usr/local/bin/gatewayd", "/etc/systemd/system/gatewayd.service",
-                           "/usr/local/share/doc/gatewayd"}) {
+                           "/etc/systemd/system/gatewayd.socket", "/usr/local/share/doc/gatewayd"}) {
     CHECK_MESSAGE(!std::filesystem::exists(root + gone), gone);
   }
   CHECK(std::filesystem::exists(root + "/etc/gatewayd/gateway.yaml"));
@@ -143,7 +144,7 @@ TEST_CASE("install: building on the host wants the build packages, never test or
   CHECK(tools.log("apt-get").empty());
 }
 
-TEST_CASE("install: the unit verifies and grants the access log's directory") {
+TEST_CASE("install: the units verify and the service grants the access log's directory") {
   FakeTools tools;
   TempDir target;
   const std::string root = target.path() + "/root";
@@ -164,8 +165,11 @@ TEST_CASE("install: the unit verifies and grants the access log's directory") {
     unit.replace(at + 1, 0, root);
   }
   const std::string copy = target.write("gatewayd.service", unit);
+  // The socket unit beside it, which names the service (Service=).
+  const std::string socket =
+      target.write("gatewayd.socket", readFile(root + "/etc/systemd/system/gatewayd.socket"));
   TempDir logs;
-  Process verify({"/usr/bin/systemd-analyze", "verify", copy}, logs.path() + "/stderr");
+  Process verify({"/usr/bin/systemd-analyze", "verify", socket, copy}, logs.path() + "/stderr");
   std::string out;
   while (auto line = verify.readLine(10000ms)) out += *line + "\n";
   const auto code = verify.waitExit(10000ms);

@@ -252,3 +252,61 @@ TEST_CASE("reload: 20 reloads under load lose no request; each answer is from a 
   CHECK(metric(gw, "gatewayd_config_reloads_total{result=\"success\"}") == tag);
   CHECK(metric(gw, "gatewayd_config_reloads_total{result=\"failure\"}") == 20 - tag);
 }
+
+TEST_CASE("reload: a listener moves to another port; one that stays never refuses a connection") {
+  Backend b;
+  const uint16_t movedFrom = freePort();
+  const uint16_t movedTo = freePort();
+  const auto withListener = [&](uint16_t extra, std::string_view tag) {
+    std::string yaml = taggedConfig(b, tag, 2);
+    const std::string listeners = "listeners:\n";
+    yaml.insert(yaml.find(listeners) + listeners.size(),
+                "  - {address: 127.0.0.1, port: " + std::to_string(extra) + "}\n");
+    return yaml;
+  };
+  Gateway gw(withListener(movedFrom, "one"));
+  REQUIRE(waitPortOpen(movedFrom, 2000ms));
+  // New connections to the port that stays, one per request, all along.
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, failed{0};
+  std::thread load([&] {
+    for (int i = 0; i < 20000 && !stop; ++i) {
+      const Response r = Client(gw.port()).roundTrip(get("/echo"), 3000ms);
+      (r.complete && r.status == 200 ? answered : failed)++;
+    }
+  });
+  REQUIRE(waitFor([&] { return answered.load() > 20; }, 5000ms));
+  Client keptAlive(movedFrom);
+  REQUIRE(keptAlive.roundTrip(get("/echo")).status == 200);
+
+  gw.rewriteConfig(withListener(movedTo, "two"));
+  REQUIRE(postReload(gw).status == 200);
+  CHECK(configTag(Client(movedTo).roundTrip(get("/echo"))) == "two");
+  CHECK(connectRefused(movedFrom));
+  // A connection accepted on the removed listener finishes what it began.
+  CHECK(keptAlive.roundTrip(get("/echo")).status == 200);
+
+  gw.rewriteConfig(withListener(movedFrom, "three"));
+  REQUIRE(postReload(gw).status == 200);
+  CHECK(configTag(Client(movedFrom).roundTrip(get("/echo"))) == "three");
+  CHECK(connectRefused(movedTo));
+  const int answeredAtEnd = answered.load();
+  CHECK(waitFor([&] { return answered.load() > answeredAtEnd + 20; }, 5000ms));
+  stop = true;
+  load.join();
+  CHECK(failed.load() == 0);
+}
+
+TEST_CASE("reload: an address that cannot be had refuses the reload; nothing changes") {
+  Backend b;
+  Gateway gw(taggedConfig(b, "one"));
+  // A listener on the backend's own port, which the backend holds.
+  std::string yaml = taggedConfig(b, "two");
+  yaml.insert(yaml.find("listeners:\n") + 11,
+              "  - {address: 127.0.0.1, port: " + std::to_string(b.port()) + "}\n");
+  gw.rewriteConfig(yaml);
+  const Response refused = postReload(gw);
+  CHECK(refused.status == 400);
+  CHECK(refused.body.find("cannot listen") != std::string::npos);
+  CHECK(tagNow(gw) == "one");
+}

@@ -137,3 +137,17 @@ TEST_CASE("systemd: the unit is Type=notify with a watchdog and a reload by SIGH
   }
   // systemd-analyze verify accepts it: lifecycle/install_test.cpp checks the installed copy.
 }
+
+TEST_CASE("systemd: the socket unit holds the shipped config's listener for the service") {
+  const std::string unit = readFile(kSourceRoot + "/systemd/gatewayd.socket");
+  // One socket all workers share; SO_REUSEPORT would let another process take part of the port.
+  for (const char* line :
+       {"\nListenStream=127.0.0.1:8080\n", "\nReusePort=no\n",
+        "\nFileDescriptorName=gatewayd-http\n", "\nService=gatewayd.service\n"}) {
+    CHECK_MESSAGE(unit.find(line) != std::string::npos, "the unit lacks " << std::string(line));
+  }
+  // gatewayd refuses a passed socket that matches no listener: the shipped pair must agree.
+  const std::string config = readFile(kSourceRoot + "/conf/gateway.yaml");
+  CHECK(config.find("  - address: 127.0.0.1   # IPv4 or IPv6 literal") != std::string::npos);
+  CHECK(config.find("    port: 8080 ") != std::string::npos);
+}
