@@ -23,6 +23,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 
 extern char** environ;
@@ -319,13 +321,24 @@ bool waitFor(const std::function<bool()>& cond, Millis timeout, Millis interval)
 }
 
 uint16_t freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = loopback(0);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  // The kernel may hand the same ephemeral port out again once it is closed: a test asking for
+  // two ports (a listener and the admin listener) would then get one twice. Each port is given
+  // once per test process.
+  static std::mutex lock;
+  static std::set<uint16_t> given;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = loopback(0);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    const uint16_t port = ntohs(a.sin_port);
+    std::lock_guard guard(lock);
+    if (given.insert(port).second) return port;
+  }
+  FAIL("no ephemeral port that was not given before");
+  return 0;
 }
 
 bool waitPortOpen(uint16_t port, Millis timeout) {
