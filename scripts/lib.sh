@@ -107,3 +107,46 @@ gw_stop_now() {
   for p in "${pids[@]}"; do gw_pid_stop "$p" 15; done
   rm -rf "$GW_EXIT_DIR"
 }
+
+# The options of the scripts that time an admin-side operation on a gatewayd with many routes
+# (scrape_time.sh, reload_time.sh): gw_timing_options COUNT_NAME DEFAULT_COUNT DEFAULT_PORT
+# HELP_LAST_LINE "$@" reads --routes N --workers W --COUNT_NAME K --port P --gatewayd BIN and
+# sets routes (default 10 unless $routes is set), workers (2), count, port, admin_port (port + 1),
+# build and gatewayd (built from $BUILD_DIR, default build/, unless given); --help prints the
+# script's header comment up to HELP_LAST_LINE.
+gw_timing_options() {
+  local count_name="$1" help_last="$4"
+  count="$2"
+  port="$3"
+  routes="${routes:-10}"
+  workers=2
+  gatewayd=""
+  shift 4
+  while (($#)); do
+    case "$1" in
+      --routes | --workers | --"$count_name" | --port | --gatewayd)
+        (($# >= 2)) || gw_die "$1 needs a value"
+        case "$1" in
+          --routes) routes="$2" ;;
+          --workers) workers="$2" ;;
+          --port) port="$2" ;;
+          --gatewayd) gatewayd="$2" ;;
+          *) count="$2" ;;
+        esac
+        shift ;;
+      -h | --help) sed -n "2,${help_last}s/^# \{0,1\}//p" "$0"; exit 0 ;;
+      *) gw_die "unknown option: $1 (see --help)" ;;
+    esac
+    shift
+  done
+  ((routes >= 1 && routes <= 10000 && workers >= 1 && count >= 1 && count <= 10000)) ||
+    gw_die "keep it bounded: --routes 1..10000, --$count_name 1..10000, --workers >= 1"
+  admin_port=$((port + 1))
+  build="${BUILD_DIR:-$GW_ROOT/build}"
+  if [[ -z "$gatewayd" ]]; then
+    gw_build "$build" || gw_die "build failed"
+    gatewayd="$build/gatewayd"
+  fi
+  [[ -x "$gatewayd" ]] || gw_die "$gatewayd was not built"
+  gw_require_free_ports "$port" "$admin_port"
+}

@@ -16,35 +16,8 @@ GW_SCRIPT=reload_time
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-routes=10
-workers=2
-reloads=20
-port=18295
-gatewayd=""
-need_arg() { (($# >= 2)) || gw_die "$1 needs a value"; }
-while (($#)); do
-  case "$1" in
-    --routes) need_arg "$@"; routes="$2"; shift ;;
-    --workers) need_arg "$@"; workers="$2"; shift ;;
-    --reloads) need_arg "$@"; reloads="$2"; shift ;;
-    --port) need_arg "$@"; port="$2"; shift ;;
-    --gatewayd) need_arg "$@"; gatewayd="$2"; shift ;;
-    -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) gw_die "unknown option: $1 (see --help)" ;;
-  esac
-  shift
-done
-((routes >= 1 && routes <= 10000 && workers >= 1 && reloads >= 1 && reloads <= 1000)) ||
-  gw_die "keep it bounded: --routes 1..10000, --reloads 1..1000, --workers >= 1"
-admin_port=$((port + 1))
-
-build="${BUILD_DIR:-$GW_ROOT/build}"
-if [[ -z "$gatewayd" ]]; then
-  gw_build "$build" || gw_die "build failed"
-  gatewayd="$build/gatewayd"
-fi
-[[ -x "$gatewayd" ]] || gw_die "$gatewayd was not built"
-gw_require_free_ports "$port" "$admin_port"
+gw_timing_options reloads 20 18295 12 "$@"
+reloads="$count"
 
 tmp="$(mktemp -d /tmp/gwreload.XXXXXX)"
 gw_stop_at_exit "$tmp"

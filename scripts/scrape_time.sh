@@ -14,35 +14,10 @@ GW_SCRIPT=scrape_time
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 routes=100
-workers=2
-scrapes=50
-port=18290
-gatewayd=""
-need_arg() { (($# >= 2)) || gw_die "$1 needs a value"; }
-while (($#)); do
-  case "$1" in
-    --routes) need_arg "$@"; routes="$2"; shift ;;
-    --workers) need_arg "$@"; workers="$2"; shift ;;
-    --scrapes) need_arg "$@"; scrapes="$2"; shift ;;
-    --port) need_arg "$@"; port="$2"; shift ;;
-    --gatewayd) need_arg "$@"; gatewayd="$2"; shift ;;
-    -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) gw_die "unknown option: $1 (see --help)" ;;
-  esac
-  shift
-done
-((routes >= 1 && routes <= 10000 && workers >= 1 && scrapes >= 1 && scrapes <= 10000)) ||
-  gw_die "keep it bounded: --routes 1..10000, --scrapes 1..10000, --workers >= 1"
-admin_port=$((port + 1))
-
-build="${BUILD_DIR:-$GW_ROOT/build}"
-if [[ -z "$gatewayd" ]]; then
-  gw_build "$build" || gw_die "build failed"
-  gatewayd="$build/gatewayd"
-fi
+gw_timing_options scrapes 50 18290 10 "$@"
+scrapes="$count"
 backend="$build/test/support/test_backend"
-[[ -x "$gatewayd" && -x "$backend" ]] || gw_die "$gatewayd or $backend was not built"
-gw_require_free_ports "$port" "$admin_port"
+[[ -x "$backend" ]] || gw_die "$backend was not built"
 
 tmp="$(mktemp -d /tmp/gwscrape.XXXXXX)"
 gw_stop_at_exit "$tmp"
