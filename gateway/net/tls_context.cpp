@@ -168,8 +168,10 @@ bool setTicketKey(const TicketKeys::Key& key, const unsigned char* iv, EVP_CIPHE
   return ok == 1 && EVP_MAC_CTX_set_params(mac, params) == 1;
 }
 
-// OpenSSL's ticket-key callback: 1 sealed/opened, 2 opened with the previous key (renew),
-// 0 not ours (a full handshake), -1 failure.
+// OpenSSL's ticket-key callback: 1 sealed/opened, 2 opened and a new ticket is due, 0 not ours
+// (a full handshake), -1 failure. A TLS 1.3 resumption always gets a new ticket, as with
+// OpenSSL's own keys: a client such as wrk keeps only the latest session, and when OpenSSL is not
+// told to renew it sends none, so every second connection of that client was a full handshake.
 int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
                 EVP_MAC_CTX* mac, int encrypt) {
   TicketKeys& keys = contextOf(ssl).ticketKeys();
@@ -184,7 +186,7 @@ int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_
   const auto key = keys.find(*reinterpret_cast<const unsigned char(*)[16]>(name), now, renew);
   if (!key) return 0;
   if (!setTicketKey(*key, iv, cipher, mac, false)) return -1;
-  return renew ? 2 : 1;
+  return renew || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
 }
 
 // One context with every setting but the certificate. Cipher problems are reported by the
