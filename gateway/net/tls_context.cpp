@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <stdexcept>
+#include <new>
 
 namespace gw::net {
 
@@ -229,48 +229,11 @@ SSL_CTX* newServerContext(const TlsOptions& options, const TlsContext& owner, bo
   return ctx;
 }
 
-TicketKeys::Key randomKey() {
-  TicketKeys::Key key;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof key) != 1) {
-    throw std::runtime_error("no random bytes for a session ticket key: " + opensslReason());
-  }
-  return key;
-}
-
 }  // namespace
 
-TicketKeys::TicketKeys(Clock::time_point now) : current_(randomKey()), rotatedAt_(now) {}
-
-void TicketKeys::rotateIfDue(Clock::time_point now) {
-  if (now - rotatedAt_ < kLifetime) return;
-  // Unused for two lifetimes: both keys are stale.
-  previous_.reset();
-  if (now - rotatedAt_ < 2 * kLifetime) previous_ = current_;
-  current_ = randomKey();
-  rotatedAt_ = now;
-}
-
-TicketKeys::Key TicketKeys::current(Clock::time_point now) {
-  std::lock_guard lock(mutex_);
-  rotateIfDue(now);
-  return current_;
-}
-
-std::optional<TicketKeys::Key> TicketKeys::find(const unsigned char (&name)[16],
-                                                Clock::time_point now, bool& renew) {
-  std::lock_guard lock(mutex_);
-  rotateIfDue(now);
-  renew = false;
-  if (std::memcmp(name, current_.name, sizeof name) == 0) return current_;
-  if (previous_ && std::memcmp(name, previous_->name, sizeof name) == 0) {
-    renew = true;
-    return previous_;
-  }
-  return std::nullopt;
-}
-
 std::shared_ptr<const TlsContext> TlsContext::create(const TlsOptions& options,
-                                                     std::vector<TlsProblem>& problems) {
+                                                     std::vector<TlsProblem>& problems,
+                                                     std::shared_ptr<TicketKeys> ticketKeys) {
   const std::size_t problemsBefore = problems.size();
   if (options.certificates.empty()) {
     problems.push_back({Problem::Chain, 0, "a TLS listener needs at least one certificate"});
@@ -278,7 +241,7 @@ std::shared_ptr<const TlsContext> TlsContext::create(const TlsOptions& options,
   }
   std::shared_ptr<TlsContext> context(new TlsContext());
   context->handshakeTimeout_ = options.handshakeTimeout;
-  context->ticketKeys_ = std::make_unique<TicketKeys>(TicketKeys::Clock::now());
+  context->ticketKeys_ = ticketKeys ? std::move(ticketKeys) : std::make_shared<TicketKeys>();
   for (std::size_t i = 0; i < options.certificates.size(); ++i) {
     SSL_CTX* ctx = newServerContext(options, *context, i == 0, problems);
     context->contexts_.push_back(ctx);

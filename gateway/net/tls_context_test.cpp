@@ -191,32 +191,28 @@ TEST_CASE("TlsContext: each resumption gets a new ticket, so a client resumes ag
   }
 }
 
-TEST_CASE("TicketKeys: a new key every lifetime, the previous one still opens tickets") {
-  using Clock = TicketKeys::Clock;
-  const Clock::time_point start{};
-  TicketKeys keys(start);
-  const TicketKeys::Key first = keys.current(start);
-  bool renew = true;
-  REQUIRE(keys.find(first.name, start + std::chrono::minutes(59), renew));
-  CHECK_FALSE(renew);
-  CHECK(std::memcmp(keys.current(start + std::chrono::minutes(59)).name, first.name, 16) == 0);
-
-  const auto later = start + TicketKeys::kLifetime;
-  const TicketKeys::Key second = keys.current(later);
-  CHECK(std::memcmp(second.name, first.name, 16) != 0);
-  const auto opened = keys.find(first.name, later, renew);
-  REQUIRE(opened);
-  CHECK(renew);  // sealed with the previous key: the client gets a fresh ticket
-  CHECK(std::memcmp(opened->aes, first.aes, sizeof first.aes) == 0);
-
-  // One lifetime later the first key is gone, the second is the previous one.
-  const auto muchLater = later + TicketKeys::kLifetime;
-  CHECK_FALSE(keys.find(first.name, muchLater, renew));
-  CHECK(keys.find(second.name, muchLater, renew));
-  CHECK(renew);
-  // Unused for two lifetimes: nothing old opens.
-  CHECK_FALSE(
-      keys.find(keys.current(muchLater).name, muchLater + 2 * TicketKeys::kLifetime, renew));
+TEST_CASE("TlsContext: a context built with the same ticket keys resumes the other's sessions") {
+  test::TempDir dir;
+  test::TestCa ca(dir.path);
+  const TlsOptions options = optionsFor({ca.issue("leaf", {"leaf.test"})});
+  std::vector<TlsProblem> problems;
+  const auto keys = std::make_shared<TicketKeys>();
+  // As a reload builds it: the same options (certificates re-read), the process's keys.
+  const auto before = TlsContext::create(options, problems, keys);
+  const auto after = TlsContext::create(options, problems, keys);
+  const auto otherKeys = TlsContext::create(options, problems, std::make_shared<TicketKeys>());
+  const auto ownKeys = TlsContext::create(options, problems);
+  REQUIRE(problems.empty());
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    CAPTURE(version);
+    ReconnectingClient client(version);
+    CHECK_FALSE(client.connect(*before));
+    CHECK(client.connect(*after));
+    CHECK(client.connect(*before));
+    CHECK_FALSE(client.connect(*otherKeys));  // its ticket opens nowhere else: a full handshake
+    CHECK(client.connect(*otherKeys));
+    CHECK_FALSE(client.connect(*ownKeys));
+  }
 }
 
 }  // namespace
