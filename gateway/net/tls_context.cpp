@@ -205,6 +205,9 @@ SSL_CTX* newServerContext(const TlsOptions& options, const TlsContext& owner, bo
   // connections give their record buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+  // One read(2) takes what the socket holds (the client's Finished with its first request, say)
+  // instead of two per record, header then body; net/tls_stream sees what waits inside.
+  SSL_CTX_set_read_ahead(ctx, 1);
   // Resumption is stateless (tickets): no session cache shared by the workers under a lock.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   if (options.sessionTickets) {

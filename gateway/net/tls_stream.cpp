@@ -157,7 +157,7 @@ ssize_t TlsStream::read(char* data, std::size_t size) {
   return -1;
 }
 
-bool TlsStream::hasBufferedInput() const { return SSL_pending(ssl_) > 0; }
+bool TlsStream::hasBufferedInput() const { return SSL_has_pending(ssl_) == 1; }
 
 void TlsStream::shutdown() {
   if (shutdownSent_) return;

@@ -43,7 +43,8 @@ class TlsStream final : public core::OutQueue::Sink {
   // After read() gave EAGAIN: OpenSSL must write before it can read on (it answers a TLS 1.3
   // KeyUpdate), so the caller retries the read when the socket is writable.
   bool readWantsWrite() const { return readWantsWrite_; }
-  // Decrypted bytes wait inside OpenSSL: the socket will not say so, the caller reads again.
+  // Bytes wait inside OpenSSL (decrypted, or whole records read ahead of what was asked): the
+  // socket will not say so, the caller reads again.
   bool hasBufferedInput() const;
   // Sends close_notify once, without waiting for the peer's (the socket closes next).
   void shutdown();

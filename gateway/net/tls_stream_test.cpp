@@ -132,6 +132,21 @@ TEST_CASE("TlsStream: small pieces share a record; reads see what OpenSSL buffer
   CHECK(pair.server->read(rest, sizeof rest) == 0);
 }
 
+TEST_CASE("TlsStream: records read ahead of the one asked for count as buffered input") {
+  Pair pair;
+  pair.handshake();
+  std::size_t written = 0;
+  REQUIRE(SSL_write_ex(pair.client, "first", 5, &written) == 1);
+  REQUIRE(SSL_write_ex(pair.client, "second", 6, &written) == 1);  // a record of its own
+  char buffer[100];
+  REQUIRE(pair.server->read(buffer, sizeof buffer) == 5);
+  // The second record came with the first read(2): only OpenSSL knows it is there.
+  CHECK(pair.server->hasBufferedInput());
+  REQUIRE(pair.server->read(buffer, sizeof buffer) == 6);
+  CHECK(std::string(buffer, 6) == "second");
+  CHECK_FALSE(pair.server->hasBufferedInput());
+}
+
 TEST_CASE("TlsStream: a client that speaks no TLS fails the handshake") {
   Pair pair;
   const std::string plain = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
