@@ -4,18 +4,25 @@
 # plus the backend measured directly as the reference. wrk runs against each target in turn,
 # the order rotating each round; the table shows medians over the rounds.
 #   scripts/bench.sh [--body small|big] [--rounds N] [--duration S] [--workers N] [--config FILE]
-#                    [--tls [--close]]
+#                    [--tls [--close [--no-resume]]] [--gateway-port P] [--nginx-port P]
+#                    [--backend-port P] [--admin-port P]
 #     --body small   100-byte JSON responses (default);  big = 64 KiB responses
 #     --rounds N     rounds (default $ROUNDS or 3);  --duration S  seconds per wrk run ($DURATION or 8)
 #     --workers N    workers of gatewayd and of the nginx proxy (default 1)
 #     --config FILE  gatewayd config (default conf/examples/bench.yaml); it must listen on
-#                    127.0.0.1:18090 (or --gateway-port) and proxy every path to 127.0.0.1:18081
+#                    127.0.0.1:18090 (18443 with --tls) and proxy every path to 127.0.0.1:18081;
+#                    the ports options rewrite those in the copy gatewayd runs
 #     --tls          gatewayd (conf/examples/bench-tls.yaml, port 18443) and nginx terminate TLS
 #                    with the same certificate and ciphers, made here in /tmp/gatewayd-bench-tls
 #                    (ECDSA P-256, subjectAltName IP:127.0.0.1, DNS:localhost); the backend stays
-#                    plain.  --close: every request on a new connection (handshakes per second)
-# Everything binds 127.0.0.1 (ports 18081 backend, 18082 nginx, 18090 gatewayd), runs in a temp
-# dir under /tmp and is stopped by PID at exit. Build: release, in build/ (or $BUILD_DIR).
+#                    plain.  --close: every request on a new connection (handshakes per second);
+#                    wrk resumes each connection's previous TLS session, as browsers do, with
+#                    both.  --no-resume: session tickets off on both servers, so every
+#                    handshake is a full one (certificate, signature, key exchange)
+#     --gateway-port, --nginx-port, --backend-port, --admin-port: other ports than 18090 (18443
+#                    with --tls), 18082, 18081 and 9901, when others benchmark on this machine
+# Everything binds 127.0.0.1, runs in a temp dir under /tmp and is stopped by PID at exit.
+# Build: release, in build/ (or $BUILD_DIR).
 # For comparisons with HAProxy/h2o, instructions and syscalls per request, see README.md.
 set -euo pipefail
 GW_SCRIPT=bench
@@ -32,8 +39,10 @@ nginx_port=18082
 gateway_port=18090
 warmup=2
 conns=64
+admin_port=9901
 tls=0
 close=0
+resume=1
 tls_dir=/tmp/gatewayd-bench-tls
 
 need_arg() { (($# >= 2)) || gw_die "$1 needs a value"; }
@@ -44,10 +53,14 @@ while (($#)); do
     --duration) need_arg "$@"; duration="$2"; shift ;;
     --workers) need_arg "$@"; workers="$2"; shift ;;
     --config) need_arg "$@"; config="$2"; shift ;;
-    --gateway-port) need_arg "$@"; gateway_port="$2"; shift ;;
+    --gateway-port) need_arg "$@"; gateway_port_option="$2"; shift ;;
+    --nginx-port) need_arg "$@"; nginx_port="$2"; shift ;;
+    --backend-port) need_arg "$@"; backend_port="$2"; shift ;;
+    --admin-port) need_arg "$@"; admin_port="$2"; shift ;;
     --tls) tls=1; config="$GW_ROOT/conf/examples/bench-tls.yaml"; gateway_port=18443 ;;
     --close) close=1 ;;
-    -h | --help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --no-resume) resume=0 ;;
+    -h | --help) sed -n '2,26s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -57,13 +70,16 @@ case "$body" in
   big) path=/big body_len=65536 ;;
   *) gw_die "--body must be small or big" ;;
 esac
-for v in rounds duration workers gateway_port; do
+config_gateway_port="$gateway_port"  # what the shipped configs listen on
+gateway_port="${gateway_port_option:-$gateway_port}"
+for v in rounds duration workers gateway_port nginx_port backend_port admin_port; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || gw_die "--${v//_/-} must be a positive integer"
 done
 ((duration <= 120 && rounds <= 20)) || gw_die "keep it bounded: --duration <= 120, --rounds <= 20"
 [[ -f "$config" ]] || gw_die "no such config: $config"
 
 ((close == 0 || tls == 1)) || gw_die "--close goes with --tls"
+((resume == 1 || close == 1)) || gw_die "--no-resume goes with --tls --close"
 scheme=http
 if ((tls)); then
   scheme=https
@@ -86,7 +102,7 @@ fi
 gatewayd="$dir/gatewayd"
 [[ -x "$gatewayd" ]] || gw_die "$gatewayd was not built"
 
-for port in "$backend_port" "$nginx_port" "$gateway_port"; do
+for port in "$backend_port" "$nginx_port" "$gateway_port" "$admin_port"; do
   ! gw_port_in_use "$port" || gw_die "127.0.0.1:$port is already in use"
 done
 
@@ -175,7 +191,7 @@ $( ((tls)) && cat <<TLS
         ssl_certificate_key $tls_dir/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
-        ssl_session_tickets on;
+        ssl_session_tickets $( ((resume)) && echo on || echo off);
 TLS
 )
         location / {
@@ -186,12 +202,20 @@ TLS
         }
     }" >"$tmp/nginx/nginx.conf"
 
-# gatewayd: the given config with its top-level worker count set to --workers.
+# gatewayd: the given config with its top-level worker count set to --workers, the ports
+# moved, and with --no-resume its listener's session tickets off.
 gw_conf="$tmp/gateway.yaml"
-if grep -q '^workers:' "$config"; then
-  sed "s/^workers:.*/workers: $workers/" "$config" >"$gw_conf"
-else
-  { echo "workers: $workers"; cat "$config"; } >"$gw_conf"
+grep -q '^admin:' "$config" && gw_die "$config has an admin section: the bench sets its own"
+{
+  grep -q '^workers:' "$config" || echo "workers: $workers"
+  sed -e "s/^workers:.*/workers: $workers/" \
+    -e "s/^\( *port: \)$config_gateway_port\$/\1$gateway_port/" \
+    -e "s/127\.0\.0\.1:18081/127.0.0.1:$backend_port/" "$config"
+  printf 'admin:\n  port: %s\n' "$admin_port"
+} >"$gw_conf"
+if ((!resume)); then
+  sed -i 's/^\( *\)tls:$/&\n\1  session_tickets: false/' "$gw_conf"
+  grep -q 'session_tickets: false' "$gw_conf" || gw_die "no tls: section in $config"
 fi
 
 start() {  # name cmd...; logs in $tmp/name.log
@@ -260,9 +284,9 @@ for ((r = 0; r < rounds; r++)); do
   kill -0 "$gateway_pid" 2>/dev/null || { cat "$tmp/gatewayd.log" >&2; gw_die "gatewayd died"; }
 done
 
-python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" "$scheme" "$close" <<'PY'
+python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" "$scheme" "$close" "$resume" <<'PY'
 import statistics as st, sys
-path, body, body_len, workers, rounds, duration, conns, scheme, close = sys.argv[1:]
+path, body, body_len, workers, rounds, duration, conns, scheme, close, resume = sys.argv[1:]
 rows = [l.split() for l in open(path) if l.strip()]
 by = {}
 for r, name, rps, p50, p99, err in rows:
@@ -271,7 +295,9 @@ def col(name, i): return [x[i] for x in by[name]]
 per_round = {name: {x[0]: x[1] for x in v} for name, v in by.items()}
 ratios = [per_round["gatewayd"][r] / per_round["nginx"][r] for r in per_round["gatewayd"]
           if per_round["nginx"].get(r)]
-mode = "" if scheme == "http" else ("  TLS, a new connection per request" if close == "1" else "  TLS keep-alive")
+mode = "" if scheme == "http" else ("  TLS keep-alive" if close == "0" else
+    "  TLS, a new connection per request" +
+    (" (sessions resumed)" if resume == "1" else " (full handshakes)"))
 print(f"\n# scripts/bench.sh  body={body} ({body_len} B)  workers={workers}{mode}  "
       f"wrk -t1 -c{conns} -d{duration}s  x{rounds} rounds, medians")
 print(f"{'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")

@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <stdexcept>
+#include <new>
 
 namespace gw::net {
 
@@ -168,8 +168,10 @@ bool setTicketKey(const TicketKeys::Key& key, const unsigned char* iv, EVP_CIPHE
   return ok == 1 && EVP_MAC_CTX_set_params(mac, params) == 1;
 }
 
-// OpenSSL's ticket-key callback: 1 sealed/opened, 2 opened with the previous key (renew),
-// 0 not ours (a full handshake), -1 failure.
+// OpenSSL's ticket-key callback: 1 sealed/opened, 2 opened and a new ticket is due, 0 not ours
+// (a full handshake), -1 failure. A TLS 1.3 resumption always gets a new ticket, as with
+// OpenSSL's own keys: a client such as wrk keeps only the latest session, and when OpenSSL is not
+// told to renew it sends none, so every second connection of that client was a full handshake.
 int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
                 EVP_MAC_CTX* mac, int encrypt) {
   TicketKeys& keys = contextOf(ssl).ticketKeys();
@@ -184,7 +186,7 @@ int onTicketKey(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_
   const auto key = keys.find(*reinterpret_cast<const unsigned char(*)[16]>(name), now, renew);
   if (!key) return 0;
   if (!setTicketKey(*key, iv, cipher, mac, false)) return -1;
-  return renew ? 2 : 1;
+  return renew || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
 }
 
 // One context with every setting but the certificate. Cipher problems are reported by the
@@ -203,6 +205,9 @@ SSL_CTX* newServerContext(const TlsOptions& options, const TlsContext& owner, bo
   // connections give their record buffers back.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+  // One read(2) takes what the socket holds (the client's Finished with its first request, say)
+  // instead of two per record, header then body; net/tls_stream sees what waits inside.
+  SSL_CTX_set_read_ahead(ctx, 1);
   // Resumption is stateless (tickets): no session cache shared by the workers under a lock.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   if (options.sessionTickets) {
@@ -227,48 +232,11 @@ SSL_CTX* newServerContext(const TlsOptions& options, const TlsContext& owner, bo
   return ctx;
 }
 
-TicketKeys::Key randomKey() {
-  TicketKeys::Key key;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof key) != 1) {
-    throw std::runtime_error("no random bytes for a session ticket key: " + opensslReason());
-  }
-  return key;
-}
-
 }  // namespace
 
-TicketKeys::TicketKeys(Clock::time_point now) : current_(randomKey()), rotatedAt_(now) {}
-
-void TicketKeys::rotateIfDue(Clock::time_point now) {
-  if (now - rotatedAt_ < kLifetime) return;
-  // Unused for two lifetimes: both keys are stale.
-  previous_.reset();
-  if (now - rotatedAt_ < 2 * kLifetime) previous_ = current_;
-  current_ = randomKey();
-  rotatedAt_ = now;
-}
-
-TicketKeys::Key TicketKeys::current(Clock::time_point now) {
-  std::lock_guard lock(mutex_);
-  rotateIfDue(now);
-  return current_;
-}
-
-std::optional<TicketKeys::Key> TicketKeys::find(const unsigned char (&name)[16],
-                                                Clock::time_point now, bool& renew) {
-  std::lock_guard lock(mutex_);
-  rotateIfDue(now);
-  renew = false;
-  if (std::memcmp(name, current_.name, sizeof name) == 0) return current_;
-  if (previous_ && std::memcmp(name, previous_->name, sizeof name) == 0) {
-    renew = true;
-    return previous_;
-  }
-  return std::nullopt;
-}
-
 std::shared_ptr<const TlsContext> TlsContext::create(const TlsOptions& options,
-                                                     std::vector<TlsProblem>& problems) {
+                                                     std::vector<TlsProblem>& problems,
+                                                     std::shared_ptr<TicketKeys> ticketKeys) {
   const std::size_t problemsBefore = problems.size();
   if (options.certificates.empty()) {
     problems.push_back({Problem::Chain, 0, "a TLS listener needs at least one certificate"});
@@ -276,7 +244,7 @@ std::shared_ptr<const TlsContext> TlsContext::create(const TlsOptions& options,
   }
   std::shared_ptr<TlsContext> context(new TlsContext());
   context->handshakeTimeout_ = options.handshakeTimeout;
-  context->ticketKeys_ = std::make_unique<TicketKeys>(TicketKeys::Clock::now());
+  context->ticketKeys_ = ticketKeys ? std::move(ticketKeys) : std::make_shared<TicketKeys>();
   for (std::size_t i = 0; i < options.certificates.size(); ++i) {
     SSL_CTX* ctx = newServerContext(options, *context, i == 0, problems);
     context->contexts_.push_back(ctx);

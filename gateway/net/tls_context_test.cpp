@@ -3,9 +3,12 @@
 #include <doctest.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include "test/support/files.h"
 #include "test/support/tls_certificates.h"
@@ -29,6 +32,59 @@ TlsOptions optionsFor(std::initializer_list<CertificateFiles> certificates) {
   }
   return options;
 }
+
+// A TLS client that connects again and again with one SSL object, as wrk does: SSL_clear keeps
+// the latest session, which the next handshake offers. With a client session cache (wrk's
+// setting) OpenSSL uses a TLS 1.3 ticket once only.
+class ReconnectingClient {
+ public:
+  explicit ReconnectingClient(int version = TLS1_3_VERSION) {
+    SSL_CTX_set_min_proto_version(ctx_, version);
+    SSL_CTX_set_max_proto_version(ctx_, version);
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT);
+    ssl_ = SSL_new(ctx_);
+  }
+  ~ReconnectingClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  ReconnectingClient(const ReconnectingClient&) = delete;
+  ReconnectingClient& operator=(const ReconnectingClient&) = delete;
+
+  // One handshake with a server connection of `context` over a non-blocking socket pair, each
+  // side driven in turn; then the tickets the server sent after its Finished are read and the
+  // connection is shut down. True when the handshake resumed the previous session.
+  bool connect(const TlsContext& context) {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) == 0);
+    SSL_set_fd(ssl_, fds[0]);
+    SSL_set_connect_state(ssl_);
+    SSL* server = SSL_new(context.initial());
+    SSL_set_fd(server, fds[1]);
+    SSL_set_accept_state(server);
+    bool clientDone = false;
+    bool serverDone = false;
+    for (int round = 0; round < 100 && !(clientDone && serverDone); ++round) {
+      clientDone = clientDone || SSL_do_handshake(ssl_) == 1;
+      serverDone = serverDone || SSL_do_handshake(server) == 1;
+    }
+    CHECK(clientDone);
+    CHECK(serverDone);
+    char byte;
+    CHECK(SSL_read(ssl_, &byte, 1) <= 0);  // takes in the NewSessionTickets; no data comes
+    const bool reused = SSL_session_reused(ssl_) == 1;
+    SSL_shutdown(ssl_);
+    SSL_clear(ssl_);
+    SSL_free(server);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return reused;
+  }
+
+ private:
+  SSL_CTX* ctx_ = SSL_CTX_new(TLS_client_method());
+  SSL* ssl_ = nullptr;
+};
 
 struct Problems {
   std::vector<TlsProblem> list;
@@ -121,32 +177,42 @@ TEST_CASE("TlsContext: each problem names its part") {
   }
 }
 
-TEST_CASE("TicketKeys: a new key every lifetime, the previous one still opens tickets") {
-  using Clock = TicketKeys::Clock;
-  const Clock::time_point start{};
-  TicketKeys keys(start);
-  const TicketKeys::Key first = keys.current(start);
-  bool renew = true;
-  REQUIRE(keys.find(first.name, start + std::chrono::minutes(59), renew));
-  CHECK_FALSE(renew);
-  CHECK(std::memcmp(keys.current(start + std::chrono::minutes(59)).name, first.name, 16) == 0);
+TEST_CASE("TlsContext: each resumption gets a new ticket, so a client resumes again and again") {
+  test::TempDir dir;
+  test::TestCa ca(dir.path);
+  std::vector<TlsProblem> problems;
+  const auto context = TlsContext::create(optionsFor({ca.issue("leaf", {"leaf.test"})}), problems);
+  REQUIRE(context);
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    CAPTURE(version);
+    ReconnectingClient client(version);
+    CHECK_FALSE(client.connect(*context));
+    for (int i = 0; i < 3; ++i) CHECK(client.connect(*context));
+  }
+}
 
-  const auto later = start + TicketKeys::kLifetime;
-  const TicketKeys::Key second = keys.current(later);
-  CHECK(std::memcmp(second.name, first.name, 16) != 0);
-  const auto opened = keys.find(first.name, later, renew);
-  REQUIRE(opened);
-  CHECK(renew);  // sealed with the previous key: the client gets a fresh ticket
-  CHECK(std::memcmp(opened->aes, first.aes, sizeof first.aes) == 0);
-
-  // One lifetime later the first key is gone, the second is the previous one.
-  const auto muchLater = later + TicketKeys::kLifetime;
-  CHECK_FALSE(keys.find(first.name, muchLater, renew));
-  CHECK(keys.find(second.name, muchLater, renew));
-  CHECK(renew);
-  // Unused for two lifetimes: nothing old opens.
-  CHECK_FALSE(
-      keys.find(keys.current(muchLater).name, muchLater + 2 * TicketKeys::kLifetime, renew));
+TEST_CASE("TlsContext: a context built with the same ticket keys resumes the other's sessions") {
+  test::TempDir dir;
+  test::TestCa ca(dir.path);
+  const TlsOptions options = optionsFor({ca.issue("leaf", {"leaf.test"})});
+  std::vector<TlsProblem> problems;
+  const auto keys = std::make_shared<TicketKeys>();
+  // As a reload builds it: the same options (certificates re-read), the process's keys.
+  const auto before = TlsContext::create(options, problems, keys);
+  const auto after = TlsContext::create(options, problems, keys);
+  const auto otherKeys = TlsContext::create(options, problems, std::make_shared<TicketKeys>());
+  const auto ownKeys = TlsContext::create(options, problems);
+  REQUIRE(problems.empty());
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    CAPTURE(version);
+    ReconnectingClient client(version);
+    CHECK_FALSE(client.connect(*before));
+    CHECK(client.connect(*after));
+    CHECK(client.connect(*before));
+    CHECK_FALSE(client.connect(*otherKeys));  // its ticket opens nowhere else: a full handshake
+    CHECK(client.connect(*otherKeys));
+    CHECK_FALSE(client.connect(*ownKeys));
+  }
 }
 
 }  // namespace

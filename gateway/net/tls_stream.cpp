@@ -31,6 +31,34 @@ Outcome judge(SSL* ssl, int result) {
   }
 }
 
+// The first entry of OpenSSL's error queue after a failed handshake (0: the socket failed or
+// hit its end), as a metric's reason.
+HandshakeFailure failureOf(unsigned long error) {
+  if (error == 0) return HandshakeFailure::Closed;
+  if (ERR_GET_LIB(error) != ERR_LIB_SSL) return HandshakeFailure::Other;
+  switch (ERR_GET_REASON(error)) {
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+      return HandshakeFailure::Closed;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_VERSION_TOO_LOW:
+      return HandshakeFailure::ProtocolVersion;
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SHARED_GROUPS:
+      return HandshakeFailure::NoSharedCipher;
+    case SSL_R_NO_APPLICATION_PROTOCOL:
+      return HandshakeFailure::NoApplicationProtocol;
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+      return HandshakeFailure::CertificateRejected;
+    default:
+      return HandshakeFailure::Other;
+  }
+}
+
 // Walks the bytes of an iovec array.
 class IovCursor {
  public:
@@ -94,15 +122,19 @@ TlsStream::~TlsStream() { SSL_free(ssl_); }
 TlsStream::Progress TlsStream::handshake() {
   const int result = SSL_do_handshake(ssl_);
   if (result == 1) return Progress::Done;
+  const unsigned long error = ERR_peek_error();  // judge() empties the queue
   switch (judge(ssl_, result)) {
     case Outcome::WantRead:
       return Progress::WantRead;
     case Outcome::WantWrite:
       return Progress::WantWrite;
     default:
+      if (BIO_number_read(SSL_get_rbio(ssl_)) != 0) failure_ = failureOf(error);
       return Progress::Failed;
   }
 }
+
+bool TlsStream::resumed() const { return SSL_session_reused(ssl_) == 1; }
 
 ssize_t TlsStream::read(char* data, std::size_t size) {
   readWantsWrite_ = false;
@@ -125,7 +157,7 @@ ssize_t TlsStream::read(char* data, std::size_t size) {
   return -1;
 }
 
-bool TlsStream::hasBufferedInput() const { return SSL_pending(ssl_) > 0; }
+bool TlsStream::hasBufferedInput() const { return SSL_has_pending(ssl_) == 1; }
 
 void TlsStream::shutdown() {
   if (shutdownSent_) return;

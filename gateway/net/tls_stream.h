@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 
 #include "gateway/core/out_queue.h"
 #include "gateway/net/tls_context.h"
+#include "gateway/net/tls_handshake_failure.h"
 
 struct ssl_st;
 
@@ -29,6 +31,11 @@ class TlsStream final : public core::OutQueue::Sink {
   TlsStream& operator=(const TlsStream&) = delete;
 
   Progress handshake();
+  // After handshake() gave Failed: why (never Timeout; the caller keeps the time). None when
+  // the client closed before sending a byte: a TCP probe, not a handshake.
+  std::optional<HandshakeFailure> failure() const { return failure_; }
+  // After handshake() gave Done: the client resumed a session (a ticket) instead of a full one.
+  bool resumed() const;
   std::chrono::milliseconds handshakeTimeout() const { return context_->handshakeTimeout(); }
   // As recv(2): the bytes read, 0 when the peer closed, or -1 with errno (EAGAIN: nothing to
   // read now; see readWantsWrite()).
@@ -36,7 +43,8 @@ class TlsStream final : public core::OutQueue::Sink {
   // After read() gave EAGAIN: OpenSSL must write before it can read on (it answers a TLS 1.3
   // KeyUpdate), so the caller retries the read when the socket is writable.
   bool readWantsWrite() const { return readWantsWrite_; }
-  // Decrypted bytes wait inside OpenSSL: the socket will not say so, the caller reads again.
+  // Bytes wait inside OpenSSL (decrypted, or whole records read ahead of what was asked): the
+  // socket will not say so, the caller reads again.
   bool hasBufferedInput() const;
   // Sends close_notify once, without waiting for the peer's (the socket closes next).
   void shutdown();
@@ -55,6 +63,7 @@ class TlsStream final : public core::OutQueue::Sink {
   std::size_t pendingWrite_ = 0;
   bool readWantsWrite_ = false;
   bool shutdownSent_ = false;
+  std::optional<HandshakeFailure> failure_;
 };
 
 }  // namespace gw::net

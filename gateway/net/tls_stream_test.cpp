@@ -132,11 +132,83 @@ TEST_CASE("TlsStream: small pieces share a record; reads see what OpenSSL buffer
   CHECK(pair.server->read(rest, sizeof rest) == 0);
 }
 
+TEST_CASE("TlsStream: records read ahead of the one asked for count as buffered input") {
+  Pair pair;
+  pair.handshake();
+  std::size_t written = 0;
+  REQUIRE(SSL_write_ex(pair.client, "first", 5, &written) == 1);
+  REQUIRE(SSL_write_ex(pair.client, "second", 6, &written) == 1);  // a record of its own
+  char buffer[100];
+  REQUIRE(pair.server->read(buffer, sizeof buffer) == 5);
+  // The second record came with the first read(2): only OpenSSL knows it is there.
+  CHECK(pair.server->hasBufferedInput());
+  REQUIRE(pair.server->read(buffer, sizeof buffer) == 6);
+  CHECK(std::string(buffer, 6) == "second");
+  CHECK_FALSE(pair.server->hasBufferedInput());
+}
+
 TEST_CASE("TlsStream: a client that speaks no TLS fails the handshake") {
   Pair pair;
   const std::string plain = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
   REQUIRE(::send(pair.fds[0], plain.data(), plain.size(), 0) == static_cast<ssize_t>(plain.size()));
   CHECK(pair.server->handshake() == TlsStream::Progress::Failed);
+  CHECK(pair.server->failure() == HandshakeFailure::Other);
+}
+
+// Both sides in turn until the server's handshake is over; how it ended.
+TlsStream::Progress finishHandshake(Pair& pair) {
+  auto progress = TlsStream::Progress::WantRead;
+  for (int round = 0; round < 100 && (progress == TlsStream::Progress::WantRead ||
+                                      progress == TlsStream::Progress::WantWrite);
+       ++round) {
+    SSL_do_handshake(pair.client);
+    progress = pair.server->handshake();
+  }
+  return progress;
+}
+
+TEST_CASE("TlsStream: a failed handshake says why, from a bounded set of reasons") {
+  Pair pair;
+  SUBCASE("a full handshake succeeds, not resumed") {
+    CHECK(finishHandshake(pair) == TlsStream::Progress::Done);
+    CHECK_FALSE(pair.server->resumed());
+  }
+  SUBCASE("TLS 1.1") {
+    SSL_set_security_level(pair.client, 0);
+    SSL_set_cipher_list(pair.client, "DEFAULT:@SECLEVEL=0");
+    SSL_set_min_proto_version(pair.client, TLS1_1_VERSION);
+    SSL_set_max_proto_version(pair.client, TLS1_1_VERSION);
+    REQUIRE(finishHandshake(pair) == TlsStream::Progress::Failed);
+    CHECK(pair.server->failure() == HandshakeFailure::ProtocolVersion);
+  }
+  SUBCASE("no cipher in common") {
+    SSL_set_max_proto_version(pair.client, TLS1_2_VERSION);
+    SSL_set_cipher_list(pair.client, "AES128-SHA");  // RSA key exchange: not forward-secret
+    REQUIRE(finishHandshake(pair) == TlsStream::Progress::Failed);
+    CHECK(pair.server->failure() == HandshakeFailure::NoSharedCipher);
+  }
+  SUBCASE("ALPN without http/1.1") {
+    const unsigned char h2[] = {2, 'h', '2'};
+    SSL_set_alpn_protos(pair.client, h2, sizeof h2);
+    REQUIRE(finishHandshake(pair) == TlsStream::Progress::Failed);
+    CHECK(pair.server->failure() == HandshakeFailure::NoApplicationProtocol);
+  }
+  SUBCASE("the client does not trust our certificate") {
+    SSL_set_verify(pair.client, SSL_VERIFY_PEER, nullptr);  // and it trusts no CA at all
+    REQUIRE(finishHandshake(pair) == TlsStream::Progress::Failed);
+    CHECK(pair.server->failure() == HandshakeFailure::CertificateRejected);
+  }
+  SUBCASE("the client goes away in the middle") {
+    SSL_do_handshake(pair.client);  // its ClientHello
+    ::shutdown(pair.fds[0], SHUT_WR);
+    REQUIRE(finishHandshake(pair) == TlsStream::Progress::Failed);
+    CHECK(pair.server->failure() == HandshakeFailure::Closed);
+  }
+  SUBCASE("a connection closed before its first byte is no handshake (a TCP probe)") {
+    ::shutdown(pair.fds[0], SHUT_WR);
+    REQUIRE(pair.server->handshake() == TlsStream::Progress::Failed);
+    CHECK_FALSE(pair.server->failure());
+  }
 }
 
 }  // namespace

@@ -178,6 +178,22 @@ constexpr Family kLaterFamilies[] = {
      [](const Sources& s, MetricFamily& family) {
        unlabelled(family, s.total.downstream_connections_accepted);
      }},
+    {"gatewayd_tls_handshakes_total", MetricType::Counter,
+     "TLS handshakes completed on the listeners, resumed ones included.",
+     [](const Sources& s, MetricFamily& family) { unlabelled(family, s.total.tls_handshakes); }},
+    {"gatewayd_tls_sessions_resumed_total", MetricType::Counter,
+     "TLS handshakes that resumed a session with a ticket instead of a full handshake.",
+     [](const Sources& s, MetricFamily& family) {
+       unlabelled(family, s.total.tls_sessions_resumed);
+     }},
+    {"gatewayd_tls_handshake_failures_total", MetricType::Counter,
+     "TLS handshakes on the listeners that failed, by reason.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t r = 0; r < net::kHandshakeFailureNames.size(); ++r) {
+         addSample(family, {{"reason", std::string(net::kHandshakeFailureNames[r])}},
+                   static_cast<double>(s.total.tls_handshake_failures[r]));
+       }
+     }},
     {"gatewayd_config_reloads_total", MetricType::Counter, "Configuration reloads by result.",
      [](const Sources& s, MetricFamily& family) {
        addSample(family, {{"result", "success"}},

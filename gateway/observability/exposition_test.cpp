@@ -70,6 +70,9 @@ TEST_CASE("the exposition of a tiny layout, exactly") {
   total.upstreams[0].backends[0].requests = 3;
   total.downstream_connections = 1;
   total.downstream_connections_accepted = 4;
+  total.tls_handshakes = 5;
+  total.tls_sessions_resumed = 3;
+  total.countHandshakeFailure(gw::net::HandshakeFailure::ProtocolVersion);
   obs::GlobalMetrics global;
   global.version = "0.1.0";
   global.config_reloads_success = 1;
@@ -178,6 +181,21 @@ gatewayd_downstream_connections 1
 # HELP gatewayd_downstream_connections_accepted_total Client connections accepted.
 # TYPE gatewayd_downstream_connections_accepted_total counter
 gatewayd_downstream_connections_accepted_total 4
+# HELP gatewayd_tls_handshakes_total TLS handshakes completed on the listeners, resumed ones included.
+# TYPE gatewayd_tls_handshakes_total counter
+gatewayd_tls_handshakes_total 5
+# HELP gatewayd_tls_sessions_resumed_total TLS handshakes that resumed a session with a ticket instead of a full handshake.
+# TYPE gatewayd_tls_sessions_resumed_total counter
+gatewayd_tls_sessions_resumed_total 3
+# HELP gatewayd_tls_handshake_failures_total TLS handshakes on the listeners that failed, by reason.
+# TYPE gatewayd_tls_handshake_failures_total counter
+gatewayd_tls_handshake_failures_total{reason="timeout"} 0
+gatewayd_tls_handshake_failures_total{reason="protocol_version"} 1
+gatewayd_tls_handshake_failures_total{reason="no_shared_cipher"} 0
+gatewayd_tls_handshake_failures_total{reason="no_application_protocol"} 0
+gatewayd_tls_handshake_failures_total{reason="certificate_rejected"} 0
+gatewayd_tls_handshake_failures_total{reason="closed"} 0
+gatewayd_tls_handshake_failures_total{reason="other"} 0
 # HELP gatewayd_config_reloads_total Configuration reloads by result.
 # TYPE gatewayd_config_reloads_total counter
 gatewayd_config_reloads_total{result="success"} 1
@@ -237,7 +255,7 @@ TEST_CASE("every collected family has a unique name, a HELP text and one HELP an
   const obs::ProcessSample process;
   const obs::ScrapeCollectable collectable(total, global, process);
   const auto families = collectable.Collect();
-  CHECK(families.size() == 26 + tinyLayout()->routeCounters.size());  // the core's and the plugins'
+  CHECK(families.size() == 29 + tinyLayout()->routeCounters.size());  // the core's and the plugins'
   const std::string out = obs::textExposition(collectable);
   std::set<std::string> names;
   std::size_t types = 0;

@@ -132,6 +132,11 @@ void WorkerMetrics::merge(const WorkerMetrics& other) {
   }
   downstream_connections += other.downstream_connections;
   downstream_connections_accepted += other.downstream_connections_accepted;
+  tls_handshakes += other.tls_handshakes;
+  tls_sessions_resumed += other.tls_sessions_resumed;
+  for (std::size_t i = 0; i < tls_handshake_failures.size(); ++i) {
+    tls_handshake_failures[i] += other.tls_handshake_failures[i];
+  }
 }
 
 }  // namespace gw::observability

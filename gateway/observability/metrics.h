@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/net/tls_handshake_failure.h"
 #include "gateway/observability/histogram.h"
 
 namespace gw::config {
@@ -119,6 +120,13 @@ struct WorkerMetrics {
   std::vector<UpstreamMetrics> upstreams;
   int64_t downstream_connections = 0;  // gauge: open now
   uint64_t downstream_connections_accepted = 0;
+  uint64_t tls_handshakes = 0;        // completed on the TLS listeners
+  uint64_t tls_sessions_resumed = 0;  // of those, resumed with a session ticket
+  std::array<uint64_t, net::kHandshakeFailureNames.size()> tls_handshake_failures{};  // by reason
+
+  void countHandshakeFailure(net::HandshakeFailure reason) {
+    ++tls_handshake_failures[static_cast<std::size_t>(reason)];
+  }
 };
 
 }  // namespace gw::observability

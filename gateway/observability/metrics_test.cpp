@@ -98,6 +98,12 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   a.downstream_connections = 2;
   b.downstream_connections = 3;
   b.downstream_connections_accepted = 11;
+  a.tls_handshakes = 4;
+  b.tls_handshakes = 6;
+  b.tls_sessions_resumed = 5;
+  a.countHandshakeFailure(gw::net::HandshakeFailure::Timeout);
+  b.countHandshakeFailure(gw::net::HandshakeFailure::Timeout);
+  b.countHandshakeFailure(gw::net::HandshakeFailure::Other);
 
   WorkerMetrics total(std::make_shared<obs::MetricsLayout>(*layout));  // equal, not the same
   total.merge(a);
@@ -121,6 +127,10 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   CHECK(upstream.backends[0].errors == 1);
   CHECK(total.downstream_connections == 5);
   CHECK(total.downstream_connections_accepted == 11);
+  CHECK(total.tls_handshakes == 10);
+  CHECK(total.tls_sessions_resumed == 5);
+  CHECK(total.tls_handshake_failures ==
+        decltype(total.tls_handshake_failures){2, 0, 0, 0, 0, 0, 1});  // timeout, ..., other
 }
 
 TEST_CASE("merge across a layout change matches routes, upstreams and backends by name") {

@@ -68,6 +68,8 @@ void Connection::continueHandshake() {
   switch (tls_->handshake()) {
     case net::TlsStream::Progress::Done:
       handshaking_ = false;
+      ++worker_.metrics().tls_handshakes;
+      if (tls_->resumed()) ++worker_.metrics().tls_sessions_resumed;
       if (writeArmed_) {
         writeArmed_ = false;
         event_del(writeEvent_.get());
@@ -94,9 +96,15 @@ void Connection::continueHandshake() {
       awaitHandshake(writeEvent_.get());
       return;
     case net::TlsStream::Progress::Failed:
+      if (const auto reason = tls_->failure()) worker_.metrics().countHandshakeFailure(*reason);
       close();
       return;
   }
+}
+
+void Connection::handshakeTimedOut() {
+  worker_.metrics().countHandshakeFailure(net::HandshakeFailure::Timeout);
+  close();
 }
 
 void Connection::awaitHandshake(event* event) {
@@ -214,7 +222,9 @@ void Connection::handleRead(short what) {
 }
 
 void Connection::handleTimeout() {
-  if (lingering_ || handshaking_) {
+  if (handshaking_) {
+    handshakeTimedOut();
+  } else if (lingering_) {
     close();
   } else if (exchange_ && exchange_->waiting()) {
     // Reading is paused for a plugin (a coalesced cache miss): its own bound applies, and a
@@ -564,7 +574,8 @@ void Connection::armClientWrite() {
 
 void Connection::handleWrite(short what) {
   if (what & EV_TIMEOUT) {
-    close();  // the client stopped reading (or stalled its handshake)
+    // The client stopped reading (or stalled its handshake).
+    handshaking_ ? handshakeTimedOut() : close();
     return;
   }
   if (handshaking_) {

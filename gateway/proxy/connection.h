@@ -86,6 +86,8 @@ class Connection final : public core::Retirable, public http::Parser::Handler, p
   void continueHandshake();
   // Waits on `event` (the read or the write event) until the handshake's deadline.
   void awaitHandshake(event* event);
+  // Counted as a failed handshake, then closed.
+  void handshakeTimedOut();
   // Decrypted request bytes wait inside OpenSSL, where no socket event announces them.
   void readAgainIfBuffered();
 
