@@ -45,7 +45,7 @@ Loaded load(const std::string& yaml, const Loaded* live = nullptr) {
   std::vector<config::Diagnostic> errors;
   Loaded result;
   result.snapshot = runtime::buildSnapshot(std::move(*loaded.config), plugin::Registry::builtin(),
-                                           errors, live ? 2 : 1);
+                                           errors, live ? live->snapshot.get() : nullptr);
   REQUIRE(errors.empty());
   std::vector<upstream::UpstreamHealthSpec> specs;
   for (const auto& upstream : result.snapshot->metricsLayout->upstreams) {

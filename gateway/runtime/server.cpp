@@ -255,7 +255,7 @@ void Server::startReload() {
     if (loaded.config) {
       plan = planReload(*loaded.config, live->config);
       std::vector<config::Diagnostic> problems;
-      next = buildSnapshot(std::move(*loaded.config), plugins, problems, live->generation + 1);
+      next = buildSnapshot(std::move(*loaded.config), plugins, problems, live.get());
       for (const auto& problem : problems) errors.push_back(problem.format());
     } else {
       for (const auto& error : loaded.errors) errors.push_back(error.format());

@@ -9,9 +9,10 @@ namespace {
 
 // The listener's TLS contexts, with each problem located where its part was written.
 std::shared_ptr<const net::TlsContext> loadTls(const config::ListenerTls& tls,
+                                               std::shared_ptr<net::TicketKeys> ticketKeys,
                                                std::vector<config::Diagnostic>& errors) {
   std::vector<net::TlsProblem> problems;
-  auto context = net::TlsContext::create(tls.options, problems);
+  auto context = net::TlsContext::create(tls.options, problems, std::move(ticketKeys));
   const std::size_t first = errors.size();
   for (net::TlsProblem& problem : problems) {
     using Part = net::TlsProblem::Part;
@@ -37,10 +38,11 @@ std::shared_ptr<const net::TlsContext> loadTls(const config::ListenerTls& tls,
 std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
                                               const plugin::Registry& plugins,
                                               std::vector<config::Diagnostic>& errors,
-                                              uint64_t generation) {
+                                              const Snapshot* live) {
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->plugins = &plugins;
-  snapshot->generation = generation;
+  snapshot->generation = live ? live->generation + 1 : 1;
+  snapshot->ticketKeys = live ? live->ticketKeys : std::make_shared<net::TicketKeys>();
   std::string error;
   for (const auto& listener : config.listeners) {
     auto address = net::resolve(listener.address, listener.port, error);
@@ -49,7 +51,8 @@ std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
       continue;
     }
     snapshot->listenerAddresses.push_back(*address);
-    snapshot->listenerTls.push_back(listener.tls ? loadTls(*listener.tls, errors) : nullptr);
+    snapshot->listenerTls.push_back(
+        listener.tls ? loadTls(*listener.tls, snapshot->ticketKeys, errors) : nullptr);
   }
   for (const auto& upstream : config.upstreams) {
     auto& resolved = snapshot->backendAddresses.emplace_back();

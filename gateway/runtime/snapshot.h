@@ -10,6 +10,7 @@
 #include "gateway/config/model.h"
 #include "gateway/net/socket.h"
 #include "gateway/net/tls_context.h"
+#include "gateway/net/tls_ticket_keys.h"
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/registry.h"
@@ -42,14 +43,18 @@ struct Snapshot {
   // on a 400 too). Never forwarded anywhere.
   config::RouteConfig unrouted;
   uint64_t generation = 1;
+  // Seal the TLS listeners' session tickets: made once per process, handed from snapshot to
+  // snapshot.
+  std::shared_ptr<net::TicketKeys> ticketKeys;
 };
 
 // Compiles routes, resolves addresses, reads the TLS listeners' certificates and keys. Errors
 // are FILE:LINE:COL diagnostics. `plugins` is the registry `config` was loaded with; it must
-// outlive the snapshot. `generation`: 1 at start, one more per applied reload.
+// outlive the snapshot. `live`: the snapshot a reload replaces (null at start), whose generation
+// this one follows and whose session ticket keys it keeps, so clients resume across the reload.
 std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
                                               const plugin::Registry& plugins,
                                               std::vector<config::Diagnostic>& errors,
-                                              uint64_t generation = 1);
+                                              const Snapshot* live = nullptr);
 
 }  // namespace gw::runtime

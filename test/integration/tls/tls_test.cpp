@@ -3,10 +3,12 @@
 
 #include <doctest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 
 #include "test/support/harness.h"
@@ -273,6 +275,37 @@ TEST_CASE("tls: unreadable, broken or mismatched certificate files are FILE:LINE
   CHECK(check(dir.path() + "/absent.pem", setup.api.keyPath) ==
         where + "30: cannot read certificate chain " + dir.path() +
             "/absent.pem: No such file or directory\n");
+}
+
+TEST_CASE("tls: a reload reads renewed certificates, and sessions resume across it") {
+  TlsSetup setup;
+  Gateway gw(setup.config());
+  SSL_SESSION* session = nullptr;
+  {
+    TlsClient before(gw.port(), setup.client());
+    REQUIRE_MESSAGE(before.handshake(), before.error());
+    CHECK(before.peerCommonName() == "api.test");
+    REQUIRE(before.send(closingGet("/echo")));
+    CHECK(splitResponse(before.readAll()).status == 200);
+    session = SSL_SESSION_dup(before.session());
+  }
+  // The renewal lands where the old files were, as certbot's deploy step or a secret mount does.
+  const test::CertificateFiles renewed = setup.ca.issue("renewed", {"renewed.test", "api.test"});
+  std::filesystem::rename(renewed.chainPath, setup.api.chainPath);
+  std::filesystem::rename(renewed.keyPath, setup.api.keyPath);
+  gw.process().signal(SIGHUP);
+  REQUIRE(waitFor([&] { return gw.log().find("configuration reloaded") != std::string::npos; },
+                  5000ms));
+
+  TlsClient fresh(gw.port(), setup.client());
+  REQUIRE_MESSAGE(fresh.handshake(), fresh.error());
+  CHECK(fresh.peerCommonName() == "renewed.test");
+  TlsClientOptions resuming = setup.client();
+  resuming.resume = session;
+  TlsClient resumed(gw.port(), resuming);
+  REQUIRE_MESSAGE(resumed.handshake(), resumed.error());
+  CHECK(resumed.sessionReused());  // the ticket keys outlive the configuration
+  SSL_SESSION_free(session);
 }
 
 }  // namespace
