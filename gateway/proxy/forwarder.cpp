@@ -42,6 +42,7 @@ NextAttempt nextAttempt(const Error& error, const AttemptFacts& facts) {
 
 FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts, bool responseOverOurLimits) {
   if (error.code == ErrorCode::UpstreamConnectFailed) return {Kind::Connect, true};
+  if (error.code == ErrorCode::UpstreamTlsError) return {Kind::Connect, true};
   if (error.code == ErrorCode::UpstreamConnectTimeout) return {Kind::Timeout, true};
   // A client picks the path; one slow path does not prove the backend down.
   if (error.code == ErrorCode::UpstreamTimeout) return {Kind::Timeout, countReadTimeouts};
@@ -98,10 +99,7 @@ bool Forwarder::connect() {
   while (true) {
     upstream::Backend* backend = cluster_.pick(triedBackends_);
     if (!backend) {
-      owner_.onForwardFailed(
-          connectTimedOut_
-              ? Error::upstream(ErrorCode::UpstreamConnectTimeout, "upstream connect timed out")
-              : Error::upstream(ErrorCode::UpstreamConnectFailed, "no backend could be reached"));
+      owner_.onForwardFailed(connectFailure_);
       return false;
     }
     triedBackends_ |= bitOf(cluster_, *backend);
@@ -227,7 +225,7 @@ void Forwarder::failed(const Error& error) {
   switch (nextAttempt(error, facts_)) {
     case NextAttempt::AnotherBackend:
       cluster_.markDown(up.backend());
-      connectTimedOut_ = error.code == ErrorCode::UpstreamConnectTimeout;
+      connectFailure_ = Error::upstream(error.code, error.message);
       // Nothing was sent: the queued request moves to the next backend.
       if (connect()) send();
       return;

@@ -135,7 +135,10 @@ class Forwarder final : public upstream::Connection::Listener {
   AttemptFacts facts_;
   uint64_t triedBackends_ = 0;   // bit per backend index, for connect retries
   uint64_t failedBackends_ = 0;  // bit per backend index, each reported to passive health once
-  bool connectTimedOut_ = false;  // the last connect attempt timed out (504 rather than 502)
+  // What the client is told when no backend is left to try: how the last connect attempt
+  // failed (refused, timed out, or its TLS handshake failed).
+  core::Error connectFailure_ =
+      core::Error::upstream(core::ErrorCode::UpstreamConnectFailed, "no backend could be reached");
   int64_t startUs_ = 0;  // core::monotonicUs() when the current attempt's request was handed over
   int64_t upstreamUs_ = -1;
 };

@@ -27,7 +27,7 @@ WorkerContext::WorkerContext(unsigned index, event_base* base, plugin::Dispatche
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
     clusters_.push_back(std::make_unique<upstream::Cluster>(
         upstreams[i], served.backendAddresses[i], base, graveyard_, timeouts_, upstreamHeadLimits_,
-        upstreamBlocks_, metrics_.upstreams[i], services.health, i));
+        upstreamBlocks_, metrics_.upstreams[i], services.health, i, served.upstreamTls[i]));
   }
   auto addRoute = [&](const config::RouteConfig& route) {
     routeTimeouts_.push_back({timeouts_.get(route.timeouts.connect),

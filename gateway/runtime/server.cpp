@@ -146,7 +146,8 @@ int Server::run() {
           log::write(healthy ? log::Level::Info : log::Level::Warn,
                      healthy ? "backend passes its health check again" : "backend failed its health check",
                      {{"upstream", spec.name}, {"backend", spec.backends[b]}});
-        });
+        },
+        snapshot_->upstreamTls);
     prober_->start();
   }
   for (auto& worker : workers_) {
