@@ -13,6 +13,9 @@ namespace gw::upstream {
 namespace {
 // Read whenever this much room is free; a standard block then takes a whole read.
 constexpr std::size_t kMinRead = 4 * 1024;
+// The microseconds of a core::TimeoutCache timeval: libevent marks a common timeout in the bits
+// of tv_usec above these.
+constexpr suseconds_t kCommonTimeoutMicroseconds = 0xfffff;
 
 using core::Error;
 using core::ErrorCode;
@@ -50,7 +53,8 @@ void Connection::startConnect() {
   event_add(writeEvent_.get(), timeouts_->connect);
   if (tls_) {
     const timeval& limit = *timeouts_->connect;
-    connectDeadlineUs_ = core::monotonicUs() + int64_t(limit.tv_sec) * 1'000'000 + limit.tv_usec;
+    connectDeadlineUs_ = core::monotonicUs() + int64_t(limit.tv_sec) * 1'000'000 +
+                         (limit.tv_usec & kCommonTimeoutMicroseconds);
   }
 }
 
