@@ -40,7 +40,8 @@ NextAttempt nextAttempt(const Error& error, const AttemptFacts& facts) {
   return NextAttempt::Fail;
 }
 
-FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts, bool responseOverOurLimits) {
+FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts,
+                            bool responseOverOurLimits) {
   if (error.code == ErrorCode::UpstreamConnectFailed) return {Kind::Connect, true};
   if (error.code == ErrorCode::UpstreamTlsError) return {Kind::Connect, true};
   if (error.code == ErrorCode::UpstreamConnectTimeout) return {Kind::Timeout, true};
@@ -52,8 +53,7 @@ FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts, bool res
 }
 
 Forwarder::Forwarder(upstream::Cluster& cluster, const upstream::Timeouts& timeouts,
-                     core::Recycler<std::string>& heads, Owner& owner,
-                     ResponseRelay& response)
+                     core::Recycler<std::string>& heads, Owner& owner, ResponseRelay& response)
     : cluster_(cluster),
       timeouts_(timeouts),
       heads_(heads),
@@ -88,7 +88,8 @@ bool Forwarder::connect() {
     cluster_.retire(std::move(lease_));
     if (queued.sentTotal() != 0) {
       // Part of the request is gone with that connection: a retry could not resend it exactly.
-      owner_.onForwardFailed(Error::upstream(ErrorCode::UpstreamReset, "upstream failed mid-request"));
+      owner_.onForwardFailed(
+          Error::upstream(ErrorCode::UpstreamReset, "upstream failed mid-request"));
       return false;
     }
   }
@@ -99,7 +100,9 @@ bool Forwarder::connect() {
   while (true) {
     upstream::Backend* backend = cluster_.pick(triedBackends_);
     if (!backend) {
-      owner_.onForwardFailed(connectFailure_);
+      owner_.onForwardFailed(connectFailure_ ? *connectFailure_
+                                             : Error::upstream(ErrorCode::UpstreamConnectFailed,
+                                                               "no backend could be reached"));
       return false;
     }
     triedBackends_ |= bitOf(cluster_, *backend);
