@@ -136,9 +136,9 @@ class Forwarder final : public upstream::Connection::Listener {
   AttemptFacts facts_;
   uint64_t triedBackends_ = 0;   // bit per backend index, for connect retries
   uint64_t failedBackends_ = 0;  // bit per backend index, each reported to passive health once
-  // How the last connect attempt failed (timed out, or its TLS handshake failed), for the client
-  // when no backend is left to try; none: refused (or none tried). Empty until then: the common
-  // exchange allocates nothing for it.
+  // How the last connect attempt failed (refused, timed out, or its TLS handshake failed), for
+  // the client when no backend is left to try; empty when none got that far (every connect
+  // refused at once: UPSTREAM_CONNECT_FAILED). Empty until then, so an exchange allocates nothing.
   std::optional<core::Error> connectFailure_;
   int64_t startUs_ = 0;  // core::monotonicUs() when the current attempt's request was handed over
   int64_t upstreamUs_ = -1;
