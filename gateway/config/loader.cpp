@@ -110,6 +110,16 @@ bool Loader::readName(NodeReader& in, std::string_view key, std::string& out) {
   });
 }
 
+bool Loader::readAbsolutePath(NodeReader& in, std::string_view key, std::string_view what,
+                              std::string& path, Location& at) {
+  if (!in.readString(key, path)) return false;
+  const YAML::Node anchor = in.field(key)->anchor();
+  at = locate(anchor);
+  if (path.starts_with('/')) return true;
+  error(anchor, std::string(what) + " must be an absolute file path, got " + quote(path));
+  return false;
+}
+
 void Loader::parseRoot(const YAML::Node& node) {
   if (!expectMap(node, "the configuration")) return;
   NodeReader root = reader(node, "the configuration");

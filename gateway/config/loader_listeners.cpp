@@ -92,12 +92,8 @@ ListenerTls Loader::parseListenerTls(const YAML::Node& node) {
       net::TlsOptions::Certificate certificate;
       ListenerTls::CertificateLocations where;
       const auto readPath = [&](std::string_view key, std::string& path, Location& at) {
-        if (!entry.require(key) || !entry.readString(key, path)) return;
-        const YAML::Node anchor = entry.field(key)->anchor();
-        at = locate(anchor);
-        if (!path.starts_with('/')) {
-          error(anchor, "certificate " + std::string(key) + " must be an absolute file path, got " +
-                            quote(path));
+        if (entry.require(key)) {
+          readAbsolutePath(entry, key, "certificate " + std::string(key), path, at);
         }
       };
       readPath("chain", certificate.chainPath, where.chain);

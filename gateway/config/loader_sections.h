@@ -63,6 +63,10 @@ class Loader {
   }
   bool expectMap(const YAML::Node& node, std::string_view what);
   bool readName(NodeReader& in, std::string_view key, std::string& out);
+  // The optional file path under `key`, which must be absolute (`what` names it in the error),
+  // and where it was written.
+  bool readAbsolutePath(NodeReader& in, std::string_view key, std::string_view what,
+                        std::string& path, Location& at);
   // Calls each(item) for every entry of the optional list `key`.
   template <typename Each>
   void forEachListItem(NodeReader& in, std::string_view key, Each each) {
@@ -113,6 +117,7 @@ class Loader {
   void parseHealthChecks(NodeReader& owner, UpstreamConfig& upstream);
   void parseStatusRanges(const NodeReader::Field& field, std::vector<std::pair<int, int>>& out);
   void parseBackend(const YAML::Node& node, std::vector<BackendConfig>& out);
+  UpstreamTls parseUpstreamTls(const YAML::Node& node);
   void warnUnusedUpstreams();
 
   // ---- loader_routes.cpp ----

@@ -1079,6 +1079,80 @@ TEST_CASE("listeners: tls errors") {
         Lines{"t.yaml:5:18: 'protocols' must be a list of TLSv1.2, TLSv1.3, got 'TLSv1.3'"});
 }
 
+// A listener, then an upstream whose `tls:` is on line 4 with its settings from line 5 on.
+std::string upstreamTlsConfig(std::string_view tls) {
+  return "listeners: [{port: 8080}]\n"
+         "upstreams:\n"
+         "  - {name: u, backends: [api.test:443]}\n"
+         "  - name: v\n"
+         "    backends: [api.test:443]\n"
+         "    tls:\n" +
+         std::string(tls) + "routes: [{upstream: v, match: {prefix: /v}}, {upstream: u}]\n";
+}
+
+TEST_CASE("upstreams: tls settings and their defaults") {
+  CHECK_FALSE(load(upstreamTlsConfig("      {}\n")).upstreams[0].tls);
+  const LoadResult defaults = loadText(upstreamTlsConfig("      {}\n"));
+  REQUIRE(defaults.config);
+  CHECK(defaults.warnings.empty());
+  REQUIRE(defaults.config->upstreams[1].tls);
+  const net::TlsClientOptions& plain = defaults.config->upstreams[1].tls->options;
+  CHECK(plain.verify);
+  CHECK(plain.caFile.empty());
+  CHECK(plain.serverName.empty());
+  CHECK(plain.certificatePath.empty());
+  CHECK(plain.keyPath.empty());
+  CHECK(plain.minVersion == net::TlsVersion::Tls12);
+
+  const LoadResult set = loadText(upstreamTlsConfig("      verify: false\n"
+                                                    "      ca_file: /ca.pem\n"
+                                                    "      server_name: backend.internal\n"
+                                                    "      certificate: /client.pem\n"
+                                                    "      key: /client.key\n"
+                                                    "      min_version: TLSv1.3\n"));
+  REQUIRE(set.config);
+  CHECK(format(set.warnings) ==
+        Lines{"t.yaml:7:15: tls verify is false: the backends' certificates are not checked, so "
+              "anyone on the path to them can pose as them"});
+  const UpstreamTls& tls = *set.config->upstreams[1].tls;
+  CHECK_FALSE(tls.options.verify);
+  CHECK(tls.options.caFile == "/ca.pem");
+  CHECK(tls.caFileWhere.line == 8);
+  CHECK(tls.caFileWhere.column == 16);
+  CHECK(tls.options.serverName == "backend.internal");
+  CHECK(tls.options.certificatePath == "/client.pem");
+  CHECK(tls.certificateWhere.line == 10);
+  CHECK(tls.options.keyPath == "/client.key");
+  CHECK(tls.keyWhere.line == 11);
+  CHECK(tls.options.minVersion == net::TlsVersion::Tls13);
+  CHECK(load(upstreamTlsConfig("      server_name: 10.0.0.7\n")).upstreams[1].tls->options.serverName ==
+        "10.0.0.7");
+}
+
+TEST_CASE("upstreams: tls errors") {
+  CHECK(errorsOf(upstreamTlsConfig("      verify: maybe\n"
+                                   "      ca_file: ca.pem\n"
+                                   "      server_name: 'bad name'\n"
+                                   "      certificate: /client.pem\n"
+                                   "      min_version: TLSv1.1\n"
+                                   "      ciphers: x\n")) ==
+        Lines{"t.yaml:7:15: 'verify': expected true or false, got 'maybe'",
+              "t.yaml:8:16: ca_file must be an absolute file path, got 'ca.pem'",
+              "t.yaml:9:20: server_name must be a DNS name or an IP address, got 'bad name'",
+              "t.yaml:10:20: a client certificate needs both 'certificate' and 'key': 'key' is "
+              "missing",
+              "t.yaml:11:20: 'min_version': expected TLSv1.2 or TLSv1.3, got 'TLSv1.1'",
+              "t.yaml:12:7: unknown key 'ciphers' in tls; expected one of: verify, ca_file, "
+              "server_name, certificate, key, min_version"});
+  CHECK(errorsOf("listeners: [{port: 8080}]\n"
+                 "upstreams:\n"
+                 "  - name: u\n"
+                 "    backends: [api.test:443]\n"
+                 "    tls:\n"
+                 "routes: [{upstream: u}]\n") ==
+        Lines{"t.yaml:5:5: 'tls' must be a mapping ({} for the defaults), got nothing"});
+}
+
 TEST_CASE("plugins: warnings on orders that defeat a plugin") {
   // Anything before the request id: its errors and logs have no id. Given once for a global
   // plugin, however many routes it runs on.

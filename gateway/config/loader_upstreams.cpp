@@ -47,7 +47,7 @@ void Loader::parseUpstreams(NodeReader& root) {
   for (const YAML::Node& node : *list) {
     if (!expectMap(node, "an upstream")) continue;
     NodeReader in = reader(node, "upstream");
-    in.allowKeys({"name", "backends", "pool", "timeouts", "health_checks"});
+    in.allowKeys({"name", "backends", "pool", "timeouts", "health_checks", "tls"});
     UpstreamConfig upstream;
     upstream.where = locate(node);
     upstream.identity = identityOf(node);
@@ -71,9 +71,45 @@ void Loader::parseUpstreams(NodeReader& root) {
     }
     parseTimeouts(in, upstream.timeouts);
     parseHealthChecks(in, upstream);
+    if (const auto tls = in.readMap("tls")) {
+      upstream.tls = parseUpstreamTls(*tls);
+    } else if (const auto field = in.field("tls"); field && field->value.IsNull()) {
+      error(field->anchor(), "'tls' must be a mapping ({} for the defaults), got nothing");
+    }
     config_.upstreams.push_back(std::move(upstream));
     used_.push_back(false);
   }
+}
+
+// tls: {verify, ca_file, server_name, certificate, key, min_version}; the files are read when
+// the snapshot is built.
+UpstreamTls Loader::parseUpstreamTls(const YAML::Node& node) {
+  NodeReader in = reader(node, "tls");
+  in.allowKeys({"verify", "ca_file", "server_name", "certificate", "key", "min_version"});
+  UpstreamTls out;
+  net::TlsClientOptions& options = out.options;
+  if (in.readBool("verify", options.verify) && !options.verify) {
+    warn(locate(in.field("verify")->anchor()),
+         "tls verify is false: the backends' certificates are not checked, so anyone on the "
+         "path to them can pose as them");
+  }
+  readAbsolutePath(in, "ca_file", "ca_file", options.caFile, out.caFileWhere);
+  if (in.readString("server_name", options.serverName) && !isValidHostName(options.serverName) &&
+      !canonicalIp(options.serverName)) {
+    error(in.field("server_name")->anchor(),
+          "server_name must be a DNS name or an IP address, got " + quote(options.serverName));
+  }
+  readAbsolutePath(in, "certificate", "certificate", options.certificatePath, out.certificateWhere);
+  readAbsolutePath(in, "key", "key", options.keyPath, out.keyWhere);
+  if (in.has("certificate") != in.has("key")) {
+    const bool certificate = in.has("certificate");
+    error(in.field(certificate ? "certificate" : "key")->anchor(),
+          std::string("a client certificate needs both 'certificate' and 'key': '") +
+              (certificate ? "key" : "certificate") + "' is missing");
+  }
+  in.readEnum("min_version", options.minVersion,
+              {{"TLSv1.2", net::TlsVersion::Tls12}, {"TLSv1.3", net::TlsVersion::Tls13}});
+  return out;
 }
 
 void Loader::parseTimeouts(NodeReader& owner, UpstreamTimeouts& out) {

@@ -110,6 +110,15 @@ struct PassiveHealthCheck {
   uint32_t max_ejection_percent = 50;
 };
 
+// An upstream's `tls:`: HTTPS to its backends. The files are read when the snapshot is built
+// (runtime/snapshot), which reports their problems at these locations.
+struct UpstreamTls {
+  net::TlsClientOptions options;
+  Location caFileWhere;
+  Location certificateWhere;
+  Location keyWhere;
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<BackendConfig> backends;
@@ -117,6 +126,7 @@ struct UpstreamConfig {
   UpstreamTimeouts timeouts;
   std::optional<ActiveHealthCheck> active_check;
   PassiveHealthCheck passive_check;
+  std::optional<UpstreamTls> tls;  // none: plain HTTP
   Location where;
   // What the upstream's YAML says (config/yaml_identity.h): a reload keeps the per-worker
   // connection pools of an upstream whose identity did not change.

@@ -34,6 +34,7 @@ struct ErrorCode {
   X(ExpectationFailed, 417, "EXPECTATION_FAILED")            \
   X(NotImplemented, 501, "NOT_IMPLEMENTED")                  \
   X(UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED")   \
+  X(UpstreamTlsError, 502, "UPSTREAM_TLS_ERROR")             \
   X(UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE")        \
   X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT") \
   X(UpstreamTimeout, 504, "UPSTREAM_TIMEOUT")                \

@@ -29,6 +29,7 @@ constexpr Expected kTable[] = {
     {ErrorCode::ExpectationFailed, 417, "EXPECTATION_FAILED"},
     {ErrorCode::NotImplemented, 501, "NOT_IMPLEMENTED"},
     {ErrorCode::UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED"},
+    {ErrorCode::UpstreamTlsError, 502, "UPSTREAM_TLS_ERROR"},
     {ErrorCode::UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE"},
     {ErrorCode::UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT"},
     {ErrorCode::UpstreamTimeout, 504, "UPSTREAM_TIMEOUT"},

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <new>
 
+#include "gateway/net/tls_openssl.h"
+
 namespace gw::net {
 
 namespace {
@@ -33,17 +35,6 @@ struct KeyFree {
   void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
 };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
-
-// OpenSSL's reason for the last failure ("no start line"), and its error queue emptied.
-std::string opensslReason() {
-  const unsigned long code = ERR_peek_last_error();
-  const char* reason = code != 0 ? ERR_reason_error_string(code) : nullptr;
-  ERR_clear_error();
-  return reason ? reason : "unknown OpenSSL error";
-}
-
-// Never prompts on the terminal for an encrypted key's pass phrase: such a key is refused.
-int noPassPhrase(char*, int, int, void*) { return 0; }
 
 // The file's bytes as a memory BIO, or null with `why` set.
 BioPtr readPem(const std::string& path, std::string_view what, std::string& why) {

@@ -1,7 +1,7 @@
 #pragma once
-// What a TLS listener is built from: plain values the configuration holds (config/model.h) and
-// net/tls_context turns into OpenSSL contexts. No OpenSSL here, so the config floor stays free of
-// it.
+// What a TLS listener and an upstream's TLS client side are built from: plain values the
+// configuration holds (config/model.h) and net/tls_context and net/tls_client turn into OpenSSL
+// contexts. No OpenSSL here, so the config floor stays free of it.
 
 #include <chrono>
 #include <cstdint>
@@ -36,6 +36,20 @@ struct TlsOptions {
   std::string ciphersuites{kDefaultTlsCiphersuites};  // TLS 1.3
   std::chrono::milliseconds handshakeTimeout{10'000};
   bool sessionTickets = true;
+};
+
+// What an upstream's TLS client side is built from (an upstream's `tls:`).
+struct TlsClientOptions {
+  // Check the backend's certificate chain and name; false accepts any certificate.
+  bool verify = true;
+  std::string caFile;  // PEM bundle of trusted CAs; empty: the system's store
+  // The name sent as SNI and checked against the certificate; empty: each backend's host. An IP
+  // literal is checked against the certificate's IP addresses and is not sent as SNI.
+  std::string serverName;
+  // A client certificate for backends that ask for one (mTLS): both or neither.
+  std::string certificatePath;  // PEM: the certificate, then its intermediates
+  std::string keyPath;          // PEM: its private key (unencrypted)
+  TlsVersion minVersion = TlsVersion::Tls12;
 };
 
 }  // namespace gw::net

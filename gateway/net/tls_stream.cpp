@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -105,16 +106,42 @@ class IovCursor {
   std::size_t offset_ = 0;
 };
 
-}  // namespace
-
-TlsStream::TlsStream(std::shared_ptr<const TlsContext> context, int fd)
-    : context_(std::move(context)), ssl_(SSL_new(context_->initial())) {
-  if (!ssl_ || SSL_set_fd(ssl_, fd) != 1) {
-    SSL_free(ssl_);
+SSL* newSsl(SSL_CTX* context, int fd) {
+  SSL* ssl = SSL_new(context);
+  if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+    SSL_free(ssl);
     ERR_clear_error();
     throw std::bad_alloc();
   }
+  return ssl;
+}
+
+}  // namespace
+
+TlsStream::TlsStream(std::shared_ptr<const TlsContext> context, int fd)
+    : context_(std::move(context)), ssl_(newSsl(context_->initial(), fd)) {
   SSL_set_accept_state(ssl_);
+}
+
+TlsStream::TlsStream(std::shared_ptr<const TlsClientContext> context, int fd,
+                     std::string_view backendHost, TlsSession& session)
+    : clientContext_(std::move(context)), ssl_(newSsl(clientContext_->context(), fd)) {
+  SSL_set_connect_state(ssl_);
+  SSL_set_app_data(ssl_, &session);  // where tls_client.cpp's new-session callback puts sessions
+  const std::string name(clientContext_->peerName(backendHost));
+  // An IP literal is checked against the certificate's IP addresses and never sent as SNI
+  // (RFC 6066 §3); anything else is a DNS name for both.
+  if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str()) != 1) {
+    ERR_clear_error();
+    if (SSL_set_tlsext_host_name(ssl_, name.c_str()) != 1 ||
+        SSL_set1_host(ssl_, name.c_str()) != 1) {
+      SSL_free(ssl_);
+      ERR_clear_error();
+      throw std::bad_alloc();
+    }
+    SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  }
+  if (!session.empty()) SSL_set_session(ssl_, session.get());
 }
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }
@@ -122,7 +149,10 @@ TlsStream::~TlsStream() { SSL_free(ssl_); }
 TlsStream::Progress TlsStream::handshake() {
   const int result = SSL_do_handshake(ssl_);
   if (result == 1) return Progress::Done;
-  const unsigned long error = ERR_peek_error();  // judge() empties the queue
+  // Read before judge() empties the queue: the first error classifies a client's failure, the
+  // last one words a backend's.
+  const unsigned long error = ERR_peek_error();
+  const unsigned long code = ERR_peek_last_error();
   switch (judge(ssl_, result)) {
     case Outcome::WantRead:
       return Progress::WantRead;
@@ -130,8 +160,20 @@ TlsStream::Progress TlsStream::handshake() {
       return Progress::WantWrite;
     default:
       if (BIO_number_read(SSL_get_rbio(ssl_)) != 0) failure_ = failureOf(error);
+      failureCode_ = code;
+      verifyResult_ = SSL_get_verify_result(ssl_);
       return Progress::Failed;
   }
+}
+
+std::string TlsStream::failureMessage() const {
+  if (verifyResult_ != X509_V_OK) {
+    return std::string("certificate verify failed: ") +
+           X509_verify_cert_error_string(verifyResult_);
+  }
+  const char* reason = failureCode_ != 0 ? ERR_reason_error_string(failureCode_) : nullptr;
+  if (reason == nullptr) return "connection closed during the TLS handshake";
+  return std::string("TLS handshake failed: ") + reason;
 }
 
 bool TlsStream::resumed() const { return SSL_session_reused(ssl_) == 1; }

@@ -40,8 +40,10 @@ NextAttempt nextAttempt(const Error& error, const AttemptFacts& facts) {
   return NextAttempt::Fail;
 }
 
-FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts, bool responseOverOurLimits) {
+FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts,
+                            bool responseOverOurLimits) {
   if (error.code == ErrorCode::UpstreamConnectFailed) return {Kind::Connect, true};
+  if (error.code == ErrorCode::UpstreamTlsError) return {Kind::Connect, true};
   if (error.code == ErrorCode::UpstreamConnectTimeout) return {Kind::Timeout, true};
   // A client picks the path; one slow path does not prove the backend down.
   if (error.code == ErrorCode::UpstreamTimeout) return {Kind::Timeout, countReadTimeouts};
@@ -51,8 +53,7 @@ FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts, bool res
 }
 
 Forwarder::Forwarder(upstream::Cluster& cluster, const upstream::Timeouts& timeouts,
-                     core::Recycler<std::string>& heads, Owner& owner,
-                     ResponseRelay& response)
+                     core::Recycler<std::string>& heads, Owner& owner, ResponseRelay& response)
     : cluster_(cluster),
       timeouts_(timeouts),
       heads_(heads),
@@ -87,7 +88,8 @@ bool Forwarder::connect() {
     cluster_.retire(std::move(lease_));
     if (queued.sentTotal() != 0) {
       // Part of the request is gone with that connection: a retry could not resend it exactly.
-      owner_.onForwardFailed(Error::upstream(ErrorCode::UpstreamReset, "upstream failed mid-request"));
+      owner_.onForwardFailed(
+          Error::upstream(ErrorCode::UpstreamReset, "upstream failed mid-request"));
       return false;
     }
   }
@@ -98,10 +100,9 @@ bool Forwarder::connect() {
   while (true) {
     upstream::Backend* backend = cluster_.pick(triedBackends_);
     if (!backend) {
-      owner_.onForwardFailed(
-          connectTimedOut_
-              ? Error::upstream(ErrorCode::UpstreamConnectTimeout, "upstream connect timed out")
-              : Error::upstream(ErrorCode::UpstreamConnectFailed, "no backend could be reached"));
+      owner_.onForwardFailed(connectFailure_ ? *connectFailure_
+                                             : Error::upstream(ErrorCode::UpstreamConnectFailed,
+                                                               "no backend could be reached"));
       return false;
     }
     triedBackends_ |= bitOf(cluster_, *backend);
@@ -227,7 +228,7 @@ void Forwarder::failed(const Error& error) {
   switch (nextAttempt(error, facts_)) {
     case NextAttempt::AnotherBackend:
       cluster_.markDown(up.backend());
-      connectTimedOut_ = error.code == ErrorCode::UpstreamConnectTimeout;
+      connectFailure_ = Error::upstream(error.code, error.message);
       // Nothing was sent: the queued request moves to the next backend.
       if (connect()) send();
       return;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,9 +33,9 @@ struct AttemptFacts {
 };
 
 enum class NextAttempt : uint8_t {
-  Fail,                // answer the client with the error
-  AnotherBackend,      // nothing was sent: the next backend the balancer picks
-  FreshConnection,     // a new connection (the same backend may be picked again), never a pooled one
+  Fail,             // answer the client with the error
+  AnotherBackend,   // nothing was sent: the next backend the balancer picks
+  FreshConnection,  // a new connection (the same backend may be picked again), never a pooled one
 };
 
 // What to do after `error` ended an attempt. Pure: the table the Forwarder applies.
@@ -135,7 +136,10 @@ class Forwarder final : public upstream::Connection::Listener {
   AttemptFacts facts_;
   uint64_t triedBackends_ = 0;   // bit per backend index, for connect retries
   uint64_t failedBackends_ = 0;  // bit per backend index, each reported to passive health once
-  bool connectTimedOut_ = false;  // the last connect attempt timed out (504 rather than 502)
+  // How the last connect attempt failed (refused, timed out, or its TLS handshake failed), for
+  // the client when no backend is left to try; empty when none got that far (every connect
+  // refused at once: UPSTREAM_CONNECT_FAILED). Empty until then, so an exchange allocates nothing.
+  std::optional<core::Error> connectFailure_;
   int64_t startUs_ = 0;  // core::monotonicUs() when the current attempt's request was handed over
   int64_t upstreamUs_ = -1;
 };

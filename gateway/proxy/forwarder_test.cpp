@@ -54,6 +54,9 @@ TEST_CASE("forwarder: each failure has its metrics label and its weight against 
   };
   CHECK(judge(ErrorCode::UpstreamConnectFailed).kind == Kind::Connect);
   CHECK(judge(ErrorCode::UpstreamConnectFailed).countsAgainstBackend);
+  // A failed TLS handshake (an unverifiable certificate too) is a connect failure.
+  CHECK(judge(ErrorCode::UpstreamTlsError).kind == Kind::Connect);
+  CHECK(judge(ErrorCode::UpstreamTlsError).countsAgainstBackend);
   CHECK(judge(ErrorCode::UpstreamConnectTimeout).kind == Kind::Timeout);
   CHECK(judge(ErrorCode::UpstreamConnectTimeout).countsAgainstBackend);
   CHECK(judge(ErrorCode::UpstreamReset).kind == Kind::Reset);

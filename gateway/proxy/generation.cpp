@@ -35,13 +35,13 @@ Generation::Generation(WorkerContext& worker, const ServedConfig& served,
       for (const auto& cluster : previous->clusters_) {
         if (cluster.get() == kept) clusters_.push_back(cluster);
       }
-      kept->rebind(upstreams[i], metrics_.upstreams[i], health, i);
+      kept->rebind(upstreams[i], metrics_.upstreams[i], health, i, served.upstreamTls[i]);
       continue;
     }
     clusters_.push_back(std::make_shared<upstream::Cluster>(
         upstreams[i], served.backendAddresses[i], worker.base(), worker.graveyard(),
         worker.timeouts(), worker.upstreamHeadLimits(), worker.upstreamBlocks(),
-        metrics_.upstreams[i], health, i));
+        metrics_.upstreams[i], health, i, served.upstreamTls[i]));
   }
   // The previous generation's worker states, by route name and settings object.
   std::map<std::pair<std::string_view, const void*>, std::shared_ptr<plugin::WorkerState>> before;

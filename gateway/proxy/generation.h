@@ -18,6 +18,7 @@
 #include "gateway/config/model.h"
 #include "gateway/core/graveyard.h"
 #include "gateway/net/socket.h"
+#include "gateway/net/tls_client.h"
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
@@ -36,6 +37,8 @@ struct ServedConfig {
   const Router& router;
   // Per upstream, per backend (as in config), resolved at load.
   const std::vector<std::vector<net::SocketAddress>>& backendAddresses;
+  // Per upstream: its TLS client side, null for plain HTTP.
+  const std::vector<std::shared_ptr<const net::TlsClientContext>>& upstreamTls;
   std::shared_ptr<const observability::MetricsLayout> metricsLayout;
   const observability::AccessLogFormat* accessLogFormat;  // null when the access log is off
   // The global plugin list, for answers no route took; at index config.routes.size().

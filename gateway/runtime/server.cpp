@@ -207,7 +207,8 @@ void Server::startProber() {
             healthy ? log::Level::Info : log::Level::Warn,
             healthy ? "backend passes its health check again" : "backend failed its health check",
             {{"upstream", spec.name}, {"backend", spec.backends[b]}});
-      });
+      },
+      snapshot_->upstreamTls);
   prober_->start();
 }
 

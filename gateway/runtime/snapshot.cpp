@@ -7,6 +7,15 @@ namespace gw::runtime {
 
 namespace {
 
+// Sorts the errors from `first` on by their place in the file.
+void inFileOrder(std::vector<config::Diagnostic>& errors, std::size_t first) {
+  std::stable_sort(errors.begin() + static_cast<std::ptrdiff_t>(first), errors.end(),
+                   [](const config::Diagnostic& a, const config::Diagnostic& b) {
+                     return std::pair(a.where.line, a.where.column) <
+                            std::pair(b.where.line, b.where.column);
+                   });
+}
+
 // The listener's TLS contexts, with each problem located where its part was written.
 std::shared_ptr<const net::TlsContext> loadTls(const config::ListenerTls& tls,
                                                std::shared_ptr<net::TicketKeys> ticketKeys,
@@ -25,11 +34,24 @@ std::shared_ptr<const net::TlsContext> loadTls(const config::ListenerTls& tls,
     }
     errors.push_back({*where, std::move(problem.message)});
   }
-  std::stable_sort(errors.begin() + static_cast<std::ptrdiff_t>(first), errors.end(),
-                   [](const config::Diagnostic& a, const config::Diagnostic& b) {
-                     return std::pair(a.where.line, a.where.column) <
-                            std::pair(b.where.line, b.where.column);
-                   });
+  inFileOrder(errors, first);
+  return context;
+}
+
+// The upstream's TLS client side, with each problem located where its file was named.
+std::shared_ptr<const net::TlsClientContext> loadUpstreamTls(
+    const config::UpstreamTls& tls, std::vector<config::Diagnostic>& errors) {
+  std::vector<net::TlsClientProblem> problems;
+  auto context = net::TlsClientContext::create(tls.options, problems);
+  const std::size_t first = errors.size();
+  for (net::TlsClientProblem& problem : problems) {
+    using Part = net::TlsClientProblem::Part;
+    const config::Location& where = problem.part == Part::CaFile        ? tls.caFileWhere
+                                    : problem.part == Part::Certificate ? tls.certificateWhere
+                                                                        : tls.keyWhere;
+    errors.push_back({where, std::move(problem.message)});
+  }
+  inFileOrder(errors, first);
   return context;
 }
 
@@ -55,6 +77,8 @@ std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
         listener.tls ? loadTls(*listener.tls, snapshot->ticketKeys, errors) : nullptr);
   }
   for (const auto& upstream : config.upstreams) {
+    snapshot->upstreamTls.push_back(upstream.tls ? loadUpstreamTls(*upstream.tls, errors)
+                                                 : nullptr);
     auto& resolved = snapshot->backendAddresses.emplace_back();
     for (const auto& backend : upstream.backends) {
       auto address = net::resolve(backend.host, backend.port, error);

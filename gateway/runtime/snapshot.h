@@ -9,6 +9,7 @@
 
 #include "gateway/config/model.h"
 #include "gateway/net/socket.h"
+#include "gateway/net/tls_client.h"
 #include "gateway/net/tls_context.h"
 #include "gateway/net/tls_ticket_keys.h"
 #include "gateway/observability/access_log.h"
@@ -26,6 +27,9 @@ struct Snapshot {
   std::unique_ptr<proxy::Router> router;
   // Per upstream, per backend (same order as in config), resolved once at load.
   std::vector<std::vector<net::SocketAddress>> backendAddresses;
+  // Per upstream (same order as in config): the TLS client side of each with `tls:` (its CA
+  // bundle and client certificate read when this snapshot was built), null for plain HTTP.
+  std::vector<std::shared_ptr<const net::TlsClientContext>> upstreamTls;
   std::vector<net::SocketAddress> listenerAddresses;
   // Parallel to listenerAddresses: the TLS server side of each listener with `tls:` (its
   // certificates read when this snapshot was built), null for a plain one.
@@ -48,10 +52,11 @@ struct Snapshot {
   std::shared_ptr<net::TicketKeys> ticketKeys;
 };
 
-// Compiles routes, resolves addresses, reads the TLS listeners' certificates and keys. Errors
-// are FILE:LINE:COL diagnostics. `plugins` is the registry `config` was loaded with; it must
-// outlive the snapshot. `live`: the snapshot a reload replaces (null at start), whose generation
-// this one follows and whose session ticket keys it keeps, so clients resume across the reload.
+// Compiles routes, resolves addresses, reads the TLS listeners' certificates and keys and the
+// TLS upstreams' CA bundles and client certificates. Errors are FILE:LINE:COL diagnostics.
+// `plugins` is the registry `config` was loaded with; it must outlive the snapshot. `live`: the
+// snapshot a reload replaces (null at start), whose generation this one follows and whose
+// session ticket keys it keeps, so clients resume across the reload.
 std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
                                               const plugin::Registry& plugins,
                                               std::vector<config::Diagnostic>& errors,

@@ -20,6 +20,7 @@ proxy::ServedConfig servedConfig(const Snapshot& snapshot) {
   return {snapshot.config,
           *snapshot.router,
           snapshot.backendAddresses,
+          snapshot.upstreamTls,
           snapshot.metricsLayout,
           snapshot.accessLogFormat.get(),
           snapshot.unrouted};

@@ -13,7 +13,8 @@ constexpr int64_t kDownBackoffMs = 1000;
 Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAddress> addresses,
                  event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
                  const http::HeadLimits& responseLimits, core::BlockRecycler& blocks,
-                 observability::UpstreamMetrics& metrics, HealthBoard& health, std::size_t index)
+                 observability::UpstreamMetrics& metrics, HealthBoard& health, std::size_t index,
+                 std::shared_ptr<const net::TlsClientContext> tls)
     : config_(&config),
       base_(base),
       graveyard_(graveyard),
@@ -23,7 +24,8 @@ Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAd
       backends_(config.backends.size()),
       metrics_(&metrics),
       health_(&health),
-      index_(index) {
+      index_(index),
+      tls_(std::move(tls)) {
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     Backend& b = backends_[i];
     b.config = &config.backends[i];
@@ -35,7 +37,9 @@ Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAd
 Cluster::~Cluster() { closeAllIdle(); }
 
 void Cluster::rebind(const config::UpstreamConfig& config, observability::UpstreamMetrics& metrics,
-                     HealthBoard& health, std::size_t index) {
+                     HealthBoard& health, std::size_t index,
+                     std::shared_ptr<const net::TlsClientContext> tls) {
+  tls_ = std::move(tls);
   config_ = &config;
   for (std::size_t i = 0; i < backends_.size(); ++i) backends_[i].config = &config.backends[i];
   metrics_ = &metrics;
@@ -59,7 +63,8 @@ Backend* Cluster::pick(uint64_t tried) {
     if (i < 64 && (tried & (uint64_t(1) << i))) continue;
     if (!health_->usable(index_, i, now)) continue;
     if (b.downUntilMs > now) {
-      if (!leastRecentlyDown || b.downUntilMs < leastRecentlyDown->downUntilMs) leastRecentlyDown = &b;
+      if (!leastRecentlyDown || b.downUntilMs < leastRecentlyDown->downUntilMs)
+        leastRecentlyDown = &b;
       continue;
     }
     b.currentWeight += b.config->weight;
@@ -93,7 +98,8 @@ std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
   }
   ++leased_;
   ++metrics_->connects;
-  return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_, blocks_);
+  return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_,
+                                      blocks_, tls_);
 }
 
 void Cluster::release(std::unique_ptr<Connection> connection) {
@@ -120,8 +126,8 @@ void Cluster::bury(std::unique_ptr<Connection> connection) {
 
 void Cluster::dropIdle(Connection& connection) {
   auto& idle = connection.backend().idle;
-  auto found = std::find_if(idle.begin(), idle.end(),
-                            [&](const auto& c) { return c.get() == &connection; });
+  auto found =
+      std::find_if(idle.begin(), idle.end(), [&](const auto& c) { return c.get() == &connection; });
   if (found == idle.end()) return;
   std::unique_ptr<Connection> owned = std::move(*found);
   idle.erase(found);

@@ -14,6 +14,7 @@
 #include "gateway/core/timeouts.h"
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
+#include "gateway/net/tls_client.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/upstream/connection.h"
 #include "gateway/upstream/health.h"
@@ -25,8 +26,9 @@ struct Backend {
   net::SocketAddress address;
   std::string authority;  // "host:port", the Host sent when a route does not preserve it
   int64_t currentWeight = 0;
-  int64_t downUntilMs = 0;  // skipped by the balancer until then
+  int64_t downUntilMs = 0;                        // skipped by the balancer until then
   std::vector<std::unique_ptr<Connection>> idle;  // most recently used last
+  net::TlsSession tlsSession;  // TLS upstream: the last session, resumed by the next connection
 };
 
 class Cluster {
@@ -34,7 +36,8 @@ class Cluster {
   Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAddress> addresses,
           event_base* base, core::Graveyard& graveyard, core::TimeoutCache& timeouts,
           const http::HeadLimits& responseLimits, core::BlockRecycler& blocks,
-          observability::UpstreamMetrics& metrics, HealthBoard& health, std::size_t index);
+          observability::UpstreamMetrics& metrics, HealthBoard& health, std::size_t index,
+          std::shared_ptr<const net::TlsClientContext> tls = nullptr);
   ~Cluster();
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
@@ -71,8 +74,10 @@ class Cluster {
   // A reload left this upstream as written: the worker's next generation takes this cluster, its
   // pool and balancer state included, bound to that generation's copy of the same settings, its
   // metric shard and its health board (where the upstream may sit at another index).
+  // New connections take that generation's TLS client side (its CA bundle read again).
   void rebind(const config::UpstreamConfig& config, observability::UpstreamMetrics& metrics,
-              HealthBoard& health, std::size_t index);
+              HealthBoard& health, std::size_t index,
+              std::shared_ptr<const net::TlsClientContext> tls);
 
   void markDown(Backend& backend);
   void markUp(Backend& backend) { backend.downUntilMs = 0; }
@@ -97,6 +102,7 @@ class Cluster {
   observability::UpstreamMetrics* metrics_;
   HealthBoard* health_;
   std::size_t index_;  // of this upstream in the config, and on the health board
+  std::shared_ptr<const net::TlsClientContext> tls_;  // null: plain HTTP
   std::size_t leased_ = 0;
 };
 

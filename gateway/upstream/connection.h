@@ -1,8 +1,10 @@
 #pragma once
-// One TCP connection to a backend. It lives in its cluster's idle pool or is leased to one
-// exchange (the Listener) at a time. The response parser lives here because llhttp's state
-// belongs to the connection: every read is parsed at once into the lessee's handler. What goes
-// wrong is reported as a core::Error that says whether sending the request again is safe.
+// One TCP connection to a backend, plain or TLS (an upstream with `tls:`; the handshake is part
+// of connecting, and every byte after it goes through the net::TlsStream). It lives in its
+// cluster's idle pool or is leased to one exchange (the Listener) at a time. The response parser
+// lives here because llhttp's state belongs to the connection: every read is parsed at once into
+// the lessee's handler. What goes wrong is reported as a core::Error that says whether sending the
+// request again is safe.
 
 #include <event2/event.h>
 
@@ -18,6 +20,7 @@
 #include "gateway/core/out_queue.h"
 #include "gateway/http/parser.h"
 #include "gateway/net/socket.h"
+#include "gateway/net/tls_stream.h"
 
 namespace gw::upstream {
 
@@ -50,12 +53,15 @@ class Connection final : public core::Retirable {
     virtual void onUpstreamBug(const char* what) = 0;
   };
 
+  // `tls`: the upstream's TLS client side, or null for plain HTTP.
   Connection(Cluster& cluster, Backend& backend, net::Fd fd, event_base* base,
-             const http::HeadLimits& limits, core::BlockRecycler& blocks);
+             const http::HeadLimits& limits, core::BlockRecycler& blocks,
+             const std::shared_ptr<const net::TlsClientContext>& tls);
   ~Connection() override;
 
   void lease(Listener& listener, http::Parser::Handler& handler, const Timeouts& timeouts);
-  // Watches a freshly connecting socket for completion (connect timeout applies). After lease.
+  // Watches a freshly connecting socket for completion, then runs the TLS handshake if any, all
+  // within the connect timeout. After lease.
   void startConnect();
   // Back to idle: stop read timeouts, watch for the backend closing.
   void park();
@@ -84,7 +90,7 @@ class Connection final : public core::Retirable {
   bool closed() const { return !fd_.valid(); }
   bool connecting() const { return connecting_; }
   // Nothing unread, no half-parsed message: safe to hand to the next exchange.
-  bool clean() const { return in_.readable() == 0; }
+  bool clean() const { return in_.readable() == 0 && !(tls_ && tls_->hasBufferedInput()); }
   void markReused() { reused_ = true; }
 
  private:
@@ -93,6 +99,12 @@ class Connection final : public core::Retirable {
   void handleRead(short what);
   void handleWrite(short what);
   void fail(core::Error error);
+  // TLS: the handshake's next step, waiting for the socket event it needs within the connect
+  // deadline; on success the connection is connected.
+  void continueHandshake();
+  void connected();
+  // TLS: decrypted bytes wait inside OpenSSL, which the socket will not announce.
+  void readAgainIfBuffered();
   // A reused connection on which nothing came back: the backend may not have read the request.
   core::Retry retryAfterLoss() const {
     return reused_ && !received_ ? core::Retry::IfIdempotent : core::Retry::Never;
@@ -109,7 +121,11 @@ class Connection final : public core::Retirable {
   const http::HeadLimits& limits_;
   Listener* listener_ = nullptr;
   const Timeouts* timeouts_ = nullptr;
+  std::unique_ptr<net::TlsStream> tls_;
+  int64_t connectDeadlineUs_ = 0;  // TLS: connect and handshake end by then (monotonic)
   bool connecting_ = false;
+  bool handshaking_ = false;
+  bool readsPaused_ = false;
   bool writeArmed_ = false;
   bool reused_ = false;
   bool received_ = false;  // a byte arrived since the connection was leased

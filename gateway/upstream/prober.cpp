@@ -10,6 +10,7 @@
 #include <string>
 
 #include "gateway/core/libevent_ptr.h"
+#include "gateway/net/tls_stream.h"
 
 namespace gw::upstream {
 
@@ -37,6 +38,12 @@ std::string systemError(const char* call, int err) {
   return std::string(call) + ": " + std::strerror(err);
 }
 
+// The host of a "host:port" or "[v6]:port" authority (what the board names backends by).
+std::string_view hostOf(std::string_view authority) {
+  if (authority.starts_with('[')) return authority.substr(1, authority.find(']') - 1);
+  return authority.substr(0, authority.rfind(':'));
+}
+
 }  // namespace
 
 int parseStatusLine(std::string_view bytes) {
@@ -54,10 +61,10 @@ int parseStatusLine(std::string_view bytes) {
   return status >= 100 && status <= 599 ? status : -1;
 }
 
-// One backend's probe cycle: Idle (timer = interval) -> Connecting -> Sending -> Reading (timer =
-// timeout) -> Idle. Lives on the prober's loop thread only.
+// One backend's probe cycle: Idle (timer = interval) -> Connecting -> [Handshaking ->] Sending ->
+// Reading (timer = timeout) -> Idle. Lives on the prober's loop thread only.
 struct Prober::Probe {
-  enum class Phase : uint8_t { Idle, Connecting, Sending, Reading };
+  enum class Phase : uint8_t { Idle, Connecting, Handshaking, Sending, Reading };
 
   Prober& owner;
   std::size_t upstream;
@@ -68,14 +75,25 @@ struct Prober::Probe {
   core::EventPtr timer;
   core::EventPtr io;
   net::Fd fd;
+  std::shared_ptr<const net::TlsClientContext> tlsContext;  // null: plain HTTP
+  std::string host;                                         // the name TLS verifies
+  net::TlsSession session;
+  std::unique_ptr<net::TlsStream> tls;  // during a probe of a TLS backend
   Phase phase = Phase::Idle;
   std::size_t sent = 0;
   char head[kStatusLineBytes];
   std::size_t have = 0;
 
   Probe(Prober& prober, std::size_t u, std::size_t b, const ActiveCheck& c,
-        const net::SocketAddress& a, const std::string& authority)
-      : owner(prober), upstream(u), backend(b), check(c), address(a) {
+        const net::SocketAddress& a, const std::string& authority,
+        std::shared_ptr<const net::TlsClientContext> tlsSide)
+      : owner(prober),
+        upstream(u),
+        backend(b),
+        check(c),
+        address(a),
+        tlsContext(std::move(tlsSide)),
+        host(hostOf(authority)) {
     request = "GET " + check.path +
               " HTTP/1.1\r\nHost: " + (check.host.empty() ? authority : check.host) +
               "\r\nUser-Agent: gatewayd-health\r\nConnection: close\r\n\r\n";
@@ -129,15 +147,38 @@ struct Prober::Probe {
       socklen_t len = sizeof err;
       if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
       if (err != 0) return finish({false, 0, systemError("connect", err)});
-      phase = Phase::Sending;
+      if (tlsContext) {
+        tls = std::make_unique<net::TlsStream>(tlsContext, fd.get(), host, session);
+        phase = Phase::Handshaking;
+      } else {
+        phase = Phase::Sending;
+      }
     }
+    if (phase == Phase::Handshaking) return handshake();
     if (phase == Phase::Sending) return send();
     if (phase == Phase::Reading) receive();
   }
 
+  void handshake() {
+    switch (tls->handshake()) {
+      case net::TlsStream::Progress::Done:
+        phase = Phase::Sending;
+        watch(EV_WRITE);
+        return send();
+      case net::TlsStream::Progress::WantRead:
+        return watch(EV_READ);
+      case net::TlsStream::Progress::WantWrite:
+        return watch(EV_WRITE);
+      case net::TlsStream::Progress::Failed:
+        return finish({false, 0, tls->failureMessage()});
+    }
+  }
+
   void send() {
     while (sent < request.size()) {
-      ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+      const iovec rest{request.data() + sent, request.size() - sent};
+      ssize_t n =
+          tls ? tls->writev(&rest, 1) : ::send(fd.get(), rest.iov_base, rest.iov_len, MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
         return finish({false, 0, systemError("send", errno)});
@@ -149,12 +190,15 @@ struct Prober::Probe {
   }
 
   void receive() {
-    ssize_t n = ::recv(fd.get(), head + have, sizeof head - have, 0);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
+    ssize_t n = 0;
+    do {  // TLS: what OpenSSL already decrypted is not announced by the socket
+      n = tls ? tls->read(head + have, sizeof head - have)
+              : ::recv(fd.get(), head + have, sizeof head - have, 0);
+      if (n > 0) have += static_cast<std::size_t>(n);
+    } while (n > 0 && tls && have < sizeof head && tls->hasBufferedInput());
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
       return finish({false, 0, systemError("recv", errno)});
     }
-    have += static_cast<std::size_t>(n);
     int status = parseStatusLine(std::string_view(head, have));
     if (status < 0) return finish({false, 0, "malformed status line"});
     if (status == 0) {
@@ -169,6 +213,10 @@ struct Prober::Probe {
 
   void finish(const ProbeOutcome& outcome) {
     io.reset();
+    if (tls) {
+      tls->shutdown();  // close_notify keeps the session resumable
+      tls.reset();
+    }
     fd.reset();
     phase = Phase::Idle;
     std::optional<bool> change = owner.board_.recordProbe(upstream, backend, outcome);
@@ -179,10 +227,14 @@ struct Prober::Probe {
 };
 
 Prober::Prober(HealthBoard& board, const std::vector<std::vector<net::SocketAddress>>& addresses,
-               OnChange onChange)
+               OnChange onChange,
+               const std::vector<std::shared_ptr<const net::TlsClientContext>>& tls)
     : board_(board), onChange_(std::move(onChange)) {
   if (addresses.size() != board.upstreamCount()) {
     throw std::invalid_argument("prober: address list does not match the health board");
+  }
+  if (!tls.empty() && tls.size() != board.upstreamCount()) {
+    throw std::invalid_argument("prober: TLS list does not match the health board");
   }
   for (std::size_t u = 0; u < addresses.size(); ++u) {
     const UpstreamHealthSpec& spec = board.spec(u);
@@ -192,8 +244,8 @@ Prober::Prober(HealthBoard& board, const std::vector<std::vector<net::SocketAddr
                                   "' do not match the health board");
     }
     for (std::size_t b = 0; b < spec.backends.size(); ++b) {
-      probes_.push_back(
-          std::make_unique<Probe>(*this, u, b, *spec.active, addresses[u][b], spec.backends[b]));
+      probes_.push_back(std::make_unique<Probe>(*this, u, b, *spec.active, addresses[u][b],
+                                                spec.backends[b], tls.empty() ? nullptr : tls[u]));
     }
   }
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Active health checks. One thread with its own event loop probes every backend of every upstream
-// whose spec has an ActiveCheck: a GET over a fresh connection (Connection: close), judged by the
-// status line alone, bounded by the check's timeout. Results go to the HealthBoard, which applies
+// whose spec has an ActiveCheck: a GET over a fresh connection (Connection: close; TLS, resuming
+// the backend's last session, on an upstream with `tls:`), judged by the status line alone,
+// bounded by the check's timeout. Results go to the HealthBoard, which applies
 // the thresholds; workers never wait on a probe.
 //
 // Backends start healthy (the board's initial state), not "unknown until probed": a restart or a
@@ -16,6 +17,7 @@
 
 #include "gateway/core/reactor.h"
 #include "gateway/net/socket.h"
+#include "gateway/net/tls_client.h"
 #include "gateway/upstream/health.h"
 
 namespace gw::upstream {
@@ -26,10 +28,12 @@ class Prober {
   using OnChange = std::function<void(std::size_t upstream, std::size_t backend, bool healthy)>;
 
   // `addresses`: per upstream, per backend, in the board's order (the shape of
-  // runtime::Snapshot::backendAddresses). The board must outlive the prober. Throws
-  // std::invalid_argument when the shape does not match the board.
+  // runtime::Snapshot::backendAddresses). `tls`: per upstream, its TLS client side or null (the
+  // shape of runtime::Snapshot::upstreamTls); empty: every upstream is plain HTTP. The board must
+  // outlive the prober. Throws std::invalid_argument when a shape does not match the board.
   Prober(HealthBoard& board, const std::vector<std::vector<net::SocketAddress>>& addresses,
-         OnChange onChange = {});
+         OnChange onChange = {},
+         const std::vector<std::shared_ptr<const net::TlsClientContext>>& tls = {});
   ~Prober();
   Prober(const Prober&) = delete;
   Prober& operator=(const Prober&) = delete;

@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -31,8 +33,9 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: test_backend [--port N] [--id NAME]\n"
-    "prints 'PORT <n>' once listening. Paths:\n"
+    "usage: test_backend [--port N] [--id NAME] [--tls-cert PEM --tls-key PEM]\n"
+    "prints 'PORT <n>' once listening; with --tls-*, serves HTTPS only (/__stats then also\n"
+    "counts tls_handshakes and tls_resumed). Paths:\n"
     "  /echo  /bytes/N  /chunked/N?chunk=K  /close-delimited/N  /delay/MS  /headers-delay/MS\n"
     "  /close-mid/N  /stall-body/MS (stop reading the request body for MS, then echo)\n"
     "  /bad-framing (response with Content-Length and chunked)  /garbage (not HTTP)\n"
@@ -87,10 +90,15 @@ struct Stats {
   uint64_t bytes = 0;
   uint64_t partial = 0;       // connections closed by the peer in the middle of a request
   uint64_t parse_errors = 0;  // malformed input reached us
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_resumed = 0;  // of tls_handshakes: a session resumed
 };
 
 struct Conn {
   int fd = -1;
+  SSL* ssl = nullptr;            // --tls-cert: this connection's TLS server side
+  bool tls_counted = false;      // its handshake is in the stats
+  bool tls_wants_write = false;  // OpenSSL must write before it can read on
   uint64_t id = 0;
   llhttp_t parser{};
   bool control = false;  // first request was a /__ path: excluded from every counter
@@ -117,6 +125,7 @@ struct Conn {
 };
 
 std::string g_id = "backend";
+SSL_CTX* g_tls = nullptr;  // --tls-cert/--tls-key
 Stats g_stats;
 std::vector<std::string> g_log;  // one JSON object per recorded request
 std::list<Conn> g_conns;
@@ -324,12 +333,20 @@ std::string statsJson() {
          ",\"requests\":" + std::to_string(g_stats.requests) + ",\"open\":" + std::to_string(open) +
          ",\"bytes\":" + std::to_string(g_stats.bytes) +
          ",\"partial\":" + std::to_string(g_stats.partial) +
-         ",\"parse_errors\":" + std::to_string(g_stats.parse_errors) + "}";
+         ",\"parse_errors\":" + std::to_string(g_stats.parse_errors) +
+         ",\"tls_handshakes\":" + std::to_string(g_stats.tls_handshakes) +
+         ",\"tls_resumed\":" + std::to_string(g_stats.tls_resumed) + "}";
 }
 
 void closeConn(Conn& c) {
   if (c.dead) return;
   if (c.in_message && !c.control) ++g_stats.partial;
+  if (c.ssl) {
+    if (SSL_is_init_finished(c.ssl)) SSL_shutdown(c.ssl);  // close_notify, as servers send
+    SSL_free(c.ssl);
+    ERR_clear_error();
+    c.ssl = nullptr;
+  }
   ::close(c.fd);
   c.dead = true;
 }
@@ -554,6 +571,36 @@ void generate(Conn& c) {
 
 void finishResponse(Conn& c);
 
+// As recv(2)/send(2) on the connection, through TLS when it has it.
+ssize_t tlsOutcome(Conn& c, int result, std::size_t done) {
+  if (!c.tls_counted && SSL_is_init_finished(c.ssl)) {
+    c.tls_counted = true;
+    ++g_stats.tls_handshakes;
+    if (SSL_session_reused(c.ssl)) ++g_stats.tls_resumed;
+  }
+  if (result == 1) return static_cast<ssize_t>(done);
+  const int error = SSL_get_error(c.ssl, result);
+  ERR_clear_error();
+  if (error == SSL_ERROR_ZERO_RETURN) return 0;
+  c.tls_wants_write = error == SSL_ERROR_WANT_WRITE;
+  errno = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE ? EAGAIN : ECONNRESET;
+  return -1;
+}
+
+ssize_t receiveSome(Conn& c, char* buf, std::size_t size) {
+  if (!c.ssl) return ::recv(c.fd, buf, size, 0);
+  std::size_t n = 0;
+  const int result = SSL_read_ex(c.ssl, buf, size, &n);
+  return tlsOutcome(c, result, n);
+}
+
+ssize_t sendSome(Conn& c, const char* data, std::size_t size) {
+  if (!c.ssl) return ::send(c.fd, data, size, MSG_NOSIGNAL);
+  std::size_t n = 0;
+  const int result = SSL_write_ex(c.ssl, data, size, &n);
+  return tlsOutcome(c, result, n);
+}
+
 // Writes as much as the socket takes; generates more body only once the previous piece left.
 void pump(Conn& c) {
   while (!c.dead) {
@@ -568,7 +615,7 @@ void pump(Conn& c) {
       if (c.out.empty()) return;
       continue;
     }
-    ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    ssize_t n = sendSome(c, c.out.data() + c.out_off, c.out.size() - c.out_off);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
       closeConn(c);
@@ -695,7 +742,7 @@ void initSettings() {
 void onReadable(Conn& c) {
   char buf[kReadChunk];
   for (;;) {
-    ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+    ssize_t n = receiveSome(c, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
@@ -718,7 +765,8 @@ void onReadable(Conn& c) {
       closeConn(c);
       return;
     }
-    if (static_cast<std::size_t>(n) < sizeof buf || c.stall_until) break;
+    // A TLS read returns one record at most: read on until EAGAIN.
+    if ((!c.ssl && static_cast<std::size_t>(n) < sizeof buf) || c.stall_until) break;
   }
   if (!c.busy && !c.queue.empty()) startResponse(c);
 }
@@ -762,6 +810,11 @@ void acceptAll(int lfd) {
     c.id = g_next_conn_id++;
     llhttp_init(&c.parser, HTTP_REQUEST, &g_settings);
     c.parser.data = &c;
+    if (g_tls) {
+      c.ssl = SSL_new(g_tls);
+      SSL_set_fd(c.ssl, fd);
+      SSL_set_accept_state(c.ssl);
+    }
     ++g_stats.connections;
   }
 }
@@ -792,18 +845,34 @@ uint16_t boundPort(int fd) {
 
 int main(int argc, char** argv) {
   uint16_t port = 0;
+  const char* tls_cert = nullptr;
+  const char* tls_key = nullptr;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--port" && i + 1 < argc) {
       port = static_cast<uint16_t>(std::atoi(argv[++i]));
     } else if (a == "--id" && i + 1 < argc) {
       g_id = argv[++i];
+    } else if (a == "--tls-cert" && i + 1 < argc) {
+      tls_cert = argv[++i];
+    } else if (a == "--tls-key" && i + 1 < argc) {
+      tls_key = argv[++i];
     } else {
       std::fputs(kUsage, a == "--help" ? stdout : stderr);
       return a == "--help" ? 0 : 2;
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
+  if (tls_cert || tls_key) {
+    g_tls = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_mode(g_tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (!tls_cert || !tls_key ||
+        SSL_CTX_use_certificate_chain_file(g_tls, tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(g_tls, tls_key, SSL_FILETYPE_PEM) != 1) {
+      std::fputs("test_backend: --tls-cert and --tls-key must name a usable PEM pair\n", stderr);
+      return 2;
+    }
+  }
   initSettings();
   int lfd = listenOn(port);
   std::printf("PORT %u\n", boundPort(lfd));
@@ -818,7 +887,7 @@ int main(int argc, char** argv) {
     owners.push_back(nullptr);
     for (Conn& c : g_conns) {
       short ev = c.stall_until ? 0 : POLLIN;
-      if (c.out_off < c.out.size()) ev |= POLLOUT;
+      if (c.out_off < c.out.size() || c.tls_wants_write) ev |= POLLOUT;
       fds.push_back({c.fd, ev, 0});
       owners.push_back(&c);
     }
@@ -831,7 +900,9 @@ int main(int argc, char** argv) {
     for (std::size_t i = 1; i < fds.size(); ++i) {
       Conn& c = *owners[i];
       if (c.dead) continue;
-      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) && !c.stall_until) onReadable(c);
+      const bool readable = fds[i].revents & (POLLIN | POLLHUP | POLLERR) ||
+                            (c.tls_wants_write && (fds[i].revents & POLLOUT));
+      if (readable && !c.stall_until) onReadable(c);
       if (!c.dead) pump(c);
     }
     pumpTimers();
