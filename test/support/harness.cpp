@@ -341,6 +341,17 @@ uint16_t freePort() {
   return 0;
 }
 
+int listenOnLoopback(int backlog, uint16_t& port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address = loopback(0);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(fd, backlog) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  port = ntohs(address.sin_port);
+  return fd;
+}
+
 bool waitPortOpen(uint16_t port, Millis timeout) {
   auto deadline = Clock::now() + timeout;
   for (;;) {

@@ -84,6 +84,9 @@ class Process {
 bool waitFor(const std::function<bool()>& cond, Millis timeout, Millis interval = 20ms);
 
 uint16_t freePort();
+// A listening socket on 127.0.0.1 and an ephemeral port (set in `port`) that nothing accepts on:
+// connections wait in its backlog. The caller closes the fd.
+int listenOnLoopback(int backlog, uint16_t& port);
 bool waitPortOpen(uint16_t port, Millis timeout);
 bool connectRefused(uint16_t port);  // a connect attempt to 127.0.0.1:port is refused right away
 

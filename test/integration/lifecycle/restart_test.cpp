@@ -21,19 +21,9 @@ namespace {
 
 // A listening socket on a free loopback port, as systemd opens it for gatewayd.socket.
 struct ServiceManagerSocket {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  uint16_t port = 0;
+  uint16_t port = 0;  // before fd, whose initialiser sets it
+  int fd = listenOnLoopback(4096, port);
 
-  ServiceManagerSocket() {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(fd, 4096) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    port = ntohs(address.sin_port);
-  }
   ~ServiceManagerSocket() { ::close(fd); }
 };
 

@@ -150,19 +150,12 @@ TEST_CASE("https upstream: verify false accepts a certificate for another name, 
 
 TEST_CASE("https upstream: a backend that stalls in the handshake is a connect timeout") {
   // Accepted by the kernel (the listen backlog), never answered: the ClientHello goes unread.
-  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  REQUIRE(::listen(listener, 8) == 0);
-  socklen_t length = sizeof address;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  uint16_t stallingPort = 0;
+  const int listener = listenOnLoopback(8, stallingPort);
   HttpsBackend backend;
   std::string config = backend.config(backend.trusting(), "    timeouts: {connect: 300ms}\n");
   const std::string real = "127.0.0.1:" + std::to_string(backend.port);
-  config.replace(config.find(real), real.size(),
-                 "127.0.0.1:" + std::to_string(ntohs(address.sin_port)));
+  config.replace(config.find(real), real.size(), "127.0.0.1:" + std::to_string(stallingPort));
   Gateway gw(config);
   Client client(gw.port());
   const auto started = std::chrono::steady_clock::now();
