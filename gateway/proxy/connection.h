@@ -50,6 +50,9 @@ class Connection final : public core::Retirable, public http::Parser::Handler, p
   bool idle() const { return !exchange_ && in_.readable() == 0 && out_.empty(); }
 
   std::list<std::unique_ptr<Connection>>::iterator registration;
+  // The listening socket it came from (-1: handed over otherwise), so that a reload removing
+  // that listener drains it.
+  int acceptedOn = -1;
 
   // http::Parser::Handler, for the client's requests.
   int onHeadersComplete() override;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "gateway/core/log.h"
@@ -65,6 +66,24 @@ void Worker::watch(const std::vector<WatchedSocket>& sockets) {
         event_new(base(), socket.fd, EV_READ | EV_PERSIST, &Worker::onAccept, this));
     if (!acceptsHeld_) event_add(acceptEvents_.back().get(), nullptr);
   }
+  drainConnectionsOfRemovedListeners();
+}
+
+void Worker::drainConnectionsOfRemovedListeners() {
+  // A socket no worker watches any longer is being removed (still open until every worker has
+  // let go of it, so its number names no other socket yet). Its connections drain as at
+  // shutdown: an idle one closes now, a busy one after its response.
+  const auto watched = [&](int fd) {
+    return std::any_of(watched_.begin(), watched_.end(),
+                       [fd](const WatchedSocket& socket) { return socket.fd == fd; });
+  };
+  std::vector<proxy::Connection*> leaving;
+  for (const auto& connection : connections_) {
+    if (connection->acceptedOn >= 0 && !watched(connection->acceptedOn)) {
+      leaving.push_back(connection.get());
+    }
+  }
+  for (proxy::Connection* connection : leaving) connection->drain();
 }
 
 void Worker::start() { reactor_.start(); }
@@ -131,15 +150,17 @@ void Worker::acceptAll(int listenFd) {
     }
     acceptPause_.accepted();
     net::setNoDelay(fd);
-    adopt(net::Fd(fd), reinterpret_cast<const sockaddr*>(&peer), tls ? *tls : nullptr);
+    adopt(net::Fd(fd), reinterpret_cast<const sockaddr*>(&peer), tls ? *tls : nullptr, listenFd);
   }
 }
 
-void Worker::adopt(net::Fd fd, const sockaddr* peer, std::shared_ptr<const net::TlsContext> tls) {
+void Worker::adopt(net::Fd fd, const sockaddr* peer, std::shared_ptr<const net::TlsContext> tls,
+                   int acceptedOn) {
   ++context_.metrics().downstream_connections_accepted;
   auto connection =
       std::make_unique<proxy::Connection>(context_, std::move(fd), peer, std::move(tls));
   proxy::Connection& ref = *connection;
+  ref.acceptedOn = acceptedOn;
   connections_.push_front(std::move(connection));
   ref.registration = connections_.begin();
   ref.start();

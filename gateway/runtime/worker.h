@@ -58,9 +58,10 @@ class Worker final : proxy::ConnectionHome {
   event_base* base() const { return reactor_.base(); }
   // A client socket accepted (by this worker's listeners, or handed over by a test harness):
   // the connection is registered and starts reading. This thread only.
-  // `tls`: the listener's TLS server side, null for a plain listener.
-  void adopt(net::Fd fd, const sockaddr* peer,
-             std::shared_ptr<const net::TlsContext> tls = nullptr);
+  // `tls`: the listener's TLS server side, null for a plain listener; `acceptedOn`: its
+  // listening socket.
+  void adopt(net::Fd fd, const sockaddr* peer, std::shared_ptr<const net::TlsContext> tls = nullptr,
+             int acceptedOn = -1);
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);
@@ -69,6 +70,8 @@ class Worker final : proxy::ConnectionHome {
   void acceptAll(int listenFd);
   // At the connection limit: the listeners stop being watched until a connection closes.
   void holdAccepting();
+  // After watch(): connections accepted on a socket no longer watched drain.
+  void drainConnectionsOfRemovedListeners();
   void beginDrain();
   void checkDrained();
   void stopNow();
