@@ -125,10 +125,14 @@ void Connection::drain() {
   draining_ = true;
   if (exchange_) {
     exchange_->forceClose();
-  } else if (out_.empty()) {
-    close();
-  } else {
+  } else if (!out_.empty()) {
     closeAfterFlush_ = true;
+  } else if (lastSeq_ == 0 || handshaking_ || in_.readable() > 0) {
+    // Its first request (or the rest of a request) is on its way: a connection accepted a moment
+    // ago, from a backlog that a restart or an upgrade hands over, would lose it to a close now.
+    // It is answered with Connection: close, within the header timeout (and the drain's).
+  } else {
+    close();
   }
 }
 

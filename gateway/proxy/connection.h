@@ -44,7 +44,8 @@ class Connection final : public core::Retirable, public http::Parser::Handler, p
   ~Connection() override;
 
   void start();
-  // Drain: close now if idle, else after the response in flight.
+  // Drain: close now if idle between requests, else after the response in flight or to the
+  // first request it has not finished sending yet.
   void drain();
   void close();
   bool idle() const { return !exchange_ && in_.readable() == 0 && out_.empty(); }

@@ -80,3 +80,25 @@ TEST_CASE("shutdown: SIGINT with nothing in flight exits 0 promptly") {
   REQUIRE_MESSAGE(code.has_value(), "gatewayd still running 4s after SIGINT:\n" << gw.log());
   CHECK(*code == 0);
 }
+
+TEST_CASE("shutdown: a connection accepted before SIGTERM still gets its first request answered") {
+  // What a restart or an upgrade hands over in the kernel's backlog is accepted by someone; one
+  // this process took just before its drain must not lose the request the client is sending.
+  Backend b;
+  Gateway gw(drainConfig(b, "5s"));
+  Client fresh(gw.port());
+  REQUIRE(waitFor(
+      [&] {
+        return metricSample(adminRequest(gw, "/metrics").body, "gatewayd_downstream_connections") ==
+               1;
+      },
+      2000ms));  // accepted by gatewayd, not only queued by the kernel
+  gw.process().signal(SIGTERM);
+  REQUIRE(waitFor([&] { return gw.log().find("shutdown signal received") != std::string::npos; },
+                  2000ms));
+  const Response r = fresh.roundTrip(get("/echo"), 3000ms);
+  CHECK_MESSAGE(r.complete, r.error);
+  CHECK(r.status == 200);
+  CHECK(r.header("Connection").value_or("") == "close");
+  CHECK(gw.process().waitExit(3000ms) == 0);
+}
