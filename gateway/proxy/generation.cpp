@@ -9,11 +9,12 @@ namespace gw::proxy {
 
 namespace {
 
-// The previous generation's clusters by upstream name, for those written the same.
-upstream::Cluster* sameUpstream(const Generation& previous, const config::UpstreamConfig& next) {
+// The previous generation's cluster of the upstream `next`, if it is written the same.
+std::shared_ptr<upstream::Cluster> sameUpstream(const Generation& previous,
+                                                const config::UpstreamConfig& next) {
   for (const auto& cluster : previous.clusters()) {
     const config::UpstreamConfig& before = cluster->config();
-    if (before.name == next.name && before.identity == next.identity) return cluster.get();
+    if (before.name == next.name && before.identity == next.identity) return cluster;
   }
   return nullptr;
 }
@@ -30,12 +31,9 @@ Generation::Generation(WorkerContext& worker, const ServedConfig& served,
       metrics_(served.metricsLayout) {
   const auto& upstreams = served.config.upstreams;
   for (std::size_t i = 0; i < upstreams.size(); ++i) {
-    upstream::Cluster* kept = previous ? sameUpstream(*previous, upstreams[i]) : nullptr;
-    if (kept) {
-      for (const auto& cluster : previous->clusters_) {
-        if (cluster.get() == kept) clusters_.push_back(cluster);
-      }
+    if (auto kept = previous ? sameUpstream(*previous, upstreams[i]) : nullptr) {
       kept->rebind(upstreams[i], metrics_.upstreams[i], health, i, served.upstreamTls[i]);
+      clusters_.push_back(std::move(kept));
       continue;
     }
     clusters_.push_back(std::make_shared<upstream::Cluster>(
@@ -69,7 +67,7 @@ Generation::Generation(WorkerContext& worker, const ServedConfig& served,
           before.find(std::pair(std::string_view(route.name), binding.settings.get()));
       if (kept != before.end()) {
         states.push_back(kept->second);
-        before.erase(kept);  // an entry repeated with equal settings gets a state of its own
+        before.erase(kept);  // one entry takes it
       } else {
         states.push_back(plugin::factoryOf(binding).makeWorkerState(plugin::settingsOf(binding),
                                                                     worker.dispatcher()));
