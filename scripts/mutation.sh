@@ -209,11 +209,11 @@ mutation body-timeout-silent-close gateway/proxy/connection.cpp \
   '    close();' \
   'a stalled request body is cut without the 408 the docs promise' \
   '' 'timeouts*,local replies*'
-mutation only-first-worker-listens gateway/runtime/worker.cpp \
-  '  for (const auto& address : snapshot_->listenerAddresses) {' \
-  '  for (const auto& address : index_ == 0 ? snapshot_->listenerAddresses : decltype(snapshot_->listenerAddresses){}) {' \
+mutation only-first-worker-listens gateway/runtime/listening_sockets.cpp \
+  '      for (std::size_t i = index; i < fds.size(); i += workers_) {' \
+  '      for (std::size_t i = index; i < (index == 0 ? fds.size() : 0); i += workers_) {' \
   'only the first worker accepts connections' \
-  '' 'multiworker*'
+  '*/runtime/listening_sockets_test.cpp' 'multiworker*'
 
 # --- The run ---------------------------------------------------------------------------------
 full=0 check_only=0 rev=HEAD
