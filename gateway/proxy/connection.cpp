@@ -479,6 +479,9 @@ void Connection::completed(int status, bool close) {
   log_.setBackend(exchange_->backend());
   log_.setUpstreamMicros(exchange_->upstreamMicros());
   recordExchange(status);
+  // The client said this was its last request (Connection: close, or HTTP/1.0) and sent all of
+  // it: nothing more comes that a close could meet with a reset, so no lingering (as nginx).
+  clientDone_ = !parser_.keepAlive() && exchange_->requestComplete() && in_.readable() == 0;
   endExchange(close || draining_);
 }
 
@@ -646,6 +649,10 @@ void Connection::lingerThenClose() {
   lingering_ = true;
   exchange_.reset();
   if (tls_) tls_->shutdown();
+  if (clientDone_) {
+    close();
+    return;
+  }
   ::shutdown(fd_.get(), SHUT_WR);
   readsPaused_ = false;
   event_add(readEvent_.get(), worker_.timeouts().get(kLinger));

@@ -157,6 +157,7 @@ class Connection final : public core::Retirable, public http::Parser::Handler, p
   bool headPending_ = false;  // bytes of a request head are buffered
   bool bodyTooLarge_ = false;
   bool handshaking_ = false;
+  bool clientDone_ = false;  // its last request, whole: closed without lingering
 };
 
 }  // namespace gw::proxy

@@ -63,17 +63,17 @@ void checkDiagnostic(const config::Diagnostic& diagnostic, std::size_t lines) {
   FUZZ_REQUIRE(static_cast<std::size_t>(line) <= lines + 1, "a diagnostic past the last line");
 }
 
-// A worker over the snapshot, without its listening sockets: what `-c` builds before serving.
+// A worker over the snapshot: what `-c` builds before serving (the listening sockets are the
+// process's, not the worker's).
 void buildWorker(std::shared_ptr<const runtime::Snapshot> snapshot) {
-  const_cast<runtime::Snapshot&>(*snapshot).listenerAddresses.clear();
   std::vector<upstream::UpstreamHealthSpec> specs;
   for (std::size_t u = 0; u < snapshot->config.upstreams.size(); ++u) {
     upstream::UpstreamHealthSpec& spec = specs.emplace_back();
     spec.name = snapshot->config.upstreams[u].name;
     spec.backends = snapshot->metricsLayout->upstreams[u].backends;
   }
-  upstream::HealthBoard health(std::move(specs));
-  runtime::Worker worker(0, std::move(snapshot), proxy::SharedServices{health});
+  auto health = std::make_shared<upstream::HealthBoard>(std::move(specs));
+  runtime::Worker worker(0, std::move(snapshot), health, proxy::SharedServices{});
 }
 
 }  // namespace

@@ -111,8 +111,8 @@ LoopbackGateway::LoopbackGateway(std::string_view yaml) {
     spec.name = snapshot_->config.upstreams[u].name;
     spec.backends = snapshot_->metricsLayout->upstreams[u].backends;
   }
-  health_ = std::make_unique<upstream::HealthBoard>(std::move(specs));
-  worker_ = std::make_unique<runtime::Worker>(0, snapshot_, proxy::SharedServices{*health_});
+  health_ = std::make_shared<upstream::HealthBoard>(std::move(specs));
+  worker_ = std::make_unique<runtime::Worker>(0, snapshot_, health_, proxy::SharedServices{});
 }
 
 Session::Session(LoopbackGateway& gateway, const char* clientIp) : gateway_(gateway) {

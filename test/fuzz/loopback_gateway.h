@@ -51,7 +51,7 @@ class LoopbackGateway {
   int listener_ = -1;
   std::string backendAuthority_;
   std::shared_ptr<const runtime::Snapshot> snapshot_;
-  std::unique_ptr<upstream::HealthBoard> health_;
+  std::shared_ptr<upstream::HealthBoard> health_;
   std::unique_ptr<runtime::Worker> worker_;
 };
 
