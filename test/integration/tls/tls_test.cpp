@@ -56,9 +56,10 @@ std::string closingGet(std::string_view target) {
   return request("GET", target, "Connection: close\r\n");
 }
 
-TEST_CASE("tls: a verified client gets its answer, with X-Forwarded-Proto https at the backend") {
+TEST_CASE(
+    "tls: a verified client gets its answer; X-Forwarded-Proto https upstream, HSTS downstream") {
   TlsSetup setup;
-  Gateway gw(setup.config());
+  Gateway gw(setup.config({}, "plugins: [security_headers]\n"));
   TlsClient client(gw.port(), setup.client());
   REQUIRE_MESSAGE(client.handshake(), client.error());
   CHECK(client.peerCommonName() == "api.test");
@@ -69,6 +70,10 @@ TEST_CASE("tls: a verified client gets its answer, with X-Forwarded-Proto https 
   REQUIRE(echo.valid);
   CHECK(echo.header("X-Forwarded-Proto") == "https");
   CHECK(echo.headerCount("X-Forwarded-Proto") == 1);
+  // security_headers' HSTS reaches the client over TLS, where browsers honour it.
+  CHECK(response.head.find(
+            "\r\nStrict-Transport-Security: max-age=31536000; includeSubDomains\r\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("tls: SNI picks the certificate; an unknown or missing name gets the first") {
