@@ -146,6 +146,15 @@ TEST_CASE("reload: state of what did not change survives; what changed starts af
   REQUIRE(pooled.roundTrip(get("/echo")).status == 200);
   const uint64_t connectionsBefore = b.stats().connections;
 
+  // Only another route changes.
+  std::string otherRouteChanged = taggedConfig(b, "one");
+  const std::string rest = "  - name: rest\n    match: {prefix: /}\n";
+  otherRouteChanged.replace(otherRouteChanged.find(rest), rest.size(),
+                            rest + "    preserve_host: false\n");
+  gw.rewriteConfig(otherRouteChanged);
+  REQUIRE(postReload(gw).status == 200);
+  CHECK(Client(gw.port()).roundTrip(get("/limited")).status == 429);  // window kept
+
   // Only the global list's tag changes: every route's own entries and the upstream stay.
   gw.rewriteConfig(taggedConfig(b, "two"));
   REQUIRE(postReload(gw).status == 200);
