@@ -85,7 +85,9 @@ Try, from another terminal:
 
 Each request also prints one JSON access log line here (stdout); errors go to stderr.
 
-Edit $config and restart to change routes. Ctrl-C stops both (gatewayd drains first).
+Edit $config, then apply it without a restart (a broken file is refused, the old one serves on):
+  curl -s -X POST http://127.0.0.1:9901/reload
+Ctrl-C stops both (gatewayd drains first).
 
 MSG
 
