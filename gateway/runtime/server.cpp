@@ -98,7 +98,8 @@ int Server::run() {
     } else {
       auto sink = observability::LogSink::toFile(log.path, log.max_queued_bytes);
       if (!sink.ok()) {
-        log::error("cannot open the access log", {{"path", log.path}, {"error", sink.error().message}});
+        log::error("cannot open the access log",
+                   {{"path", log.path}, {"error", sink.error().message}});
         return 1;
       }
       accessLog_ = std::move(sink.value());
@@ -140,12 +141,13 @@ int Server::run() {
     if (!listeners.empty()) listeners += ",";
     listeners += listener.address + ":" + std::to_string(listener.port);
   }
-  log::info("gatewayd started",
-            {{"version", GATEWAYD_VERSION},
-             {"workers", std::to_string(config.workers)},
-             {"listeners", listeners},
-             {"admin", admin_ ? config.admin.address + ":" + std::to_string(admin_->port()) : "off"},
-             {"config", config.source}});
+  log::info(
+      "gatewayd started",
+      {{"version", GATEWAYD_VERSION},
+       {"workers", std::to_string(config.workers)},
+       {"listeners", listeners},
+       {"admin", admin_ ? config.admin.address + ":" + std::to_string(admin_->port()) : "off"},
+       {"config", config.source}});
   main_.run();
   admin_.reset();
   if (reloadThread_.joinable()) reloadThread_.join();
@@ -201,7 +203,8 @@ void Server::startProber() {
   if (!anyActiveCheck) return;
   upstream::HealthBoard& health = *health_;
   prober_ = std::make_unique<upstream::Prober>(
-      health, snapshot_->backendAddresses, [&health](std::size_t u, std::size_t b, bool healthy) {
+      health, snapshot_->backendAddresses,
+      [&health](std::size_t u, std::size_t b, bool healthy) {
         const auto& spec = health.spec(u);
         log::write(
             healthy ? log::Level::Info : log::Level::Warn,
@@ -416,7 +419,8 @@ void Server::onSignal(evutil_socket_t signal, short, void* arg) {
     self->main_.stop();
     return;
   }
-  log::info("shutdown signal received, draining", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  log::info("shutdown signal received, draining",
+            {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
   self->beginShutdown();
 }
 

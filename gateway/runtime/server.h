@@ -15,8 +15,8 @@
 #include "gateway/core/libevent_ptr.h"
 #include "gateway/core/reactor.h"
 #include "gateway/observability/metrics.h"
-#include "gateway/runtime/reload_plan.h"
 #include "gateway/runtime/listening_sockets.h"
+#include "gateway/runtime/reload_plan.h"
 #include "gateway/runtime/service_notifier.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/runtime/successor.h"
@@ -82,7 +82,7 @@ class Server final : admin::Process, Watchdog::Workers {
   static void onDrainTimeout(evutil_socket_t, short, void* arg);
   void beginShutdown();
   // The listening sockets: passed ones (systemd, a previous gatewayd) or opened; the admin
-  // listener too. Workers are given theirs in startWorkers. False when start-up must stop.
+  // listener too. run() gives each worker its share. False when start-up must stop.
   bool openListeners();
   // The workers stop watching the listening sockets, which close once all have.
   void stopAccepting();
@@ -113,7 +113,7 @@ class Server final : admin::Process, Watchdog::Workers {
   unsigned started_ = 0;
   bool shuttingDown_ = false;
   admin::ProcessState state_ = admin::ProcessState::Starting;
-  int64_t startedAtMs_ = 0;  // wall clock
+  int64_t startedAtMs_ = 0;       // wall clock
   std::vector<bool> workerGone_;  // drained: its loop no longer runs posted work
   // The counters of workers that have finished, so totals never go backwards during a drain.
   observability::WorkerMetrics finishedWorkers_;
