@@ -287,6 +287,38 @@ TEST_CASE("a released clean connection is pooled and taken back as reused") {
   f.cluster->release(std::move(again));
 }
 
+TEST_CASE("rebind keeps the pool; counts and health go to the next generation's shard and board") {
+  PoolFixture f(4);
+  f.build();
+  Backend& b = f.backend(0);
+  f.cluster->release(f.connect());
+  net::Fd peer = f.origin.accept();
+  REQUIRE(b.idle.size() == 1);
+
+  // What a reload hands over: its own copy of the same settings, a fresh shard and board (where
+  // the upstream may sit at another index).
+  const config::UpstreamConfig copy = f.config;
+  observability::UpstreamMetrics nextMetrics;
+  UpstreamHealthSpec other{"other", {"10.0.0.1:1"}, {}, {}};
+  UpstreamHealthSpec same{"u", {"127.0.0.1"}, {}, {}};
+  HealthBoard nextBoard({other, same});
+  f.cluster->rebind(copy, nextMetrics, nextBoard, 1, nullptr);
+  CHECK(&f.cluster->config() == &copy);
+  CHECK(b.config == &copy.backends[0]);
+
+  auto again = f.cluster->takeIdle(b);  // the pooled connection survived
+  REQUIRE(again != nullptr);
+  CHECK(nextMetrics.reuses == 1);
+  CHECK(f.metrics.reuses == 0);
+  CHECK_FALSE(f.cluster->reportFailure(b));
+  const int64_t now = wallMs();
+  CHECK(nextBoard.snapshot(now)[1].backends[0].consecutiveFailures == 1);
+  CHECK(f.health->snapshot(now)[0].backends[0].consecutiveFailures == 0);
+  f.cluster->release(std::move(again));
+  // Back to the fixture's, which outlive the cluster.
+  f.cluster->rebind(f.config, f.metrics, *f.health, 0, nullptr);
+}
+
 TEST_CASE("max_idle caps the pool: the extra connection is retired") {
   PoolFixture f(1);
   f.build();
