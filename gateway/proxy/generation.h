@@ -109,7 +109,6 @@ class Generation final : public core::Retirable {
   // A newer generation took over for new requests: this one ends when its last hold goes.
   void replace();
   bool replaced() const { return replaced_; }
-  bool held() const { return holds_ > 0; }
 
  private:
   // Replaced and no longer held: the worker folds its counts into the current shard.

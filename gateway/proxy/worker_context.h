@@ -38,7 +38,6 @@ namespace gw::proxy {
 
 class Connection;
 class Exchange;
-class Router;
 
 // What the process shares with every worker for its whole life, each behind its own thread-safe
 // interface.
