@@ -86,6 +86,7 @@ std::unique_ptr<Connection> Cluster::takeIdle(Backend& backend) {
   backend.idle.pop_back();
   connection->markReused();
   ++leased_;
+  ++backend.leased;
   ++metrics_->reuses;
   return connection;
 }
@@ -97,6 +98,7 @@ std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
     return nullptr;
   }
   ++leased_;
+  ++backend.leased;
   ++metrics_->connects;
   return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_,
                                       blocks_, tls_);
@@ -105,6 +107,7 @@ std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
 void Cluster::release(std::unique_ptr<Connection> connection) {
   Backend& backend = connection->backend();
   --leased_;
+  --backend.leased;
   if (connection->closed() || !connection->clean() ||
       backend.idle.size() >= config_->pool.max_idle_per_backend) {
     bury(std::move(connection));
@@ -116,6 +119,7 @@ void Cluster::release(std::unique_ptr<Connection> connection) {
 
 void Cluster::retire(std::unique_ptr<Connection> connection) {
   --leased_;
+  --connection->backend().leased;
   bury(std::move(connection));
 }
 

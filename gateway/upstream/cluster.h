@@ -27,6 +27,10 @@ struct Backend {
   std::string authority;  // "host:port", the Host sent when a route does not preserve it
   int64_t currentWeight = 0;
   int64_t downUntilMs = 0;                        // skipped by the balancer until then
+  // Connections leased to exchanges now. Each carries one request (HTTP/1.1), so this is also
+  // the backend's outstanding requests from this worker: what least-request balancing and the
+  // per-backend caps read.
+  std::size_t leased = 0;
   std::vector<std::unique_ptr<Connection>> idle;  // most recently used last
   net::TlsSession tlsSession;  // TLS upstream: the last session, resumed by the next connection
 };

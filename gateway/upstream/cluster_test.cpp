@@ -256,8 +256,10 @@ TEST_CASE("a released clean connection is pooled and taken back as reused") {
   CHECK(&connection->backend() == &b);
 
   CHECK(f.cluster->leasedConnections() == 1);
+  CHECK(b.leased == 1);
   CHECK(f.cluster->idleConnections() == 0);
   f.cluster->release(std::move(connection));
+  CHECK(b.leased == 0);
   REQUIRE(b.idle.size() == 1);
   CHECK(b.idle.back().get() == raw);
   CHECK(peerState(peer, 0) == kOpen);
@@ -266,6 +268,7 @@ TEST_CASE("a released clean connection is pooled and taken back as reused") {
 
   auto again = f.cluster->takeIdle(b);
   CHECK(f.cluster->leasedConnections() == 1);
+  CHECK(b.leased == 1);
   CHECK(f.cluster->idleConnections() == 0);
   CHECK(f.metrics.connects == 1);
   CHECK(f.metrics.reuses == 1);
@@ -333,6 +336,7 @@ TEST_CASE("max_idle caps the pool: the extra connection is retired") {
   f.cluster->release(std::move(second));
   CHECK(b.idle.size() == 1);
   CHECK(f.cluster->leasedConnections() == 0);  // the retired one counts in neither gauge
+  CHECK(b.leased == 0);
   CHECK(f.cluster->idleConnections() == 1);
   CHECK(secondRaw->closed());  // closed at once, freed when the loop reaps it
   CHECK(peerState(secondPeer, 2000) == kClosed);
