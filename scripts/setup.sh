@@ -18,10 +18,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build_pkgs=(g++ meson ninja-build pkg-config libevent-dev libssl-dev libyaml-cpp-dev rapidjson-dev
   doctest-dev libhiredis-dev node-llhttp libsystemd-dev prometheus-cpp-dev)
 runtime_pkgs=(curl python3 ca-certificates procps)
-test_pkgs=(prometheus openssl)  # promtool and a real Prometheus server for the metrics tests; openssl makes the TLS tests' certificates
+# promtool and a real Prometheus server for the metrics tests; openssl makes the TLS tests'
+# certificates; redis-tools holds the real Redis server the Redis tests start (and redis-cli,
+# redis-benchmark) without installing redis-server's always-on service.
+test_pkgs=(prometheus openssl redis-tools)
 # What the gatewayd binary itself needs at run time (`ldd build/gatewayd`; libstdc++6, libgcc-s1
 # and libc6 are on every Debian system): all a production host gets from scripts/install.sh.
-binary_pkgs=(libevent-core-2.1-7 libyaml-cpp0.7 libsystemd0 libprometheus-cpp-core1.0 libssl3)
+binary_pkgs=(libevent-core-2.1-7 libyaml-cpp0.7 libsystemd0 libprometheus-cpp-core1.0 libssl3
+  libhiredis0.14)
 bench_pkgs=(nginx-light haproxy wrk apache2-utils valgrind strace)
 bench_optional_pkgs=(h2o)  # a peer in ../shared/bench; its absence only drops that column
 format_pkgs=(clang-format)

@@ -1,14 +1,18 @@
 #pragma once
 // What a plugin may ask of the worker its exchange runs on, and nothing more: run a callback on
 // that worker, wait with a one-shot timer, read the worker's clock. The worker implements it on
-// its event loop (gateway/runtime/worker_dispatcher.h); plugin unit tests use a fake whose clock and
-// timers the test drives (test/support/fake_dispatcher.h). This is also where the clients that
-// plugins will wait on (Redis, HTTP fetches such as JWKS) belong when they come, so that a plugin
-// keeps reaching its worker through this one interface.
+// its event loop (gateway/runtime/worker_dispatcher.h); plugin unit tests use a fake whose clock
+// and timers the test drives (test/support/fake_dispatcher.h). The clients that plugins wait on
+// (Redis; later HTTP fetches such as JWKS) are reached here too, so that a plugin keeps reaching
+// its worker through this one interface.
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+
+namespace gw::redis {
+class Client;
+}
 
 namespace gw::plugin {
 
@@ -38,6 +42,10 @@ class Dispatcher {
   // and deadlines). libevent keeps it monotonic between its periodic wall-clock resyncs, so a
   // caller that must never see time go back clamps it. This worker's thread only.
   virtual int64_t nowMs() const = 0;
+  // This worker's Redis connection; null when the configuration has no `redis:` block. Ask for
+  // it per request and never keep it: a reload may replace the connection. This worker's thread
+  // only.
+  virtual redis::Client* redis() { return nullptr; }
 };
 
 }  // namespace gw::plugin
