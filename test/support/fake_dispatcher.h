@@ -12,12 +12,14 @@
 #include <vector>
 
 #include "gateway/plugin/dispatcher.h"
+#include "gateway/redis/client.h"
 
 namespace gw::test {
 
 class FakeDispatcher final : public plugin::Dispatcher {
  public:
   int64_t now = 1'000'000;
+  redis::Client* redisClient = nullptr;  // what redis() answers (a test::FakeRedis, or none)
 
   void post(std::function<void()> fn) override {
     std::lock_guard lock(mutex_);
@@ -27,6 +29,7 @@ class FakeDispatcher final : public plugin::Dispatcher {
     return std::make_unique<FakeTimer>(*this, std::move(fired));
   }
   int64_t nowMs() const override { return now; }
+  redis::Client* redis() override { return redisClient; }
 
   // Runs what was posted so far (and what those callbacks post); returns how many ran.
   std::size_t runPosted() {
