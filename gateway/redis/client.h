@@ -6,8 +6,10 @@
 // circuit breaker). Implemented on hiredis's async API (redis/connection.h); plugin unit tests use
 // test::FakeRedis.
 
+#include <array>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 struct redisReply;  // hiredis; only the implementation and the reply decoders include it
@@ -86,10 +88,21 @@ inline void Waiter::cancel() noexcept {
   if (pending_) pending_->detach();
 }
 
+// How every plugin names its keys, from the `redis:` block: all instances sharing a Redis must
+// agree on it, so it is configuration, never drawn at random.
+struct KeySpace {
+  std::string prefix = "gw:";  // key_prefix, before every key
+  // Keys the digests that stand for client identities in key names (SipHash-2-4), so Redis
+  // never holds raw IPs or API keys: the first 16 bytes of SHA-256("gatewayd redis keys v1" ||
+  // key secret), the secret from key_secret_file / key_secret_env ("" when none).
+  std::array<uint8_t, 16> digestKey{};
+};
+
 class Client {
  public:
   virtual ~Client() = default;
   virtual State state() const = 0;
+  virtual const KeySpace& keySpace() const = 0;
   // Loads `script` (SCRIPT LOAD) now and on every reconnect, so EVALSHA finds it. The script must
   // outlive the client (scripts are static objects).
   virtual void use(const Script& script) = 0;

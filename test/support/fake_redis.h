@@ -84,8 +84,10 @@ class FakeRedis final : public redis::Client {
   // What the next commands get instead of being queued (None: queued).
   redis::Failure refuseWith = redis::Failure::None;
   std::vector<const redis::Script*> used;
+  redis::KeySpace keys;
 
   redis::State state() const override { return currentState; }
+  const redis::KeySpace& keySpace() const override { return keys; }
   void use(const redis::Script& script) override { used.push_back(&script); }
 
   redis::Failure eval(const redis::Script& script, std::span<const std::string_view> keys,
