@@ -39,6 +39,7 @@ TEST_CASE("Recycler returns a default-constructed object when empty") {
 TEST_CASE("Recycler keeps at most maxCached objects and drops the rest") {
   int destroyed = 0;
   struct Counted {
+    explicit Counted(int* counter) : destroyed(counter) {}
     int* destroyed;
     ~Counted() { ++*destroyed; }
   };

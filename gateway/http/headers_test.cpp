@@ -284,7 +284,8 @@ TEST_CASE("classifyField knows each field the proxy treats specially, in any cas
       {"keep-alivex", FieldName::Other},
       {"", FieldName::Other},
   };
-  for (const auto& [name, kind] : cases) {
+  for (const auto& [fieldName, kind] : cases) {
+    const char* name = fieldName;  // doctest's INFO captures it: a variable, not a binding
     INFO(name);
     CHECK(classifyField(name) == kind);
   }

@@ -494,8 +494,9 @@ TEST_CASE("plugins cache: the key holds the Host value the backend receives, por
   const std::vector<Echo> seen = b.requests();
   REQUIRE(seen.size() == 1);
   CHECK(seen[0].header(preserveHost ? "Host" : "X-Forwarded-Host") == "victim.example:6666");
-  for (const auto& [host, rank] : std::vector<std::pair<std::string, int>>{
+  for (const auto& [hostName, rank] : std::vector<std::pair<std::string, int>>{
            {"victim.example", 2}, {"victim.example.", 3}, {"VICTIM.example", 4}}) {
+    const std::string& host = hostName;  // INFO takes a variable, not a binding
     Response r = fetchAs(host);
     INFO(host << " -> " << cacheStatus(r).raw);
     CHECK_FALSE(isHit(r));
@@ -894,8 +895,9 @@ TEST_CASE("plugins cache: stale-if-error serves the stale copy when the origin f
   CHECK(fetch(byDefault, operatorDefault).body == originBody("/origin/op", 1));
 
   using Case = std::pair<const Gateway*, std::string>;
-  for (const auto& [gw, target] :
+  for (const auto& [gw, caseTarget] :
        {Case{&byDirective, allowed}, Case{&byDefault, operatorDefault}}) {
+    const auto& target = caseTarget;  // INFO takes a variable, not a binding
     Response stale = fetchUntilNotHit(*gw, target);
     const CacheStatus s = cacheStatus(stale);
     INFO(target << ": " << s.raw);
@@ -1213,8 +1215,12 @@ TEST_CASE("plugins cache: response_cache_control and surrogate_control are set t
     // What the cache may not keep is never relabelled for caches downstream.
     const std::string personal =
         "/origin/rcc-me?" + cacheControl("private, max-age=60") + "&" + originHeader("Set-Cookie: s=1");
-    for (const auto& [t, headers] : std::vector<std::pair<std::string, std::string>>{
-             {noStore, ""}, {noStore, ""}, {personal, ""}, {target, "Authorization: Bearer x\r\n"}}) {
+    for (const auto& [path, headers] : std::vector<std::pair<std::string, std::string>>{
+             {noStore, ""},
+             {noStore, ""},
+             {personal, ""},
+             {target, "Authorization: Bearer x\r\n"}}) {
+      const std::string& t = path;  // INFO takes a variable, not a binding
       Response r = fetch(gw, t, headers);
       INFO(t << " -> " << cacheStatus(r).raw);
       CHECK(r.header("Cache-Control") != "public, max-age=5");

@@ -340,7 +340,9 @@ TEST_CASE("plugins rate limit: one limit across two workers under concurrent loa
   const int64_t start = wallMs();
   const int64_t window_end = start - start % kWindowMs + kWindowMs;
   // A burst far above the limit, stopped well before the window ends.
-  auto [admitted, refused, other] = runBurst(window_end - 200, 40, nullptr);
+  const auto burst = runBurst(window_end - 200, 40, nullptr);
+  // INFO takes variables, not structured bindings.
+  const int admitted = std::get<0>(burst), refused = std::get<1>(burst), other = std::get<2>(burst);
   const int64_t end = wallMs();
   INFO("burst of " << (end - start) << " ms from ms " << start % kWindowMs << " of the window: "
                    << admitted << " admitted, " << refused << " refused, " << other << " other");
@@ -357,8 +359,9 @@ TEST_CASE("plugins rate limit: one limit across two workers under concurrent loa
   // and keep kMarginMs off both ends so no request lands in a neighbouring window.
   const int64_t span_start = window_end + kWindowMs + kMarginMs;
   REQUIRE(waitFor([&] { return wallMs() >= span_start; }, 3 * Millis(kWindowMs), 1ms));
-  auto [admitted2, refused2, other2] =
-      runBurst(span_start - 2 * kMarginMs + 2 * kWindowMs, 1000, &times, 4ms);
+  const auto steady = runBurst(span_start - 2 * kMarginMs + 2 * kWindowMs, 1000, &times, 4ms);
+  const int admitted2 = std::get<0>(steady), refused2 = std::get<1>(steady),
+            other2 = std::get<2>(steady);
   INFO("two windows: " << admitted2 << " admitted, " << refused2 << " refused, " << other2
                        << " other");
   CHECK(other2 == 0);

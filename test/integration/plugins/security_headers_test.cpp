@@ -28,7 +28,8 @@ const HeaderList kHelmet = {
 
 // Every default exactly once with its exact value, except the names in `except`.
 void checkHelmet(const Response& r, std::initializer_list<std::string_view> except = {}) {
-  for (const auto& [name, value] : kHelmet) {
+  for (const auto& [headerName, value] : kHelmet) {
+    const auto& name = headerName;  // INFO takes a variable, not a binding
     if (std::find(except.begin(), except.end(), name) != except.end()) continue;
     INFO("status " << r.status << ", header " << name);
     CHECK(r.headerCount(name) == 1);

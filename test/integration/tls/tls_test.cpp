@@ -79,11 +79,12 @@ TEST_CASE(
 TEST_CASE("tls: SNI picks the certificate; an unknown or missing name gets the first") {
   TlsSetup setup;
   Gateway gw(setup.config());
-  for (const auto& [name, expected] :
+  for (const auto& [serverName, expected] :
        std::vector<std::pair<std::string, std::string>>{{"web.test", "web.test"},
                                                         {"api.test", "api.test"},
                                                         {"other.test", "api.test"},
                                                         {"", "api.test"}}) {
+    const std::string& name = serverName;  // CAPTURE takes a variable, not a binding
     CAPTURE(name);
     TlsClientOptions options = setup.client(name);
     options.caFile.clear();  // the default certificate does not name other.test

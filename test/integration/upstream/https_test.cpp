@@ -119,7 +119,8 @@ TEST_CASE("https upstream: a wrong name or an unknown CA is 502 UPSTREAM_TLS_ERR
       {"      ca_file: " + otherCa.certificatePath() + "\n",
        "certificate verify failed: unable to get local issuer certificate"},
   };
-  for (const auto& [tls, why] : cases) {
+  for (const auto& [tls, reason] : cases) {
+    const std::string& why = reason;  // CAPTURE takes a variable, not a binding
     CAPTURE(why);
     Gateway gw(backend.config(tls));
     Client client(gw.port());
