@@ -119,6 +119,29 @@ struct UpstreamTls {
   Location keyWhere;
 };
 
+// Caps on what is in flight toward an upstream or one of its backends, for the whole process
+// (Envoy's circuit breakers). 0: no cap.
+struct CapLimits {
+  uint32_t max_connections = 0;  // open connections: leased, connecting and idle in the pools
+  uint32_t max_pending = 0;      // connects in progress
+  uint32_t max_requests = 0;     // requests in flight
+  bool any() const { return max_connections != 0 || max_pending != 0 || max_requests != 0; }
+};
+
+struct UpstreamCaps {
+  CapLimits upstream;     // all its backends together
+  CapLimits per_backend;  // each backend
+  bool any() const { return upstream.any() || per_backend.any(); }
+};
+
+// How many retries may be in flight toward an upstream at once, for the whole process (Envoy's
+// retry_budget): `percent` of its requests in flight, and at least `min_concurrency`. Without
+// one, `min_concurrency` alone bounds them (Envoy's default max_retries of 3).
+struct RetryBudget {
+  uint32_t percent = 20;
+  uint32_t min_concurrency = 3;
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<BackendConfig> backends;
@@ -127,6 +150,8 @@ struct UpstreamConfig {
   std::optional<ActiveHealthCheck> active_check;
   PassiveHealthCheck passive_check;
   std::optional<UpstreamTls> tls;  // none: plain HTTP
+  UpstreamCaps caps;
+  std::optional<RetryBudget> retry_budget;
   Location where;
   // What the upstream's YAML says (config/yaml_identity.h): a reload keeps the per-worker
   // connection pools of an upstream whose identity did not change.

@@ -100,6 +100,9 @@ bool Forwarder::connect() {
   while (true) {
     upstream::Backend* backend = cluster_.pick(triedBackends_);
     if (!backend) {
+      if (connectFailure_ && connectFailure_->code == ErrorCode::UpstreamOverloaded) {
+        ++cluster_.metrics().overloaded[static_cast<std::size_t>(*refusedBy_)];
+      }
       owner_.onForwardFailed(connectFailure_ ? *connectFailure_
                                              : Error::upstream(ErrorCode::UpstreamConnectFailed,
                                                                "no backend could be reached"));
@@ -107,6 +110,15 @@ bool Forwarder::connect() {
     }
     triedBackends_ |= bitOf(cluster_, *backend);
     backend_ = backend;
+    // A backend at its cap is passed over for another; the request is refused only when every
+    // backend left is (or the upstream as a whole is).
+    if (const auto cap = cluster_.overCap(*backend, facts_.retriedReuse)) {
+      refusedBy_ = cap;
+      connectFailure_ = Error::upstream(ErrorCode::UpstreamOverloaded,
+                                        "the upstream is at its cap of concurrent " +
+                                            std::string(observability::kCapNames[size_t(*cap)]));
+      continue;
+    }
     // After a stale pooled connection, the retry must not draw another pooled one.
     std::unique_ptr<upstream::Connection> lease =
         facts_.retriedReuse ? nullptr : cluster_.takeIdle(*backend);
@@ -180,6 +192,7 @@ void Forwarder::send() {
 void Forwarder::onUpstreamConnected() {
   guarded([&] {
     cluster_.markUp(lease_->backend());
+    cluster_.connected(*lease_);
     lease_->watchReads(nullptr);
     send();
   });

@@ -140,6 +140,7 @@ class Forwarder final : public upstream::Connection::Listener {
   // the client when no backend is left to try; empty when none got that far (every connect
   // refused at once: UPSTREAM_CONNECT_FAILED). Empty until then, so an exchange allocates nothing.
   std::optional<core::Error> connectFailure_;
+  std::optional<upstream::Cap> refusedBy_;  // the cap of the last backend passed over for it
   int64_t startUs_ = 0;  // core::monotonicUs() when the current attempt's request was handed over
   int64_t upstreamUs_ = -1;
 };
