@@ -1212,5 +1212,43 @@ TEST_CASE("upstreams: bad caps and retry_budget are refused with their place") {
         Lines{"t.yaml:5:29: 'percent': expected an integer from 0 to 100, got '101'"});
 }
 
+TEST_CASE("routes: retries and their defaults") {
+  CHECK_FALSE(load(std::string(kHead) + "routes: [{upstream: u}]\n").routes[0].retries);
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u, retries: {}}]\n");
+  REQUIRE(defaults.routes[0].retries);
+  const RetryPolicy& plain = *defaults.routes[0].retries;
+  CHECK(plain.attempts == 2);
+  CHECK(plain.on_reset);
+  CHECK(plain.on_per_try_timeout);
+  CHECK(plain.statuses.empty());
+  CHECK_FALSE(plain.non_idempotent);
+  CHECK(plain.per_try_timeout == milliseconds(0));
+  const Config set = load(std::string(kHead) +
+                          "routes:\n"
+                          "  - upstream: u\n"
+                          "    retries: {attempts: 3, on: [503, reset], methods: all,\n"
+                          "              per_try_timeout: 250ms, timeout: 2s, backoff: 10ms}\n");
+  const RetryPolicy& policy = *set.routes[0].retries;
+  CHECK(policy.attempts == 3);
+  CHECK(policy.on_reset);
+  CHECK_FALSE(policy.on_per_try_timeout);
+  CHECK(policy.statuses == std::vector<int>{503});
+  CHECK(policy.non_idempotent);
+  CHECK(policy.per_try_timeout == milliseconds(250));
+  CHECK(policy.timeout == seconds(2));
+  CHECK(policy.backoff == milliseconds(10));
+  CHECK(policy.max_backoff == milliseconds(100));
+}
+
+TEST_CASE("routes: bad retries are refused with their place") {
+  CHECK(routeErrors("routes: [{upstream: u, retries: {on: [404]}}]\n") ==
+        Lines{"t.yaml:3:39: retries 'on': each entry must be reset, per_try_timeout or a status "
+              "code from 500 to 599, got '404'"});
+  CHECK(routeErrors("routes: [{upstream: u, retries: {methods: post}}]\n") ==
+        Lines{"t.yaml:3:43: retries 'methods' must be idempotent or all, got 'post'"});
+  CHECK(routeErrors("routes: [{upstream: u, retries: {attempts: 11}}]\n") ==
+        Lines{"t.yaml:3:44: 'attempts': expected an integer from 1 to 10, got '11'"});
+}
+
 }  // namespace
 }  // namespace gw::config

@@ -196,6 +196,21 @@ struct RouteMatch {
   std::vector<std::string> methods;  // upper-case; empty = any method
 };
 
+// When a failed attempt is tried again (routes[].retries), on top of what is always retried: a
+// connect that never reached a backend, and a stale pooled connection (once, idempotent only).
+struct RetryPolicy {
+  uint32_t attempts = 2;  // tries in all, the first included
+  bool on_reset = true;   // the backend closed or reset before any response byte
+  bool on_per_try_timeout = true;
+  std::vector<int> statuses;  // response statuses retried (e.g. 502, 503, 504)
+  // Also retry methods that are not idempotent (POST, PATCH): the backend may act twice.
+  bool non_idempotent = false;
+  Duration per_try_timeout{0};  // each try, connect to response head; 0: none
+  Duration timeout{0};          // all tries together, to the response head; 0: none
+  Duration backoff{0};          // base of the jittered wait before a retry; 0: none
+  Duration max_backoff{0};      // cap of that wait (10 x backoff unless given)
+};
+
 struct RouteConfig {
   std::string name;
   RouteMatch match;
@@ -205,6 +220,7 @@ struct RouteConfig {
   // Effective values: the route's own, else the upstream's / the global limits.
   std::size_t body_bytes = 0;
   UpstreamTimeouts timeouts;
+  std::optional<RetryPolicy> retries;  // none: only what is always retried
   // The global `plugins:` list followed by the route's own, in YAML order.
   std::vector<PluginBinding> plugins;
   Location where;

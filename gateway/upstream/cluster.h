@@ -107,6 +107,7 @@ class Cluster {
   void markUp(Backend& backend) { backend.downUntilMs = 0; }
 
   const timeval* idleTimeout() const { return idleTimeout_; }
+  event_base* base() const { return base_; }
   observability::UpstreamMetrics& metrics() { return *metrics_; }
   // Connections leased to exchanges now, and parked in the pool: the gauges, read at scrape.
   std::size_t leasedConnections() const { return leased_; }
