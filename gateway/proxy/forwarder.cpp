@@ -163,8 +163,7 @@ void Forwarder::onDeadline(evutil_socket_t, short, void* self) {
   });
 }
 
-void Forwarder::endTries() {
-  if (!policy_) return;
+void Forwarder::endPolicyTries() {
   if (tryTimer_) event_del(tryTimer_.get());
   if (deadline_) event_del(deadline_.get());
   backingOff_ = false;

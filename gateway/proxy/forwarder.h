@@ -149,7 +149,10 @@ class Forwarder final : public upstream::Connection::Listener, private RetryJudg
   static void onDeadline(evutil_socket_t, short, void* self);
   // The exchange has its response head (or ends): the per-try and overall deadlines are over,
   // and a retry budget held is given back.
-  void endTries();
+  void endTries() {
+    if (policy_) endPolicyTries();
+  }
+  void endPolicyTries();
   AttemptFacts factsNow() const;
 
   upstream::Cluster& cluster_;

@@ -135,10 +135,6 @@ void Cluster::retire(std::unique_ptr<Connection> connection) {
   bury(std::move(connection));
 }
 
-bool Cluster::atConnectionCap(const Backend& backend) const {
-  return counting_ && counting_->connectionsAtCap(indexOf(backend));
-}
-
 void Cluster::bury(std::unique_ptr<Connection> connection) {
   if (counting_) {
     const std::size_t backend = indexOf(connection->backend());

@@ -116,7 +116,9 @@ class Cluster {
  private:
   int64_t nowMs() const;
   void bury(std::unique_ptr<Connection> connection);
-  bool atConnectionCap(const Backend& backend) const;
+  bool atConnectionCap(const Backend& backend) const {
+    return counting_ && counting_->connectionsAtCap(indexOf(backend));
+  }
 
   const config::UpstreamConfig* config_;
   event_base* base_;
