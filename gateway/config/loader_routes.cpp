@@ -10,6 +10,8 @@
 namespace gw::config {
 namespace {
 
+constexpr uint32_t kMaxAttempts = 10;
+
 constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
                                              "CONNECT", "OPTIONS", "TRACE", "PATCH"};
 
@@ -53,7 +55,7 @@ void Loader::parseRoutes(NodeReader& root) {
     if (!expectMap(node, "a route")) continue;
     NodeReader in = reader(node, "route");
     in.allowKeys({"name", "match", "upstream", "strip_prefix", "preserve_host", "limits",
-                  "timeouts", "plugins"});
+                  "timeouts", "retries", "plugins"});
     RouteConfig route;
     route.where = locate(node);
     route.name = "route-" + std::to_string(index);
@@ -71,6 +73,7 @@ void Loader::parseRoutes(NodeReader& root) {
       limitsIn.readSize("body_bytes", route.body_bytes, 0);
     }
     parseTimeouts(in, route.timeouts);
+    parseRetries(in, route);
     if (in.readString("strip_prefix", route.strip_prefix) && matchOk &&
         !route.match.path.starts_with(route.strip_prefix)) {
       error(in.field("strip_prefix")->anchor(), "strip_prefix " + quote(route.strip_prefix) +
@@ -85,6 +88,55 @@ void Loader::parseRoutes(NodeReader& root) {
     config_.routes.push_back(std::move(route));
   }
   warnFallThroughs(overlaps);
+}
+
+// retries: {attempts, on, methods, per_try_timeout, timeout, backoff, max_backoff}
+void Loader::parseRetries(NodeReader& route, RouteConfig& out) {
+  const auto retries = route.readMap("retries");
+  if (!retries) return;
+  NodeReader in = reader(*retries, "retries");
+  in.allowKeys(
+      {"attempts", "on", "methods", "per_try_timeout", "timeout", "backoff", "max_backoff"});
+  RetryPolicy& policy = out.retries.emplace();
+  in.readInt("attempts", policy.attempts, 1, kMaxAttempts);
+  if (const auto on = in.field("on")) {
+    if (!on->value.IsSequence()) {
+      error(on->anchor(), "'on' must be a list of reset, per_try_timeout and status codes, got " +
+                              describe(on->value));
+    } else {
+      policy.on_reset = false;
+      policy.on_per_try_timeout = false;
+      for (const YAML::Node& item : on->value) {
+        const std::string text = item.IsScalar() ? item.Scalar() : std::string();
+        if (text == "reset") {
+          policy.on_reset = true;
+        } else if (text == "per_try_timeout") {
+          policy.on_per_try_timeout = true;
+        } else if (const auto status = parseInt<int>(text, 500, 599)) {
+          policy.statuses.push_back(*status);
+        } else {
+          error(item,
+                "retries 'on': each entry must be reset, per_try_timeout or a status "
+                "code from 500 to 599, got " +
+                    describe(item));
+        }
+      }
+    }
+  }
+  std::string methods;
+  if (in.readString("methods", methods)) {
+    if (methods == "all") {
+      policy.non_idempotent = true;
+    } else if (methods != "idempotent") {
+      error(in.field("methods")->anchor(),
+            "retries 'methods' must be idempotent or all, got " + quote(methods));
+    }
+  }
+  in.readDuration("per_try_timeout", policy.per_try_timeout, kMinTimeout);
+  in.readDuration("timeout", policy.timeout, kMinTimeout);
+  in.readDuration("backoff", policy.backoff, kMinTimeout);
+  policy.max_backoff = policy.backoff * 10;
+  in.readDuration("max_backoff", policy.max_backoff, policy.backoff);
 }
 
 // Sets the upstream index and the timeouts the route inherits from it.

@@ -115,6 +115,9 @@ class Loader {
   // Shared by upstreams and routes: a route's timeouts start as its upstream's and override them.
   void parseTimeouts(NodeReader& owner, UpstreamTimeouts& out);
   void parseHealthChecks(NodeReader& owner, UpstreamConfig& upstream);
+  void parseCaps(NodeReader& owner, UpstreamCaps& out);
+  void parseRetries(NodeReader& route, RouteConfig& out);
+  void parseRetryBudget(NodeReader& owner, std::optional<RetryBudget>& out);
   void parseStatusRanges(const NodeReader::Field& field, std::vector<std::pair<int, int>>& out);
   void parseBackend(const YAML::Node& node, std::vector<BackendConfig>& out);
   UpstreamTls parseUpstreamTls(const YAML::Node& node);

@@ -1174,5 +1174,81 @@ TEST_CASE("plugins: warnings on orders that defeat a plugin") {
   CHECK(pluginWarnings("routes: [{upstream: u, plugins: [ids, key_auth, probe]}]\n") == Lines{});
 }
 
+std::string capsConfig(std::string_view upstreamKeys) {
+  return "listeners: [{port: 8080}]\n"
+         "upstreams:\n"
+         "  - name: u\n"
+         "    backends: [127.0.0.1:9000]\n" +
+         std::string(upstreamKeys) + "routes: [{upstream: u}]\n";
+}
+
+TEST_CASE("upstreams: caps and retry_budget, and their defaults") {
+  const Config defaults = load(capsConfig(""));
+  CHECK_FALSE(defaults.upstreams[0].caps.any());
+  CHECK_FALSE(defaults.upstreams[0].retry_budget);
+  const Config set =
+      load(capsConfig("    caps: {max_connections: 10, max_pending: 2, max_requests: 8,\n"
+                      "           per_backend: {max_requests: 4}}\n"
+                      "    retry_budget: {percent: 25, min_concurrency: 5}\n"));
+  const UpstreamCaps& caps = set.upstreams[0].caps;
+  CHECK(caps.upstream.max_connections == 10);
+  CHECK(caps.upstream.max_pending == 2);
+  CHECK(caps.upstream.max_requests == 8);
+  CHECK(caps.per_backend.max_requests == 4);
+  CHECK(caps.per_backend.max_connections == 0);
+  REQUIRE(set.upstreams[0].retry_budget);
+  CHECK(set.upstreams[0].retry_budget->percent == 25);
+  CHECK(set.upstreams[0].retry_budget->min_concurrency == 5);
+  CHECK(load(capsConfig("    retry_budget: {}\n")).upstreams[0].retry_budget->percent == 20);
+}
+
+TEST_CASE("upstreams: bad caps and retry_budget are refused with their place") {
+  CHECK(errorsOf(capsConfig("    caps: {max_requests: -1}\n")) ==
+        Lines{"t.yaml:5:26: 'max_requests': expected an integer from 0 to 10000000, got '-1'"});
+  CHECK(errorsOf(capsConfig("    caps: {per_backend: {max_queue: 1}}\n")) ==
+        Lines{"t.yaml:5:26: unknown key 'max_queue' in per_backend caps; expected one of: "
+              "max_connections, max_pending, max_requests"});
+  CHECK(errorsOf(capsConfig("    retry_budget: {percent: 101}\n")) ==
+        Lines{"t.yaml:5:29: 'percent': expected an integer from 0 to 100, got '101'"});
+}
+
+TEST_CASE("routes: retries and their defaults") {
+  CHECK_FALSE(load(std::string(kHead) + "routes: [{upstream: u}]\n").routes[0].retries);
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u, retries: {}}]\n");
+  REQUIRE(defaults.routes[0].retries);
+  const RetryPolicy& plain = *defaults.routes[0].retries;
+  CHECK(plain.attempts == 2);
+  CHECK(plain.on_reset);
+  CHECK(plain.on_per_try_timeout);
+  CHECK(plain.statuses.empty());
+  CHECK_FALSE(plain.non_idempotent);
+  CHECK(plain.per_try_timeout == milliseconds(0));
+  const Config set = load(std::string(kHead) +
+                          "routes:\n"
+                          "  - upstream: u\n"
+                          "    retries: {attempts: 3, on: [503, reset], methods: all,\n"
+                          "              per_try_timeout: 250ms, timeout: 2s, backoff: 10ms}\n");
+  const RetryPolicy& policy = *set.routes[0].retries;
+  CHECK(policy.attempts == 3);
+  CHECK(policy.on_reset);
+  CHECK_FALSE(policy.on_per_try_timeout);
+  CHECK(policy.statuses == std::vector<int>{503});
+  CHECK(policy.non_idempotent);
+  CHECK(policy.per_try_timeout == milliseconds(250));
+  CHECK(policy.timeout == seconds(2));
+  CHECK(policy.backoff == milliseconds(10));
+  CHECK(policy.max_backoff == milliseconds(100));
+}
+
+TEST_CASE("routes: bad retries are refused with their place") {
+  CHECK(routeErrors("routes: [{upstream: u, retries: {on: [404]}}]\n") ==
+        Lines{"t.yaml:3:39: retries 'on': each entry must be reset, per_try_timeout or a status "
+              "code from 500 to 599, got '404'"});
+  CHECK(routeErrors("routes: [{upstream: u, retries: {methods: post}}]\n") ==
+        Lines{"t.yaml:3:43: retries 'methods' must be idempotent or all, got 'post'"});
+  CHECK(routeErrors("routes: [{upstream: u, retries: {attempts: 11}}]\n") ==
+        Lines{"t.yaml:3:44: 'attempts': expected an integer from 1 to 10, got '11'"});
+}
+
 }  // namespace
 }  // namespace gw::config

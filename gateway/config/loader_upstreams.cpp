@@ -9,6 +9,13 @@ namespace {
 constexpr uint32_t kMaxWeight = 1000;
 constexpr uint32_t kMaxPoolIdle = 100'000;
 constexpr uint32_t kMaxThreshold = 1000;
+constexpr uint32_t kMaxCap = 10'000'000;
+
+void readCapLimits(NodeReader& in, CapLimits& out) {
+  in.readInt("max_connections", out.max_connections, 0, kMaxCap);
+  in.readInt("max_pending", out.max_pending, 0, kMaxCap);
+  in.readInt("max_requests", out.max_requests, 0, kMaxCap);
+}
 
 // "host:port", "[v6]:port"; the host is kept without brackets so it can be resolved directly.
 std::optional<std::string> splitHostPort(std::string_view text, BackendConfig& out) {
@@ -47,7 +54,8 @@ void Loader::parseUpstreams(NodeReader& root) {
   for (const YAML::Node& node : *list) {
     if (!expectMap(node, "an upstream")) continue;
     NodeReader in = reader(node, "upstream");
-    in.allowKeys({"name", "backends", "pool", "timeouts", "health_checks", "tls"});
+    in.allowKeys(
+        {"name", "backends", "pool", "timeouts", "health_checks", "tls", "caps", "retry_budget"});
     UpstreamConfig upstream;
     upstream.where = locate(node);
     upstream.identity = identityOf(node);
@@ -71,6 +79,8 @@ void Loader::parseUpstreams(NodeReader& root) {
     }
     parseTimeouts(in, upstream.timeouts);
     parseHealthChecks(in, upstream);
+    parseCaps(in, upstream.caps);
+    parseRetryBudget(in, upstream.retry_budget);
     if (const auto tls = in.readMap("tls")) {
       upstream.tls = parseUpstreamTls(*tls);
     } else if (const auto field = in.field("tls"); field && field->value.IsNull()) {
@@ -169,6 +179,31 @@ void Loader::parseHealthChecks(NodeReader& owner, UpstreamConfig& upstream) {
       error(*passive, "max_ejection must be at least base_ejection");
     }
   }
+}
+
+// caps: {max_connections, max_pending, max_requests, per_backend: {the same three}}
+void Loader::parseCaps(NodeReader& owner, UpstreamCaps& out) {
+  const auto caps = owner.readMap("caps");
+  if (!caps) return;
+  NodeReader in = reader(*caps, "caps");
+  in.allowKeys({"max_connections", "max_pending", "max_requests", "per_backend"});
+  readCapLimits(in, out.upstream);
+  if (const auto perBackend = in.readMap("per_backend")) {
+    NodeReader backendIn = reader(*perBackend, "per_backend caps");
+    backendIn.allowKeys({"max_connections", "max_pending", "max_requests"});
+    readCapLimits(backendIn, out.per_backend);
+  }
+}
+
+// retry_budget: {percent, min_concurrency}
+void Loader::parseRetryBudget(NodeReader& owner, std::optional<RetryBudget>& budgetOut) {
+  const auto budget = owner.readMap("retry_budget");
+  if (!budget) return;
+  RetryBudget& out = budgetOut.emplace();
+  NodeReader in = reader(*budget, "retry_budget");
+  in.allowKeys({"percent", "min_concurrency"});
+  in.readInt("percent", out.percent, 0, 100);
+  in.readInt("min_concurrency", out.min_concurrency, 0, kMaxCap);
 }
 
 // expected_statuses: [200, 204, "200-299"]: codes or inclusive ranges, each within 100..599.

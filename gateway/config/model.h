@@ -119,6 +119,29 @@ struct UpstreamTls {
   Location keyWhere;
 };
 
+// Caps on what is in flight toward an upstream or one of its backends, for the whole process
+// (Envoy's circuit breakers). 0: no cap.
+struct CapLimits {
+  uint32_t max_connections = 0;  // open connections: leased, connecting and idle in the pools
+  uint32_t max_pending = 0;      // connects in progress
+  uint32_t max_requests = 0;     // requests in flight
+  bool any() const { return max_connections != 0 || max_pending != 0 || max_requests != 0; }
+};
+
+struct UpstreamCaps {
+  CapLimits upstream;     // all its backends together
+  CapLimits per_backend;  // each backend
+  bool any() const { return upstream.any() || per_backend.any(); }
+};
+
+// How many retries may be in flight toward an upstream at once, for the whole process (Envoy's
+// retry_budget): `percent` of its requests in flight, and at least `min_concurrency`. Without
+// one, `min_concurrency` alone bounds them (Envoy's default max_retries of 3).
+struct RetryBudget {
+  uint32_t percent = 20;
+  uint32_t min_concurrency = 3;
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<BackendConfig> backends;
@@ -127,6 +150,8 @@ struct UpstreamConfig {
   std::optional<ActiveHealthCheck> active_check;
   PassiveHealthCheck passive_check;
   std::optional<UpstreamTls> tls;  // none: plain HTTP
+  UpstreamCaps caps;
+  std::optional<RetryBudget> retry_budget;
   Location where;
   // What the upstream's YAML says (config/yaml_identity.h): a reload keeps the per-worker
   // connection pools of an upstream whose identity did not change.
@@ -171,6 +196,21 @@ struct RouteMatch {
   std::vector<std::string> methods;  // upper-case; empty = any method
 };
 
+// When a failed attempt is tried again (routes[].retries), on top of what is always retried: a
+// connect that never reached a backend, and a stale pooled connection (once, idempotent only).
+struct RetryPolicy {
+  uint32_t attempts = 2;  // tries in all, the first included
+  bool on_reset = true;   // the backend closed or reset before any response byte
+  bool on_per_try_timeout = true;
+  std::vector<int> statuses;  // response statuses retried (e.g. 502, 503, 504)
+  // Also retry methods that are not idempotent (POST, PATCH): the backend may act twice.
+  bool non_idempotent = false;
+  Duration per_try_timeout{0};  // each try, connect to response head; 0: none
+  Duration timeout{0};          // all tries together, to the response head; 0: none
+  Duration backoff{0};          // base of the jittered wait before a retry; 0: none
+  Duration max_backoff{0};      // cap of that wait (10 x backoff unless given)
+};
+
 struct RouteConfig {
   std::string name;
   RouteMatch match;
@@ -180,6 +220,7 @@ struct RouteConfig {
   // Effective values: the route's own, else the upstream's / the global limits.
   std::size_t body_bytes = 0;
   UpstreamTimeouts timeouts;
+  std::optional<RetryPolicy> retries;  // none: only what is always retried
   // The global `plugins:` list followed by the route's own, in YAML order.
   std::vector<PluginBinding> plugins;
   Location where;

@@ -36,6 +36,8 @@ struct ErrorCode {
   X(UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED")   \
   X(UpstreamTlsError, 502, "UPSTREAM_TLS_ERROR")             \
   X(UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE")        \
+  X(UpstreamOverloaded, 503, "UPSTREAM_OVERLOADED")          \
+  X(RouteOverloaded, 503, "ROUTE_OVERLOADED")                \
   X(UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT") \
   X(UpstreamTimeout, 504, "UPSTREAM_TIMEOUT")                \
   X(UpstreamReset, 502, "UPSTREAM_RESET")                    \

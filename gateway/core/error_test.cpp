@@ -31,6 +31,8 @@ constexpr Expected kTable[] = {
     {ErrorCode::UpstreamConnectFailed, 502, "UPSTREAM_CONNECT_FAILED"},
     {ErrorCode::UpstreamTlsError, 502, "UPSTREAM_TLS_ERROR"},
     {ErrorCode::UpstreamUnavailable, 503, "UPSTREAM_UNAVAILABLE"},
+    {ErrorCode::UpstreamOverloaded, 503, "UPSTREAM_OVERLOADED"},
+    {ErrorCode::RouteOverloaded, 503, "ROUTE_OVERLOADED"},
     {ErrorCode::UpstreamConnectTimeout, 504, "UPSTREAM_CONNECT_TIMEOUT"},
     {ErrorCode::UpstreamTimeout, 504, "UPSTREAM_TIMEOUT"},
     {ErrorCode::UpstreamReset, 502, "UPSTREAM_RESET"},

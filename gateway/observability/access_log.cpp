@@ -13,10 +13,10 @@ namespace {
 using Field = AccessLogFormat::Field;
 
 constexpr std::array<std::string_view, AccessLogFormat::kFieldCount> kFieldNames = {
-    "time",   "request_id", "trace_id",   "span_id",     "client",
-    "method", "path",       "route",      "upstream",    "backend",
-    "status", "bytes_in",   "bytes_out",  "duration_ms", "upstream_duration_ms",
-    "",       "error",      "user_agent", "headers",
+    "time",     "request_id", "trace_id",  "span_id",     "client",
+    "method",   "path",       "route",     "upstream",    "backend",
+    "status",   "bytes_in",   "bytes_out", "duration_ms", "upstream_duration_ms",
+    "attempts", "",           "error",     "user_agent",  "headers",
 };
 
 constexpr std::string_view kMask = "***";
@@ -318,6 +318,13 @@ void appendField(std::string& out, Field field, const AccessLogRecord& r,
         out.append("null");
       } else {
         appendMillis(out, r.upstream_duration_us);
+      }
+      break;
+    case Field::Attempts:
+      if (r.attempts == 0) {
+        out.append("null");
+      } else {
+        appendInt(out, r.attempts);
       }
       break;
     case Field::Plugins:

@@ -44,6 +44,7 @@ struct AccessLogRecord {
   uint64_t bytes_out = 0;
   int64_t duration_us = 0;
   int64_t upstream_duration_us = -1;  // -1: no upstream was involved
+  uint32_t attempts = 0;              // tries toward the upstream; 0: none was made
   // The plugins' fields, by slot (AccessLogFormat's plugin fields): static strings, set by the
   // plugins' own code; empty (or missing) is null.
   std::span<const std::string_view> plugin_fields;
@@ -72,6 +73,7 @@ class AccessLogFormat {
     BytesOut,
     DurationMs,
     UpstreamDurationMs,
+    Attempts,
     Plugins,  // not a key itself: where the plugins' fields go, in their order
     Error,
     UserAgent,

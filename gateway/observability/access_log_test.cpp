@@ -69,6 +69,7 @@ obs::AccessLogRecord fullRecord() {
   r.bytes_out = 4567;
   r.duration_us = 12345;
   r.upstream_duration_us = 10001;
+  r.attempts = 2;
   r.plugin_fields = kPluginValues;
   r.user_agent = "curl/8.0";
   return r;
@@ -105,8 +106,9 @@ TEST_CASE("appendAccessLine writes every field in the fixed order, the plugins' 
       expected.emplace_back(obs::AccessLogFormat::fieldName(static_cast<Field>(i)));
     }
   }
-  CHECK(expected[15] == "cache");  // between upstream_duration_ms and error, as always
-  CHECK(expected[17] == "error");
+  CHECK(expected[15] == "attempts");
+  CHECK(expected[16] == "cache");  // between attempts and error, as always
+  CHECK(expected[18] == "error");
   CHECK(keys == expected);
 
   CHECK(std::string(doc["time"].GetString()) == "2026-11-28T04:05:06.789Z");
@@ -124,6 +126,7 @@ TEST_CASE("appendAccessLine writes every field in the fixed order, the plugins' 
   CHECK(doc["bytes_out"].GetUint64() == 4567);
   CHECK(line.find("\"duration_ms\":12.345,") != std::string::npos);
   CHECK(line.find("\"upstream_duration_ms\":10.001,") != std::string::npos);
+  CHECK(doc["attempts"].GetUint() == 2);
   CHECK(std::string(doc["cache"].GetString()) == "miss");
   CHECK(std::string(doc["rate_limit"].GetString()) == "allowed");
   CHECK(doc["error"].IsNull());
@@ -143,8 +146,9 @@ TEST_CASE("absent values are null; durations keep three decimals") {
   const std::string line = lineOf(r, obs::AccessLogFormat(kPluginFields));
   rapidjson::Document doc = parseLine(line);
   CHECK(std::string(doc["time"].GetString()) == "2024-02-29T23:59:59.999Z");
-  for (const char* key : {"request_id", "trace_id", "span_id", "client", "route", "upstream",
-                          "backend", "upstream_duration_ms", "cache", "rate_limit", "user_agent"}) {
+  for (const char* key :
+       {"request_id", "trace_id", "span_id", "client", "route", "upstream", "backend",
+        "upstream_duration_ms", "attempts", "cache", "rate_limit", "user_agent"}) {
     CHECK_MESSAGE(doc[key].IsNull(), key);
   }
   CHECK(line.find("\"duration_ms\":0.007,") != std::string::npos);

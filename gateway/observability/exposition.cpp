@@ -54,6 +54,19 @@ void perUpstream(const Sources& s, MetricFamily& family, uint64_t UpstreamMetric
   }
 }
 
+// One series per upstream and value of `label`, counted in `counts` (indexed like `names`).
+template <std::size_t N>
+void perUpstreamAnd(const Sources& s, MetricFamily& family, std::string_view label,
+                    const std::array<std::string_view, N>& names,
+                    std::array<uint64_t, N> UpstreamMetrics::*counts) {
+  for (std::size_t i = 0; i < s.total.upstreams.size(); ++i) {
+    for (std::size_t k = 0; k < N; ++k) {
+      addSample(family, {s.upstream(i), {std::string(label), std::string(names[k])}},
+                static_cast<double>((s.total.upstreams[i].*counts)[k]));
+    }
+  }
+}
+
 void perBackend(const Sources& s, MetricFamily& family, uint64_t BackendMetrics::*counter) {
   for (std::size_t u = 0; u < s.total.upstreams.size(); ++u) {
     const auto& backends = s.total.layout->upstreams[u].backends;
@@ -141,12 +154,27 @@ constexpr Family kLaterFamilies[] = {
     {"gatewayd_upstream_errors_total", MetricType::Counter,
      "Upstream failures by upstream and kind.",
      [](const Sources& s, MetricFamily& family) {
-       for (std::size_t i = 0; i < s.total.upstreams.size(); ++i) {
-         for (std::size_t k = 0; k < kUpstreamErrorKindNames.size(); ++k) {
-           addSample(family, {s.upstream(i), {"kind", std::string(kUpstreamErrorKindNames[k])}},
-                     static_cast<double>(s.total.upstreams[i].errors[k]));
-         }
-       }
+       perUpstreamAnd(s, family, "kind", kUpstreamErrorKindNames, &UpstreamMetrics::errors);
+     }},
+    {"gatewayd_upstream_overloaded_total", MetricType::Counter,
+     "Requests refused with UPSTREAM_OVERLOADED, by upstream and the cap they met.",
+     [](const Sources& s, MetricFamily& family) {
+       perUpstreamAnd(s, family, "cap", kCapNames, &UpstreamMetrics::overloaded);
+     }},
+    {"gatewayd_upstream_retries_total", MetricType::Counter,
+     "Retries started toward an upstream, by what failed the attempt before.",
+     [](const Sources& s, MetricFamily& family) {
+       perUpstreamAnd(s, family, "reason", kRetryReasonNames, &UpstreamMetrics::retries);
+     }},
+    {"gatewayd_upstream_retry_budget_exhausted_total", MetricType::Counter,
+     "Retries the upstream's retry budget refused (the failure went to the client).",
+     [](const Sources& s, MetricFamily& family) {
+       perUpstream(s, family, &UpstreamMetrics::retry_budget_exhausted);
+     }},
+    {"gatewayd_upstream_per_try_timeouts_total", MetricType::Counter,
+     "Attempts that ran out of their route's per-try timeout.",
+     [](const Sources& s, MetricFamily& family) {
+       perUpstream(s, family, &UpstreamMetrics::per_try_timeouts);
      }},
     {"gatewayd_upstream_backend_requests_total", MetricType::Counter,
      "Requests sent to each backend.",

@@ -66,6 +66,10 @@ TEST_CASE("the exposition of a tiny layout, exactly") {
   total.upstreams[0].connects = 1;
   total.upstreams[0].reuses = 2;
   total.upstreams[0].countError(obs::UpstreamErrorKind::Timeout);
+  total.upstreams[0].overloaded[2] = 4;
+  total.upstreams[0].retries[0] = 3;
+  total.upstreams[0].retry_budget_exhausted = 2;
+  total.upstreams[0].per_try_timeouts = 1;
   total.upstreams[0].idle_connections = 1;
   total.upstreams[0].backends[0].requests = 3;
   total.downstream_connections = 1;
@@ -166,6 +170,23 @@ gatewayd_upstream_errors_total{upstream="u",kind="connect"} 0
 gatewayd_upstream_errors_total{upstream="u",kind="timeout"} 1
 gatewayd_upstream_errors_total{upstream="u",kind="reset"} 0
 gatewayd_upstream_errors_total{upstream="u",kind="protocol"} 0
+# HELP gatewayd_upstream_overloaded_total Requests refused with UPSTREAM_OVERLOADED, by upstream and the cap they met.
+# TYPE gatewayd_upstream_overloaded_total counter
+gatewayd_upstream_overloaded_total{upstream="u",cap="connections"} 0
+gatewayd_upstream_overloaded_total{upstream="u",cap="pending"} 0
+gatewayd_upstream_overloaded_total{upstream="u",cap="requests"} 4
+# HELP gatewayd_upstream_retries_total Retries started toward an upstream, by what failed the attempt before.
+# TYPE gatewayd_upstream_retries_total counter
+gatewayd_upstream_retries_total{upstream="u",reason="connect_failure"} 3
+gatewayd_upstream_retries_total{upstream="u",reason="reset"} 0
+gatewayd_upstream_retries_total{upstream="u",reason="status"} 0
+gatewayd_upstream_retries_total{upstream="u",reason="per_try_timeout"} 0
+# HELP gatewayd_upstream_retry_budget_exhausted_total Retries the upstream's retry budget refused (the failure went to the client).
+# TYPE gatewayd_upstream_retry_budget_exhausted_total counter
+gatewayd_upstream_retry_budget_exhausted_total{upstream="u"} 2
+# HELP gatewayd_upstream_per_try_timeouts_total Attempts that ran out of their route's per-try timeout.
+# TYPE gatewayd_upstream_per_try_timeouts_total counter
+gatewayd_upstream_per_try_timeouts_total{upstream="u"} 1
 # HELP gatewayd_upstream_backend_requests_total Requests sent to each backend.
 # TYPE gatewayd_upstream_backend_requests_total counter
 gatewayd_upstream_backend_requests_total{upstream="u",backend="127.0.0.1:9000"} 3
@@ -255,7 +276,7 @@ TEST_CASE("every collected family has a unique name, a HELP text and one HELP an
   const obs::ProcessSample process;
   const obs::ScrapeCollectable collectable(total, global, process);
   const auto families = collectable.Collect();
-  CHECK(families.size() == 29 + tinyLayout()->routeCounters.size());  // the core's and the plugins'
+  CHECK(families.size() == 33 + tinyLayout()->routeCounters.size());  // the core's and the plugins'
   const std::string out = obs::textExposition(collectable);
   std::set<std::string> names;
   std::size_t types = 0;

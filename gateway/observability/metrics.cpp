@@ -42,6 +42,10 @@ void mergeUpstreamTotals(UpstreamMetrics& into, const UpstreamMetrics& from) {
   into.connects += from.connects;
   into.reuses += from.reuses;
   for (std::size_t i = 0; i < into.errors.size(); ++i) into.errors[i] += from.errors[i];
+  for (std::size_t i = 0; i < into.overloaded.size(); ++i) into.overloaded[i] += from.overloaded[i];
+  for (std::size_t i = 0; i < into.retries.size(); ++i) into.retries[i] += from.retries[i];
+  into.retry_budget_exhausted += from.retry_budget_exhausted;
+  into.per_try_timeouts += from.per_try_timeouts;
   into.active_connections += from.active_connections;
   into.idle_connections += from.idle_connections;
 }

@@ -67,6 +67,13 @@ enum class UpstreamErrorKind : uint8_t { Connect, Timeout, Reset, Protocol };
 inline constexpr std::array<std::string_view, 4> kUpstreamErrorKindNames = {"connect", "timeout",
                                                                             "reset", "protocol"};
 
+// The caps of an upstream (upstream::Cap), by which a request was refused.
+inline constexpr std::array<std::string_view, 3> kCapNames = {"connections", "pending", "requests"};
+
+// Why an attempt was retried (proxy::RetryReason).
+inline constexpr std::array<std::string_view, 4> kRetryReasonNames = {"connect_failure", "reset",
+                                                                      "status", "per_try_timeout"};
+
 struct RouteMetrics {
   struct RequestCount {
     uint8_t method = 0;  // index into kMethodNames
@@ -97,6 +104,10 @@ struct UpstreamMetrics {
   uint64_t connects = 0;  // new connections opened
   uint64_t reuses = 0;    // requests sent on a pooled keep-alive connection
   std::array<uint64_t, kUpstreamErrorKindNames.size()> errors{};  // by UpstreamErrorKind
+  std::array<uint64_t, kCapNames.size()> overloaded{};       // requests refused, by the cap reached
+  std::array<uint64_t, kRetryReasonNames.size()> retries{};  // retries started, by reason
+  uint64_t retry_budget_exhausted = 0;                       // retries the budget refused
+  uint64_t per_try_timeouts = 0;  // attempts that ran out of their per-try time
   // Gauges: the worker increments and decrements; the sum over workers is the value.
   int64_t active_connections = 0;
   int64_t idle_connections = 0;

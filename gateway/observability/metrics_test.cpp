@@ -93,6 +93,13 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   a.upstreams[0].active_connections = 1;
   b.upstreams[0].active_connections = -1;  // a worker's gauge may dip while the sum holds
   b.upstreams[0].idle_connections = 4;
+  a.upstreams[0].overloaded = {1, 0, 2};
+  b.upstreams[0].overloaded = {0, 3, 4};
+  a.upstreams[0].retries = {1, 2, 0, 0};
+  b.upstreams[0].retries = {0, 1, 5, 1};
+  a.upstreams[0].retry_budget_exhausted = 2;
+  b.upstreams[0].retry_budget_exhausted = 3;
+  b.upstreams[0].per_try_timeouts = 6;
   a.upstreams[0].backends[0] = {3, 1};
   b.upstreams[0].backends[0] = {4, 0};
   a.downstream_connections = 2;
@@ -123,6 +130,10 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   CHECK(upstream.errors[static_cast<std::size_t>(obs::UpstreamErrorKind::Reset)] == 1);
   CHECK(upstream.active_connections == 0);
   CHECK(upstream.idle_connections == 4);
+  CHECK(upstream.overloaded == decltype(upstream.overloaded){1, 3, 6});
+  CHECK(upstream.retries == decltype(upstream.retries){1, 3, 5, 1});
+  CHECK(upstream.retry_budget_exhausted == 5);
+  CHECK(upstream.per_try_timeouts == 6);
   CHECK(upstream.backends[0].requests == 7);
   CHECK(upstream.backends[0].errors == 1);
   CHECK(total.downstream_connections == 5);

@@ -445,7 +445,7 @@ void Connection::reply(const Error& error, bool closeAfter) {
   }
   LocalResponse response = makeErrorResponse(error, currentRequestId());
   if (exchange_) {
-    log_.setBackend(exchange_->backend());
+    log_.setBackend(exchange_->backend(), exchange_->tries());
     exchange_->respond(std::move(response), closeAfter);  // back through answered()
     return;
   }
@@ -476,7 +476,7 @@ void Connection::writeLocalResponse(const LocalResponse& response, bool closeAft
 }
 
 void Connection::completed(int status, bool close) {
-  log_.setBackend(exchange_->backend());
+  log_.setBackend(exchange_->backend(), exchange_->tries());
   log_.setUpstreamMicros(exchange_->upstreamMicros());
   recordExchange(status);
   // The client said this was its last request (Connection: close, or HTTP/1.0) and sent all of
@@ -498,7 +498,7 @@ void Connection::endExchange(bool close) {
 
 void Connection::cut(int status, ErrorCode error) {
   log_.setError(core::wireCode(error));
-  log_.setBackend(exchange_->backend());
+  log_.setBackend(exchange_->backend(), exchange_->tries());
   recordExchange(status);
   close();
 }

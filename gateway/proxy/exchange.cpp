@@ -53,7 +53,8 @@ Exchange::Exchange(Generation& generation, Downstream& downstream, const RoutedR
       timeouts_(generation.routeTimeouts(routeIndex_)),
       target_(request),
       relay_(downstream.clientOutput(), request.client, route_.plugins.empty() ? nullptr : this),
-      forwarder_(cluster_, timeouts_, worker_.heads(), *this, relay_),
+      forwarder_(cluster_, timeouts_, worker_.heads(), *this, relay_,
+                 route_.retries ? &*route_.retries : nullptr),
       requestHasBody_(request.hasBody),
       expectContinue_(request.expectContinue && request.hasBody &&
                       request.client.versionMinor >= 1),

@@ -143,6 +143,7 @@ class Exchange final : public plugin::Context,
   void forceClose() { relay_.forceClose(); }
   const config::RouteConfig& route() const { return route_; }
   const upstream::Backend* backend() const { return forwarder_.backend(); }
+  uint32_t tries() const { return forwarder_.tries(); }
   int64_t upstreamMicros() const { return forwarder_.upstreamMicros(); }
   upstream::Cluster& cluster() { return cluster_; }
   const upstream::Timeouts& timeouts() const { return timeouts_; }

@@ -91,6 +91,7 @@ void ExchangeLog::finish(int status, uint64_t requestBytes, uint64_t queuedTotal
   // without them.
   error_ = {};
   backend_ = nullptr;
+  attempts_ = 0;
   upstreamUs_ = -1;
   trace_.reset();
   generation_ = {};  // an idle keep-alive connection must not keep a replaced generation alive
@@ -127,6 +128,7 @@ void ExchangeLog::writeAccessLine(int status, uint64_t requestBytes, uint64_t re
   r.bytes_out = responseBytes;
   r.duration_us = durationUs;
   r.upstream_duration_us = upstreamUs_;
+  r.attempts = attempts_;
   r.error = error_;
   r.plugin_fields = who.pluginFields;
   r.user_agent = userAgent_;

@@ -48,7 +48,11 @@ class ExchangeLog {
 
   void setRoute(std::size_t routeIndex) { route_ = routeIndex; }
   void setError(std::string_view wireCode) { error_ = wireCode; }
-  void setBackend(const upstream::Backend* backend) { backend_ = backend; }
+  // The backend of the last try, and how many tries the request took.
+  void setBackend(const upstream::Backend* backend, uint32_t attempts) {
+    backend_ = backend;
+    attempts_ = attempts;
+  }
   void setUpstreamMicros(int64_t us) { upstreamUs_ = us; }
   std::string_view methodName() const { return methodName_; }
 
@@ -78,6 +82,7 @@ class ExchangeLog {
   std::vector<std::pair<std::string, std::string>> loggedHeaders_;
   std::string_view error_;  // wire code of the gateway's own error answer
   const upstream::Backend* backend_ = nullptr;
+  uint32_t attempts_ = 0;
   int64_t upstreamUs_ = -1;
   std::optional<observability::TraceHop> trace_;
   char traceParent_[observability::kTraceParentLen] = {};

@@ -1,9 +1,11 @@
 #include "gateway/proxy/forwarder.h"
 
 #include <algorithm>
+#include <bit>
 #include <utility>
 
 #include "gateway/core/clock.h"
+#include "gateway/core/fast_random.h"
 #include "gateway/core/guard.h"
 #include "gateway/core/log.h"
 #include "gateway/proxy/watermarks.h"
@@ -18,6 +20,17 @@ using Kind = observability::UpstreamErrorKind;
 
 uint64_t bitOf(const upstream::Cluster& cluster, const upstream::Backend& backend) {
   return uint64_t(1) << (cluster.indexOf(backend) & 63);
+}
+
+// The wait before the try after try `tries`: the policy's back-off doubled per retry up to its
+// cap, and jittered into [half, whole] so the clients of a failed backend do not come back in step.
+int64_t backoffMs(const config::RetryPolicy& policy, uint32_t tries) {
+  const int64_t base = policy.backoff.count();
+  if (base == 0) return 0;
+  const int64_t whole =
+      std::min<int64_t>(base << std::min<uint32_t>(tries - 1, 16), policy.max_backoff.count());
+  thread_local core::FastRandom random;
+  return whole / 2 + static_cast<int64_t>(random.next() % static_cast<uint64_t>(whole / 2 + 1));
 }
 
 }  // namespace
@@ -40,6 +53,39 @@ NextAttempt nextAttempt(const Error& error, const AttemptFacts& facts) {
   return NextAttempt::Fail;
 }
 
+namespace {
+
+// A policy may try again: tries left, and a request that can be sent again as it was.
+bool mayResend(const config::RetryPolicy& policy, const AttemptFacts& facts, uint32_t tries) {
+  if (tries >= policy.attempts) return false;
+  if (facts.requestHasBody && !facts.bodyBuffered) return false;  // a streamed body is gone
+  // The backend may have acted on the request: only a method that may run twice, or a route that
+  // says its non-idempotent ones may.
+  return facts.idempotent || policy.non_idempotent;
+}
+
+}  // namespace
+
+NextAttempt nextAttempt(const Error& error, const AttemptFacts& facts,
+                        const config::RetryPolicy& policy, uint32_t tries, bool perTryExpired) {
+  const NextAttempt always = nextAttempt(error, facts);
+  if (always != NextAttempt::Fail) return tries < policy.attempts ? always : NextAttempt::Fail;
+  if (!mayResend(policy, facts, tries)) return NextAttempt::Fail;
+  if (perTryExpired) return policy.on_per_try_timeout ? NextAttempt::Resend : NextAttempt::Fail;
+  // A reset after part of the response arrived is not the backend refusing the request.
+  if (error.code == ErrorCode::UpstreamReset && !facts.responseBegun && policy.on_reset) {
+    return NextAttempt::Resend;
+  }
+  return NextAttempt::Fail;
+}
+
+bool retriesStatus(const config::RetryPolicy& policy, int status, const AttemptFacts& facts,
+                   uint32_t tries) {
+  return std::find(policy.statuses.begin(), policy.statuses.end(), status) !=
+             policy.statuses.end() &&
+         mayResend(policy, facts, tries);
+}
+
 FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts,
                             bool responseOverOurLimits) {
   if (error.code == ErrorCode::UpstreamConnectFailed) return {Kind::Connect, true};
@@ -53,13 +99,17 @@ FailureVerdict judgeFailure(const Error& error, bool countReadTimeouts,
 }
 
 Forwarder::Forwarder(upstream::Cluster& cluster, const upstream::Timeouts& timeouts,
-                     core::Recycler<std::string>& heads, Owner& owner, ResponseRelay& response)
+                     core::Recycler<std::string>& heads, Owner& owner, ResponseRelay& response,
+                     const config::RetryPolicy* policy)
     : cluster_(cluster),
       timeouts_(timeouts),
       heads_(heads),
       owner_(owner),
       response_(response),
-      head_(heads.take()) {}
+      head_(heads.take()),
+      policy_(policy) {
+  if (policy_ && !policy_->statuses.empty()) response_.setRetryJudge(this);
+}
 
 Forwarder::~Forwarder() {
   abandon();
@@ -74,8 +124,91 @@ void Forwarder::guarded(Body&& body) {
 
 void Forwarder::start(const AttemptFacts& facts, std::string_view body) {
   facts_ = facts;
+  facts_.bodyBuffered = !body.empty();
   bufferedBody_ = body;
+  if (policy_ && policy_->timeout.count() > 0) {
+    armTimer(deadline_, policy_->timeout.count(), &Forwarder::onDeadline);
+  }
   connect();
+}
+
+void Forwarder::armTimer(core::EventPtr& timer, int64_t ms, event_callback_fn callback) {
+  if (!timer) timer.reset(event_new(cluster_.base(), -1, 0, callback, this));
+  const timeval wait{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+  event_add(timer.get(), &wait);
+}
+
+void Forwarder::onTryTimer(evutil_socket_t, short, void* self) {
+  auto& forwarder = *static_cast<Forwarder*>(self);
+  forwarder.guarded([&] {
+    if (std::exchange(forwarder.backingOff_, false)) {
+      if (forwarder.connect()) forwarder.send();
+      return;
+    }
+    if (!forwarder.lease_ || forwarder.response_.started()) return;
+    ++forwarder.cluster_.metrics().per_try_timeouts;
+    forwarder.perTryExpired_ = true;
+    forwarder.failed(Error::upstream(ErrorCode::UpstreamTimeout,
+                                     "the upstream did not answer within the per-try timeout"));
+  });
+}
+
+void Forwarder::onDeadline(evutil_socket_t, short, void* self) {
+  auto& forwarder = *static_cast<Forwarder*>(self);
+  forwarder.guarded([&] {
+    if (forwarder.response_.started()) return;
+    forwarder.endTries();
+    forwarder.owner_.onForwardFailed(
+        Error::upstream(ErrorCode::UpstreamTimeout, "the route's retries timed out"));
+  });
+}
+
+void Forwarder::endPolicyTries() {
+  if (tryTimer_) event_del(tryTimer_.get());
+  if (deadline_) event_del(deadline_.get());
+  backingOff_ = false;
+  if (std::exchange(holdsBudget_, false)) cluster_.load()->retryEnded();
+}
+
+AttemptFacts Forwarder::factsNow() const {
+  AttemptFacts facts = facts_;
+  facts.responseBegun = lease_ && lease_->receivedAny();
+  return facts;
+}
+
+bool Forwarder::startRetry(RetryReason reason) {
+  if (policy_ && !holdsBudget_) {
+    upstream::LoadBoard* load = cluster_.load();
+    if (load && !load->startRetry()) {
+      ++cluster_.metrics().retry_budget_exhausted;
+      return false;
+    }
+    holdsBudget_ = load != nullptr;
+  }
+  ++cluster_.metrics().retries[static_cast<std::size_t>(reason)];
+  return true;
+}
+
+bool Forwarder::retryStatus(int status) {
+  return retriesStatus(*policy_, status, factsNow(), tries_) && startRetry(RetryReason::Status);
+}
+
+void Forwarder::resend() {
+  const upstream::Backend& failed = lease_->backend();
+  if (tryTimer_) event_del(tryTimer_.get());
+  lease_->output().clear();
+  cluster_.retire(std::move(lease_));
+  // Another backend than the one that failed while there is one; then any, that one included.
+  const std::size_t backends = cluster_.backendCount();
+  if (std::popcount(triedBackends_) >= static_cast<int>(std::min<std::size_t>(backends, 64))) {
+    triedBackends_ = backends > 1 ? bitOf(cluster_, failed) : 0;
+  }
+  if (const int64_t pause = backoffMs(*policy_, tries_)) {
+    backingOff_ = true;
+    armTimer(tryTimer_, pause, &Forwarder::onTryTimer);
+    return;
+  }
+  if (connect()) send();
 }
 
 bool Forwarder::connect() {
@@ -100,6 +233,9 @@ bool Forwarder::connect() {
   while (true) {
     upstream::Backend* backend = cluster_.pick(triedBackends_);
     if (!backend) {
+      if (connectFailure_ && connectFailure_->code == ErrorCode::UpstreamOverloaded) {
+        ++cluster_.metrics().overloaded[static_cast<std::size_t>(*refusedBy_)];
+      }
       owner_.onForwardFailed(connectFailure_ ? *connectFailure_
                                              : Error::upstream(ErrorCode::UpstreamConnectFailed,
                                                                "no backend could be reached"));
@@ -107,6 +243,15 @@ bool Forwarder::connect() {
     }
     triedBackends_ |= bitOf(cluster_, *backend);
     backend_ = backend;
+    // A backend at its cap is passed over for another; the request is refused only when every
+    // backend left is (or the upstream as a whole is).
+    if (const auto cap = cluster_.overCap(*backend, facts_.retriedReuse)) {
+      refusedBy_ = cap;
+      connectFailure_ = Error::upstream(ErrorCode::UpstreamOverloaded,
+                                        "the upstream is at its cap of concurrent " +
+                                            std::string(observability::kCapNames[size_t(*cap)]));
+      continue;
+    }
     // After a stale pooled connection, the retry must not draw another pooled one.
     std::unique_ptr<upstream::Connection> lease =
         facts_.retriedReuse ? nullptr : cluster_.takeIdle(*backend);
@@ -137,6 +282,10 @@ bool Forwarder::connect() {
       }
     }
     lease_ = std::move(lease);
+    ++tries_;
+    if (policy_ && policy_->per_try_timeout.count() > 0) {
+      armTimer(tryTimer_, policy_->per_try_timeout.count(), &Forwarder::onTryTimer);
+    }
     startUs_ = core::monotonicUs();
     // A pooled connection already watches reads (idle timeout until the request is out); send()
     // writes the head together with whatever body is already here.
@@ -180,6 +329,7 @@ void Forwarder::send() {
 void Forwarder::onUpstreamConnected() {
   guarded([&] {
     cluster_.markUp(lease_->backend());
+    cluster_.connected(*lease_);
     lease_->watchReads(nullptr);
     send();
   });
@@ -196,7 +346,20 @@ void Forwarder::onUpstreamDrained() {
 }
 
 void Forwarder::onUpstreamRead() {
-  guarded([&] { owner_.onResponseParsed(); });
+  guarded([&] {
+    if (response_.retryRequested()) {
+      // The retried answer counts as the backend's (its passive health sees a 5xx).
+      const upstream::Backend& backend = lease_->backend();
+      ++cluster_.metrics().backends[cluster_.indexOf(backend)].requests;
+      if (cluster_.config().passive_check.count_5xx) reportBackendFailure(backend);
+      connectFailure_ = Error::upstream(ErrorCode::UpstreamUnavailable,
+                                        "no backend left to retry the request on");
+      resend();
+      return;
+    }
+    if (policy_ && response_.started()) endTries();
+    owner_.onResponseParsed();
+  });
 }
 
 void Forwarder::onUpstreamClosed() {
@@ -225,7 +388,21 @@ void Forwarder::failed(const Error& error) {
   countFailure(up.backend(),
                judgeFailure(error, cluster_.config().passive_check.count_read_timeouts,
                             protocol && up.parser().overLimit()));
-  switch (nextAttempt(error, facts_)) {
+  const bool perTry = std::exchange(perTryExpired_, false);
+  const NextAttempt next = policy_ ? nextAttempt(error, factsNow(), *policy_, tries_, perTry)
+                                   : nextAttempt(error, facts_);
+  const RetryReason reason = next == NextAttempt::AnotherBackend ? RetryReason::ConnectFailure
+                             : perTry                            ? RetryReason::PerTryTimeout
+                                                                 : RetryReason::Reset;
+  if (next != NextAttempt::Fail && !startRetry(reason)) {
+    owner_.onForwardFailed(error);
+    return;
+  }
+  switch (next) {
+    case NextAttempt::Resend:
+      connectFailure_ = Error::upstream(error.code, error.message);
+      resend();
+      return;
     case NextAttempt::AnotherBackend:
       cluster_.markDown(up.backend());
       connectFailure_ = Error::upstream(error.code, error.message);
@@ -264,6 +441,7 @@ void Forwarder::reportBackendFailure(const upstream::Backend& backend) {
 }
 
 void Forwarder::finish(int upstreamStatus, bool reusable) {
+  endTries();
   const upstream::Backend& backend = lease_->backend();
   backend_ = &backend;
   upstreamUs_ = std::max<int64_t>(core::monotonicUs() - startUs_, 0);
@@ -285,6 +463,7 @@ void Forwarder::finish(int upstreamStatus, bool reusable) {
 }
 
 void Forwarder::abandon() {
+  endTries();
   if (lease_) cluster_.retire(std::move(lease_));
 }
 

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "gateway/core/error.h"
+#include "gateway/core/libevent_ptr.h"
 #include "gateway/core/out_queue.h"
 #include "gateway/core/recycler.h"
 #include "gateway/http/parser.h"
@@ -30,16 +31,30 @@ struct AttemptFacts {
   bool idempotent = false;      // the method may run twice (RFC 9110 §9.2.2)
   bool requestHasBody = false;  // a streamed body cannot be sent again
   bool retriedReuse = false;    // the one retry after a stale pooled connection is spent
+  bool bodyBuffered = false;    // the body is held whole (a plugin buffered it): it can be resent
+  bool responseBegun = false;   // a byte of the response arrived on the failed attempt
 };
 
 enum class NextAttempt : uint8_t {
   Fail,             // answer the client with the error
   AnotherBackend,   // nothing was sent: the next backend the balancer picks
   FreshConnection,  // a new connection (the same backend may be picked again), never a pooled one
+  Resend,           // a route's retry policy: the request again, on another backend if there is one
 };
 
 // What to do after `error` ended an attempt. Pure: the table the Forwarder applies.
 NextAttempt nextAttempt(const core::Error& error, const AttemptFacts& facts);
+// The same under a route's retry policy, after try number `tries` (the first is 1);
+// `perTryExpired`: the error is the policy's per-try timeout. The budget is not asked here.
+NextAttempt nextAttempt(const core::Error& error, const AttemptFacts& facts,
+                        const config::RetryPolicy& policy, uint32_t tries, bool perTryExpired);
+// Whether a final response `status` is retried under `policy` after try `tries` (its bytes are
+// then dropped before any reaches the client).
+bool retriesStatus(const config::RetryPolicy& policy, int status, const AttemptFacts& facts,
+                   uint32_t tries);
+
+// Why a retry started, named by observability::kRetryReasonNames.
+enum class RetryReason : uint8_t { ConnectFailure, Reset, Status, PerTryTimeout };
 
 // How an attempt's failure counts: its metrics label and whether it holds against the backend's
 // passive health (a client picks a slow path, and our own limits are no sign of a sick backend).
@@ -50,7 +65,7 @@ struct FailureVerdict {
 FailureVerdict judgeFailure(const core::Error& error, bool countReadTimeouts,
                             bool responseOverOurLimits);
 
-class Forwarder final : public upstream::Connection::Listener {
+class Forwarder final : public upstream::Connection::Listener, private RetryJudge {
  public:
   class Owner {
    public:
@@ -72,8 +87,10 @@ class Forwarder final : public upstream::Connection::Listener {
     virtual void recoverFromBug(const char* what) = 0;
   };
 
+  // `policy`: the route's retry policy (null: only what is always retried).
   Forwarder(upstream::Cluster& cluster, const upstream::Timeouts& timeouts,
-            core::Recycler<std::string>& heads, Owner& owner, ResponseRelay& response);
+            core::Recycler<std::string>& heads, Owner& owner, ResponseRelay& response,
+            const config::RetryPolicy* policy);
   ~Forwarder() override;
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
@@ -100,6 +117,8 @@ class Forwarder final : public upstream::Connection::Listener {
   // The backend of the last attempt (null before any) and the time it took, for the log.
   const upstream::Backend* backend() const { return backend_; }
   int64_t upstreamMicros() const { return upstreamUs_; }
+  // Tries the request took so far (each backend or connection it was handed to).
+  uint32_t tries() const { return tries_; }
 
   // upstream::Connection::Listener
   void onUpstreamConnected() override;
@@ -119,6 +138,22 @@ class Forwarder final : public upstream::Connection::Listener {
   void queueHead(core::OutQueue& out, const upstream::Backend& backend);
   void countFailure(const upstream::Backend& backend, const FailureVerdict& verdict);
   void reportBackendFailure(const upstream::Backend& backend);
+  // RetryJudge: a retried status is dropped before the relay queues a byte of it.
+  bool retryStatus(int status) override;
+  // Counts a retry; under a policy, false when the upstream's budget refuses it.
+  bool startRetry(RetryReason reason);
+  // The request again from its first byte, after a pause when the policy asks for one.
+  void resend();
+  void armTimer(core::EventPtr& timer, int64_t ms, event_callback_fn callback);
+  static void onTryTimer(evutil_socket_t, short, void* self);
+  static void onDeadline(evutil_socket_t, short, void* self);
+  // The exchange has its response head (or ends): the per-try and overall deadlines are over,
+  // and a retry budget held is given back.
+  void endTries() {
+    if (policy_) endPolicyTries();
+  }
+  void endPolicyTries();
+  AttemptFacts factsNow() const;
 
   upstream::Cluster& cluster_;
   const upstream::Timeouts& timeouts_;
@@ -140,8 +175,16 @@ class Forwarder final : public upstream::Connection::Listener {
   // the client when no backend is left to try; empty when none got that far (every connect
   // refused at once: UPSTREAM_CONNECT_FAILED). Empty until then, so an exchange allocates nothing.
   std::optional<core::Error> connectFailure_;
+  std::optional<upstream::Cap> refusedBy_;  // the cap of the last backend passed over for it
   int64_t startUs_ = 0;  // core::monotonicUs() when the current attempt's request was handed over
   int64_t upstreamUs_ = -1;
+  const config::RetryPolicy* policy_;
+  uint32_t tries_ = 0;
+  bool holdsBudget_ = false;  // one of the upstream's retries in flight is this exchange's
+  bool perTryExpired_ = false;
+  bool backingOff_ = false;  // tryTimer_ is the wait before the next try
+  core::EventPtr tryTimer_;  // per-try timeout, or the back-off wait (routes with a policy)
+  core::EventPtr deadline_;  // the policy's overall timeout
 };
 
 }  // namespace gw::proxy

@@ -70,3 +70,57 @@ TEST_CASE("forwarder: each failure has its metrics label and its weight against 
   CHECK(judge(ErrorCode::UpstreamProtocol).countsAgainstBackend);
   CHECK_FALSE(judge(ErrorCode::UpstreamProtocol, false, true).countsAgainstBackend);
 }
+
+TEST_CASE(
+    "forwarder: under a retry policy, a reset or a per-try timeout is resent while tries "
+    "are left, for a request that can be sent again") {
+  config::RetryPolicy policy;
+  policy.attempts = 3;
+  const Error reset = failure(ErrorCode::UpstreamReset, Retry::Never);
+  const Error timedOut = failure(ErrorCode::UpstreamTimeout, Retry::Never);
+  const AttemptFacts get{.idempotent = true};
+  CHECK(proxy::nextAttempt(reset, get, policy, 1, false) == NextAttempt::Resend);
+  CHECK(proxy::nextAttempt(reset, get, policy, 2, false) == NextAttempt::Resend);
+  CHECK(proxy::nextAttempt(reset, get, policy, 3, false) == NextAttempt::Fail);  // tries spent
+  CHECK(proxy::nextAttempt(timedOut, get, policy, 1, true) == NextAttempt::Resend);
+  // The route's own read timeout is not a per-try timeout.
+  CHECK(proxy::nextAttempt(timedOut, get, policy, 1, false) == NextAttempt::Fail);
+  // Part of the response had arrived: not a refusal of the request.
+  CHECK(proxy::nextAttempt(reset, {.idempotent = true, .responseBegun = true}, policy, 1, false) ==
+        NextAttempt::Fail);
+  // A POST may have been acted on; a streamed body is gone; a buffered one can be resent.
+  CHECK(proxy::nextAttempt(reset, {}, policy, 1, false) == NextAttempt::Fail);
+  CHECK(proxy::nextAttempt(reset, {.idempotent = true, .requestHasBody = true}, policy, 1, false) ==
+        NextAttempt::Fail);
+  CHECK(proxy::nextAttempt(reset,
+                           {.idempotent = true, .requestHasBody = true, .bodyBuffered = true},
+                           policy, 1, false) == NextAttempt::Resend);
+  policy.non_idempotent = true;
+  CHECK(proxy::nextAttempt(reset, {}, policy, 1, false) == NextAttempt::Resend);
+  policy.on_reset = false;
+  policy.on_per_try_timeout = false;
+  CHECK(proxy::nextAttempt(reset, get, policy, 1, false) == NextAttempt::Fail);
+  CHECK(proxy::nextAttempt(timedOut, get, policy, 1, true) == NextAttempt::Fail);
+}
+
+TEST_CASE("forwarder: under a retry policy, what is always retried still is, within the tries") {
+  config::RetryPolicy policy;
+  policy.attempts = 2;
+  const Error refused = failure(ErrorCode::UpstreamConnectFailed, Retry::Safe);
+  const Error lost = failure(ErrorCode::UpstreamReset, Retry::IfIdempotent);
+  CHECK(proxy::nextAttempt(refused, {}, policy, 1, false) == NextAttempt::AnotherBackend);
+  CHECK(proxy::nextAttempt(refused, {}, policy, 2, false) == NextAttempt::Fail);
+  CHECK(proxy::nextAttempt(lost, {.idempotent = true}, policy, 1, false) ==
+        NextAttempt::FreshConnection);
+}
+
+TEST_CASE("forwarder: a status is retried when listed, with tries left, for a resendable request") {
+  config::RetryPolicy policy;
+  policy.statuses = {502, 503};
+  const AttemptFacts get{.idempotent = true};
+  CHECK(proxy::retriesStatus(policy, 503, get, 1));
+  CHECK_FALSE(proxy::retriesStatus(policy, 504, get, 1));
+  CHECK_FALSE(proxy::retriesStatus(policy, 503, get, 2));  // attempts: 2 by default
+  CHECK_FALSE(proxy::retriesStatus(policy, 503, {}, 1));   // POST
+  CHECK_FALSE(proxy::retriesStatus(policy, 503, {.idempotent = true, .requestHasBody = true}, 1));
+}

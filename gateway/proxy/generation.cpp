@@ -40,6 +40,7 @@ Generation::Generation(WorkerContext& worker, const ServedConfig& served,
         upstreams[i], served.backendAddresses[i], worker.base(), worker.graveyard(),
         worker.timeouts(), worker.upstreamHeadLimits(), worker.upstreamBlocks(),
         metrics_.upstreams[i], health, i, served.upstreamTls[i]));
+    clusters_.back()->shareLoad(*served.upstreamLoads[i]);
   }
   // The previous generation's worker states, by route name and settings object.
   std::map<std::pair<std::string_view, const void*>, std::shared_ptr<plugin::WorkerState>> before;

@@ -39,6 +39,8 @@ struct ServedConfig {
   const std::vector<std::vector<net::SocketAddress>>& backendAddresses;
   // Per upstream: its TLS client side, null for plain HTTP.
   const std::vector<std::shared_ptr<const net::TlsClientContext>>& upstreamTls;
+  // Per upstream: the process-wide counts its caps and retry budget read.
+  const std::vector<std::shared_ptr<upstream::LoadBoard>>& upstreamLoads;
   std::shared_ptr<const observability::MetricsLayout> metricsLayout;
   const observability::AccessLogFormat* accessLogFormat;  // null when the access log is off
   // The global plugin list, for answers no route took; at index config.routes.size().

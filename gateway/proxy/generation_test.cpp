@@ -57,8 +57,8 @@ Loaded load(const std::string& yaml, const Loaded* live = nullptr) {
 
 ServedConfig served(const Loaded& loaded) {
   const runtime::Snapshot& s = *loaded.snapshot;
-  return {s.config, *s.router, s.backendAddresses, s.upstreamTls, s.metricsLayout, nullptr,
-          s.unrouted};
+  return {s.config,        *s.router, s.backendAddresses, s.upstreamTls, s.upstreamLoads,
+          s.metricsLayout, nullptr,   s.unrouted};
 }
 
 struct NoConnections final : ConnectionHome {

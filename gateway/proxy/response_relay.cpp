@@ -64,6 +64,10 @@ int ResponseRelay::onHeadersComplete() {
       relayInformational();
       break;
     case http::ResponseHead::Kind::Final:
+      if (judge_ && judge_->retryStatus(parser().statusCode())) {
+        retryRequested_ = true;
+        return HPE_PAUSED;
+      }
       status_ = parser().statusCode();
       upstreamStatus_ = status_;
       started_ = true;

@@ -44,13 +44,30 @@ class ResponsePhases {
   virtual void filterUpstreamBody(std::string_view piece, bool end) = 0;
 };
 
+// Decides whether a final response status is retried (a route's retry policy).
+class RetryJudge {
+ public:
+  virtual bool retryStatus(int status) = 0;
+
+ protected:
+  ~RetryJudge() = default;
+};
+
 class ResponseRelay final : public http::Parser::Handler {
  public:
   ResponseRelay(core::OutQueue& clientOut, ClientView client, ResponsePhases* phases);
 
   // The upstream connection whose parser calls us (its input holds the bytes parsed), for each
   // attempt.
-  void attach(upstream::Connection& lease) { lease_ = &lease; }
+  void attach(upstream::Connection& lease) {
+    lease_ = &lease;
+    retryRequested_ = false;
+  }
+  // Asked on each final head before any byte of it is queued.
+  void setRetryJudge(RetryJudge* judge) { judge_ = judge; }
+  // The judge chose to retry the final head just parsed: nothing of it was queued, and the
+  // parser stopped there.
+  bool retryRequested() const { return retryRequested_; }
 
   // Started: the upstream's final head was parsed and queued toward the client; on the wire: a
   // byte of it reached the client, so only cutting the connection can still signal a failure.
@@ -113,6 +130,8 @@ class ResponseRelay final : public http::Parser::Handler {
   bool closeAfter_ = false;
   bool upstreamReusable_ = false;
   bool replaced_ = false;  // see replaceUpstreamResponse()
+  bool retryRequested_ = false;
+  RetryJudge* judge_ = nullptr;
 };
 
 }  // namespace gw::proxy

@@ -55,6 +55,21 @@ std::shared_ptr<const net::TlsClientContext> loadUpstreamTls(
   return context;
 }
 
+// The live snapshot's board of an upstream written the same, else a new one.
+std::shared_ptr<upstream::LoadBoard> loadBoardFor(const config::UpstreamConfig& upstream,
+                                                  const Snapshot* live) {
+  if (live) {
+    const auto& before = live->config.upstreams;
+    for (std::size_t i = 0; i < before.size(); ++i) {
+      if (before[i].name == upstream.name && before[i].identity == upstream.identity) {
+        return live->upstreamLoads[i];
+      }
+    }
+  }
+  return std::make_shared<upstream::LoadBoard>(upstream.caps, upstream.retry_budget,
+                                               upstream.backends.size());
+}
+
 }  // namespace
 
 std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
@@ -77,6 +92,7 @@ std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
         listener.tls ? loadTls(*listener.tls, snapshot->ticketKeys, errors) : nullptr);
   }
   for (const auto& upstream : config.upstreams) {
+    snapshot->upstreamLoads.push_back(loadBoardFor(upstream, live));
     snapshot->upstreamTls.push_back(upstream.tls ? loadUpstreamTls(*upstream.tls, errors)
                                                  : nullptr);
     auto& resolved = snapshot->backendAddresses.emplace_back();

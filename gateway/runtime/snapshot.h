@@ -16,6 +16,7 @@
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/registry.h"
 #include "gateway/proxy/router.h"
+#include "gateway/upstream/load_board.h"
 
 namespace gw::runtime {
 
@@ -30,6 +31,10 @@ struct Snapshot {
   // Per upstream (same order as in config): the TLS client side of each with `tls:` (its CA
   // bundle and client certificate read when this snapshot was built), null for plain HTTP.
   std::vector<std::shared_ptr<const net::TlsClientContext>> upstreamTls;
+  // Per upstream (same order as in config): what the process has in flight toward it, against its
+  // caps and retry budget. Taken over from the live snapshot for an upstream written the same,
+  // as each worker keeps its cluster.
+  std::vector<std::shared_ptr<upstream::LoadBoard>> upstreamLoads;
   std::vector<net::SocketAddress> listenerAddresses;
   // Parallel to listenerAddresses: the TLS server side of each listener with `tls:` (its
   // certificates read when this snapshot was built), null for a plain one.

@@ -88,6 +88,7 @@ std::unique_ptr<Connection> Cluster::takeIdle(Backend& backend) {
   ++leased_;
   ++backend.leased;
   ++metrics_->reuses;
+  if (counting_) counting_->requestStarted(indexOf(backend));
   return connection;
 }
 
@@ -100,16 +101,26 @@ std::unique_ptr<Connection> Cluster::connect(Backend& backend, int& err) {
   ++leased_;
   ++backend.leased;
   ++metrics_->connects;
+  if (counting_) {
+    counting_->requestStarted(indexOf(backend));
+    counting_->connectStarted(indexOf(backend));
+  }
   return std::make_unique<Connection>(*this, backend, std::move(fd), base_, responseLimits_,
                                       blocks_, tls_);
+}
+
+void Cluster::connected(Connection& connection) {
+  if (counting_) counting_->connectEnded(indexOf(connection.backend()));
 }
 
 void Cluster::release(std::unique_ptr<Connection> connection) {
   Backend& backend = connection->backend();
   --leased_;
   --backend.leased;
+  if (counting_) counting_->requestEnded(indexOf(backend));
+  // At the connection cap an idle connection here would keep another worker from connecting.
   if (connection->closed() || !connection->clean() ||
-      backend.idle.size() >= config_->pool.max_idle_per_backend) {
+      backend.idle.size() >= config_->pool.max_idle_per_backend || atConnectionCap(backend)) {
     bury(std::move(connection));
     return;
   }
@@ -120,10 +131,16 @@ void Cluster::release(std::unique_ptr<Connection> connection) {
 void Cluster::retire(std::unique_ptr<Connection> connection) {
   --leased_;
   --connection->backend().leased;
+  if (counting_) counting_->requestEnded(indexOf(connection->backend()));
   bury(std::move(connection));
 }
 
 void Cluster::bury(std::unique_ptr<Connection> connection) {
+  if (counting_) {
+    const std::size_t backend = indexOf(connection->backend());
+    if (connection->connecting()) counting_->connectEnded(backend);
+    counting_->connectionClosed(backend);
+  }
   connection->close();
   graveyard_.bury(std::move(connection));
 }

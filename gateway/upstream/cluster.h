@@ -18,6 +18,7 @@
 #include "gateway/observability/metrics.h"
 #include "gateway/upstream/connection.h"
 #include "gateway/upstream/health.h"
+#include "gateway/upstream/load_board.h"
 
 namespace gw::upstream {
 
@@ -63,6 +64,25 @@ class Cluster {
   }
   std::size_t indexOf(const Backend& backend) const;
 
+  // The process-wide counts and caps of this upstream. Set once, before the first lease: a
+  // cluster a reload keeps keeps its board too. Requests and connections are counted there only
+  // when the upstream has caps or a retry budget.
+  void shareLoad(LoadBoard& load) {
+    load_ = &load;
+    counting_ = load.counting() ? &load : nullptr;
+  }
+  LoadBoard* load() { return load_; }
+  // The cap a request to `backend` would go over (nullopt: none), checked before it leases a
+  // connection, so a backend at its cap can be passed over for another. A connection of this
+  // worker's pool leaves the connection and pending caps out of it.
+  // `freshConnection`: the request may not take a pooled one.
+  std::optional<Cap> overCap(const Backend& backend, bool freshConnection) const {
+    if (!counting_) return std::nullopt;
+    return counting_->overCap(indexOf(backend), freshConnection || backend.idle.empty());
+  }
+  // A connect this worker started completed.
+  void connected(Connection& connection);
+
   // An idle pooled connection to this backend, or nullptr.
   std::unique_ptr<Connection> takeIdle(Backend& backend);
   // A new connection whose connect is in progress; nullptr with err set on immediate failure.
@@ -87,6 +107,7 @@ class Cluster {
   void markUp(Backend& backend) { backend.downUntilMs = 0; }
 
   const timeval* idleTimeout() const { return idleTimeout_; }
+  event_base* base() const { return base_; }
   observability::UpstreamMetrics& metrics() { return *metrics_; }
   // Connections leased to exchanges now, and parked in the pool: the gauges, read at scrape.
   std::size_t leasedConnections() const { return leased_; }
@@ -95,6 +116,9 @@ class Cluster {
  private:
   int64_t nowMs() const;
   void bury(std::unique_ptr<Connection> connection);
+  bool atConnectionCap(const Backend& backend) const {
+    return counting_ && counting_->connectionsAtCap(indexOf(backend));
+  }
 
   const config::UpstreamConfig* config_;
   event_base* base_;
@@ -108,6 +132,8 @@ class Cluster {
   std::size_t index_;  // of this upstream in the config, and on the health board
   std::shared_ptr<const net::TlsClientContext> tls_;  // null: plain HTTP
   std::size_t leased_ = 0;
+  LoadBoard* load_ = nullptr;
+  LoadBoard* counting_ = nullptr;  // load_ when it counts, else null
 };
 
 }  // namespace gw::upstream

@@ -87,6 +87,8 @@ class Connection final : public core::Retirable {
   // Why the last response was refused by llhttp or by the lessee's handler, for the log.
   std::string refusal() const;
   bool reused() const { return reused_; }
+  // A byte of the response arrived since the connection was leased.
+  bool receivedAny() const { return received_; }
   bool closed() const { return !fd_.valid(); }
   bool connecting() const { return connecting_; }
   // Nothing unread, no half-parsed message: safe to hand to the next exchange.

@@ -53,6 +53,8 @@ constexpr const char* kUsage =
     "      delay_after=N (delay only once this exact target has been answered N times)\n"
     "      fail_after=N (503 once this exact target has been answered N times)\n"
     "      default body: 'origin PATH #K', K counting /origin answers since /__reset\n"
+    "  ?only=ID on any of these: only the backend started with --id ID does what the path\n"
+    "      says; the others answer as /echo\n"
     "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n";
 
 constexpr std::size_t kEchoBodyCap = 1024 * 1024;
@@ -448,6 +450,10 @@ void startResponse(Conn& c) {
   if (path == "/__close-idle") {
     closeIdle(c);
     return respond(c, r, 200, "{}", "application/json");
+  }
+  // ?only=ID: the path does what it says on the backend with that --id; the others echo.
+  if (auto only = queryParam(r.target, "only"); only && *only != g_id) {
+    return respond(c, r, 200, requestJson(r, true), "application/json");
   }
   if (auto n = suffixAfter(path, "/bytes/")) {
     uint64_t len = parseNumber(*n);
