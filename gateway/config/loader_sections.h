@@ -115,6 +115,8 @@ class Loader {
   // Shared by upstreams and routes: a route's timeouts start as its upstream's and override them.
   void parseTimeouts(NodeReader& owner, UpstreamTimeouts& out);
   void parseHealthChecks(NodeReader& owner, UpstreamConfig& upstream);
+  void parseSuccessRate(const YAML::Node& node, SuccessRateCheck& out);
+  void parseLoadBalancing(NodeReader& owner, LoadBalancing& out);
   void parseStatusRanges(const NodeReader::Field& field, std::vector<std::pair<int, int>>& out);
   void parseBackend(const YAML::Node& node, std::vector<BackendConfig>& out);
   UpstreamTls parseUpstreamTls(const YAML::Node& node);
