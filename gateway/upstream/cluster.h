@@ -67,6 +67,11 @@ class Cluster {
   // The outcome of an exchange with a backend, for passive health checks and outlier detection.
   // Each returns why the backend was ejected when this report ejected it.
   std::optional<EjectionReason> reportResponse(const Backend& backend, int status) {
+    // A success needs no clock (reading the loop's cached time takes its lock).
+    if (status < 500) {
+      health_->reportSuccess(index_, indexOf(backend));
+      return std::nullopt;
+    }
     return health_->reportResponse(index_, indexOf(backend), status, nowMs());
   }
   std::optional<EjectionReason> reportFailure(const Backend& backend) {
