@@ -174,7 +174,15 @@ Response Endpoints::status() const {
       body += upstream::stateName(b.state);
       body += "\",\"reason\":\"";
       core::appendJsonEscaped(body, b.reason);
-      body += "\",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures);
+      body += "\",\"ejection_reason\":";
+      if (b.ejectionReason) {
+        body += '"';
+        body += upstream::reasonName(*b.ejectionReason);
+        body += '"';
+      } else {
+        body += "null";
+      }
+      body += ",\"consecutive_failures\":" + std::to_string(b.consecutiveFailures);
       body += ",\"ejections\":" + std::to_string(b.ejections);
       body += ",\"ejections_refused\":" + std::to_string(b.ejectionsRefused);
       body += ",\"last_probe_status\":" + std::to_string(b.lastProbeStatus);

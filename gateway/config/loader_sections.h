@@ -118,6 +118,8 @@ class Loader {
   void parseCaps(NodeReader& owner, UpstreamCaps& out);
   void parseRetries(NodeReader& route, RouteConfig& out);
   void parseRetryBudget(NodeReader& owner, std::optional<RetryBudget>& out);
+  void parseSuccessRate(const YAML::Node& node, SuccessRateCheck& out);
+  void parseLoadBalancing(NodeReader& owner, LoadBalancing& out);
   void parseStatusRanges(const NodeReader::Field& field, std::vector<std::pair<int, int>>& out);
   void parseBackend(const YAML::Node& node, std::vector<BackendConfig>& out);
   UpstreamTls parseUpstreamTls(const YAML::Node& node);

@@ -515,6 +515,52 @@ TEST_CASE("health_checks: active and passive settings, and their errors") {
               "t.yaml:6:65: 'count_read_timeouts': expected true or false, got 'sometimes'"});
 }
 
+TEST_CASE("load_balancing and outlier detection: settings, defaults and errors") {
+  const Config defaults = load(std::string(kHead) + "routes: [{upstream: u}]\n");
+  const UpstreamConfig& plain = defaults.upstreams[0];
+  CHECK(plain.load_balancing.policy == BalancingPolicy::RoundRobin);
+  CHECK(plain.passive_check.consecutive_5xx == 0);
+  CHECK(plain.passive_check.consecutive_gateway_failure == 0);
+  CHECK_FALSE(plain.success_rate_check.has_value());
+  const Config config = load(
+      "listeners: [{port: 8080}]\n"
+      "upstreams:\n"
+      "  - name: u\n"
+      "    backends: [127.0.0.1:9000]\n"
+      "    load_balancing: {policy: hash, hash_on: {cookie: sid}}\n"
+      "    health_checks:\n"
+      "      passive: {consecutive_5xx: 4, consecutive_gateway_failure: 2,\n"
+      "                success_rate: {interval: 2s, minimum_hosts: 3, stdev_factor: 1.5}}\n"
+      "routes: [{upstream: u}]\n");
+  const UpstreamConfig& u = config.upstreams[0];
+  CHECK(u.load_balancing.policy == BalancingPolicy::Hash);
+  CHECK(u.load_balancing.hash_source == HashSource::Cookie);
+  CHECK(u.load_balancing.hash_name == "sid");
+  CHECK(u.passive_check.consecutive_5xx == 4);
+  CHECK(u.passive_check.consecutive_gateway_failure == 2);
+  REQUIRE(u.success_rate_check.has_value());
+  CHECK(u.success_rate_check->interval == seconds(2));
+  CHECK(u.success_rate_check->minimum_hosts == 3);
+  CHECK(u.success_rate_check->request_volume == 100);
+  CHECK(u.success_rate_check->stdev_factor == 1.5);
+  CHECK(errorsOf("listeners: [{port: 8080}]\n"
+                 "upstreams:\n"
+                 "  - {name: a, backends: [127.0.0.1:9000], load_balancing: {policy: hash}}\n"
+                 "  - {name: b, backends: [127.0.0.1:9000], load_balancing: {policy: fair}}\n"
+                 "  - {name: c, backends: [127.0.0.1:9000],\n"
+                 "     load_balancing: {policy: hash, hash_on: {header: \"X User\"}}}\n"
+                 "  - {name: d, backends: [127.0.0.1:9000],\n"
+                 "     load_balancing: {hash_on: {client_ip: true}},\n"
+                 "     health_checks: {passive: {success_rate: {stdev_factor: 0}}}}\n"
+                 "routes: [{upstream: a}]\n") ==
+        Lines{"t.yaml:3:59: policy: hash needs 'hash_on': {header: NAME}, {cookie: NAME} or "
+              "{client_ip: true}",
+              "t.yaml:4:68: 'policy': expected round_robin, least_request or hash, got 'fair'",
+              "t.yaml:6:55: header name must be an HTTP token, got 'X User'",
+              "t.yaml:8:32: 'hash_on' applies only to policy: hash",
+              "t.yaml:9:61: 'stdev_factor': expected a number above 0 and at most 10, got '0'"});
+}
+
 TEST_CASE("empty sections mean all defaults") {
   const Config config =
       load(std::string(kHead) + "limits:\nshutdown:\nroutes:\n  - upstream: u\n    match:\n");

@@ -1,7 +1,10 @@
 // The upstreams: their backends, connection pool, timeouts and health checks.
 
+#include <charconv>
+
 #include "gateway/config/loader_sections.h"
 #include "gateway/config/yaml_identity.h"
+#include "gateway/http/headers.h"
 
 namespace gw::config {
 namespace {
@@ -10,6 +13,9 @@ constexpr uint32_t kMaxWeight = 1000;
 constexpr uint32_t kMaxPoolIdle = 100'000;
 constexpr uint32_t kMaxThreshold = 1000;
 constexpr uint32_t kMaxCap = 10'000'000;
+constexpr uint32_t kMaxRequestVolume = 1'000'000;
+constexpr double kMaxStdevFactor = 10;
+constexpr Duration kMinSuccessRateInterval = std::chrono::milliseconds(100);
 
 void readCapLimits(NodeReader& in, CapLimits& out) {
   in.readInt("max_connections", out.max_connections, 0, kMaxCap);
@@ -55,7 +61,8 @@ void Loader::parseUpstreams(NodeReader& root) {
     if (!expectMap(node, "an upstream")) continue;
     NodeReader in = reader(node, "upstream");
     in.allowKeys(
-        {"name", "backends", "pool", "timeouts", "health_checks", "tls", "caps", "retry_budget"});
+        {"name", "backends", "pool", "timeouts", "health_checks", "load_balancing", "tls", "caps",
+         "retry_budget"});
     UpstreamConfig upstream;
     upstream.where = locate(node);
     upstream.identity = identityOf(node);
@@ -81,6 +88,7 @@ void Loader::parseUpstreams(NodeReader& root) {
     parseHealthChecks(in, upstream);
     parseCaps(in, upstream.caps);
     parseRetryBudget(in, upstream.retry_budget);
+    parseLoadBalancing(in, upstream.load_balancing);
     if (const auto tls = in.readMap("tls")) {
       upstream.tls = parseUpstreamTls(*tls);
     } else if (const auto field = in.field("tls"); field && field->value.IsNull()) {
@@ -167,9 +175,18 @@ void Loader::parseHealthChecks(NodeReader& owner, UpstreamConfig& upstream) {
   if (const auto passive = in.readMap("passive")) {
     NodeReader traffic = reader(*passive, "passive health check");
     traffic.allowKeys({"consecutive_failures", "base_ejection", "max_ejection", "count_5xx",
-                       "count_read_timeouts", "max_ejection_percent"});
+                       "count_read_timeouts", "max_ejection_percent", "consecutive_5xx",
+                       "consecutive_gateway_failure", "success_rate"});
     PassiveHealthCheck& out = upstream.passive_check;
     traffic.readInt("consecutive_failures", out.consecutive_failures, 0, kMaxThreshold);
+    traffic.readInt("consecutive_5xx", out.consecutive_5xx, 0, kMaxThreshold);
+    traffic.readInt("consecutive_gateway_failure", out.consecutive_gateway_failure, 0,
+                    kMaxThreshold);
+    if (const auto successRate = traffic.readMap("success_rate")) {
+      parseSuccessRate(*successRate, upstream.success_rate_check.emplace());
+    } else if (const auto field = traffic.field("success_rate"); field && field->value.IsNull()) {
+      error(field->anchor(), "'success_rate' must be a mapping ({} for the defaults), got nothing");
+    }
     traffic.readDuration("base_ejection", out.base_ejection, kMinTimeout);
     traffic.readDuration("max_ejection", out.max_ejection, kMinTimeout);
     traffic.readBool("count_5xx", out.count_5xx);
@@ -204,6 +221,73 @@ void Loader::parseRetryBudget(NodeReader& owner, std::optional<RetryBudget>& bud
   in.allowKeys({"percent", "min_concurrency"});
   in.readInt("percent", out.percent, 0, 100);
   in.readInt("min_concurrency", out.min_concurrency, 0, kMaxCap);
+}
+
+// success_rate: {interval, minimum_hosts, request_volume, stdev_factor}, Envoy's defaults.
+void Loader::parseSuccessRate(const YAML::Node& node, SuccessRateCheck& out) {
+  NodeReader in = reader(node, "success_rate");
+  in.allowKeys({"interval", "minimum_hosts", "request_volume", "stdev_factor"});
+  in.readDuration("interval", out.interval, kMinSuccessRateInterval);
+  in.readInt("minimum_hosts", out.minimum_hosts, 1, kMaxThreshold);
+  in.readInt("request_volume", out.request_volume, 1, kMaxRequestVolume);
+  in.read("stdev_factor", "a number", out.stdev_factor,
+          [](const std::string& text, std::string& why) {
+            double value = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (ec != std::errc() || end != text.data() + text.size() || !(value > 0) ||
+                value > kMaxStdevFactor) {
+              why = "expected a number above 0 and at most 10, got " + quote(text);
+              return std::optional<double>();
+            }
+            return std::optional(value);
+          });
+}
+
+// load_balancing: {policy: round_robin | least_request | hash,
+//                  hash_on: {header: NAME} | {cookie: NAME} | {client_ip: true}}
+void Loader::parseLoadBalancing(NodeReader& owner, LoadBalancing& out) {
+  const auto node = owner.readMap("load_balancing");
+  if (!node) return;
+  NodeReader in = reader(*node, "load_balancing");
+  in.allowKeys({"policy", "hash_on"});
+  in.readEnum("policy", out.policy,
+              {{"round_robin", BalancingPolicy::RoundRobin},
+               {"least_request", BalancingPolicy::LeastRequest},
+               {"hash", BalancingPolicy::Hash}});
+  const auto hashOn = in.readMap("hash_on");
+  if (out.policy != BalancingPolicy::Hash) {
+    if (in.has("hash_on")) {
+      error(in.field("hash_on")->anchor(), "'hash_on' applies only to policy: hash");
+    }
+    return;
+  }
+  if (!hashOn) {
+    error(in.has("hash_on") ? in.field("hash_on")->anchor() : *node,
+          "policy: hash needs 'hash_on': {header: NAME}, {cookie: NAME} or {client_ip: true}");
+    return;
+  }
+  NodeReader key = reader(*hashOn, "hash_on");
+  key.allowKeys({"header", "cookie", "client_ip"});
+  const int given = int{key.has("header")} + int{key.has("cookie")} + int{key.has("client_ip")};
+  if (given != 1) {
+    error(*hashOn, "hash_on takes exactly one of 'header', 'cookie' or 'client_ip'");
+    return;
+  }
+  if (key.has("client_ip")) {
+    bool clientIp = false;
+    if (key.readBool("client_ip", clientIp) && !clientIp) {
+      error(key.field("client_ip")->anchor(), "client_ip: false hashes nothing; use true");
+    }
+    out.hash_source = HashSource::ClientIp;
+    return;
+  }
+  const bool header = key.has("header");
+  const std::string_view name = header ? "header" : "cookie";
+  out.hash_source = header ? HashSource::Header : HashSource::Cookie;
+  if (key.readString(name, out.hash_name) && !http::isToken(out.hash_name)) {
+    error(key.field(name)->anchor(),
+          std::string(name) + " name must be an HTTP token, got " + quote(out.hash_name));
+  }
 }
 
 // expected_statuses: [200, 204, "200-299"]: codes or inclusive ranges, each within 100..599.

@@ -105,9 +105,34 @@ struct PassiveHealthCheck {
   // Read and send timeouts follow the route's request, not the backend's health (one slow path):
   // counted only when asked for.
   bool count_read_timeouts = false;
+  // Envoy's outlier triggers, off at 0. Each counts its own streak, ended by a response below
+  // 500: any 5xx the backend answered, or only 502/503/504 (a 500 ends that streak); our own
+  // connect failures and resets count in both.
+  uint32_t consecutive_5xx = 0;
+  uint32_t consecutive_gateway_failure = 0;
   // A passive ejection never leaves an upstream without a backend in rotation, nor more than this
   // share of its backends (rounded down) ejected at once.
   uint32_t max_ejection_percent = 50;
+};
+
+// Success-rate outliers (health_checks.passive.success_rate, Envoy's success_rate_*): every
+// interval, among the backends that saw at least request_volume requests, when at least
+// minimum_hosts did, those below mean - stdev_factor x stdev are ejected.
+struct SuccessRateCheck {
+  Duration interval = std::chrono::seconds(10);
+  uint32_t minimum_hosts = 5;
+  uint32_t request_volume = 100;
+  double stdev_factor = 1.9;
+};
+
+enum class BalancingPolicy : uint8_t { RoundRobin, LeastRequest, Hash };
+enum class HashSource : uint8_t { Header, Cookie, ClientIp };
+
+// upstreams[].load_balancing: how a backend is chosen for each request.
+struct LoadBalancing {
+  BalancingPolicy policy = BalancingPolicy::RoundRobin;
+  HashSource hash_source = HashSource::ClientIp;  // policy hash only
+  std::string hash_name;                          // the header or cookie name
 };
 
 // An upstream's `tls:`: HTTPS to its backends. The files are read when the snapshot is built
@@ -149,6 +174,8 @@ struct UpstreamConfig {
   UpstreamTimeouts timeouts;
   std::optional<ActiveHealthCheck> active_check;
   PassiveHealthCheck passive_check;
+  std::optional<SuccessRateCheck> success_rate_check;
+  LoadBalancing load_balancing;
   std::optional<UpstreamTls> tls;  // none: plain HTTP
   UpstreamCaps caps;
   std::optional<RetryBudget> retry_budget;
@@ -214,8 +241,8 @@ struct RetryPolicy {
 struct RouteConfig {
   std::string name;
   RouteMatch match;
-  std::size_t upstream = 0;  // index into Config::upstreams
-  std::string strip_prefix;  // removed from the path before forwarding; empty = none
+  std::size_t upstream = 0;   // index into Config::upstreams
+  std::string strip_prefix;   // removed from the path before forwarding; empty = none
   bool preserve_host = true;  // false: send Host = the backend's host:port
   // Effective values: the route's own, else the upstream's / the global limits.
   std::size_t body_bytes = 0;
@@ -229,8 +256,8 @@ struct RouteConfig {
 // The JSON access log: one line per exchange, written off the request path.
 struct AccessLogConfig {
   bool enabled = true;
-  std::string path = "stdout";        // or a file, reopened on SIGUSR1
-  std::vector<std::string> fields;    // empty: every field
+  std::string path = "stdout";            // or a file, reopened on SIGUSR1
+  std::vector<std::string> fields;        // empty: every field
   std::vector<std::string> log_headers;   // request headers to log (secrets masked)
   std::vector<std::string> mask_headers;  // masked besides Authorization, Cookie, ...
   std::optional<std::vector<std::string>> mask_query_params;  // replaces the default list

@@ -77,6 +77,17 @@ void perBackend(const Sources& s, MetricFamily& family, uint64_t BackendMetrics:
   }
 }
 
+using EjectionList = std::vector<std::pair<std::string, uint64_t>>;
+void perEjectionReason(const Sources& s, MetricFamily& family,
+                       EjectionList GlobalMetrics::Ejections::*list) {
+  const auto& ejections = s.global.upstream_ejections;
+  for (std::size_t u = 0; u < s.total.upstreams.size() && u < ejections.size(); ++u) {
+    for (const auto& [reason, count] : ejections[u].*list) {
+      addSample(family, {s.upstream(u), {"reason", reason}}, static_cast<double>(count));
+    }
+  }
+}
+
 void unlabelled(MetricFamily& family, uint64_t value) {
   addSample(family, {}, static_cast<double>(value));
 }
@@ -196,6 +207,16 @@ constexpr Family kLaterFamilies[] = {
            addSample(family, {s.upstream(u), {"backend", backends[b]}}, health[u][b] ? 1 : 0);
          }
        }
+     }},
+    {"gatewayd_upstream_ejections_total", MetricType::Counter,
+     "Backends ejected by outlier detection, by upstream and reason.",
+     [](const Sources& s, MetricFamily& family) {
+       perEjectionReason(s, family, &GlobalMetrics::Ejections::done);
+     }},
+    {"gatewayd_upstream_ejections_refused_total", MetricType::Counter,
+     "Ejections outlier detection asked for but the ejection cap refused, by upstream and reason.",
+     [](const Sources& s, MetricFamily& family) {
+       perEjectionReason(s, family, &GlobalMetrics::Ejections::refused);
      }},
     {"gatewayd_downstream_connections", MetricType::Gauge, "Client connections open now.",
      [](const Sources& s, MetricFamily& family) {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gateway/observability/histogram.h"
@@ -32,6 +33,12 @@ struct GlobalMetrics {
   // [upstream][backend], indexed like the layout of the collected shard; a backend without an
   // entry gets no gatewayd_upstream_backend_healthy series (health unknown is not "healthy").
   std::vector<std::vector<bool>> backend_healthy;
+  // [upstream]: passive ejections since start by reason label, done and refused by the cap.
+  struct Ejections {
+    std::vector<std::pair<std::string, uint64_t>> done;
+    std::vector<std::pair<std::string, uint64_t>> refused;
+  };
+  std::vector<Ejections> upstream_ejections;
 };
 
 // One scrape's values as metric families: # HELP and # TYPE for every family, every

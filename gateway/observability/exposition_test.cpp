@@ -82,6 +82,8 @@ TEST_CASE("the exposition of a tiny layout, exactly") {
   global.config_reloads_success = 1;
   global.config_generation = 2;
   global.backend_healthy = {{true}};
+  global.upstream_ejections = {
+      {{{"consecutive_5xx", 2}, {"success_rate", 1}}, {{"success_rate", 3}}}};
   obs::ProcessSample process;
   process.resident_memory_bytes = 1'000'000;
   process.virtual_memory_bytes = 5'000'000;
@@ -196,6 +198,13 @@ gatewayd_upstream_backend_errors_total{upstream="u",backend="127.0.0.1:9000"} 0
 # HELP gatewayd_upstream_backend_healthy 1 if the backend is in the load balancer, 0 if health checks took it out.
 # TYPE gatewayd_upstream_backend_healthy gauge
 gatewayd_upstream_backend_healthy{upstream="u",backend="127.0.0.1:9000"} 1
+# HELP gatewayd_upstream_ejections_total Backends ejected by outlier detection, by upstream and reason.
+# TYPE gatewayd_upstream_ejections_total counter
+gatewayd_upstream_ejections_total{upstream="u",reason="consecutive_5xx"} 2
+gatewayd_upstream_ejections_total{upstream="u",reason="success_rate"} 1
+# HELP gatewayd_upstream_ejections_refused_total Ejections outlier detection asked for but the ejection cap refused, by upstream and reason.
+# TYPE gatewayd_upstream_ejections_refused_total counter
+gatewayd_upstream_ejections_refused_total{upstream="u",reason="success_rate"} 3
 # HELP gatewayd_downstream_connections Client connections open now.
 # TYPE gatewayd_downstream_connections gauge
 gatewayd_downstream_connections 1
@@ -276,7 +285,7 @@ TEST_CASE("every collected family has a unique name, a HELP text and one HELP an
   const obs::ProcessSample process;
   const obs::ScrapeCollectable collectable(total, global, process);
   const auto families = collectable.Collect();
-  CHECK(families.size() == 33 + tinyLayout()->routeCounters.size());  // the core's and the plugins'
+  CHECK(families.size() == 35 + tinyLayout()->routeCounters.size());  // the core's and the plugins'
   const std::string out = obs::textExposition(collectable);
   std::set<std::string> names;
   std::size_t types = 0;

@@ -12,6 +12,7 @@
 #include "gateway/proxy/worker_context.h"
 #include "gateway/http/headers.h"
 #include "gateway/proxy/background_fetch.h"
+#include "gateway/proxy/balance_key.h"
 #include "gateway/proxy/router.h"
 
 namespace gw::proxy {
@@ -237,6 +238,10 @@ void Exchange::buildHead(const Fields& fields, std::string_view path,
                              target_.secure};
   forwarder_.setHostSplit(buildUpstreamHead(forwarder_.head(), target, fields, target_.clientIp,
                                             route_.preserve_host, chunked_));
+  const config::LoadBalancing& balancing = cluster_.config().load_balancing;
+  if (balancing.policy == config::BalancingPolicy::Hash) {
+    forwarder_.setHashKey(balanceKey(balancing, fields, target_.clientIp));
+  }
 }
 
 void Exchange::startForwarding(std::string_view bufferedBody) {

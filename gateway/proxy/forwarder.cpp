@@ -231,7 +231,7 @@ bool Forwarder::connect() {
     return false;
   }
   while (true) {
-    upstream::Backend* backend = cluster_.pick(triedBackends_);
+    upstream::Backend* backend = cluster_.pick(triedBackends_, hashKey_);
     if (!backend) {
       if (connectFailure_ && connectFailure_->code == ErrorCode::UpstreamOverloaded) {
         ++cluster_.metrics().overloaded[static_cast<std::size_t>(*refusedBy_)];
@@ -434,10 +434,15 @@ void Forwarder::reportBackendFailure(const upstream::Backend& backend) {
   const uint64_t bit = bitOf(cluster_, backend);
   if (failedBackends_ & bit) return;
   failedBackends_ |= bit;
-  if (cluster_.reportFailure(backend)) {
-    core::log::warn("backend ejected after consecutive failures",
-                    {{"upstream", cluster_.config().name}, {"backend", backend.authority}});
-  }
+  logEjection(backend, cluster_.reportFailure(backend));
+}
+
+void Forwarder::logEjection(const upstream::Backend& backend,
+                            std::optional<upstream::EjectionReason> reason) {
+  if (!reason) return;
+  core::log::warn("backend ejected", {{"upstream", cluster_.config().name},
+                                      {"backend", backend.authority},
+                                      {"reason", upstream::reasonName(*reason)}});
 }
 
 void Forwarder::finish(int upstreamStatus, bool reusable) {
@@ -449,10 +454,11 @@ void Forwarder::finish(int upstreamStatus, bool reusable) {
   ++cluster_.metrics().backends[cluster_.indexOf(backend)].requests;
   // The backend is judged by what it answered, not by what a plugin sent instead (a cache's
   // stale copy replacing a 503).
-  if (upstreamStatus >= 500 && cluster_.config().passive_check.count_5xx) {
-    reportBackendFailure(backend);
-  } else {
-    cluster_.reportSuccess(backend);
+  // A 5xx after a failed attempt on the same backend is the same exchange: one failure.
+  const uint64_t bit = bitOf(cluster_, backend);
+  if (upstreamStatus < 500 || !(failedBackends_ & bit)) {
+    if (upstreamStatus >= 500) failedBackends_ |= bit;
+    logEjection(backend, cluster_.reportResponse(backend, upstreamStatus));
   }
   if (reusable && lease_->output().empty() && lease_->clean()) {
     lease_->parser().resume();

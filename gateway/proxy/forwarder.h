@@ -99,6 +99,8 @@ class Forwarder final : public upstream::Connection::Listener, private RetryJudg
   std::string& head() { return head_; }
   // Where the Host line goes when it names the backend (npos: the head is complete).
   void setHostSplit(std::size_t split) { hostSplit_ = split; }
+  // The request's key for `load_balancing: {policy: hash}` (none: no key, round robin).
+  void setHashKey(std::optional<uint64_t> key) { hashKey_ = key; }
 
   // The first attempt: `body` is a body the exchange buffered whole ("" when it streams).
   // Fails the exchange through the Owner when no backend can be tried.
@@ -154,6 +156,8 @@ class Forwarder final : public upstream::Connection::Listener, private RetryJudg
   }
   void endPolicyTries();
   AttemptFacts factsNow() const;
+  void logEjection(const upstream::Backend& backend,
+                   std::optional<upstream::EjectionReason> reason);
 
   upstream::Cluster& cluster_;
   const upstream::Timeouts& timeouts_;
@@ -169,6 +173,7 @@ class Forwarder final : public upstream::Connection::Listener, private RetryJudg
   std::unique_ptr<upstream::Connection> lease_;
   const upstream::Backend* backend_ = nullptr;
   AttemptFacts facts_;
+  std::optional<uint64_t> hashKey_;
   uint64_t triedBackends_ = 0;   // bit per backend index, for connect retries
   uint64_t failedBackends_ = 0;  // bit per backend index, each reported to passive health once
   // How the last connect attempt failed (refused, timed out, or its TLS handshake failed), for

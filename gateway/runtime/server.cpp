@@ -58,6 +58,13 @@ std::vector<upstream::UpstreamHealthSpec> healthSpecs(const runtime::Snapshot& s
     spec.name = config.name;
     spec.backends = snapshot.metricsLayout->upstreams[u].backends;
     spec.passive.consecutiveFailures = config.passive_check.consecutive_failures;
+    spec.passive.count5xx = config.passive_check.count_5xx;
+    spec.passive.consecutive5xx = config.passive_check.consecutive_5xx;
+    spec.passive.consecutiveGatewayFailure = config.passive_check.consecutive_gateway_failure;
+    if (const auto& rule = config.success_rate_check) {
+      spec.passive.successRate = upstream::SuccessRate{rule->interval.count(), rule->minimum_hosts,
+                                                       rule->request_volume, rule->stdev_factor};
+    }
     spec.passive.baseEjectionMs = config.passive_check.base_ejection.count();
     spec.passive.maxEjectionMs = config.passive_check.max_ejection.count();
     spec.passive.maxEjectionPercent = config.passive_check.max_ejection_percent;
@@ -130,6 +137,7 @@ int Server::run() {
   }
   workerGone_.assign(workers_.size(), false);
   startProber();
+  startOutlierDetection();
   for (auto& worker : workers_) {
     worker->start();
     // Ready once every loop runs: the first work each one does is to say so.
@@ -213,6 +221,30 @@ void Server::startProber() {
       },
       snapshot_->upstreamTls);
   prober_->start();
+}
+
+void Server::startOutlierDetection() {
+  const int64_t intervalMs = health_->successRateIntervalMs();
+  if (intervalMs == 0) {
+    outlierTimer_.reset();
+    return;
+  }
+  outlierTimer_.reset(event_new(main_.base(), -1, EV_PERSIST, &Server::onOutlierTimer, this));
+  const timeval interval = toTimeval(std::chrono::milliseconds(intervalMs));
+  event_add(outlierTimer_.get(), &interval);
+}
+
+void Server::onOutlierTimer(evutil_socket_t, short, void* arg) {
+  upstream::HealthBoard& health = *static_cast<Server*>(arg)->health_;
+  for (const upstream::SuccessRateEjection& e : health.evaluateSuccessRates(wallClockMs())) {
+    const auto& spec = health.spec(e.upstream);
+    log::warn("backend ejected",
+              {{"upstream", spec.name},
+               {"backend", spec.backends[e.backend]},
+               {"reason", upstream::reasonName(upstream::EjectionReason::SuccessRate)},
+               {"success_rate", std::to_string(e.successRate)},
+               {"threshold", std::to_string(e.threshold)}});
+  }
 }
 
 void Server::onReloadSignal(evutil_socket_t, short, void* arg) {
@@ -310,6 +342,7 @@ void Server::snapshotBuilt(std::shared_ptr<const runtime::Snapshot> next, Reload
   health_ = health;
   endpoints_.serve(snapshot_->config, *health_);
   startProber();
+  startOutlierDetection();
   log::info("configuration loaded, switching the workers",
             {{"generation", std::to_string(outcome.generation)},
              {"plugin_entries_kept", std::to_string(plan.pluginEntriesKept)},
@@ -630,6 +663,14 @@ std::string Server::renderMetrics(const observability::WorkerMetrics& total) con
     auto& healthy = global.backend_healthy.emplace_back();
     for (std::size_t b = 0; b < health_->spec(u).backends.size(); ++b) {
       healthy.push_back(health_->usable(u, b, now));
+    }
+  }
+  for (const upstream::UpstreamStatus& status : health_->snapshot(now)) {
+    auto& ejections = global.upstream_ejections.emplace_back();
+    for (std::size_t r = 0; r < upstream::kEjectionReasonCount; ++r) {
+      const std::string reason(upstream::reasonName(static_cast<upstream::EjectionReason>(r)));
+      ejections.done.emplace_back(reason, status.ejections[r]);
+      ejections.refused.emplace_back(reason, status.ejectionsRefused[r]);
     }
   }
   return observability::textExposition(

@@ -76,6 +76,10 @@ class Server final : admin::Process, Watchdog::Workers {
   // A reload asked while another ran, or before every worker ran.
   void startAskedReload();
   void startProber();
+  // Success-rate outlier detection: a timer on the main loop at the shortest interval of any
+  // upstream (none without one), so workers only count.
+  void startOutlierDetection();
+  static void onOutlierTimer(evutil_socket_t, short, void* arg);
   static void onReopenLogs(evutil_socket_t signal, short what, void* arg);
   static void onIgnoredSignal(evutil_socket_t signal, short what, void* arg);
   static void onLogFlush(evutil_socket_t, short, void* arg);
@@ -105,6 +109,7 @@ class Server final : admin::Process, Watchdog::Workers {
   std::vector<core::EventPtr> signalEvents_;
   core::EventPtr drainTimer_;
   core::EventPtr logFlushTimer_;
+  core::EventPtr outlierTimer_;
   ServiceNotifier notifier_;
   std::unique_ptr<Watchdog> watchdog_;  // when systemd asks for one (WatchdogSec=)
   core::EventPtr watchdogTimer_;

@@ -25,12 +25,23 @@ Cluster::Cluster(const config::UpstreamConfig& config, std::vector<net::SocketAd
       metrics_(&metrics),
       health_(&health),
       index_(index),
-      tls_(std::move(tls)) {
+      tls_(std::move(tls)),
+      policy_(config.load_balancing.policy) {
   for (std::size_t i = 0; i < backends_.size(); ++i) {
     Backend& b = backends_[i];
     b.config = &config.backends[i];
     b.address = addresses[i];
     b.authority = config::hostPort(b.config->host, b.config->port);
+  }
+  if (policy_ == config::BalancingPolicy::LeastRequest) candidates_.reserve(backends_.size());
+  if (policy_ == config::BalancingPolicy::Hash && !backends_.empty()) {
+    std::vector<std::string> names;
+    std::vector<uint32_t> weights;
+    for (const Backend& b : backends_) {
+      names.push_back(b.authority);
+      weights.push_back(b.config->weight);
+    }
+    maglev_.emplace(names, weights);
   }
 }
 
@@ -53,20 +64,36 @@ int64_t Cluster::nowMs() const {
   return int64_t(now.tv_sec) * 1000 + now.tv_usec / 1000;
 }
 
-Backend* Cluster::pick(uint64_t tried) {
-  int64_t now = nowMs();
+bool Cluster::ready(std::size_t i, uint64_t tried, int64_t now, Backend*& leastRecentlyDown) {
+  if (i < 64 && (tried & (uint64_t(1) << i))) return false;
+  if (!health_->usable(index_, i, now)) return false;
+  Backend& b = backends_[i];
+  if (b.downUntilMs <= now) return true;
+  if (!leastRecentlyDown || b.downUntilMs < leastRecentlyDown->downUntilMs) leastRecentlyDown = &b;
+  return false;
+}
+
+Backend* Cluster::pick(uint64_t tried, std::optional<uint64_t> hashKey) {
+  const int64_t now = nowMs();
+  switch (policy_) {
+    case config::BalancingPolicy::RoundRobin:
+      break;
+    case config::BalancingPolicy::LeastRequest:
+      return pickLeastRequest(tried, now);
+    case config::BalancingPolicy::Hash:
+      if (hashKey && maglev_) return pickHashed(tried, *hashKey, now);
+      break;
+  }
+  return pickRoundRobin(tried, now);
+}
+
+Backend* Cluster::pickRoundRobin(uint64_t tried, int64_t now) {
   Backend* best = nullptr;
   Backend* leastRecentlyDown = nullptr;
   int64_t total = 0;
   for (std::size_t i = 0; i < backends_.size(); ++i) {
+    if (!ready(i, tried, now, leastRecentlyDown)) continue;
     Backend& b = backends_[i];
-    if (i < 64 && (tried & (uint64_t(1) << i))) continue;
-    if (!health_->usable(index_, i, now)) continue;
-    if (b.downUntilMs > now) {
-      if (!leastRecentlyDown || b.downUntilMs < leastRecentlyDown->downUntilMs)
-        leastRecentlyDown = &b;
-      continue;
-    }
     b.currentWeight += b.config->weight;
     total += b.config->weight;
     if (!best || b.currentWeight > best->currentWeight) best = &b;
@@ -74,6 +101,37 @@ Backend* Cluster::pick(uint64_t tried) {
   if (!best) return leastRecentlyDown;
   best->currentWeight -= total;
   return best;
+}
+
+Backend* Cluster::pickLeastRequest(uint64_t tried, int64_t now) {
+  candidates_.clear();
+  Backend* leastRecentlyDown = nullptr;
+  for (std::size_t i = 0; i < backends_.size(); ++i) {
+    if (ready(i, tried, now, leastRecentlyDown)) candidates_.push_back(static_cast<uint32_t>(i));
+  }
+  const std::size_t n = candidates_.size();
+  if (n == 0) return leastRecentlyDown;
+  if (n == 1) return &backends_[candidates_[0]];
+  // Two distinct candidates at random; the second index skips over the first.
+  const std::size_t first = random_.next() % n;
+  std::size_t second = random_.next() % (n - 1);
+  if (second >= first) ++second;
+  Backend& a = backends_[candidates_[first]];
+  Backend& b = backends_[candidates_[second]];
+  // Outstanding requests per unit of weight, compared without division: (leased + 1) / weight,
+  // so among idle backends the heavier one wins.
+  return (a.leased + 1) * b.config->weight <= (b.leased + 1) * a.config->weight ? &a : &b;
+}
+
+Backend* Cluster::pickHashed(uint64_t tried, uint64_t key, int64_t now) {
+  // With half the table's owners out, 32 probes all miss once in 4 billion keys.
+  constexpr int kProbes = 32;
+  Backend* down = nullptr;  // round robin below finds the one down longest itself
+  for (int probe = 0; probe < kProbes; ++probe, key = rehash(key)) {
+    const uint32_t i = maglev_->backendFor(key);
+    if (ready(i, tried, now, down)) return &backends_[i];
+  }
+  return pickRoundRobin(tried, now);
 }
 
 std::size_t Cluster::indexOf(const Backend& backend) const {

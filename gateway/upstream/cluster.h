@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gateway/config/model.h"
+#include "gateway/core/fast_random.h"
 #include "gateway/core/graveyard.h"
 #include "gateway/core/timeouts.h"
 #include "gateway/http/parser.h"
@@ -19,6 +21,7 @@
 #include "gateway/upstream/connection.h"
 #include "gateway/upstream/health.h"
 #include "gateway/upstream/load_board.h"
+#include "gateway/upstream/maglev.h"
 
 namespace gw::upstream {
 
@@ -27,7 +30,7 @@ struct Backend {
   net::SocketAddress address;
   std::string authority;  // "host:port", the Host sent when a route does not preserve it
   int64_t currentWeight = 0;
-  int64_t downUntilMs = 0;                        // skipped by the balancer until then
+  int64_t downUntilMs = 0;  // skipped by the balancer until then
   // Connections leased to exchanges now. Each carries one request (HTTP/1.1), so this is also
   // the backend's outstanding requests from this worker: what least-request balancing and the
   // per-backend caps read.
@@ -50,16 +53,29 @@ class Cluster {
   const config::UpstreamConfig& config() const { return *config_; }
   std::size_t backendCount() const { return backends_.size(); }
 
-  // Smooth weighted round-robin (as nginx): over backends the health board finds usable, not
-  // marked down and not in `tried` (bit i = backend i). When every usable candidate is marked
+  // The upstream's load-balancing policy, over backends the health board finds usable, not
+  // marked down and not in `tried` (bit i = backend i); when every usable candidate is marked
   // down, the one down longest is tried anyway.
-  Backend* pick(uint64_t tried);
+  //  - round_robin: smooth weighted round robin (as nginx);
+  //  - least_request: the less loaded (leased / weight) of two random candidates (Envoy's
+  //    LEAST_REQUEST, power of two choices);
+  //  - hash: the backend owning `hashKey` in the Maglev table; when it is out, the key's own
+  //    next hash, and so on, so only an absent backend's keys move and they come back with it.
+  //    Without a key (no such header or cookie), or when the probes find nobody: round robin.
+  Backend* pick(uint64_t tried, std::optional<uint64_t> hashKey = std::nullopt);
   // False when the health board has every backend out: the request gets its 503 at once.
   bool anyUsable() const { return health_->anyUsable(index_, nowMs()); }
-  // The outcome of an exchange with a backend, for passive health checks. Returns true when
-  // this failure ejected the backend.
-  void reportSuccess(const Backend& backend) { health_->reportSuccess(index_, indexOf(backend)); }
-  bool reportFailure(const Backend& backend) {
+  // The outcome of an exchange with a backend, for passive health checks and outlier detection.
+  // Each returns why the backend was ejected when this report ejected it.
+  std::optional<EjectionReason> reportResponse(const Backend& backend, int status) {
+    // A success needs no clock (reading the loop's cached time takes its lock).
+    if (status < 500) {
+      health_->reportSuccess(index_, indexOf(backend));
+      return std::nullopt;
+    }
+    return health_->reportResponse(index_, indexOf(backend), status, nowMs());
+  }
+  std::optional<EjectionReason> reportFailure(const Backend& backend) {
     return health_->reportFailure(index_, indexOf(backend), nowMs());
   }
   std::size_t indexOf(const Backend& backend) const;
@@ -119,6 +135,12 @@ class Cluster {
   bool atConnectionCap(const Backend& backend) const {
     return counting_ && counting_->connectionsAtCap(indexOf(backend));
   }
+  // Whether backend i may be picked: not tried, usable, not marked down. One only marked down
+  // becomes `leastRecentlyDown` when it has been down longer than that one.
+  bool ready(std::size_t i, uint64_t tried, int64_t now, Backend*& leastRecentlyDown);
+  Backend* pickRoundRobin(uint64_t tried, int64_t now);
+  Backend* pickLeastRequest(uint64_t tried, int64_t now);
+  Backend* pickHashed(uint64_t tried, uint64_t key, int64_t now);
 
   const config::UpstreamConfig* config_;
   event_base* base_;
@@ -134,6 +156,10 @@ class Cluster {
   std::size_t leased_ = 0;
   LoadBoard* load_ = nullptr;
   LoadBoard* counting_ = nullptr;  // load_ when it counts, else null
+  config::BalancingPolicy policy_;
+  std::optional<MaglevTable> maglev_;  // policy hash
+  std::vector<uint32_t> candidates_;   // least_request's scratch: backend indices
+  core::FastRandom random_;
 };
 
 }  // namespace gw::upstream

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -40,6 +41,7 @@ struct Fixture {
   http::HeadLimits limits;
   config::UpstreamConfig config;
   observability::UpstreamMetrics metrics;
+  PassiveCheck passive;
   std::unique_ptr<HealthBoard> health;
   std::unique_ptr<Cluster> cluster;
 
@@ -60,6 +62,7 @@ struct Fixture {
     }
     UpstreamHealthSpec spec;
     spec.name = "u";
+    spec.passive = passive;
     for (const auto& b : config.backends) spec.backends.push_back(b.host);
     health = std::make_unique<HealthBoard>(std::vector<UpstreamHealthSpec>{spec});
     cluster = std::make_unique<Cluster>(config, std::move(addresses), base.get(), graveyard,
@@ -102,6 +105,123 @@ TEST_CASE("equal weights alternate; a backend's authority is host:port") {
   CHECK(f.backend(0).authority == "127.0.0.1:9001");
   CHECK(f.backend(1).authority == "[::1]:9002");
   CHECK(f.backend(1).config == &f.config.backends[1]);
+}
+
+// Which backend each of `keys` hashed keys picks.
+std::vector<std::size_t> owners(Fixture& f, int keys, uint64_t tried = 0) {
+  std::vector<std::size_t> out;
+  for (int key = 0; key < keys; ++key) {
+    Backend* b = f.cluster->pick(tried, balanceHash("user-" + std::to_string(key)));
+    REQUIRE(b != nullptr);
+    out.push_back(f.cluster->indexOf(*b));
+  }
+  return out;
+}
+
+std::vector<double> shareOf(const std::vector<std::size_t>& owners, std::size_t backends) {
+  std::vector<double> share(backends);
+  for (std::size_t owner : owners) share[owner] += 1.0 / static_cast<double>(owners.size());
+  return share;
+}
+
+TEST_CASE("least_request: two random candidates, the one with fewer leased per weight wins") {
+  Fixture f;
+  f.config.load_balancing.policy = config::BalancingPolicy::LeastRequest;
+  f.addBackend("127.0.0.1", 9001);
+  f.addBackend("127.0.0.1", 9002);
+  f.addBackend("127.0.0.1", 9003);
+  f.build();
+  // All idle, equal weights: uniform within 2 points over 30000 picks.
+  std::vector<int> counts(3);
+  for (int i = 0; i < 30'000; ++i) ++counts[f.cluster->indexOf(*f.cluster->pick(0))];
+  for (int count : counts) CHECK(std::abs(count - 10'000) < 600);
+
+  // The idle backend is in two of the three possible pairs and wins both: two thirds of picks;
+  // the busy ones only when drawn together.
+  f.backend(0).leased = 4;
+  f.backend(2).leased = 4;
+  counts.assign(3, 0);
+  for (int i = 0; i < 30'000; ++i) ++counts[f.cluster->indexOf(*f.cluster->pick(0))];
+  CHECK(std::abs(counts[1] - 20'000) < 600);
+  // With two candidates left (one tried), the idle one always.
+  CHECK(f.picks(20, 0b100) == std::string(20, 'b'));
+  f.backend(0).leased = 0;
+  f.backend(2).leased = 0;
+}
+
+TEST_CASE("least_request scales the load by weight") {
+  Fixture f;
+  f.config.load_balancing.policy = config::BalancingPolicy::LeastRequest;
+  f.addBackend("127.0.0.1", 9001, 4);
+  f.addBackend("127.0.0.1", 9002, 1);
+  f.build();
+  // (3 + 1) / 4 beats (1 + 1) / 1: the heavier backend carries more at once.
+  f.backend(0).leased = 3;
+  f.backend(1).leased = 1;
+  CHECK(f.picks(10) == std::string(10, 'a'));
+  f.backend(0).leased = 8;  // 9 / 4 > 2 / 1
+  CHECK(f.picks(10) == std::string(10, 'b'));
+  f.backend(0).leased = 0;
+  f.backend(1).leased = 0;
+}
+
+TEST_CASE("hash: the same key, the same backend; keys spread by weight") {
+  Fixture f;
+  f.config.load_balancing.policy = config::BalancingPolicy::Hash;
+  f.addBackend("127.0.0.1", 9001);
+  f.addBackend("127.0.0.1", 9002, 2);
+  f.addBackend("127.0.0.1", 9003);
+  f.build();
+  const std::vector<std::size_t> first = owners(f, 20'000);
+  CHECK(owners(f, 20'000) == first);
+  const std::vector<double> share = shareOf(first, 3);
+  CHECK(share[0] == doctest::Approx(0.25).epsilon(0.08));
+  CHECK(share[1] == doctest::Approx(0.50).epsilon(0.08));
+  CHECK(share[2] == doctest::Approx(0.25).epsilon(0.08));
+  // Without a key: round robin.
+  CHECK(f.picks(4) == "bacb");
+}
+
+TEST_CASE("hash: a backend that leaves takes only its keys away, and they come back with it") {
+  Fixture f;
+  f.config.load_balancing.policy = config::BalancingPolicy::Hash;
+  f.passive.consecutiveFailures = 1;
+  f.passive.baseEjectionMs = 1000;  // long enough for the picks below on a loaded machine
+  for (uint16_t port = 9001; port <= 9004; ++port) f.addBackend("127.0.0.1", port);
+  f.build();
+  const std::vector<std::size_t> before = owners(f, 20'000);
+
+  REQUIRE(f.cluster->reportFailure(f.backend(1)));  // ejected
+  const std::vector<std::size_t> during = owners(f, 20'000);
+  std::size_t moved = 0;
+  std::vector<std::size_t> movedTo(4);
+  for (std::size_t k = 0; k < before.size(); ++k) {
+    if (before[k] == 1) {
+      REQUIRE(during[k] != 1);
+      ++movedTo[during[k]];
+      ++moved;
+    } else {
+      REQUIRE(during[k] == before[k]);  // nobody else's key moves
+    }
+  }
+  // Its quarter of the keys moved, spread over the other three.
+  CHECK(static_cast<double>(moved) / 20'000 == doctest::Approx(0.25).epsilon(0.08));
+  for (std::size_t b : {0, 2, 3}) {
+    CHECK(static_cast<double>(movedTo[b]) / static_cast<double>(moved) ==
+          doctest::Approx(1.0 / 3).epsilon(0.15));
+  }
+  // A retry of a moved key avoids the backend it failed on; a key whose owner was tried goes on
+  // in its own sequence too.
+  CHECK(owners(f, 20'000, 0b0001) != during);
+
+  letTimePass(1000);  // the ejection ends
+  CHECK(owners(f, 20'000) == before);
+
+  // The same for a backend only marked down after a refused connect.
+  f.cluster->markDown(f.backend(2));
+  for (std::size_t owner : owners(f, 2'000)) CHECK(owner != 2);
+  f.cluster->markUp(f.backend(2));
+  CHECK(owners(f, 20'000) == before);
 }
 
 TEST_CASE("pick skips backends already tried") {

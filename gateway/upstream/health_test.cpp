@@ -312,3 +312,118 @@ TEST_CASE("a reload's board keeps what the old one knew of backends that stayed"
 
 }  // namespace
 }  // namespace gw::upstream
+
+namespace gw::upstream {
+namespace {
+
+PassiveCheck outlierOnly() {
+  PassiveCheck passive;
+  passive.consecutiveFailures = 0;
+  return passive;
+}
+
+TEST_CASE("consecutive_5xx: any 5xx or failure extends the streak, a response below 500 ends it") {
+  PassiveCheck passive = outlierOnly();
+  passive.consecutive5xx = 3;
+  HealthBoard board(one(spec(2, passive)));
+  CHECK_FALSE(board.reportResponse(0, 0, 500, 1000));
+  CHECK_FALSE(board.reportResponse(0, 0, 503, 1000));
+  CHECK_FALSE(board.reportResponse(0, 0, 404, 1000));  // ends it
+  CHECK_FALSE(board.reportResponse(0, 0, 500, 1000));
+  CHECK_FALSE(board.reportFailure(0, 0, 1000));
+  CHECK(board.reportResponse(0, 0, 599, 1000) == EjectionReason::Consecutive5xx);
+  CHECK_FALSE(board.usable(0, 0, 1000));
+  const auto status = board.snapshot(1000);
+  const BackendStatus& b = status[0].backends[0];
+  CHECK(b.ejectionReason == EjectionReason::Consecutive5xx);
+  CHECK(b.reason == "3 consecutive 5xx responses or failures");
+  CHECK(status[0].ejections[static_cast<std::size_t>(EjectionReason::Consecutive5xx)] == 1);
+  CHECK(b.ejections == 1);
+}
+
+TEST_CASE("consecutive_gateway_failure counts 502/503/504 and failures; a 500 ends the streak") {
+  PassiveCheck passive = outlierOnly();
+  passive.consecutiveGatewayFailure = 3;
+  HealthBoard board(one(spec(2, passive)));
+  CHECK_FALSE(board.reportResponse(0, 0, 502, 1000));
+  CHECK_FALSE(board.reportResponse(0, 0, 503, 1000));
+  CHECK_FALSE(board.reportResponse(0, 0, 500, 1000));  // a 5xx, but no gateway error
+  CHECK_FALSE(board.reportResponse(0, 0, 504, 1000));
+  CHECK_FALSE(board.reportFailure(0, 0, 1000));
+  CHECK(board.reportResponse(0, 0, 502, 1000) == EjectionReason::ConsecutiveGatewayFailure);
+  CHECK(board.snapshot(1000)[0].backends[0].reason ==
+        "3 consecutive gateway errors (502, 503, 504 or no answer)");
+}
+
+TEST_CASE("count_5xx keeps its meaning: 5xx count toward consecutive_failures only with it") {
+  PassiveCheck passive;
+  passive.consecutiveFailures = 2;
+  HealthBoard without(one(spec(2, passive)));
+  for (int i = 0; i < 5; ++i) CHECK_FALSE(without.reportResponse(0, 0, 500, 1000));
+  passive.count5xx = true;
+  HealthBoard with(one(spec(2, passive)));
+  CHECK_FALSE(with.reportResponse(0, 0, 500, 1000));
+  CHECK(with.reportResponse(0, 0, 502, 1000) == EjectionReason::ConsecutiveFailures);
+  CHECK(with.snapshot(1000)[0].backends[0].reason == "2 consecutive failed exchanges");
+}
+
+// Reports `requests` exchanges of which `failures` failed (5xx), spread so no streak ejects.
+void traffic(HealthBoard& board, std::size_t backend, int requests, int failures) {
+  for (int i = 0; i < requests; ++i) {
+    if (i < failures) {
+      board.reportResponse(0, backend, 500, 1000);
+    } else {
+      board.reportSuccess(0, backend);
+    }
+  }
+}
+
+TEST_CASE("success rate: a backend far below the others' mean is ejected, once per interval") {
+  PassiveCheck passive = outlierOnly();
+  passive.successRate = SuccessRate{10'000, 5, 100, 1.9};
+  HealthBoard board(one(spec(6, passive)));
+  CHECK(board.successRateIntervalMs() == 10'000);
+  for (std::size_t b = 0; b < 4; ++b) traffic(board, b, 200, 2);
+  traffic(board, 4, 200, 100);  // 50%
+  traffic(board, 5, 99, 99);    // below request_volume: not judged
+  const auto ejected = board.evaluateSuccessRates(1000);
+  REQUIRE(ejected.size() == 1);
+  CHECK(ejected[0].backend == 4);
+  CHECK(ejected[0].successRate == doctest::Approx(50.0));
+  // Rates 99, 99, 99, 99, 50: mean 89.2, stdev 19.6, threshold 89.2 - 1.9 x 19.6.
+  CHECK(ejected[0].threshold == doctest::Approx(51.96).epsilon(0.01));
+  CHECK_FALSE(board.usable(0, 4, 1000));
+  CHECK(board.usable(0, 5, 1000));
+  const auto status = board.snapshot(1000);
+  CHECK(status[0].backends[4].ejectionReason == EjectionReason::SuccessRate);
+  CHECK(status[0].backends[4].reason == "success rate 50.0% below the upstream's threshold 52.0%");
+
+  // The next evaluation waits for the interval; the counts started over.
+  traffic(board, 3, 200, 200);
+  CHECK(board.evaluateSuccessRates(5000).empty());
+  CHECK(board.evaluateSuccessRates(11'000).empty());  // only one backend reached the volume
+}
+
+TEST_CASE("success rate: nothing is judged below minimum_hosts, and the cap holds") {
+  PassiveCheck passive = outlierOnly();
+  passive.successRate = SuccessRate{1000, 5, 100, 1.9};
+  HealthBoard few(one(spec(4, passive)));
+  for (std::size_t b = 0; b < 3; ++b) traffic(few, b, 100, 0);
+  traffic(few, 3, 100, 100);
+  CHECK(few.evaluateSuccessRates(1000).empty());
+
+  // Ten backends, two at 10%: both are outliers, but 10% of ten is one ejection.
+  passive.maxEjectionPercent = 10;
+  HealthBoard capped(one(spec(10, passive)));
+  for (std::size_t b = 0; b < 8; ++b) traffic(capped, b, 100, 0);
+  traffic(capped, 8, 100, 90);
+  traffic(capped, 9, 100, 90);
+  CHECK(capped.evaluateSuccessRates(1000).size() == 1);
+  const auto status = capped.snapshot(1000);
+  const auto reason = static_cast<std::size_t>(EjectionReason::SuccessRate);
+  CHECK(status[0].ejections[reason] == 1);
+  CHECK(status[0].ejectionsRefused[reason] == 1);
+}
+
+}  // namespace
+}  // namespace gw::upstream

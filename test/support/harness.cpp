@@ -692,6 +692,10 @@ BackendStats Backend::stats() {
 void Backend::reset() { control("/__reset"); }
 void Backend::closeIdle() { control("/__close-idle"); }
 
+void Backend::behave(int status, int delayMs) {
+  control("/__behave?status=" + std::to_string(status) + "&delay=" + std::to_string(delayMs));
+}
+
 std::vector<Echo> Backend::requests() {
   Response r = control("/__requests");
   rapidjson::Document d;

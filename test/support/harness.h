@@ -205,6 +205,8 @@ class Backend {
   BackendStats stats();
   void reset();
   void closeIdle();
+  // Every later request answered with `status` (0: as its path says) after `delayMs`.
+  void behave(int status, int delayMs = 0);
   std::vector<Echo> requests();  // every request received since the last reset (no bodies)
 
  private:

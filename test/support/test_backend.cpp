@@ -55,7 +55,9 @@ constexpr const char* kUsage =
     "      default body: 'origin PATH #K', K counting /origin answers since /__reset\n"
     "  ?only=ID on any of these: only the backend started with --id ID does what the path\n"
     "      says; the others answer as /echo\n"
-    "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n";
+    "  /__stats  /__reset  /__requests  /__close-idle   (control, not counted)\n"
+    "  /__behave?status=N&delay=MS (control): from now on every other request is answered\n"
+    "      with status N (0: as its path says) after MS milliseconds (0: at once)\n";
 
 constexpr std::size_t kEchoBodyCap = 1024 * 1024;
 constexpr std::size_t kGenerateStep = 64 * 1024;
@@ -127,6 +129,8 @@ struct Conn {
 };
 
 std::string g_id = "backend";
+int g_behave_status = 0;        // /__behave?status=N
+uint64_t g_behave_delay_ms = 0;  // /__behave?delay=MS
 SSL_CTX* g_tls = nullptr;  // --tls-cert/--tls-key
 Stats g_stats;
 std::vector<std::string> g_log;  // one JSON object per recorded request
@@ -454,6 +458,20 @@ void startResponse(Conn& c) {
   // ?only=ID: the path does what it says on the backend with that --id; the others echo.
   if (auto only = queryParam(r.target, "only"); only && *only != g_id) {
     return respond(c, r, 200, requestJson(r, true), "application/json");
+  }
+  if (path == "/__behave") {
+    const auto status = queryParam(r.target, "status");
+    const auto delay = queryParam(r.target, "delay");
+    g_behave_status = status ? static_cast<int>(parseNumber(*status)) : 0;
+    g_behave_delay_ms = delay ? parseNumber(*delay) : 0;
+    return respond(c, r, 200, "{}", "application/json");
+  }
+  if (g_behave_delay_ms != 0) {
+    c.delay_until = Clock::now() + std::chrono::milliseconds(g_behave_delay_ms);
+    return;  // answered by the timer in pumpTimers()
+  }
+  if (g_behave_status >= 200 && g_behave_status <= 999) {
+    return respond(c, r, g_behave_status, "behave " + std::to_string(g_behave_status) + "\n");
   }
   if (auto n = suffixAfter(path, "/bytes/")) {
     uint64_t len = parseNumber(*n);
