@@ -227,6 +227,10 @@ void Connection::use(const Script& script) {
   if (!send(load, op)) releaseOp(op);
 }
 
+void Connection::useScriptsOf(const Connection& other) {
+  for (const LoadedScript& entry : other.scripts_) use(*entry.script);
+}
+
 Failure Connection::admit() {
   const State now = state();
   if (ac_ == nullptr || (now != State::Closed && now != State::HalfOpen)) {

@@ -56,6 +56,8 @@ class Connection final : public Client {
                std::span<const std::string_view> args, Waiter& waiter) override;
   Failure command(std::span<const std::string_view> argv, Waiter* waiter) override;
 
+  // Uses every script `other` uses (a reload replaced `other` with this connection).
+  void useScriptsOf(const Connection& other);
   const config::RedisConfig& config() const { return config_; }
   std::size_t pending() const { return pendingCount_; }
   // A reload replaced this connection: it stops reconnecting and leaves the state board to its

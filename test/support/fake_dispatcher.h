@@ -27,6 +27,10 @@ class FakeDispatcher final : public plugin::Dispatcher {
     return std::make_unique<FakeTimer>(*this, std::move(fired));
   }
   int64_t nowMs() const override { return now; }
+  redis::Client* redis() override { return redisClient; }
+
+  // What redis() answers: null (no `redis:` block) until the test sets one (test::FakeRedis).
+  redis::Client* redisClient = nullptr;
 
   // Runs what was posted so far (and what those callbacks post); returns how many ran.
   std::size_t runPosted() {
