@@ -10,9 +10,12 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
+#include <string_view>
 #include <vector>
 
 #include "gateway/observability/histogram.h"
@@ -39,7 +42,14 @@ struct GlobalMetrics {
     std::vector<std::pair<std::string, uint64_t>> refused;
   };
   std::vector<Ejections> upstream_ejections;
+  // With a `redis:` block: how many workers' connections are in each state, indexed like
+  // kRedisStateNames (redis::State); without one, no gatewayd_redis_* family is exposed.
+  std::optional<std::array<std::size_t, 4>> redis_workers;
 };
+
+// redis::State's names, in its order (the floor below Redis cannot include it).
+inline constexpr std::array<std::string_view, 4> kRedisStateNames = {"connecting", "closed",
+                                                                     "half_open", "open"};
 
 // One scrape's values as metric families: # HELP and # TYPE for every family, every
 // route/upstream series present from the start with 0, except http_requests_total whose
