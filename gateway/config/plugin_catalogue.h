@@ -19,6 +19,7 @@ namespace gw::config {
 // A plugin's parsed settings: validated once at load, immutable, shared by every worker.
 struct PluginSettings {
   virtual ~PluginSettings() = default;
+  virtual bool usesRedis() const { return false; }
 };
 
 class PluginType {

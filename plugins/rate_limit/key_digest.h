@@ -27,6 +27,11 @@ struct Digest {
   bool operator==(const Digest&) const = default;
 };
 
+// For hash tables keyed by digests: a digest is pseudo-random already, its low word is a hash.
+struct DigestHash {
+  std::size_t operator()(const Digest& d) const noexcept { return d.lo; }
+};
+
 struct SipKey {
   uint64_t k0 = 0;
   uint64_t k1 = 0;
