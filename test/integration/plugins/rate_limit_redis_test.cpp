@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway/redis/script.h"
@@ -182,4 +185,255 @@ TEST_CASE("rate_limit script: decides exactly as WindowTable on random sequences
       CHECK(got.grant->validMs == valid);
     }
   }
+}
+
+// ---- Through gatewayd ----
+// Skipped until gatewayd connects its workers to Redis (the runtime wiring of branch redis-core:
+// Dispatcher::redis() returning the worker's connection, the gatewayd_redis_workers gauge); the
+// merge of that wiring removes kUntilWired.
+constexpr bool kUntilWired = true;
+
+namespace {
+
+// `instances` share a Redis; each has `workers` workers and one catch-all route with `settings`.
+std::string sharedConfig(const Backend& b, const RedisServer& redis, std::string_view settings,
+                         int workers = 2) {
+  return subst(R"(workers: ${W}
+listeners:
+  - address: 127.0.0.1
+    port: ${PORT}
+redis:
+  address: ${R}
+  command_timeout: 50ms
+  reconnect_initial: 50ms
+  reconnect_max: 200ms
+upstreams:
+  - name: main
+    backends:
+      - ${B}
+routes:
+  - match: {prefix: /}
+    upstream: main
+    plugins:
+      - rate_limit: ${S}
+)",
+               {{"W", std::to_string(workers)},
+                {"R", redis.address()},
+                {"B", b.address()},
+                {"S", std::string(settings)}});
+}
+
+struct Tally {
+  std::atomic<int> admitted{0}, refused{0}, unavailable{0}, other{0};
+  std::atomic<int> badHeaders{0};  // a 429 without Retry-After or RateLimit
+  std::atomic<int64_t> slowestMs{0};
+};
+
+// `connections` clients per gateway, each sending up to `perConnection` requests (stopping at the
+// first incomplete answer), all at once.
+void load(const std::vector<const Gateway*>& gateways, int connections, int perConnection,
+          Tally& tally, std::string_view headers = {}) {
+  std::vector<std::thread> threads;
+  for (const Gateway* gw : gateways) {
+    for (int c = 0; c < connections; ++c) {
+      threads.emplace_back([&, port = gw->port()] {
+        Client client(port);
+        if (!client.connected()) {
+          ++tally.other;
+          return;
+        }
+        for (int n = 0; n < perConnection; ++n) {
+          const auto start = std::chrono::steady_clock::now();
+          Response r = client.roundTrip(get("/echo", headers), 3000ms);
+          const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+          int64_t slowest = tally.slowestMs.load();
+          while (ms > slowest && !tally.slowestMs.compare_exchange_weak(slowest, ms)) {
+          }
+          if (!r.complete) {
+            ++tally.other;
+            return;
+          }
+          if (r.status == 200) {
+            ++tally.admitted;
+          } else if (r.status == 429 && errorCode(r.body) == "RATE_LIMIT_EXCEEDED") {
+            ++tally.refused;
+            if (!r.header("Retry-After") || !r.header("RateLimit")) ++tally.badHeaders;
+          } else if (r.status == 503 && errorCode(r.body) == "RATE_LIMIT_UNAVAILABLE" &&
+                     r.header("Retry-After") == "1") {
+            ++tally.unavailable;
+          } else {
+            ++tally.other;
+          }
+        }
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+}
+
+// Redis's day (its TIME), to tell a run that straddled 00:00 UTC, where a 24 h window ends.
+int64_t redisDay(const RedisServer& redis) {
+  const std::string time = redis.call({"TIME"});
+  return std::stoll(time.substr(0, time.find('\n'))) / 86'400;
+}
+
+// Every worker of `gw` reaches Redis (its breaker closed).
+bool allWorkersConnected(const Gateway& gw, int workers) {
+  const Response r = adminRequest(gw, "/metrics");
+  return metricSample(r.body, "gatewayd_redis_workers{state=\"closed\"}") == workers;
+}
+
+// Two gatewayd with 2 workers each on one Redis, once all their workers reach it.
+struct TwoInstances {
+  Gateway one;
+  Gateway two;
+  TwoInstances(const Backend& b, const RedisServer& redis, const std::string& settings)
+      : one(sharedConfig(b, redis, settings)), two(sharedConfig(b, redis, settings)) {
+    REQUIRE(waitConnected());
+  }
+  bool waitConnected(Millis timeout = 3000ms) {
+    return waitFor([&] { return allWorkersConnected(one, 2) && allWorkersConnected(two, 2); },
+                   timeout);
+  }
+  // `connections` clients on each; whether the load stayed within one day of Redis's clock (a
+  // 24 h window ends at 00:00 UTC).
+  bool load(const RedisServer& redis, int connections, int perConnection, Tally& tally,
+            std::string_view headers = {}) {
+    const int64_t dayBefore = redisDay(redis);
+    ::load({&one, &two}, connections, perConnection, tally, headers);
+    INFO(tally.admitted << " admitted, " << tally.refused << " refused, " << tally.other
+                        << " other");
+    CHECK(tally.other == 0);
+    CHECK(tally.badHeaders == 0);
+    return redisDay(redis) == dayBefore;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("rate_limit redis: two gatewayd on one Redis admit the limit once, not twice" *
+          doctest::skip(kUntilWired)) {
+  constexpr int kLimit = 300;
+  RedisServer redis;
+  Backend b;
+  const std::string settings =
+      "{limits: [{requests: 300, window: 24h}], key: [route], store: redis}";
+  TwoInstances instances(b, redis, settings);
+  Tally tally;
+  const bool sameDay = instances.load(redis, 16, 30, tally);  // 960 requests, 3.2 x the limit
+  CHECK(tally.admitted + tally.refused == 960);
+  CHECK(tally.admitted <= kLimit);
+  if (sameDay) CHECK(tally.admitted == kLimit);
+  CHECK(b.stats().requests == static_cast<uint64_t>(tally.admitted));
+
+  // One key in Redis, with the TTL of two windows, and its size for the docs.
+  const std::string keys = redis.call({"KEYS", "gw:rl:*"});
+  REQUIRE(keys.find('\n') == std::string::npos);
+  CHECK(keys.starts_with("gw:rl:{"));
+  const long long ttl = std::stoll(redis.call({"PTTL", keys}));
+  CHECK(ttl > 2 * 86'400'000LL - 60'000);
+  CHECK(ttl <= 2 * 86'400'000LL);
+  MESSAGE("MEMORY USAGE of one key with one limit: " << redis.call({"MEMORY", "USAGE", keys}));
+}
+
+TEST_CASE("rate_limit hybrid: two gatewayd on one Redis stay within the documented bound" *
+          doctest::skip(kUntilWired)) {
+  constexpr int kLimit = 300;
+  constexpr int kBatch = 8;
+  constexpr int kHolders = 4;  // 2 instances x 2 workers may each hold a lease
+  RedisServer redis;
+  Backend b;
+  const std::string settings =
+      "{limits: [{requests: 300, window: 24h}], key: [route], store: hybrid, batch: 8}";
+  TwoInstances instances(b, redis, settings);
+  Tally tally;
+  const bool sameDay = instances.load(redis, 16, 30, tally);
+  CHECK(tally.admitted <= kLimit);  // never more than store: redis
+  if (sameDay) CHECK(tally.admitted >= kLimit - kHolders * (kBatch - 1));
+  // Far fewer round trips than requests.
+  const double refills =
+      metricSample(adminRequest(instances.one, "/metrics").body,
+                   "gatewayd_rate_limit_lease_refills_total{route=\"route-1\"}") +
+      metricSample(adminRequest(instances.two, "/metrics").body,
+                   "gatewayd_rate_limit_lease_refills_total{route=\"route-1\"}");
+  MESSAGE("hybrid: " << refills << " refills for " << tally.admitted << " admitted");
+  CHECK(refills > 0);
+  CHECK(refills < tally.admitted / 2);
+}
+
+TEST_CASE("rate_limit redis: Redis killed or hung mid-run: allow admits, deny refuses, no wait" *
+          doctest::skip(kUntilWired)) {
+  bool deny = false;
+  SUBCASE("on_redis_error: allow") { deny = false; }
+  SUBCASE("on_redis_error: deny") { deny = true; }
+  RedisServer redis;
+  Backend b;
+  const std::string settings =
+      std::string(
+          "{limits: [{requests: 100000, window: 24h}], key: [route], store: redis, "
+          "on_redis_error: ") +
+      (deny ? "deny}" : "allow}");
+  Gateway gw(sharedConfig(b, redis, settings));
+  REQUIRE(waitFor([&] { return allWorkersConnected(gw, 2); }, 3000ms));
+  Tally healthy;
+  load({&gw}, 4, 20, healthy);
+  CHECK(healthy.admitted == 80);
+
+  // Hung (SIGSTOP): the requests in flight wait command_timeout (50 ms), then the breaker opens
+  // and the policy applies at once. Margin: a loaded 2-core machine.
+  constexpr int64_t kBoundMs = 50 + 250;
+  redis.pause();
+  Tally hung;
+  load({&gw}, 4, 20, hung);
+  redis.resume();
+  INFO("hung: " << hung.admitted << " admitted, " << hung.unavailable << " unavailable, "
+                << hung.other << " other, slowest " << hung.slowestMs << " ms");
+  CHECK(hung.other == 0);
+  CHECK(hung.slowestMs <= kBoundMs);
+  if (deny) {
+    CHECK(hung.unavailable == 80);
+  } else {
+    CHECK(hung.admitted == 80);
+  }
+
+  REQUIRE(waitFor([&] { return allWorkersConnected(gw, 2); }, 3000ms));
+  redis.kill();
+  Tally killed;
+  load({&gw}, 4, 20, killed);
+  INFO("killed: " << killed.admitted << " admitted, " << killed.unavailable << " unavailable, "
+                  << killed.other << " other, slowest " << killed.slowestMs << " ms");
+  CHECK(killed.other == 0);
+  CHECK(killed.slowestMs <= kBoundMs);
+  CHECK((deny ? killed.unavailable : killed.admitted) == 80);
+
+  const std::string metrics = adminRequest(gw, "/metrics").body;
+  const std::string policy = deny ? "deny" : "allow";
+  CHECK(metricSample(metrics,
+                     "gatewayd_rate_limit_redis_fallback_total{route=\"route-1\","
+                     "policy=\"" +
+                         policy + "\"}") >= 160);
+  CHECK(gw.log().find(deny ? "\"rate_limit\":\"unavailable\"" : "\"rate_limit\":\"fallback\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("rate_limit redis: after a restart of Redis the instances share counting again" *
+          doctest::skip(kUntilWired)) {
+  RedisServer redis;
+  Backend b;
+  const std::string settings =
+      "{limits: [{requests: 5, window: 24h}], key: [{header: X-Key}], store: redis}";
+  TwoInstances instances(b, redis, settings);
+  redis.kill();
+  Tally outage;  // counted locally, per instance, meanwhile (allow)
+  load({&instances.one, &instances.two}, 1, 3, outage, "X-Key: during\r\n");
+  CHECK(outage.admitted == 6);
+  redis.restart();
+  REQUIRE(instances.waitConnected(5000ms));
+  Tally shared;
+  const bool sameDay = instances.load(redis, 4, 5, shared, "X-Key: after\r\n");
+  CHECK(shared.admitted <= 5);
+  if (sameDay) CHECK(shared.admitted == 5);
+  CHECK(redis.call({"DBSIZE"}) == "1");
 }
