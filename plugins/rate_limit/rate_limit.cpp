@@ -200,7 +200,7 @@ void RateLimit::onReply(const redisReply* reply, redis::Failure failure) {
 }
 
 void RateLimit::finishWaiting(const Decision* decision, redis::Failure) {
-  plugin::Context& ctx = *ctx_;
+  plugin::Context& ctx = *std::exchange(ctx_, nullptr);
   if (decision) {
     decision_ = *decision;
     conclude(ctx);

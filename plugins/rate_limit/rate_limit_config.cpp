@@ -169,6 +169,11 @@ void parseRedisSettings(NodeReader& reader, const YAML::Node& settings,
   if (out.store != Store::Hybrid && reader.has("batch")) {
     reader.error(*reader.value("batch"), "'batch' applies to store: hybrid only");
   }
+  if (out.store == Store::Hybrid && out.memoKeys == 0) {
+    reader.error(*reader.value("memo_keys"),
+                 "'memo_keys' must be at least 1 with store: hybrid (it also bounds the keys "
+                 "holding leases)");
+  }
   if (out.store == Store::Local) return;
   // The script computes in Lua's doubles, exact up to 2^53.
   const auto node = reader.value("limits");

@@ -132,14 +132,14 @@ store: hybrid
 on_redis_error: deny
 scope: api.v2
 batch: 50
-memo_keys: 0
+memo_keys: 10
 )");
   CHECK(hybrid.usesRedis());
   CHECK(hybrid.redis().store == Store::Hybrid);
   CHECK(hybrid.redis().onError == OnRedisError::Deny);
   CHECK(hybrid.window().scope() == "api.v2");
   CHECK(hybrid.redis().batch == 50);
-  CHECK(hybrid.redis().memoKeys == 0);
+  CHECK(hybrid.redis().memoKeys == 10);
 }
 
 TEST_CASE("rate_limit config: the default scope follows the limits and the key, not names") {
@@ -170,6 +170,9 @@ TEST_CASE("rate_limit config: Redis settings are checked, at their position") {
         Lines{"1:60: 'batch' applies to store: hybrid only"});
   CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, batch: 1}") ==
         Lines{"1:61: 'batch': expected an integer from 2 to 1000, got '1'"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, memo_keys: 0}") ==
+        Lines{"1:65: 'memo_keys' must be at least 1 with store: hybrid (it also bounds the keys "
+              "holding leases)"});
   CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: redis, on_redis_error: open}")
             .size() == 1);
 }
