@@ -155,6 +155,7 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
 plugin::Status RateLimit::askRedis(plugin::Context& ctx) {
   redis::Client* client = ctx.dispatcher().redis();
   if (!client || !state_) return fallBack(ctx);
+  state_->useScriptOn(*client);
   const int64_t now = ctx.nowMs();
   digest_ = redisDigest(client->keySpace(), parts());
   if (const auto refusal = state_->memo.refusal(digest_, now)) {

@@ -156,8 +156,19 @@ struct RedisWorkerState final : plugin::WorkerState {
   RedisWorkerState(const Config& config, plugin::Dispatcher& dispatcher)
       : memo(config.redis().memoKeys),
         leases(dispatcher, config.window(), config.redis().batch, config.redis().memoKeys, memo) {}
+  // The script loaded on `client` (on the worker's thread: the worker state may be made on
+  // another), once per connection. A new connection at the address of an old one is not told,
+  // and answers the first EVALSHA with NOSCRIPT, which the client resends as EVAL.
+  void useScriptOn(redis::Client& client) {
+    if (scriptLoadedOn_ == &client) return;
+    client.use(windowScript());
+    scriptLoadedOn_ = &client;
+  }
   RefusalMemo memo;
   LeaseTable leases;  // hybrid only
+
+ private:
+  const redis::Client* scriptLoadedOn_ = nullptr;
 };
 
 class RateLimit final : public plugin::Plugin, private redis::Waiter, private LeaseWaiter {

@@ -226,8 +226,6 @@ std::unique_ptr<plugin::WorkerState> Factory::makeWorkerState(
     const plugin::RouteConfig& config, plugin::Dispatcher& dispatcher) const {
   const auto& settings = static_cast<const Config&>(config);
   if (settings.redis().store == Store::Local) return nullptr;
-  // Loaded now and on every reconnect, so the per-request EVALSHA finds it.
-  if (redis::Client* client = dispatcher.redis()) client->use(windowScript());
   return std::make_unique<RedisWorkerState>(settings, dispatcher);
 }
 

@@ -78,10 +78,10 @@ struct Rig {
 
 TEST_CASE("rate_limit redis: the request waits for the script, then goes on with its headers") {
   Rig rig("{limits: [{requests: 10, window: 1s}], store: redis, scope: api}");
+  auto x = rig.start();
+  // Loaded on the worker's connection by its first request, once.
   REQUIRE(rig.redis.used.size() == 1);
   CHECK(rig.redis.used[0] == &windowScript());
-
-  auto x = rig.start();
   CHECK(x->request == plugin::Status::Stop);
   REQUIRE(rig.redis.pending() == 1);
   const std::vector<std::string>& argv = rig.redis.oldest();
@@ -101,6 +101,8 @@ TEST_CASE("rate_limit redis: the request waits for the script, then goes on with
   CHECK(x->note() == "allowed");
   CHECK(x->header("RateLimit") == "\"default\";r=9;t=2");
   CHECK(x->header("Retry-After") == "<none>");
+  rig.start("192.0.2.9");
+  CHECK(rig.redis.used.size() == 1);
 }
 
 TEST_CASE("rate_limit redis: a refusal is a 429 with Retry-After, then refused from the memo") {
