@@ -121,7 +121,7 @@ class LeaseTable {
     }
     bool busy() const { return waiting() || waiters.size > 0 || handingOut; }
   };
-  using Index = std::unordered_map<Digest, std::list<Lease>::iterator, DigestHash>;
+  using Index = std::unordered_map<Digest, std::list<Lease>::iterator, SaltedDigestHash>;
 
   Lease* find(const Digest& digest, std::string_view redisKey, int64_t nowMs);
   bool takeToken(Lease& lease, int64_t nowMs, Decision& decision);

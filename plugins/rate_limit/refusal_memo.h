@@ -35,11 +35,12 @@ class RefusalMemo {
     Decision refusal;
     int64_t atMs = 0;
   };
-  void forget(std::unordered_map<Digest, std::list<Entry>::iterator, DigestHash>::iterator it);
+  void forget(
+      std::unordered_map<Digest, std::list<Entry>::iterator, SaltedDigestHash>::iterator it);
 
   std::size_t capacity_;
   std::list<Entry> lru_;  // most recent first
-  std::unordered_map<Digest, std::list<Entry>::iterator, DigestHash> index_;
+  std::unordered_map<Digest, std::list<Entry>::iterator, SaltedDigestHash> index_;
 };
 
 }  // namespace gw::plugins::rate_limit
