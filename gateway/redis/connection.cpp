@@ -4,9 +4,11 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 
 #include <charconv>
 #include <cstring>
+#include <stdexcept>
 
 #include "gateway/core/clock.h"
 #include "gateway/core/fast_random.h"
@@ -64,9 +66,29 @@ struct Connection::PendingOp : PendingCommand {
   std::vector<std::size_t> lengths;  // of each word
 };
 
+namespace {
+
+// KeySpace: the first 16 bytes of SHA-256("gatewayd redis keys v1" || key secret).
+KeySpace keySpaceOf(const config::RedisConfig& config) {
+  KeySpace space;
+  space.prefix = config.key_prefix;
+  const std::string text = "gatewayd redis keys v1" + config.key_secret;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1 ||
+      length < space.digestKey.size()) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  std::memcpy(space.digestKey.data(), digest, space.digestKey.size());
+  return space;
+}
+
+}  // namespace
+
 Connection::Connection(event_base* base, const config::RedisConfig& config, std::string name,
                        observability::RedisMetrics& metrics, StateBoard* board, std::size_t worker)
     : base_(base),
+      keySpace_(keySpaceOf(config)),
       config_(config),
       name_(std::move(name)),
       metrics_(metrics),

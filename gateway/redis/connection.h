@@ -51,6 +51,7 @@ class Connection final : public Client {
   Connection& operator=(const Connection&) = delete;
 
   State state() const override { return breaker_.state(); }
+  const KeySpace& keySpace() const override { return keySpace_; }
   void use(const Script& script) override;
   Failure eval(const Script& script, std::span<const std::string_view> keys,
                std::span<const std::string_view> args, Waiter& waiter) override;
@@ -105,6 +106,7 @@ class Connection final : public Client {
   LoadedScript* loaded(const Script& script);
 
   event_base* base_;
+  KeySpace keySpace_;
   config::RedisConfig config_;
   std::string name_;
   observability::RedisMetrics& metrics_;
