@@ -89,7 +89,7 @@ done
 
 ((close == 0 || tls == 1)) || gw_die "--close goes with --tls"
 ((resume == 1 || close == 1)) || gw_die "--no-resume goes with --tls --close"
-((rate_limit == 0 || (tls == 0 && config == "$GW_ROOT/conf/examples/bench.yaml"))) ||
+[[ "$rate_limit" == 0 || ("$tls" == 0 && "$config" == "$GW_ROOT/conf/examples/bench.yaml") ]] ||
   gw_die "--rate-limit goes with the default config, without --tls"
 scheme=http
 if ((tls)); then
@@ -265,15 +265,12 @@ if ((rate_limit)); then
   ports=()
   gateway_pids=()
   for k in 0 1 2; do
-    # The default config's one route is its last entry: the plugin list goes at its end.
+    # The default config's one route: its plugin list goes after its upstream.
     sed -e "s/^\( *port: \)$gateway_port\$/\1$((gateway_port + k))/" \
-      -e "s/^\( *port: \)$admin_port\$/\1$((admin_port + k))/" "$gw_conf" >"$tmp/${names[$k]}.yaml"
-    cat >>"$tmp/${names[$k]}.yaml" <<YAML
-    plugins:
-      - rate_limit: {limits: [{requests: 1000000000, window: 1h}], store: ${names[$k]}}
-redis:
-  address: 127.0.0.1:$redis_port
-YAML
+      -e "s/^\( *port: \)$admin_port\$/\1$((admin_port + k))/" \
+      -e "s/^\(    upstream: bench.*\)\$/\1\n    plugins:\n      - rate_limit: {limits: [{requests: 1000000000, window: 1h}], store: ${names[$k]}}/" \
+      "$gw_conf" >"$tmp/${names[$k]}.yaml"
+    printf 'redis:\n  address: 127.0.0.1:%s\n' "$redis_port" >>"$tmp/${names[$k]}.yaml"
     start "gatewayd-${names[$k]}" "$gatewayd" -c "$tmp/${names[$k]}.yaml"
     gateway_pids+=("${pids[-1]}")
     ports+=($((gateway_port + k)))
