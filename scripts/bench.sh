@@ -5,7 +5,7 @@
 # the order rotating each round; the table shows medians over the rounds.
 #   scripts/bench.sh [--body small|big] [--rounds N] [--duration S] [--workers N] [--config FILE]
 #                    [--tls [--close [--no-resume]]] [--gateway-port P] [--nginx-port P]
-#                    [--backend-port P] [--admin-port P]
+#                    [--backend-port P] [--admin-port P] [--rate-limit [--redis-port P]]
 #     --body small   100-byte JSON responses (default);  big = 64 KiB responses
 #     --rounds N     rounds (default $ROUNDS or 3);  --duration S  seconds per wrk run ($DURATION or 8)
 #     --workers N    workers of gatewayd and of the nginx proxy (default 1)
@@ -21,6 +21,11 @@
 #                    handshake is a full one (certificate, signature, key exchange)
 #     --gateway-port, --nginx-port, --backend-port, --admin-port: other ports than 18090 (18443
 #                    with --tls), 18082, 18081 and 9901, when others benchmark on this machine
+#     --rate-limit   instead of nginx and the backend: three gatewayd (the default config plus
+#                    one rate_limit entry that never refuses, keyed by client IP: one hot key)
+#                    with store: local, redis and hybrid, on ports P, P+1, P+2 (admin A, A+1,
+#                    A+2), sharing a redis-server started here on --redis-port (default 18379);
+#                    prints redis / local and hybrid / local (issue 12: >= 0.8x and >= 0.95x)
 # Everything binds 127.0.0.1, runs in a temp dir under /tmp and is stopped by PID at exit.
 # Build: release, in build/ (or $BUILD_DIR).
 # For comparisons with HAProxy/h2o, instructions and syscalls per request, see README.md.
@@ -44,6 +49,8 @@ tls=0
 close=0
 resume=1
 tls_dir=/tmp/gatewayd-bench-tls
+rate_limit=0
+redis_port=18379
 
 need_arg() { (($# >= 2)) || gw_die "$1 needs a value"; }
 while (($#)); do
@@ -60,7 +67,9 @@ while (($#)); do
     --tls) tls=1; config="$GW_ROOT/conf/examples/bench-tls.yaml"; gateway_port=18443 ;;
     --close) close=1 ;;
     --no-resume) resume=0 ;;
-    -h | --help) sed -n '2,26s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --rate-limit) rate_limit=1 ;;
+    --redis-port) need_arg "$@"; redis_port="$2"; shift ;;
+    -h | --help) sed -n '2,31s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -72,7 +81,7 @@ case "$body" in
 esac
 config_gateway_port="$gateway_port"  # what the shipped configs listen on
 gateway_port="${gateway_port_option:-$gateway_port}"
-for v in rounds duration workers gateway_port nginx_port backend_port admin_port; do
+for v in rounds duration workers gateway_port nginx_port backend_port admin_port redis_port; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || gw_die "--${v//_/-} must be a positive integer"
 done
 ((duration <= 120 && rounds <= 20)) || gw_die "keep it bounded: --duration <= 120, --rounds <= 20"
@@ -80,6 +89,8 @@ done
 
 ((close == 0 || tls == 1)) || gw_die "--close goes with --tls"
 ((resume == 1 || close == 1)) || gw_die "--no-resume goes with --tls --close"
+[[ "$rate_limit" == 0 || ("$tls" == 0 && "$config" == "$GW_ROOT/conf/examples/bench.yaml") ]] ||
+  gw_die "--rate-limit goes with the default config, without --tls"
 scheme=http
 if ((tls)); then
   scheme=https
@@ -102,7 +113,10 @@ fi
 gatewayd="$dir/gatewayd"
 [[ -x "$gatewayd" ]] || gw_die "$gatewayd was not built"
 
-for port in "$backend_port" "$nginx_port" "$gateway_port" "$admin_port"; do
+ports_needed=("$backend_port" "$nginx_port" "$gateway_port" "$admin_port")
+((rate_limit)) && ports_needed=("$backend_port" "$redis_port" "$gateway_port" $((gateway_port + 1))
+  $((gateway_port + 2)) "$admin_port" $((admin_port + 1)) $((admin_port + 2)))
+for port in "${ports_needed[@]}"; do
   ! gw_port_in_use "$port" || gw_die "127.0.0.1:$port is already in use"
 done
 
@@ -235,15 +249,44 @@ ready() {  # name port pid [scheme]: a 200 with the expected body length within 
 
 start backend nginx -p "$tmp/backend" -c "$tmp/backend/nginx.conf" -e "$tmp/backend/error.log"
 ready backend "$backend_port" "${pids[-1]}"
-start nginx nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log"
-ready nginx "$nginx_port" "${pids[-1]}" "$scheme"
-start gatewayd "$gatewayd" -c "$gw_conf"
-gateway_pid="${pids[-1]}"
-ready gatewayd "$gateway_port" "$gateway_pid" "$scheme"
-
-names=(direct gatewayd nginx)
-ports=("$backend_port" "$gateway_port" "$nginx_port")
-schemes=(http "$scheme" "$scheme")
+if ((rate_limit)); then
+  # Debian's redis-tools ships the server as redis-check-rdb, which runs as the server under
+  # that name (see test/support/redis_server.h).
+  ln -s "$(command -v redis-check-rdb)" "$tmp/redis-server" ||
+    gw_die "no redis-check-rdb: run scripts/setup.sh"
+  start redis "$tmp/redis-server" --port "$redis_port" --bind 127.0.0.1 --save "" \
+    --appendonly no --dir "$tmp"
+  for ((i = 0; i < 50; i++)); do
+    [[ "$(redis-cli -p "$redis_port" PING 2>/dev/null)" == PONG ]] && break
+    sleep 0.1
+  done
+  [[ "$(redis-cli -p "$redis_port" PING 2>/dev/null)" == PONG ]] || gw_die "redis did not start"
+  names=(local redis hybrid)
+  ports=()
+  gateway_pids=()
+  for k in 0 1 2; do
+    # The default config's one route: its plugin list goes after its upstream.
+    sed -e "s/^\( *port: \)$gateway_port\$/\1$((gateway_port + k))/" \
+      -e "s/^\( *port: \)$admin_port\$/\1$((admin_port + k))/" \
+      -e "s/^\(    upstream: bench.*\)\$/\1\n    plugins:\n      - rate_limit: {limits: [{requests: 1000000000, window: 1h}], store: ${names[$k]}}/" \
+      "$gw_conf" >"$tmp/${names[$k]}.yaml"
+    printf 'redis:\n  address: 127.0.0.1:%s\n' "$redis_port" >>"$tmp/${names[$k]}.yaml"
+    start "gatewayd-${names[$k]}" "$gatewayd" -c "$tmp/${names[$k]}.yaml"
+    gateway_pids+=("${pids[-1]}")
+    ports+=($((gateway_port + k)))
+    ready "gatewayd-${names[$k]}" $((gateway_port + k)) "${pids[-1]}"
+  done
+  schemes=(http http http)
+else
+  start nginx nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log"
+  ready nginx "$nginx_port" "${pids[-1]}" "$scheme"
+  start gatewayd "$gatewayd" -c "$gw_conf"
+  gateway_pids=("${pids[-1]}")
+  ready gatewayd "$gateway_port" "${pids[-1]}" "$scheme"
+  names=(direct gatewayd nginx)
+  ports=("$backend_port" "$gateway_port" "$nginx_port")
+  schemes=(http "$scheme" "$scheme")
+fi
 wrk_headers=()
 ((close)) && wrk_headers=(-H "Connection: close")
 
@@ -281,30 +324,43 @@ for ((r = 0; r < rounds; r++)); do
     echo "$r ${names[$i]} $line" >>"$results"
     gw_log "round $((r + 1))/$rounds ${names[$i]}: $line (req/s p50ms p99ms errors)"
   done
-  kill -0 "$gateway_pid" 2>/dev/null || { cat "$tmp/gatewayd.log" >&2; gw_die "gatewayd died"; }
+  for p in "${gateway_pids[@]}"; do
+    kill -0 "$p" 2>/dev/null || { cat "$tmp"/gatewayd*.log >&2; gw_die "gatewayd died"; }
+  done
 done
 
-python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" "$scheme" "$close" "$resume" <<'PY'
+python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" "$scheme" "$close" "$resume" "$rate_limit" <<'PY'
 import statistics as st, sys
-path, body, body_len, workers, rounds, duration, conns, scheme, close, resume = sys.argv[1:]
+path, body, body_len, workers, rounds, duration, conns, scheme, close, resume, rate_limit = sys.argv[1:]
 rows = [l.split() for l in open(path) if l.strip()]
 by = {}
 for r, name, rps, p50, p99, err in rows:
     by.setdefault(name, []).append((int(r), float(rps), float(p50), float(p99), int(err)))
 def col(name, i): return [x[i] for x in by[name]]
 per_round = {name: {x[0]: x[1] for x in v} for name, v in by.items()}
-ratios = [per_round["gatewayd"][r] / per_round["nginx"][r] for r in per_round["gatewayd"]
-          if per_round["nginx"].get(r)]
+def ratios(a, b):  # per-round throughput ratios a / b
+    return [per_round[a][r] / per_round[b][r] for r in per_round[a] if per_round[b].get(r)]
+def ratio_line(a, b, target=""):
+    q = ratios(a, b)
+    print(f"{a} / {b} throughput: {st.median(q):.2f}x{target}  "
+          f"(median of per-round ratios; min {min(q):.2f}, max {max(q):.2f})")
 mode = "" if scheme == "http" else ("  TLS keep-alive" if close == "0" else
     "  TLS, a new connection per request" +
     (" (sessions resumed)" if resume == "1" else " (full handshakes)"))
+if rate_limit == "1":
+    mode += "  rate_limit stores (one hot key, never refused)"
+names = ("local", "redis", "hybrid") if rate_limit == "1" else ("direct", "nginx", "gatewayd")
 print(f"\n# scripts/bench.sh  body={body} ({body_len} B)  workers={workers}{mode}  "
       f"wrk -t1 -c{conns} -d{duration}s  x{rounds} rounds, medians")
 print(f"{'target':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-for name in ("direct", "nginx", "gatewayd"):
+for name in names:
     print(f"{name:<10} {st.median(col(name, 1)):>10.0f} {st.median(col(name, 2)):>8.3f} "
           f"{st.median(col(name, 3)):>8.3f} {sum(col(name, 4)):>7d}")
-print(f"\ngatewayd / nginx throughput: {st.median(ratios):.2f}x  "
-      f"(median of per-round ratios; min {min(ratios):.2f}, max {max(ratios):.2f})")
-print("direct = wrk straight to the backend: the ceiling for any proxy on this machine.")
+print()
+if rate_limit == "1":
+    ratio_line("redis", "local", " (target >= 0.8)")
+    ratio_line("hybrid", "local", " (target >= 0.95)")
+else:
+    ratio_line("gatewayd", "nginx")
+    print("direct = wrk straight to the backend: the ceiling for any proxy on this machine.")
 PY

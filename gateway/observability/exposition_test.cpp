@@ -134,6 +134,16 @@ gatewayd_rate_limit_rejections_total{route="r"} 1
 # HELP gatewayd_rate_limit_shadow_exceeded_total Requests over a shadow-mode rate limit (let through), by route.
 # TYPE gatewayd_rate_limit_shadow_exceeded_total counter
 gatewayd_rate_limit_shadow_exceeded_total{route="r"} 0
+# HELP gatewayd_rate_limit_redis_fallback_total Requests Redis could not decide on (unreachable, timed out, bad reply), by route and on_redis_error policy.
+# TYPE gatewayd_rate_limit_redis_fallback_total counter
+gatewayd_rate_limit_redis_fallback_total{route="r",policy="allow"} 0
+gatewayd_rate_limit_redis_fallback_total{route="r",policy="deny"} 0
+# HELP gatewayd_rate_limit_memo_refusals_total Requests refused from the refusal memo without asking Redis, by route.
+# TYPE gatewayd_rate_limit_memo_refusals_total counter
+gatewayd_rate_limit_memo_refusals_total{route="r"} 0
+# HELP gatewayd_rate_limit_lease_refills_total Lease refills sent to Redis by store: hybrid, by route.
+# TYPE gatewayd_rate_limit_lease_refills_total counter
+gatewayd_rate_limit_lease_refills_total{route="r"} 0
 # HELP gatewayd_schema_validation_failures_total Requests rejected by schema validation, by route.
 # TYPE gatewayd_schema_validation_failures_total counter
 gatewayd_schema_validation_failures_total{route="r"} 0

@@ -79,6 +79,9 @@ TEST_CASE(
                         "gatewayd_cache_requests_total {result hit miss stale bypass}",
                         "gatewayd_rate_limit_rejections_total",
                         "gatewayd_rate_limit_shadow_exceeded_total",
+                        "gatewayd_rate_limit_redis_fallback_total {policy allow deny}",
+                        "gatewayd_rate_limit_memo_refusals_total",
+                        "gatewayd_rate_limit_lease_refills_total",
                         "gatewayd_schema_validation_failures_total",
                     });
   CHECK(std::vector<std::string_view>(builtin.logFields().begin(), builtin.logFields().end()) ==

@@ -27,6 +27,12 @@ struct Digest {
   bool operator==(const Digest&) const = default;
 };
 
+// For hash tables keyed by digests under a secret key: such a digest is pseudo-random already,
+// its low word is a hash.
+struct DigestHash {
+  std::size_t operator()(const Digest& d) const noexcept { return d.lo; }
+};
+
 struct SipKey {
   uint64_t k0 = 0;
   uint64_t k1 = 0;
@@ -130,5 +136,23 @@ inline Digest SipHasher::finish() {
   d.hi = v0_ ^ v1_ ^ v2_ ^ v3_;
   return d;
 }
+
+// For hash tables keyed by digests whose key may be known (Redis key names: the key secret is
+// optional): hashed again under a key of this table's own, so that nobody can pick keys that
+// crowd one bucket.
+class SaltedDigestHash {
+ public:
+  std::size_t operator()(const Digest& d) const noexcept {
+    SipHasher hasher(salt_);
+    char bytes[2 * sizeof(uint64_t)];
+    const uint64_t words[] = {htole64(d.lo), htole64(d.hi)};
+    std::memcpy(bytes, words, sizeof bytes);
+    hasher.update({bytes, sizeof bytes});
+    return hasher.finish().lo;
+  }
+
+ private:
+  SipKey salt_ = SipKey::random();
+};
 
 }  // namespace gw::plugins::rate_limit

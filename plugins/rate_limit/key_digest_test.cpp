@@ -70,3 +70,16 @@ TEST_CASE("key_digest: the secret key changes every digest; random keys differ")
 
 }  // namespace
 }  // namespace gw::plugins::rate_limit
+
+namespace gw::plugins::rate_limit {
+
+TEST_CASE("key_digest: a salted digest hash is stable per table and differs between tables") {
+  const SaltedDigestHash a;
+  const SaltedDigestHash b;
+  const Digest d{0x1234, 0x5678};
+  CHECK(a(d) == a(d));
+  CHECK(a(d) != b(d));                       // 2^-64 to fail
+  CHECK(a(d) != a(Digest{0x1234, 0x5679}));  // the high word counts too
+}
+
+}  // namespace gw::plugins::rate_limit

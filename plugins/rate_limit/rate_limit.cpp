@@ -62,14 +62,34 @@ void setNumber(plugin::HeaderMap& headers, std::string_view name, int64_t n) {
 
 int64_t ceilSeconds(int64_t ms) { return ms <= 0 ? 0 : (ms + 999) / 1000; }
 
+std::string defaultScope(const std::vector<NamedLimit>& limits, const std::vector<KeySpec>& key) {
+  // A fixed key: every instance must derive the same scope from the same settings.
+  SipHasher hasher(SipKey{});
+  for (const NamedLimit& l : limits) {
+    hasher.update(std::to_string(l.limit.requests) + "/" + std::to_string(l.limit.windowMs) + ";");
+  }
+  for (const KeySpec& spec : key) {
+    std::string part = std::to_string(static_cast<int>(spec.kind)) + ":";
+    for (char c : spec.header) part += http::asciiLower(c);
+    hasher.update(part + ";");
+  }
+  std::string scope;
+  appendHex(hasher.finish().lo, 8, scope);
+  return scope;
+}
+
 Config::Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, MissingKey missingKey,
-               HeaderStyle headers, Mode mode, std::size_t maxKeys, std::size_t maxKeyBytes)
+               HeaderStyle headers, Mode mode, std::size_t maxKeys, std::size_t maxKeyBytes,
+               RedisSettings redis)
     : limits_(std::move(limits)),
       key_(std::move(key)),
       missingKey_(missingKey),
       headers_(headers),
       mode_(mode),
       maxKeyBytes_(maxKeyBytes),
+      redis_(std::move(redis)),
+      window_(bareLimits(limits_),
+              redis_.scope.empty() ? defaultScope(limits_, key_) : redis_.scope),
       table_(bareLimits(limits_), maxKeys) {
   // The draft's w is whole seconds; a sub-second window is advertised rounded up, which claims
   // a stricter policy than enforced, so a client pacing by it is never refused.
@@ -82,10 +102,9 @@ Config::Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, Missing
 
 plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
   const plugin::RequestInfo& request = ctx.request();
-  std::array<KeyPart, Config::kMaxKeyParts> parts;
-  std::size_t count = 0;
+  partCount_ = 0;
   for (const KeySpec& spec : config_.key()) {
-    KeyPart& part = parts[count++];
+    KeyPart& part = parts_[partCount_++];
     switch (spec.kind) {
       case KeyKind::ClientIp:
         part = {static_cast<uint8_t>(KeyKind::ClientIp), request.clientIp};
@@ -126,7 +145,96 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
     }
   }
 
-  decision_ = config_.table().admit({parts.data(), count}, ctx.nowMs());
+  if (config_.redis().store == Store::Local) {
+    decision_ = config_.table().admit(parts(), ctx.nowMs());
+    return conclude(ctx);
+  }
+  return askRedis(ctx);
+}
+
+plugin::Status RateLimit::askRedis(plugin::Context& ctx) {
+  redis::Client* client = ctx.dispatcher().redis();
+  if (!client || !state_) return fallBack(ctx);
+  state_->useScriptOn(*client);
+  const int64_t now = ctx.nowMs();
+  digest_ = redisDigest(client->keySpace(), parts());
+  if (const auto refusal = state_->memo.refusal(digest_, now)) {
+    ctx.count(slots_.counters + kMemoRefusals);
+    decision_ = *refusal;
+    return conclude(ctx);
+  }
+  config_.window().formatKey(client->keySpace(), digest_, redisKey_);
+  if (config_.redis().store == Store::Hybrid) {
+    const LeaseTable::Result lease =
+        state_->leases.take(*client, digest_, redisKey_, now, static_cast<LeaseWaiter&>(*this));
+    ctx.count(slots_.counters + kLeaseRefills, state_->leases.takeRefillCount());
+    switch (lease.outcome) {
+      case LeaseTable::Outcome::Admitted:
+        decision_ = lease.decision;
+        return conclude(ctx);
+      case LeaseTable::Outcome::Waiting:
+        ctx_ = &ctx;
+        return plugin::Status::Stop;
+      case LeaseTable::Outcome::Failed:
+        return fallBack(ctx);
+    }
+  }
+  std::array<std::string_view, RedisWindow::kMaxArgs> args;
+  const std::size_t count = config_.window().args("1", "", args);
+  const std::string_view keys[] = {redisKey_};
+  if (client->eval(windowScript(), keys, {args.data(), count},
+                   static_cast<redis::Waiter&>(*this)) != redis::Failure::None) {
+    return fallBack(ctx);
+  }
+  ctx_ = &ctx;
+  return plugin::Status::Stop;
+}
+
+void RateLimit::onReply(const redisReply* reply, redis::Failure failure) {
+  std::optional<Grant> grant;
+  if (failure == redis::Failure::None) grant = decodeGrant(reply, config_.limits().size(), 1);
+  if (grant && !grant->decision.allowed) {
+    state_->memo.remember(digest_, grant->decision, ctx_->nowMs());
+  }
+  finishWaiting(grant ? &grant->decision : nullptr,
+                grant ? redis::Failure::None : redis::Failure::BadReply);
+}
+
+void RateLimit::finishWaiting(const Decision* decision, redis::Failure) {
+  plugin::Context& ctx = *std::exchange(ctx_, nullptr);
+  if (decision) {
+    decision_ = *decision;
+    conclude(ctx);
+  } else {
+    fallBack(ctx);
+  }
+  ctx.resume();  // last: the exchange, and this plugin with it, may end inside
+}
+
+plugin::Status RateLimit::fallBack(plugin::Context& ctx) {
+  std::string_view& note = ctx.notes()[slots_.logFields];
+  const bool weakNote = note.empty() || note == "allowed";
+  if (config_.redis().onError == OnRedisError::Allow) {
+    ctx.count(slots_.counters + kFallbackAllow);
+    decision_ = config_.table().admit(parts(), ctx.nowMs());
+    if (!decision_->allowed) return conclude(ctx);
+    if (weakNote) note = "fallback";
+    return plugin::Status::Continue;
+  }
+  ctx.count(slots_.counters + kFallbackDeny);
+  if (config_.mode() == Mode::Shadow) {
+    if (weakNote) note = "unavailable";
+    return plugin::Status::Continue;
+  }
+  note = "unavailable";
+  unavailable_ = true;
+  ctx.fail(core::Error::downstream(
+      kRateLimitUnavailable,
+      "the rate limit's shared store (Redis) is unavailable; retry after the Retry-After delay"));
+  return plugin::Status::Respond;
+}
+
+plugin::Status RateLimit::conclude(plugin::Context& ctx) {
   // Two tiers on one route note the most telling outcome: rejected over shadow over allowed.
   std::string_view& note = ctx.notes()[slots_.logFields];
   if (decision_->allowed) {
@@ -147,8 +255,10 @@ plugin::Status RateLimit::onRequestHeaders(plugin::Context& ctx) {
 }
 
 plugin::Status RateLimit::onResponseHeaders(plugin::Context& ctx) {
-  if (!decision_) return plugin::Status::Continue;
   plugin::HeaderMap& headers = ctx.responseHeaders();
+  // Redis may be back within a second; a client told later would only wait longer.
+  if (unavailable_) setNumber(headers, "Retry-After", 1);
+  if (!decision_) return plugin::Status::Continue;
   if (refused_) {
     setNumber(headers, "Retry-After", std::max<int64_t>(1, ceilSeconds(decision_->retryAfterMs)));
   }

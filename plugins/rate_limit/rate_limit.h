@@ -10,6 +10,13 @@
 //
 // A header key part must come in one field of at most max_key_bytes: a repeated one is refused
 // with 400, a longer one with 431, in both modes.
+//
+// Where the counters live (`store`): in a table of this process (local, the default), or in
+// Redis, shared by every instance (redis: one script call per request, the request waiting for
+// the reply; hybrid: leases of quota, see lease_table.h). When Redis cannot answer,
+// `on_redis_error` decides: allow (count in the local table meanwhile, which can still refuse) or
+// deny (503 RATE_LIMIT_UNAVAILABLE). Refusals are remembered per worker (refusal_memo.h), so a
+// limited client's flood does not reach Redis.
 
 #include <array>
 #include <cstddef>
@@ -19,12 +26,18 @@
 #include <vector>
 
 #include "gateway/plugin/plugin.h"
+#include "gateway/redis/client.h"
+#include "plugins/rate_limit/lease_table.h"
+#include "plugins/rate_limit/redis_window.h"
+#include "plugins/rate_limit/refusal_memo.h"
 #include "plugins/rate_limit/window_table.h"
 
 namespace gw::plugins::rate_limit {
 
 // The answer to a request over an enforced limit.
 inline constexpr core::ErrorCode kRateLimitExceeded{429, "RATE_LIMIT_EXCEEDED"};
+// The answer when Redis cannot decide and on_redis_error is deny.
+inline constexpr core::ErrorCode kRateLimitUnavailable{503, "RATE_LIMIT_UNAVAILABLE"};
 
 // Key part kinds; also KeyPart::kind in the table.
 enum class KeyKind : uint8_t { ClientIp = 1, Header = 2, Route = 3 };
@@ -37,12 +50,30 @@ struct KeySpec {
 enum class MissingKey : uint8_t { ClientIp, Reject };
 enum class HeaderStyle : uint8_t { Draft, Legacy, X, Off };
 enum class Mode : uint8_t { Enforce, Shadow };
+enum class Store : uint8_t { Local, Redis, Hybrid };
+enum class OnRedisError : uint8_t { Allow, Deny };
+
+// The settings of store: redis|hybrid (ignored by local).
+struct RedisSettings {
+  static constexpr int64_t kDefaultBatch = 16;
+  static constexpr std::size_t kDefaultMemoKeys = 4096;
+  Store store = Store::Local;
+  OnRedisError onError = OnRedisError::Allow;
+  std::string scope;  // "" at parse: derived from the limits and the key (defaultScope)
+  int64_t batch = kDefaultBatch;
+  std::size_t memoKeys = kDefaultMemoKeys;
+};
 
 // The plugin's counters, by number (Context::count(slots.counters + number)), and their families.
 enum Counter : uint32_t {
   kRejections,      // enforced: answered 429
   kShadowExceeded,  // shadow mode: over the limit but let through
+  kFallbackAllow,   // Redis could not decide; on_redis_error: allow
+  kFallbackDeny,    // Redis could not decide; on_redis_error: deny
+  kMemoRefusals,    // refused from the refusal memo, without asking Redis
+  kLeaseRefills,    // hybrid: lease refills sent to Redis
 };
+inline constexpr std::string_view kPolicyValues[] = {"allow", "deny"};
 inline constexpr observability::CounterFamily kCounterFamilies[] = {
     {"gatewayd_rate_limit_rejections_total",
      "Requests rejected by an enforced rate limit, by route.",
@@ -52,8 +83,22 @@ inline constexpr observability::CounterFamily kCounterFamilies[] = {
      "Requests over a shadow-mode rate limit (let through), by route.",
      "",
      {}},
+    {"gatewayd_rate_limit_redis_fallback_total",
+     "Requests Redis could not decide on (unreachable, timed out, bad reply), by route and "
+     "on_redis_error policy.",
+     "policy", kPolicyValues},
+    {"gatewayd_rate_limit_memo_refusals_total",
+     "Requests refused from the refusal memo without asking Redis, by route.",
+     "",
+     {}},
+    {"gatewayd_rate_limit_lease_refills_total",
+     "Lease refills sent to Redis by store: hybrid, by route.",
+     "",
+     {}},
 };
-// The access-log field: "allowed", "rejected", "shadow" (over the limit, let through).
+// The access-log field: "allowed", "rejected", "shadow" (over the limit, let through),
+// "fallback" (Redis could not decide; admitted by the local table), "unavailable" (Redis could
+// not decide; on_redis_error: deny).
 inline constexpr std::string_view kLogFields[] = {"rate_limit"};
 
 struct NamedLimit {
@@ -68,7 +113,10 @@ class Config final : public plugin::RouteConfig {
   static constexpr std::size_t kDefaultMaxKeyBytes = 1024;
 
   Config(std::vector<NamedLimit> limits, std::vector<KeySpec> key, MissingKey missingKey,
-         HeaderStyle headers, Mode mode, std::size_t maxKeys, std::size_t maxKeyBytes);
+         HeaderStyle headers, Mode mode, std::size_t maxKeys, std::size_t maxKeyBytes,
+         RedisSettings redis = {});
+
+  bool usesRedis() const override { return redis_.store != Store::Local; }
 
   const std::vector<NamedLimit>& limits() const { return limits_; }
   const std::vector<KeySpec>& key() const { return key_; }
@@ -79,6 +127,8 @@ class Config final : public plugin::RouteConfig {
   std::size_t maxKeyBytes() const { return maxKeyBytes_; }
   // RateLimit-Policy's value, built once: `"name";q=10;w=1, ...`.
   const std::string& policyField() const { return policyField_; }
+  const RedisSettings& redis() const { return redis_; }
+  const RedisWindow& window() const { return window_; }
 
   // Shared mutable state of an otherwise immutable config: thread-safe by construction.
   WindowTable& table() const { return table_; }
@@ -91,25 +141,81 @@ class Config final : public plugin::RouteConfig {
   Mode mode_;
   std::size_t maxKeyBytes_;
   std::string policyField_;
+  RedisSettings redis_;
+  RedisWindow window_;
+  // local's counters; with redis|hybrid the fallback of on_redis_error: allow.
   mutable WindowTable table_;
 };
 
-class RateLimit final : public plugin::Plugin {
+// The scope a redis|hybrid entry has when none is set: 8 hex digits of a hash of its limits and
+// key, so instances with the same settings share counters and two tiers on one route do not.
+std::string defaultScope(const std::vector<NamedLimit>& limits, const std::vector<KeySpec>& key);
+
+// A worker's state for store: redis|hybrid.
+struct RedisWorkerState final : plugin::WorkerState {
+  RedisWorkerState(const Config& config, plugin::Dispatcher& dispatcher)
+      : memo(config.redis().memoKeys),
+        leases(dispatcher, config.window(), config.redis().batch, config.redis().memoKeys, memo) {}
+  // The script loaded on `client` (on the worker's thread: the worker state may be made on
+  // another), once per connection. A new connection at the address of an old one is not told,
+  // and answers the first EVALSHA with NOSCRIPT, which the client resends as EVAL.
+  void useScriptOn(redis::Client& client) {
+    if (scriptLoadedOn_ == &client) return;
+    client.use(windowScript());
+    scriptLoadedOn_ = &client;
+  }
+  RefusalMemo memo;
+  LeaseTable leases;  // hybrid only
+
+ private:
+  const redis::Client* scriptLoadedOn_ = nullptr;
+};
+
+class RateLimit final : public plugin::Plugin, private redis::Waiter, private LeaseWaiter {
  public:
-  RateLimit(const Config& config, plugin::Slots slots) : config_(config), slots_(slots) {}
+  RateLimit(const Config& config, plugin::Slots slots, RedisWorkerState* state)
+      : config_(config), slots_(slots), state_(state) {}
   plugin::Status onRequestHeaders(plugin::Context& ctx) override;
   plugin::Status onResponseHeaders(plugin::Context& ctx) override;
+  void onDestroy() noexcept override {
+    redis::Waiter::cancel();
+    LeaseWaiter::leave();
+    ctx_ = nullptr;
+  }
   bool recycle() noexcept override {
     decision_.reset();
     refused_ = false;
+    unavailable_ = false;
+    ctx_ = nullptr;
     return true;
   }
 
  private:
+  std::span<const KeyPart> parts() const { return {parts_.data(), partCount_}; }
+  plugin::Status askRedis(plugin::Context& ctx);
+  // Notes, counts and answers the decision in decision_.
+  plugin::Status conclude(plugin::Context& ctx);
+  // Redis could not decide: on_redis_error.
+  plugin::Status fallBack(plugin::Context& ctx);
+  // The answer to a Stop: the decision, or null and why not; resumes the exchange.
+  void finishWaiting(const Decision* decision, redis::Failure failure);
+  void onReply(const redisReply* reply, redis::Failure failure) override;
+  void onLease(const Decision* decision, redis::Failure failure) override {
+    finishWaiting(decision, failure);
+  }
+
   const Config& config_;
   plugin::Slots slots_;
+  RedisWorkerState* state_;           // store: redis|hybrid only
   std::optional<Decision> decision_;  // none if an earlier plugin answered, or the key was missing
   bool refused_ = false;              // we answered 429
+  bool unavailable_ = false;          // we answered 503 (on_redis_error: deny)
+  // While waiting for Redis: the exchange, and the key (its texts live in the exchange).
+  plugin::Context* ctx_ = nullptr;
+  std::array<KeyPart, Config::kMaxKeyParts> parts_;
+  std::size_t partCount_ = 0;
+  Digest digest_;
+  std::string redisKey_;  // reused across recycles
 };
 
 // Whole seconds for a header, rounded up so a client waiting that long is never early.

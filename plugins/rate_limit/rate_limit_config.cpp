@@ -18,10 +18,15 @@ constexpr int64_t kMaxRequests = 1'000'000'000;
 constexpr config::Duration kMaxWindow = std::chrono::hours(24);
 constexpr std::size_t kMaxNameLength = 64;
 constexpr int64_t kMaxKeysCap = 100'000'000;
+constexpr std::size_t kMaxScopeLength = 64;
+constexpr int64_t kMinBatch = 2;
+constexpr int64_t kMaxBatch = 1000;
+constexpr int64_t kMaxMemoKeys = 1'000'000;
 
-// Policy names are sent inside a structured-field string: keep them to plain characters.
-bool isPolicyName(std::string_view name) {
-  return !name.empty() && name.size() <= kMaxNameLength &&
+// Policy names are sent inside a structured-field string, scopes inside Redis key names: keep
+// them to plain characters.
+bool isPlainName(std::string_view name, std::size_t maxLength) {
+  return !name.empty() && name.size() <= maxLength &&
          std::all_of(name.begin(), name.end(), [](char c) {
            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || c == '.' || c == '-';
@@ -50,7 +55,7 @@ void parseLimit(const YAML::Node& node, std::size_t index, std::size_t count,
     }
     limit.limit.windowMs = window.count();
   }
-  if (reader.readString("name", limit.name) && !isPolicyName(limit.name)) {
+  if (reader.readString("name", limit.name) && !isPlainName(limit.name, kMaxNameLength)) {
     reader.error(*reader.value("name"),
                  "'name' must be 1 to 64 letters, digits, '_', '.' or '-', got " +
                      config::quote(limit.name));
@@ -139,14 +144,58 @@ void parseKey(NodeReader& reader, std::vector<KeySpec>& out) {
   }
 }
 
+// The settings of store: redis|hybrid; each is an error with store: local, where it would do
+// nothing.
+void parseRedisSettings(NodeReader& reader, const YAML::Node& settings,
+                        const std::vector<NamedLimit>& limits, RedisSettings& out) {
+  reader.readEnum("store", out.store,
+                  {{"local", Store::Local}, {"redis", Store::Redis}, {"hybrid", Store::Hybrid}});
+  reader.readEnum("on_redis_error", out.onError,
+                  {{"allow", OnRedisError::Allow}, {"deny", OnRedisError::Deny}});
+  if (reader.readString("scope", out.scope) && !isPlainName(out.scope, kMaxScopeLength)) {
+    reader.error(*reader.value("scope"),
+                 "'scope' must be 1 to 64 letters, digits, '_', '.' or '-', got " +
+                     config::quote(out.scope));
+  }
+  reader.readInt("batch", out.batch, kMinBatch, kMaxBatch);
+  reader.readInt("memo_keys", out.memoKeys, 0, kMaxMemoKeys);
+  for (std::string_view key : {"on_redis_error", "scope", "memo_keys"}) {
+    if (out.store == Store::Local && reader.has(key)) {
+      reader.error(*reader.value(key), "'" + std::string(key) +
+                                           "' applies to store: redis or hybrid only, and store "
+                                           "is local");
+    }
+  }
+  if (out.store != Store::Hybrid && reader.has("batch")) {
+    reader.error(*reader.value("batch"), "'batch' applies to store: hybrid only");
+  }
+  if (out.store == Store::Hybrid && out.memoKeys == 0) {
+    reader.error(*reader.value("memo_keys"),
+                 "'memo_keys' must be at least 1 with store: hybrid (it also bounds the keys "
+                 "holding leases)");
+  }
+  if (out.store == Store::Local) return;
+  // The script computes in Lua's doubles, exact up to 2^53.
+  const auto node = reader.value("limits");
+  for (std::size_t i = 0; i < limits.size(); ++i) {
+    const Limit& l = limits[i].limit;
+    if (l.requests > kMaxExactProduct / l.windowMs) {
+      reader.error(node ? (*node)[i] : settings,
+                   "with store: redis or hybrid, a limit's requests x window in ms must be at "
+                   "most 2^53 (9007199254740992), got " +
+                       std::to_string(l.requests) + " x " + std::to_string(l.windowMs));
+    }
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<const plugin::RouteConfig> Factory::parse(
     const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const {
   const std::size_t errorsBefore = errors.size();
   auto reader = NodeReader::settings(settings, "rate_limit", errors);
-  reader.allowKeys(
-      {"limits", "key", "missing_key", "headers", "mode", "max_keys", "max_key_bytes"});
+  reader.allowKeys({"limits", "key", "missing_key", "headers", "mode", "max_keys", "max_key_bytes",
+                    "store", "on_redis_error", "scope", "batch", "memo_keys"});
   std::vector<NamedLimit> limits;
   parseLimits(reader, settings, limits, errors);
   std::vector<KeySpec> key;
@@ -166,14 +215,24 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
   reader.readInt("max_keys", maxKeys, 1, kMaxKeysCap);
   std::size_t maxKeyBytes = Config::kDefaultMaxKeyBytes;
   reader.readSize("max_key_bytes", maxKeyBytes, 1);
+  RedisSettings redis;
+  parseRedisSettings(reader, settings, limits, redis);
   if (errors.size() != errorsBefore) return nullptr;
   return std::make_shared<Config>(std::move(limits), std::move(key), missingKey, headers, mode,
-                                  maxKeys, maxKeyBytes);
+                                  maxKeys, maxKeyBytes, std::move(redis));
+}
+
+std::unique_ptr<plugin::WorkerState> Factory::makeWorkerState(
+    const plugin::RouteConfig& config, plugin::Dispatcher& dispatcher) const {
+  const auto& settings = static_cast<const Config&>(config);
+  if (settings.redis().store == Store::Local) return nullptr;
+  return std::make_unique<RedisWorkerState>(settings, dispatcher);
 }
 
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,
-                                                plugin::WorkerState*) const {
-  return std::make_unique<RateLimit>(static_cast<const Config&>(config), slots());
+                                                plugin::WorkerState* state) const {
+  return std::make_unique<RateLimit>(static_cast<const Config&>(config), slots(),
+                                     static_cast<RedisWorkerState*>(state));
 }
 
 }  // namespace gw::plugins::rate_limit

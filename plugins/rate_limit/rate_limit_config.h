@@ -1,6 +1,7 @@
 #pragma once
 // The rate_limit plugin type: settings `limits` (required: list of {requests, window, name}),
-// `key`, `missing_key`, `headers`, `mode`, `max_keys`, `max_key_bytes`. Each instance gets its own
+// `key`, `missing_key`, `headers`, `mode`, `max_keys`, `max_key_bytes`, and for counters in Redis
+// `store`, `on_redis_error`, `scope`, `batch`, `memo_keys`. Each instance gets its own
 // counter table, so a route may list rate_limit twice (a per-IP tier before auth, a per-key tier
 // after it).
 
@@ -19,6 +20,8 @@ class Factory final : public plugin::Factory {
   bool allowsRepeats() const override { return true; }
   std::shared_ptr<const plugin::RouteConfig> parse(
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
+  std::unique_ptr<plugin::WorkerState> makeWorkerState(
+      const plugin::RouteConfig& config, plugin::Dispatcher& dispatcher) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
                                          plugin::WorkerState*) const override;
   std::span<const observability::CounterFamily> counters() const override {

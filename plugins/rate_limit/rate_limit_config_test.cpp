@@ -115,6 +115,68 @@ TEST_CASE("rate_limit config: bad values are refused") {
   hasError("- 1", "must be a mapping");
 }
 
+TEST_CASE("rate_limit config: store local by default, redis and hybrid with their settings") {
+  const Config& local = parsed("limits: [{requests: 10, window: 1s}]");
+  CHECK(local.redis().store == Store::Local);
+  CHECK_FALSE(local.usesRedis());
+
+  const Config& redis = parsed("{limits: [{requests: 10, window: 1s}], store: redis}");
+  CHECK(redis.usesRedis());
+  CHECK(redis.redis().onError == OnRedisError::Allow);
+  CHECK(redis.redis().memoKeys == 4096);
+  CHECK(redis.window().scope().size() == 8);
+
+  const Config& hybrid = parsed(R"(
+limits: [{requests: 1000, window: 1m}]
+store: hybrid
+on_redis_error: deny
+scope: api.v2
+batch: 50
+memo_keys: 10
+)");
+  CHECK(hybrid.usesRedis());
+  CHECK(hybrid.redis().store == Store::Hybrid);
+  CHECK(hybrid.redis().onError == OnRedisError::Deny);
+  CHECK(hybrid.window().scope() == "api.v2");
+  CHECK(hybrid.redis().batch == 50);
+  CHECK(hybrid.redis().memoKeys == 10);
+}
+
+TEST_CASE("rate_limit config: the default scope follows the limits and the key, not names") {
+  auto scope = [](const std::string& yaml) { return parsed(yaml).window().scope(); };
+  const std::string base = scope("{limits: [{requests: 10, window: 1s}], store: redis}");
+  CHECK(base == scope("{limits: [{requests: 10, window: 1s, name: x}], store: hybrid}"));
+  CHECK(base != scope("{limits: [{requests: 11, window: 1s}], store: redis}"));
+  CHECK(base != scope("{limits: [{requests: 10, window: 2s}], store: redis}"));
+  CHECK(base != scope("{limits: [{requests: 10, window: 1s}], store: redis, key: [route]}"));
+  CHECK(scope("{limits: [{requests: 1, window: 1s}], store: redis, key: [{header: X-Key}]}") ==
+        scope("{limits: [{requests: 1, window: 1s}], store: redis, key: [{header: x-key}]}"));
+}
+
+TEST_CASE("rate_limit config: Redis settings are checked, at their position") {
+  CHECK(errorsOf("{limits: [{requests: 1000000000, window: 24h}], store: redis}") ==
+        Lines{"1:11: with store: redis or hybrid, a limit's requests x window in ms must be at "
+              "most 2^53 (9007199254740992), got 1000000000 x 86400000"});
+  const Lines accepted{"settings were accepted"};
+  CHECK(errorsOf("{limits: [{requests: 1000000000, window: 24h}]}") == accepted);  // int64
+  CHECK(errorsOf("{limits: [{requests: 100000000, window: 24h}], store: hybrid}") == accepted);
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: disk}") ==
+        Lines{"1:46: 'store': expected local, redis or hybrid, got 'disk'"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: redis, scope: 'a{b}'}") ==
+        Lines{"1:60: 'scope' must be 1 to 64 letters, digits, '_', '.' or '-', got 'a{b}'"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], on_redis_error: deny}") ==
+        Lines{"1:55: 'on_redis_error' applies to store: redis or hybrid only, and store is local"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: redis, batch: 8}") ==
+        Lines{"1:60: 'batch' applies to store: hybrid only"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, batch: 1}") ==
+        Lines{"1:61: 'batch': expected an integer from 2 to 1000, got '1'"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, memo_keys: 0}") ==
+        Lines{"1:65: 'memo_keys' must be at least 1 with store: hybrid (it also bounds the keys "
+              "holding leases)"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: redis, on_redis_error: open}")
+            .size() == 1);
+}
+
 TEST_CASE("rate_limit config: no settings at all is an error") {
   std::vector<plugin::ConfigError> errors;
   CHECK(Factory().parse(YAML::Node(), errors) == nullptr);

@@ -71,11 +71,10 @@ WindowTable::WindowTable(std::vector<Limit> limits, std::size_t maxKeys, std::si
 
 WindowTable::~WindowTable() = default;
 
-Digest WindowTable::digestOf(std::span<const KeyPart> key) const {
-  SipHasher hasher(sipKey_);
+Digest digestOf(const SipKey& sipKey, std::span<const KeyPart> key) {
+  SipHasher hasher(sipKey);
   for (const KeyPart& part : key) {
-    // Each part as one word of kind and length, then its text: ("ab","c") and ("a","bc") hash
-    // apart. Texts are far shorter than 2^56 bytes.
+    // Texts are far shorter than 2^56 bytes.
     const uint64_t head = htole64(static_cast<uint64_t>(part.kind) << 56 | part.text.size());
     char headBytes[sizeof head];
     std::memcpy(headBytes, &head, sizeof head);
@@ -106,7 +105,7 @@ void WindowTable::insert(Shard& shard, const Digest& digest, int64_t nowMs) {
 }
 
 Decision WindowTable::admit(std::span<const KeyPart> key, int64_t nowMs) {
-  const Digest digest = digestOf(key);
+  const Digest digest = digestOf(sipKey_, key);
   Shard& shard = shards_[digest.hi % shardCount_];
   std::lock_guard lock(shard.mu);
 

@@ -60,6 +60,10 @@ struct KeyPart {
   std::string_view text;
 };
 
+// The digest of a whole key under `sipKey`: each part as one word of kind and length, then its
+// text, so ("ab","c") and ("a","bc") hash apart.
+Digest digestOf(const SipKey& sipKey, std::span<const KeyPart> key);
+
 struct Decision {
   bool allowed = false;
   std::size_t limit = 0;     // the binding limit: the refusing one, else the one with least left
@@ -104,11 +108,7 @@ class WindowTable {
     int64_t lastSeen = 0;
     std::unique_ptr<Slot[]> slots;  // one per limit
   };
-  // The digest is keyed and pseudo-random already: its low word is the bucket hash, its high word
-  // picks the shard.
-  struct DigestHash {
-    std::size_t operator()(const Digest& d) const noexcept { return d.lo; }
-  };
+  // The digest's low word is the bucket hash (DigestHash), its high word picks the shard.
   struct alignas(64) Shard {
     std::mutex mu;
     std::list<Entry> lru;  // most recent first
@@ -116,7 +116,6 @@ class WindowTable {
     std::size_t capacity = 0;
   };
 
-  Digest digestOf(std::span<const KeyPart> key) const;
   void insert(Shard& shard, const Digest& digest, int64_t nowMs);
   void dropBack(Shard& shard);
 
