@@ -10,6 +10,7 @@
 #include <utility>
 #include <variant>
 
+#include "gateway/core/fast_random.h"
 #include "gateway/http/headers.h"
 #include "plugins/cache/conditional.h"
 #include "plugins/cache/http_date.h"
@@ -83,12 +84,21 @@ void countRedis(plugin::Context& ctx, plugin::Slots slots, RedisResult result) {
   ctx.count(slots.counters + kRedisCounters + static_cast<uint32_t>(result));
 }
 
+// A new generation for a Vary stub; it only has to differ from the ones before it. Never 0,
+// which stands for none.
+uint64_t newGeneration() {
+  thread_local core::FastRandom random;
+  return random.next() | 1;
+}
+
 // After a memory insert with `store: redis`: the entry goes to Redis too, fire and forget, for as
 // long as it may serve (redisLifetimeMs). Nothing when it has no time left or no key can hold
-// it. A varying resource writes its stub and its variant (redis_tier.h).
+// it. A varying resource writes its stub and its variant (redis_tier.h), under `generation` (the
+// stub's as read by this exchange, keeping the other variants stored with it) or, when 0, a new
+// one.
 std::optional<RedisResult> fillRedis(const Settings& settings, plugin::Dispatcher& dispatcher,
                                      const RequestKey& key, const FieldsView& request,
-                                     const StoredResponse& response) {
+                                     const StoredResponse& response, uint64_t generation = 0) {
   if (!settings.redisStore) return std::nullopt;
   const int64_t lifetimeMs = redisLifetimeMs(response.meta, settings.policy, wallSeconds());
   std::string value;
@@ -109,10 +119,12 @@ std::optional<RedisResult> fillRedis(const Settings& settings, plugin::Dispatche
   }
   std::string stub;
   std::string variant;
-  encodeRedisVaryStub(response.varyNames, key.host, key.path, stub);
+  const uint64_t stubGeneration = generation != 0 ? generation : newGeneration();
+  encodeRedisVaryStub(response.varyNames, stubGeneration, key.host, key.path, stub);
   buildVariantKey(response.varyNames, request, variant);
   const bool sent =
-      set(entryKey, stub) && set(redisVariantKey(client->keySpace(), entryKey, variant), value);
+      set(entryKey, stub) &&
+      set(redisVariantKey(client->keySpace(), entryKey, stubGeneration, variant), value);
   return sent ? RedisResult::Stored : RedisResult::Error;
 }
 
@@ -299,11 +311,12 @@ std::optional<RedisResult> Cache::readRedisReply(plugin::Context& ctx, const red
   if (auto* stub = std::get_if<RedisVaryStub>(&*value)) {
     if (!redisVaryNames_.empty()) return RedisResult::Error;  // a stub where a variant should be
     redisVaryNames_ = std::move(stub->varyNames);
+    redisGeneration_ = stub->generation;
     std::string variant;
     buildVariantKey(redisVaryNames_, request, variant);
     const redis::Client* client = ctx.dispatcher().redis();
     if (!client) return RedisResult::Error;
-    if (!askRedis(ctx, redisVariantKey(client->keySpace(), redisKey_, variant))) {
+    if (!askRedis(ctx, redisVariantKey(client->keySpace(), redisKey_, redisGeneration_, variant))) {
       return RedisResult::Miss;  // counted as an error by askRedis
     }
     return std::nullopt;
@@ -318,7 +331,10 @@ std::optional<RedisResult> Cache::readRedisReply(plugin::Context& ctx, const red
 
 void Cache::shareInRedis(plugin::Context& ctx, const FieldsView& request,
                          const StoredResponse& stored) {
-  if (const auto filled = fillRedis(settings_, ctx.dispatcher(), key_, request, stored)) {
+  // The stub this exchange read stays, with its generation, when the names are still the same.
+  const uint64_t generation = stored.varyNames == redisVaryNames_ ? redisGeneration_ : 0;
+  if (const auto filled =
+          fillRedis(settings_, ctx.dispatcher(), key_, request, stored, generation)) {
     countRedis(ctx, slots_, *filled);
   }
 }
@@ -563,6 +579,7 @@ void Cache::invalidateAfterUnsafe(plugin::Context& ctx) {
   if (status < 200 || status >= 400) return;
   CacheStore& store = settings_.shared->store;
   store.invalidateUrl(key_.url);
+  invalidateInRedis(ctx);
   std::string url;
   for (std::string_view name : {"location", "content-location"}) {
     const auto target = ctx.responseHeaders().get(name);
@@ -570,6 +587,21 @@ void Cache::invalidateAfterUnsafe(plugin::Context& ctx) {
       store.invalidateUrl(url);
     }
   }
+}
+
+void Cache::invalidateInRedis(plugin::Context& ctx) {
+  redis::Client* client = settings_.redisStore ? ctx.dispatcher().redis() : nullptr;
+  if (!client) return;
+  // The key a GET of this URL with this request's fields has: its entry or its Vary stub goes,
+  // and with the stub its variants (a new stub gets a new generation). Other header values'
+  // keys cannot be found from here; they leave Redis with their freshness.
+  const plugin::RequestInfo& info = ctx.request();
+  RequestKey asGet;
+  buildRequestKey(settings_.key, "GET", info.forwardedHost, info.path, info.query,
+                  HeaderFields(ctx.requestHeaders()), asGet);
+  const std::string key = redisEntryKey(client->keySpace(), asGet.primary);
+  const std::string_view argv[] = {"UNLINK", key};
+  client->command(argv, nullptr);
 }
 
 void Cache::decorate(plugin::Context& ctx) {

@@ -90,6 +90,7 @@ class Cache final : public plugin::Plugin {
   void handleUpstreamHead(plugin::Context& ctx);
   void freshenFromNotModified(plugin::Context& ctx);
   void invalidateAfterUnsafe(plugin::Context& ctx);
+  void invalidateInRedis(plugin::Context& ctx);
   // Cache-Status and the configured downstream fields on what goes to the client.
   void decorate(plugin::Context& ctx);
   void finishLeading(FetchGate::End end = FetchGate::End::Answered);
@@ -132,6 +133,7 @@ class Cache final : public plugin::Plugin {
   bool mayWaitAfterRedis_ = false;
   std::string redisKey_;                     // c:{D}
   std::vector<std::string> redisVaryNames_;  // from its stub, when the GET was for a variant
+  uint64_t redisGeneration_ = 0;             // likewise (0: none)
   std::shared_ptr<const StoredResponse> redisFound_;
 };
 

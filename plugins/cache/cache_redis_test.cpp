@@ -42,7 +42,9 @@ struct Exchange {
   std::unique_ptr<Cache> cache;
   Status first = Status::Continue;
 
-  Exchange(const Settings& config, FakeRedis* redis, std::string_view path, Fields request = {}) {
+  Exchange(const Settings& config, FakeRedis* redis, std::string_view path, Fields request = {},
+           std::string_view method = "GET") {
+    ctx.info.method = method;
     static thread_local std::vector<std::string> paths;  // outlive the exchange's string_views
     paths.emplace_back(path);
     ctx.info.path = paths.back();
@@ -294,6 +296,12 @@ TEST_CASE("cache redis: Vary variants go under their stub; each request finds it
   CHECK(german.ctx.resumes == 1);
   CHECK_FALSE(german.ctx.repliedStatus);
   CHECK(german.redisCount(RedisResult::Miss) == 1);
+  // Its fill keeps the stub it read (same generation), so the French variant stays reachable.
+  german.upstream(200, varying, "guten Tag");
+  REQUIRE(redis.pending() == 2);
+  CHECK(redis.oldest() == stubSet);
+  redis.respond(FakeReply::status("OK"));
+  redis.respond(FakeReply::status("OK"));
 
   // A stub where the variant should be is refused, not followed again.
   Exchange loop(*b, &redis, "/v", {{"Accept-Language", "it"}});
@@ -302,6 +310,38 @@ TEST_CASE("cache redis: Vary variants go under their stub; each request finds it
   CHECK(redis.pending() == 0);
   CHECK(loop.ctx.resumes == 1);
   CHECK(loop.redisCount(RedisResult::Error) == 1);
+}
+
+TEST_CASE("cache redis: a successful unsafe request unlinks the URL's entry; variants go with it") {
+  auto a = instance();
+  FakeRedis redis;
+  const Fields varying{{"Cache-Control", "max-age=60"}, {"Vary", "Accept-Language"}};
+  std::vector<std::string> firstVariant;
+  {
+    Exchange fill(*a, &redis, "/doc", {{"Accept-Language", "fr"}});
+    redis.respond(FakeReply::nil());
+    fill.upstream(200, varying, "v1");
+    redis.respond(FakeReply::status("OK"));
+    firstVariant = redis.oldest();
+    redis.respond(FakeReply::status("OK"));
+  }
+  {
+    Exchange post(*a, &redis, "/doc", {}, "POST");
+    REQUIRE(post.first == Status::Continue);
+    post.ctx.status = 204;
+    post.cache->onResponseHeaders(post.ctx);
+    REQUIRE(redis.pending() == 1);
+    CHECK(redis.oldest() == std::vector<std::string>{"UNLINK", entryKey(redis, "/doc")});
+    redis.respond(FakeReply::integer(1));
+  }
+  // The next fill finds no stub and writes one of a new generation: the old variant's key is
+  // not the new one, so it can never be served again, even while it has time left in Redis.
+  Exchange refill(*a, &redis, "/doc", {{"Accept-Language", "fr"}});
+  redis.respond(FakeReply::nil());
+  refill.upstream(200, varying, "v2");
+  REQUIRE(redis.pending() == 2);
+  redis.respond(FakeReply::status("OK"));
+  CHECK(redis.oldest()[1] != firstVariant[1]);
 }
 
 TEST_CASE("cache redis: an exchange torn down while its GET is pending ignores the reply") {

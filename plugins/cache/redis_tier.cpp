@@ -129,10 +129,13 @@ std::string redisEntryKey(const redis::KeySpace& keys, std::string_view primary)
 }
 
 std::string redisVariantKey(const redis::KeySpace& keys, std::string_view entryKey,
-                            std::string_view variantKey) {
+                            uint64_t generation, std::string_view variantKey) {
+  std::string input;
+  putInt(input, generation, 8);
+  input.append(variantKey);
   std::string key(entryKey);
   key.push_back(':');
-  appendDigest(keys, std::string_view("variant\0", 8), variantKey, key);
+  appendDigest(keys, std::string_view("variant\0", 8), input, key);
   return key;
 }
 
@@ -153,9 +156,10 @@ bool encodeRedisEntry(const StoredResponse& response, std::string_view host, std
   return true;
 }
 
-bool encodeRedisVaryStub(std::span<const std::string> varyNames, std::string_view host,
-                         std::string_view path, std::string& out) {
+bool encodeRedisVaryStub(std::span<const std::string> varyNames, uint64_t generation,
+                         std::string_view host, std::string_view path, std::string& out) {
   if (!putHead(kStubHead, host, path, out)) return false;
+  putInt(out, generation, 8);
   putInt(out, varyNames.size(), 4);
   for (const std::string& name : varyNames) putString(out, name);
   return true;
@@ -173,6 +177,7 @@ std::optional<RedisValue> decodeRedisValue(std::string_view value, std::string_v
     return RedisValue(std::move(response));
   }
   RedisVaryStub stub;
+  stub.generation = in.integer(8);
   const auto count = in.integer(4);
   for (uint64_t i = 0; i < count && in.ok(); ++i) stub.varyNames.emplace_back(in.string());
   if (!in.ok() || !in.atEnd() || stub.varyNames.empty()) return std::nullopt;

@@ -5,7 +5,9 @@
 //
 // Keys, under KeySpace::prefix:
 //   c:{D}      the entry of primary key P when it has no Vary names, else a stub listing them
-//   c:{D}:V    the entry of one variant: V stands for its variant key (cache_key.h)
+//   c:{D}:V    the entry of one variant: V stands for the stub's generation and the variant key
+//              (cache_key.h); a stub written anew (after a miss or an invalidation removed it)
+//              has a new generation, so variants stored before can never be found again
 // D and V are keyed digests (HMAC-SHA-256 under KeySpace::digestKey, 128 bits in hex), so key
 // names reveal neither URLs nor the header values a key may hold; the braces are a Redis Cluster
 // hash tag keeping a primary's stub and variants on one slot. The common case (no Vary) costs one
@@ -13,8 +15,9 @@
 //
 // A value (version 1): "gwc1 R\n" or "gwc1 V\n", the host and path of the entry on a line each
 // (what the admin purge matches, kPurgeScript), then binary fields: little-endian integers,
-// strings length-prefixed. R: status, request and response time, Age, fields, body. V: the Vary
-// names. Freshness is recomputed from these by the reader's policy, as for a fresh response.
+// strings length-prefixed. R: status, request and response time, Age, fields, body. V: the
+// generation, the Vary names. Freshness is recomputed from these by the reader's policy, as for a
+// fresh response.
 
 #include <cstddef>
 #include <cstdint>
@@ -36,17 +39,18 @@ namespace gw::plugins::cache {
 std::string redisEntryKey(const redis::KeySpace& keys, std::string_view primary);
 // `c:{D}:V` for one of its variants (`entryKey` as redisEntryKey returned).
 std::string redisVariantKey(const redis::KeySpace& keys, std::string_view entryKey,
-                            std::string_view variantKey);
+                            uint64_t generation, std::string_view variantKey);
 
 // A response as Redis keeps it. False when it cannot be kept: a host or path with a line break.
 bool encodeRedisEntry(const StoredResponse& response, std::string_view host, std::string_view path,
                       std::string& out);
 // The stub of a varying resource.
-bool encodeRedisVaryStub(std::span<const std::string> varyNames, std::string_view host,
-                         std::string_view path, std::string& out);
+bool encodeRedisVaryStub(std::span<const std::string> varyNames, uint64_t generation,
+                         std::string_view host, std::string_view path, std::string& out);
 
 struct RedisVaryStub {
   std::vector<std::string> varyNames;
+  uint64_t generation = 0;
 };
 // What a value decodes to; nullopt for anything malformed, of another version, or of another
 // host or path than the request's (never trusted, never an error).

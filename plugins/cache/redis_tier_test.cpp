@@ -50,11 +50,13 @@ TEST_CASE("redis tier: key names are keyed digests under the prefix, variants on
   CHECK(redisEntryKey(keys, "GET\x03host/secret-path?token=abc") == entry);
   CHECK(redisEntryKey(keys, "GET\x03host/secret-path?token=abd") != entry);
 
-  const std::string variant = redisVariantKey(keys, entry, "\x01gzip");
+  const std::string variant = redisVariantKey(keys, entry, 7, "\x01gzip");
   CHECK(variant.starts_with(entry + ":"));
   CHECK(isHex(variant.substr(entry.size() + 1)));
   CHECK(variant.size() == entry.size() + 33);
-  CHECK(redisVariantKey(keys, entry, "\x02br") != variant);
+  CHECK(redisVariantKey(keys, entry, 7, "\x02br") != variant);
+  // The same variant under a stub of another generation is another key.
+  CHECK(redisVariantKey(keys, entry, 8, "\x01gzip") != variant);
 
   // Another key secret names every key differently: digests cannot be guessed without it.
   redis::KeySpace other = keys;
@@ -87,12 +89,13 @@ TEST_CASE("redis tier: an entry round-trips with its status, fields, body and ag
 TEST_CASE("redis tier: a Vary stub round-trips its names") {
   const std::vector<std::string> names{"accept-encoding", "accept-language"};
   std::string value;
-  REQUIRE(encodeRedisVaryStub(names, "h.test", "/p", value));
+  REQUIRE(encodeRedisVaryStub(names, 0x1122334455667788, "h.test", "/p", value));
   const auto decoded = decodeRedisValue(value, "h.test", "/p", Policy());
   REQUIRE(decoded);
   const auto* stub = std::get_if<RedisVaryStub>(&*decoded);
   REQUIRE(stub);
   CHECK(stub->varyNames == names);
+  CHECK(stub->generation == 0x1122334455667788);
 }
 
 TEST_CASE("redis tier: a malformed, truncated, foreign or mis-keyed value is refused") {
@@ -117,7 +120,7 @@ TEST_CASE("redis tier: a malformed, truncated, foreign or mis-keyed value is ref
   // A host or path with a line break cannot be written: the head would be ambiguous.
   std::string out;
   CHECK_FALSE(encodeRedisEntry(*stored, "h.test", "/a\nb", out));
-  CHECK_FALSE(encodeRedisVaryStub(std::vector<std::string>{"x"}, "h\n", "/p", out));
+  CHECK_FALSE(encodeRedisVaryStub(std::vector<std::string>{"x"}, 1, "h\n", "/p", out));
 }
 
 TEST_CASE("redis tier: PX covers the remaining freshness and the stale windows") {
