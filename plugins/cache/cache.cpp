@@ -240,7 +240,7 @@ plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
     if (askRedis(ctx, redisKey_)) return plugin::Status::Stop;
   }
   // Found in Redis but not kept in memory (e.g. larger than the memory store takes).
-  if (!entry) entry = std::exchange(redisFound_, nullptr);
+  if (auto fromRedis = std::exchange(redisFound_, nullptr); !entry) entry = std::move(fromRedis);
   const int64_t now = wallSeconds();
   cacheStatus_ = otherVariants ? "gatewayd; fwd=vary-miss" : "gatewayd; fwd=uri-miss";
   if (entry) {

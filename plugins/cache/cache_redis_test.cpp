@@ -246,6 +246,20 @@ TEST_CASE("cache redis: an entry over redis_max_entry_bytes stays in memory only
   CHECK(again.first == Status::Respond);  // memory still has it
 }
 
+TEST_CASE("cache redis: a Redis hit larger than this instance's memory entries is still served") {
+  auto a = instance();
+  auto b = instance(", max_entry_bytes: 300");
+  FakeRedis redis;
+  const auto set = fillFrom(*a, redis, "/wide", kFresh, std::string(400, 'w'));
+  Exchange x(*b, &redis, "/wide");
+  redis.respond(FakeReply::string(set[2]));
+  REQUIRE(x.ctx.repliedStatus);
+  CHECK(x.ctx.repliedBody == std::string(400, 'w'));
+  CHECK(x.redisCount(RedisResult::Hit) == 1);
+  Exchange again(*b, &redis, "/wide");
+  CHECK(again.first == Status::Stop);  // not kept in B's memory: Redis is asked again
+}
+
 TEST_CASE("cache redis: an entry with no freshness left is not sent") {
   auto a = instance();
   FakeRedis redis;
