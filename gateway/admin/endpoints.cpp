@@ -136,7 +136,16 @@ Response Endpoints::readiness() const {
     appendJsonString(degraded, name);
     if (isRequired) reason("upstream '" + name + "' has no healthy backend");
   }
-  const std::string listed = degraded.empty() ? "" : ",\"degraded_upstreams\":[" + degraded + "]";
+  const redis::StateBoard* redisStates = process_.redisStates();
+  if (config_->redis && redisStates && config_->readiness.require_redis) {
+    const std::size_t open = redisStates->count()[static_cast<std::size_t>(redis::State::Open)];
+    if (open > 0) {
+      reason("redis is unreachable from " + std::to_string(open) + " of " +
+             std::to_string(redisStates->workers()) + " workers");
+    }
+  }
+  const std::string listed =
+      (degraded.empty() ? "" : ",\"degraded_upstreams\":[" + degraded + "]") + redisJson();
   if (reasons.empty()) return jsonResponse(200, "{\"status\":\"ready\"" + listed + "}\n");
   return jsonResponse(503,
                       "{\"status\":\"not_ready\",\"reasons\":[" + reasons + "]" + listed + "}\n");
@@ -184,8 +193,23 @@ Response Endpoints::status() const {
     }
     body += "]}";
   }
-  body += "]}\n";
+  body += "]" + redisJson() + "}\n";
   return jsonResponse(200, std::move(body));
+}
+
+std::string Endpoints::redisJson() const {
+  const redis::StateBoard* states = process_.redisStates();
+  if (!config_->redis || !states) return "";
+  std::string json = ",\"redis\":{\"address\":\"";
+  core::appendJsonEscaped(json, config_->redis->address);
+  json += "\",\"workers\":{";
+  const auto counts = states->count();
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    json += i ? ",\"" : "\"";
+    json += redis::stateName(static_cast<redis::State>(i));
+    json += "\":" + std::to_string(counts[i]);
+  }
+  return json + "}}";
 }
 
 }  // namespace gw::admin

@@ -14,6 +14,7 @@
 #include "gateway/admin/admin_server.h"
 #include "gateway/config/model.h"
 #include "gateway/plugin/registry.h"
+#include "gateway/redis/state_board.h"
 #include "gateway/upstream/health.h"
 
 namespace gw::admin {
@@ -46,6 +47,8 @@ class Process {
   virtual void reload(std::function<void(const ReloadOutcome&)> done) = 0;
   // The last attempt, if any since start.
   virtual const std::optional<ReloadOutcome>& lastReload() const = 0;
+  // Each worker's Redis connection state (read when the configuration has a `redis:` block).
+  virtual const redis::StateBoard* redisStates() const { return nullptr; }
 
  protected:
   ~Process() = default;
@@ -67,9 +70,12 @@ class Endpoints final : public Service {
   void handle(const Request& request, std::function<void(Response)> done) override;
 
  private:
-  // 200 when the process serves and every upstream of readiness.required_upstreams has a usable
-  // backend; else 503 with the reasons. Either lists the upstreams routes use that have none.
+  // 200 when the process serves, every upstream of readiness.required_upstreams has a usable
+  // backend and, with readiness.require_redis, no worker's Redis breaker is open; else 503 with
+  // the reasons. Either lists the upstreams routes use that have none, and Redis's states.
   Response readiness() const;
+  // ,"redis":{"address":...,"workers":{"closed":N,...}} with a `redis:` block, else nothing.
+  std::string redisJson() const;
   Response status() const;
   // An admin endpoint a plugin type offers, over the live configuration's routes.
   Response pluginEndpoint(const plugin::Factory& factory, const plugin::AdminEndpoint& endpoint,

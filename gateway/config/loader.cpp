@@ -124,7 +124,7 @@ void Loader::parseRoot(const YAML::Node& node) {
   if (!expectMap(node, "the configuration")) return;
   NodeReader root = reader(node, "the configuration");
   root.allowKeys({"workers", "listeners", "admin", "readiness", "access_log", "tracing", "limits",
-                  "http", "shutdown", "upstreams", "plugins", "routes"});
+                  "http", "shutdown", "redis", "upstreams", "plugins", "routes"});
   parseWorkers(root);
   parseListeners(root);
   parseAdmin(root);
@@ -137,6 +137,7 @@ void Loader::parseRoot(const YAML::Node& node) {
     in.allowKeys({"drain_timeout"});
     in.readDuration("drain_timeout", config_.drain_timeout, Duration(0));
   }
+  parseRedis(root);
   parseUpstreams(root);
   if (const auto plugins = root.field("plugins")) parsePlugins(*plugins, config_.plugins);
   parseRoutes(root);  // after upstreams and limits: routes inherit from both

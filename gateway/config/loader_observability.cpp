@@ -49,9 +49,13 @@ void Loader::parseReadiness(NodeReader& root) {
   const auto readiness = root.readMap("readiness");
   if (!readiness) return;
   NodeReader in = reader(*readiness, "readiness");
-  in.allowKeys({"required_upstreams"});
+  in.allowKeys({"required_upstreams", "require_redis"});
   ReadinessConfig& out = config_.readiness;
   out.where = locate(*readiness);
+  if (in.readBool("require_redis", out.require_redis) && out.require_redis && !config_.redis) {
+    error(in.field("require_redis")->anchor(),
+          "readiness.require_redis needs a top-level 'redis:' block");
+  }
   const auto field = in.field("required_upstreams");
   if (!field) return;
   auto require = [&](std::size_t upstream) {

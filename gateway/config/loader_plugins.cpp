@@ -78,7 +78,8 @@ std::optional<PluginBinding> Loader::parsePlugin(const YAML::Node& name, const Y
   }
   std::vector<ConfigError> problems;
   try {
-    binding.settings = binding.type->parseSettings(settings, problems);
+    const SettingsContext context{config_.redis ? &*config_.redis : nullptr};
+    binding.settings = binding.type->parseSettings(settings, context, problems);
     binding.identity = identityOf(settings);
   } catch (const YAML::Exception& e) {
     problems.push_back({e.mark.line + 1, e.mark.column + 1,
@@ -94,6 +95,11 @@ std::optional<PluginBinding> Loader::parsePlugin(const YAML::Node& name, const Y
   }
   if (!binding.settings) {
     if (problems.empty()) error(name, "plugin " + quote(binding.name) + " refused its settings");
+    return std::nullopt;
+  }
+  if (binding.settings->usesRedis() && !config_.redis) {
+    error(name, "plugin " + quote(binding.name) +
+                    " uses Redis: add a top-level 'redis:' block (docs/configuration.md)");
     return std::nullopt;
   }
   return binding;

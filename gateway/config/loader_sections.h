@@ -3,7 +3,7 @@
 // file per group of sections: loader.cpp (the document, the top level, the order of sections),
 // loader_listeners.cpp (workers, listeners, limits, http), loader_upstreams.cpp,
 // loader_routes.cpp, loader_plugins.cpp (plugin lists and their order) and
-// loader_observability.cpp (admin, readiness, access_log, tracing).
+// loader_observability.cpp (admin, readiness, access_log, tracing) and loader_redis.cpp.
 
 #include <yaml-cpp/yaml.h>
 
@@ -41,6 +41,10 @@ std::optional<Int> parseInt(std::string_view text, Int min, Int max) {
   if (value < static_cast<uint64_t>(min) || value > static_cast<uint64_t>(max)) return std::nullopt;
   return static_cast<Int>(value);
 }
+// "host:port" or "[v6]:port" into `host` (without brackets, so it can be resolved directly) and
+// `port`; otherwise says why, naming the address `what` ("backend", "redis").
+std::optional<std::string> splitHostPort(std::string_view text, std::string_view what,
+                                         std::string& host, uint16_t& port);
 // A DNS-style name: dot-separated non-empty labels of letters, digits, '-' and '_'.
 bool isValidHostName(std::string_view host);
 
@@ -109,6 +113,12 @@ class Loader {
   void parseReadiness(NodeReader& root);  // after upstreams and routes
   void parseAccessLog(NodeReader& root);
   void parseTracing(NodeReader& root);
+
+  // ---- loader_redis.cpp ----
+  void parseRedis(NodeReader& root);  // before plugins: their settings may read it
+  void parseRedisAddress(NodeReader& in, RedisConfig& out);
+  // The secret named by `<key>_file` or `<key>_env` (at most one), read now into `out`.
+  void readSecret(NodeReader& in, std::string_view key, std::string& out);
 
   // ---- loader_upstreams.cpp ----
   void parseUpstreams(NodeReader& root);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "gateway/config/node_reader.h"
+#include "test/support/files.h"
 
 namespace doctest {
 // Prints diagnostics one per line when a comparison fails.
@@ -33,9 +34,13 @@ constexpr std::string_view kHead =
     "upstreams: [{name: u, backends: [127.0.0.1:9000]}]\n";
 
 // A plugin type for loader tests: settings {value: 1..9}; `value: throw` makes parse throw the
-// way a careless yaml-cpp conversion would.
+// way a careless yaml-cpp conversion would. The type "shared" also takes `redis: true`, which
+// needs the `redis:` block.
 struct Probe final : PluginSettings {
   int value = 0;
+  bool redis = false;
+  std::string keyPrefix;  // the `redis:` block's, as the settings saw it
+  bool usesRedis() const override { return redis; }
 };
 
 class ProbeType final : public PluginType {
@@ -46,13 +51,20 @@ class ProbeType final : public PluginType {
   std::string_view kind() const override { return kind_; }
   bool allowsRepeats() const override { return repeats_; }
   std::shared_ptr<const PluginSettings> parseSettings(
-      const YAML::Node& settings, std::vector<ConfigError>& errors) const override {
+      const YAML::Node& settings, const SettingsContext& context,
+      std::vector<ConfigError>& errors) const override {
     if (settings.IsMap() && settings["value"].Scalar() == "throw") settings["value"].as<int>();
     const std::size_t before = errors.size();
     auto reader = NodeReader::settings(settings, name_, errors);
-    reader.allowKeys({"value"});
     auto probe = std::make_shared<Probe>();
+    if (name_ == "shared") {
+      reader.allowKeys({"value", "redis"});
+      reader.readBool("redis", probe->redis);
+    } else {
+      reader.allowKeys({"value"});
+    }
     reader.readInt("value", probe->value, 1, 9);
+    if (context.redis) probe->keyPrefix = context.redis->key_prefix;
     return errors.size() == before ? probe : nullptr;
   }
 
@@ -343,7 +355,7 @@ TEST_CASE("readiness: an unknown upstream, a bad shape or key is an error at its
       Lines{"t.yaml:4:33: required_upstreams must be a list of upstream names or 'all', got 'u'"});
   CHECK(routeErrors("routes: [{upstream: u}]\nreadiness: {required: [u]}\n") ==
         Lines{"t.yaml:4:13: unknown key 'required' in readiness; expected one of: "
-              "required_upstreams"});
+              "required_upstreams, require_redis"});
 }
 
 TEST_CASE("admin: connection slots and the request head deadline") {
@@ -595,8 +607,8 @@ TEST_CASE("error: unknown key, with the allowed ones listed") {
   CHECK(
       routeErrors("routes: [{upstream: u}]\nlimit: {}\n") ==
       Lines{"t.yaml:4:1: unknown key 'limit' in the configuration; expected one of: workers, "
-            "listeners, admin, readiness, access_log, tracing, limits, http, shutdown, upstreams, "
-            "plugins, routes"});
+            "listeners, admin, readiness, access_log, tracing, limits, http, shutdown, redis, "
+            "upstreams, plugins, routes"});
   CHECK(errorsOf("listeners: [{port: 1, prot: 2}]\nupstreams: [{name: u, backends: [h:1]}]\n"
                  "routes: [{upstream: u}]\n") ==
         Lines{"t.yaml:1:23: unknown key 'prot' in listener; expected one of: address, port, tls"});
@@ -1172,6 +1184,183 @@ TEST_CASE("plugins: warnings on orders that defeat a plugin") {
   CHECK(pluginWarnings("routes: [{upstream: u, plugins: [ids, limit, key_auth, limit]}]\n") ==
         Lines{});
   CHECK(pluginWarnings("routes: [{upstream: u, plugins: [ids, key_auth, probe]}]\n") == Lines{});
+}
+
+}  // namespace
+}  // namespace gw::config
+
+namespace gw::config {
+namespace {
+
+TEST_CASE("redis: no block by default; {} gives every default") {
+  const std::string routes = std::string(kHead) + "routes: [{upstream: u}]\n";
+  CHECK_FALSE(load(routes).redis);
+  CHECK_FALSE(load(routes).readiness.require_redis);
+  const Config config = load(routes + "redis: {}\n");
+  REQUIRE(config.redis);
+  const RedisConfig& redis = *config.redis;
+  CHECK(redis.address == "127.0.0.1:6379");
+  CHECK(redis.host == "127.0.0.1");
+  CHECK(redis.port == 6379);
+  CHECK(redis.unix_path.empty());
+  CHECK(redis.username.empty());
+  CHECK(redis.password.empty());
+  CHECK(redis.database == 0);
+  CHECK(redis.connect_timeout == milliseconds(200));
+  CHECK(redis.command_timeout == milliseconds(50));
+  CHECK(redis.max_pending == 1024);
+  CHECK(redis.reconnect_initial == milliseconds(100));
+  CHECK(redis.reconnect_max == seconds(5));
+  CHECK(redis.breaker_errors == 5);
+  CHECK(redis.half_open_probes == 8);
+  CHECK(redis.key_prefix == "gw:");
+  CHECK(redis.key_secret.empty());
+  CHECK(redis.where.line == 4);
+}
+
+TEST_CASE("redis: every setting, the secrets read from a file and the environment") {
+  test::TempDir dir;
+  const std::string passwordFile = dir.path + "/password";
+  std::ofstream(passwordFile) << "s3cret\n";
+  ::setenv("GW_TEST_REDIS_KEY_SECRET", "digest-key", 1);
+  const Config config = load(std::string(kHead) + "routes: [{upstream: u}]\n" +
+                             "redis:\n"
+                             "  address: localhost:6380\n"
+                             "  username: gatewayd\n"
+                             "  password_file: " +
+                             passwordFile +
+                             "\n"
+                             "  database: 15\n"
+                             "  connect_timeout: 1s\n"
+                             "  command_timeout: 20ms\n"
+                             "  max_pending: 64\n"
+                             "  reconnect_initial: 50ms\n"
+                             "  reconnect_max: 2s\n"
+                             "  breaker_errors: 3\n"
+                             "  half_open_probes: 2\n"
+                             "  key_prefix: 'prod:'\n"
+                             "  key_secret_env: GW_TEST_REDIS_KEY_SECRET\n"
+                             "readiness: {require_redis: true}\n");
+  ::unsetenv("GW_TEST_REDIS_KEY_SECRET");
+  REQUIRE(config.redis);
+  const RedisConfig& redis = *config.redis;
+  CHECK(redis.address == "localhost:6380");
+  CHECK((redis.host == "127.0.0.1" || redis.host == "::1"));  // as /etc/hosts has it
+  CHECK(redis.port == 6380);
+  CHECK(redis.username == "gatewayd");
+  CHECK(redis.password == "s3cret");  // without the file's newline
+  CHECK(redis.database == 15);
+  CHECK(redis.connect_timeout == seconds(1));
+  CHECK(redis.command_timeout == milliseconds(20));
+  CHECK(redis.max_pending == 64);
+  CHECK(redis.reconnect_initial == milliseconds(50));
+  CHECK(redis.reconnect_max == seconds(2));
+  CHECK(redis.breaker_errors == 3);
+  CHECK(redis.half_open_probes == 2);
+  CHECK(redis.key_prefix == "prod:");
+  CHECK(redis.key_secret == "digest-key");
+  CHECK(config.readiness.require_redis);
+
+  const Config unix = load(std::string(kHead) + "routes: [{upstream: u}]\n" +
+                           "redis: {address: 'unix:/run/redis/redis.sock', password_env: HOME}\n");
+  CHECK(unix.redis->unix_path == "/run/redis/redis.sock");
+  CHECK(unix.redis->host.empty());
+  CHECK(unix.redis->password == std::getenv("HOME"));
+}
+
+TEST_CASE("redis: a block is the same connection unless what the connection uses changed") {
+  RedisConfig a;
+  RedisConfig b;
+  b.key_prefix = "other:";
+  b.key_secret = "x";
+  b.where.line = 9;
+  CHECK(a.sameConnection(b));
+  b.password = "p";
+  CHECK_FALSE(a.sameConnection(b));
+  b = a;
+  b.command_timeout = milliseconds(51);
+  CHECK_FALSE(a.sameConnection(b));
+  b = a;
+  b.host = "127.0.0.2";
+  CHECK_FALSE(a.sameConnection(b));
+}
+
+TEST_CASE("redis: errors at their place, secrets never in a message") {
+  const std::string head = std::string(kHead) + "routes: [{upstream: u}]\n";
+  CHECK(errorsOf(head + "redis:\n") ==
+        Lines{"t.yaml:4:1: 'redis' must be a mapping ({} for the defaults), got nothing"});
+  CHECK(errorsOf(head + "redis: {address: 'redis'}\n") ==
+        Lines{"t.yaml:4:18: redis address must be host:port (or unix:/path)"});
+  CHECK(errorsOf(head + "redis: {address: '::1:6379'}\n") ==
+        Lines{"t.yaml:4:18: IPv6 redis addresses must be bracketed, e.g. \"[::1]:9000\" (or "
+              "unix:/path)"});
+  CHECK(errorsOf(head + "redis: {address: '127.0.0.1:0'}\n") ==
+        Lines{"t.yaml:4:18: redis port must be an integer from 1 to 65535, got '0' (or "
+              "unix:/path)"});
+  CHECK(errorsOf(head + "redis: {address: 'no-such-host.invalid:6379'}\n") ==
+        Lines{"t.yaml:4:18: cannot resolve the redis host 'no-such-host.invalid': Name or service "
+              "not known"});
+  CHECK(errorsOf(head + "redis: {address: 'unix:redis.sock'}\n") ==
+        Lines{"t.yaml:4:18: redis address unix: needs an absolute socket path shorter than 108 "
+              "bytes, got 'unix:redis.sock'"});
+  CHECK(errorsOf(head + "redis: {database: 16, max_pending: 0, breaker_errors: 0}\n") ==
+        Lines{"t.yaml:4:19: 'database': expected an integer from 0 to 15, got '16'",
+              "t.yaml:4:36: 'max_pending': expected an integer from 1 to 1000000, got '0'",
+              "t.yaml:4:55: 'breaker_errors': expected an integer from 1 to 10000, got '0'"});
+  CHECK(errorsOf(head +
+                 "redis: {command_timeout: 0ms, reconnect_initial: 2s, reconnect_max: 1s}\n") ==
+        Lines{"t.yaml:4:26: 'command_timeout': expected at least 1ms, got '0ms'",
+              "t.yaml:4:69: redis reconnect_max must be at least reconnect_initial"});
+  CHECK(errorsOf(head + "redis: {key_prefix: 'a{b}:'}\n") ==
+        Lines{"t.yaml:4:21: redis key_prefix must not contain '{' or '}', got 'a{b}:'"});
+  CHECK(errorsOf(head + "redis: {username: u}\n") ==
+        Lines{"t.yaml:4:19: redis username needs a password (password_file or password_env)"});
+  CHECK(errorsOf(head + "redis: {password_file: /p, password_env: P}\n") ==
+        Lines{"t.yaml:4:28: redis 'password_file' and 'password_env' are exclusive: give one"});
+  CHECK(errorsOf(head + "redis: {password_file: p}\n") ==
+        Lines{"t.yaml:4:24: password_file must be an absolute file path, got 'p'"});
+  CHECK(errorsOf(head + "redis: {key_secret_file: /nonexistent/secret}\n") ==
+        Lines{"t.yaml:4:26: cannot read redis key_secret_file /nonexistent/secret: No such file "
+              "or directory"});
+  ::setenv("GW_TEST_REDIS_EMPTY", "", 1);
+  CHECK(errorsOf(head + "redis: {password_env: GW_TEST_REDIS_EMPTY}\n") ==
+        Lines{"t.yaml:4:23: redis password_env: the environment variable GW_TEST_REDIS_EMPTY is "
+              "empty"});
+  ::unsetenv("GW_TEST_REDIS_EMPTY");
+  CHECK(errorsOf(head + "redis: {password_env: GW_TEST_REDIS_UNSET}\n") ==
+        Lines{"t.yaml:4:23: redis password_env: the environment variable GW_TEST_REDIS_UNSET is "
+              "not set"});
+  CHECK(errorsOf(head + "redis: {password_env: 'A-B'}\n") ==
+        Lines{"t.yaml:4:23: redis password_env must be an environment variable name, got 'A-B'"});
+  test::TempDir dir;
+  std::ofstream(dir.path + "/empty") << "\n";
+  CHECK(errorsOf(head + "redis: {password_file: " + dir.path + "/empty}\n") ==
+        Lines{"t.yaml:4:24: redis password_file " + dir.path + "/empty is empty"});
+  CHECK(errorsOf(head + "redis: {passwd: x}\n") ==
+        Lines{"t.yaml:4:9: unknown key 'passwd' in redis; expected one of: address, username, "
+              "password_file, password_env, database, connect_timeout, command_timeout, "
+              "max_pending, reconnect_initial, reconnect_max, breaker_errors, half_open_probes, "
+              "key_prefix, key_secret_file, key_secret_env"});
+  CHECK(errorsOf(head + "readiness: {require_redis: true}\n") ==
+        Lines{"t.yaml:4:28: readiness.require_redis needs a top-level 'redis:' block"});
+}
+
+TEST_CASE("redis: plugin settings see the block; one that uses Redis needs it") {
+  TestCatalogue catalogue;
+  catalogue.add(std::make_unique<ProbeType>("shared", "", false));
+  const LoadEnvironment environment = testEnvironment(catalogue);
+  const std::string routes =
+      std::string(kHead) +
+      "routes: [{upstream: u, plugins: [{shared: {value: 1, redis: true}}]}]\n";
+  CHECK(format(loadString(routes, "t.yaml", environment).errors) ==
+        Lines{"t.yaml:3:35: plugin 'shared' uses Redis: add a top-level 'redis:' block "
+              "(docs/configuration.md)"});
+  // The block may come after the plugins in the file.
+  const LoadResult result =
+      loadString(routes + "redis: {key_prefix: 'p:'}\n", "t.yaml", environment);
+  REQUIRE(result.config);
+  const auto& probe = static_cast<const Probe&>(*result.config->routes[0].plugins[0].settings);
+  CHECK(probe.keyPrefix == "p:");
 }
 
 }  // namespace

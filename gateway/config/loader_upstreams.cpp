@@ -10,36 +10,39 @@ constexpr uint32_t kMaxWeight = 1000;
 constexpr uint32_t kMaxPoolIdle = 100'000;
 constexpr uint32_t kMaxThreshold = 1000;
 
-// "host:port", "[v6]:port"; the host is kept without brackets so it can be resolved directly.
-std::optional<std::string> splitHostPort(std::string_view text, BackendConfig& out) {
-  std::string_view host;
-  std::string_view port;
+}  // namespace
+
+std::optional<std::string> splitHostPort(std::string_view text, std::string_view what,
+                                         std::string& host, uint16_t& port) {
+  const std::string name(what);
+  std::string_view hostText;
+  std::string_view portText;
   if (text.starts_with('[')) {
     const auto close = text.find(']');
     if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") {
-      return "backend address must look like [::1]:9000";
+      return name + " address must look like [::1]:9000";
     }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-    if (!canonicalIp(std::string(host))) return "invalid IPv6 address " + quote(host);
+    hostText = text.substr(1, close - 1);
+    portText = text.substr(close + 2);
+    if (!canonicalIp(std::string(hostText))) return "invalid IPv6 address " + quote(hostText);
   } else {
     const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return "backend address must be host:port";
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      return "IPv6 backend addresses must be bracketed, e.g. \"[::1]:9000\"";
+    if (colon == std::string_view::npos) return name + " address must be host:port";
+    hostText = text.substr(0, colon);
+    portText = text.substr(colon + 1);
+    if (hostText.find(':') != std::string_view::npos) {
+      return "IPv6 " + name + " addresses must be bracketed, e.g. \"[::1]:9000\"";
     }
-    if (!isValidHostName(host)) return "invalid backend host " + quote(host);
+    if (!isValidHostName(hostText)) return "invalid " + name + " host " + quote(hostText);
   }
-  const auto portNumber = parseInt<uint16_t>(port, 1, 65535);
-  if (!portNumber) return "backend port must be an integer from 1 to 65535, got " + quote(port);
-  out.host = std::string(host);
-  out.port = *portNumber;
+  const auto portNumber = parseInt<uint16_t>(portText, 1, 65535);
+  if (!portNumber) {
+    return name + " port must be an integer from 1 to 65535, got " + quote(portText);
+  }
+  host = std::string(hostText);
+  port = *portNumber;
   return std::nullopt;
 }
-
-}  // namespace
 
 void Loader::parseUpstreams(NodeReader& root) {
   const auto list = root.requireList("upstreams");
@@ -220,7 +223,8 @@ void Loader::parseBackend(const YAML::Node& node, std::vector<BackendConfig>& ou
     error(address.anchor(), std::move(message));
     return;
   }
-  if (const auto problem = splitHostPort(address.value.Scalar(), backend)) {
+  if (const auto problem =
+          splitHostPort(address.value.Scalar(), "backend", backend.host, backend.port)) {
     error(address.anchor(), *problem);
     return;
   }

@@ -234,7 +234,36 @@ struct AdminConfig {
 // balancer that shares that backend with every other instance.
 struct ReadinessConfig {
   std::vector<std::size_t> required_upstreams;  // indices into Config::upstreams, each once
+  // /ready answers 503 while any worker's Redis breaker is open. Off by default: with
+  // `on_redis_error: allow` the gateway still serves, counting locally.
+  bool require_redis = false;
   Location where;
+};
+
+// The `redis:` block: the one Redis every worker keeps a connection to (gateway/redis), shared by
+// the plugins that count or cache across instances.
+struct RedisConfig {
+  std::string address = "127.0.0.1:6379";  // as written (host:port or unix:/path), for /status
+  std::string host = "127.0.0.1";          // the IP the name resolved to at load; empty: unix
+  uint16_t port = 6379;
+  std::string unix_path;  // set for unix:/path
+  std::string username;   // ACL user; empty: AUTH <password> (or no AUTH without a password)
+  std::string password;   // read at load from password_file or password_env; never shown
+  uint32_t database = 0;  // SELECT when not 0
+  Duration connect_timeout = std::chrono::milliseconds(200);  // connect plus handshake
+  Duration command_timeout = std::chrono::milliseconds(50);   // a late reply drops the connection
+  std::size_t max_pending = 1024;                             // per worker; over it: Overloaded
+  Duration reconnect_initial = std::chrono::milliseconds(100);
+  Duration reconnect_max = std::chrono::seconds(5);
+  uint32_t breaker_errors = 5;    // consecutive error replies that open the breaker
+  uint32_t half_open_probes = 8;  // successes that close it again
+  std::string key_prefix = "gw:";
+  std::string key_secret;  // read at load from key_secret_file or key_secret_env; may be empty
+  Location where;
+
+  // Whether a connection made for `other` would be the same as one made for this block (the
+  // keys' prefix and secret are the plugins' business): a reload keeps the connections then.
+  bool sameConnection(const RedisConfig& other) const;
 };
 
 // What happens to a request header whose name holds an underscore: backends that read `_` and
@@ -257,6 +286,7 @@ struct Config {
   std::vector<net::IpNetwork> trusted_proxies;
   AdminConfig admin;
   ReadinessConfig readiness;
+  std::optional<RedisConfig> redis;  // none: plugin::Dispatcher::redis() is null
   AccessLogConfig access_log;
   TracingConfig tracing;
 };

@@ -19,6 +19,14 @@ namespace gw::config {
 // A plugin's parsed settings: validated once at load, immutable, shared by every worker.
 struct PluginSettings {
   virtual ~PluginSettings() = default;
+  // Whether these settings need the `redis:` block (e.g. rate_limit's `store: redis`): the loader
+  // reports such an entry, at its position, when the configuration has none.
+  virtual bool usesRedis() const { return false; }
+};
+
+// What the rest of the configuration offers a plugin's settings while they are parsed.
+struct SettingsContext {
+  const RedisConfig* redis = nullptr;  // the `redis:` block (key prefix and secret); null: none
 };
 
 class PluginType {
@@ -33,7 +41,8 @@ class PluginType {
   // Load time only (the loader's thread); YAML stops here. Returns null after adding at least
   // one error. `settings` is the value under the plugin's name (null node: no settings).
   virtual std::shared_ptr<const PluginSettings> parseSettings(
-      const YAML::Node& settings, std::vector<ConfigError>& errors) const = 0;
+      const YAML::Node& settings, const SettingsContext& context,
+      std::vector<ConfigError>& errors) const = 0;
 };
 
 class PluginCatalogue {

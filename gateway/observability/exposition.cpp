@@ -248,6 +248,50 @@ constexpr Family kLaterFamilies[] = {
      }},
 };
 
+// With a `redis:` block only (GlobalMetrics::redis_workers set).
+constexpr Family kRedisFamilies[] = {
+    {"gatewayd_redis_round_trip_seconds", MetricType::Histogram,
+     "Time from sending a Redis command to its reply, by what the command was for.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t c = 0; c < kRedisCommandNames.size(); ++c) {
+         addHistogram(family, {{"command", std::string(kRedisCommandNames[c])}},
+                      s.total.redis.round_trip[c]);
+       }
+     }},
+    {"gatewayd_redis_errors_total", MetricType::Counter,
+     "Redis commands and connection attempts that failed, by reason.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t r = 0; r < kRedisErrorNames.size(); ++r) {
+         addSample(family, {{"reason", std::string(kRedisErrorNames[r])}},
+                   static_cast<double>(s.total.redis.errors[r]));
+       }
+     }},
+    {"gatewayd_redis_rejected_total", MetricType::Counter,
+     "Redis commands refused without being sent: the breaker is open (down) or max_pending "
+     "commands are in flight (overloaded).",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t r = 0; r < kRedisRejectionNames.size(); ++r) {
+         addSample(family, {{"reason", std::string(kRedisRejectionNames[r])}},
+                   static_cast<double>(s.total.redis.rejected[r]));
+       }
+     }},
+    {"gatewayd_redis_reconnects_total", MetricType::Counter,
+     "Redis connection attempts after each worker's first.",
+     [](const Sources& s, MetricFamily& family) { unlabelled(family, s.total.redis.reconnects); }},
+    {"gatewayd_redis_pending", MetricType::Gauge, "Redis commands in flight, over all workers.",
+     [](const Sources& s, MetricFamily& family) {
+       addSample(family, {}, static_cast<double>(s.total.redis.pending));
+     }},
+    {"gatewayd_redis_workers", MetricType::Gauge,
+     "Workers by the state of their Redis connection's circuit breaker.",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t i = 0; i < kRedisStateNames.size(); ++i) {
+         addSample(family, {{"state", std::string(kRedisStateNames[i])}},
+                   static_cast<double>((*s.global.redis_workers)[i]));
+       }
+     }},
+};
+
 void collectFamilies(const Sources& s, std::span<const Family> families,
                      std::vector<MetricFamily>& out) {
   for (const Family& family : families) {
@@ -291,6 +335,7 @@ std::vector<MetricFamily> ScrapeCollectable::Collect() const {
   collectFamilies(sources, kRouteFamilies, families);
   collectPluginFamilies(sources, families);
   collectFamilies(sources, kLaterFamilies, families);
+  if (global_.redis_workers) collectFamilies(sources, kRedisFamilies, families);
   return families;
 }
 

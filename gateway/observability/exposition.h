@@ -10,8 +10,11 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/observability/histogram.h"
@@ -32,7 +35,14 @@ struct GlobalMetrics {
   // [upstream][backend], indexed like the layout of the collected shard; a backend without an
   // entry gets no gatewayd_upstream_backend_healthy series (health unknown is not "healthy").
   std::vector<std::vector<bool>> backend_healthy;
+  // With a `redis:` block: how many workers' connections are in each state, indexed like
+  // kRedisStateNames (redis::State); without one, no gatewayd_redis_* family is exposed.
+  std::optional<std::array<std::size_t, 4>> redis_workers;
 };
+
+// redis::State's names, in its order (the floor below Redis cannot include it).
+inline constexpr std::array<std::string_view, 4> kRedisStateNames = {"connecting", "closed",
+                                                                     "half_open", "open"};
 
 // One scrape's values as metric families: # HELP and # TYPE for every family, every
 // route/upstream series present from the start with 0, except http_requests_total whose

@@ -137,6 +137,15 @@ void WorkerMetrics::merge(const WorkerMetrics& other) {
   for (std::size_t i = 0; i < tls_handshake_failures.size(); ++i) {
     tls_handshake_failures[i] += other.tls_handshake_failures[i];
   }
+  redis.merge(other.redis);
+}
+
+void RedisMetrics::merge(const RedisMetrics& other) {
+  for (std::size_t i = 0; i < round_trip.size(); ++i) round_trip[i].merge(other.round_trip[i]);
+  for (std::size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
+  for (std::size_t i = 0; i < rejected.size(); ++i) rejected[i] += other.rejected[i];
+  reconnects += other.reconnects;
+  pending += other.pending;
 }
 
 }  // namespace gw::observability

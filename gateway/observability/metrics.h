@@ -103,6 +103,36 @@ struct UpstreamMetrics {
   std::vector<BackendMetrics> backends;  // index = MetricsLayout::Upstream::backends
 };
 
+// A worker's Redis connection (gateway/redis/connection.h): round trips by what the command was
+// for, failures by reason, commands refused without being sent.
+enum class RedisCommand : uint8_t { RateLimit, CacheGet, CacheSet, Other };
+inline constexpr std::array<std::string_view, 4> kRedisCommandNames = {"rate_limit", "cache_get",
+                                                                       "cache_set", "other"};
+enum class RedisError : uint8_t {
+  Timeout,
+  Disconnected,
+  ServerError,
+  NoScript,
+  ConnectFailed,
+  AuthFailed
+};
+inline constexpr std::array<std::string_view, 6> kRedisErrorNames = {
+    "timeout", "disconnected", "server_error", "noscript", "connect_failed", "auth_failed"};
+enum class RedisRejection : uint8_t { Down, Overloaded };
+inline constexpr std::array<std::string_view, 2> kRedisRejectionNames = {"down", "overloaded"};
+
+struct RedisMetrics {
+  void countError(RedisError error) { ++errors[static_cast<std::size_t>(error)]; }
+  void countRejection(RedisRejection why) { ++rejected[static_cast<std::size_t>(why)]; }
+  void merge(const RedisMetrics& other);
+
+  std::array<Histogram, kRedisCommandNames.size()> round_trip;   // by RedisCommand
+  std::array<uint64_t, kRedisErrorNames.size()> errors{};        // by RedisError
+  std::array<uint64_t, kRedisRejectionNames.size()> rejected{};  // by RedisRejection
+  uint64_t reconnects = 0;  // connection attempts after the first
+  int64_t pending = 0;      // gauge: commands in flight
+};
+
 struct WorkerMetrics {
   explicit WorkerMetrics(std::shared_ptr<const MetricsLayout> layout);
 
@@ -123,6 +153,7 @@ struct WorkerMetrics {
   uint64_t tls_handshakes = 0;        // completed on the TLS listeners
   uint64_t tls_sessions_resumed = 0;  // of those, resumed with a session ticket
   std::array<uint64_t, net::kHandshakeFailureNames.size()> tls_handshake_failures{};  // by reason
+  RedisMetrics redis;  // the worker's connection's (filled in at scrape)
 
   void countHandshakeFailure(net::HandshakeFailure reason) {
     ++tls_handshake_failures[static_cast<std::size_t>(reason)];

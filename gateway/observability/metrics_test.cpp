@@ -190,3 +190,31 @@ TEST_CASE("MetricsLayout::fromConfig takes names in config order, IPv6 backends 
   CHECK(layout->upstreams[0].name == "pool");
   CHECK(layout->upstreams[0].backends == std::vector<std::string>{"127.0.0.1:9000", "[::1]:9001"});
 }
+
+namespace gw::observability {
+
+TEST_CASE("merge sums the Redis connection's round trips, errors, rejections and gauges") {
+  const auto layout = std::make_shared<MetricsLayout>();
+  WorkerMetrics a(layout);
+  WorkerMetrics b(layout);
+  a.redis.round_trip[static_cast<std::size_t>(RedisCommand::RateLimit)].observe(300);
+  b.redis.round_trip[static_cast<std::size_t>(RedisCommand::RateLimit)].observe(700);
+  a.redis.countError(RedisError::Timeout);
+  b.redis.countError(RedisError::Timeout);
+  b.redis.countError(RedisError::AuthFailed);
+  a.redis.countRejection(RedisRejection::Overloaded);
+  a.redis.reconnects = 2;
+  b.redis.reconnects = 3;
+  a.redis.pending = 4;
+  b.redis.pending = 1;
+  a.merge(b);
+  CHECK(a.redis.round_trip[static_cast<std::size_t>(RedisCommand::RateLimit)].count() == 2);
+  CHECK(a.redis.round_trip[static_cast<std::size_t>(RedisCommand::RateLimit)].sumMicros() == 1000);
+  CHECK(a.redis.errors[static_cast<std::size_t>(RedisError::Timeout)] == 2);
+  CHECK(a.redis.errors[static_cast<std::size_t>(RedisError::AuthFailed)] == 1);
+  CHECK(a.redis.rejected[static_cast<std::size_t>(RedisRejection::Overloaded)] == 1);
+  CHECK(a.redis.reconnects == 5);
+  CHECK(a.redis.pending == 5);
+}
+
+}  // namespace gw::observability

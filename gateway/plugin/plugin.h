@@ -222,9 +222,17 @@ class Factory : public config::PluginType {
   // one error. `settings` is the value under the plugin's name (null node: no settings).
   virtual std::shared_ptr<const RouteConfig> parse(const YAML::Node& settings,
                                                    std::vector<ConfigError>& errors) const = 0;
-  std::shared_ptr<const config::PluginSettings> parseSettings(
-      const YAML::Node& settings, std::vector<ConfigError>& errors) const final {
+  // Instead of parse, for a type whose settings depend on other sections (the `redis:` block's
+  // key prefix and secret); the default ignores them.
+  virtual std::shared_ptr<const RouteConfig> parseInContext(
+      const YAML::Node& settings, const config::SettingsContext& /*context*/,
+      std::vector<ConfigError>& errors) const {
     return parse(settings, errors);
+  }
+  std::shared_ptr<const config::PluginSettings> parseSettings(
+      const YAML::Node& settings, const config::SettingsContext& context,
+      std::vector<ConfigError>& errors) const final {
+    return parseInContext(settings, context, errors);
   }
   // Once per worker and binding, on the thread that builds the worker.
   virtual std::unique_ptr<WorkerState> makeWorkerState(const RouteConfig&, Dispatcher&) const {

@@ -31,6 +31,7 @@
 #include "gateway/proxy/background_fetch.h"
 #include "gateway/proxy/generation.h"
 #include "gateway/proxy/plugin_exchange.h"
+#include "gateway/redis/state_board.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/upstream/health.h"
 
@@ -44,6 +45,7 @@ class Exchange;
 struct SharedServices {
   observability::LogSink* accessLog = nullptr;   // null: the access log is off
   observability::OtlpExporter* spans = nullptr;  // null: spans are not exported
+  redis::StateBoard* redisStates = nullptr;      // each worker's Redis connection state
 };
 
 // Where a connection reports that it closed: the worker that registered it.

@@ -123,7 +123,8 @@ int Server::run() {
   constexpr timeval kEverySecond{1, 0};
   event_add(logFlushTimer_.get(), &kEverySecond);
   if (!openListeners()) return 1;
-  const proxy::SharedServices services{accessLog_.get(), spanExporter_.get()};
+  redisStates_ = std::make_unique<redis::StateBoard>(config.workers);
+  const proxy::SharedServices services{accessLog_.get(), spanExporter_.get(), redisStates_.get()};
   for (unsigned i = 0; i < config.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, snapshot_, health_, services));
     workers_.back()->watch(listening_->forWorker(i));
@@ -631,6 +632,11 @@ std::string Server::renderMetrics(const observability::WorkerMetrics& total) con
     for (std::size_t b = 0; b < health_->spec(u).backends.size(); ++b) {
       healthy.push_back(health_->usable(u, b, now));
     }
+  }
+  if (snapshot_->config.redis && redisStates_) {
+    const auto counts = redisStates_->count();
+    global.redis_workers.emplace();
+    std::copy(counts.begin(), counts.end(), global.redis_workers->begin());
   }
   return observability::textExposition(
       observability::ScrapeCollectable(total, global, observability::sampleProcess()));

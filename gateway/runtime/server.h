@@ -44,6 +44,7 @@ class Server final : admin::Process, Watchdog::Workers {
   void collectMetrics(std::function<void(std::string)> done) override;
   void reload(std::function<void(const admin::ReloadOutcome&)> done) override;
   const std::optional<admin::ReloadOutcome>& lastReload() const override { return lastReload_; }
+  const redis::StateBoard* redisStates() const override { return redisStates_.get(); }
 
  private:
   // Runs `read` on the loop of every worker still running, then `each` with its answer and, once
@@ -101,6 +102,7 @@ class Server final : admin::Process, Watchdog::Workers {
   std::unique_ptr<observability::LogSink> accessLog_;
   std::unique_ptr<observability::OtlpExporter> spanExporter_;
   core::Reactor main_;
+  std::unique_ptr<redis::StateBoard> redisStates_;  // one entry per worker
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<core::EventPtr> signalEvents_;
   core::EventPtr drainTimer_;

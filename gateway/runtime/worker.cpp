@@ -35,6 +35,9 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot,
                std::shared_ptr<upstream::HealthBoard> health, const proxy::SharedServices& services)
     : index_(index),
       snapshot_(std::move(snapshot)),
+      redisStates_(services.redisStates),
+      retiredRedisTimer_(evtimer_new(reactor_.base(), &Worker::onRetiredRedis, this)),
+      redis_(snapshot_->config.redis ? newRedis(*snapshot_->config.redis) : nullptr),
       context_(index, reactor_.base(), dispatcher_, servedConfig(*snapshot_), *health,
                std::make_shared<Served>(Served{snapshot_, health}), snapshot_->generation, services,
                *this),
@@ -101,12 +104,48 @@ void Worker::stopAsync() {
 void Worker::serve(std::shared_ptr<const Snapshot> snapshot,
                    std::shared_ptr<upstream::HealthBoard> health) {
   snapshot_ = std::move(snapshot);
+  connectRedis(snapshot_->config);  // before the generation: its plugins' states may use it
   context_.serve(servedConfig(*snapshot_), *health,
                  std::make_shared<Served>(Served{snapshot_, health}), snapshot_->generation);
 }
 
+void Worker::connectRedis(const config::Config& config) {
+  if (redis_ && config.redis && redis_->config().sameConnection(*config.redis)) return;
+  std::unique_ptr<redis::Connection> replaced = std::move(redis_);
+  if (replaced) replaced->retire();
+  if (config.redis) {
+    redis_ = newRedis(*config.redis);
+    // The plugins' states a reload keeps loaded their scripts on the old connection.
+    if (replaced) redis_->useScriptsOf(*replaced);
+  } else {
+    dispatcher_.setRedis(nullptr);
+    if (redisStates_) redisStates_->set(index_, redis::State::Connecting);
+  }
+  if (!replaced) return;
+  // Twice command_timeout on, every command it has in flight got its reply or its Timeout.
+  const auto wait =
+      std::chrono::duration_cast<std::chrono::microseconds>(replaced->config().command_timeout * 2);
+  const timeval delay{static_cast<time_t>(wait.count() / 1'000'000),
+                      static_cast<suseconds_t>(wait.count() % 1'000'000)};
+  retiredRedis_.push_back(std::move(replaced));
+  evtimer_add(retiredRedisTimer_.get(), &delay);
+}
+
+std::unique_ptr<redis::Connection> Worker::newRedis(const config::RedisConfig& config) {
+  auto connection = std::make_unique<redis::Connection>(
+      base(), config, "gatewayd-w" + std::to_string(index_), redisMetrics_, redisStates_, index_);
+  dispatcher_.setRedis(connection.get());
+  return connection;
+}
+
+void Worker::onRetiredRedis(evutil_socket_t, short, void* arg) {
+  // Freeing one that still has a command (a NOSCRIPT resend) answers it Disconnected.
+  static_cast<Worker*>(arg)->retiredRedis_.clear();
+}
+
 observability::WorkerMetrics Worker::metricsSnapshot() const {
   observability::WorkerMetrics copy = context_.metricsTotal();
+  copy.redis.merge(redisMetrics_);
   copy.downstream_connections = static_cast<int64_t>(connections_.size());
   const auto clusters = context_.current().clusters();
   for (std::size_t i = 0; i < clusters.size(); ++i) {

@@ -16,6 +16,7 @@
 #include "gateway/net/socket.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/proxy/worker_context.h"
+#include "gateway/redis/connection.h"
 #include "gateway/runtime/listening_sockets.h"
 #include "gateway/runtime/snapshot.h"
 #include "gateway/runtime/worker_dispatcher.h"
@@ -75,11 +76,25 @@ class Worker final : proxy::ConnectionHome {
   void beginDrain();
   void checkDrained();
   void stopNow();
+  // Connects to the `redis:` block of `config` (none: no connection), keeping the connection
+  // when the block would make the same one; a replaced connection finishes its commands in flight
+  // and is freed after command_timeout.
+  void connectRedis(const config::Config& config);
+  // A connection for `config`, which the dispatcher hands to plugins from now on.
+  std::unique_ptr<redis::Connection> newRedis(const config::RedisConfig& config);
+  static void onRetiredRedis(evutil_socket_t fd, short what, void* arg);
 
   unsigned index_;
   std::shared_ptr<const Snapshot> snapshot_;
   core::Reactor reactor_;
   WorkerDispatcher dispatcher_{reactor_};
+  // Before the context: the plugins' worker states (made with the context's generations) load
+  // their scripts on it, and the exchanges cancel their waiters before it goes.
+  redis::StateBoard* redisStates_;
+  observability::RedisMetrics redisMetrics_;  // shared by the connection and those it replaced
+  core::EventPtr retiredRedisTimer_;
+  std::vector<std::unique_ptr<redis::Connection>> retiredRedis_;  // replaced by a reload
+  std::unique_ptr<redis::Connection> redis_;
   proxy::WorkerContext context_;
   core::AcceptPause acceptPause_;
   core::EventPtr logFlushTimer_;  // hands over access log lines and spans on a quiet worker

@@ -8,6 +8,7 @@
 
 #include "gateway/core/reactor.h"
 #include "gateway/plugin/dispatcher.h"
+#include "gateway/redis/client.h"
 
 namespace gw::runtime {
 
@@ -18,9 +19,13 @@ class WorkerDispatcher final : public plugin::Dispatcher {
   void post(std::function<void()> fn) override { reactor_.post(std::move(fn)); }
   std::unique_ptr<plugin::Timer> createTimer(std::function<void()> fired) override;
   int64_t nowMs() const override;
+  redis::Client* redis() override { return redis_; }
+  // The worker's Redis connection from now on (null: none).
+  void setRedis(redis::Client* client) { redis_ = client; }
 
  private:
   core::Reactor& reactor_;
+  redis::Client* redis_ = nullptr;
 };
 
 }  // namespace gw::runtime

@@ -45,7 +45,7 @@ struct Settings final : plugin::RouteConfig {
   std::size_t redisMaxEntryBytes = 1 << 20;
   std::unique_ptr<SharedCache> shared;
 
-  bool usesRedis() const { return redisStore; }
+  bool usesRedis() const override { return redisStore; }
 };
 
 // What a lookup came to: the `cache` access-log field and the `result` of the plugin's counter,

@@ -772,6 +772,19 @@ Response adminRequest(const Gateway& gw, std::string_view path, std::string_view
   return c.roundTrip(request(method, path));
 }
 
+std::string promtoolProblems(const std::string& exposition) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    FAIL("promtool is missing: scripts/setup.sh installs the prometheus package");
+  }
+  TempDir dir;
+  const std::string file = dir.write("metrics.txt", exposition);
+  Process promtool({"/bin/sh", "-c", "promtool check metrics < '" + file + "' 2>&1"});
+  std::string output;
+  while (auto line = promtool.readLine(10000ms)) output += *line + "\n";
+  CHECK(promtool.waitExit(10000ms) == 0);
+  return output;
+}
+
 double metricSample(const std::string& exposition, const std::string& series) {
   const std::string prefix = series + " ";
   std::size_t at = exposition.starts_with(prefix) ? 0 : exposition.find("\n" + prefix);

@@ -253,6 +253,10 @@ Response adminRequest(const Gateway& gw, std::string_view path, std::string_view
 // Prometheus text exposition, or -1 when there is none.
 double metricSample(const std::string& exposition, const std::string& series);
 
+// What `promtool check metrics` says of a Prometheus text exposition: "" when it accepts it. Fails
+// the test when promtool is missing.
+std::string promtoolProblems(const std::string& exposition);
+
 // One listener on ${PORT}, upstream "main" with backend b, and a route "api" taking /api/ and
 // stripping it (so /api/echo reaches the backend as /echo). `extra_top` is YAML appended at top
 // level, `extra_routes` more route entries after "api".

@@ -170,9 +170,6 @@ TEST_CASE("admin: /metrics counts exactly the requests sent, summed over workers
 }
 
 TEST_CASE("admin: promtool accepts the exposition") {
-  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
-    FAIL("promtool is missing: scripts/setup.sh installs the prometheus package");
-  }
   Backend b;
   Gateway gw(routesConfig(b, 1));
   Client c(gw.port());
@@ -180,13 +177,8 @@ TEST_CASE("admin: promtool accepts the exposition") {
   REQUIRE(c.roundTrip(get("/nowhere")).complete);
   Response scraped = adminRequest(gw, "/metrics");
   REQUIRE(scraped.status == 200);
-  TempDir dir;
-  const std::string file = dir.write("metrics.txt", scraped.body);
-  Process promtool({"/bin/sh", "-c", "promtool check metrics < '" + file + "' 2>&1"});
-  std::string output;
-  while (auto line = promtool.readLine(10000ms)) output += *line + "\n";
-  CHECK(promtool.waitExit(10000ms) == 0);
-  CHECK_MESSAGE(output.empty(), output);
+  const std::string problems = promtoolProblems(scraped.body);
+  CHECK_MESSAGE(problems.empty(), problems);
 }
 
 TEST_CASE("admin: /ready turns 503 while draining, /health stays 200") {
