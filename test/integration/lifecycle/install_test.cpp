@@ -80,7 +80,7 @@ Install runInstall(const FakeTools& tools, const std::string& destdir,
 
 const std::set<std::string> kBinaryPackages = {"libevent-core-2.1-7", "libyaml-cpp0.7",
                                                "libprometheus-cpp-core1.0", "libsystemd0",
-                                               "libssl3"};
+                                               "libssl3", "libhiredis0.14"};
 
 void checkInstalledTree(const std::string& root) {
   for (const char* file : {"/usr/local/bin/gatewayd", "/etc/systemd/system/gatewayd.service",

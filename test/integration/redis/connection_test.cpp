@@ -285,7 +285,7 @@ TEST_CASE("redis connection: a hung Redis times out within command_timeout, then
   CHECK(first.failure == Failure::Timeout);
   CHECK(second.failure == Failure::Timeout);
   CHECK(waitedMs >= 95);  // libevent rounds its timers to the millisecond
-  CHECK(waitedMs <= 100 + 50);
+  CHECK(waitedMs <= 100 + 100);  // a margin for a loaded machine
   CHECK(f.connection->state() == State::Open);
   CHECK(f.board.get(0) == State::Open);
   CHECK(errorCount(f.metrics, observability::RedisError::Timeout) == 2);
