@@ -17,8 +17,9 @@ using obs::WorkerMetrics;
 
 namespace {
 
-// Slots of the builtin plugins' counters: the cache's by result (0-3), then rate_limit's (4).
-constexpr std::size_t kCacheHit = 0, kRejections = 4;
+// Slots of the builtin plugins' counters: the cache's by result (0-3) and by Redis result (4-8),
+// then rate_limit's (9).
+constexpr std::size_t kCacheHit = 0, kRejections = 9;
 
 // One route "r" with the builtin plugins' counters, one upstream "u" with one backend.
 std::shared_ptr<const obs::MetricsLayout> tinyLayout() {
@@ -128,6 +129,13 @@ gatewayd_cache_requests_total{route="r",result="hit"} 1
 gatewayd_cache_requests_total{route="r",result="miss"} 0
 gatewayd_cache_requests_total{route="r",result="stale"} 0
 gatewayd_cache_requests_total{route="r",result="bypass"} 0
+# HELP gatewayd_cache_redis_total Cache Redis tier by route and result: lookups after a memory miss (hit, miss, error), fills (stored, too_large).
+# TYPE gatewayd_cache_redis_total counter
+gatewayd_cache_redis_total{route="r",result="hit"} 0
+gatewayd_cache_redis_total{route="r",result="miss"} 0
+gatewayd_cache_redis_total{route="r",result="error"} 0
+gatewayd_cache_redis_total{route="r",result="stored"} 0
+gatewayd_cache_redis_total{route="r",result="too_large"} 0
 # HELP gatewayd_rate_limit_rejections_total Requests rejected by an enforced rate limit, by route.
 # TYPE gatewayd_rate_limit_rejections_total counter
 gatewayd_rate_limit_rejections_total{route="r"} 1

@@ -17,7 +17,7 @@ namespace {
 std::span<const obs::CounterFamily> pluginFamilies() {
   return gw::plugin::Registry::builtin().counterFamilies();
 }
-constexpr std::size_t kCacheStale = 2, kRejections = 4, kShadowExceeded = 5, kSchemaFailures = 10;
+constexpr std::size_t kCacheStale = 2, kRejections = 9, kShadowExceeded = 10, kSchemaFailures = 15;
 
 std::shared_ptr<const obs::MetricsLayout> tinyLayout() {
   auto layout = std::make_shared<obs::MetricsLayout>();
@@ -82,7 +82,7 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   a.routes[0].request_bytes = 10;
   b.routes[0].request_bytes = 5;
   b.routes[0].response_bytes = 7;
-  REQUIRE(a.routes[0].counters.size() == 11);
+  REQUIRE(a.routes[0].counters.size() == 16);
   a.routes[0].counters[kRejections] = 1;
   b.routes[0].counters[kShadowExceeded] = 2;
   b.routes[0].counters[kCacheStale] = 1;
@@ -123,7 +123,7 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   CHECK(route.duration.sumMicros() == 2'100);
   CHECK(route.request_bytes == 15);
   CHECK(route.response_bytes == 7);
-  CHECK(route.counters == std::vector<uint64_t>{0, 0, 1, 0, 1, 2, 0, 0, 0, 0, 3});
+  CHECK(route.counters == std::vector<uint64_t>{0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 3});
   const obs::UpstreamMetrics& upstream = total.upstreams[0];
   CHECK(upstream.connects == 2);
   CHECK(upstream.reuses == 9);
@@ -178,7 +178,7 @@ TEST_CASE("plugin counters are summed only between shards of the same families")
   WorkerMetrics total(tinyLayout());
   total.merge(old);
   CHECK(total.routes[0].request_bytes == 9);
-  CHECK(total.routes[0].counters == std::vector<uint64_t>(11, 0));
+  CHECK(total.routes[0].counters == std::vector<uint64_t>(16, 0));
 }
 
 TEST_CASE("MetricsLayout::fromConfig takes names in config order, IPv6 backends bracketed") {
@@ -195,8 +195,8 @@ TEST_CASE("MetricsLayout::fromConfig takes names in config order, IPv6 backends 
   config.upstreams[0].backends[1].port = 9001;
   const auto layout = obs::MetricsLayout::fromConfig(config, pluginFamilies());
   CHECK(layout->routes == std::vector<std::string>{"api", "route-2"});
-  CHECK(layout->routeCounters.size() == 7);
-  CHECK(layout->routeCounterSlots() == 11);
+  CHECK(layout->routeCounters.size() == 8);
+  CHECK(layout->routeCounterSlots() == 16);
   REQUIRE(layout->upstreams.size() == 1);
   CHECK(layout->upstreams[0].name == "pool");
   CHECK(layout->upstreams[0].backends == std::vector<std::string>{"127.0.0.1:9000", "[::1]:9001"});

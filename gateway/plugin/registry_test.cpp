@@ -77,6 +77,7 @@ TEST_CASE(
   }
   CHECK(families == std::vector<std::string>{
                         "gatewayd_cache_requests_total {result hit miss stale bypass}",
+                        "gatewayd_cache_redis_total {result hit miss error stored too_large}",
                         "gatewayd_rate_limit_rejections_total",
                         "gatewayd_rate_limit_shadow_exceeded_total",
                         "gatewayd_rate_limit_redis_fallback_total {policy allow deny}",

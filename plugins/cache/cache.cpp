@@ -1,15 +1,21 @@
 #include "plugins/cache/cache.h"
 
+#include <hiredis/hiredis.h>
+
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 
+#include "gateway/core/fast_random.h"
 #include "gateway/http/headers.h"
 #include "plugins/cache/conditional.h"
 #include "plugins/cache/http_date.h"
 #include "plugins/cache/range.h"
+#include "plugins/cache/redis_tier.h"
 
 namespace gw::plugins::cache {
 namespace {
@@ -74,6 +80,54 @@ std::string hitStatus(const StoredResponse& entry, int64_t now) {
   return "gatewayd; hit; ttl=" + std::to_string(entry.meta.lifetime - currentAge(entry.meta, now));
 }
 
+void countRedis(plugin::Context& ctx, plugin::Slots slots, RedisResult result) {
+  ctx.count(slots.counters + kRedisCounters + static_cast<uint32_t>(result));
+}
+
+// A new generation for a Vary stub; it only has to differ from the ones before it. Never 0,
+// which stands for none.
+uint64_t newGeneration() {
+  thread_local core::FastRandom random;
+  return random.next() | 1;
+}
+
+// After a memory insert with `store: redis`: the entry goes to Redis too, fire and forget, for as
+// long as it may serve (redisLifetimeMs). Nothing when it has no time left or no key can hold
+// it. A varying resource writes its stub and its variant (redis_tier.h), under `generation` (the
+// stub's as read by this exchange, keeping the other variants stored with it) or, when 0, a new
+// one.
+std::optional<RedisResult> fillRedis(const Settings& settings, plugin::Dispatcher& dispatcher,
+                                     const RequestKey& key, const FieldsView& request,
+                                     const StoredResponse& response, uint64_t generation = 0) {
+  if (!settings.redisStore) return std::nullopt;
+  const int64_t lifetimeMs = redisLifetimeMs(response.meta, settings.policy, wallSeconds());
+  std::string value;
+  if (lifetimeMs <= 0 || !encodeRedisEntry(response, key.host, key.path, value)) {
+    return std::nullopt;
+  }
+  if (value.size() > settings.redisMaxEntryBytes) return RedisResult::TooLarge;
+  redis::Client* client = dispatcher.redis();
+  if (!client) return RedisResult::Error;
+  const std::string px = std::to_string(lifetimeMs);
+  const std::string entryKey = redisEntryKey(client->keySpace(), key.primary);
+  const auto set = [&](std::string_view target, std::string_view bytes) {
+    const std::string_view argv[] = {"SET", target, bytes, "PX", px};
+    return client->command(argv, nullptr) == redis::Failure::None;
+  };
+  if (response.varyNames.empty()) {
+    return set(entryKey, value) ? RedisResult::Stored : RedisResult::Error;
+  }
+  std::string stub;
+  std::string variant;
+  const uint64_t stubGeneration = generation != 0 ? generation : newGeneration();
+  encodeRedisVaryStub(response.varyNames, stubGeneration, key.host, key.path, stub);
+  buildVariantKey(response.varyNames, request, variant);
+  const bool sent =
+      set(entryKey, stub) &&
+      set(redisVariantKey(client->keySpace(), entryKey, stubGeneration, variant), value);
+  return sent ? RedisResult::Stored : RedisResult::Error;
+}
+
 // RFC 9111 §4.3.4: the stale entry with a 304's fields merged in takes its place in the store,
 // or, when the update made it unstorable (e.g. no-store now), the entry is removed. Returns the
 // updated response (it still answers the request at hand) and whether it was stored.
@@ -103,6 +157,7 @@ std::pair<std::shared_ptr<const StoredResponse>, bool> freshen(
 // worker (whose snapshot keeps the settings alive).
 struct Refresh {
   const Settings* settings = nullptr;
+  plugin::Dispatcher* dispatcher = nullptr;  // the worker the refresh runs and ends on
   RequestKey key;
   std::shared_ptr<const StoredResponse> stale;
   std::vector<Field> request;  // as sent upstream: the answer's variant is chosen by them
@@ -117,7 +172,9 @@ struct Refresh {
     const BackgroundFields fields(response.fields);
     const RequestDirectives own;
     if (response.status == 304) {
-      freshen(*settings, key, requestView, *stale, fields, requestTime, own, authorized);
+      auto [freshened, storable] =
+          freshen(*settings, key, requestView, *stale, fields, requestTime, own, authorized);
+      if (storable) fillRedis(*settings, *dispatcher, key, requestView, *freshened);
     } else if (response.status != 0) {
       StoredMeta meta =
           analyseResponse(response.status, fields, requestTime, wallSeconds(), settings->policy);
@@ -125,8 +182,9 @@ struct Refresh {
       if (storability("GET", authorized, own, meta, settings->policy) == Storable::Yes &&
           store.admits(response.body.size())) {
         auto body = std::make_shared<const std::string>(std::move(response.body));
-        store.insert(key, requestView,
-                     makeStoredResponse(response.status, fields, std::move(body), std::move(meta)));
+        auto stored = makeStoredResponse(response.status, fields, std::move(body), std::move(meta));
+        store.insert(key, requestView, stored);
+        fillRedis(*settings, *dispatcher, key, requestView, *stored);
       }
     }
     // Whoever waits for this key looks again; after no answer at all, one of them fetches.
@@ -174,6 +232,15 @@ plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
   SharedCache& shared = *settings_.shared;
   bool otherVariants = false;
   auto entry = shared.store.lookup(key_.primary, HeaderFields(ctx.requestHeaders()), &otherVariants);
+  if (!entry && settings_.redisStore && !redisAsked_) {
+    redisAsked_ = true;
+    mayWaitAfterRedis_ = mayWait;
+    const redis::Client* client = ctx.dispatcher().redis();
+    if (client) redisKey_ = redisEntryKey(client->keySpace(), key_.primary);
+    if (askRedis(ctx, redisKey_)) return plugin::Status::Stop;
+  }
+  // Found in Redis but not kept in memory (e.g. larger than the memory store takes).
+  if (auto fromRedis = std::exchange(redisFound_, nullptr); !entry) entry = std::move(fromRedis);
   const int64_t now = wallSeconds();
   cacheStatus_ = otherVariants ? "gatewayd; fwd=vary-miss" : "gatewayd; fwd=uri-miss";
   if (entry) {
@@ -208,6 +275,68 @@ plugin::Status Cache::lookupAndDecide(plugin::Context& ctx, bool mayWait) {
     return plugin::Status::Respond;
   }
   return forward(ctx, mayWait);
+}
+
+bool Cache::askRedis(plugin::Context& ctx, std::string_view key) {
+  redis::Client* client = ctx.dispatcher().redis();
+  const std::string_view argv[] = {"GET", key};
+  if (!client || client->command(argv, &redisLookup_) != redis::Failure::None) {
+    countRedis(ctx, slots_, RedisResult::Error);
+    return false;
+  }
+  phase_ = Phase::InRedis;
+  return true;
+}
+
+void Cache::redisAnswered(const redisReply* reply, redis::Failure failure) {
+  plugin::Context& ctx = *ctx_;
+  const auto result = readRedisReply(ctx, reply, failure);
+  if (!result) return;  // the variant's GET is on its way
+  countRedis(ctx, slots_, *result);
+  if (lookupAndDecide(ctx, mayWaitAfterRedis_) == plugin::Status::Stop) return;
+  ctx.resume();
+}
+
+std::optional<RedisResult> Cache::readRedisReply(plugin::Context& ctx, const redisReply* reply,
+                                                 redis::Failure failure) {
+  if (failure != redis::Failure::None) return RedisResult::Error;
+  if (reply->type == REDIS_REPLY_NIL) return RedisResult::Miss;
+  // Whatever Redis holds is checked like any input: too large or malformed is a miss.
+  if (reply->type != REDIS_REPLY_STRING || reply->len > settings_.redisMaxEntryBytes) {
+    return RedisResult::Error;
+  }
+  auto value = decodeRedisValue({reply->str, reply->len}, key_.host, key_.path, settings_.policy);
+  if (!value) return RedisResult::Error;
+  const HeaderFields request(ctx.requestHeaders());
+  if (auto* stub = std::get_if<RedisVaryStub>(&*value)) {
+    if (!redisVaryNames_.empty()) return RedisResult::Error;  // a stub where a variant should be
+    redisVaryNames_ = std::move(stub->varyNames);
+    redisGeneration_ = stub->generation;
+    std::string variant;
+    buildVariantKey(redisVaryNames_, request, variant);
+    const redis::Client* client = ctx.dispatcher().redis();
+    if (!client) return RedisResult::Error;
+    if (!askRedis(ctx, redisVariantKey(client->keySpace(), redisKey_, redisGeneration_, variant))) {
+      return RedisResult::Miss;  // counted as an error by askRedis
+    }
+    return std::nullopt;
+  }
+  auto& response = std::get<std::shared_ptr<const StoredResponse>>(*value);
+  // Under the primary key only a response without Vary; under a variant key, its stub's names.
+  if (response->varyNames != redisVaryNames_) return RedisResult::Error;
+  settings_.shared->store.insert(key_, request, response);
+  redisFound_ = std::move(response);
+  return RedisResult::Hit;
+}
+
+void Cache::shareInRedis(plugin::Context& ctx, const FieldsView& request,
+                         const StoredResponse& stored) {
+  // The stub this exchange read stays, with its generation, when the names are still the same.
+  const uint64_t generation = stored.varyNames == redisVaryNames_ ? redisGeneration_ : 0;
+  if (const auto filled =
+          fillRedis(settings_, ctx.dispatcher(), key_, request, stored, generation)) {
+    countRedis(ctx, slots_, *filled);
+  }
 }
 
 plugin::Status Cache::forward(plugin::Context& ctx, bool mayWait) {
@@ -273,6 +402,7 @@ void Cache::refreshInBackground(plugin::Context& ctx,
   if (ticket.role != FetchGate::Role::Leader) return;  // a fetch of this key is under way
   auto refresh = std::make_shared<Refresh>();
   refresh->settings = &settings_;
+  refresh->dispatcher = &ctx.dispatcher();
   refresh->key = key_;
   refresh->stale = stale;
   refresh->authorized = ctx.requestHeaders().get("authorization").has_value();
@@ -405,9 +535,11 @@ void Cache::handleUpstreamHead(plugin::Context& ctx) {
 void Cache::freshenFromNotModified(plugin::Context& ctx) {
   // The 304's fields update the stored response, which then answers.
   const bool authorized = ctx.requestHeaders().get("authorization").has_value();
+  const HeaderFields request(ctx.requestHeaders());
   auto [freshened, storable] =
-      freshen(settings_, key_, HeaderFields(ctx.requestHeaders()), *stale_,
-              HeaderFields(ctx.responseHeaders()), requestTime_, directives_, authorized);
+      freshen(settings_, key_, request, *stale_, HeaderFields(ctx.responseHeaders()), requestTime_,
+              directives_, authorized);
+  if (storable) shareInRedis(ctx, request, *freshened);
   finishLeading();
   std::string cacheStatus = std::move(cacheStatus_);
   if (storable) cacheStatus += "; stored";
@@ -431,7 +563,9 @@ plugin::Status Cache::onResponseBody(plugin::Context& ctx, plugin::BodyView body
       auto stored = makeStoredResponse(pendingMeta_.status, FieldSpan(pendingFields_),
                                        std::make_shared<const std::string>(std::move(pendingBody_)),
                                        std::move(pendingMeta_));
-      store.insert(key_, HeaderFields(ctx.requestHeaders()), std::move(stored));
+      const HeaderFields request(ctx.requestHeaders());
+      store.insert(key_, request, stored);
+      shareInRedis(ctx, request, *stored);
     }
   }
   if (end) finishLeading();
@@ -445,6 +579,7 @@ void Cache::invalidateAfterUnsafe(plugin::Context& ctx) {
   if (status < 200 || status >= 400) return;
   CacheStore& store = settings_.shared->store;
   store.invalidateUrl(key_.url);
+  invalidateInRedis(ctx);
   std::string url;
   for (std::string_view name : {"location", "content-location"}) {
     const auto target = ctx.responseHeaders().get(name);
@@ -452,6 +587,21 @@ void Cache::invalidateAfterUnsafe(plugin::Context& ctx) {
       store.invalidateUrl(url);
     }
   }
+}
+
+void Cache::invalidateInRedis(plugin::Context& ctx) {
+  redis::Client* client = settings_.redisStore ? ctx.dispatcher().redis() : nullptr;
+  if (!client) return;
+  // The key a GET of this URL with this request's fields has: its entry or its Vary stub goes,
+  // and with the stub its variants (a new stub gets a new generation). Other header values'
+  // keys cannot be found from here; they leave Redis with their freshness.
+  const plugin::RequestInfo& info = ctx.request();
+  RequestKey asGet;
+  buildRequestKey(settings_.key, "GET", info.forwardedHost, info.path, info.query,
+                  HeaderFields(ctx.requestHeaders()), asGet);
+  const std::string key = redisEntryKey(client->keySpace(), asGet.primary);
+  const std::string_view argv[] = {"UNLINK", key};
+  client->command(argv, nullptr);
 }
 
 void Cache::decorate(plugin::Context& ctx) {
@@ -523,6 +673,7 @@ void Cache::resumeAlone() {
 }
 
 void Cache::onDestroy() noexcept {
+  redisLookup_.cancel();
   stopWaiting();
   finishLeading(FetchGate::End::Abandoned);  // still leading: the exchange ended unanswered
   ctx_ = nullptr;

@@ -5,14 +5,18 @@
 // possibly as a conditional revalidation of a stale entry. The response is then stored (bodies
 // accumulated up to the entry cap), used to freshen the stale entry (304), or replaced by the
 // stale entry when the upstream failed and stale-if-error allows it. Every response of a GET or
-// HEAD says what happened in Cache-Status (RFC 9211).
+// HEAD says what happened in Cache-Status (RFC 9211). With `store: redis`, a memory miss asks
+// Redis first (redis_tier.h) and a stored response is also sent there, for the other instances;
+// Redis failing is a miss there, never a failed request.
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gateway/plugin/plugin.h"
+#include "gateway/redis/client.h"
 #include "plugins/cache/cache_config.h"
 
 namespace gw::plugins::cache {
@@ -37,6 +41,7 @@ class Cache final : public plugin::Plugin {
     Idle,        // not a cacheable exchange (e.g. OPTIONS)
     Invalidate,  // an unsafe method: a success invalidates what is stored for its URL
     Bypass,      // the request may not use the cache
+    InRedis,     // asking Redis after a memory miss (bounded by its command timeout)
     Waiting,     // another exchange fetches this key; we wait for it (bounded)
     Fetching,    // forwarded upstream: miss, revalidation, or fetch after a wait
     Answered,    // answered by the cache itself (from the store, or only-if-cached's 504)
@@ -45,12 +50,32 @@ class Cache final : public plugin::Plugin {
   struct WaitLink {
     Cache* cache = nullptr;  // read and cut on this exchange's worker only
   };
+  // Our GET in flight; cancelled in onDestroy.
+  class RedisLookup final : public redis::Waiter {
+   public:
+    explicit RedisLookup(Cache& cache) : cache_(cache) {}
+    void onReply(const redisReply* reply, redis::Failure failure) override {
+      cache_.redisAnswered(reply, failure);
+    }
+
+   private:
+    Cache& cache_;
+  };
 
   // The request goes upstream without the cache: nothing read, nothing stored.
   plugin::Status bypass(std::string cacheStatus);
   // Answers from `entry` if it may serve this request now; else forwards (or waits).
   plugin::Status lookupAndDecide(plugin::Context& ctx, bool mayWait);
   plugin::Status forward(plugin::Context& ctx, bool mayWait);
+  // Sends the GET of a Redis lookup; false (counted) when it cannot be sent: a miss.
+  bool askRedis(plugin::Context& ctx, std::string_view key);
+  void redisAnswered(const redisReply* reply, redis::Failure failure);
+  // After a memory insert: the entry goes to Redis too (counted).
+  void shareInRedis(plugin::Context& ctx, const FieldsView& request, const StoredResponse& stored);
+  // What a Redis reply comes to: a hit (the entry is then in redisFound_), a miss, or another
+  // GET sent for the variant a Vary stub points to (nullopt).
+  std::optional<RedisResult> readRedisReply(plugin::Context& ctx, const redisReply* reply,
+                                            redis::Failure failure);
   // Readies the request for the upstream: a stale entry's validators replace the client's
   // conditional and range fields (RFC 9111 §4.3.1), which are kept for answering it after a 304.
   void prepareFetch(plugin::Context& ctx);
@@ -65,6 +90,7 @@ class Cache final : public plugin::Plugin {
   void handleUpstreamHead(plugin::Context& ctx);
   void freshenFromNotModified(plugin::Context& ctx);
   void invalidateAfterUnsafe(plugin::Context& ctx);
+  void invalidateInRedis(plugin::Context& ctx);
   // Cache-Status and the configured downstream fields on what goes to the client.
   void decorate(plugin::Context& ctx);
   void finishLeading(FetchGate::End end = FetchGate::End::Answered);
@@ -101,6 +127,14 @@ class Cache final : public plugin::Plugin {
   uint64_t waiterId_ = 0;
   std::unique_ptr<plugin::Timer> waitTimer_;
   int64_t waitDeadlineMs_ = 0;  // coalesce_timeout from the first wait (ctx.nowMs() clock)
+  // The Redis tier: asked at most once per exchange.
+  RedisLookup redisLookup_{*this};
+  bool redisAsked_ = false;
+  bool mayWaitAfterRedis_ = false;
+  std::string redisKey_;                     // c:{D}
+  std::vector<std::string> redisVaryNames_;  // from its stub, when the GET was for a variant
+  uint64_t redisGeneration_ = 0;             // likewise (0: none)
+  std::shared_ptr<const StoredResponse> redisFound_;
 };
 
 }  // namespace gw::plugins::cache

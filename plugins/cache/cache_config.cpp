@@ -66,7 +66,7 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
                     "allow_cookies", "store_set_cookie", "ignore_no_store", "ignore_private",
                     "ignore_no_cache", "honour_request_directives", "coalesce",
                     "coalesce_timeout", "max_waiters", "response_cache_control",
-                    "surrogate_control"});
+                    "surrogate_control", "store", "redis_max_entry_bytes"});
   auto config = std::make_shared<Settings>();
   StoreOptions storeOptions;
   reader.readSize("max_bytes", storeOptions.maxBytes, 1);
@@ -102,9 +102,18 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
   reader.readInt("max_waiters", maxWaiters, 1, 1 << 20);
   readFieldValue(reader, "response_cache_control", config->responseCacheControl);
   readFieldValue(reader, "surrogate_control", config->surrogateControl);
+  reader.readEnum("store", config->redisStore, {{"memory", false}, {"redis", true}});
+  reader.readSize("redis_max_entry_bytes", config->redisMaxEntryBytes, 1);
   if (errors.size() != errorsBefore) return nullptr;
   config->shared = std::make_unique<SharedCache>(storeOptions, maxWaiters);
   return config;
+}
+
+std::unique_ptr<plugin::WorkerState> Factory::makeWorkerState(
+    const plugin::RouteConfig& config, plugin::Dispatcher& dispatcher) const {
+  const auto& settings = static_cast<const Settings&>(config);
+  if (!settings.redisStore) return nullptr;
+  return std::make_unique<RedisPurgeRunner>(settings.shared->redisPurges, dispatcher);
 }
 
 std::unique_ptr<plugin::Plugin> Factory::create(const plugin::RouteConfig& config,

@@ -13,6 +13,7 @@
 #include "plugins/cache/cache_key.h"
 #include "plugins/cache/cache_store.h"
 #include "plugins/cache/freshness.h"
+#include "plugins/cache/redis_purge.h"
 
 namespace gw::plugins::cache {
 
@@ -24,6 +25,7 @@ struct SharedCache {
 
   CacheStore store;
   FetchGate gate;
+  RedisPurges redisPurges;  // `store: redis` only
 };
 
 struct Settings final : plugin::RouteConfig {
@@ -37,16 +39,31 @@ struct Settings final : plugin::RouteConfig {
   std::chrono::milliseconds coalesceTimeout{5000};
   std::string responseCacheControl;  // empty: leave Cache-Control as it is
   std::string surrogateControl;      // empty: none
+  // `store: redis`: a second tier shared by every instance on the configured Redis
+  // (redis_tier.h); entries larger than redisMaxEntryBytes stay in memory only.
+  bool redisStore = false;
+  std::size_t redisMaxEntryBytes = 1 << 20;
   std::unique_ptr<SharedCache> shared;
+
+  bool usesRedis() const override { return redisStore; }
 };
 
 // What a lookup came to: the `cache` access-log field and the `result` of the plugin's counter,
 // whose numbers are the enumerators (one series per result).
 enum class Outcome : uint8_t { Hit, Miss, Stale, Bypass };
 inline constexpr std::string_view kOutcomeNames[] = {"hit", "miss", "stale", "bypass"};
+// What the Redis tier did (`store: redis`): numbered after the outcomes.
+enum class RedisResult : uint8_t { Hit, Miss, Error, Stored, TooLarge };
+inline constexpr std::string_view kRedisResultNames[] = {"hit", "miss", "error", "stored",
+                                                         "too_large"};
+inline constexpr uint32_t kRedisCounters = std::size(kOutcomeNames);
 inline constexpr observability::CounterFamily kCounterFamilies[] = {
     {"gatewayd_cache_requests_total", "Cache lookups by route and result.", "result",
      kOutcomeNames},
+    {"gatewayd_cache_redis_total",
+     "Cache Redis tier by route and result: lookups after a memory miss (hit, miss, error), "
+     "fills (stored, too_large).",
+     "result", kRedisResultNames},
 };
 inline constexpr std::string_view kLogFields[] = {"cache"};
 
@@ -60,6 +77,8 @@ class Factory final : public plugin::Factory {
   std::span<const plugin::AdminEndpoint> adminEndpoints() const override;
   std::shared_ptr<const plugin::RouteConfig> parse(
       const YAML::Node& settings, std::vector<plugin::ConfigError>& errors) const override;
+  std::unique_ptr<plugin::WorkerState> makeWorkerState(
+      const plugin::RouteConfig& config, plugin::Dispatcher& dispatcher) const override;
   std::unique_ptr<plugin::Plugin> create(const plugin::RouteConfig& config,
                                          plugin::WorkerState*) const override;
 };

@@ -104,17 +104,37 @@ core::Result<std::string> purge(std::string_view query,
     routes = {&*named, 1};
   }
   // A global binding is one settings object shared by every route's list: purge each store once.
-  std::vector<SharedCache*> stores;
+  std::vector<const Settings*> stores;
   for (const plugin::BoundRoute& route : routes) {
-    for (const plugin::RouteConfig* settings : route.settings) {
-      SharedCache* store = static_cast<const Settings*>(settings)->shared.get();
-      if (std::find(stores.begin(), stores.end(), store) == stores.end()) stores.push_back(store);
+    for (const plugin::RouteConfig* bound : route.settings) {
+      const auto* settings = static_cast<const Settings*>(bound);
+      const bool seen = std::any_of(stores.begin(), stores.end(), [&](const Settings* s) {
+        return s->shared == settings->shared;
+      });
+      if (!seen) stores.push_back(settings);
+    }
+  }
+  // Checked before anything is dropped, so a refused purge has done nothing.
+  std::size_t redisTiers = 0;
+  for (const Settings* settings : stores) {
+    if (!settings->redisStore) continue;
+    ++redisTiers;
+    if (settings->shared->redisPurges.queued() >= RedisPurges::kMaxQueued) {
+      return core::Error::downstream(kPurgeBusy, "too many Redis purges are waiting; retry later");
     }
   }
   std::size_t purged = 0;
-  for (SharedCache* store : stores) purged += store->store.purge(what.host, what.path, what.prefix);
+  for (const Settings* settings : stores) {
+    purged += settings->shared->store.purge(what.host, what.path, what.prefix);
+    if (settings->redisStore) {
+      settings->shared->redisPurges.enqueue({what.host, what.path, what.prefix});
+    }
+  }
   core::log::info("admin cache purge", {{"query", query}, {"purged", std::to_string(purged)}});
-  return "{\"purged\":" + std::to_string(purged) + "}\n";
+  std::string answer = "{\"purged\":" + std::to_string(purged);
+  // The Redis tier is purged in the background: the answer cannot wait for a walk of its keys.
+  if (redisTiers > 0) answer += ",\"redis_purges_queued\":" + std::to_string(redisTiers);
+  return answer + "}\n";
 }
 
 }  // namespace gw::plugins::cache

@@ -30,9 +30,13 @@ core::Result<PurgeQuery> parsePurgeQuery(std::string_view query);
 
 // The answer to a purge naming a route that does not exist.
 inline constexpr core::ErrorCode kNoSuchRoute{404, "NOT_FOUND"};
+// The answer when a store's Redis purges already fill their queue (RedisPurges::kMaxQueued).
+inline constexpr core::ErrorCode kPurgeBusy{503, "PURGE_BUSY"};
 
 // Purges per the query in the stores of its route (every route's when none is named), each store
-// once however many routes share it; answers {"purged":N}. Any thread: stores are thread-safe.
+// once however many routes share it; answers {"purged":N}, with "redis_purges_queued":M when M
+// of those stores have a Redis tier (purged later by a worker, redis_purge.h). Any thread:
+// stores are thread-safe.
 core::Result<std::string> purge(std::string_view query, std::span<const plugin::BoundRoute> routes);
 
 inline constexpr plugin::AdminEndpoint kPurgeEndpoint{"DELETE", "/cache", &purge};
