@@ -117,6 +117,7 @@ class Loader {
   void parseHealthChecks(NodeReader& owner, UpstreamConfig& upstream);
   void parseCaps(NodeReader& owner, UpstreamCaps& out);
   void parseRetries(NodeReader& route, RouteConfig& out);
+  void parseConcurrency(NodeReader& route, RouteConfig& out);
   void parseRetryBudget(NodeReader& owner, std::optional<RetryBudget>& out);
   void parseStatusRanges(const NodeReader::Field& field, std::vector<std::pair<int, int>>& out);
   void parseBackend(const YAML::Node& node, std::vector<BackendConfig>& out);
