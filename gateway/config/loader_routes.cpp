@@ -11,6 +11,8 @@ namespace gw::config {
 namespace {
 
 constexpr uint32_t kMaxAttempts = 10;
+constexpr uint32_t kMaxConcurrency = 10'000'000;
+constexpr uint32_t kMaxQueue = 100'000;
 
 constexpr std::string_view kHttpMethods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
                                              "CONNECT", "OPTIONS", "TRACE", "PATCH"};
@@ -55,7 +57,7 @@ void Loader::parseRoutes(NodeReader& root) {
     if (!expectMap(node, "a route")) continue;
     NodeReader in = reader(node, "route");
     in.allowKeys({"name", "match", "upstream", "strip_prefix", "preserve_host", "limits",
-                  "timeouts", "retries", "plugins"});
+                  "timeouts", "retries", "concurrency", "plugins"});
     RouteConfig route;
     route.where = locate(node);
     route.name = "route-" + std::to_string(index);
@@ -74,6 +76,7 @@ void Loader::parseRoutes(NodeReader& root) {
     }
     parseTimeouts(in, route.timeouts);
     parseRetries(in, route);
+    parseConcurrency(in, route);
     if (in.readString("strip_prefix", route.strip_prefix) && matchOk &&
         !route.match.path.starts_with(route.strip_prefix)) {
       error(in.field("strip_prefix")->anchor(), "strip_prefix " + quote(route.strip_prefix) +
@@ -137,6 +140,19 @@ void Loader::parseRetries(NodeReader& route, RouteConfig& out) {
   in.readDuration("backoff", policy.backoff, kMinTimeout);
   policy.max_backoff = policy.backoff * 10;
   in.readDuration("max_backoff", policy.max_backoff, policy.backoff);
+}
+
+// concurrency: {max_requests, queue, queue_timeout}
+void Loader::parseConcurrency(NodeReader& route, RouteConfig& out) {
+  const auto concurrency = route.readMap("concurrency");
+  if (!concurrency) return;
+  NodeReader in = reader(*concurrency, "concurrency");
+  in.allowKeys({"max_requests", "queue", "queue_timeout"});
+  RouteConcurrency& limit = out.concurrency.emplace();
+  if (in.require("max_requests"))
+    in.readInt("max_requests", limit.max_requests, 1, kMaxConcurrency);
+  in.readInt("queue", limit.queue, 0, kMaxQueue);
+  in.readDuration("queue_timeout", limit.queue_timeout, kMinTimeout);
 }
 
 // Sets the upstream index and the timeouts the route inherits from it.

@@ -127,6 +127,7 @@ class Loader {
   void parseHealthChecks(NodeReader& owner, UpstreamConfig& upstream);
   void parseCaps(NodeReader& owner, UpstreamCaps& out);
   void parseRetries(NodeReader& route, RouteConfig& out);
+  void parseConcurrency(NodeReader& route, RouteConfig& out);
   void parseRetryBudget(NodeReader& owner, std::optional<RetryBudget>& out);
   void parseSuccessRate(const YAML::Node& node, SuccessRateCheck& out);
   void parseLoadBalancing(NodeReader& owner, LoadBalancing& out);

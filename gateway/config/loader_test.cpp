@@ -1308,6 +1308,42 @@ TEST_CASE("routes: bad retries are refused with their place") {
         Lines{"t.yaml:3:44: 'attempts': expected an integer from 1 to 10, got '11'"});
 }
 
+TEST_CASE("routes: concurrency and its defaults") {
+  CHECK_FALSE(load(std::string(kHead) + "routes: [{upstream: u}]\n").routes[0].concurrency);
+  const Config plain =
+      load(std::string(kHead) + "routes: [{upstream: u, concurrency: {max_requests: 5}}]\n");
+  REQUIRE(plain.routes[0].concurrency);
+  CHECK(plain.routes[0].concurrency->max_requests == 5);
+  CHECK(plain.routes[0].concurrency->queue == 0);
+  CHECK(plain.routes[0].concurrency->queue_timeout == seconds(1));
+  const Config set =
+      load(std::string(kHead) +
+           "routes:\n"
+           "  - upstream: u\n"
+           "    concurrency: {max_requests: 100, queue: 50, queue_timeout: 250ms}\n");
+  const RouteConcurrency& limit = *set.routes[0].concurrency;
+  CHECK(limit.max_requests == 100);
+  CHECK(limit.queue == 50);
+  CHECK(limit.queue_timeout == milliseconds(250));
+}
+
+TEST_CASE("routes: bad concurrency is refused with its place") {
+  CHECK(routeErrors("routes: [{upstream: u, concurrency: {queue: 5}}]\n") ==
+        Lines{"t.yaml:3:37: concurrency is missing required key 'max_requests'"});
+  CHECK(routeErrors("routes: [{upstream: u, concurrency: {max_requests: 0}}]\n") ==
+        Lines{"t.yaml:3:52: 'max_requests': expected an integer from 1 to 10000000, got '0'"});
+  CHECK(routeErrors("routes: [{upstream: u, concurrency: {max_requests: 1, queue: 100001}}]\n") ==
+        Lines{"t.yaml:3:62: 'queue': expected an integer from 0 to 100000, got '100001'"});
+  CHECK(
+      routeErrors("routes: [{upstream: u, concurrency: {max_requests: 1, queue_timeout: 0s}}]\n") ==
+      Lines{"t.yaml:3:70: 'queue_timeout': expected at least 1ms, got '0s'"});
+  CHECK(routeErrors("routes: [{upstream: u, concurrency: {max_requests: 1, wait: 1s}}]\n") ==
+        Lines{"t.yaml:3:55: unknown key 'wait' in concurrency; expected one of: max_requests, "
+              "queue, queue_timeout"});
+  CHECK(routeErrors("routes: [{upstream: u, concurrency: 5}]\n") ==
+        Lines{"t.yaml:3:37: 'concurrency' must be a mapping, got '5'"});
+}
+
 }  // namespace
 }  // namespace gw::config
 

@@ -238,6 +238,15 @@ struct RetryPolicy {
   Duration max_backoff{0};      // cap of that wait (10 x backoff unless given)
 };
 
+// How many of a route's requests may be in flight toward its upstream at once, for the whole
+// process (routes[].concurrency); the rest wait in a bounded FIFO, each at most `queue_timeout`.
+struct RouteConcurrency {
+  uint32_t max_requests = 0;
+  uint32_t queue = 0;            // requests waiting at most, process-wide; 0: none wait
+  Duration queue_timeout{1000};  // the longest a request waits for its turn
+  friend bool operator==(const RouteConcurrency&, const RouteConcurrency&) = default;
+};
+
 struct RouteConfig {
   std::string name;
   RouteMatch match;
@@ -248,6 +257,7 @@ struct RouteConfig {
   std::size_t body_bytes = 0;
   UpstreamTimeouts timeouts;
   std::optional<RetryPolicy> retries;  // none: only what is always retried
+  std::optional<RouteConcurrency> concurrency;  // none: no limit of its own
   // The global `plugins:` list followed by the route's own, in YAML order.
   std::vector<PluginBinding> plugins;
   Location where;

@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <limits>
 #include <string_view>
 #include <utility>
@@ -130,6 +131,48 @@ constexpr Family kRouteFamilies[] = {
      "Response bytes sent to clients, by route.",
      [](const Sources& s, MetricFamily& family) {
        perRoute(s, family, &RouteMetrics::response_bytes);
+     }},
+};
+
+// The routes with a concurrency limit (routes[].concurrency), one series each.
+void perLimitedRoute(const Sources& s, MetricFamily& family, double (*value)(const RouteMetrics&)) {
+  for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
+    if (s.total.layout->isLimited(i)) addSample(family, {s.route(i)}, value(s.total.routes[i]));
+  }
+}
+
+// Only when some route has a concurrency limit, after the route families.
+constexpr Family kRouteQueueFamilies[] = {
+    {"gatewayd_route_queue_depth", MetricType::Gauge,
+     "Requests waiting for one of the route's concurrency slots, by route.",
+     [](const Sources& s, MetricFamily& family) {
+       perLimitedRoute(s, family, [](const RouteMetrics& route) {
+         return static_cast<double>(route.queue_joined - route.queue_left);
+       });
+     }},
+    {"gatewayd_route_queued_total", MetricType::Counter,
+     "Requests that waited for one of the route's concurrency slots, by route.",
+     [](const Sources& s, MetricFamily& family) {
+       perLimitedRoute(s, family, [](const RouteMetrics& route) {
+         return static_cast<double>(route.queue_joined);
+       });
+     }},
+    {"gatewayd_route_queue_wait_seconds_total", MetricType::Counter,
+     "Time requests spent waiting for the route's concurrency slots, summed, by route.",
+     [](const Sources& s, MetricFamily& family) {
+       perLimitedRoute(s, family,
+                       [](const RouteMetrics& route) { return seconds(route.queue_wait_us); });
+     }},
+    {"gatewayd_route_overloaded_total", MetricType::Counter,
+     "Requests refused with ROUTE_OVERLOADED, by route and why (queue_full, queue_timeout).",
+     [](const Sources& s, MetricFamily& family) {
+       for (std::size_t i = 0; i < s.total.routes.size(); ++i) {
+         if (!s.total.layout->isLimited(i)) continue;
+         for (std::size_t k = 0; k < kRouteOverloadNames.size(); ++k) {
+           addSample(family, {s.route(i), {"reason", std::string(kRouteOverloadNames[k])}},
+                     static_cast<double>(s.total.routes[i].overloaded[k]));
+         }
+       }
      }},
 };
 
@@ -382,6 +425,10 @@ std::vector<MetricFamily> ScrapeCollectable::Collect() const {
   families.reserve(std::size(kRouteFamilies) + total_.layout->routeCounters.size() +
                    std::size(kLaterFamilies));
   collectFamilies(sources, kRouteFamilies, families);
+  const auto& limited = total_.layout->limited;
+  if (std::find(limited.begin(), limited.end(), 1) != limited.end()) {
+    collectFamilies(sources, kRouteQueueFamilies, families);
+  }
   collectPluginFamilies(sources, families);
   collectFamilies(sources, kLaterFamilies, families);
   if (global_.redis_workers) collectFamilies(sources, kRedisFamilies, families);

@@ -297,6 +297,30 @@ TEST_CASE("the exposition escapes label values") {
   CHECK(out.find("gatewayd_build_info{version=\"1.0\\\"x\"} 1\n") != std::string::npos);
 }
 
+TEST_CASE("the route queue families: only when a route has a limit, one series per such route") {
+  CHECK(render(WorkerMetrics(tinyLayout())).find("gatewayd_route_queue") == std::string::npos);
+  auto layout = std::make_shared<obs::MetricsLayout>(*tinyLayout());
+  layout->routes = {"free", "limited"};
+  layout->limited = {0, 1};
+  WorkerMetrics total(layout);
+  obs::RouteMetrics& limited = total.routes[1];
+  limited.queue_joined = 5;
+  limited.queue_left = 3;
+  limited.queue_wait_us = 1'250'000;
+  limited.overloaded = {2, 1};
+  const std::string out = render(total);
+  CHECK(sampleText(out, "gatewayd_route_queue_depth{route=\"limited\"}") == "2");
+  CHECK(sampleText(out, "gatewayd_route_queued_total{route=\"limited\"}") == "5");
+  CHECK(sampleText(out, "gatewayd_route_queue_wait_seconds_total{route=\"limited\"}") == "1.25");
+  CHECK(
+      sampleText(out, "gatewayd_route_overloaded_total{route=\"limited\",reason=\"queue_full\"}") ==
+      "2");
+  CHECK(sampleText(out,
+                   "gatewayd_route_overloaded_total{route=\"limited\",reason=\"queue_timeout\"}") ==
+        "1");
+  CHECK(out.find("gatewayd_route_queue_depth{route=\"free\"}") == std::string::npos);
+}
+
 TEST_CASE("every collected family has a unique name, a HELP text and one HELP and TYPE line") {
   const WorkerMetrics total(tinyLayout());
   const obs::GlobalMetrics global;

@@ -32,6 +32,10 @@ void mergeRoute(RouteMetrics& into, const RouteMetrics& from, bool sameCounters)
   into.duration.merge(from.duration);
   into.request_bytes += from.request_bytes;
   into.response_bytes += from.response_bytes;
+  into.queue_joined += from.queue_joined;
+  into.queue_left += from.queue_left;
+  into.queue_wait_us += from.queue_wait_us;
+  for (std::size_t i = 0; i < into.overloaded.size(); ++i) into.overloaded[i] += from.overloaded[i];
   if (!sameCounters) return;
   for (std::size_t i = 0; i < into.counters.size(); ++i) into.counters[i] += from.counters[i];
 }
@@ -79,7 +83,10 @@ std::shared_ptr<const MetricsLayout> MetricsLayout::fromConfig(
     const config::Config& config, std::span<const CounterFamily> routeCounters) {
   auto layout = std::make_shared<MetricsLayout>();
   layout->routeCounters.assign(routeCounters.begin(), routeCounters.end());
-  for (const config::RouteConfig& route : config.routes) layout->routes.push_back(route.name);
+  for (const config::RouteConfig& route : config.routes) {
+    layout->routes.push_back(route.name);
+    layout->limited.push_back(route.concurrency ? 1 : 0);
+  }
   for (const config::UpstreamConfig& upstream : config.upstreams) {
     Upstream& names = layout->upstreams.emplace_back();
     names.name = upstream.name;

@@ -48,6 +48,10 @@ struct MetricsLayout {
     bool operator==(const Upstream&) const = default;
   };
   std::vector<std::string> routes;  // index = index in config::Config::routes
+  // Per route: 1 where it has a concurrency limit (routes[].concurrency), whose queue it reports
+  // (routes past its end have none).
+  std::vector<uint8_t> limited;
+  bool isLimited(std::size_t route) const { return route < limited.size() && limited[route]; }
   std::vector<Upstream> upstreams;  // index = index in config::Config::upstreams
   // The plugins' families; every route has a counter for each of their series, in this order.
   std::vector<CounterFamily> routeCounters;
@@ -90,7 +94,18 @@ struct RouteMetrics {
   uint64_t request_bytes = 0;
   uint64_t response_bytes = 0;
   std::vector<uint64_t> counters;  // the plugins' (MetricsLayout::routeCounters), by slot
+  // Routes with a concurrency limit: requests that waited for a slot, those that stopped
+  // waiting (admitted, refused or gone; the difference is the queue's depth), the time they
+  // waited and the ROUTE_OVERLOADED answers, by kRouteOverloadNames.
+  uint64_t queue_joined = 0;
+  uint64_t queue_left = 0;
+  uint64_t queue_wait_us = 0;
+  std::array<uint64_t, 2> overloaded{};
 };
+
+// Why a request got ROUTE_OVERLOADED (proxy::RouteGate): the queue was full, or its wait ran out.
+inline constexpr std::array<std::string_view, 2> kRouteOverloadNames = {"queue_full",
+                                                                        "queue_timeout"};
 
 struct BackendMetrics {
   uint64_t requests = 0;

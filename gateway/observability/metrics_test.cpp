@@ -87,6 +87,12 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   b.routes[0].counters[kShadowExceeded] = 2;
   b.routes[0].counters[kCacheStale] = 1;
   a.routes[0].counters[kSchemaFailures] = 3;
+  a.routes[0].queue_joined = 4;
+  b.routes[0].queue_joined = 1;
+  a.routes[0].queue_left = 3;
+  b.routes[0].queue_wait_us = 700;
+  a.routes[0].overloaded = {1, 2};
+  b.routes[0].overloaded = {3, 0};
   a.upstreams[0].connects = 2;
   b.upstreams[0].reuses = 9;
   b.upstreams[0].countError(obs::UpstreamErrorKind::Reset);
@@ -124,6 +130,10 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   CHECK(route.request_bytes == 15);
   CHECK(route.response_bytes == 7);
   CHECK(route.counters == std::vector<uint64_t>{0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 3});
+  CHECK(route.queue_joined == 5);
+  CHECK(route.queue_left == 3);
+  CHECK(route.queue_wait_us == 700);
+  CHECK(route.overloaded == decltype(route.overloaded){4, 2});
   const obs::UpstreamMetrics& upstream = total.upstreams[0];
   CHECK(upstream.connects == 2);
   CHECK(upstream.reuses == 9);

@@ -28,6 +28,13 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 }  // namespace
 
+struct Exchange::QueueSeat final : RouteQueue::Waiter {
+  explicit QueueSeat(Exchange& exchange) : exchange(exchange) {}
+  void admitted(int64_t waitedUs) override { exchange.admitted(waitedUs); }
+  void timedOut(int64_t waitedUs) override { exchange.timedOut(waitedUs); }
+  Exchange& exchange;
+};
+
 void PluginExchange::reset(const config::RouteConfig& route,
                            std::span<plugin::WorkerState* const> states) {
   chain.start(route.plugins, states);
@@ -56,6 +63,7 @@ Exchange::Exchange(Generation& generation, Downstream& downstream, const RoutedR
       relay_(downstream.clientOutput(), request.client, route_.plugins.empty() ? nullptr : this),
       forwarder_(cluster_, timeouts_, worker_.heads(), *this, relay_,
                  route_.retries ? &*route_.retries : nullptr),
+      routeQueue_(generation.routeQueue(request.routeIndex)),
       requestHasBody_(request.hasBody),
       expectContinue_(request.expectContinue && request.hasBody &&
                       request.client.versionMinor >= 1),
@@ -70,6 +78,8 @@ Exchange::Exchange(Generation& generation, Downstream& downstream, const RoutedR
 }
 
 Exchange::~Exchange() {
+  if (routeQueue_) [[unlikely]]
+    leaveRouteGate();
   if (plugins_) {
     plugins_->chain.finish(*this);
     worker_.pluginExchanges().give(std::move(plugins_));
@@ -245,8 +255,66 @@ void Exchange::buildHead(const Fields& fields, std::string_view path,
 }
 
 void Exchange::startForwarding(std::string_view bufferedBody) {
+  if (routeQueue_) [[unlikely]] {
+    if (!takeSlot()) return;
+  }
   stage_ = Stage::Forwarding;
   forwarder_.start({.idempotent = idempotent_, .requestHasBody = requestHasBody_}, bufferedBody);
+}
+
+bool Exchange::takeSlot() {
+  if (routeQueue_->admit()) {
+    holdsSlot_ = true;
+    return true;
+  }
+  observability::RouteMetrics& metrics = generation_->metrics().routes[routeIndex_];
+  seat_ = std::make_unique<QueueSeat>(*this);
+  if (!routeQueue_->join(*seat_)) {
+    ++metrics.overloaded[0];
+    failExchange(Error::downstream(ErrorCode::RouteOverloaded, "the route's queue is full"));
+    return false;
+  }
+  stage_ = Stage::Queued;  // the client is not read meanwhile (Downstream sees waiting())
+  ++metrics.queue_joined;
+  return false;
+}
+
+void Exchange::leaveRouteGate() {
+  if (seat_ && seat_->queued()) countLeftQueue(routeQueue_->leave(*seat_));
+  if (holdsSlot_) routeQueue_->gate().release(routeQueue_);
+}
+
+void Exchange::countLeftQueue(int64_t waitedUs) {
+  observability::RouteMetrics& metrics = generation_->metrics().routes[routeIndex_];
+  ++metrics.queue_left;
+  metrics.queue_wait_us += static_cast<uint64_t>(std::max<int64_t>(0, waitedUs));
+}
+
+void Exchange::admitted(int64_t waitedUs) {
+  Downstream& downstream = downstream_;  // the exchange may end before this returns
+  core::guarded(
+      [&] {
+        holdsSlot_ = true;
+        countLeftQueue(waitedUs);
+        stage_ = Stage::Forwarding;
+        // What startForwarding() was given: the body a plugin buffered whole, or none.
+        const std::string_view body = buffering() ? plugins_->bufferedBody : std::string_view();
+        forwarder_.start({.idempotent = idempotent_, .requestHasBody = requestHasBody_}, body);
+        downstream.exchangeResumed();  // the body the client sent meanwhile goes up now
+      },
+      [&](const char* why) { downstream.recoverFromBug(why); });
+}
+
+void Exchange::timedOut(int64_t waitedUs) {
+  Downstream& downstream = downstream_;
+  core::guarded(
+      [&] {
+        countLeftQueue(waitedUs);
+        ++generation_->metrics().routes[routeIndex_].overloaded[1];
+        failExchange(Error::downstream(ErrorCode::RouteOverloaded,
+                                       "no concurrency slot of the route freed in time"));
+      },
+      [&](const char* why) { downstream.recoverFromBug(why); });
 }
 
 bool Exchange::sendContinueIfExpected() {

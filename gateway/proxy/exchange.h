@@ -28,6 +28,7 @@
 #include "gateway/proxy/local_reply.h"
 #include "gateway/proxy/plugin_exchange.h"
 #include "gateway/proxy/response_relay.h"
+#include "gateway/proxy/route_gate.h"
 #include "gateway/proxy/upstream_request.h"
 
 namespace gw::proxy {
@@ -92,7 +93,8 @@ class Exchange final : public plugin::Context,
                        public Forwarder::Owner,
                        public ResponsePhases {
  public:
-  enum class Stage : uint8_t { Filtering, Waiting, Buffering, Forwarding, Done };
+  // Queued: the route's concurrency slots are all taken; it waits for one (RouteQueue).
+  enum class Stage : uint8_t { Filtering, Waiting, Buffering, Queued, Forwarding, Done };
 
   // Runs on `generation` (held until the exchange ends), whatever a reload makes current.
   Exchange(Generation& generation, Downstream& downstream, const RoutedRequest& request);
@@ -133,7 +135,8 @@ class Exchange final : public plugin::Context,
   }
 
   Stage stage() const { return stage_; }
-  bool waiting() const { return stage_ == Stage::Waiting; }
+  // Reading the client waits too: for a plugin, or for a concurrency slot.
+  bool waiting() const { return stage_ == Stage::Waiting || stage_ == Stage::Queued; }
   // A plugin asked for the whole body before anything goes upstream.
   bool buffering() const { return plugins_ && plugins_->bufferLimit > 0; }
   bool requestComplete() const override { return requestComplete_; }
@@ -203,6 +206,17 @@ class Exchange final : public plugin::Context,
   template <typename Fields>
   void buildHead(const Fields& fields, std::string_view path, std::optional<uint64_t> bodyLength);
   void startForwarding(std::string_view bufferedBody);
+  // On a route with a concurrency limit: whether the exchange holds a slot now; if not, it waits
+  // for one (admitted() forwards it) or was answered ROUTE_OVERLOADED.
+  bool takeSlot();
+  // The exchange ends on a route with a concurrency limit: it leaves the queue, or gives its
+  // slot back.
+  void leaveRouteGate();
+  // A waiter stopped waiting: counted with its wait.
+  void countLeftQueue(int64_t waitedUs);
+  // From the queue (QueueSeat): a slot is ours, or queue_timeout came first.
+  void admitted(int64_t waitedUs);
+  void timedOut(int64_t waitedUs);
   // False when writing the 100 Continue closed the connection.
   bool sendContinueIfExpected();
   void answerFromPlugin();
@@ -225,6 +239,11 @@ class Exchange final : public plugin::Context,
   RoutedRequest target_;  // views into the parser's buffer: valid until the head is built
   ResponseRelay relay_;
   Forwarder forwarder_;
+  RouteQueue* const routeQueue_;  // the route's concurrency queue on this worker (null: no limit)
+  // The exchange's place in that queue, made the first time it has to wait (so an exchange that
+  // never waits carries one pointer for it).
+  struct QueueSeat;
+  std::unique_ptr<QueueSeat> seat_;
   // Only routes with plugins have one; recycled per worker so it keeps its capacity.
   std::unique_ptr<PluginExchange> plugins_;
   Stage stage_ = Stage::Filtering;
@@ -235,6 +254,7 @@ class Exchange final : public plugin::Context,
   bool requestComplete_ = false;
   bool requestChunkOpen_ = false;
   bool expectContinue_ = false;
+  bool holdsSlot_ = false;  // of the route's concurrency limit: released once, when it ends
   bool idempotent_ = false;
   bool chunked_ = false;
   std::optional<uint64_t> requestLength_;

@@ -19,6 +19,17 @@ std::shared_ptr<upstream::Cluster> sameUpstream(const Generation& previous,
   return nullptr;
 }
 
+// The previous generation's queue of `gate` on this worker, else a new one.
+std::shared_ptr<RouteQueue> queueFor(const std::shared_ptr<RouteGate>& gate, WorkerContext& worker,
+                                     const Generation* previous) {
+  if (previous) {
+    for (const auto& queue : previous->routeQueues()) {
+      if (queue && &queue->gate() == gate.get()) return queue;
+    }
+  }
+  return std::make_shared<RouteQueue>(gate, worker.index(), worker.dispatcher());
+}
+
 }  // namespace
 
 Generation::Generation(WorkerContext& worker, const ServedConfig& served,
@@ -77,6 +88,10 @@ Generation::Generation(WorkerContext& worker, const ServedConfig& served,
     }
   };
   for (const auto& route : served.config.routes) addRoute(route);
+  for (const auto& gate : served.routeGates) {
+    routeQueues_.push_back(gate ? queueFor(gate, worker, previous) : nullptr);
+  }
+  routeQueues_.push_back(nullptr);  // at unroutedIndex()
   addRoute(served.unrouted);  // at unroutedIndex()
 }
 

@@ -22,6 +22,7 @@
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/plugin.h"
+#include "gateway/proxy/route_gate.h"
 #include "gateway/upstream/cluster.h"
 #include "gateway/upstream/health.h"
 
@@ -41,6 +42,8 @@ struct ServedConfig {
   const std::vector<std::shared_ptr<const net::TlsClientContext>>& upstreamTls;
   // Per upstream: the process-wide counts its caps and retry budget read.
   const std::vector<std::shared_ptr<upstream::LoadBoard>>& upstreamLoads;
+  // Per route: the process-wide concurrency gate of a route with `concurrency:`, else null.
+  const std::vector<std::shared_ptr<RouteGate>>& routeGates;
   std::shared_ptr<const observability::MetricsLayout> metricsLayout;
   const observability::AccessLogFormat* accessLogFormat;  // null when the access log is off
   // The global plugin list, for answers no route took; at index config.routes.size().
@@ -103,10 +106,14 @@ class Generation final : public core::Retirable {
   const upstream::Timeouts& routeTimeouts(std::size_t routeIndex) const {
     return routeTimeouts_[routeIndex];
   }
+  // This worker's queue for the route's concurrency gate (null: the route has no limit).
+  RouteQueue* routeQueue(std::size_t routeIndex) const { return routeQueues_[routeIndex].get(); }
   // This worker's state of each plugin binding of a route (null where a plugin keeps none).
   std::span<plugin::WorkerState* const> pluginStates(std::size_t routeIndex) const {
     return pluginStateViews_[routeIndex];
   }
+
+  std::span<const std::shared_ptr<RouteQueue>> routeQueues() const { return routeQueues_; }
 
   // A newer generation took over for new requests: this one ends when its last hold goes.
   void replace();
@@ -123,6 +130,9 @@ class Generation final : public core::Retirable {
   observability::WorkerMetrics metrics_;  // before the clusters, which count into it
   std::vector<std::shared_ptr<upstream::Cluster>> clusters_;
   std::vector<upstream::Timeouts> routeTimeouts_;
+  // Per route (the unrouted one last, always null); shared with the next generation when the
+  // reload kept the route's gate.
+  std::vector<std::shared_ptr<RouteQueue>> routeQueues_;
   // Per route (the unrouted list last), per binding; shared with the next generation when the
   // reload kept the binding's settings.
   std::vector<std::vector<std::shared_ptr<plugin::WorkerState>>> pluginStates_;

@@ -57,8 +57,9 @@ Loaded load(const std::string& yaml, const Loaded* live = nullptr) {
 
 ServedConfig served(const Loaded& loaded) {
   const runtime::Snapshot& s = *loaded.snapshot;
-  return {s.config,        *s.router, s.backendAddresses, s.upstreamTls, s.upstreamLoads,
-          s.metricsLayout, nullptr,   s.unrouted};
+  return {s.config,        *s.router,       s.backendAddresses,
+          s.upstreamTls,   s.upstreamLoads, s.routeGates,
+          s.metricsLayout, nullptr,         s.unrouted};
 }
 
 struct NoConnections final : ConnectionHome {
@@ -123,6 +124,42 @@ TEST_CASE("generation: a replaced generation lives while held; its counts then j
   CHECK(f.context.replacedGenerations() == 0);
   CHECK(f.context.current().metrics().routes[0].request_bytes == 120);
   CHECK(f.context.metricsTotal().routes[0].request_bytes == 120);
+}
+
+// Route "other" with a concurrency limit of `maxRequests`.
+std::string limitedConfig(std::string_view maxRequests) {
+  std::string yaml = configWith("500", "4");
+  yaml.insert(yaml.size() - 2, ", concurrency: {max_requests: " + std::string(maxRequests) + "}");
+  return yaml;
+}
+
+TEST_CASE("generation: a reload keeps a route's concurrency queue while its limit is the same") {
+  const Loaded first = load(limitedConfig("3"));
+  Fixture f(first);
+  CHECK(f.context.current().routeQueue(0) == nullptr);  // "validated" has no limit
+  RouteQueue* queue = f.context.current().routeQueue(1);
+  REQUIRE(queue != nullptr);
+  CHECK(queue->gate().limit().max_requests == 3);
+
+  SUBCASE("the same limit: the same queue and gate, slots in flight kept") {
+    REQUIRE(queue->gate().enter());
+    const Loaded second = load(limitedConfig("3"), &first);
+    f.serve(second);
+    CHECK(f.context.current().routeQueue(1) == queue);
+    CHECK(queue->gate().inFlight() == 1);
+    queue->gate().release(queue);
+  }
+  SUBCASE("another limit: a new gate") {
+    f.serve(load(limitedConfig("4"), &first));
+    RouteQueue* next = f.context.current().routeQueue(1);
+    REQUIRE(next != nullptr);
+    CHECK(next != queue);
+    CHECK(next->gate().limit().max_requests == 4);
+  }
+  SUBCASE("no limit any more") {
+    f.serve(load(configWith("500", "4"), &first));
+    CHECK(f.context.current().routeQueue(1) == nullptr);
+  }
 }
 
 TEST_CASE("generation: one no exchange holds ends at once") {

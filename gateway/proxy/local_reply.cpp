@@ -55,8 +55,11 @@ LocalResponse makeResponseWith(int status,
 }
 
 LocalResponse makeErrorResponse(const core::Error& error, std::string_view requestId) {
-  return makeResponse(core::httpStatus(error.code), errorBody(error, requestId), "application/json",
-                      requestId);
+  LocalResponse response = makeResponse(core::httpStatus(error.code), errorBody(error, requestId),
+                                        "application/json", requestId);
+  // A route's queue was full or too slow: a moment later a slot is likely free (RFC 9110 §10.2.3).
+  if (error.code == core::ErrorCode::RouteOverloaded) response.headers.add("Retry-After", "1");
+  return response;
 }
 
 void appendResponse(core::OutQueue& out, const LocalResponse& response,

@@ -36,6 +36,18 @@ TEST_CASE("local reply renders status, JSON body and request id") {
   CHECK(bytes.ends_with("\r\n\r\n" + body));
 }
 
+TEST_CASE("ROUTE_OVERLOADED comes with Retry-After, other errors without") {
+  using gw::core::Error;
+  using gw::core::ErrorCode;
+  const auto overloaded =
+      gw::proxy::makeErrorResponse(Error::downstream(ErrorCode::RouteOverloaded, "full"), "id");
+  CHECK(overloaded.status == 503);
+  CHECK(overloaded.headers.get("Retry-After") == "1");
+  const auto upstream =
+      gw::proxy::makeErrorResponse(Error::upstream(ErrorCode::UpstreamOverloaded, "cap"), "id");
+  CHECK_FALSE(upstream.headers.get("Retry-After"));
+}
+
 TEST_CASE("local reply to HEAD has the head only") {
   gw::core::OutQueue out;
   gw::proxy::appendLocalReply(out, gw::core::Error::downstream(gw::core::ErrorCode::RouteNotFound, "x"),

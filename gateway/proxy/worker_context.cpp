@@ -12,7 +12,12 @@ WorkerContext::WorkerContext(unsigned index, event_base* base, plugin::Dispatche
                              const ServedConfig& served, upstream::HealthBoard& health,
                              std::shared_ptr<const void> keepAlive, uint64_t number,
                              const SharedServices& services, ConnectionHome& home)
-    : base_(base), dispatcher_(dispatcher), home_(home), graveyard_(base), timeouts_(base) {
+    : index_(index),
+      base_(base),
+      dispatcher_(dispatcher),
+      home_(home),
+      graveyard_(base),
+      timeouts_(base) {
   if (services.spans) spans_.emplace(*services.spans);
   if (services.accessLog) {
     accessLog_ = std::make_unique<observability::AccessLogBuffer>(*services.accessLog);

@@ -74,6 +74,8 @@ class WorkerContext {
   WorkerContext& operator=(const WorkerContext&) = delete;
 
   event_base* base() const { return base_; }
+  // This worker's place among the process's workers (0 to workers - 1).
+  unsigned index() const { return index_; }
   // What plugins may use of this worker (post, timers, clock).
   plugin::Dispatcher& dispatcher() { return dispatcher_; }
   ConnectionHome& home() { return home_; }
@@ -152,6 +154,7 @@ class WorkerContext {
   void generationUnused(Generation& generation);
   void applyLimits(const config::Limits& limits);
 
+  unsigned index_;
   event_base* base_;
   plugin::Dispatcher& dispatcher_;
   ConnectionHome& home_;

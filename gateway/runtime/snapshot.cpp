@@ -70,6 +70,21 @@ std::shared_ptr<upstream::LoadBoard> loadBoardFor(const config::UpstreamConfig& 
                                                upstream.backends.size());
 }
 
+// The live snapshot's gate of a route with the same name and limit, else a new one.
+std::shared_ptr<proxy::RouteGate> routeGateFor(const config::RouteConfig& route, unsigned workers,
+                                               const Snapshot* live) {
+  if (!route.concurrency) return nullptr;
+  if (live) {
+    const auto& before = live->config.routes;
+    for (std::size_t i = 0; i < before.size(); ++i) {
+      if (before[i].name == route.name && before[i].concurrency == route.concurrency) {
+        return live->routeGates[i];
+      }
+    }
+  }
+  return std::make_shared<proxy::RouteGate>(*route.concurrency, workers);
+}
+
 }  // namespace
 
 std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
@@ -129,6 +144,9 @@ std::shared_ptr<const Snapshot> buildSnapshot(config::Config config,
   snapshot->unrouted.name = Snapshot::kUnroutedName;
   snapshot->unrouted.plugins = config.plugins;
   snapshot->unrouted.body_bytes = config.limits.body_bytes;
+  for (const auto& route : config.routes) {
+    snapshot->routeGates.push_back(routeGateFor(route, config.workers, live));
+  }
   snapshot->config = std::move(config);
   snapshot->router = std::make_unique<proxy::Router>(snapshot->config);
   return snapshot;

@@ -15,6 +15,7 @@
 #include "gateway/observability/access_log.h"
 #include "gateway/observability/metrics.h"
 #include "gateway/plugin/registry.h"
+#include "gateway/proxy/route_gate.h"
 #include "gateway/proxy/router.h"
 #include "gateway/upstream/load_board.h"
 
@@ -35,6 +36,10 @@ struct Snapshot {
   // caps and retry budget. Taken over from the live snapshot for an upstream written the same,
   // as each worker keeps its cluster.
   std::vector<std::shared_ptr<upstream::LoadBoard>> upstreamLoads;
+  // Per route (same order as in config): the process-wide gate of a route with `concurrency:`,
+  // null for the others. Taken over from the live snapshot for a route of the same name and
+  // limit, so requests in flight keep their slots across a reload.
+  std::vector<std::shared_ptr<proxy::RouteGate>> routeGates;
   std::vector<net::SocketAddress> listenerAddresses;
   // Parallel to listenerAddresses: the TLS server side of each listener with `tls:` (its
   // certificates read when this snapshot was built), null for a plain one.

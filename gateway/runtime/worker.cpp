@@ -18,13 +18,10 @@ namespace {
 constexpr int kAcceptBatch = 64;
 
 proxy::ServedConfig servedConfig(const Snapshot& snapshot) {
-  return {snapshot.config,
-          *snapshot.router,
-          snapshot.backendAddresses,
-          snapshot.upstreamTls,
-          snapshot.upstreamLoads,
-          snapshot.metricsLayout,
-          snapshot.accessLogFormat.get(),
+  return {snapshot.config,           *snapshot.router,
+          snapshot.backendAddresses, snapshot.upstreamTls,
+          snapshot.upstreamLoads,    snapshot.routeGates,
+          snapshot.metricsLayout,    snapshot.accessLogFormat.get(),
           snapshot.unrouted};
 }
 
