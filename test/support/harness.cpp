@@ -10,7 +10,9 @@
 #include <rapidjson/document.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -320,10 +322,27 @@ bool waitFor(const std::function<bool()>& cond, Millis timeout, Millis interval)
   }
 }
 
+namespace {
+// Claims `port` for this test process among all test processes running at once (meson runs the
+// test files side by side): an exclusive lock on a file named after it, held until the process
+// exits. Without it two processes could be handed the same just-closed ephemeral port, and two
+// gatewayd listening with SO_REUSEPORT would then share it, each getting the other's requests.
+bool claimAcrossProcesses(uint16_t port) {
+  const std::string dir = "/tmp/gatewayd-test-ports";
+  ::mkdir(dir.c_str(), 0777);
+  const std::string path = dir + "/" + std::to_string(port);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+  if (fd < 0) return true;  // no shared directory: fall back to this process's own bookkeeping
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return true;  // kept open: the claim lasts
+  ::close(fd);
+  return false;
+}
+}  // namespace
+
 uint16_t freePort() {
   // The kernel may hand the same ephemeral port out again once it is closed: a test asking for
   // two ports (a listener and the admin listener) would then get one twice. Each port is given
-  // once per test process.
+  // once per test process, and to one test process at a time.
   static std::mutex lock;
   static std::set<uint16_t> given;
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -335,7 +354,7 @@ uint16_t freePort() {
     ::close(fd);
     const uint16_t port = ntohs(a.sin_port);
     std::lock_guard guard(lock);
-    if (given.insert(port).second) return port;
+    if (given.insert(port).second && claimAcrossProcesses(port)) return port;
   }
   FAIL("no ephemeral port that was not given before");
   return 0;
