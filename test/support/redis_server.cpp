@@ -144,4 +144,14 @@ std::string RedisServer::call(const std::vector<std::string>& argv) const {
   return text;
 }
 
+void waitRedisConnected(const Gateway& gw) {
+  REQUIRE(waitFor(
+      [&] {
+        const std::string status = adminRequest(gw, "/status").body;
+        return status.find("\"connecting\":0") != std::string::npos &&
+               status.find("\"open\":0") != std::string::npos;
+      },
+      5000ms));
+}
+
 }  // namespace gw::it

@@ -48,4 +48,8 @@ class RedisServer {
   std::optional<Process> process_;
 };
 
+// Waits until every worker of `gw` has connected to Redis (half-open or closed, as /status
+// shows): before that, a worker's Redis commands are refused and its plugins fall back.
+void waitRedisConnected(const Gateway& gw);
+
 }  // namespace gw::it

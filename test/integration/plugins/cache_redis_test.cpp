@@ -67,18 +67,6 @@ double redisResult(const Gateway& gw, std::string_view result) {
       "gatewayd_cache_redis_total{route=\"cached\",result=\"" + std::string(result) + "\"}");
 }
 
-// Every worker has connected to Redis (half-open or closed): before that, a lookup is a miss and
-// a fill is dropped, by design.
-void waitConnected(const Gateway& gw) {
-  REQUIRE(waitFor(
-      [&] {
-        const std::string status = adminRequest(gw, "/status").body;
-        return status.find("\"connecting\":0") != std::string::npos &&
-               status.find("\"open\":0") != std::string::npos;
-      },
-      5000ms));
-}
-
 // Two gatewayd instances on one redis-server, in front of one origin, connected.
 struct TwoInstances {
   RedisServer redis;
@@ -87,8 +75,8 @@ struct TwoInstances {
   Gateway second{config(b, redis)};
 
   TwoInstances() {
-    waitConnected(first);
-    waitConnected(second);
+    waitRedisConnected(first);
+    waitRedisConnected(second);
   }
 };
 
@@ -158,7 +146,7 @@ TEST_CASE("plugins cache redis: with Redis gone, requests are answered as misses
   RedisServer redis;
   Backend b;
   Gateway gw(config(b, redis));
-  waitConnected(gw);
+  waitRedisConnected(gw);
   const std::string before = "/origin/before?" + cacheControl("max-age=60");
   CHECK(fetch(gw, before).body == originBody("/origin/before", 1));
   redis.kill();
@@ -178,7 +166,7 @@ TEST_CASE("plugins cache redis: with Redis gone, requests are answered as misses
   CHECK(b.stats().requests == 6);
   // Redis back (empty): fills reach it again once the workers have reconnected.
   redis.restart();
-  waitConnected(gw);
+  waitRedisConnected(gw);
   const std::string after = "/origin/after?" + cacheControl("max-age=60");
   CHECK(fetch(gw, after).status == 200);
   CHECK(waitFor([&] { return cacheKeys(redis).size() == 1; }, 2000ms));

@@ -457,13 +457,7 @@ TEST_CASE("rate_limit redis: a reload that changes only key_prefix names the nex
   const std::string config = sharedConfig(b, redis, settings, 1);
   Gateway gw(config);
   // Until the worker has connected, a request is admitted locally (on_redis_error: allow).
-  REQUIRE(waitFor(
-      [&] {
-        const std::string status = adminRequest(gw, "/status").body;
-        return status.find("\"connecting\":0") != std::string::npos &&
-               status.find("\"open\":0") != std::string::npos;
-      },
-      5000ms));
+  waitRedisConnected(gw);
   Client client(gw.port());
   CHECK(client.roundTrip(get("/", "X-Key: a\r\n")).status == 200);
   CHECK(redis.call({"KEYS", "gw:rl:*"}) != "");
