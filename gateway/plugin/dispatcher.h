@@ -22,7 +22,8 @@ class Timer {
  public:
   virtual ~Timer() = default;
   // Fires the callback once, `delayMs` (>= 0) from now on the dispatcher's clock; arming an
-  // armed timer moves its deadline.
+  // armed timer moves its deadline. 0: later in this loop turn, after the events that are ready
+  // now (to gather what this turn's events ask for into one action).
   virtual void arm(int64_t delayMs) = 0;
   // Disarms; the callback does not run. Harmless when not armed.
   virtual void cancel() = 0;

@@ -15,6 +15,13 @@ class LoopTimer final : public plugin::Timer {
       : fired_(std::move(fired)), event_(evtimer_new(base, &LoopTimer::onFire, this)) {}
 
   void arm(int64_t delayMs) override {
+    if (delayMs <= 0) {
+      // Activated now, it runs after the events this turn already has (libevent runs the active
+      // queue until it is empty), not after the next wait for I/O.
+      evtimer_del(event_.get());
+      event_active(event_.get(), EV_TIMEOUT, 1);
+      return;
+    }
     const timeval delay{static_cast<time_t>(delayMs / 1000),
                         static_cast<suseconds_t>(delayMs % 1000 * 1000)};
     evtimer_add(event_.get(), &delay);

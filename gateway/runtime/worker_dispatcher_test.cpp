@@ -71,6 +71,42 @@ TEST_CASE("worker dispatcher: re-arming moves the deadline; post runs later on t
   CHECK(order == std::vector<int>{1, 2});
 }
 
+TEST_CASE("worker dispatcher: arm(0) runs later in the same turn, after the events ready now") {
+  core::Reactor reactor;
+  WorkerDispatcher dispatcher(reactor);
+  std::vector<char> fired;
+  auto gathered = dispatcher.createTimer([&] { fired.push_back('g'); });
+  auto cancelled = dispatcher.createTimer([&] { fired.push_back('x'); });
+  auto first = dispatcher.createTimer([&] {
+    fired.push_back('1');
+    // Posted first, but a post wakes the loop through an eventfd: it runs a turn later.
+    dispatcher.post([&] { fired.push_back('p'); });
+    gathered->arm(0);
+    CHECK(gathered->armed());
+    gathered->arm(0);  // armed twice, runs once
+    cancelled->arm(0);
+    cancelled->cancel();
+    CHECK(fired.back() == '1');  // never inside the call
+  });
+  auto second = dispatcher.createTimer([&] { fired.push_back('2'); });
+  auto third = dispatcher.createTimer([&] { fired.push_back('3'); });
+  // Armed in one callback, the three share the loop's cached time, hence one deadline: they
+  // become ready in one turn.
+  auto start = dispatcher.createTimer([&] {
+    first->arm(2);
+    second->arm(2);
+    third->arm(2);
+  });
+  auto stop = dispatcher.createTimer([&] { reactor.stop(); });
+  start->arm(1);
+  stop->arm(60);
+  runLoop(reactor, dispatcher);
+  REQUIRE(fired.size() == 5);
+  CHECK(fired[3] == 'g');
+  CHECK(fired[4] == 'p');
+  CHECK_FALSE(gathered->armed());
+}
+
 TEST_CASE("worker dispatcher: nowMs is the loop's clock in milliseconds") {
   core::Reactor reactor;
   WorkerDispatcher dispatcher(reactor);
