@@ -329,9 +329,21 @@ for ((r = 0; r < rounds; r++)); do
   done
 done
 
-python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" "$scheme" "$close" "$resume" "$rate_limit" <<'PY'
+# How many requests each script call decided, over the whole run (warm-up included).
+if ((rate_limit)); then
+  for k in 1 2; do
+    curl -s --max-time 5 "http://127.0.0.1:$((admin_port + k))/metrics" | awk -v name="${names[$k]}" '
+      /^gatewayd_http_requests_total\{/ { requests += $NF }
+      /^gatewayd_rate_limit_redis_calls_total\{/ { calls += $NF }
+      /^gatewayd_rate_limit_redis_waits_total\{/ { waits += $NF }
+      END { if (calls > 0) printf "%s: %d requests, %d script calls (%.1f requests per call), %d waited\n",
+              name, requests, calls, requests / calls, waits }'
+  done >"$tmp/calls.txt"
+fi
+
+python3 - "$results" "$body" "$body_len" "$workers" "$rounds" "$duration" "$conns" "$scheme" "$close" "$resume" "$rate_limit" "$tmp/calls.txt" <<'PY'
 import statistics as st, sys
-path, body, body_len, workers, rounds, duration, conns, scheme, close, resume, rate_limit = sys.argv[1:]
+path, body, body_len, workers, rounds, duration, conns, scheme, close, resume, rate_limit = sys.argv[1:12]
 rows = [l.split() for l in open(path) if l.strip()]
 by = {}
 for r, name, rps, p50, p99, err in rows:
@@ -360,6 +372,7 @@ print()
 if rate_limit == "1":
     ratio_line("redis", "local", " (target >= 0.8)")
     ratio_line("hybrid", "local", " (target >= 0.95)")
+    print(open(sys.argv[12]).read(), end="")
 else:
     ratio_line("gatewayd", "nginx")
     print("direct = wrk straight to the backend: the ceiling for any proxy on this machine.")

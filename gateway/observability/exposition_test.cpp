@@ -149,9 +149,12 @@ gatewayd_rate_limit_redis_fallback_total{route="r",policy="deny"} 0
 # HELP gatewayd_rate_limit_memo_refusals_total Requests refused from the refusal memo without asking Redis, by route.
 # TYPE gatewayd_rate_limit_memo_refusals_total counter
 gatewayd_rate_limit_memo_refusals_total{route="r"} 0
-# HELP gatewayd_rate_limit_lease_refills_total Lease refills sent to Redis by store: hybrid, by route.
-# TYPE gatewayd_rate_limit_lease_refills_total counter
-gatewayd_rate_limit_lease_refills_total{route="r"} 0
+# HELP gatewayd_rate_limit_redis_calls_total Script calls sent to Redis by store: redis or hybrid (one per group of a key's requests waiting together, or per lease), by route.
+# TYPE gatewayd_rate_limit_redis_calls_total counter
+gatewayd_rate_limit_redis_calls_total{route="r"} 0
+# HELP gatewayd_rate_limit_redis_waits_total Requests that waited for Redis's answer (store: redis: each one Redis decides; hybrid: those that found no usable lease), by route.
+# TYPE gatewayd_rate_limit_redis_waits_total counter
+gatewayd_rate_limit_redis_waits_total{route="r"} 0
 # HELP gatewayd_schema_validation_failures_total Requests rejected by schema validation, by route.
 # TYPE gatewayd_schema_validation_failures_total counter
 gatewayd_schema_validation_failures_total{route="r"} 0

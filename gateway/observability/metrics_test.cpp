@@ -17,7 +17,7 @@ namespace {
 std::span<const obs::CounterFamily> pluginFamilies() {
   return gw::plugin::Registry::builtin().counterFamilies();
 }
-constexpr std::size_t kCacheStale = 2, kRejections = 9, kShadowExceeded = 10, kSchemaFailures = 15;
+constexpr std::size_t kCacheStale = 2, kRejections = 9, kShadowExceeded = 10, kSchemaFailures = 16;
 
 std::shared_ptr<const obs::MetricsLayout> tinyLayout() {
   auto layout = std::make_shared<obs::MetricsLayout>();
@@ -82,7 +82,7 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   a.routes[0].request_bytes = 10;
   b.routes[0].request_bytes = 5;
   b.routes[0].response_bytes = 7;
-  REQUIRE(a.routes[0].counters.size() == 16);
+  REQUIRE(a.routes[0].counters.size() == 17);
   a.routes[0].counters[kRejections] = 1;
   b.routes[0].counters[kShadowExceeded] = 2;
   b.routes[0].counters[kCacheStale] = 1;
@@ -129,7 +129,7 @@ TEST_CASE("merge of shards with one layout sums every counter and gauge") {
   CHECK(route.duration.sumMicros() == 2'100);
   CHECK(route.request_bytes == 15);
   CHECK(route.response_bytes == 7);
-  CHECK(route.counters == std::vector<uint64_t>{0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 3});
+  CHECK(route.counters == std::vector<uint64_t>{0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 3});
   CHECK(route.queue_joined == 5);
   CHECK(route.queue_left == 3);
   CHECK(route.queue_wait_us == 700);
@@ -188,7 +188,7 @@ TEST_CASE("plugin counters are summed only between shards of the same families")
   WorkerMetrics total(tinyLayout());
   total.merge(old);
   CHECK(total.routes[0].request_bytes == 9);
-  CHECK(total.routes[0].counters == std::vector<uint64_t>(16, 0));
+  CHECK(total.routes[0].counters == std::vector<uint64_t>(17, 0));
 }
 
 TEST_CASE("MetricsLayout::fromConfig takes names in config order, IPv6 backends bracketed") {
@@ -205,8 +205,8 @@ TEST_CASE("MetricsLayout::fromConfig takes names in config order, IPv6 backends 
   config.upstreams[0].backends[1].port = 9001;
   const auto layout = obs::MetricsLayout::fromConfig(config, pluginFamilies());
   CHECK(layout->routes == std::vector<std::string>{"api", "route-2"});
-  CHECK(layout->routeCounters.size() == 8);
-  CHECK(layout->routeCounterSlots() == 16);
+  CHECK(layout->routeCounters.size() == 9);
+  CHECK(layout->routeCounterSlots() == 17);
   REQUIRE(layout->upstreams.size() == 1);
   CHECK(layout->upstreams[0].name == "pool");
   CHECK(layout->upstreams[0].backends == std::vector<std::string>{"127.0.0.1:9000", "[::1]:9001"});

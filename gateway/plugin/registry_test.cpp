@@ -82,7 +82,8 @@ TEST_CASE(
                         "gatewayd_rate_limit_shadow_exceeded_total",
                         "gatewayd_rate_limit_redis_fallback_total {policy allow deny}",
                         "gatewayd_rate_limit_memo_refusals_total",
-                        "gatewayd_rate_limit_lease_refills_total",
+                        "gatewayd_rate_limit_redis_calls_total",
+                        "gatewayd_rate_limit_redis_waits_total",
                         "gatewayd_schema_validation_failures_total",
                     });
   CHECK(std::vector<std::string_view>(builtin.logFields().begin(), builtin.logFields().end()) ==

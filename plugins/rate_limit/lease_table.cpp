@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <iterator>
 #include <optional>
 #include <utility>
 
@@ -43,43 +45,53 @@ void WaitList::clear() noexcept {
   }
 }
 
-LeaseTable::LeaseTable(plugin::Dispatcher& dispatcher, const RedisWindow& window, int64_t batch,
-                       std::size_t capacity, RefusalMemo& memo)
+LeaseTable::LeaseTable(plugin::Dispatcher& dispatcher, const RedisWindow& window, Grants grants,
+                       int64_t batch, int64_t maxBatch, std::size_t capacity, RefusalMemo& memo)
     : dispatcher_(dispatcher),
       window_(window),
+      grants_(grants),
       batch_(batch),
-      batchText_(std::to_string(batch)),
+      maxBatch_(std::max(batch, maxBatch)),
       capacity_(std::max<std::size_t>(1, capacity)),
       memo_(memo) {}
 
-LeaseTable::Lease* LeaseTable::find(const Digest& digest, std::string_view redisKey,
+LeaseTable::Lease& LeaseTable::find(const redis::KeySpace& keySpace, const Digest& digest,
                                     int64_t nowMs) {
   if (const auto found = index_.find(digest); found != index_.end()) {
     lru_.splice(lru_.begin(), lru_, found->second);
-    return &lru_.front();
+    return lru_.front();
   }
   if (lru_.size() >= capacity_) {
+    // A busy key has a call in flight, so the Redis connection's max_pending bounds how many
+    // there are: with none idle among the oldest, the table outgrows its capacity by those.
     auto victim = lru_.end();
     for (std::size_t scanned = 0; scanned < kEvictionScan && victim != lru_.begin(); ++scanned) {
-      if (!std::prev(victim)->busy()) break;
       --victim;
+      if (!victim->busy()) {
+        index_.erase(victim->digest);
+        lru_.erase(victim);
+        break;
+      }
     }
-    if (victim == lru_.begin() || std::prev(victim)->busy()) return nullptr;
-    --victim;
-    index_.erase(victim->digest);
-    lru_.erase(victim);
   }
   Lease& lease = lru_.emplace_front();
   lease.table = this;
   lease.digest = digest;
-  lease.key.assign(redisKey);
+  window_.formatKey(keySpace, digest, lease.key);
   lease.deadlineMs = nowMs;
+  lease.leaseSize = batch_;
   index_.emplace(digest, lru_.begin());
-  return &lease;
+  return lease;
 }
 
 bool LeaseTable::takeToken(Lease& lease, int64_t nowMs, Decision& decision) {
-  if (lease.tokens <= 0 || nowMs >= lease.deadlineMs) return false;
+  if (lease.tokens <= 0) return false;
+  if (nowMs >= lease.deadlineMs) {
+    // A lease that outlived its window unused was too big for the key's rate.
+    lease.leaseSize = std::max(batch_, lease.leaseSize / 2);
+    lease.tokens = 0;
+    return false;
+  }
   --lease.tokens;
   // Approximate: what Redis had left at the grant plus the tokens still held here.
   const int64_t aged = std::max<int64_t>(0, nowMs - lease.grantedAtMs);
@@ -89,51 +101,107 @@ bool LeaseTable::takeToken(Lease& lease, int64_t nowMs, Decision& decision) {
   return true;
 }
 
-LeaseTable::Result LeaseTable::take(redis::Client& client, const Digest& digest,
-                                    std::string_view redisKey, int64_t nowMs, LeaseWaiter& waiter) {
+LeaseTable::Result LeaseTable::take(redis::Client& client, const Digest& digest, int64_t nowMs,
+                                    LeaseWaiter& waiter) {
   Result result;
-  Lease* lease = find(digest, redisKey, nowMs);
-  if (!lease) {
-    result.failure = redis::Failure::Overloaded;
-    return result;
+  const redis::KeySpace& keySpace = client.keySpace();
+  // A reload that kept the connection but changed key_prefix: the keys held are renamed (a
+  // changed key secret changes the digests, so those keys are new ones anyway).
+  if (keySpace.prefix != keyPrefix_) {
+    keyPrefix_ = keySpace.prefix;
+    for (Lease& held : lru_) window_.formatKey(keySpace, held.digest, held.key);
   }
-  if (takeToken(*lease, nowMs, result.decision)) {
+  Lease& lease = find(keySpace, digest, nowMs);
+  if (takeToken(lease, nowMs, result.decision)) {
     result.outcome = Outcome::Admitted;
     // Ahead of need: a failure here costs nothing, the next request that finds none asks again.
-    if (!lease->waiting() && lease->tokens <= batch_ / 4) refill(client, *lease, nowMs);
+    if (grants_ == Grants::Lease && !lease.waiting() && lease.tokens <= lease.leaseSize / 2) {
+      send(client, lease, nowMs, /*early=*/true);
+    }
     return result;
   }
-  if (lease->waiters.size >= kMaxWaiters) {
+  if (lease.waiters.size >= kMaxWaiters) {
     result.failure = redis::Failure::Overloaded;
     return result;
   }
-  if (!lease->waiting()) {
-    result.failure = refill(client, *lease, nowMs);
-    if (result.failure != redis::Failure::None) return result;
+  if (const redis::State state = client.state();
+      state != redis::State::Closed && state != redis::State::HalfOpen) {
+    result.failure = redis::Failure::Down;
+    return result;
   }
-  lease->waiters.push(waiter);
+  lease.waiters.push(waiter);
   result.outcome = Outcome::Waiting;
+  if (grants_ == Grants::Exact) {
+    sendAtTurnEnd(lease);
+    return result;
+  }
+  if (!lease.waiting()) {
+    result.failure = send(client, lease, nowMs, /*early=*/false);
+    if (result.failure != redis::Failure::None) {
+      waiter.leave();
+      result.outcome = Outcome::Failed;
+    }
+  }
   return result;
 }
 
-redis::Failure LeaseTable::refill(redis::Client& client, Lease& lease, int64_t nowMs) {
+void LeaseTable::sendAtTurnEnd(Lease& lease) {
+  if (lease.waiting() || lease.due) return;  // the reply in flight, or the turn's end, sends
+  lease.due = true;
+  due_.push_back(&lease);
+  if (!turnEnd_) turnEnd_ = dispatcher_.createTimer([this] { sendDue(); });
+  if (!turnEnd_->armed()) turnEnd_->arm(0);
+}
+
+void LeaseTable::sendDue() {
+  const int64_t nowMs = dispatcher_.nowMs();
+  redis::Client* client = dispatcher_.redis();
+  // Failing waiters resumes exchanges, whose next requests may make keys due again: those wait
+  // for the next turn's end, in a list of their own.
+  std::vector<Lease*> due;
+  due.swap(due_);
+  for (Lease* lease : due) {
+    lease->due = false;
+    if (lease->waiters.size == 0) continue;  // all left
+    const redis::Failure failure =
+        client ? send(*client, *lease, nowMs, /*early=*/false) : redis::Failure::Down;
+    if (failure != redis::Failure::None) failWaiters(*lease, failure);
+  }
+  due.clear();
+  if (due_.empty()) due_.swap(due);  // keeps the capacity
+}
+
+void LeaseTable::failWaiters(Lease& lease, redis::Failure failure) {
+  WaitList failing;
+  failing.takeAll(lease.waiters);
+  while (LeaseWaiter* waiter = failing.pop()) waiter->onLease(nullptr, failure);
+}
+
+redis::Failure LeaseTable::send(redis::Client& client, Lease& lease, int64_t nowMs, bool early) {
+  const int64_t want =
+      grants_ == Grants::Exact ? static_cast<int64_t>(lease.waiters.size) : lease.leaseSize;
+  char wantText[24];
+  const auto [end, ec] = std::to_chars(std::begin(wantText), std::end(wantText), want);
   std::array<std::string_view, RedisWindow::kMaxArgs> args;
-  const std::size_t count = window_.args(batchText_, "", args);
+  const std::size_t count =
+      window_.args({wantText, end}, grants_ == Grants::Exact ? Share::All : Share::Half, "", args);
   const std::string_view keys[] = {lease.key};
   const redis::Failure failure =
       client.eval(windowScript(), keys, {args.data(), count}, static_cast<redis::Waiter&>(lease));
   if (failure == redis::Failure::None) {
     lease.sentMs = nowMs;
-    ++refills_;
+    lease.asked = want;
+    lease.early = early;
+    ++calls_;
   }
   return failure;
 }
 
-void LeaseTable::refilled(Lease& lease, const redisReply* reply, redis::Failure failure) {
+void LeaseTable::received(Lease& lease, const redisReply* reply, redis::Failure failure) {
   const int64_t nowMs = dispatcher_.nowMs();
   std::optional<Grant> grant;
   if (failure == redis::Failure::None) {
-    grant = decodeGrant(reply, window_.limitCount(), batch_);
+    grant = decodeGrant(reply, window_.limitCount(), lease.asked);
     if (!grant) failure = redis::Failure::BadReply;
   }
   if (grant && grant->granted > 0) {
@@ -145,11 +213,14 @@ void LeaseTable::refilled(Lease& lease, const redisReply* reply, redis::Failure 
     lease.deadlineMs = keepOld ? std::min(lease.deadlineMs, deadline) : deadline;
     lease.granted = grant->decision;
     lease.grantedAtMs = nowMs;
+    // Requests ran out of tokens before an early call came back: the key outpaces its leases.
+    if (lease.early && lease.waiters.size > 0) {
+      lease.leaseSize = std::min(maxBatch_, 2 * lease.leaseSize);
+    }
   } else {
     lease.tokens = 0;
     if (grant) memo_.remember(lease.digest, grant->decision, nowMs);
   }
-
   // Serve in FIFO order from a list of our own: each callback may resume an exchange that ends,
   // issues requests (back into this table) or cancels other waiters.
   WaitList serving;
@@ -168,7 +239,7 @@ void LeaseTable::refilled(Lease& lease, const redisReply* reply, redis::Failure 
       decision.remaining = lease.granted.remaining + lease.tokens;
       waiter->onLease(&decision, redis::Failure::None);
     } else {
-      // Still first in line for the next refill, before any that came meanwhile.
+      // Still first in line for the next call, before any that came meanwhile.
       WaitList leftover;
       leftover.push(*waiter);
       leftover.takeAll(serving);
@@ -178,11 +249,14 @@ void LeaseTable::refilled(Lease& lease, const redisReply* reply, redis::Failure 
   }
   lease.handingOut = false;
   if (lease.waiters.size == 0 || lease.waiting()) return;
+  if (grants_ == Grants::Exact) {
+    sendAtTurnEnd(lease);
+    return;
+  }
   redis::Client* client = dispatcher_.redis();
-  const redis::Failure again = client ? refill(*client, lease, nowMs) : redis::Failure::Down;
-  if (again == redis::Failure::None) return;
-  serving.takeAll(lease.waiters);
-  while (LeaseWaiter* waiter = serving.pop()) waiter->onLease(nullptr, again);
+  const redis::Failure again =
+      client ? send(*client, lease, nowMs, /*early=*/false) : redis::Failure::Down;
+  if (again != redis::Failure::None) failWaiters(lease, again);
 }
 
 }  // namespace gw::plugins::rate_limit

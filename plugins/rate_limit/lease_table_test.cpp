@@ -28,11 +28,12 @@ struct Rig {
   RedisWindow window{std::vector<Limit>{{1000, 60'000}}, "t"};
   RefusalMemo memo{16};
   LeaseTable table;
-  explicit Rig(std::size_t capacity) : table(worker, window, 8, capacity, memo) {
+  explicit Rig(std::size_t capacity, Grants grants = Grants::Lease)
+      : table(worker, window, grants, 8, 64, capacity, memo) {
     worker.redisClient = &redis;
   }
   LeaseTable::Result take(uint64_t key, Waiter& w) {
-    return table.take(redis, Digest{key, 0}, "k" + std::to_string(key), worker.now, w);
+    return table.take(redis, Digest{key, 0}, worker.now, w);
   }
 };
 
@@ -40,20 +41,22 @@ struct Rig {
 
 TEST_CASE("lease_table: keys beyond capacity evict an idle key, never a busy one") {
   Rig rig(2);
-  Waiter a, b, c;
+  Waiter a, b, c, d;
   CHECK(rig.take(1, a).outcome == LeaseTable::Outcome::Waiting);
   CHECK(rig.take(2, b).outcome == LeaseTable::Outcome::Waiting);
-  // Both keys have a refill in flight and a waiter: a third key finds no room.
-  const auto full = rig.take(3, c);
-  CHECK(full.outcome == LeaseTable::Outcome::Failed);
-  CHECK(full.failure == redis::Failure::Overloaded);
+  // Both keys have a call in flight: a third key goes over the capacity rather than failing
+  // (busy keys are bounded by the calls in flight, the Redis connection's max_pending).
+  CHECK(rig.take(3, c).outcome == LeaseTable::Outcome::Waiting);
+  CHECK(rig.table.size() == 3);
   rig.redis.respond(FakeReply::integers({4, 0, 900, 60'000, 0, 60'000}));
   CHECK(a.served == std::vector<bool>{true});
   // Key 1 holds tokens but waits for nothing: it gives way (its tokens are lost).
-  CHECK(rig.take(3, c).outcome == LeaseTable::Outcome::Waiting);
-  CHECK(rig.table.size() == 2);
-  CHECK(rig.table.takeRefillCount() == 3);
-  CHECK(rig.table.takeRefillCount() == 0);
+  CHECK(rig.take(4, d).outcome == LeaseTable::Outcome::Waiting);
+  CHECK(rig.table.size() == 3);
+  CHECK(rig.table.takeCallCount() == 4);
+  CHECK(rig.table.takeCallCount() == 0);
+  Waiter again;
+  CHECK(rig.take(1, again).outcome == LeaseTable::Outcome::Waiting);  // asks afresh
 }
 
 TEST_CASE("lease_table: a waiter leaving during another's hand-out is skipped") {
@@ -84,6 +87,24 @@ TEST_CASE("lease_table: a request taking a token inside a hand-out leaves the wa
   REQUIRE(rig.redis.pending() == 1);
   rig.redis.respond(FakeReply::integers({2, 0, 898, 60'000, 0, 60'000}));
   CHECK(b.served == std::vector<bool>{true});
+}
+
+TEST_CASE("lease_table: a key held across a change of key prefix is asked for by its new name") {
+  Rig rig(4, Grants::Exact);
+  Waiter a, b;
+  CHECK(rig.take(1, a).outcome == LeaseTable::Outcome::Waiting);
+  rig.worker.advance(0);  // the turn's end sends the call
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[3].starts_with("gw:rl:{t:"));
+  rig.redis.respond(FakeReply::integers({1, 0, 998, 60'000, 0, 60'000}));
+  CHECK(a.served == std::vector<bool>{true});
+  // A reload kept the connection and changed only key_prefix (redis::Connection::renameKeys).
+  rig.redis.keys.prefix = "other:";
+  CHECK(rig.take(1, b).outcome == LeaseTable::Outcome::Waiting);
+  rig.worker.advance(0);
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[3].starts_with("other:rl:{t:"));
+  CHECK(rig.table.size() == 1);
 }
 
 }  // namespace gw::plugins::rate_limit

@@ -157,51 +157,34 @@ plugin::Status RateLimit::askRedis(plugin::Context& ctx) {
   if (!client || !state_) return fallBack(ctx);
   state_->useScriptOn(*client);
   const int64_t now = ctx.nowMs();
-  digest_ = redisDigest(client->keySpace(), parts());
-  if (const auto refusal = state_->memo.refusal(digest_, now)) {
+  const Digest digest = redisDigest(client->keySpace(), parts());
+  if (const auto refusal = state_->memo.refusal(digest, now)) {
     ctx.count(slots_.counters + kMemoRefusals);
     decision_ = *refusal;
     return conclude(ctx);
   }
-  config_.window().formatKey(client->keySpace(), digest_, redisKey_);
-  if (config_.redis().store == Store::Hybrid) {
-    const LeaseTable::Result lease =
-        state_->leases.take(*client, digest_, redisKey_, now, static_cast<LeaseWaiter&>(*this));
-    ctx.count(slots_.counters + kLeaseRefills, state_->leases.takeRefillCount());
-    switch (lease.outcome) {
-      case LeaseTable::Outcome::Admitted:
-        decision_ = lease.decision;
-        return conclude(ctx);
-      case LeaseTable::Outcome::Waiting:
-        ctx_ = &ctx;
-        return plugin::Status::Stop;
-      case LeaseTable::Outcome::Failed:
-        return fallBack(ctx);
-    }
+  const LeaseTable::Result lease =
+      state_->leases.take(*client, digest, now, static_cast<LeaseWaiter&>(*this));
+  ctx.count(slots_.counters + kRedisCalls, state_->leases.takeCallCount());
+  switch (lease.outcome) {
+    case LeaseTable::Outcome::Admitted:
+      decision_ = lease.decision;
+      return conclude(ctx);
+    case LeaseTable::Outcome::Waiting:
+      ctx.count(slots_.counters + kRedisWaits);
+      ctx_ = &ctx;
+      return plugin::Status::Stop;
+    case LeaseTable::Outcome::Failed:
+      break;
   }
-  std::array<std::string_view, RedisWindow::kMaxArgs> args;
-  const std::size_t count = config_.window().args("1", "", args);
-  const std::string_view keys[] = {redisKey_};
-  if (client->eval(windowScript(), keys, {args.data(), count},
-                   static_cast<redis::Waiter&>(*this)) != redis::Failure::None) {
-    return fallBack(ctx);
-  }
-  ctx_ = &ctx;
-  return plugin::Status::Stop;
+  return fallBack(ctx);
 }
 
-void RateLimit::onReply(const redisReply* reply, redis::Failure failure) {
-  std::optional<Grant> grant;
-  if (failure == redis::Failure::None) grant = decodeGrant(reply, config_.limits().size(), 1);
-  if (grant && !grant->decision.allowed) {
-    state_->memo.remember(digest_, grant->decision, ctx_->nowMs());
-  }
-  finishWaiting(grant ? &grant->decision : nullptr,
-                grant ? redis::Failure::None : redis::Failure::BadReply);
-}
-
-void RateLimit::finishWaiting(const Decision* decision, redis::Failure) {
+void RateLimit::onLease(const Decision* decision, redis::Failure) {
   plugin::Context& ctx = *std::exchange(ctx_, nullptr);
+  // A call sent from a reply (for the requests still waiting) has no request of its own: the
+  // next one the table serves counts it.
+  ctx.count(slots_.counters + kRedisCalls, state_->leases.takeCallCount());
   if (decision) {
     decision_ = *decision;
     conclude(ctx);

@@ -12,8 +12,9 @@
 // with 400, a longer one with 431, in both modes.
 //
 // Where the counters live (`store`): in a table of this process (local, the default), or in
-// Redis, shared by every instance (redis: one script call per request, the request waiting for
-// the reply; hybrid: leases of quota, see lease_table.h). When Redis cannot answer,
+// Redis, shared by every instance (redis: the request waits for a script call that decides for it
+// and for the key's other requests waiting on this worker; hybrid: leases of quota; both in
+// lease_table.h). When Redis cannot answer,
 // `on_redis_error` decides: allow (count in the local table meanwhile, which can still refuse) or
 // deny (503 RATE_LIMIT_UNAVAILABLE). Refusals are remembered per worker (refusal_memo.h), so a
 // limited client's flood does not reach Redis.
@@ -56,11 +57,13 @@ enum class OnRedisError : uint8_t { Allow, Deny };
 // The settings of store: redis|hybrid (ignored by local).
 struct RedisSettings {
   static constexpr int64_t kDefaultBatch = 16;
+  static constexpr int64_t kMaxBatchFactor = 16;  // max_batch's default: 16 x batch
   static constexpr std::size_t kDefaultMemoKeys = 4096;
   Store store = Store::Local;
   OnRedisError onError = OnRedisError::Allow;
   std::string scope;  // "" at parse: derived from the limits and the key (defaultScope)
-  int64_t batch = kDefaultBatch;
+  int64_t batch = kDefaultBatch;                       // hybrid: a key's first lease size
+  int64_t maxBatch = kMaxBatchFactor * kDefaultBatch;  // hybrid: a hot key's lease grows to this
   std::size_t memoKeys = kDefaultMemoKeys;
 };
 
@@ -71,7 +74,8 @@ enum Counter : uint32_t {
   kFallbackAllow,   // Redis could not decide; on_redis_error: allow
   kFallbackDeny,    // Redis could not decide; on_redis_error: deny
   kMemoRefusals,    // refused from the refusal memo, without asking Redis
-  kLeaseRefills,    // hybrid: lease refills sent to Redis
+  kRedisCalls,      // script calls sent to Redis
+  kRedisWaits,      // requests that waited for a call's reply
 };
 inline constexpr std::string_view kPolicyValues[] = {"allow", "deny"};
 inline constexpr observability::CounterFamily kCounterFamilies[] = {
@@ -91,8 +95,14 @@ inline constexpr observability::CounterFamily kCounterFamilies[] = {
      "Requests refused from the refusal memo without asking Redis, by route.",
      "",
      {}},
-    {"gatewayd_rate_limit_lease_refills_total",
-     "Lease refills sent to Redis by store: hybrid, by route.",
+    {"gatewayd_rate_limit_redis_calls_total",
+     "Script calls sent to Redis by store: redis or hybrid (one per group of a key's requests "
+     "waiting together, or per lease), by route.",
+     "",
+     {}},
+    {"gatewayd_rate_limit_redis_waits_total",
+     "Requests that waited for Redis's answer (store: redis: each one Redis decides; hybrid: "
+     "those that found no usable lease), by route.",
      "",
      {}},
 };
@@ -155,7 +165,9 @@ std::string defaultScope(const std::vector<NamedLimit>& limits, const std::vecto
 struct RedisWorkerState final : plugin::WorkerState {
   RedisWorkerState(const Config& config, plugin::Dispatcher& dispatcher)
       : memo(config.redis().memoKeys),
-        leases(dispatcher, config.window(), config.redis().batch, config.redis().memoKeys, memo) {}
+        leases(dispatcher, config.window(),
+               config.redis().store == Store::Hybrid ? Grants::Lease : Grants::Exact,
+               config.redis().batch, config.redis().maxBatch, config.redis().memoKeys, memo) {}
   // The script loaded on `client` (on the worker's thread: the worker state may be made on
   // another), once per connection. A new connection at the address of an old one is not told,
   // and answers the first EVALSHA with NOSCRIPT, which the client resends as EVAL.
@@ -165,20 +177,19 @@ struct RedisWorkerState final : plugin::WorkerState {
     scriptLoadedOn_ = &client;
   }
   RefusalMemo memo;
-  LeaseTable leases;  // hybrid only
+  LeaseTable leases;
 
  private:
   const redis::Client* scriptLoadedOn_ = nullptr;
 };
 
-class RateLimit final : public plugin::Plugin, private redis::Waiter, private LeaseWaiter {
+class RateLimit final : public plugin::Plugin, private LeaseWaiter {
  public:
   RateLimit(const Config& config, plugin::Slots slots, RedisWorkerState* state)
       : config_(config), slots_(slots), state_(state) {}
   plugin::Status onRequestHeaders(plugin::Context& ctx) override;
   plugin::Status onResponseHeaders(plugin::Context& ctx) override;
   void onDestroy() noexcept override {
-    redis::Waiter::cancel();
     LeaseWaiter::leave();
     ctx_ = nullptr;
   }
@@ -197,12 +208,9 @@ class RateLimit final : public plugin::Plugin, private redis::Waiter, private Le
   plugin::Status conclude(plugin::Context& ctx);
   // Redis could not decide: on_redis_error.
   plugin::Status fallBack(plugin::Context& ctx);
-  // The answer to a Stop: the decision, or null and why not; resumes the exchange.
-  void finishWaiting(const Decision* decision, redis::Failure failure);
-  void onReply(const redisReply* reply, redis::Failure failure) override;
-  void onLease(const Decision* decision, redis::Failure failure) override {
-    finishWaiting(decision, failure);
-  }
+  // The answer to a Stop: the decision, or null when Redis could not decide; resumes the
+  // exchange.
+  void onLease(const Decision* decision, redis::Failure failure) override;
 
   const Config& config_;
   plugin::Slots slots_;
@@ -214,8 +222,6 @@ class RateLimit final : public plugin::Plugin, private redis::Waiter, private Le
   plugin::Context* ctx_ = nullptr;
   std::array<KeyPart, Config::kMaxKeyParts> parts_;
   std::size_t partCount_ = 0;
-  Digest digest_;
-  std::string redisKey_;  // reused across recycles
 };
 
 // Whole seconds for a header, rounded up so a client waiting that long is never early.

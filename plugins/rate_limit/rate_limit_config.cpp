@@ -21,6 +21,7 @@ constexpr int64_t kMaxKeysCap = 100'000'000;
 constexpr std::size_t kMaxScopeLength = 64;
 constexpr int64_t kMinBatch = 2;
 constexpr int64_t kMaxBatch = 1000;
+constexpr int64_t kMaxMaxBatch = 16 * kMaxBatch;
 constexpr int64_t kMaxMemoKeys = 1'000'000;
 
 // Policy names are sent inside a structured-field string, scopes inside Redis key names: keep
@@ -158,6 +159,13 @@ void parseRedisSettings(NodeReader& reader, const YAML::Node& settings,
                      config::quote(out.scope));
   }
   reader.readInt("batch", out.batch, kMinBatch, kMaxBatch);
+  out.maxBatch = RedisSettings::kMaxBatchFactor * out.batch;
+  if (reader.readInt("max_batch", out.maxBatch, kMinBatch, kMaxMaxBatch) &&
+      out.store == Store::Hybrid && out.maxBatch < out.batch) {
+    reader.error(*reader.value("max_batch"), "'max_batch' (" + std::to_string(out.maxBatch) +
+                                                 ") must be at least 'batch' (" +
+                                                 std::to_string(out.batch) + ")");
+  }
   reader.readInt("memo_keys", out.memoKeys, 0, kMaxMemoKeys);
   for (std::string_view key : {"on_redis_error", "scope", "memo_keys"}) {
     if (out.store == Store::Local && reader.has(key)) {
@@ -166,8 +174,10 @@ void parseRedisSettings(NodeReader& reader, const YAML::Node& settings,
                                            "is local");
     }
   }
-  if (out.store != Store::Hybrid && reader.has("batch")) {
-    reader.error(*reader.value("batch"), "'batch' applies to store: hybrid only");
+  for (std::string_view key : {"batch", "max_batch"}) {
+    if (out.store != Store::Hybrid && reader.has(key)) {
+      reader.error(*reader.value(key), "'" + std::string(key) + "' applies to store: hybrid only");
+    }
   }
   if (out.store == Store::Hybrid && out.memoKeys == 0) {
     reader.error(*reader.value("memo_keys"),
@@ -195,7 +205,7 @@ std::shared_ptr<const plugin::RouteConfig> Factory::parse(
   const std::size_t errorsBefore = errors.size();
   auto reader = NodeReader::settings(settings, "rate_limit", errors);
   reader.allowKeys({"limits", "key", "missing_key", "headers", "mode", "max_keys", "max_key_bytes",
-                    "store", "on_redis_error", "scope", "batch", "memo_keys"});
+                    "store", "on_redis_error", "scope", "batch", "max_batch", "memo_keys"});
   std::vector<NamedLimit> limits;
   parseLimits(reader, settings, limits, errors);
   std::vector<KeySpec> key;

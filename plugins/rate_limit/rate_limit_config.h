@@ -1,7 +1,7 @@
 #pragma once
 // The rate_limit plugin type: settings `limits` (required: list of {requests, window, name}),
 // `key`, `missing_key`, `headers`, `mode`, `max_keys`, `max_key_bytes`, and for counters in Redis
-// `store`, `on_redis_error`, `scope`, `batch`, `memo_keys`. Each instance gets its own
+// `store`, `on_redis_error`, `scope`, `batch`, `max_batch`, `memo_keys`. Each instance gets its own
 // counter table, so a route may list rate_limit twice (a per-IP tier before auth, a per-key tier
 // after it).
 

@@ -139,6 +139,10 @@ memo_keys: 10
   CHECK(hybrid.redis().onError == OnRedisError::Deny);
   CHECK(hybrid.window().scope() == "api.v2");
   CHECK(hybrid.redis().batch == 50);
+  CHECK(hybrid.redis().maxBatch == 800);  // 16 x batch unless set
+  CHECK(parsed("{limits: [{requests: 1, window: 1s}], store: hybrid, max_batch: 40}")
+            .redis()
+            .maxBatch == 40);
   CHECK(hybrid.redis().memoKeys == 10);
 }
 
@@ -170,6 +174,13 @@ TEST_CASE("rate_limit config: Redis settings are checked, at their position") {
         Lines{"1:60: 'batch' applies to store: hybrid only"});
   CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, batch: 1}") ==
         Lines{"1:61: 'batch': expected an integer from 2 to 1000, got '1'"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: redis, max_batch: 8}") ==
+        Lines{"1:64: 'max_batch' applies to store: hybrid only"});
+  CHECK(
+      errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, batch: 32, max_batch: 16}") ==
+      Lines{"1:76: 'max_batch' (16) must be at least 'batch' (32)"});
+  CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, max_batch: 16001}") ==
+        Lines{"1:65: 'max_batch': expected an integer from 2 to 16000, got '16001'"});
   CHECK(errorsOf("{limits: [{requests: 1, window: 1s}], store: hybrid, memo_keys: 0}") ==
         Lines{"1:65: 'memo_keys' must be at least 1 with store: hybrid (it also bounds the keys "
               "holding leases)"});

@@ -1,7 +1,7 @@
 // rate_limit with store: redis|hybrid against test::FakeRedis: the request waits (Stop) for the
-// script's reply and resumes with its answer; failures go to on_redis_error; refusals are
-// remembered; hybrid admits from leases. The script itself runs against a real Redis in
-// test/integration/plugins/rate_limit_redis_test.cpp.
+// script's reply and resumes with its answer; the requests of a key waiting together share one
+// call; failures go to on_redis_error; refusals are remembered; hybrid admits from leases. The
+// script itself runs against a real Redis in test/integration/plugins/rate_limit_redis_test.cpp.
 #include <doctest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -60,6 +60,9 @@ struct Rig {
     uint64_t counted(Counter c) const { return ctx.counted[c]; }
   };
 
+  // The end of the worker's loop turn: store: redis sends the calls the turn's requests need.
+  void endTurn() { worker.advance(0); }
+
   std::unique_ptr<Exchange> start(std::string ip = "192.0.2.1") {
     auto x = std::make_unique<Exchange>();
     x->ctx.loop->now = worker.now;
@@ -79,20 +82,21 @@ struct Rig {
 TEST_CASE("rate_limit redis: the request waits for the script, then goes on with its headers") {
   Rig rig("{limits: [{requests: 10, window: 1s}], store: redis, scope: api}");
   auto x = rig.start();
+  rig.endTurn();
   // Loaded on the worker's connection by its first request, once.
   REQUIRE(rig.redis.used.size() == 1);
   CHECK(rig.redis.used[0] == &windowScript());
   CHECK(x->request == plugin::Status::Stop);
   REQUIRE(rig.redis.pending() == 1);
   const std::vector<std::string>& argv = rig.redis.oldest();
-  REQUIRE(argv.size() == 8);
+  REQUIRE(argv.size() == 9);
   CHECK(argv[0] == "EVALSHA");
   CHECK(argv[1] == windowScript().sha1());
   CHECK(argv[2] == "1");
   CHECK(argv[3].starts_with("gw:rl:{api:"));
   CHECK(argv[3].size() == std::string("gw:rl:{api:}").size() + 32);
   CHECK(std::vector<std::string>(argv.begin() + 4, argv.end()) ==
-        std::vector<std::string>{"1", "", "10", "1000"});
+        std::vector<std::string>{"1", "all", "", "10", "1000"});
   CHECK(x->waiting());
 
   rig.redis.respond(FakeReply::integers({1, 0, 9, 1999, 0, 999}));
@@ -108,6 +112,7 @@ TEST_CASE("rate_limit redis: the request waits for the script, then goes on with
 TEST_CASE("rate_limit redis: a refusal is a 429 with Retry-After, then refused from the memo") {
   Rig rig("{limits: [{requests: 10, window: 1s}], store: redis}");
   auto x = rig.start();
+  rig.endTurn();
   rig.redis.respond(FakeReply::integers({0, 0, 0, 1999, 1500, 500}));
   CHECK(x->ctx.resumes == 1);
   CHECK(x->status() == 429);
@@ -133,6 +138,7 @@ TEST_CASE("rate_limit redis: a refusal is a 429 with Retry-After, then refused f
   CHECK(other->request == plugin::Status::Stop);
   rig.worker.now += 900;
   auto later = rig.start();
+  rig.endTurn();
   CHECK(later->request == plugin::Status::Stop);
   CHECK(rig.redis.pending() == 2);
 }
@@ -140,6 +146,7 @@ TEST_CASE("rate_limit redis: a refusal is a 429 with Retry-After, then refused f
 TEST_CASE("rate_limit redis: on_redis_error allow counts in the local table meanwhile") {
   Rig rig("{limits: [{requests: 1, window: 1s}], store: redis}");
   SUBCASE("refused at once (breaker open): no wait") {
+    rig.redis.currentState = redis::State::Open;
     rig.redis.refuseWith = redis::Failure::Down;
     auto first = rig.start();
     CHECK(first->request == plugin::Status::Continue);
@@ -154,6 +161,7 @@ TEST_CASE("rate_limit redis: on_redis_error allow counts in the local table mean
   }
   SUBCASE("timed out after the wait") {
     auto x = rig.start();
+    rig.endTurn();
     rig.redis.fail(redis::Failure::Timeout);
     CHECK(x->ctx.resumes == 1);
     CHECK(x->status() == 200);
@@ -163,6 +171,7 @@ TEST_CASE("rate_limit redis: on_redis_error allow counts in the local table mean
   SUBCASE("a reply of another shape, or an error reply") {
     auto bad = rig.start();
     auto error = rig.start("192.0.2.2");
+    rig.endTurn();
     rig.redis.respond(FakeReply::integers({1, 0, 9}));
     rig.redis.respond(FakeReply::error("OOM command not allowed"));
     CHECK(bad->note() == "fallback");
@@ -181,7 +190,8 @@ TEST_CASE("rate_limit redis: on_redis_error allow counts in the local table mean
 TEST_CASE("rate_limit redis: on_redis_error deny answers 503 RATE_LIMIT_UNAVAILABLE") {
   Rig rig("{limits: [{requests: 10, window: 1s}], store: redis, on_redis_error: deny}");
   SUBCASE("at once") {
-    rig.redis.refuseWith = redis::Failure::Overloaded;
+    rig.redis.currentState = redis::State::Open;
+    rig.redis.refuseWith = redis::Failure::Down;
     auto x = rig.start();
     CHECK(x->request == plugin::Status::Respond);
     CHECK(x->status() == 503);
@@ -194,10 +204,23 @@ TEST_CASE("rate_limit redis: on_redis_error deny answers 503 RATE_LIMIT_UNAVAILA
   }
   SUBCASE("after the wait") {
     auto x = rig.start();
+    rig.endTurn();
     rig.redis.fail(redis::Failure::Disconnected);
     CHECK(x->ctx.resumes == 1);
     CHECK(x->code() == "RATE_LIMIT_UNAVAILABLE");
     CHECK(x->header("Retry-After") == "1");
+  }
+  SUBCASE("refused when the turn's call goes out (max_pending): in the same turn") {
+    rig.redis.refuseWith = redis::Failure::Overloaded;
+    auto x = rig.start();
+    auto y = rig.start();
+    CHECK(x->waiting());
+    rig.endTurn();
+    CHECK(x->ctx.resumes == 1);
+    CHECK(y->ctx.resumes == 1);
+    CHECK(x->code() == "RATE_LIMIT_UNAVAILABLE");
+    CHECK(y->code() == "RATE_LIMIT_UNAVAILABLE");
+    CHECK(rig.redis.pending() == 0);
   }
 }
 
@@ -206,11 +229,13 @@ TEST_CASE("rate_limit redis: shadow mode never refuses, whatever Redis says") {
       "{limits: [{requests: 1, window: 1s}], store: redis, mode: shadow, "
       "on_redis_error: deny}");
   auto over = rig.start();
+  rig.endTurn();
   rig.redis.respond(FakeReply::integers({0, 0, 0, 1999, 1500, 500}));
   CHECK(over->ctx.resumes == 1);
   CHECK(over->status() == 200);
   CHECK(over->note() == "shadow");
   CHECK(over->counted(kShadowExceeded) == 1);
+  rig.redis.currentState = redis::State::Open;
   rig.redis.refuseWith = redis::Failure::Down;
   auto down = rig.start("192.0.2.2");
   CHECK(down->request == plugin::Status::Continue);
@@ -224,6 +249,7 @@ TEST_CASE("rate_limit redis: an exchange that ends while waiting never hears the
   auto gone = rig.start();
   auto destroyedOnly = rig.start("192.0.2.2");
   auto recycled = rig.start("192.0.2.3");
+  rig.endTurn();
   gone->plugin->onDestroy();
   gone.reset();
   destroyedOnly->plugin.reset();  // the destructor cancels too
@@ -237,11 +263,124 @@ TEST_CASE("rate_limit redis: an exchange that ends while waiting never hears the
   CHECK(recycled->ctx.resumes == 0);
   // The recycled instance serves the next exchange as a fresh one.
   test::TestContext next;
+  next.info.clientIp = "192.0.2.7";
   next.loop->now = kT0;
   next.loop->redisClient = &rig.redis;
   CHECK(recycled->plugin->onRequestHeaders(next) == plugin::Status::Stop);
+  rig.endTurn();
   rig.redis.respond(FakeReply::integers({1, 0, 8, 1999, 0, 999}));
   CHECK(next.resumes == 1);
+}
+
+TEST_CASE("rate_limit redis: the requests of a key in one loop turn share one call") {
+  Rig rig("{limits: [{requests: 10, window: 1s}], store: redis}");
+  auto a = rig.start();
+  auto b = rig.start();
+  auto other = rig.start("192.0.2.2");  // another key has its own call
+  auto c = rig.start();
+  CHECK(rig.redis.pending() == 0);  // sent when the turn ends
+  rig.endTurn();
+  REQUIRE(rig.redis.pending() == 2);
+  CHECK(rig.redis.oldest()[4] == "3");
+  CHECK(rig.redis.newest()[4] == "1");
+  rig.redis.respond(FakeReply::integers({3, 0, 7, 1999, 0, 999}));
+  // Each gets what one call each, in this order, would have said.
+  CHECK(a->header("RateLimit") == "\"default\";r=9;t=2");
+  CHECK(b->header("RateLimit") == "\"default\";r=8;t=2");
+  CHECK(c->header("RateLimit") == "\"default\";r=7;t=2");
+  CHECK(other->waiting());
+}
+
+TEST_CASE("rate_limit redis: the requests of a key waiting together share the next call") {
+  Rig rig("{limits: [{requests: 10, window: 1s}], store: redis}");
+  auto a = rig.start();
+  rig.endTurn();
+  // Three more of the key while a's call is in flight: they wait for it, then share one call.
+  auto b = rig.start();
+  auto c = rig.start();
+  rig.endTurn();
+  auto d = rig.start();
+  auto other = rig.start("192.0.2.2");  // another key has its own call
+  rig.endTurn();
+  CHECK(rig.redis.pending() == 2);
+  rig.redis.respond(FakeReply::integers({1, 0, 9, 1999, 0, 999}));
+  rig.endTurn();
+  CHECK(a->status() == 200);
+  CHECK(b->waiting());
+  REQUIRE(rig.redis.pending() == 2);
+  CHECK(rig.redis.newest()[4] == "3");
+  CHECK(rig.redis.newest()[5] == "all");
+  rig.redis.respond(FakeReply::integers({1, 0, 8, 1999, 0, 999}));  // other's
+  CHECK(other->status() == 200);
+  // Each gets what one call each, in this order, would have said.
+  rig.redis.respond(FakeReply::integers({3, 0, 6, 1999, 0, 999}));
+  CHECK(b->header("RateLimit") == "\"default\";r=8;t=2");
+  CHECK(c->header("RateLimit") == "\"default\";r=7;t=2");
+  CHECK(d->header("RateLimit") == "\"default\";r=6;t=2");
+  CHECK(rig.redis.pending() == 0);
+  // Three calls for five requests, each of which waited. A call sent at a turn's end or from a
+  // reply is counted by the next request the table serves.
+  uint64_t calls = 0;
+  uint64_t waits = 0;
+  for (const auto* x : {a.get(), b.get(), c.get(), d.get(), other.get()}) {
+    calls += x->counted(kRedisCalls);
+    waits += x->counted(kRedisWaits);
+  }
+  CHECK(calls == 3);
+  CHECK(waits == 5);
+}
+
+TEST_CASE(
+    "rate_limit redis: a call granting fewer than asked serves the first, asks for the rest") {
+  Rig rig("{limits: [{requests: 3, window: 1s}], store: redis}");
+  auto a = rig.start();
+  rig.endTurn();
+  auto b = rig.start();
+  auto c = rig.start();
+  auto d = rig.start();
+  rig.redis.respond(FakeReply::integers({1, 0, 2, 1999, 0, 999}));
+  rig.endTurn();
+  REQUIRE(rig.redis.oldest()[4] == "3");
+  rig.redis.respond(FakeReply::integers({2, 0, 0, 1999, 0, 999}));
+  rig.endTurn();
+  CHECK(b->status() == 200);
+  CHECK(c->status() == 200);
+  CHECK(d->waiting());
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[4] == "1");
+  rig.redis.respond(FakeReply::integers({0, 0, 0, 1999, 1500, 999}));
+  CHECK(d->code() == "RATE_LIMIT_EXCEEDED");
+  CHECK(d->header("Retry-After") == "2");
+  CHECK(rig.start()->counted(kMemoRefusals) == 1);
+}
+
+TEST_CASE("rate_limit redis: a grant for a request that left serves the key's next request") {
+  Rig rig("{limits: [{requests: 10, window: 1s}], store: redis}");
+  auto a = rig.start();
+  rig.endTurn();
+  auto gone = rig.start();
+  rig.redis.respond(FakeReply::integers({1, 0, 9, 1999, 0, 999}));
+  rig.endTurn();
+  REQUIRE(rig.redis.pending() == 1);
+  gone->plugin->onDestroy();
+  rig.redis.respond(FakeReply::integers({1, 0, 8, 1999, 0, 999}));
+  CHECK(gone->ctx.resumes == 0);
+  // Counted in Redis when granted, so using it adds nothing to what Redis admitted; but only
+  // within the window it was granted in (999 ms, less 5 ms for clock lag).
+  SUBCASE("before that window ends") {
+    rig.worker.now += 993;
+    auto next = rig.start();
+    CHECK(next->request == plugin::Status::Continue);
+    CHECK(next->header("RateLimit") == "\"default\";r=8;t=2");  // 1999 - 993 ms
+    CHECK(rig.redis.pending() == 0);
+  }
+  SUBCASE("not after") {
+    rig.worker.now += 994;
+    auto late = rig.start();
+    CHECK(late->waiting());
+    rig.endTurn();
+    CHECK(rig.redis.pending() == 1);
+  }
 }
 
 TEST_CASE("rate_limit hybrid: leases of `batch`, admitted locally, refilled ahead of need") {
@@ -250,25 +389,71 @@ TEST_CASE("rate_limit hybrid: leases of `batch`, admitted locally, refilled ahea
   CHECK(first->request == plugin::Status::Stop);
   REQUIRE(rig.redis.pending() == 1);
   CHECK(rig.redis.oldest()[4] == "16");
-  CHECK(first->counted(kLeaseRefills) == 1);
+  CHECK(rig.redis.oldest()[5] == "half");
+  CHECK(first->counted(kRedisCalls) == 1);
   rig.redis.respond(FakeReply::integers({16, 0, 984, 60'000, 0, 30'000}));
   CHECK(first->ctx.resumes == 1);
   CHECK(first->status() == 200);
   CHECK(first->header("RateLimit") == "\"default\";r=999;t=60");  // 984 + the 15 held here
 
-  // 10 more from the lease without Redis; the 11th leaves 4 = batch / 4: a refill goes early.
-  for (int i = 0; i < 10; ++i) CHECK(rig.start()->request == plugin::Status::Continue);
+  // 6 more from the lease without Redis; the 7th leaves 8 = half the lease: a refill goes early.
+  for (int i = 0; i < 6; ++i) CHECK(rig.start()->request == plugin::Status::Continue);
   CHECK(rig.redis.pending() == 0);
-  auto eleventh = rig.start();
-  CHECK(eleventh->request == plugin::Status::Continue);
+  auto seventh = rig.start();
+  CHECK(seventh->request == plugin::Status::Continue);
   CHECK(rig.redis.pending() == 1);
-  CHECK(eleventh->counted(kLeaseRefills) == 1);
+  CHECK(seventh->counted(kRedisCalls) == 1);
   rig.redis.respond(FakeReply::integers({16, 0, 968, 60'000, 0, 29'000}));
-  // 4 left + 16: 15 more without Redis, and the 16th asks again.
+  // Back in time, nobody waited: the lease size stays. 8 left + 16: 15 more without Redis, and
+  // the 16th asks again, for 16.
   for (int i = 0; i < 15; ++i) CHECK(rig.start()->request == plugin::Status::Continue);
   CHECK(rig.redis.pending() == 0);
   CHECK(rig.start()->request == plugin::Status::Continue);
-  CHECK(rig.redis.pending() == 1);
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[4] == "16");
+}
+
+TEST_CASE("rate_limit hybrid: a hot key's leases double up to max_batch, an unused one halves") {
+  Rig rig("{limits: [{requests: 100000, window: 1m}], store: hybrid, batch: 4, max_batch: 16}");
+  auto first = rig.start();
+  rig.redis.respond(FakeReply::integers({4, 0, 99'000, 60'000, 0, 30'000}));
+  // Leaving 2 = half the lease sends the next one early; the lease runs dry before it comes.
+  rig.start();
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[4] == "4");
+  rig.start();
+  rig.start();
+  auto waits = rig.start();
+  CHECK(waits->waiting());
+  rig.redis.respond(FakeReply::integers({4, 0, 98'996, 60'000, 0, 30'000}));
+  CHECK(waits->status() == 200);
+  // So the key outpaces its leases: the next is twice the size, asked for when half of it is left.
+  rig.start();
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[4] == "8");
+  rig.start();
+  rig.start();
+  auto waitsAgain = rig.start();
+  CHECK(waitsAgain->waiting());
+  rig.redis.respond(FakeReply::integers({8, 0, 98'988, 60'000, 0, 30'000}));
+  rig.start();
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[4] == "16");
+  for (int i = 0; i < 6; ++i) rig.start();
+  auto waitsThird = rig.start();
+  CHECK(waitsThird->waiting());
+  rig.redis.respond(FakeReply::integers({16, 0, 98'972, 60'000, 0, 30'000}));
+  // Late again, but max_batch is reached.
+  for (int i = 0; i < 7; ++i) rig.start();
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[4] == "16");
+  rig.redis.respond(FakeReply::integers({16, 0, 98'956, 60'000, 0, 1'000}));
+  // The lease ends with tokens left: too big for the key's rate, the next one is half.
+  rig.worker.now += 1'000;
+  auto afterWindow = rig.start();
+  CHECK(afterWindow->waiting());
+  REQUIRE(rig.redis.pending() == 1);
+  CHECK(rig.redis.oldest()[4] == "8");
 }
 
 TEST_CASE("rate_limit hybrid: waiters are served in order; an expired lease is not used") {
@@ -315,7 +500,8 @@ TEST_CASE("rate_limit hybrid: a failed refill applies the policy to every waiter
   CHECK(rig.start()->code() == "RATE_LIMIT_UNAVAILABLE");
 }
 
-TEST_CASE("rate_limit hybrid: at most 256 requests of a key wait; the rest get the policy") {
+TEST_CASE(
+    "rate_limit hybrid: at most kMaxWaiters requests of a key wait; the rest get the policy") {
   Rig rig("{limits: [{requests: 1000, window: 1m}], store: hybrid}");
   std::vector<std::unique_ptr<Rig::Exchange>> waiting;
   for (std::size_t i = 0; i < LeaseTable::kMaxWaiters; ++i) waiting.push_back(rig.start());

@@ -11,33 +11,34 @@
 namespace gw::plugins::rate_limit {
 namespace {
 
-// Operation for operation window_table.cpp's admit(); the differential test
-// (test/integration/plugins/rate_limit_redis_test.cpp) runs both on random sequences. Lua 5.1
-// numbers are doubles, whose / and % are not exact: every division goes through idiv. A lease
-// (want > 1, hybrid) takes at most half of what is left, so one worker cannot starve the others.
-constexpr std::string_view kSource = R"lua(-- gatewayd rate_limit v1: sliding-window counter
+// Operation for operation window_table.cpp's admit() (`want` admissions in a row); the
+// differential test (test/integration/plugins/rate_limit_redis_test.cpp) runs both on random
+// sequences. Lua 5.1 numbers are doubles, whose / and % are not exact: every division goes
+// through idiv.
+constexpr std::string_view kSource = R"lua(-- gatewayd rate_limit v2: sliding-window counter
 -- KEYS[1] <prefix>rl:{scope:digest}, a hash with s<i> p<i> c<i> per limit i
--- ARGV[1] want: 1 (store: redis) or the lease size (hybrid)
--- ARGV[2] now in ms, or '' for Redis TIME
--- ARGV[2i+1], ARGV[2i+2] requests_i, window_ms_i
+-- ARGV[1] want: the requests waiting (store: redis) or the lease size (hybrid)
+-- ARGV[2] share: 'all' grants min(want, left); 'half' at most half of what is left (at least 1)
+-- ARGV[3] now in ms, or '' for Redis TIME
+-- ARGV[2i+2], ARGV[2i+3] requests_i, window_ms_i
 -- returns {granted, binding (0-based), remaining, reset_ms, retry_after_ms, valid_ms}
 local function idiv(a, b)
   local q = math.floor(a / b)
   if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
   return q
 end
-local want, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+local want, now = tonumber(ARGV[1]), tonumber(ARGV[3])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + idiv(tonumber(t[2]), 1000)
 end
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 3) / 2
 local names = {}
 for i = 1, n do names[3*i-2], names[3*i-1], names[3*i] = 's'..i, 'p'..i, 'c'..i end
 local v = redis.call('HMGET', KEYS[1], unpack(names))
 local Q, W, S, P, C, E, L = {}, {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  Q[i], W[i] = tonumber(ARGV[2*i+1]), tonumber(ARGV[2*i+2])
+  Q[i], W[i] = tonumber(ARGV[2*i+2]), tonumber(ARGV[2*i+3])
   S[i], P[i], C[i] = tonumber(v[3*i-2]), tonumber(v[3*i-1]) or 0, tonumber(v[3*i]) or 0
   if S[i] and S[i] > now then now = S[i] end
 end
@@ -58,7 +59,7 @@ end
 local grant = 0
 if minleft >= 1 then
   grant = math.min(want, minleft)
-  if want > 1 then grant = math.min(want, math.max(1, idiv(minleft, 2))) end
+  if ARGV[2] == 'half' then grant = math.min(want, math.max(1, idiv(minleft, 2))) end
 end
 if grant > 0 then
   local f = {}
@@ -131,12 +132,13 @@ void RedisWindow::formatKey(const redis::KeySpace& keySpace, const Digest& diges
   out += '}';
 }
 
-std::size_t RedisWindow::args(std::string_view want, std::string_view now,
+std::size_t RedisWindow::args(std::string_view want, Share share, std::string_view now,
                               std::array<std::string_view, kMaxArgs>& out) const {
   out[0] = want;
-  out[1] = now;
-  std::copy(limitArgs_.begin(), limitArgs_.end(), out.begin() + 2);
-  return 2 + limitArgs_.size();
+  out[1] = share == Share::All ? "all" : "half";
+  out[2] = now;
+  std::copy(limitArgs_.begin(), limitArgs_.end(), out.begin() + 3);
+  return 3 + limitArgs_.size();
 }
 
 Digest redisDigest(const redis::KeySpace& keySpace, std::span<const KeyPart> key) {

@@ -48,10 +48,17 @@ struct Grant {
   int64_t validMs = 0;  // ms until the earliest of the key's windows ends (a lease's lifetime)
 };
 
+// How much of what is left a call may take.
+enum class Share : uint8_t {
+  All,   // min(want, left): every request asked for is waiting (store: redis)
+  Half,  // at most half of what is left, at least 1: a lease, so one worker cannot starve the
+         // others (hybrid)
+};
+
 // Everything about a call that depends on the configuration only, built once at load.
 class RedisWindow {
  public:
-  static constexpr std::size_t kMaxArgs = 2 + 2 * WindowTable::kMaxLimits;
+  static constexpr std::size_t kMaxArgs = 3 + 2 * WindowTable::kMaxLimits;
 
   RedisWindow(std::span<const Limit> limits, std::string scope);
 
@@ -62,9 +69,10 @@ class RedisWindow {
 
   // `<prefix>rl:{<scope>:<32 hex digits>}` into `out` (reused, so steady state allocates nothing).
   void formatKey(const redis::KeySpace& keySpace, const Digest& digest, std::string& out) const;
-  // ARGV: `want` (a decimal count), `now` (ms in decimal; "" for Redis's clock), then each limit's
-  // requests and window in ms. Views into this object and the arguments; returns how many.
-  std::size_t args(std::string_view want, std::string_view now,
+  // ARGV: `want` (a decimal count), the share, `now` (ms in decimal; "" for Redis's clock), then
+  // each limit's requests and window in ms. Views into this object and the arguments (and static
+  // text); returns how many.
+  std::size_t args(std::string_view want, Share share, std::string_view now,
                    std::array<std::string_view, kMaxArgs>& out) const;
 
  private:

@@ -38,13 +38,17 @@ TEST_CASE("redis_window: digests are deterministic per key space, and differ bet
   CHECK_FALSE(redisDigest(a, parts) == redisDigest(a, other));
 }
 
-TEST_CASE("redis_window: arguments are want, now, then each limit's requests and window in ms") {
+TEST_CASE(
+    "redis_window: arguments are want, share, now, then each limit's requests and window in ms") {
   const RedisWindow window(kTwoLimits, "s");
   std::array<std::string_view, RedisWindow::kMaxArgs> args;
-  const std::size_t n = window.args("16", "", args);
-  REQUIRE(n == 6);
+  const std::size_t n = window.args("16", Share::Half, "", args);
+  REQUIRE(n == 7);
   CHECK(std::vector<std::string_view>(args.begin(), args.begin() + n) ==
-        std::vector<std::string_view>{"16", "", "10", "1000", "100", "60000"});
+        std::vector<std::string_view>{"16", "half", "", "10", "1000", "100", "60000"});
+  REQUIRE(window.args("3", Share::All, "1700", args) == 7);
+  CHECK(args[1] == "all");
+  CHECK(args[2] == "1700");
   CHECK(window.limitCount() == 2);
   CHECK(window.longestWindowMs() == 60'000);
 }

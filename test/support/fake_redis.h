@@ -104,6 +104,7 @@ class FakeRedis final : public redis::Client {
   std::size_t pending() const { return sent_.size(); }
   // The oldest command not answered yet.
   const std::vector<std::string>& oldest() const { return sent_.front()->argv; }
+  const std::vector<std::string>& newest() const { return sent_.back()->argv; }
   std::size_t answered() const { return answered_; }
 
   // Answers the oldest command with `reply` (an error reply comes as ServerError, as from the
