@@ -12,7 +12,7 @@
 # timeout or running out of memory stops that target, keeps the input in
 # build-asan/crashes/<name>/ and makes the script exit non-zero after the other targets ran.
 # One summary line per target: runs, coverage, features, corpus, peak RSS, crashes.
-# CC/CXX may name another clang (e.g. "ccache clang"); BUILD_DIR overrides build-asan/.
+# Through ccache when it is installed; CC/CXX may name another clang. BUILD_DIR overrides build-asan/.
 set -euo pipefail
 GW_SCRIPT="fuzz"
 # shellcheck source-path=SCRIPTDIR

@@ -26,15 +26,24 @@ gw_build() {
 gw_sanitized_args=(-Doptimization=1 -Ddebug=true -Db_ndebug=false -Dsanitize_debug=true -Dfuzz=true)
 gw_sanitized_dir() { echo "${BUILD_DIR:-$GW_ROOT/build-asan}"; }
 
-# gw_build_sanitized DIR [MESON_ARGS...]: gw_build DIR with clang (CC/CXX may name another, e.g.
-# "ccache clang") and gw_sanitized_args. A DIR an older setup configured with gcc is set up afresh.
+# gw_build_sanitized DIR [MESON_ARGS...]: gw_build DIR with clang (CC/CXX may name another) and
+# gw_sanitized_args. A DIR an older setup configured with gcc is set up afresh.
 gw_build_sanitized() {
   local dir="$1"
   shift
+  # Through ccache when there is one, as meson does by itself for the default compiler.
+  if [[ -z "${CC:-}" ]] && command -v ccache >/dev/null; then
+    export CC="ccache clang" CXX="ccache clang++"
+  fi
   export CC="${CC:-clang}" CXX="${CXX:-clang++}"
-  if [[ -f "$dir/meson-private/coredata.dat" ]] &&
-    [[ "$(meson introspect --compilers "$dir" 2>/dev/null |
-      python3 -c 'import json, sys; print(json.load(sys.stdin)["host"]["cpp"]["id"])' 2>/dev/null)" != clang ]]; then
+  if [[ -f "$dir/meson-info/intro-targets.json" ]] && ! python3 - "$dir/meson-info/intro-targets.json" <<'PY'
+import json, os, sys
+# The C++ compiler the directory was set up with, as its targets name it (["ccache", "clang++"]).
+compilers = [os.path.basename(s["compiler"][-1]) for t in json.load(open(sys.argv[1]))
+             for s in t["target_sources"] if s.get("language") == "cpp"]
+sys.exit(0 if compilers and compilers[0].startswith("clang") else 1)
+PY
+  then
     gw_log "$dir was configured with another compiler than clang: setting it up afresh"
     meson setup --wipe "$dir" "$GW_ROOT" "${gw_sanitized_args[@]}" >/dev/null || return 1
   fi
