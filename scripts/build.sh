@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures (first time) and builds gatewayd with meson + ninja.
 #   scripts/build.sh                      release build in build/ (or $BUILD_DIR)
-#   scripts/build.sh --sanitize           debug + ASan/UBSan build in build-asan/ (or $BUILD_DIR)
+#   scripts/build.sh --sanitize           clang ASan/UBSan build (-O1, with the fuzz targets) in
+#                                         build-asan/ (or $BUILD_DIR), as scripts/test.sh --sanitize
 #   scripts/build.sh -- -Dllhttp_src_dir=/opt/llhttp/src    extra meson arguments
 # Does not install packages; scripts/setup.sh does (run.sh and test.sh call both).
 set -euo pipefail
@@ -15,14 +16,14 @@ while (($#)); do
   case "$1" in
     --sanitize) sanitize=1 ;;
     --) shift; extra+=("$@"); break ;;
-    -h | --help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
 done
 
 if [[ "$sanitize" == 1 ]]; then
-  gw_build "${BUILD_DIR:-$GW_ROOT/build-asan}" --buildtype=debug -Dsanitize_debug=true "${extra[@]}"
+  gw_build_sanitized "$(gw_sanitized_dir)" "${extra[@]}"
 else
   gw_build "${BUILD_DIR:-$GW_ROOT/build}" "${extra[@]}"
 fi

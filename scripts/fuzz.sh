@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of test/fuzz/ (meson -Dfuzz=true with clang: ASan + UBSan +
-# coverage) in build-fuzz/ and runs each for a bounded time from its seed corpus.
+# coverage) in the sanitized build, build-asan/ (the one scripts/test.sh --sanitize runs the tests
+# in), and runs each for a bounded time from its seed corpus.
 #   scripts/fuzz.sh                       every target, 60 s each
 #   scripts/fuzz.sh --seconds 600         each target for 10 minutes
 #   scripts/fuzz.sh --target request      only that target (repeatable)
 #   scripts/fuzz.sh --list                the targets
 #   scripts/fuzz.sh --keep-going          after a finding, go on for the time left (long runs)
-# Inputs that reach new code are kept in build-fuzz/corpus/<name>/ (scratch: the seeds in
+# Inputs that reach new code are kept in build-asan/corpus/<name>/ (scratch: the seeds in
 # test/fuzz/corpus/<name>/ stay small and hand-picked). A crash, a broken invariant, a leak, a
 # timeout or running out of memory stops that target, keeps the input in
-# build-fuzz/crashes/<name>/ and makes the script exit non-zero after the other targets ran.
+# build-asan/crashes/<name>/ and makes the script exit non-zero after the other targets ran.
 # One summary line per target: runs, coverage, features, corpus, peak RSS, crashes.
-# CC/CXX may name another clang (e.g. "ccache clang"); BUILD_DIR overrides build-fuzz/.
+# Through ccache when it is installed; CC/CXX may name another clang. BUILD_DIR overrides build-asan/.
 set -euo pipefail
 GW_SCRIPT="fuzz"
 # shellcheck source-path=SCRIPTDIR
@@ -30,7 +31,7 @@ while (($#)); do
       targets+=("$2"); shift ;;
     --list) list=1 ;;
     --keep-going) keep_going=1 ;;
-    -h | --help) sed -n '2,14s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -42,17 +43,12 @@ fi
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 
 "$GW_ROOT/scripts/setup.sh" --fuzz
-dir="${BUILD_DIR:-$GW_ROOT/build-fuzz}"
-export CC="${CC:-clang}" CXX="${CXX:-clang++}"
-if [[ ! -f "$dir/meson-private/coredata.dat" ]]; then
-  gw_log "configuring $dir with $CXX"
-  # -O1 is libFuzzer's usual trade: fast enough per input, still close to the source.
-  meson setup "$dir" "$GW_ROOT" --buildtype=debug -Doptimization=1 -Dfuzz=true >/dev/null
-fi
+dir="$(gw_sanitized_dir)"
 binaries=()
 for name in "${targets[@]}"; do binaries+=("test/fuzz/${name}_fuzz"); done
-gw_log "building ${targets[*]} in $dir"
-ninja -C "$dir" "${binaries[@]}"
+# Only the targets (and what they link), not the tests. -O1 is libFuzzer's usual trade: fast
+# enough per input, still close to the source.
+GW_BUILD_TARGETS="${binaries[*]}" gw_build_sanitized "$dir" || gw_die "build failed in $dir"
 
 # Every sanitizer report ends the run and leaves the input behind; symbolized stacks.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:print_summary=1}"

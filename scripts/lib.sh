@@ -9,13 +9,55 @@ gw_die() { gw_log "error: $*"; exit 1; }
 # gw_build DIR [MESON_ARGS...]
 # Configures DIR on first use (release unless the arguments say otherwise), applies any
 # arguments to an existing DIR with `meson configure` (so e.g. a changed -D option takes
-# effect), then builds with ninja. ninja re-runs meson by itself when a meson.build changed.
+# effect), then builds with ninja (every target, or only $GW_BUILD_TARGETS). ninja re-runs meson
+# by itself when a meson.build changed.
 gw_build() {
+  gw_configure "$@" || return 1
+  gw_log "building $1${GW_BUILD_TARGETS:+ ($GW_BUILD_TARGETS)}"
+  # shellcheck disable=SC2086  # a list of targets
+  ninja -C "$1" ${GW_BUILD_TARGETS:-} || return 1
+}
+
+# The sanitized build: clang, AddressSanitizer + UBSan, -O1, with the libFuzzer targets. One build
+# for the sanitized tier of the tests (scripts/test.sh --sanitize) and for the fuzz targets
+# (scripts/fuzz.sh), in build-asan/ by default: every object is compiled once for both.
+# -Dsanitize_debug=true alone still builds with gcc by hand (README.md, "Build").
+# No --buildtype: `meson configure` would let it reset the optimization level on every rerun.
+gw_sanitized_args=(-Doptimization=1 -Ddebug=true -Db_ndebug=false -Dsanitize_debug=true -Dfuzz=true)
+gw_sanitized_dir() { echo "${BUILD_DIR:-$GW_ROOT/build-asan}"; }
+
+# gw_build_sanitized DIR [MESON_ARGS...]: gw_build DIR with clang (CC/CXX may name another) and
+# gw_sanitized_args. A DIR an older setup configured with gcc is set up afresh.
+gw_build_sanitized() {
+  local dir="$1"
+  shift
+  # Through ccache when there is one, as meson does by itself for the default compiler.
+  if [[ -z "${CC:-}" ]] && command -v ccache >/dev/null; then
+    export CC="ccache clang" CXX="ccache clang++"
+  fi
+  export CC="${CC:-clang}" CXX="${CXX:-clang++}"
+  if [[ -f "$dir/meson-info/intro-targets.json" ]] && ! python3 - "$dir/meson-info/intro-targets.json" <<'PY'
+import json, os, sys
+# The C++ compiler the directory was set up with, as its targets name it (["ccache", "clang++"]).
+compilers = [os.path.basename(s["compiler"][-1]) for t in json.load(open(sys.argv[1]))
+             for s in t["target_sources"] if s.get("language") == "cpp"]
+sys.exit(0 if compilers and compilers[0].startswith("clang") else 1)
+PY
+  then
+    gw_log "$dir was configured with another compiler than clang: setting it up afresh"
+    meson setup --wipe "$dir" "$GW_ROOT" "${gw_sanitized_args[@]}" >/dev/null || return 1
+  fi
+  gw_build "$dir" "${gw_sanitized_args[@]}" "$@"
+}
+
+# gw_configure DIR [MESON_ARGS...]: the configuring half of gw_build.
+gw_configure() {
   local dir="$1"
   shift
   if [[ ! -f "$dir/meson-private/coredata.dat" ]]; then
     local has_buildtype=0 a
-    for a in "$@"; do [[ "$a" == --buildtype=* ]] && has_buildtype=1; done
+    # -Doptimization (with -Ddebug) stands for a build type: both would draw a warning from meson.
+    for a in "$@"; do [[ "$a" == --buildtype=* || "$a" == -Doptimization=* ]] && has_buildtype=1; done
     local setup_args=()
     ((has_buildtype)) || setup_args+=(--buildtype=release)
     gw_log "configuring $dir: meson setup $dir ${setup_args[*]} $*"
@@ -24,8 +66,6 @@ gw_build() {
   elif (($#)); then
     meson configure "$dir" "$@" >/dev/null || return 1
   fi
-  gw_log "building $dir"
-  ninja -C "$dir" || return 1
 }
 
 # gw_pid_stop PID [SECONDS]: SIGTERM, wait up to SECONDS (default 10) for it to go, then SIGKILL.

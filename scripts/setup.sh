@@ -5,6 +5,8 @@
 #   scripts/setup.sh --format   also clang-format (scripts/format.sh)
 #   scripts/setup.sh --soak     also what scripts/soak.sh needs (wrk, gnuplot)
 #   scripts/setup.sh --fuzz     also clang and libFuzzer (scripts/fuzz.sh)
+#   scripts/setup.sh --sanitize also clang and its sanitizer runtimes (scripts/test.sh --sanitize,
+#                               scripts/build.sh --sanitize: the sanitized build is clang's)
 #   scripts/setup.sh --build    only the build packages (scripts/install.sh building on this host)
 #   scripts/setup.sh --run      only the libraries the gatewayd binary links (scripts/install.sh)
 # Idempotent: with everything present it touches nothing (no apt-get update) and works as any
@@ -30,8 +32,9 @@ bench_pkgs=(nginx-light haproxy wrk apache2-utils valgrind strace)
 bench_optional_pkgs=(h2o)  # a peer in ../shared/bench; its absence only drops that column
 format_pkgs=(clang-format)
 soak_pkgs=(wrk gnuplot-nox)  # load, and the PNG of RSS and throughput over time
-# clang 14 with its libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable reports.
-fuzz_pkgs=(clang libclang-rt-14-dev llvm)
+# clang 14 with its libFuzzer and sanitizer runtimes, and llvm-symbolizer for readable reports:
+# the sanitized build (tests and fuzz targets in one) is clang's.
+clang_pkgs=(clang libclang-rt-14-dev llvm)
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}" "${test_pkgs[@]}")
 optional=()
@@ -41,10 +44,10 @@ for arg in "$@"; do
     --bench) bench=1; want+=("${bench_pkgs[@]}"); optional+=("${bench_optional_pkgs[@]}") ;;
     --format) want+=("${format_pkgs[@]}") ;;
     --soak) want+=("${soak_pkgs[@]}") ;;
-    --fuzz) want+=("${fuzz_pkgs[@]}") ;;
+    --fuzz | --sanitize) want+=("${clang_pkgs[@]}") ;;
     --build) want=("${build_pkgs[@]}") ;;
     --run) want=("${binary_pkgs[@]}") ;;
-    -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $arg (see --help)" ;;
   esac
 done

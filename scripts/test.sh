@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite (unit + integration).
 #   scripts/test.sh                 release build in build/, `meson test`
-#   scripts/test.sh --sanitize      debug + AddressSanitizer + UBSan build in build-asan/ (also SANITIZE=1)
+#   scripts/test.sh --sanitize      clang AddressSanitizer + UBSan build (-O1, with the fuzz targets)
+#                                   in build-asan/ (also SANITIZE=1)
 #   scripts/test.sh --tsan          ThreadSanitizer build (-O1) in build-tsan/; runs only the tests
 #                                   listed in test/tsan_tests.txt; any report fails the run
 #   scripts/test.sh -- ARGS         extra `meson test` arguments, e.g. -- unit   or   -- --suite integration
@@ -21,7 +22,7 @@ while (($#)); do
     --sanitize) sanitize=1 ;;
     --tsan) tsan=1 ;;
     --) shift; test_args+=("$@"); break ;;
-    -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) gw_die "unknown option: $1 (see --help)" ;;
   esac
   shift
@@ -35,13 +36,13 @@ if ((tsan)); then
   build_args=(-Doptimization=1 -Ddebug=false -Db_ndebug=false -Dsanitize_thread=true)
 elif [[ "$sanitize" == 1 ]]; then
   pass=sanitized
-  dir="${BUILD_DIR:-$GW_ROOT/build-asan}"
-  build_args=(--buildtype=debug -Dsanitize_debug=true)
+  dir="$(gw_sanitized_dir)"
   # Sanitized code runs several times slower; the per-test timeouts are set for release.
   test_args=(--timeout-multiplier 4 "${test_args[@]}")
-  # meson test adds halt_on_error/abort_on_error itself; keep leak checking explicit.
+  # meson test adds halt_on_error/abort_on_error itself; keep leak checking explicit. The
+  # suppressions: RapidJSON 1.1's one known report (test/fuzz/ubsan.supp).
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=1:print_summary=1}"
-  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1:suppressions=$GW_ROOT/test/fuzz/ubsan.supp}"
 else
   pass=release
   dir="${BUILD_DIR:-$GW_ROOT/build}"
@@ -49,8 +50,14 @@ else
 fi
 
 started=$SECONDS
-"$GW_ROOT/scripts/setup.sh"
-if ! gw_build "$dir" "${build_args[@]}"; then
+if [[ "$pass" == sanitized ]]; then
+  "$GW_ROOT/scripts/setup.sh" --sanitize
+  build=(gw_build_sanitized "$dir")
+else
+  "$GW_ROOT/scripts/setup.sh"
+  build=(gw_build "$dir" "${build_args[@]}")
+fi
+if ! "${build[@]}"; then
   echo "$pass: build failed in $dir"
   exit 1
 fi

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "test/support/harness.h"
+#include "test/support/sanitizers.h"
 
 using namespace gw::it;
 
@@ -132,13 +133,8 @@ routes:
 TEST_CASE("cli: -t checks 20,000 routes in near-linear time and still finds a shadowed one") {
   // Comparing every pair of routes took 25 s for 20,000 (40 s of CPU here); parsing the YAML
   // takes the most now. A sanitized debug build parses it ~10 times slower: fewer routes there.
-#if defined(__SANITIZE_ADDRESS__)
-  constexpr int kRoutes = 4'000;
-  constexpr double kCpuSeconds = 10;
-#else
-  constexpr int kRoutes = 20'000;
-  constexpr double kCpuSeconds = 3;
-#endif
+  constexpr int kRoutes = gw::test::kAddressSanitizer ? 4'000 : 20'000;
+  constexpr double kCpuSeconds = gw::test::kAddressSanitizer ? 10 : 3;
   std::string yaml =
       "listeners: [{address: 127.0.0.1, port: 18999}]\n"
       "upstreams: [{name: main, backends: ['127.0.0.1:9']}]\n"

@@ -91,7 +91,7 @@ TEST_CASE("plugins cache redis: a fill through one instance is a hit on another"
   CHECK(filled.status == 200);
   CHECK(filled.body == originBody("/origin/shared", 1));
   // The SET is fire and forget: wait until Redis has it.
-  REQUIRE(waitFor([&] { return cacheKeys(redis).size() == 1; }, 2000ms));
+  REQUIRE(waitFor([&redis = redis] { return cacheKeys(redis).size() == 1; }, 2000ms));
   const std::string key = cacheKeys(redis)[0];
   CHECK(key.find("shared") == std::string::npos);  // a digest, not the URL
   const long ttl = std::stol(redis.call({"PTTL", key}));
@@ -121,7 +121,7 @@ TEST_CASE("plugins cache redis: Vary variants are shared each under their own ke
   CHECK(fetch(first, target, "Accept-Language: fr\r\n").body == originBody("/origin/varying", 1));
   CHECK(fetch(first, target, "Accept-Language: de\r\n").body == originBody("/origin/varying", 2));
   // One stub and two variants.
-  REQUIRE(waitFor([&] { return cacheKeys(redis).size() == 3; }, 2000ms));
+  REQUIRE(waitFor([&redis = redis] { return cacheKeys(redis).size() == 3; }, 2000ms));
   CHECK(fetch(second, target, "Accept-Language: de\r\n").body == originBody("/origin/varying", 2));
   CHECK(fetch(second, target, "Accept-Language: fr\r\n").body == originBody("/origin/varying", 1));
   CHECK(fetch(second, target, "Accept-Language: it\r\n").body == originBody("/origin/varying", 3));
@@ -133,10 +133,10 @@ TEST_CASE("plugins cache redis: an entry leaves Redis when its freshness ends") 
   auto& [redis, b, first, second] = both;
   const std::string target = "/origin/short?" + cacheControl("max-age=1");
   CHECK(fetch(first, target).body == originBody("/origin/short", 1));
-  REQUIRE(waitFor([&] { return cacheKeys(redis).size() == 1; }, 2000ms));
+  REQUIRE(waitFor([&redis = redis] { return cacheKeys(redis).size() == 1; }, 2000ms));
   CHECK(std::stol(redis.call({"PTTL", cacheKeys(redis)[0]})) <= 1000);
   // Redis drops it on time (its PX), so the other instance fetches anew.
-  REQUIRE(waitFor([&] { return cacheKeys(redis).empty(); }, 3000ms));
+  REQUIRE(waitFor([&redis = redis] { return cacheKeys(redis).empty(); }, 3000ms));
   CHECK(fetch(second, target).body == originBody("/origin/short", 2));
   CHECK(redisResult(second, "miss") == 1);
   CHECK(b.stats().requests == 2);
@@ -179,13 +179,13 @@ TEST_CASE("plugins cache redis: the admin purge reaches Redis, and only what it 
   for (const char* path : {"/origin/p/1", "/origin/p/2", "/origin/q/1"}) {
     CHECK(fetch(first, path + query).status == 200);
   }
-  REQUIRE(waitFor([&] { return cacheKeys(redis).size() == 3; }, 2000ms));
+  REQUIRE(waitFor([&redis = redis] { return cacheKeys(redis).size() == 3; }, 2000ms));
 
   Response purged = adminRequest(first, "/cache?prefix=/origin/p/", "DELETE");
   CHECK(purged.status == 200);
   CHECK(purged.body == "{\"purged\":2,\"redis_purges_queued\":1}\n");
   // A worker walks the keys in the background.
-  REQUIRE(waitFor([&] { return cacheKeys(redis).size() == 1; }, 3000ms));
+  REQUIRE(waitFor([&redis = redis] { return cacheKeys(redis).size() == 1; }, 3000ms));
 
   // The second instance never had /origin/p/1 in memory: it fetches it from the origin again,
   // while /origin/q/1 still comes from Redis.
