@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "test/support/sanitizers.h"
+
 namespace gw::plugins::rate_limit {
 namespace {
 
@@ -175,11 +177,7 @@ TEST_CASE("window_table: max_keys caps the table across shards") {
 }
 
 // glibc's allocator statistics; AddressSanitizer's allocator does not keep them.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kNoHeapStatistics = true;
-#else
-constexpr bool kNoHeapStatistics = false;
-#endif
+constexpr bool kNoHeapStatistics = test::kAddressSanitizer;
 
 // Heap bytes the table grows by per key, for 20,000 distinct keys of `keyBytes` bytes each.
 std::size_t heapPerKey(std::size_t limits, std::size_t keyBytes) {
