@@ -20,9 +20,10 @@
 // exactly as one call each would. A refused call refuses every waiter and goes into the refusal
 // memo; a partial grant serves the first waiters and asks again for the rest.
 //
-// Bounded: at most `capacity` idle keys per worker; a new key evicts the least recently used key
-// that has no call in flight and nobody waiting (its unused tokens are lost: under-admission
-// only). Busy keys are bounded by the Redis connection's max_pending (one call each).
+// Bounded: at most `capacity` keys per worker; a new key evicts the least recently used key that
+// has no call in flight or due and nobody waiting (its unused tokens are lost: under-admission
+// only). Only busy keys take the table past `capacity`, and those are bounded by the calls in
+// flight (the Redis connection's max_pending) and the requests waiting.
 
 #include <cstddef>
 #include <cstdint>
