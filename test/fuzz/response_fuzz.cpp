@@ -297,7 +297,8 @@ class BackendRun {
   void checkEndToEnd(const Message& sent, const Message& got) {
     const std::vector<std::string> nominated = connectionOptions(sent);
     // HEAD and 304 keep the backend's Content-Length: it describes the content, not this body.
-    const bool lengthIsTheirs = options_.head || sent.status == 304;
+    // A 204 never has one (RFC 9110 8.6: a server must not send it), HEAD or not.
+    const bool lengthIsTheirs = (options_.head || sent.status == 304) && sent.status != 204;
     auto endToEnd = [&](const Message& message, bool fromBackend) {
       std::vector<std::pair<std::string, std::string>> fields;
       for (const auto& [name, value] : message.fields) {
